@@ -1,0 +1,438 @@
+"""Load: read ``inventory/`` and ``overlays/`` with positions, validate every item, check cross-field rules.
+
+The result is an ``Inventory``: validated models plus, for every item, the file and path it came from,
+so that resolve can record provenance and every error can say ``file:line:col: field: message``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Generic, TypeVar, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from generator.errors import InventoryError, Problem
+from generator.models import App, Cluster, Component, Fleet, Settings, Team
+from generator.yamlio import LoadedFile, Path_, load_file
+
+T = TypeVar("T", bound=BaseModel)
+
+SECTIONS = {"fleet": Fleet, "defaults": Settings, "components": Component, "clusters": Cluster,
+            "apps": App, "teams": Team}
+LIST_SECTIONS = ("components", "clusters", "apps", "teams")
+CLUSTER_VARIABLES = (
+    "cluster_name", "cluster_environment", "cluster_region", "cluster_cloud", "cluster_domain",
+    "fleet_domain", "organization",
+)
+_PATTERN_HINTS = {
+    "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$": (
+        "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter "
+        "or digit (so it is a safe file and object name)"
+    ),
+}
+_VARIABLE = re.compile(r"(?<!\$)\$\{([^}:=\-+?#%/^,]*)")
+
+
+@dataclass(frozen=True)
+class Sourced(Generic[T]):
+    """A validated item and where it was written."""
+
+    item: T
+    file: LoadedFile
+    path: Path_
+    raw: dict[str, Any]
+
+    def where(self, *sub: str | int) -> tuple[str, int, int]:
+        """File, line and column of a key below this item."""
+        position = self.file.position((*self.path, *sub))
+        return position.file, position.line, position.column
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of settings (fleet defaults, an overlay, or a cluster) as written, with positions."""
+
+    name: str
+    data: dict[str, Any]
+    file: LoadedFile | None
+    path: Path_ = ()
+
+
+@dataclass
+class Inventory:
+    """The validated inventory of one fleet root."""
+
+    root: Path
+    fleet: Sourced[Fleet]
+    defaults: Layer
+    overlays: dict[str, Layer]
+    components: list[Sourced[Component]] = field(default_factory=list)
+    clusters: list[Sourced[Cluster]] = field(default_factory=list)
+    apps: list[Sourced[App]] = field(default_factory=list)
+    teams: list[Sourced[Team]] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[str]:
+        """Every inventory and overlay file, relative to the root."""
+        found = {self.fleet.file.file, *(o.file.file for o in self.overlays.values() if o.file)}
+        for group in (self.components, self.clusters, self.apps, self.teams):
+            found.update(s.file.file for s in group)
+        return sorted(found)
+
+
+def substitution_variables() -> tuple[str, ...]:
+    """Every variable Flux substitutes in this fleet: cluster facts plus per-cloud variables."""
+    cloud_vars = {name for cloud in platforms()["clouds"].values() for name in cloud.get("variables", {})}
+    return tuple(sorted({*CLUSTER_VARIABLES, *cloud_vars}))
+
+
+@cache
+def platforms() -> dict[str, Any]:
+    """Clouds, regions, zones and Kubernetes versions fleetgen supports."""
+    from generator.yamlio import load_documents
+
+    text = resources.files("generator").joinpath("data/platforms.yaml").read_text(encoding="utf-8")
+    data: dict[str, Any] = load_documents(text)[0]
+    return data
+
+
+# --- pydantic errors → problems with positions --------------------------------------------------------
+
+
+def _model_at(model: type[BaseModel], loc: Iterable[str | int]) -> type[BaseModel] | None:
+    """The model class that owns the last key of ``loc`` (for did-you-mean suggestions)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            fields = {f.alias or name: f for name, f in current.model_fields.items()}
+            if not isinstance(part, str) or part not in fields:
+                return None
+            current = fields[part].annotation
+        elif get_origin(current) in (list, dict):
+            current = get_args(current)[-1]
+        else:
+            return None
+        while get_origin(current) is not None and get_origin(current) not in (list, dict):
+            args = [a for a in get_args(current) if a is not type(None)]
+            current = args[0] if args else None
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _message(model: type[BaseModel], error: dict[str, Any]) -> str:
+    loc = error["loc"]
+    if error["type"] == "extra_forbidden":
+        owner = _model_at(model, loc[:-1])
+        known = sorted(f.alias or n for n, f in owner.model_fields.items()) if owner else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else (f"; expected one of: {', '.join(known)}" if known else "")
+        return f"unknown key '{loc[-1]}'{hint}"
+    if error["type"] == "string_pattern_mismatch":
+        pattern = error.get("ctx", {}).get("pattern", "")
+        return f"{error['input']!r} {_PATTERN_HINTS.get(pattern, f'does not match {pattern}')}"
+    if error["type"] == "missing":
+        return "required key is missing"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{message} (got {error['input']!r})" if error["type"].startswith("literal") else message
+
+
+def validate_item(model: type[T], data: Any, file: LoadedFile, path: Path_, problems: list[Problem]) -> T | None:
+    """Validate one item; on failure add one problem per pydantic error, each with file:line:col."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            position = file.position((*path, *loc))
+            dotted = ".".join(str(p) for p in (*path, *loc))
+            problems.append(Problem(position.file, position.line, position.column, dotted, _message(model, error)))
+        return None
+
+
+# --- loading --------------------------------------------------------------------------------------------
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def load_inventory(root: Path) -> Inventory:
+    """Read and validate the fleet at ``root`` (``inventory/`` and ``overlays/``); raise InventoryError."""
+    root = root.resolve()
+    inventory_dir, overlay_dir = root / "inventory", root / "overlays"
+    problems: list[Problem] = []
+    if not inventory_dir.is_dir():
+        raise InventoryError([Problem(_relative(inventory_dir, root), 0, 0, "", "no inventory/ folder here")])
+    files = sorted(p for p in inventory_dir.rglob("*") if p.suffix in {".yaml", ".yml"} and p.is_file())
+    loaded: list[LoadedFile] = []
+    for path in files:
+        try:
+            loaded.append(load_file(path, _relative(path, root)))
+        except InventoryError as exc:
+            problems.extend(exc.problems)
+
+    fleet_items: list[Sourced[Fleet]] = []
+    defaults: list[Layer] = []
+    groups: dict[str, list[Any]] = {name: [] for name in LIST_SECTIONS}
+    for file in loaded:
+        if file.data is None:
+            continue
+        if not isinstance(file.data, dict):
+            problems.append(Problem(file.file, 1, 1, "", "expected a mapping of sections"))
+            continue
+        for key, value in file.data.items():
+            model = SECTIONS.get(key)
+            if model is None:
+                close = difflib.get_close_matches(key, SECTIONS, n=1)
+                hint = f"did you mean '{close[0]}'?" if close else f"expected one of: {', '.join(SECTIONS)}"
+                pos = file.position((key,))
+                problems.append(Problem(file.file, pos.line, pos.column, key, f"unknown section; {hint}"))
+                continue
+            if key == "fleet":
+                fleet = validate_item(Fleet, value, file, ("fleet",), problems)
+                if fleet:
+                    fleet_items.append(Sourced(fleet, file, ("fleet",), value))
+            elif key == "defaults":
+                if validate_item(Settings, value, file, ("defaults",), problems) is not None:
+                    defaults.append(Layer("fleet defaults", value, file, ("defaults",)))
+            elif not isinstance(value, list):
+                pos = file.position((key,))
+                problems.append(Problem(file.file, pos.line, pos.column, key, "expected a list of entries"))
+            else:
+                for index, entry in enumerate(value):
+                    item = validate_item(model, entry, file, (key, index), problems)
+                    if item is not None:
+                        groups[key].append(Sourced(item, file, (key, index), entry))
+
+    if len(fleet_items) != 1 and not problems:
+        where = fleet_items[1].where() if len(fleet_items) > 1 else ("inventory/", 0, 0)
+        problems.append(Problem(where[0], where[1], where[2], "fleet",
+                                "exactly one 'fleet' section is required across inventory files"))
+    if len(defaults) > 1:
+        layer = defaults[1]
+        assert layer.file is not None
+        pos = layer.file.position(layer.path)
+        problems.append(Problem(pos.file, pos.line, pos.column, "defaults", "'defaults' is given more than once"))
+    if problems:
+        raise InventoryError(problems)
+
+    overlays: dict[str, Layer] = {}
+    if overlay_dir.is_dir():
+        for path in sorted(overlay_dir.glob("*.y*ml")):
+            try:
+                file = load_file(path, _relative(path, root))
+            except InventoryError as exc:
+                problems.extend(exc.problems)
+                continue
+            data = file.data or {}
+            if validate_item(Settings, data, file, (), problems) is not None:
+                overlays[path.stem] = Layer(f"overlays/{path.name}", data, file)
+
+    inventory = Inventory(
+        root=root,
+        fleet=fleet_items[0],
+        defaults=defaults[0] if defaults else Layer("fleet defaults", {}, None),
+        overlays=overlays,
+        components=sorted(groups["components"], key=lambda s: s.item.name),
+        clusters=sorted(groups["clusters"], key=lambda s: s.item.name),
+        apps=sorted(groups["apps"], key=lambda s: s.item.name),
+        teams=sorted(groups["teams"], key=lambda s: s.item.name),
+    )
+    problems.extend(cross_check(inventory))
+    if problems:
+        raise InventoryError(problems)
+    return inventory
+
+
+# --- cross-field rules ----------------------------------------------------------------------------------
+
+
+def _problem(source: Sourced[Any] | Layer, sub: Path_, field_name: str, message: str) -> Problem:
+    if isinstance(source, Layer):
+        assert source.file is not None
+        pos = source.file.position((*source.path, *sub))
+        return Problem(pos.file, pos.line, pos.column, field_name, message)
+    file, line, col = source.where(*sub)
+    return Problem(file, line, col, field_name, message)
+
+
+def _suggest(value: str, known: Iterable[str]) -> str:
+    known = sorted(known)
+    close = difflib.get_close_matches(value, known, n=1)
+    return f"did you mean '{close[0]}'?" if close else f"expected one of: {', '.join(known) or '(none)'}"
+
+
+def _duplicates(items: list[Sourced[Any]], section: str) -> list[Problem]:
+    seen: dict[str, Sourced[Any]] = {}
+    problems = []
+    for source in sorted(items, key=lambda s: (s.file.file, s.where()[1])):
+        name = source.item.name
+        if name in seen:
+            first = seen[name]
+            problems.append(_problem(source, ("name",), f"{section}.name",
+                                     f"duplicate name '{name}' (first defined at {first.file.file}:{first.where('name')[1]})"))
+        else:
+            seen[name] = source
+    return problems
+
+
+def _variables_in(value: Any) -> Iterable[tuple[Path_, str]]:
+    """``${name}`` references in strings of a values tree (for post-build substitution checks)."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            for path, name in _variables_in(child):
+                yield (key, *path), name
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            for path, name in _variables_in(child):
+                yield (index, *path), name
+    elif isinstance(value, str):
+        for match in _VARIABLE.finditer(value):
+            yield (), match.group(1)
+
+
+def _unknown_variable(name: str) -> str:
+    return (f"unknown variable '${{{name}}}'; Flux substitutes only {', '.join(substitution_variables())} "
+            "(write $${...} for a literal '${...}')")
+
+
+def _check_layer(layer: Layer, components: set[str], apps: set[str], platform: dict[str, Any]) -> list[Problem]:
+    problems = []
+    for key in ("components", "apps"):
+        known = components if key == "components" else apps
+        for name in (layer.data.get(key) or {}):
+            if name not in known:
+                problems.append(_problem(layer, (key, name), f"{key}.{name}",
+                                         f"unknown {key[:-1]} '{name}'; {_suggest(name, known)}"))
+        for name, settings in (layer.data.get(key) or {}).items():
+            for path, variable in _variables_in((settings or {}).get("values", {})):
+                if variable not in substitution_variables():
+                    problems.append(_problem(layer, (key, name, "values", *path), f"{key}.{name}.values",
+                                             _unknown_variable(variable)))
+    version = layer.data.get("kubernetesVersion")
+    if version is not None and version not in platform["kubernetesVersions"]:
+        problems.append(_problem(layer, ("kubernetesVersion",), "kubernetesVersion",
+                                 f"unsupported Kubernetes version '{version}'; supported: "
+                                 f"{', '.join(platform['kubernetesVersions'])}"))
+    for index, group in enumerate(layer.data.get("nodeGroups") or []):
+        if isinstance(group, dict) and not group.get("minSize", 0) <= group.get("desiredSize", 0) <= group.get("maxSize", 0):
+            problems.append(_problem(layer, ("nodeGroups", index), f"nodeGroups.{index}",
+                                     "sizes must satisfy minSize <= desiredSize <= maxSize"))
+    return problems
+
+
+def cross_check(inv: Inventory) -> list[Problem]:
+    """Rules across items: names, references, regions, overlays, CIDRs, versions, variables."""
+    problems: list[Problem] = []
+    platform = platforms()
+    fleet = inv.fleet.item
+    envs = set(fleet.environments)
+    for section in LIST_SECTIONS:
+        problems.extend(_duplicates(getattr(inv, section), section))
+    component_names = {c.item.name for c in inv.components}
+    app_names = {a.item.name for a in inv.apps}
+    team_names = {t.item.name for t in inv.teams}
+    cluster_names = {c.item.name for c in inv.clusters}
+
+    for index, env in enumerate(fleet.environments):
+        if env not in inv.overlays:
+            problems.append(_problem(inv.fleet, ("environments", index), "fleet.environments",
+                                     f"environment '{env}' has no overlay file overlays/{env}.yaml"))
+    for env, layer in inv.overlays.items():
+        if env not in envs:
+            assert layer.file is not None
+            problems.append(Problem(layer.file.file, 1, 1, "", f"overlay for unknown environment '{env}'; "
+                                    f"add it to fleet.environments ({_suggest(env, envs)})"))
+    for layer in (inv.defaults, *inv.overlays.values()):
+        if layer.file is not None:
+            problems.extend(_check_layer(layer, component_names, app_names, platform))
+
+    hubs = [c for c in inv.clusters if c.item.role == "hub"]
+    if inv.clusters and len(hubs) != 1:
+        source = hubs[1] if hubs else inv.clusters[0]
+        problems.append(_problem(source, ("role",), "clusters.role",
+                                 f"the fleet needs exactly one hub (management) cluster, found {len(hubs)}"))
+    networks: list[tuple[ipaddress.IPv4Network, Sourced[Cluster]]] = []
+    for source in inv.clusters:
+        cluster = source.item
+        regions = platform["clouds"][cluster.cloud]["regions"]
+        if cluster.region not in regions:
+            problems.append(_problem(source, ("region",), "clusters.region",
+                                     f"'{cluster.region}' is not a {cluster.cloud} region; {_suggest(cluster.region, regions)}"))
+        if cluster.environment not in envs:
+            problems.append(_problem(source, ("environment",), "clusters.environment",
+                                     f"unknown environment '{cluster.environment}'; {_suggest(cluster.environment, envs)}"))
+        elif cluster.environment not in inv.overlays:
+            problems.append(_problem(source, ("environment",), "clusters.environment",
+                                     f"environment '{cluster.environment}' has no overlay file overlays/{cluster.environment}.yaml"))
+        layer = Layer(f"cluster {cluster.name}", {k: v for k, v in source.raw.items() if k in Settings.model_fields
+                                                  or k in {f.alias for f in Settings.model_fields.values()}},
+                      source.file, source.path)
+        problems.extend(_check_layer(layer, component_names, app_names, platform))
+        net = cluster.networking
+        blocks = {"vpcCidr": net.vpc_cidr, "podCidr": net.pod_cidr, "serviceCidr": net.service_cidr}
+        parsed = {k: ipaddress.IPv4Network(v) for k, v in blocks.items()}
+        for a, b in (("vpcCidr", "podCidr"), ("vpcCidr", "serviceCidr"), ("podCidr", "serviceCidr")):
+            if parsed[a].overlaps(parsed[b]):
+                problems.append(_problem(source, ("networking", b), f"clusters.networking.{b}",
+                                         f"{blocks[b]} overlaps {a} {blocks[a]} of the same cluster"))
+        for other_net, other in networks:
+            if parsed["vpcCidr"].overlaps(other_net):
+                problems.append(_problem(source, ("networking", "vpcCidr"), "clusters.networking.vpcCidr",
+                                         f"{net.vpc_cidr} overlaps vpcCidr {other_net} of cluster '{other.item.name}' "
+                                         f"({other.file.file}:{other.where('networking', 'vpcCidr')[1]})"))
+        networks.append((parsed["vpcCidr"], source))
+
+    for source in inv.components:
+        for index, dep in enumerate(source.item.depends_on):
+            if dep not in component_names:
+                problems.append(_problem(source, ("dependsOn", index), "components.dependsOn",
+                                         f"unknown component '{dep}'; {_suggest(dep, component_names)}"))
+        for path, variable in _variables_in({"values": source.item.values, "configs": source.item.configs}):
+            if variable not in substitution_variables():
+                problems.append(_problem(source, path, "components." + ".".join(map(str, path)),
+                                         _unknown_variable(variable)))
+        for index, obj in enumerate(source.item.configs):
+            if not {"apiVersion", "kind", "metadata"} <= set(obj) or not isinstance(obj.get("metadata"), dict) \
+                    or "name" not in obj["metadata"]:
+                problems.append(_problem(source, ("configs", index), "components.configs",
+                                         "each config must be a Kubernetes object with apiVersion, kind and metadata.name"))
+
+    for source in inv.apps:
+        app = source.item
+        if app.team not in team_names:
+            problems.append(_problem(source, ("team",), "apps.team", f"unknown team '{app.team}'; {_suggest(app.team, team_names)}"))
+        for index, env in enumerate(app.environments or []):
+            if env not in envs:
+                problems.append(_problem(source, ("environments", index), "apps.environments",
+                                         f"unknown environment '{env}'; {_suggest(env, envs)}"))
+        for key in ("replicas", "autoscaling"):
+            for env in getattr(app, key):
+                if env not in envs:
+                    problems.append(_problem(source, (key, env), f"apps.{key}",
+                                             f"unknown environment '{env}'; {_suggest(env, envs)}"))
+        for index, name in enumerate(app.clusters or []):
+            if name not in cluster_names:
+                problems.append(_problem(source, ("clusters", index), "apps.clusters",
+                                         f"unknown cluster '{name}'; {_suggest(name, cluster_names)}"))
+        for index, dep in enumerate(app.depends_on):
+            if dep not in app_names:
+                problems.append(_problem(source, ("dependsOn", index), "apps.dependsOn",
+                                         f"unknown app '{dep}'; {_suggest(dep, app_names)}"))
+        for env, scaling in app.autoscaling.items():
+            if scaling.min_replicas > scaling.max_replicas:
+                problems.append(_problem(source, ("autoscaling", env), "apps.autoscaling",
+                                         "minReplicas must not exceed maxReplicas"))
+        for path, variable in _variables_in(app.values):
+            if variable not in substitution_variables():
+                problems.append(_problem(source, ("values", *path), "apps.values", _unknown_variable(variable)))
+    return problems

@@ -1,0 +1,34 @@
+"""The render pipeline: load → validate → resolve → plan → write (or check)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from generator import writer
+from generator.loader import load_inventory
+from generator.plan import plan_fleet
+from generator.resolve import ResolvedFleet, resolve
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A resolved fleet and its complete file plan (paths relative to the output root)."""
+
+    fleet: ResolvedFleet
+    files: dict[str, str]
+
+
+def plan(root: Path) -> Rendered:
+    """Everything a render would write for the fleet at ``root``; writes nothing."""
+    fleet = resolve(load_inventory(root))
+    files = {f"fleet/{path}": text for path, text in plan_fleet(fleet, root / "charts").items()}
+    return Rendered(fleet, dict(sorted(files.items())))
+
+
+def render(root: Path, out: Path, *, check: bool = False, force: bool = False) -> writer.Changes:
+    """Render the fleet at ``root`` into ``out``; with ``check`` only compare."""
+    rendered = plan(root)
+    if check:
+        return writer.compare(out, rendered.files)
+    return writer.write(out, rendered.files, force=force)

@@ -1,0 +1,310 @@
+"""Resolve: layer built-in defaults ⊕ fleet defaults ⊕ overlays/<env> ⊕ cluster, recording provenance.
+
+Merge rules (the same as a JSON merge patch, which is also what kustomize applies to a HelmRelease):
+maps merge key by key, lists and scalars replace, and ``null`` removes a key.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from generator.loader import Inventory, Layer, Sourced, platforms
+from generator.models import App, Cluster, Component, Fleet, Settings, Team
+
+BUILT_IN = "(built-in default)"
+
+
+def merge(base: Any, patch: Any) -> Any:
+    """JSON-merge-patch ``patch`` onto ``base`` without changing either."""
+    if not isinstance(patch, dict) or not isinstance(base, dict):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge(out.get(key), value)
+    return out
+
+
+def _record(provenance: dict[str, str], prefix: str, value: Any, where: Any) -> None:
+    """Set provenance for ``prefix`` and every leaf below it, dropping stale entries underneath."""
+    for key in [k for k in provenance if k == prefix or k.startswith(prefix + ".")]:
+        del provenance[key]
+    if isinstance(value, dict) and value:
+        for key, child in value.items():
+            _record(provenance, f"{prefix}.{key}", child, where(key) if callable(where) else where)
+    else:
+        provenance[prefix] = where if isinstance(where, str) else where("")
+
+
+def _layer_provenance(provenance: dict[str, str], layer: Layer, data: dict[str, Any], path: tuple[Any, ...] = ()) -> None:
+    assert layer.file is not None
+    file = layer.file
+    for key, value in data.items():
+        full = (*path, key)
+        dotted = ".".join(str(p) for p in full)
+        if isinstance(value, dict) and value:
+            for stale in [k for k in provenance if k == dotted]:
+                del provenance[stale]
+            _layer_provenance(provenance, layer, value, full)
+        else:
+            for stale in [k for k in provenance if k == dotted or k.startswith(dotted + ".")]:
+                del provenance[stale]
+            if value is not None:
+                provenance[dotted] = str(file.position((*layer.path, *full)))
+
+
+def _settings_keys() -> set[str]:
+    return {f.alias or name for name, f in Settings.model_fields.items()}
+
+
+def cluster_layer(source: Sourced[Cluster]) -> Layer:
+    """The settings written directly on a cluster entry, as a layer."""
+    keys = _settings_keys()
+    return Layer(f"cluster {source.item.name}", {k: v for k, v in source.raw.items() if k in keys},
+                 source.file, source.path)
+
+
+@dataclass(frozen=True)
+class LayeredValues:
+    """Chart values of a release split by the layer that sets them (base, environment, cluster)."""
+
+    base: dict[str, Any]
+    environment: dict[str, Any]
+    cluster: dict[str, Any]
+
+    @property
+    def merged(self) -> dict[str, Any]:
+        """What the HelmRelease ends up with after kustomize applies the overlays."""
+        result: dict[str, Any] = merge(merge(self.base, self.environment), self.cluster)
+        return result
+
+
+@dataclass(frozen=True)
+class ResolvedComponent:
+    """A platform component as it runs on one cluster (or in one environment overlay)."""
+
+    component: Component
+    values: LayeredValues
+
+    @property
+    def name(self) -> str:
+        """The component name."""
+        return self.component.name
+
+
+@dataclass(frozen=True)
+class ResolvedApp:
+    """An application as it runs on one cluster (or in one environment overlay)."""
+
+    app: App
+    team: Team
+    values: LayeredValues
+
+    @property
+    def name(self) -> str:
+        """The app name."""
+        return self.app.name
+
+
+@dataclass(frozen=True)
+class ResolvedEnvironment:
+    """An environment overlay: what every workload cluster of the environment gets by default."""
+
+    name: str
+    settings: Settings
+    components: tuple[ResolvedComponent, ...]
+    apps: tuple[ResolvedApp, ...]
+
+
+@dataclass(frozen=True)
+class ResolvedCluster:
+    """One cluster with every setting resolved, and the file:line that set each value."""
+
+    cluster: Cluster
+    settings: Settings
+    environment: ResolvedEnvironment
+    components: tuple[ResolvedComponent, ...]
+    apps: tuple[ResolvedApp, ...]
+    provenance: dict[str, str] = field(compare=False)
+    sources: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The cluster name."""
+        return self.cluster.name
+
+    def variables(self, fleet: Fleet) -> dict[str, str]:
+        """The Flux post-build substitution variables of this cluster."""
+        return {
+            "cluster_name": self.cluster.name,
+            "cluster_environment": self.cluster.environment,
+            "cluster_region": self.cluster.region,
+            "cluster_cloud": self.cluster.cloud,
+            "cluster_domain": f"{self.cluster.name}.{fleet.domain}",
+            "fleet_domain": fleet.domain,
+            "organization": fleet.organization,
+            **platforms()["clouds"][self.cluster.cloud].get("variables", {}),
+        }
+
+    @property
+    def infrastructure_differs(self) -> bool:
+        """Whether the cluster needs its own infrastructure overlay (not just its environment's)."""
+        return _signature(self.components) != _signature(self.environment.components, env_only=True)
+
+    @property
+    def apps_differ(self) -> bool:
+        """Whether the cluster needs its own apps overlay."""
+        return _signature(self.apps) != _signature(self.environment.apps, env_only=True)
+
+
+def _signature(items: tuple[ResolvedComponent, ...] | tuple[ResolvedApp, ...], env_only: bool = False) -> list[Any]:
+    return [(i.name, i.values.base, i.values.environment, {} if env_only else i.values.cluster) for i in items]
+
+
+@dataclass(frozen=True)
+class ResolvedFleet:
+    """The whole fleet, resolved: the input of plan."""
+
+    inventory: Inventory
+    fleet: Fleet
+    components: tuple[Component, ...]
+    apps: tuple[App, ...]
+    teams: tuple[Team, ...]
+    environments: tuple[ResolvedEnvironment, ...]
+    clusters: tuple[ResolvedCluster, ...]
+
+    def cluster(self, name: str) -> ResolvedCluster | None:
+        """The resolved cluster called ``name``."""
+        return next((c for c in self.clusters if c.name == name), None)
+
+
+def _settings_of(layers: list[Layer]) -> tuple[dict[str, Any], dict[str, str]]:
+    data: dict[str, Any] = Settings().model_dump(by_alias=True, mode="json")
+    provenance: dict[str, str] = {}
+    _record(provenance, "", data, BUILT_IN)
+    provenance = {k.lstrip("."): v for k, v in provenance.items()}
+    for layer in layers:
+        if layer.file is None:
+            continue
+        data = merge(data, layer.data)
+        _layer_provenance(provenance, layer, layer.data)
+    return data, provenance
+
+
+def app_base_values(app: App, team: Team, fleet: Fleet) -> dict[str, Any]:
+    """The service chart's values for an app before environment and cluster layers."""
+    values: dict[str, Any] = {
+        "image": {"repository": app.image.repository, "tag": app.image.tag, "digest": app.image.digest},
+        "containerPort": app.port,
+        "resources": app.resources.model_dump(mode="json"),
+        "probes": {"liveness": {"path": app.probes.liveness}, "readiness": {"path": app.probes.readiness}},
+        "labels": {"app.kubernetes.io/part-of": fleet.organization, "fleet.gitops.io/team": team.name},
+        "env": dict(sorted(app.env.items())),
+        "networkPolicy": {"enabled": True},
+    }
+    if app.ingress_host:
+        values["ingress"] = {"enabled": True, "host": f"{app.ingress_host}.${{cluster_domain}}"}
+    result: dict[str, Any] = merge(values, app.values)
+    return result
+
+
+def _app_env_values(app: App, env: str, settings: Settings) -> dict[str, Any]:
+    values: dict[str, Any] = {"labels": {"fleet.gitops.io/environment": env}}
+    if env in app.autoscaling:
+        scaling = app.autoscaling[env]
+        values["autoscaling"] = {"enabled": True, "minReplicas": scaling.min_replicas,
+                                 "maxReplicas": scaling.max_replicas,
+                                 "targetCPUUtilizationPercentage": scaling.target_cpu_utilization}
+    elif env in app.replicas:
+        values["replicas"] = app.replicas[env]
+    layered = settings.apps.get(app.name)
+    if layered is not None:
+        if layered.replicas is not None:
+            values["replicas"] = layered.replicas
+        values = merge(values, layered.values)
+    return values
+
+
+def _cluster_values(raw: dict[str, Any], section: str, name: str) -> dict[str, Any]:
+    entry = (raw.get(section) or {}).get(name) or {}
+    values: dict[str, Any] = copy.deepcopy(entry.get("values") or {})
+    if section == "apps" and entry.get("replicas") is not None:
+        values = merge({"replicas": entry["replicas"]}, values)
+    return values
+
+
+def _enabled(settings: Settings, section: str, name: str, default: bool) -> bool:
+    entry = getattr(settings, section).get(name)
+    return default if entry is None or entry.enabled is None else bool(entry.enabled)
+
+
+def resolve(inv: Inventory) -> ResolvedFleet:
+    """Layer the inventory into per-environment and per-cluster views."""
+    fleet = inv.fleet.item
+    teams = {t.item.name: t.item for t in inv.teams}
+    components = [c.item for c in inv.components]
+    apps = [a.item for a in inv.apps]
+
+    environments: dict[str, ResolvedEnvironment] = {}
+    env_data: dict[str, dict[str, Any]] = {}
+    for env in fleet.environments:
+        data, _ = _settings_of([inv.defaults, inv.overlays[env]])
+        settings = Settings.model_validate(data)
+        env_data[env] = data
+        env_components = tuple(
+            ResolvedComponent(c, LayeredValues(c.values, settings.components.get(c.name, _EMPTY).values, {}))
+            for c in components
+            if "workload" in c.roles and _enabled(settings, "components", c.name, c.enabled)
+        )
+        env_apps = tuple(
+            ResolvedApp(a, teams[a.team], LayeredValues(app_base_values(a, teams[a.team], fleet),
+                                                      _app_env_values(a, env, settings), {}))
+            for a in apps
+            if (a.environments is None or env in a.environments) and a.clusters is None
+            and _enabled(settings, "apps", a.name, True)
+        )
+        environments[env] = ResolvedEnvironment(env, settings, env_components, env_apps)
+
+    clusters = []
+    for source in inv.clusters:
+        cluster = source.item
+        env = environments[cluster.environment]
+        layer = cluster_layer(source)
+        data, provenance = _settings_of([inv.defaults, inv.overlays[cluster.environment], layer])
+        settings = Settings.model_validate(data)
+        resolved_components = tuple(
+            ResolvedComponent(c, LayeredValues(c.values, env.settings.components.get(c.name, _EMPTY).values,
+                                               _cluster_values(layer.data, "components", c.name)))
+            for c in components
+            if cluster.role in c.roles and _enabled(settings, "components", c.name, c.enabled)
+        )
+        resolved_apps = tuple(
+            ResolvedApp(a, teams[a.team], LayeredValues(app_base_values(a, teams[a.team], fleet),
+                                                      _app_env_values(a, cluster.environment, env.settings),
+                                                      _cluster_values(layer.data, "apps", a.name)))
+            for a in apps
+            if cluster.role == "workload"
+            and (a.environments is None or cluster.environment in a.environments)
+            and (a.clusters is None or cluster.name in a.clusters)
+            and _enabled(settings, "apps", a.name, True)
+        )
+        for key, value in cluster.model_dump(by_alias=True, mode="json", include={
+                "name", "cloud", "region", "environment", "role", "networking"}).items():
+            _record(provenance, key, value, lambda _k, s=source, k=key: str(s.file.position((*s.path, k))))
+        sources = sorted({source.file.file, inv.fleet.file.file,
+                          *(layer.file.file for layer in (inv.defaults, inv.overlays[cluster.environment]) if layer.file)})
+        clusters.append(ResolvedCluster(cluster, settings, env, resolved_components, resolved_apps,
+                                        dict(sorted(provenance.items())), tuple(sources)))
+    return ResolvedFleet(inv, fleet, tuple(components), tuple(apps), tuple(teams.values()),
+                         tuple(environments.values()), tuple(clusters))
+
+
+class _Empty:
+    values: dict[str, Any] = {}
+
+
+_EMPTY: Any = _Empty()

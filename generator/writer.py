@@ -1,0 +1,125 @@
+"""Write: put a file plan on disk, changing only what changed, atomically, and guarding hand edits.
+
+A manifest (``.fleetgen/manifest.json`` under the output root) records the sha256 of every file
+fleetgen wrote. A later render deletes files it wrote before and no longer produces, never touches
+files it did not write, and refuses to overwrite or delete a generated file edited by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from generator.errors import OutputConflict
+
+MANIFEST = ".fleetgen/manifest.json"
+
+
+def sha256(text: str) -> str:
+    """Hex sha256 of text as written (UTF-8)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Changes:
+    """What a render would do (or did) to an output tree."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    conflicts: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        """True when the tree already matches the plan."""
+        return not (self.created or self.updated or self.deleted or self.conflicts)
+
+    def summary(self) -> str:
+        """One line: counts of each kind of change."""
+        return (f"{len(self.created)} created, {len(self.updated)} updated, {len(self.deleted)} deleted, "
+                f"{self.unchanged} unchanged")
+
+
+def read_manifest(out: Path) -> dict[str, str]:
+    """The recorded ``{path: sha256}`` of what fleetgen last wrote under ``out``."""
+    path = out / MANIFEST
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    files: dict[str, str] = data.get("files", {})
+    return files
+
+
+def _current(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def compare(out: Path, plan: dict[str, str]) -> Changes:
+    """Compare an output tree with a plan, without writing anything."""
+    manifest = read_manifest(out)
+    changes = Changes()
+    for rel, text in plan.items():
+        current = _current(out / rel)
+        wanted = sha256(text)
+        if current is None:
+            changes.created.append(rel)
+        elif current == wanted:
+            changes.unchanged += 1
+        else:
+            changes.updated.append(rel)
+            if manifest.get(rel) != current:
+                changes.conflicts.append(rel)
+    for rel, recorded in manifest.items():
+        if rel in plan:
+            continue
+        current = _current(out / rel)
+        if current is None:
+            continue
+        changes.deleted.append(rel)
+        if current != recorded:
+            changes.conflicts.append(rel)
+    for group in (changes.created, changes.updated, changes.deleted, changes.conflicts):
+        group.sort()
+    return changes
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write(out: Path, plan: dict[str, str], force: bool = False) -> Changes:
+    """Apply a plan to ``out``; raise OutputConflict (writing nothing) on hand-edited files unless forced."""
+    changes = compare(out, plan)
+    if changes.conflicts and not force:
+        raise OutputConflict(changes.conflicts)
+    for rel in (*changes.created, *changes.updated):
+        _atomic_write(out / rel, plan[rel])
+    for rel in changes.deleted:
+        target = out / rel
+        target.unlink(missing_ok=True)
+        parent = target.parent
+        while parent != out and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+    manifest = {"generator": "fleetgen", "files": {rel: sha256(text) for rel, text in sorted(plan.items())}}
+    manifest_text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    if _current(out / MANIFEST) != sha256(manifest_text):
+        _atomic_write(out / MANIFEST, manifest_text)
+    return changes

@@ -1,0 +1,167 @@
+"""The one YAML reader and the one YAML writer of fleetgen.
+
+Reading keeps the file:line:column of every mapping key and sequence item, so errors can point at
+the inventory. Writing goes through ``dump_documents`` only: keys keep their given order, and every
+string that a YAML 1.1 *or* 1.2 reader (Kubernetes uses 1.1 rules) would take for another type is
+quoted, so no inventory value can change type, break a document or inject keys.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.representer import RoundTripRepresenter
+
+from generator.errors import InventoryError, Problem
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Position:
+    """A place in a source file (1-based line and column)."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass
+class LoadedFile:
+    """Plain data of one YAML file plus the position of every key and item in it."""
+
+    file: str
+    data: Any
+    positions: dict[Path_, Position]
+
+    def position(self, path: Iterable[str | int]) -> Position:
+        """The position of ``path``, or of its nearest parent that has one."""
+        key = tuple(path)
+        while key:
+            if key in self.positions:
+                return self.positions[key]
+            key = key[:-1]
+        return self.positions.get((), Position(self.file, 1, 1))
+
+
+def _plain(node: Any, file: str, path: Path_, positions: dict[Path_, Position]) -> Any:
+    """Convert ruamel round-trip nodes to plain Python data, recording positions."""
+    if isinstance(node, CommentedMap):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            line, col = node.lc.key(key)
+            child = (*path, str(key))
+            positions[child] = Position(file, line + 1, col + 1)
+            out[str(key)] = _plain(value, file, child, positions)
+        return out
+    if isinstance(node, CommentedSeq):
+        items: list[Any] = []
+        for index, value in enumerate(node):
+            line, col = node.lc.item(index)
+            child = (*path, index)
+            positions[child] = Position(file, line + 1, col + 1)
+            items.append(_plain(value, file, child, positions))
+        return items
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, datetime.datetime | datetime.date):
+        return node.isoformat()
+    return str(node)
+
+
+def load_file(path: Path, display: str) -> LoadedFile:
+    """Read one YAML file (one document) with positions; syntax errors become InventoryError."""
+    reader = YAML(typ="rt")
+    reader.allow_duplicate_keys = False
+    try:
+        raw = reader.load(path.read_text(encoding="utf-8"))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        raise InventoryError([Problem(display, line, col, "", f"invalid YAML: {message}")]) from exc
+    positions: dict[Path_, Position] = {(): Position(display, 1, 1)}
+    return LoadedFile(display, _plain(raw, display, (), positions), positions)
+
+
+class _SafeRepresenter(RoundTripRepresenter):
+    """Key order as given; strings that could read as another type are quoted; multi-line as blocks."""
+
+
+_YAML11_PLAIN = re.compile(
+    r"""^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF
+    |~|null|Null|NULL|=|<<
+    |[-+]?(?:0b[0-1_]+|0[0-7_]+|(?:0|[1-9][0-9_]*)|0x[0-9a-fA-F_]+|[1-9][0-9_]*(?::[0-5]?[0-9])+)
+    |[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+    |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)|[-+]?[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+
+    |[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt\s].*)?)$""",
+    re.X,
+)
+
+
+def _represent_str(representer: RoundTripRepresenter, value: str) -> Any:
+    if "\n" in value and not any(line != line.rstrip() for line in value.splitlines()):
+        return representer.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    if _YAML11_PLAIN.match(value):
+        return representer.represent_scalar("tag:yaml.org,2002:str", value, style="'")
+    return representer.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+def _represent_none(representer: RoundTripRepresenter, _: None) -> Any:
+    return representer.represent_scalar("tag:yaml.org,2002:null", "null")
+
+
+def _represent_dict(representer: RoundTripRepresenter, value: dict[Any, Any]) -> Any:
+    return representer.represent_mapping("tag:yaml.org,2002:map", value)
+
+
+_SafeRepresenter.add_representer(str, _represent_str)
+_SafeRepresenter.add_representer(type(None), _represent_none)
+_SafeRepresenter.add_representer(dict, _represent_dict)
+
+
+def _writer() -> YAML:
+    writer = YAML(typ="rt")
+    writer.Representer = _SafeRepresenter
+    writer.default_flow_style = False
+    writer.width = 4096
+    writer.indent(mapping=2, sequence=4, offset=2)
+    writer.allow_unicode = True
+    return writer
+
+
+def dump_documents(documents: Iterable[Any]) -> str:
+    """Emit documents as one YAML stream, ``---`` between them; the only YAML writer of fleetgen."""
+    parts = []
+    for document in documents:
+        buffer = io.StringIO()
+        _writer().dump(document, buffer)
+        parts.append("---\n" + buffer.getvalue())
+    return "".join(parts)
+
+
+def load_documents(text: str) -> list[Any]:
+    """Parse a YAML stream (our own output, kustomize or helm output) to plain data, skipping empties."""
+    reader = YAML(typ="safe", pure=True)
+    return [doc for doc in reader.load_all(text) if doc is not None]
+
+
+def iter_yaml_files(directory: Path) -> Iterator[Path]:
+    """All ``*.yaml``/``*.yml`` files below a directory, in a stable order."""
+    yield from sorted(p for p in directory.rglob("*") if p.suffix in {".yaml", ".yml"} and p.is_file())
