@@ -362,7 +362,7 @@ def cross_check(inv: Inventory) -> list[Problem]:
         problems.append(_problem(source, ("role",), "clusters.role",
                                  f"the fleet needs exactly one hub (management) cluster, found {len(hubs)}"))
     networks: list[tuple[ipaddress.IPv4Network, Sourced[Cluster]]] = []
-    for source in inv.clusters:
+    for source in sorted(inv.clusters, key=lambda s: (s.file.file, s.where()[1])):
         cluster = source.item
         regions = platform["clouds"][cluster.cloud]["regions"]
         if cluster.region not in regions:

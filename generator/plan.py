@@ -176,7 +176,7 @@ def plan_fleet(fleet: ResolvedFleet, charts_dir: Path | None) -> dict[str, str]:
                              name=app.target_namespace,
                              labels={"fleet.gitops.io/team": team.name, "fleet.gitops.io/app": app.name})
         planner.add_template(f"{base}/release.yaml", "fleet/app-release.yaml.j2", sources, app=app,
-                             values=app_base_values(app, team, fleet.fleet), chart_path=flux_path("charts/service"))
+                             values=app_base_values(app, team, fleet.fleet, fleet.apps), chart_path=flux_path("charts/service"))
         planner.add_yaml(f"{base}/kustomization.yaml", [_kustomization(["namespace.yaml", "release.yaml"])], sources)
 
     # environment overlays: what every workload cluster of an environment gets

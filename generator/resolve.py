@@ -195,19 +195,35 @@ def _settings_of(layers: list[Layer]) -> tuple[dict[str, Any], dict[str, str]]:
     return data, provenance
 
 
-def app_base_values(app: App, team: Team, fleet: Fleet) -> dict[str, Any]:
-    """The service chart's values for an app before environment and cluster layers."""
+def app_base_values(app: App, team: Team, fleet: Fleet, apps: tuple[App, ...] | list[App]) -> dict[str, Any]:
+    """The service chart's values for an app before environment and cluster layers.
+
+    Network policy: ingress from the ingress controller (when the app has a host) and from every app
+    that depends on it; egress to every app it depends on, on that app's port (DNS is always allowed).
+    """
+    by_name = {a.name: a for a in apps}
+    allow_from: list[dict[str, Any]] = []
+    if app.ingress_host:
+        allow_from.append({"namespace": "ingress-nginx"})
+    for other in sorted(apps, key=lambda a: a.name):
+        if app.name in other.depends_on:
+            allow_from.append({"namespace": other.target_namespace,
+                               "podLabels": {"app.kubernetes.io/name": other.name}})
+    allow_to = [{"namespace": by_name[d].target_namespace, "podLabels": {"app.kubernetes.io/name": d},
+                 "port": by_name[d].port} for d in sorted(app.depends_on)]
     values: dict[str, Any] = {
         "image": {"repository": app.image.repository, "tag": app.image.tag, "digest": app.image.digest},
         "containerPort": app.port,
         "resources": app.resources.model_dump(mode="json"),
         "probes": {"liveness": {"path": app.probes.liveness}, "readiness": {"path": app.probes.readiness}},
-        "labels": {"app.kubernetes.io/part-of": fleet.organization, "fleet.gitops.io/team": team.name},
+        "partOf": fleet.organization,
+        "labels": {"fleet.gitops.io/team": team.name},
         "env": dict(sorted(app.env.items())),
-        "networkPolicy": {"enabled": True},
+        "networkPolicy": {"enabled": True, "allowFrom": allow_from, "allowTo": allow_to},
     }
     if app.ingress_host:
-        values["ingress"] = {"enabled": True, "host": f"{app.ingress_host}.${{cluster_domain}}"}
+        values["ingress"] = {"enabled": True, "className": "nginx", "host": f"{app.ingress_host}.${{cluster_domain}}",
+                             "tlsSecretName": f"{app.name}-tls"}
     result: dict[str, Any] = merge(values, app.values)
     return result
 
@@ -261,7 +277,7 @@ def resolve(inv: Inventory) -> ResolvedFleet:
             if "workload" in c.roles and _enabled(settings, "components", c.name, c.enabled)
         )
         env_apps = tuple(
-            ResolvedApp(a, teams[a.team], LayeredValues(app_base_values(a, teams[a.team], fleet),
+            ResolvedApp(a, teams[a.team], LayeredValues(app_base_values(a, teams[a.team], fleet, apps),
                                                       _app_env_values(a, env, settings), {}))
             for a in apps
             if (a.environments is None or env in a.environments) and a.clusters is None
@@ -283,7 +299,7 @@ def resolve(inv: Inventory) -> ResolvedFleet:
             if cluster.role in c.roles and _enabled(settings, "components", c.name, c.enabled)
         )
         resolved_apps = tuple(
-            ResolvedApp(a, teams[a.team], LayeredValues(app_base_values(a, teams[a.team], fleet),
+            ResolvedApp(a, teams[a.team], LayeredValues(app_base_values(a, teams[a.team], fleet, apps),
                                                       _app_env_values(a, cluster.environment, env.settings),
                                                       _cluster_values(layer.data, "apps", a.name)))
             for a in apps
