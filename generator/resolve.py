@@ -29,6 +29,15 @@ def merge(base: Any, patch: Any) -> Any:
     return out
 
 
+def canonical(value: Any) -> Any:
+    """Free-form inventory maps (values, labels, configs) with keys sorted, so key order never matters."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
 def _record(provenance: dict[str, str], prefix: str, value: Any, where: Any) -> None:
     """Set provenance for ``prefix`` and every leaf below it, dropping stale entries underneath."""
     for key in [k for k in provenance if k == prefix or k.startswith(prefix + ".")]:
@@ -75,6 +84,10 @@ class LayeredValues:
     base: dict[str, Any]
     environment: dict[str, Any]
     cluster: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        for name in ("base", "environment", "cluster"):
+            object.__setattr__(self, name, canonical(getattr(self, name)))
 
     @property
     def merged(self) -> dict[str, Any]:
@@ -224,7 +237,7 @@ def app_base_values(app: App, team: Team, fleet: Fleet, apps: tuple[App, ...] | 
     if app.ingress_host:
         values["ingress"] = {"enabled": True, "className": "nginx", "host": f"{app.ingress_host}.${{cluster_domain}}",
                              "tlsSecretName": f"{app.name}-tls"}
-    result: dict[str, Any] = merge(values, app.values)
+    result: dict[str, Any] = canonical(merge(values, app.values))
     return result
 
 
