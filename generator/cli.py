@@ -57,8 +57,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if cluster is None:
         known = ", ".join(c.name for c in fleet.clusters)
         raise UsageError(f"unknown cluster '{args.cluster}'; clusters: {known}")
-    rows = {k: v for k, v in cluster.provenance.items()
-            if not args.key or k == args.key or k.startswith(args.key + ".")}
+    rows = {
+        k: v for k, v in cluster.provenance.items() if not args.key or k == args.key or k.startswith(args.key + ".")
+    }
     if not rows:
         raise UsageError(f"cluster '{args.cluster}' has no setting '{args.key}'")
     values = _flatten(cluster)
@@ -73,8 +74,11 @@ def _flatten(cluster: object) -> dict[str, object]:
 
     assert isinstance(cluster, ResolvedCluster)
     data = cluster.settings.model_dump(by_alias=True, mode="json")
-    data.update(cluster.cluster.model_dump(by_alias=True, mode="json", include={
-        "name", "cloud", "region", "environment", "role", "networking"}))
+    data.update(
+        cluster.cluster.model_dump(
+            by_alias=True, mode="json", include={"name", "cloud", "region", "environment", "role", "networking"}
+        )
+    )
     flat: dict[str, object] = {}
 
     def walk(prefix: str, value: object) -> None:

@@ -24,12 +24,23 @@ from generator.yamlio import LoadedFile, Path_, load_file
 
 T = TypeVar("T", bound=BaseModel)
 
-SECTIONS = {"fleet": Fleet, "defaults": Settings, "components": Component, "clusters": Cluster,
-            "apps": App, "teams": Team}
+SECTIONS: dict[str, type[BaseModel]] = {
+    "fleet": Fleet,
+    "defaults": Settings,
+    "components": Component,
+    "clusters": Cluster,
+    "apps": App,
+    "teams": Team,
+}
 LIST_SECTIONS = ("components", "clusters", "apps", "teams")
 CLUSTER_VARIABLES = (
-    "cluster_name", "cluster_environment", "cluster_region", "cluster_cloud", "cluster_domain",
-    "fleet_domain", "organization",
+    "cluster_name",
+    "cluster_environment",
+    "cluster_region",
+    "cluster_cloud",
+    "cluster_domain",
+    "fleet_domain",
+    "organization",
 )
 _PATTERN_HINTS = {
     "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$": (
@@ -151,7 +162,9 @@ def validate_item(model: type[T], data: Any, file: LoadedFile, path: Path_, prob
             loc = tuple(error["loc"])
             position = file.position((*path, *loc))
             dotted = ".".join(str(p) for p in (*path, *loc))
-            problems.append(Problem(position.file, position.line, position.column, dotted, _message(model, error)))
+            problems.append(
+                Problem(position.file, position.line, position.column, dotted, _message(model, dict(error)))
+            )
         return None
 
 
@@ -215,8 +228,11 @@ def load_inventory(root: Path) -> Inventory:
 
     if len(fleet_items) != 1 and not problems:
         where = fleet_items[1].where() if len(fleet_items) > 1 else ("inventory/", 0, 0)
-        problems.append(Problem(where[0], where[1], where[2], "fleet",
-                                "exactly one 'fleet' section is required across inventory files"))
+        problems.append(
+            Problem(
+                where[0], where[1], where[2], "fleet", "exactly one 'fleet' section is required across inventory files"
+            )
+        )
     if len(defaults) > 1:
         layer = defaults[1]
         assert layer.file is not None
@@ -278,8 +294,14 @@ def _duplicates(items: list[Sourced[Any]], section: str) -> list[Problem]:
         name = source.item.name
         if name in seen:
             first = seen[name]
-            problems.append(_problem(source, ("name",), f"{section}.name",
-                                     f"duplicate name '{name}' (first defined at {first.file.file}:{first.where('name')[1]})"))
+            problems.append(
+                _problem(
+                    source,
+                    ("name",),
+                    f"{section}.name",
+                    f"duplicate name '{name}' (first defined at {first.file.file}:{first.where('name')[1]})",
+                )
+            )
         else:
             seen[name] = source
     return problems
@@ -301,32 +323,53 @@ def _variables_in(value: Any) -> Iterable[tuple[Path_, str]]:
 
 
 def _unknown_variable(name: str) -> str:
-    return (f"unknown variable '${{{name}}}'; Flux substitutes only {', '.join(substitution_variables())} "
-            "(write $${...} for a literal '${...}')")
+    return (
+        f"unknown variable '${{{name}}}'; Flux substitutes only {', '.join(substitution_variables())} "
+        "(write $${...} for a literal '${...}')"
+    )
 
 
 def _check_layer(layer: Layer, components: set[str], apps: set[str], platform: dict[str, Any]) -> list[Problem]:
     problems = []
     for key in ("components", "apps"):
         known = components if key == "components" else apps
-        for name in (layer.data.get(key) or {}):
+        for name in layer.data.get(key) or {}:
             if name not in known:
-                problems.append(_problem(layer, (key, name), f"{key}.{name}",
-                                         f"unknown {key[:-1]} '{name}'; {_suggest(name, known)}"))
+                problems.append(
+                    _problem(
+                        layer, (key, name), f"{key}.{name}", f"unknown {key[:-1]} '{name}'; {_suggest(name, known)}"
+                    )
+                )
         for name, settings in (layer.data.get(key) or {}).items():
             for path, variable in _variables_in((settings or {}).get("values", {})):
                 if variable not in substitution_variables():
-                    problems.append(_problem(layer, (key, name, "values", *path), f"{key}.{name}.values",
-                                             _unknown_variable(variable)))
+                    problems.append(
+                        _problem(
+                            layer, (key, name, "values", *path), f"{key}.{name}.values", _unknown_variable(variable)
+                        )
+                    )
     version = layer.data.get("kubernetesVersion")
     if version is not None and version not in platform["kubernetesVersions"]:
-        problems.append(_problem(layer, ("kubernetesVersion",), "kubernetesVersion",
-                                 f"unsupported Kubernetes version '{version}'; supported: "
-                                 f"{', '.join(platform['kubernetesVersions'])}"))
+        problems.append(
+            _problem(
+                layer,
+                ("kubernetesVersion",),
+                "kubernetesVersion",
+                f"unsupported Kubernetes version '{version}'; supported: {', '.join(platform['kubernetesVersions'])}",
+            )
+        )
     for index, group in enumerate(layer.data.get("nodeGroups") or []):
-        if isinstance(group, dict) and not group.get("minSize", 0) <= group.get("desiredSize", 0) <= group.get("maxSize", 0):
-            problems.append(_problem(layer, ("nodeGroups", index), f"nodeGroups.{index}",
-                                     "sizes must satisfy minSize <= desiredSize <= maxSize"))
+        if isinstance(group, dict) and not group.get("minSize", 0) <= group.get("desiredSize", 0) <= group.get(
+            "maxSize", 0
+        ):
+            problems.append(
+                _problem(
+                    layer,
+                    ("nodeGroups", index),
+                    f"nodeGroups.{index}",
+                    "sizes must satisfy minSize <= desiredSize <= maxSize",
+                )
+            )
     return problems
 
 
@@ -345,13 +388,26 @@ def cross_check(inv: Inventory) -> list[Problem]:
 
     for index, env in enumerate(fleet.environments):
         if env not in inv.overlays:
-            problems.append(_problem(inv.fleet, ("environments", index), "fleet.environments",
-                                     f"environment '{env}' has no overlay file overlays/{env}.yaml"))
+            problems.append(
+                _problem(
+                    inv.fleet,
+                    ("environments", index),
+                    "fleet.environments",
+                    f"environment '{env}' has no overlay file overlays/{env}.yaml",
+                )
+            )
     for env, layer in inv.overlays.items():
         if env not in envs:
             assert layer.file is not None
-            problems.append(Problem(layer.file.file, 1, 1, "", f"overlay for unknown environment '{env}'; "
-                                    f"add it to fleet.environments ({_suggest(env, envs)})"))
+            problems.append(
+                Problem(
+                    layer.file.file,
+                    1,
+                    1,
+                    "",
+                    f"overlay for unknown environment '{env}'; add it to fleet.environments ({_suggest(env, envs)})",
+                )
+            )
     for layer in (inv.defaults, *inv.overlays.values()):
         if layer.file is not None:
             problems.extend(_check_layer(layer, component_names, app_names, platform))
@@ -359,80 +415,167 @@ def cross_check(inv: Inventory) -> list[Problem]:
     hubs = [c for c in inv.clusters if c.item.role == "hub"]
     if inv.clusters and len(hubs) != 1:
         source = hubs[1] if hubs else inv.clusters[0]
-        problems.append(_problem(source, ("role",), "clusters.role",
-                                 f"the fleet needs exactly one hub (management) cluster, found {len(hubs)}"))
+        problems.append(
+            _problem(
+                source,
+                ("role",),
+                "clusters.role",
+                f"the fleet needs exactly one hub (management) cluster, found {len(hubs)}",
+            )
+        )
     networks: list[tuple[ipaddress.IPv4Network, Sourced[Cluster]]] = []
     for source in sorted(inv.clusters, key=lambda s: (s.file.file, s.where()[1])):
         cluster = source.item
         regions = platform["clouds"][cluster.cloud]["regions"]
         if cluster.region not in regions:
-            problems.append(_problem(source, ("region",), "clusters.region",
-                                     f"'{cluster.region}' is not a {cluster.cloud} region; {_suggest(cluster.region, regions)}"))
+            problems.append(
+                _problem(
+                    source,
+                    ("region",),
+                    "clusters.region",
+                    f"'{cluster.region}' is not a {cluster.cloud} region; {_suggest(cluster.region, regions)}",
+                )
+            )
         if cluster.environment not in envs:
-            problems.append(_problem(source, ("environment",), "clusters.environment",
-                                     f"unknown environment '{cluster.environment}'; {_suggest(cluster.environment, envs)}"))
+            problems.append(
+                _problem(
+                    source,
+                    ("environment",),
+                    "clusters.environment",
+                    f"unknown environment '{cluster.environment}'; {_suggest(cluster.environment, envs)}",
+                )
+            )
         elif cluster.environment not in inv.overlays:
-            problems.append(_problem(source, ("environment",), "clusters.environment",
-                                     f"environment '{cluster.environment}' has no overlay file overlays/{cluster.environment}.yaml"))
-        layer = Layer(f"cluster {cluster.name}", {k: v for k, v in source.raw.items() if k in Settings.model_fields
-                                                  or k in {f.alias for f in Settings.model_fields.values()}},
-                      source.file, source.path)
+            problems.append(
+                _problem(
+                    source,
+                    ("environment",),
+                    "clusters.environment",
+                    f"environment '{cluster.environment}' has no overlay file overlays/{cluster.environment}.yaml",
+                )
+            )
+        layer = Layer(
+            f"cluster {cluster.name}",
+            {
+                k: v
+                for k, v in source.raw.items()
+                if k in Settings.model_fields or k in {f.alias for f in Settings.model_fields.values()}
+            },
+            source.file,
+            source.path,
+        )
         problems.extend(_check_layer(layer, component_names, app_names, platform))
         net = cluster.networking
         blocks = {"vpcCidr": net.vpc_cidr, "podCidr": net.pod_cidr, "serviceCidr": net.service_cidr}
         parsed = {k: ipaddress.IPv4Network(v) for k, v in blocks.items()}
         for a, b in (("vpcCidr", "podCidr"), ("vpcCidr", "serviceCidr"), ("podCidr", "serviceCidr")):
             if parsed[a].overlaps(parsed[b]):
-                problems.append(_problem(source, ("networking", b), f"clusters.networking.{b}",
-                                         f"{blocks[b]} overlaps {a} {blocks[a]} of the same cluster"))
+                problems.append(
+                    _problem(
+                        source,
+                        ("networking", b),
+                        f"clusters.networking.{b}",
+                        f"{blocks[b]} overlaps {a} {blocks[a]} of the same cluster",
+                    )
+                )
         for other_net, other in networks:
             if parsed["vpcCidr"].overlaps(other_net):
-                problems.append(_problem(source, ("networking", "vpcCidr"), "clusters.networking.vpcCidr",
-                                         f"{net.vpc_cidr} overlaps vpcCidr {other_net} of cluster '{other.item.name}' "
-                                         f"({other.file.file}:{other.where('networking', 'vpcCidr')[1]})"))
+                problems.append(
+                    _problem(
+                        source,
+                        ("networking", "vpcCidr"),
+                        "clusters.networking.vpcCidr",
+                        f"{net.vpc_cidr} overlaps vpcCidr {other_net} of cluster '{other.item.name}' "
+                        f"({other.file.file}:{other.where('networking', 'vpcCidr')[1]})",
+                    )
+                )
         networks.append((parsed["vpcCidr"], source))
 
-    for source in inv.components:
-        for index, dep in enumerate(source.item.depends_on):
+    for comp_source in inv.components:
+        for index, dep in enumerate(comp_source.item.depends_on):
             if dep not in component_names:
-                problems.append(_problem(source, ("dependsOn", index), "components.dependsOn",
-                                         f"unknown component '{dep}'; {_suggest(dep, component_names)}"))
-        for path, variable in _variables_in({"values": source.item.values, "configs": source.item.configs}):
+                problems.append(
+                    _problem(
+                        comp_source,
+                        ("dependsOn", index),
+                        "components.dependsOn",
+                        f"unknown component '{dep}'; {_suggest(dep, component_names)}",
+                    )
+                )
+        for path, variable in _variables_in({"values": comp_source.item.values, "configs": comp_source.item.configs}):
             if variable not in substitution_variables():
-                problems.append(_problem(source, path, "components." + ".".join(map(str, path)),
-                                         _unknown_variable(variable)))
-        for index, obj in enumerate(source.item.configs):
-            if not {"apiVersion", "kind", "metadata"} <= set(obj) or not isinstance(obj.get("metadata"), dict) \
-                    or "name" not in obj["metadata"]:
-                problems.append(_problem(source, ("configs", index), "components.configs",
-                                         "each config must be a Kubernetes object with apiVersion, kind and metadata.name"))
+                problems.append(
+                    _problem(comp_source, path, "components." + ".".join(map(str, path)), _unknown_variable(variable))
+                )
+        for index, obj in enumerate(comp_source.item.configs):
+            if (
+                not {"apiVersion", "kind", "metadata"} <= set(obj)
+                or not isinstance(obj.get("metadata"), dict)
+                or "name" not in obj["metadata"]
+            ):
+                problems.append(
+                    _problem(
+                        comp_source,
+                        ("configs", index),
+                        "components.configs",
+                        "each config must be a Kubernetes object with apiVersion, kind and metadata.name",
+                    )
+                )
 
-    for source in inv.apps:
-        app = source.item
+    for app_source in inv.apps:
+        app = app_source.item
         if app.team not in team_names:
-            problems.append(_problem(source, ("team",), "apps.team", f"unknown team '{app.team}'; {_suggest(app.team, team_names)}"))
+            problems.append(
+                _problem(
+                    app_source, ("team",), "apps.team", f"unknown team '{app.team}'; {_suggest(app.team, team_names)}"
+                )
+            )
         for index, env in enumerate(app.environments or []):
             if env not in envs:
-                problems.append(_problem(source, ("environments", index), "apps.environments",
-                                         f"unknown environment '{env}'; {_suggest(env, envs)}"))
+                problems.append(
+                    _problem(
+                        app_source,
+                        ("environments", index),
+                        "apps.environments",
+                        f"unknown environment '{env}'; {_suggest(env, envs)}",
+                    )
+                )
         for key in ("replicas", "autoscaling"):
             for env in getattr(app, key):
                 if env not in envs:
-                    problems.append(_problem(source, (key, env), f"apps.{key}",
-                                             f"unknown environment '{env}'; {_suggest(env, envs)}"))
+                    problems.append(
+                        _problem(
+                            app_source, (key, env), f"apps.{key}", f"unknown environment '{env}'; {_suggest(env, envs)}"
+                        )
+                    )
         for index, name in enumerate(app.clusters or []):
             if name not in cluster_names:
-                problems.append(_problem(source, ("clusters", index), "apps.clusters",
-                                         f"unknown cluster '{name}'; {_suggest(name, cluster_names)}"))
+                problems.append(
+                    _problem(
+                        app_source,
+                        ("clusters", index),
+                        "apps.clusters",
+                        f"unknown cluster '{name}'; {_suggest(name, cluster_names)}",
+                    )
+                )
         for index, dep in enumerate(app.depends_on):
             if dep not in app_names:
-                problems.append(_problem(source, ("dependsOn", index), "apps.dependsOn",
-                                         f"unknown app '{dep}'; {_suggest(dep, app_names)}"))
+                problems.append(
+                    _problem(
+                        app_source,
+                        ("dependsOn", index),
+                        "apps.dependsOn",
+                        f"unknown app '{dep}'; {_suggest(dep, app_names)}",
+                    )
+                )
         for env, scaling in app.autoscaling.items():
             if scaling.min_replicas > scaling.max_replicas:
-                problems.append(_problem(source, ("autoscaling", env), "apps.autoscaling",
-                                         "minReplicas must not exceed maxReplicas"))
+                problems.append(
+                    _problem(
+                        app_source, ("autoscaling", env), "apps.autoscaling", "minReplicas must not exceed maxReplicas"
+                    )
+                )
         for path, variable in _variables_in(app.values):
             if variable not in substitution_variables():
-                problems.append(_problem(source, ("values", *path), "apps.values", _unknown_variable(variable)))
+                problems.append(_problem(app_source, ("values", *path), "apps.values", _unknown_variable(variable)))
     return problems

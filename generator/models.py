@@ -52,9 +52,7 @@ Values = dict[str, Any]
 class Model(BaseModel):
     """Base: unknown keys are errors, YAML keys are camelCase, instances are immutable."""
 
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
 
 
 # --- fleet ---------------------------------------------------------------------------------------
@@ -69,30 +67,31 @@ class GitSource(Model):
     secret_name: DnsLabel = "flux-system"
 
 
+FluxComponent = Literal[
+    "source-controller",
+    "kustomize-controller",
+    "helm-controller",
+    "notification-controller",
+    "image-reflector-controller",
+    "image-automation-controller",
+]
+FLUX_COMPONENTS: tuple[FluxComponent, ...] = (
+    "source-controller",
+    "kustomize-controller",
+    "helm-controller",
+    "notification-controller",
+    "image-reflector-controller",
+    "image-automation-controller",
+)
+ALL_ROLES: tuple[Role, ...] = ("hub", "workload")
+
+
 class FluxSettings(Model):
     """The Flux distribution every cluster runs (installed by the Flux Operator's FluxInstance)."""
 
     version: ExactVersion
     registry: str = "ghcr.io/fluxcd"
-    components: list[
-        Literal[
-            "source-controller",
-            "kustomize-controller",
-            "helm-controller",
-            "notification-controller",
-            "image-reflector-controller",
-            "image-automation-controller",
-        ]
-    ] = Field(
-        default_factory=lambda: [
-            "source-controller",
-            "kustomize-controller",
-            "helm-controller",
-            "notification-controller",
-            "image-reflector-controller",
-            "image-automation-controller",
-        ]
-    )
+    components: list[FluxComponent] = Field(default_factory=lambda: list(FLUX_COMPONENTS))
 
 
 class Notifications(Model):
@@ -228,7 +227,7 @@ class Component(Model):
     namespace: DnsLabel
     chart: Chart
     release_name: DnsLabel | None = None
-    roles: Annotated[list[Role], Field(min_length=1)] = Field(default_factory=lambda: ["hub", "workload"])
+    roles: Annotated[list[Role], Field(min_length=1)] = Field(default_factory=lambda: list(ALL_ROLES))
     enabled: bool = True
     depends_on: list[DnsLabel] = Field(default_factory=list)
     values: Values = Field(default_factory=dict)
@@ -241,7 +240,9 @@ class Component(Model):
 class Image(Model):
     """A container image pinned to a tag (not 'latest') and optionally a digest."""
 
-    repository: Annotated[str, Field(pattern=r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)+$")]
+    repository: Annotated[
+        str, Field(pattern=r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)+$")
+    ]
     tag: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"), AfterValidator(_not_latest)]
     digest: Annotated[str, Field(pattern=r"^(sha256:[a-f0-9]{64})?$")] = ""
 

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from generator.loader import Inventory, Layer, Sourced, platforms
-from generator.models import App, Cluster, Component, Fleet, Settings, Team
+from generator.models import App, Cluster, Component, ComponentSettings, Fleet, Settings, Team
 
 BUILT_IN = "(built-in default)"
+_NO_SETTINGS = ComponentSettings()
 
 
 def merge(base: Any, patch: Any) -> Any:
@@ -49,7 +50,9 @@ def _record(provenance: dict[str, str], prefix: str, value: Any, where: Any) -> 
         provenance[prefix] = where if isinstance(where, str) else where("")
 
 
-def _layer_provenance(provenance: dict[str, str], layer: Layer, data: dict[str, Any], path: tuple[Any, ...] = ()) -> None:
+def _layer_provenance(
+    provenance: dict[str, str], layer: Layer, data: dict[str, Any], path: tuple[Any, ...] = ()
+) -> None:
     assert layer.file is not None
     file = layer.file
     for key, value in data.items():
@@ -73,8 +76,9 @@ def _settings_keys() -> set[str]:
 def cluster_layer(source: Sourced[Cluster]) -> Layer:
     """The settings written directly on a cluster entry, as a layer."""
     keys = _settings_keys()
-    return Layer(f"cluster {source.item.name}", {k: v for k, v in source.raw.items() if k in keys},
-                 source.file, source.path)
+    return Layer(
+        f"cluster {source.item.name}", {k: v for k, v in source.raw.items() if k in keys}, source.file, source.path
+    )
 
 
 @dataclass(frozen=True)
@@ -220,10 +224,13 @@ def app_base_values(app: App, team: Team, fleet: Fleet, apps: tuple[App, ...] | 
         allow_from.append({"namespace": "ingress-nginx"})
     for other in sorted(apps, key=lambda a: a.name):
         if app.name in other.depends_on:
-            allow_from.append({"namespace": other.target_namespace,
-                               "podLabels": {"app.kubernetes.io/name": other.name}})
-    allow_to = [{"namespace": by_name[d].target_namespace, "podLabels": {"app.kubernetes.io/name": d},
-                 "port": by_name[d].port} for d in sorted(app.depends_on)]
+            allow_from.append(
+                {"namespace": other.target_namespace, "podLabels": {"app.kubernetes.io/name": other.name}}
+            )
+    allow_to = [
+        {"namespace": by_name[d].target_namespace, "podLabels": {"app.kubernetes.io/name": d}, "port": by_name[d].port}
+        for d in sorted(app.depends_on)
+    ]
     values: dict[str, Any] = {
         "image": {"repository": app.image.repository, "tag": app.image.tag, "digest": app.image.digest},
         "containerPort": app.port,
@@ -235,8 +242,12 @@ def app_base_values(app: App, team: Team, fleet: Fleet, apps: tuple[App, ...] | 
         "networkPolicy": {"enabled": True, "allowFrom": allow_from, "allowTo": allow_to},
     }
     if app.ingress_host:
-        values["ingress"] = {"enabled": True, "className": "nginx", "host": f"{app.ingress_host}.${{cluster_domain}}",
-                             "tlsSecretName": f"{app.name}-tls"}
+        values["ingress"] = {
+            "enabled": True,
+            "className": "nginx",
+            "host": f"{app.ingress_host}.${{cluster_domain}}",
+            "tlsSecretName": f"{app.name}-tls",
+        }
     result: dict[str, Any] = canonical(merge(values, app.values))
     return result
 
@@ -245,9 +256,12 @@ def _app_env_values(app: App, env: str, settings: Settings) -> dict[str, Any]:
     values: dict[str, Any] = {"labels": {"fleet.gitops.io/environment": env}}
     if env in app.autoscaling:
         scaling = app.autoscaling[env]
-        values["autoscaling"] = {"enabled": True, "minReplicas": scaling.min_replicas,
-                                 "maxReplicas": scaling.max_replicas,
-                                 "targetCPUUtilizationPercentage": scaling.target_cpu_utilization}
+        values["autoscaling"] = {
+            "enabled": True,
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "targetCPUUtilizationPercentage": scaling.target_cpu_utilization,
+        }
     elif env in app.replicas:
         values["replicas"] = app.replicas[env]
     layered = settings.apps.get(app.name)
@@ -280,23 +294,29 @@ def resolve(inv: Inventory) -> ResolvedFleet:
 
     environments: dict[str, ResolvedEnvironment] = {}
     env_data: dict[str, dict[str, Any]] = {}
-    for env in fleet.environments:
-        data, _ = _settings_of([inv.defaults, inv.overlays[env]])
+    for env_name in fleet.environments:
+        data, _ = _settings_of([inv.defaults, inv.overlays[env_name]])
         settings = Settings.model_validate(data)
-        env_data[env] = data
+        env_data[env_name] = data
         env_components = tuple(
-            ResolvedComponent(c, LayeredValues(c.values, settings.components.get(c.name, _EMPTY).values, {}))
+            ResolvedComponent(c, LayeredValues(c.values, settings.components.get(c.name, _NO_SETTINGS).values, {}))
             for c in components
             if "workload" in c.roles and _enabled(settings, "components", c.name, c.enabled)
         )
         env_apps = tuple(
-            ResolvedApp(a, teams[a.team], LayeredValues(app_base_values(a, teams[a.team], fleet, apps),
-                                                      _app_env_values(a, env, settings), {}))
+            ResolvedApp(
+                a,
+                teams[a.team],
+                LayeredValues(
+                    app_base_values(a, teams[a.team], fleet, apps), _app_env_values(a, env_name, settings), {}
+                ),
+            )
             for a in apps
-            if (a.environments is None or env in a.environments) and a.clusters is None
+            if (a.environments is None or env_name in a.environments)
+            and a.clusters is None
             and _enabled(settings, "apps", a.name, True)
         )
-        environments[env] = ResolvedEnvironment(env, settings, env_components, env_apps)
+        environments[env_name] = ResolvedEnvironment(env_name, settings, env_components, env_apps)
 
     clusters = []
     for source in inv.clusters:
@@ -306,34 +326,55 @@ def resolve(inv: Inventory) -> ResolvedFleet:
         data, provenance = _settings_of([inv.defaults, inv.overlays[cluster.environment], layer])
         settings = Settings.model_validate(data)
         resolved_components = tuple(
-            ResolvedComponent(c, LayeredValues(c.values, env.settings.components.get(c.name, _EMPTY).values,
-                                               _cluster_values(layer.data, "components", c.name)))
+            ResolvedComponent(
+                c,
+                LayeredValues(
+                    c.values,
+                    env.settings.components.get(c.name, _NO_SETTINGS).values,
+                    _cluster_values(layer.data, "components", c.name),
+                ),
+            )
             for c in components
             if cluster.role in c.roles and _enabled(settings, "components", c.name, c.enabled)
         )
         resolved_apps = tuple(
-            ResolvedApp(a, teams[a.team], LayeredValues(app_base_values(a, teams[a.team], fleet, apps),
-                                                      _app_env_values(a, cluster.environment, env.settings),
-                                                      _cluster_values(layer.data, "apps", a.name)))
+            ResolvedApp(
+                a,
+                teams[a.team],
+                LayeredValues(
+                    app_base_values(a, teams[a.team], fleet, apps),
+                    _app_env_values(a, cluster.environment, env.settings),
+                    _cluster_values(layer.data, "apps", a.name),
+                ),
+            )
             for a in apps
             if cluster.role == "workload"
             and (a.environments is None or cluster.environment in a.environments)
             and (a.clusters is None or cluster.name in a.clusters)
             and _enabled(settings, "apps", a.name, True)
         )
-        for key, value in cluster.model_dump(by_alias=True, mode="json", include={
-                "name", "cloud", "region", "environment", "role", "networking"}).items():
+        for key, value in cluster.model_dump(
+            by_alias=True, mode="json", include={"name", "cloud", "region", "environment", "role", "networking"}
+        ).items():
             _record(provenance, key, value, lambda _k, s=source, k=key: str(s.file.position((*s.path, k))))
-        sources = sorted({source.file.file, inv.fleet.file.file,
-                          *(layer.file.file for layer in (inv.defaults, inv.overlays[cluster.environment]) if layer.file)})
-        clusters.append(ResolvedCluster(cluster, settings, env, resolved_components, resolved_apps,
-                                        dict(sorted(provenance.items())), tuple(sources)))
-    return ResolvedFleet(inv, fleet, tuple(components), tuple(apps), tuple(teams.values()),
-                         tuple(environments.values()), tuple(clusters))
-
-
-class _Empty:
-    values: dict[str, Any] = {}
-
-
-_EMPTY: Any = _Empty()
+        sources = sorted(
+            {
+                source.file.file,
+                inv.fleet.file.file,
+                *(layer.file.file for layer in (inv.defaults, inv.overlays[cluster.environment]) if layer.file),
+            }
+        )
+        clusters.append(
+            ResolvedCluster(
+                cluster,
+                settings,
+                env,
+                resolved_components,
+                resolved_apps,
+                dict(sorted(provenance.items())),
+                tuple(sources),
+            )
+        )
+    return ResolvedFleet(
+        inv, fleet, tuple(components), tuple(apps), tuple(teams.values()), tuple(environments.values()), tuple(clusters)
+    )

@@ -41,8 +41,10 @@ class Changes:
 
     def summary(self) -> str:
         """One line: counts of each kind of change."""
-        return (f"{len(self.created)} created, {len(self.updated)} updated, {len(self.deleted)} deleted, "
-                f"{self.unchanged} unchanged")
+        return (
+            f"{len(self.created)} created, {len(self.updated)} updated, {len(self.deleted)} deleted, "
+            f"{self.unchanged} unchanged"
+        )
 
 
 def read_manifest(out: Path) -> dict[str, str]:

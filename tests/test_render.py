@@ -119,7 +119,7 @@ def test_every_generated_yaml_file_has_the_header(fleet_root: Path) -> None:
 
 def test_inventory_strings_cannot_inject_yaml(fleet_root: Path) -> None:
     apps = fleet_root / "inventory/apps.yaml"
-    hostile = 'info"\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: pwned}\n\'#'
+    hostile = "info\"\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: pwned}\n'#"
     apps.write_text(apps.read_text().replace("LOG_LEVEL: info", f"LOG_LEVEL: {json.dumps(hostile)}"))
     assert _render(fleet_root) == 0
     release = fleet_root / "out/fleet/apps/base/checkout/release.yaml"
