@@ -170,6 +170,13 @@ class AppSettings(Model):
     values: Values = Field(default_factory=dict)
 
 
+class Tenancy(Model):
+    """How app teams are confined: Pod Security level of their namespaces and their group's role there."""
+
+    pod_security: Literal["privileged", "baseline", "restricted"] = "restricted"
+    team_role: Literal["view", "edit", "admin"] = "edit"
+
+
 class Settings(Model):
     """Everything that layers: each field may be set in defaults, an overlay, or on a cluster."""
 
@@ -183,6 +190,7 @@ class Settings(Model):
     components: dict[str, ComponentSettings] = Field(default_factory=dict)
     apps: dict[str, AppSettings] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
+    tenancy: Tenancy = Tenancy()
 
 
 # --- clusters --------------------------------------------------------------------------------------

@@ -136,6 +136,15 @@ class ResolvedEnvironment:
     components: tuple[ResolvedComponent, ...]
     apps: tuple[ResolvedApp, ...]
 
+    @property
+    def teams(self) -> list[str]:
+        """Teams with at least one app in this environment's overlay."""
+        return sorted({a.team.name for a in self.apps})
+
+    def team_apps(self, team: str) -> tuple[ResolvedApp, ...]:
+        """This environment's apps owned by ``team``."""
+        return tuple(a for a in self.apps if a.team.name == team)
+
 
 @dataclass(frozen=True)
 class ResolvedCluster:
@@ -173,9 +182,24 @@ class ResolvedCluster:
         return _signature(self.components) != _signature(self.environment.components, env_only=True)
 
     @property
-    def apps_differ(self) -> bool:
-        """Whether the cluster needs its own apps overlay."""
-        return _signature(self.apps) != _signature(self.environment.apps, env_only=True)
+    def teams(self) -> list[str]:
+        """Teams with at least one app on this cluster."""
+        return sorted({a.team.name for a in self.apps})
+
+    def team_apps(self, team: str) -> tuple[ResolvedApp, ...]:
+        """This cluster's apps owned by ``team``."""
+        return tuple(a for a in self.apps if a.team.name == team)
+
+    def team_differs(self, team: str) -> bool:
+        """Whether the cluster needs its own overlay for ``team``'s apps (not the environment's)."""
+        mine = _signature(self.team_apps(team))
+        return mine != _signature(self.environment.team_apps(team), env_only=True)
+
+    @property
+    def tenants_differ(self) -> bool:
+        """Whether namespaces/RBAC of this cluster differ from its environment's."""
+        names = [a.name for a in self.apps] != [a.name for a in self.environment.apps]
+        return names or self.settings.tenancy != self.environment.settings.tenancy
 
 
 def _signature(items: tuple[ResolvedComponent, ...] | tuple[ResolvedApp, ...], env_only: bool = False) -> list[Any]:

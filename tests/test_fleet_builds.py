@@ -80,9 +80,37 @@ def test_hub_runs_crossplane_and_workloads_run_apps(fleet_dir: Path) -> None:
     hub = load_documents(tools.kustomize_build.run(fleet_dir / "infrastructure/clusters/management/controllers"))
     assert "crossplane" in {o["metadata"]["name"] for o in hub if o["kind"] == "HelmRelease"}
     assert not (fleet_dir / "clusters/management/apps.yaml").exists()
-    prod = load_documents(tools.kustomize_build.run(fleet_dir / "apps/clusters/prod-us-east-1"))
-    names = {o["metadata"]["name"] for o in prod if o["kind"] == "HelmRelease"}
-    assert names == {"catalog", "checkout", "payments", "storefront-web"}
+    names = set()
+    for team in ("payments", "storefront"):
+        built = load_documents(tools.kustomize_build.run(fleet_dir / f"apps/overlays/prod/{team}"))
+        names |= {o["metadata"]["name"] for o in built if o["kind"] == "HelmRelease"}
+    assert names == {"catalog", "checkout", "payments"}
+    own = load_documents(tools.kustomize_build.run(fleet_dir / "apps/clusters/prod-us-east-1/storefront"))
+    assert {o["metadata"]["name"] for o in own if o["kind"] == "HelmRelease"} == {"catalog", "storefront-web"}
+    assert not (fleet_dir / "apps/clusters/prod-europe-west1").exists()
+
+
+def test_apps_run_as_their_team_and_tenants_are_confined(fleet_dir: Path) -> None:
+    tools = find_tools(REPO)
+    entry = load_documents(tools.kustomize_build.run(fleet_dir / "clusters/prod-eu-west-1"))
+    apps = {k["metadata"]["name"]: k for k in entry if k["kind"] == "Kustomization"}
+    assert apps["apps-payments"]["spec"]["serviceAccountName"] == "tenant-payments"
+    assert apps["apps-payments"]["spec"]["dependsOn"] == [{"name": "tenants"}]
+    assert "serviceAccountName" not in apps["tenants"]["spec"]
+    tenants = load_documents(tools.kustomize_build.run(fleet_dir / apps["tenants"]["spec"]["path"]))
+    namespaces = {o["metadata"]["name"]: o for o in tenants if o["kind"] == "Namespace"}
+    assert set(namespaces) == {"catalog", "checkout", "payments", "storefront"}
+    assert namespaces["checkout"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    team_binding = next(
+        o
+        for o in tenants
+        if o["kind"] == "RoleBinding"
+        and o["metadata"]
+        == {"name": "team-payments", "namespace": "checkout", "labels": {"fleet.gitops.io/team": "payments"}}
+    )
+    assert team_binding["roleRef"]["name"] == "view"  # overlays/prod.yaml: tenancy.teamRole
+    releases = load_documents(tools.kustomize_build.run(fleet_dir / apps["apps-payments"]["spec"]["path"]))
+    assert all(r["spec"]["serviceAccountName"] == "flux-tenant" for r in releases)
 
 
 def test_layered_values_reach_the_built_release(fleet_dir: Path) -> None:
