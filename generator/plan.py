@@ -270,8 +270,10 @@ def plan_fleet(
             ],
             sources,
         )
-        for team in env.teams:
-            _plan_team_apps(planner, f"apps/overlays/{env.name}/{team}", env.team_apps(team), sources, env_only=True)
+        for team_name in env.teams:
+            _plan_team_apps(
+                planner, f"apps/overlays/{env.name}/{team_name}", env.team_apps(team_name), sources, env_only=True
+            )
         if env.apps:
             _plan_tenants(planner, f"tenants/overlays/{env.name}", env.apps, env.settings, sources)
 
