@@ -273,12 +273,12 @@ def load_inventory(root: Path) -> Inventory:
 
 
 def _problem(source: Sourced[Any] | Layer, sub: Path_, field_name: str, message: str) -> Problem:
-    if isinstance(source, Layer):
-        assert source.file is not None
-        pos = source.file.position((*source.path, *sub))
-        return Problem(pos.file, pos.line, pos.column, field_name, message)
-    file, line, col = source.where(*sub)
-    return Problem(file, line, col, field_name, message)
+    """A problem at ``sub`` below an item or layer; the field is the full dotted path as written."""
+    del field_name  # kept for call-site readability; the position gives the exact path
+    assert source.file is not None
+    full = (*source.path, *sub)
+    pos = source.file.position(full)
+    return Problem(pos.file, pos.line, pos.column, ".".join(str(p) for p in full), message)
 
 
 def _suggest(value: str, known: Iterable[str]) -> str:

@@ -34,7 +34,7 @@ CASES = {
         "name: dev-us-east-1",
         "name: dev-us-east-1",
         2,
-        "clusters.name",
+        "clusters.1.name",
         r"duplicate name 'dev-us-east-1'",
     ),
     "name escaping the output dir": (
@@ -61,7 +61,7 @@ CASES = {
         "region: us-east-1",
         "region: us-east-1",
         2,
-        "clusters.region",
+        "clusters.1.region",
         r"'us-east-1' is not a gcp region",
     ),
     "environment without overlay": (
@@ -70,7 +70,7 @@ CASES = {
         "environments: [dev, staging, prod, qa]",
         "environments:",
         1,
-        "fleet.environments",
+        "fleet.environments.3",
         r"environment 'qa' has no overlay file overlays/qa.yaml",
     ),
     "app targets unknown cluster": (
@@ -79,7 +79,7 @@ CASES = {
         "clusters: [prod-us-east-1, prod-eu-west-9]",
         "clusters: [prod-us-east-1",
         1,
-        "apps.clusters",
+        "apps.3.clusters.1",
         r"unknown cluster 'prod-eu-west-9'; did you mean 'prod-eu-west-1'",
     ),
     "app targets unknown env": (
@@ -88,7 +88,7 @@ CASES = {
         "environments: [production]",
         "environments: [production]",
         1,
-        "apps.environments",
+        "apps.3.environments.0",
         r"unknown environment 'production'",
     ),
     "overlapping cluster CIDRs": (
@@ -97,7 +97,7 @@ CASES = {
         "vpcCidr: 10.10.128.0/17",
         "vpcCidr: 10.10.128.0/17",
         1,
-        "clusters.networking.vpcCidr",
+        "clusters.1.networking.vpcCidr",
         r"overlaps vpcCidr 10.10.0.0/16 of cluster 'dev-us-east-1'",
     ),
     "unsupported kubernetes version": (
@@ -106,7 +106,7 @@ CASES = {
         'kubernetesVersion: "1.22"',
         "kubernetesVersion",
         1,
-        "kubernetesVersion",
+        "clusters.1.kubernetesVersion",
         r"unsupported Kubernetes version '1.22'",
     ),
     "chart version range": (
