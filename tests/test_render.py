@@ -126,3 +126,18 @@ def test_inventory_strings_cannot_inject_yaml(fleet_root: Path) -> None:
     docs = load_documents(release.read_text())
     assert len(docs) == 1 and docs[0]["kind"] == "HelmRelease"
     assert docs[0]["spec"]["values"]["env"]["LOG_LEVEL"] == hostile
+
+
+def test_rendered_output_is_yamllint_clean(fleet_root: Path) -> None:
+    from conftest import REPO
+    from yamllint import linter
+    from yamllint.config import YamlLintConfig
+
+    assert _render(fleet_root) == 0
+    config = YamlLintConfig(file=str(REPO / ".yamllint"))
+    problems = []
+    for path in sorted((fleet_root / "out").rglob("*.yaml")):
+        if "/templates/" in path.as_posix():
+            continue
+        problems += [f"{path}:{p.line}: {p.desc}" for p in linter.run(path.read_text(), config, str(path))]
+    assert not problems, "\n".join(problems)
