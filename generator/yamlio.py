@@ -1,25 +1,25 @@
 """The one YAML reader and the one YAML writer of fleetgen.
 
-Reading keeps the file:line:column of every mapping key and sequence item, so errors can point at
-the inventory. Writing goes through ``dump_documents`` only: keys keep their given order, and every
-string that a YAML 1.1 *or* 1.2 reader (Kubernetes uses 1.1 rules) would take for another type is
-quoted, so no inventory value can change type, break a document or inject keys.
+Reading inventory (ruamel round-trip) keeps the file:line:column of every mapping key and sequence item,
+so errors can point at the inventory. Writing goes through ``dump_documents`` only (libyaml's emitter,
+kubectl-style indentless sequences): keys keep their given order, and every string that a YAML 1.1 *or*
+1.2 reader (Kubernetes uses 1.1 rules) would take for another type is quoted, so no inventory value can
+change type, break a document or inject keys.
 """
 
 from __future__ import annotations
 
 import datetime
-import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml  # type: ignore[import-untyped,unused-ignore]
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
-from ruamel.yaml.representer import RoundTripRepresenter
 
 from generator.errors import InventoryError, Problem
 
@@ -100,14 +100,10 @@ def load_file(path: Path, display: str) -> LoadedFile:
     return LoadedFile(display, _plain(raw, display, (), positions), positions)
 
 
-class _SafeRepresenter(RoundTripRepresenter):
-    """Key order as given; strings that could read as another type are quoted; multi-line as blocks."""
-
-
-_YAML11_PLAIN = re.compile(
+_YAML_PLAIN_OTHER_TYPE = re.compile(
     r"""^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF
     |~|null|Null|NULL|=|<<
-    |[-+]?(?:0b[0-1_]+|0[0-7_]+|(?:0|[1-9][0-9_]*)|0x[0-9a-fA-F_]+|[1-9][0-9_]*(?::[0-5]?[0-9])+)
+    |[-+]?(?:0b[0-1_]+|0o?[0-7_]+|(?:0|[1-9][0-9_]*)|0x[0-9a-fA-F_]+|[1-9][0-9_]*(?::[0-5]?[0-9])+)
     |[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
     |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)|[-+]?[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+
     |[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt\s].*)?)$""",
@@ -115,51 +111,46 @@ _YAML11_PLAIN = re.compile(
 )
 
 
-def _represent_str(representer: RoundTripRepresenter, value: str) -> Any:
+class _Dumper(yaml.CSafeDumper):  # type: ignore[misc,name-defined,unused-ignore]
+    """libyaml's emitter with fleetgen's representers: key order kept, ambiguous strings quoted."""
+
+
+def _represent_str(dumper: Any, value: str) -> Any:
     if "\n" in value and not any(line != line.rstrip() for line in value.splitlines()):
-        return representer.represent_scalar("tag:yaml.org,2002:str", value, style="|")
-    if _YAML11_PLAIN.match(value):
-        return representer.represent_scalar("tag:yaml.org,2002:str", value, style="'")
-    return representer.represent_scalar("tag:yaml.org,2002:str", value)
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    if _YAML_PLAIN_OTHER_TYPE.match(value):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="'")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
 
 
-def _represent_none(representer: RoundTripRepresenter, _: None) -> Any:
-    return representer.represent_scalar("tag:yaml.org,2002:null", "null")
+def _represent_dict(dumper: Any, value: dict[Any, Any]) -> Any:
+    return dumper.represent_mapping("tag:yaml.org,2002:map", value.items())
 
 
-def _represent_dict(representer: RoundTripRepresenter, value: dict[Any, Any]) -> Any:
-    return representer.represent_mapping("tag:yaml.org,2002:map", value)
-
-
-_SafeRepresenter.add_representer(str, _represent_str)
-_SafeRepresenter.add_representer(type(None), _represent_none)
-_SafeRepresenter.add_representer(dict, _represent_dict)
-
-
-def _writer() -> YAML:
-    writer = YAML(typ="rt")
-    writer.Representer = _SafeRepresenter
-    writer.default_flow_style = False
-    writer.width = 4096
-    writer.indent(mapping=2, sequence=4, offset=2)
-    writer.allow_unicode = True
-    return writer
+_Dumper.add_representer(str, _represent_str)
+_Dumper.add_representer(dict, _represent_dict)
 
 
 def dump_documents(documents: Iterable[Any]) -> str:
-    """Emit documents as one YAML stream, ``---`` between them; the only YAML writer of fleetgen."""
-    parts = []
-    for document in documents:
-        buffer = io.StringIO()
-        _writer().dump(document, buffer)
-        parts.append("---\n" + buffer.getvalue())
-    return "".join(parts)
+    """Emit documents as one YAML stream, each starting with ``---``; the only YAML writer of fleetgen."""
+    text: str = yaml.dump_all(
+        list(documents),
+        Dumper=_Dumper,
+        explicit_start=True,
+        default_flow_style=False,
+        sort_keys=False,
+        width=4096,
+        allow_unicode=True,
+    )
+    return text
+
+
+_FAST_READER = YAML(typ="safe")
 
 
 def load_documents(text: str) -> list[Any]:
     """Parse a YAML stream (our own output, kustomize or helm output) to plain data, skipping empties."""
-    reader = YAML(typ="safe", pure=True)
-    return [doc for doc in reader.load_all(text) if doc is not None]
+    return [doc for doc in _FAST_READER.load_all(text) if doc is not None]
 
 
 def iter_yaml_files(directory: Path) -> Iterator[Path]:
