@@ -127,6 +127,11 @@ def parser() -> argparse.ArgumentParser:
     tools.add_argument("--install", action="store_true")
     tools.add_argument("--root", type=_root, default=Path.cwd())
     tools.set_defaults(func=cmd_tools)
+
+    from generator import build, evaluate
+
+    build.register(sub)  # build, golden, diff
+    evaluate.register(sub)  # validate, policy test
     return main
 
 

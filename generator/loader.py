@@ -6,6 +6,7 @@ so that resolve can record provenance and every error can say ``file:line:col: f
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import ipaddress
 import re
@@ -19,7 +20,17 @@ from typing import Any, Generic, TypeVar, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from generator.errors import InventoryError, Problem
-from generator.models import App, Cluster, Component, Fleet, Settings, Team
+from generator.models import (
+    ACTION_POLICIES,
+    VALIDATING_POLICIES,
+    App,
+    Cluster,
+    Component,
+    Fleet,
+    PolicyExceptionEntry,
+    Settings,
+    Team,
+)
 from generator.yamlio import LoadedFile, Path_, load_file
 
 T = TypeVar("T", bound=BaseModel)
@@ -31,8 +42,9 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "clusters": Cluster,
     "apps": App,
     "teams": Team,
+    "exceptions": PolicyExceptionEntry,
 }
-LIST_SECTIONS = ("components", "clusters", "apps", "teams")
+LIST_SECTIONS = ("components", "clusters", "apps", "teams", "exceptions")
 CLUSTER_VARIABLES = (
     "cluster_name",
     "cluster_environment",
@@ -88,12 +100,13 @@ class Inventory:
     clusters: list[Sourced[Cluster]] = field(default_factory=list)
     apps: list[Sourced[App]] = field(default_factory=list)
     teams: list[Sourced[Team]] = field(default_factory=list)
+    exceptions: list[Sourced[PolicyExceptionEntry]] = field(default_factory=list)
 
     @property
     def files(self) -> list[str]:
         """Every inventory and overlay file, relative to the root."""
         found = {self.fleet.file.file, *(o.file.file for o in self.overlays.values() if o.file)}
-        for group in (self.components, self.clusters, self.apps, self.teams):
+        for group in (self.components, self.clusters, self.apps, self.teams, self.exceptions):
             found.update(s.file.file for s in group)
         return sorted(found)
 
@@ -178,8 +191,11 @@ def _relative(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-def load_inventory(root: Path) -> Inventory:
-    """Read and validate the fleet at ``root`` (``inventory/`` and ``overlays/``); raise InventoryError."""
+def load_inventory(root: Path, *, today: datetime.date | None = None) -> Inventory:
+    """Read and validate the fleet at ``root`` (``inventory/`` and ``overlays/``); raise InventoryError.
+
+    ``today`` (default: the current date) decides which policy exceptions have expired.
+    """
     root = root.resolve()
     inventory_dir, overlay_dir = root / "inventory", root / "overlays"
     problems: list[Problem] = []
@@ -262,8 +278,9 @@ def load_inventory(root: Path) -> Inventory:
         clusters=sorted(groups["clusters"], key=lambda s: s.item.name),
         apps=sorted(groups["apps"], key=lambda s: s.item.name),
         teams=sorted(groups["teams"], key=lambda s: s.item.name),
+        exceptions=sorted(groups["exceptions"], key=lambda s: s.item.name),
     )
-    problems.extend(cross_check(inventory))
+    problems.extend(cross_check(inventory, today=today))
     if problems:
         raise InventoryError(problems)
     return inventory
@@ -373,8 +390,8 @@ def _check_layer(layer: Layer, components: set[str], apps: set[str], platform: d
     return problems
 
 
-def cross_check(inv: Inventory) -> list[Problem]:
-    """Rules across items: names, references, regions, overlays, CIDRs, versions, variables."""
+def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[Problem]:
+    """Rules across items: names, references, regions, overlays, CIDRs, versions, variables, security."""
     problems: list[Problem] = []
     platform = platforms()
     fleet = inv.fleet.item
@@ -578,4 +595,160 @@ def cross_check(inv: Inventory) -> list[Problem]:
         for path, variable in _variables_in(app.values):
             if variable not in substitution_variables():
                 problems.append(_problem(app_source, ("values", *path), "apps.values", _unknown_variable(variable)))
+    problems.extend(_check_security(inv, today or datetime.date.today()))
+    from generator.crossplane.checks import check_inventory  # lazy: generator.crossplane imports this module
+
+    problems.extend(check_inventory(inv))
+    return problems
+
+
+# --- security: exceptions, policy settings, secrets --------------------------------------------------
+
+
+def _layer_value(layers: Iterable[Layer], key: str, default: Any) -> Any:
+    """The value of a top-level settings key after layering (last layer that sets it wins)."""
+    value = default
+    for layer in layers:
+        if layer.file is not None and layer.data.get(key) is not None:
+            value = layer.data[key]
+    return value
+
+
+def _check_security(inv: Inventory, today: datetime.date) -> list[Problem]:
+    """Policy exceptions (owner, policies, expiry), policy settings, and the secrets backend of every cluster."""
+    problems: list[Problem] = []
+    fleet = inv.fleet.item
+    security = fleet.security
+    envs = set(fleet.environments)
+    team_names = {t.item.name for t in inv.teams}
+    policies = set(VALIDATING_POLICIES)
+    for key, team in (("securityTeam", security.security_team), ("platformTeam", security.platform_team)):
+        if team is not None and team not in team_names:
+            problems.append(
+                _problem(
+                    inv.fleet,
+                    ("security", key),
+                    f"fleet.security.{key}",
+                    f"unknown team '{team}'; {_suggest(team, team_names)}",
+                )
+            )
+    signing = security.image_signing
+    if signing is not None and not (signing.registries or fleet.allowed_registries):
+        problems.append(
+            _problem(
+                inv.fleet,
+                ("security", "imageSigning"),
+                "fleet.security.imageSigning.registries",
+                "name the registries whose images must be signed (or set fleet.allowedRegistries)",
+            )
+        )
+
+    for source in inv.exceptions:
+        entry = source.item
+        if entry.owner not in team_names:
+            problems.append(
+                _problem(
+                    source,
+                    ("owner",),
+                    "exceptions.owner",
+                    f"unknown team '{entry.owner}'; {_suggest(entry.owner, team_names)}",
+                )
+            )
+        for index, policy in enumerate(entry.policies):
+            if policy not in policies:
+                problems.append(
+                    _problem(
+                        source,
+                        ("policies", index),
+                        "exceptions.policies",
+                        f"unknown policy '{policy}'; {_suggest(policy, policies)}",
+                    )
+                )
+        for index, env in enumerate(entry.environments or []):
+            if env not in envs:
+                problems.append(
+                    _problem(
+                        source,
+                        ("environments", index),
+                        "exceptions.environments",
+                        f"unknown environment '{env}'; {_suggest(env, envs)}",
+                    )
+                )
+        if entry.expires < today:
+            problems.append(
+                _problem(
+                    source,
+                    ("expires",),
+                    "exceptions.expires",
+                    f"exception '{entry.name}' (owner {entry.owner}) expired on {entry.expires.isoformat()} "
+                    f"(today is {today.isoformat()}): renew it with a new date and reason, or remove it",
+                )
+            )
+
+    for layer in (inv.defaults, *inv.overlays.values()):
+        if layer.file is None:
+            continue
+        for name in (layer.data.get("policies") or {}).get("actions") or {}:
+            if name not in ACTION_POLICIES:
+                problems.append(
+                    _problem(
+                        layer,
+                        ("policies", "actions", name),
+                        f"policies.actions.{name}",
+                        f"unknown policy '{name}'; {_suggest(name, ACTION_POLICIES)}",
+                    )
+                )
+
+    backend = security.secrets
+    for cluster_source in inv.clusters:
+        cluster = cluster_source.item
+        if "policies" in cluster_source.raw:
+            problems.append(
+                _problem(
+                    cluster_source,
+                    ("policies",),
+                    "clusters.policies",
+                    "policies are set per environment (inventory defaults or overlays/<env>.yaml), not per cluster",
+                )
+            )
+        if backend is None:
+            continue
+        layers = [inv.defaults, inv.overlays.get(cluster.environment, Layer("", {}, None))]
+        chosen = cluster_source.raw.get("secretsBackend") or _layer_value(layers, "secretsBackend", "cloud")
+        provider = cluster.cloud if chosen == "cloud" else "vault"
+        if getattr(backend, provider) is None:
+            problems.append(
+                _problem(
+                    cluster_source,
+                    ("secretsBackend",) if "secretsBackend" in cluster_source.raw else ("cloud",),
+                    "clusters.secretsBackend",
+                    f"cluster '{cluster.name}' reads secrets from {provider}, but fleet.security.secrets.{provider} "
+                    "is not configured",
+                )
+            )
+
+    for app_source in inv.apps:
+        app = app_source.item
+        seen: set[str] = set()
+        for index, secret in enumerate(app.secrets):
+            if backend is None:
+                problems.append(
+                    _problem(
+                        app_source,
+                        ("secrets", index),
+                        "apps.secrets",
+                        "apps declare secrets, but no secrets backend is configured (fleet.security.secrets)",
+                    )
+                )
+                break
+            if secret.name in seen:
+                problems.append(
+                    _problem(
+                        app_source,
+                        ("secrets", index, "name"),
+                        "apps.secrets.name",
+                        f"duplicate secret name '{secret.name}'",
+                    )
+                )
+            seen.add(secret.name)
     return problems

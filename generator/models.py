@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import re
+import string
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
@@ -102,6 +104,136 @@ class Notifications(Model):
     secret_name: DnsLabel = "flux-notifications"
 
 
+# --- security: policies, image signing, secrets backend (see generator/policies.py) ---------------
+
+#: Every ValidatingPolicy fleetgen renders (names are what exceptions and ``policies.actions`` refer to).
+VALIDATING_POLICIES: tuple[str, ...] = (
+    "require-labels",
+    "require-requests-limits",
+    "require-probes",
+    "disallow-privileged-containers",
+    "disallow-host-namespaces",
+    "restrict-image-registries",
+    "require-run-as-non-root",
+    "disallow-privilege-escalation",
+    "require-drop-all-capabilities",
+    "restrict-seccomp-profile",
+)
+#: Policies whose validationAction ``policies.actions`` may set.
+ACTION_POLICIES: tuple[str, ...] = (*VALIDATING_POLICIES, "verify-image-signatures")
+SYSTEM_NAMESPACES: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease", "flux-system", "kyverno")
+#: Placeholders a per-cluster secrets setting may use, e.g. ``role/{cluster}-external-secrets``.
+SECRET_PLACEHOLDERS = frozenset({"cluster", "environment", "region", "organization", "project"})
+LABEL_KEY = (
+    r"^(?:[a-z0-9]([-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+PUBLIC_KEY_PEM = r"^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]+-----END PUBLIC KEY-----\n?$"
+
+
+def _placeholders(value: str) -> str:
+    try:
+        names = {field for _, field, _, _ in string.Formatter().parse(value) if field is not None}
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a valid template ({exc}); write {{{{ and }}}} for literal braces") from exc
+    unknown = sorted(names - SECRET_PLACEHOLDERS)
+    if unknown:
+        known = ", ".join(sorted("{" + name + "}" for name in SECRET_PLACEHOLDERS))
+        raise ValueError(f"unknown placeholder {{{unknown[0]}}} in {value!r}; use {known}")
+    return value
+
+
+Template = Annotated[str, AfterValidator(_placeholders)]
+LabelKey = Annotated[str, Field(pattern=LABEL_KEY, max_length=253)]
+PolicyAction = Literal["Audit", "Deny"]
+
+
+class KeylessIdentity(Model):
+    """The Sigstore keyless identity (OIDC issuer and certificate subject) that must have signed an image."""
+
+    issuer: Annotated[str, Field(pattern=r"^https://[^\s]+$")]
+    subject: str = ""
+    subject_reg_exp: str = ""
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> KeylessIdentity:
+        if bool(self.subject) == bool(self.subject_reg_exp):
+            raise ValueError("set exactly one of subject (exact) or subjectRegExp")
+        return self
+
+
+class ImageSigning(Model):
+    """Cosign signatures required on images from the organisation's registries (an ImageValidatingPolicy)."""
+
+    registries: list[str] = Field(default_factory=list)
+    keyless: KeylessIdentity | None = None
+    public_key: Annotated[str, Field(pattern=PUBLIC_KEY_PEM)] | None = None
+    rekor_url: Annotated[str, Field(pattern=r"^https://[^\s]+$")] = "https://rekor.sigstore.dev"
+
+    @model_validator(mode="after")
+    def _one_attestor(self) -> ImageSigning:
+        if (self.keyless is None) == (self.public_key is None):
+            raise ValueError("set exactly one of keyless (issuer and subject) or publicKey (PEM)")
+        return self
+
+
+class AwsSecrets(Model):
+    """AWS Secrets Manager, reached with IRSA (an IAM role for the store's service account)."""
+
+    account_id: Annotated[str, Field(pattern=r"^\d{12}$")]
+    role_name: Template = "{cluster}-external-secrets"
+    region: Template = "{region}"
+
+
+class AzureSecrets(Model):
+    """Azure Key Vault, reached with workload identity (a user-assigned managed identity)."""
+
+    tenant_id: Annotated[str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    client_id: Annotated[str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    vault_name: Template = "{organization}-{environment}"
+
+
+class GcpSecrets(Model):
+    """GCP Secret Manager, reached with GKE workload identity (a Google service account)."""
+
+    project_id: Template = "{organization}-{environment}"
+    service_account: Template = "external-secrets@{project}.iam.gserviceaccount.com"
+
+
+class VaultSecrets(Model):
+    """HashiCorp Vault, reached with its Kubernetes auth method (one auth mount per cluster)."""
+
+    server: Annotated[str, Field(pattern=r"^https://[^\s]+$")]
+    path: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*$")] = "secret"
+    version: Literal["v1", "v2"] = "v2"
+    mount_path: Template = "kubernetes-{cluster}"
+    role: Template = "external-secrets"
+    namespace: str | None = None
+
+
+class SecretsBackend(Model):
+    """Where External Secrets reads secret values: each cloud's own secret manager, or Vault."""
+
+    store_name: DnsLabel = "fleet-secrets"
+    namespace: DnsLabel = "external-secrets"
+    service_account: DnsLabel = "external-secrets-store"
+    aws: AwsSecrets | None = None
+    azure: AzureSecrets | None = None
+    gcp: GcpSecrets | None = None
+    vault: VaultSecrets | None = None
+
+
+class Security(Model):
+    """Organisation-wide security settings: required labels, image signing, secrets backend, owners."""
+
+    required_labels: list[LabelKey] = Field(default_factory=lambda: ["app.kubernetes.io/name"])
+    image_signing: ImageSigning | None = None
+    secrets: SecretsBackend | None = None
+    system_namespaces: list[DnsLabel] = Field(default_factory=lambda: list(SYSTEM_NAMESPACES))
+    security_team: DnsLabel | None = None
+    platform_team: DnsLabel | None = None
+
+
 class Fleet(Model):
     """The organisation-wide facts: who, where the fleet repo lives, which Flux."""
 
@@ -112,6 +244,8 @@ class Fleet(Model):
     environments: Annotated[list[DnsLabel], Field(min_length=1)]
     notifications: Notifications | None = None
     allowed_registries: list[str] = Field(default_factory=list)
+    crossplane: CrossplaneSettings | None = None
+    security: Security = Security()
 
 
 # --- layered settings (built-in defaults ⊕ fleet defaults ⊕ overlays/<env> ⊕ cluster) ------------
@@ -177,6 +311,14 @@ class Tenancy(Model):
     team_role: Literal["view", "edit", "admin"] = "edit"
 
 
+class PolicySettings(Model):
+    """Kyverno enforcement per environment: the default action, per-policy overrides, extra exempt namespaces."""
+
+    validation_action: PolicyAction = "Audit"
+    actions: dict[str, PolicyAction] = Field(default_factory=dict)
+    excluded_namespaces: list[DnsLabel] = Field(default_factory=list)
+
+
 class Settings(Model):
     """Everything that layers: each field may be set in defaults, an overlay, or on a cluster."""
 
@@ -191,6 +333,8 @@ class Settings(Model):
     apps: dict[str, AppSettings] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
     tenancy: Tenancy = Tenancy()
+    policies: PolicySettings = PolicySettings()
+    secrets_backend: Literal["cloud", "vault"] = "cloud"
 
 
 # --- clusters --------------------------------------------------------------------------------------
@@ -203,6 +347,9 @@ class Networking(Model):
     pod_cidr: Cidr
     service_cidr: Cidr
     private_endpoint: bool = True
+    zones: list[Annotated[str, Field(pattern=r"^[a-z0-9-]+$")]] | None = None
+    private_subnets: list[Cidr] | None = None
+    public_subnets: list[Cidr] | None = None
 
 
 class Cluster(Settings):
@@ -214,6 +361,8 @@ class Cluster(Settings):
     environment: DnsLabel
     role: Role = "workload"
     networking: Networking
+    databases: list[Database] = Field(default_factory=list)
+    caches: list[Cache] = Field(default_factory=list)
 
 
 # --- components, apps, teams -----------------------------------------------------------------------
@@ -284,6 +433,15 @@ class Autoscaling(Model):
     target_cpu_utilization: Annotated[int, Field(ge=10, le=100)] = 75
 
 
+class AppSecret(Model):
+    """A Secret an app needs, synced by an ExternalSecret from the secrets backend (never a value)."""
+
+    name: DnsLabel
+    remote_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9/_.+=@-]+$", max_length=512)]
+    keys: list[Annotated[str, Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)]] = Field(default_factory=list)
+    refresh_interval: Duration = "1h"
+
+
 class App(Model):
     """An application: one HelmRelease of the in-repo service chart per cluster it runs on."""
 
@@ -303,6 +461,7 @@ class App(Model):
     ingress_host: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")] | None = None
     env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(default_factory=dict)
     values: Values = Field(default_factory=dict)
+    secrets: list[AppSecret] = Field(default_factory=list)
 
     @property
     def target_namespace(self) -> str:
@@ -319,3 +478,106 @@ class Team(Model):
     codeowners: list[Annotated[str, Field(pattern=r"^@[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)?$")]] = Field(
         default_factory=list
     )
+
+
+class PolicyExceptionEntry(Model):
+    """A time-limited exemption of some workloads from some policies, with an owner and a reason."""
+
+    name: DnsLabel
+    owner: DnsLabel
+    reason: Annotated[str, Field(min_length=10, max_length=1000)]
+    expires: datetime.date
+    policies: Annotated[list[str], Field(min_length=1)]
+    namespaces: Annotated[list[DnsLabel], Field(min_length=1)]
+    names: list[Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]] = Field(default_factory=list)
+    environments: list[DnsLabel] | None = None
+
+
+# --- crossplane: the infrastructure repo (generator/crossplane) --------------------------------------
+
+ShortName = Annotated[str, Field(pattern=DNS_LABEL, max_length=20)]
+Uuid = Annotated[str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+
+
+class Database(Model):
+    """A managed SQL database next to a cluster (RDS, Cloud SQL, Azure Database flexible server)."""
+
+    name: ShortName
+    engine: Literal["postgres", "mysql"] = "postgres"
+    version: Annotated[str, Field(pattern=r"^\d+(?:\.\d+)?$")] = "16"
+    size: Literal["small", "medium", "large"] = "small"
+    storage_gb: Annotated[int, Field(ge=20, le=16384)] = 64
+    high_availability: bool = False
+
+
+class Cache(Model):
+    """A managed Redis cache next to a cluster (ElastiCache, Memorystore, Azure Cache for Redis)."""
+
+    name: ShortName
+    size: Literal["small", "medium", "large"] = "small"
+    high_availability: bool = False
+
+
+class AwsIdentity(Model):
+    """The IAM role the hub's AWS providers assume with their Kubernetes service-account identity (IRSA)."""
+
+    account_id: Annotated[str, Field(pattern=r"^\d{12}$")]
+    role_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")]
+
+
+class GcpIdentity(Model):
+    """The GCP service account the hub's GCP providers act as (GKE workload identity or federation)."""
+
+    project: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
+    service_account: Annotated[
+        str, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.gserviceaccount\.com$")
+    ]
+    workload_identity_provider: Annotated[
+        str, Field(pattern=r"^projects/\d+/locations/global/workloadIdentityPools/[a-z0-9-]+/providers/[a-z0-9-]+$")
+    ] | None = None
+
+
+class AzureAdGroup(Model):
+    """An Entra ID group (object id and display name)."""
+
+    object_id: Uuid
+    name: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class AzureIdentity(Model):
+    """The Entra ID application the hub's Azure providers sign in as (workload identity federation)."""
+
+    subscription_id: Uuid
+    tenant_id: Uuid
+    client_id: Uuid
+    database_admins: AzureAdGroup | None = None
+
+
+class ProviderRuntime(Model):
+    """Tuning of every provider pod (seed: Crossplane provider limits)."""
+
+    max_reconcile_rate: Annotated[int, Field(ge=1, le=1000)] = 100
+    poll: Duration = "1m"
+    resources: Resources = Resources(requests=ResourceList(cpu="1", memory="2Gi"),
+                                     limits=ResourceList(cpu="2", memory="4Gi"))
+
+
+class CrossplaneSettings(Model):
+    """Crossplane on the hub: where the infrastructure repo lives, API mode, package pins, cloud identities."""
+
+    namespace: DnsLabel = "fleet-clusters"
+    infrastructure_path: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*$")] = "infrastructure"
+    legacy_claims: bool = False
+    prune_clusters: bool = False
+    aws: AwsIdentity | None = None
+    gcp: GcpIdentity | None = None
+    azure: AzureIdentity | None = None
+    runtime: ProviderRuntime = ProviderRuntime()
+    provider_versions: dict[Cloud, ExactVersion] = Field(default_factory=dict)
+    function_versions: dict[Literal["function-patch-and-transform", "function-auto-ready"], ExactVersion] = Field(
+        default_factory=dict
+    )
+
+
+Fleet.model_rebuild()
+Cluster.model_rebuild()

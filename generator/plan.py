@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 
 from generator.errors import FleetgenError
+from generator.externalsecrets import app_external_secrets
 from generator.models import Component, Settings
 from generator.resolve import (
     ResolvedApp,
@@ -235,7 +236,12 @@ def plan_fleet(
             chart_path=flux_path("charts/service"),
             tenant_service_account=TENANT_SERVICE_ACCOUNT,
         )
-        planner.add_yaml(f"{base}/kustomization.yaml", [_kustomization(["release.yaml"])], sources)
+        app_resources = ["release.yaml"]
+        external_secrets = app_external_secrets(app, fleet)
+        if external_secrets:
+            planner.add_yaml(f"{base}/external-secrets.yaml", external_secrets, [*sources, fleet_file])
+            app_resources.append("external-secrets.yaml")
+        planner.add_yaml(f"{base}/kustomization.yaml", [_kustomization(app_resources)], sources)
 
     # environment overlays: what every workload cluster of an environment gets
     for env in fleet.environments:
@@ -286,7 +292,11 @@ def plan_fleet(
             planner.add_text(
                 f"charts/{relative}",
                 chart_file.read_text(encoding="utf-8"),
-                [f"charts/{relative}"] if chart_file.suffix in {".yaml", ".yml"} else [],
+                # no header inside templates/: a leading `{{-` would glue the comment to the first key
+                [f"charts/{relative}"]
+                if chart_file.suffix in {".yaml", ".yml"}
+                and "templates" not in chart_file.relative_to(charts_dir).parts
+                else [],
             )
     return dict(sorted(planner.files.items()))
 

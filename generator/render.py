@@ -7,7 +7,9 @@ from pathlib import Path
 
 from generator import writer
 from generator.loader import load_inventory
+from generator.crossplane import fleet_contribution, plan_infrastructure
 from generator.plan import plan_fleet
+from generator.policies import plan_policies
 from generator.resolve import ResolvedFleet, resolve
 
 
@@ -22,7 +24,9 @@ class Rendered:
 def plan(root: Path) -> Rendered:
     """Everything a render would write for the fleet at ``root``; writes nothing."""
     fleet = resolve(load_inventory(root))
-    files = {f"fleet/{path}": text for path, text in plan_fleet(fleet, root / "charts").items()}
+    contributions = [plan_policies(fleet), fleet_contribution(fleet)]
+    files = {f"fleet/{path}": text for path, text in plan_fleet(fleet, root / "charts", contributions).items()}
+    files.update({f"infrastructure/{path}": text for path, text in plan_infrastructure(fleet).items()})
     return Rendered(fleet, dict(sorted(files.items())))
 
 

@@ -263,6 +263,7 @@ def app_base_values(app: App, team: Team, fleet: Fleet, apps: tuple[App, ...] | 
         "partOf": fleet.organization,
         "labels": {"fleet.gitops.io/team": team.name},
         "env": dict(sorted(app.env.items())),
+        "envFromSecrets": sorted(secret.name for secret in app.secrets),
         "networkPolicy": {"enabled": True, "allowFrom": allow_from, "allowTo": allow_to},
     }
     if app.ingress_host:

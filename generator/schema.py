@@ -746,3 +746,32 @@ class SchemaValidator:
         served = sorted(v for v, k in known if k == kind and v.rpartition("/")[0] == group)
         hint = f" (served: {', '.join(served)})" if served else ""
         return f"no schema for {api_version} {kind}{hint}"
+
+
+def bundled_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """fleetgen's own strict schemas for kinds with no upstream CRD (``generator/data/schemas/*.json``)."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    folder = importlib.resources.files("generator").joinpath("data/schemas")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".json"):
+            schema = json.loads(entry.read_text(encoding="utf-8"))
+            props = schema.get("properties") or {}
+            api_version = (props.get("apiVersion") or {}).get("const")
+            kind = (props.get("kind") or {}).get("const")
+            if isinstance(api_version, str) and isinstance(kind, str):
+                out[(api_version, kind)] = schema
+    return out
+
+
+def rendered_extra_schemas(files: Mapping[str, str]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Schemas beyond the CRD catalogue for a rendered fleet: bundled ones plus its own XRDs' composite kinds."""
+    from generator.crossplane.api import xr_schemas
+    from generator.yamlio import load_documents
+
+    xrds = [
+        doc
+        for path, text in sorted(files.items())
+        if path.startswith("infrastructure/apis/") and path.endswith(".yaml")
+        for doc in load_documents(text)
+    ]
+    return {**bundled_schemas(), **xr_schemas(xrds)}

@@ -114,6 +114,10 @@ _YAML_PLAIN_OTHER_TYPE = re.compile(
 class _Dumper(yaml.CSafeDumper):  # type: ignore[misc,name-defined,unused-ignore]
     """libyaml's emitter with fleetgen's representers: key order kept, ambiguous strings quoted."""
 
+    def ignore_aliases(self, data: Any) -> bool:
+        """Never emit anchors/aliases, even when one Python object appears twice."""
+        return True
+
 
 def _represent_str(dumper: Any, value: str) -> Any:
     if "\n" in value and not any(line != line.rstrip() for line in value.splitlines()):

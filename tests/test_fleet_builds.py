@@ -3,9 +3,7 @@ object validates strictly (core kinds with kubernetes-validate, custom kinds aga
 
 from __future__ import annotations
 
-import json
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ import pytest
 from conftest import REPO
 
 from generator.render import plan
-from generator.schema import CrdCatalogue, SchemaValidator, default_crd_dir
+from generator.schema import CrdCatalogue, SchemaValidator, default_crd_dir, rendered_extra_schemas
 from generator.tools import find_tools
 from generator.yamlio import load_documents
 
@@ -43,8 +41,7 @@ def catalogue() -> CrdCatalogue:
 
 
 def _extra_schemas() -> dict[tuple[str, str], dict[str, Any]]:
-    text = resources.files("generator").joinpath("data/schemas/fluxinstance.json").read_text()
-    return {("fluxcd.controlplane.io/v1", "FluxInstance"): json.loads(text)}
+    return rendered_extra_schemas(plan(REPO).files)
 
 
 CLUSTERS = [c.name for c in plan(REPO).fleet.clusters]
@@ -60,12 +57,12 @@ def test_every_flux_path_builds_and_validates(cluster: str, fleet_dir: Path, cat
     kinds = sorted({d["kind"] for d in entry})
     assert "FluxInstance" in kinds and "Kustomization" in kinds
     instance = next(d for d in entry if d["kind"] == "FluxInstance")
-    assert instance["spec"]["sync"]["path"] == f"clusters/{cluster}"
+    assert instance["spec"]["sync"]["path"] == f"fleet/clusters/{cluster}"
     objects = list(entry)
     kustomizations = [d for d in entry if d["kind"] == "Kustomization"]
     assert {k["metadata"]["name"] for k in kustomizations} >= {"infra-controllers"}
     for kustomization in kustomizations:
-        path = fleet_dir / kustomization["spec"]["path"]
+        path = fleet_dir.parent / kustomization["spec"]["path"]
         built = load_documents(tools.kustomize_build.run(path))
         assert built, f"{kustomization['spec']['path']} built nothing"
         objects.extend(built)
@@ -97,7 +94,7 @@ def test_apps_run_as_their_team_and_tenants_are_confined(fleet_dir: Path) -> Non
     assert apps["apps-payments"]["spec"]["serviceAccountName"] == "tenant-payments"
     assert apps["apps-payments"]["spec"]["dependsOn"] == [{"name": "tenants"}]
     assert "serviceAccountName" not in apps["tenants"]["spec"]
-    tenants = load_documents(tools.kustomize_build.run(fleet_dir / apps["tenants"]["spec"]["path"]))
+    tenants = load_documents(tools.kustomize_build.run(fleet_dir.parent / apps["tenants"]["spec"]["path"]))
     namespaces = {o["metadata"]["name"]: o for o in tenants if o["kind"] == "Namespace"}
     assert set(namespaces) == {"catalog", "checkout", "payments", "storefront"}
     assert namespaces["checkout"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -109,7 +106,7 @@ def test_apps_run_as_their_team_and_tenants_are_confined(fleet_dir: Path) -> Non
         == {"name": "team-payments", "namespace": "checkout", "labels": {"fleet.gitops.io/team": "payments"}}
     )
     assert team_binding["roleRef"]["name"] == "view"  # overlays/prod.yaml: tenancy.teamRole
-    releases = load_documents(tools.kustomize_build.run(fleet_dir / apps["apps-payments"]["spec"]["path"]))
+    releases = load_documents(tools.kustomize_build.run(fleet_dir.parent / apps["apps-payments"]["spec"]["path"]))
     assert all(r["spec"]["serviceAccountName"] == "flux-tenant" for r in releases if r["kind"] == "HelmRelease")
 
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import tree_digest
 
 from generator.cli import main
-from generator.yamlio import dump_documents, load_documents
+from generator.yamlio import dump_documents, load_documents, load_file
 
 
 def _render(root: Path, *extra: str) -> int:
@@ -30,11 +30,13 @@ def test_render_twice_is_byte_identical_and_writes_nothing_the_second_time(fleet
 def _shuffle_yaml(path: Path, rng: random.Random) -> None:
     """Reverse/shuffle every list of named entries and the keys of every mapping in a file."""
 
-    def shuffle(value: object) -> object:
+    def shuffle(value: object, key: str = "") -> object:
         if isinstance(value, dict):
             items = list(value.items())
             rng.shuffle(items)
-            return {k: shuffle(v) for k, v in items}
+            return {k: shuffle(v, k) for k, v in items}
+        if key == "nodeGroups":  # ordered on purpose: the first group is the system (AKS default) pool
+            return value
         if isinstance(value, list):
             items = [shuffle(v) for v in value]
             if all(isinstance(v, dict) and "name" in v for v in items) and items:
@@ -42,7 +44,7 @@ def _shuffle_yaml(path: Path, rng: random.Random) -> None:
             return items
         return value
 
-    data = load_documents(path.read_text())[0]
+    data = load_file(path, path.name).data
     path.write_text(dump_documents([shuffle(data)]))
 
 

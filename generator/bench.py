@@ -1,0 +1,257 @@
+"""Benchmark: render and build synthetic fleets of N clusters (reproducible seed).
+
+``python -m generator.bench --clusters 100 500`` generates, for each N, a fleet root in a temporary
+folder (the reference inventory's fleet, components, apps and teams, its overlays and charts, plus N
+generated clusters) and measures in one run, each size in its own process (so peak RSS is per size):
+
+* render: the full render to disk (``fleetgen render``);
+* cold build: every cluster, empty step cache;
+* naive baseline: the same tool runs done the naive way, serially and without cache or sharing: a
+  ``kustomize build`` of every Flux path of every cluster and a ``helm template`` of every in-repo release;
+* warm build: again, nothing changed;
+* one-cluster edit: one cluster's component values changed, re-planned, built again.
+
+Targets: cold at least 1.8x faster than naive, one-cluster edit at least 50x faster, peak RSS at most 1 GiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from generator.build import BuildOptions, FleetBuild, NaiveStep, build_fleet
+from generator.command import Command
+from generator.errors import FleetgenError
+from generator.tools import Toolset, find_tools
+from generator.yamlio import dump_documents, load_documents
+
+SEED = 20261127
+TARGET_COLD = 1.8
+TARGET_EDIT = 50.0
+TARGET_RSS_MIB = 1024.0
+EDITED_MARKER = "benchEdit"
+
+
+def _repo_root() -> Path:
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "inventory").is_dir() else Path.cwd()
+
+
+def _load(path: Path) -> Any:
+    docs = load_documents(path.read_text(encoding="utf-8"))
+    return docs[0] if docs else {}
+
+
+def synthetic_clusters(count: int, environments: Sequence[str], clouds: Mapping[str, Any],
+                       versions: Sequence[str], seed: int = SEED) -> list[dict[str, Any]]:
+    """``count`` cluster entries (one hub, the rest workloads) with a realistic share of own settings."""
+    rng = random.Random(seed)
+    weights = {"dev": 2, "staging": 2, "prod": 6}
+    env_weights = [weights.get(env, 2) for env in environments]
+    cloud_names = sorted(clouds)
+    clusters: list[dict[str, Any]] = []
+    for index in range(count):
+        cloud = rng.choice(cloud_names)
+        region = rng.choice(sorted(clouds[cloud]["regions"]))
+        env = "prod" if index == 0 and "prod" in environments else rng.choices(environments, env_weights)[0]
+        cluster: dict[str, Any] = {
+            "name": f"{env}-{region}-{index:04d}"[:40],
+            "cloud": cloud,
+            "region": region,
+            "environment": env,
+            "networking": {
+                "vpcCidr": f"10.{index // 16}.{(index % 16) * 16}.0/20",
+                "podCidr": "100.64.0.0/16",
+                "serviceCidr": "172.20.0.0/16",
+            },
+        }
+        if index == 0:
+            cluster["name"] = "management"
+            cluster["role"] = "hub"
+        roll = rng.random()
+        if index and roll < 0.10:
+            cluster["components"] = {"ingress-nginx": {"values": {"controller": {"replicaCount": rng.randint(2, 9)}}}}
+        elif index and roll < 0.15:
+            cluster["components"] = {"external-dns": {"enabled": False}}
+        elif index and roll < 0.20:
+            cluster["kubernetesVersion"] = rng.choice(list(versions))
+        clusters.append(cluster)
+    return clusters
+
+
+def make_fleet(source: Path, dest: Path, count: int, seed: int = SEED) -> list[str]:
+    """Write a synthetic fleet root of ``count`` clusters at ``dest``; returns the cluster names."""
+    from generator.loader import platforms
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("overlays", "charts"):
+        if (source / name).is_dir():
+            shutil.copytree(source / name, dest / name)
+    inventory = dest / "inventory"
+    shutil.copytree(source / "inventory", inventory, ignore=shutil.ignore_patterns("clusters"))
+    fleet = _load(inventory / "fleet.yaml")
+    environments = list(fleet["fleet"]["environments"])
+    data = platforms()
+    clusters = synthetic_clusters(count, environments, data["clouds"], data.get("kubernetesVersions", ["1.34"]), seed)
+    (inventory / "clusters").mkdir()
+    (inventory / "clusters" / "synthetic.yaml").write_text(dump_documents([{"clusters": clusters}]), encoding="utf-8")
+    names = [c["name"] for c in clusters]
+    prod = [c["name"] for c in clusters if c["environment"] == "prod" and c.get("role") != "hub"]
+    apps_file = inventory / "apps.yaml"
+    if apps_file.is_file():
+        apps = _load(apps_file)
+        for app in apps.get("apps", []):
+            if app.get("clusters") is not None:
+                app["clusters"] = prod[: max(2, len(prod) // 5)]
+        apps_file.write_text(dump_documents([apps]), encoding="utf-8")
+    return names
+
+
+def edit_one_cluster(root: Path, name: str) -> None:
+    """Change one value of one cluster: its ingress-nginx replica count."""
+    path = root / "inventory" / "clusters" / "synthetic.yaml"
+    data = _load(path)
+    for cluster in data["clusters"]:
+        if cluster["name"] == name:
+            components = cluster.setdefault("components", {})
+            entry = components.setdefault("ingress-nginx", {})
+            entry.setdefault("values", {}).setdefault("controller", {})["replicaCount"] = 11
+    path.write_text(dump_documents([data]), encoding="utf-8")
+
+
+def run_naive(steps: Sequence[NaiveStep], work: Path, tools: Toolset) -> float:
+    """Run the naive baseline's tool calls serially; seconds taken."""
+    values = work / "naive-values.json"
+    started = time.perf_counter()
+    for step in steps:
+        if step.tool == "kustomize":
+            tools.kustomize_build.run(work / "fleet" / step.args[0], "--load-restrictor=LoadRestrictionsNone")
+        else:
+            values.write_text(step.values, encoding="utf-8")
+            name, chart, *rest = step.args
+            location = work / chart if chart.startswith("fleet/") else Path(chart)
+            tools.helm.run("template", name, location, *rest, "--values", values)
+    return time.perf_counter() - started
+
+
+def _timed_build(root: Path, options: BuildOptions, rendered: Any, tools: Toolset) -> tuple[float, FleetBuild]:
+    started = time.perf_counter()
+    result = build_fleet(root, options, rendered=rendered, tools=tools)
+    return time.perf_counter() - started, result
+
+
+def measure(count: int, *, jobs: int | None, seed: int, keep: Path | None, naive: bool) -> dict[str, Any]:
+    """All measurements for one fleet size (run in a fresh process for a clean peak RSS)."""
+    from generator.render import plan, render
+
+    source = _repo_root()
+    tools = find_tools(source)
+    base = keep or Path(tempfile.mkdtemp(prefix=f"fleetgen-bench-{count}-"))
+    try:
+        root = base / "fleet-root"
+        names = make_fleet(source, root, count, seed)
+        started = time.perf_counter()
+        render(root, root / "out")
+        render_s = time.perf_counter() - started
+        started = time.perf_counter()
+        rendered = plan(root)
+        plan_s = time.perf_counter() - started
+        options = BuildOptions(jobs=jobs, cache_dir=base / "cache", work_dir=base / "work", progress=False,
+                               record_naive=naive)
+        cold_s, cold = _timed_build(root, options, rendered, tools)
+        naive_s = run_naive(cold.naive_steps, base / "work", tools) if naive else float("nan")
+        options = BuildOptions(jobs=jobs, cache_dir=base / "cache", work_dir=base / "work", progress=False)
+        warm_s, warm = _timed_build(root, options, rendered, tools)
+        if warm.files() != cold.files():
+            raise FleetgenError("warm build differs from the cold build")
+        edited = names[len(names) // 2]
+        edit_one_cluster(root, edited)
+        started = time.perf_counter()
+        rendered = plan(root)
+        replan_s = time.perf_counter() - started
+        edit_s, after = _timed_build(root, options, rendered, tools)
+        before, now = cold.files(), after.files()
+        changed = sorted({p.split("/", 1)[0] for p in set(before) | set(now) if before.get(p) != now.get(p)})
+        if changed != [edited]:
+            raise FleetgenError(f"one-cluster edit of {edited} changed {changed}")
+        self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        return {
+            "clusters": count, "resources": len(now), "jobs": jobs or os.cpu_count(),
+            "render_s": render_s, "plan_s": plan_s, "replan_s": replan_s,
+            "cold_s": cold_s, "warm_s": warm_s, "edit_s": edit_s, "naive_s": naive_s,
+            "naive_steps": len(cold.naive_steps),
+            "cold_stats": cold.stats.summary(), "edit_stats": after.stats.summary(),
+            "peak_rss_self_mib": self_rss, "peak_rss_children_mib": child_rss,
+        }
+    finally:
+        if keep is None:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def report(results: Sequence[Mapping[str, Any]]) -> str:
+    """A table of the measurements, the ratios and whether each target is met."""
+    lines = [f"{'clusters':>8} {'resources':>9} {'render':>8} {'cold':>8} {'warm':>7} {'1-edit':>7} {'naive':>8} "
+             f"{'naive/cold':>10} {'naive/1-edit':>12} {'peak RSS self/children':>24}"]
+    verdicts = []
+    for r in results:
+        cold_ratio = r["naive_s"] / r["cold_s"]
+        edit_ratio = r["naive_s"] / r["edit_s"]
+        lines.append(
+            f"{r['clusters']:>8} {r['resources']:>9} {r['render_s']:>7.1f}s {r['cold_s']:>7.1f}s {r['warm_s']:>6.2f}s "
+            f"{r['edit_s']:>6.2f}s {r['naive_s']:>7.1f}s {cold_ratio:>9.2f}x {edit_ratio:>11.1f}x "
+            f"{r['peak_rss_self_mib']:>10.0f} / {r['peak_rss_children_mib']:.0f} MiB")
+        rss = r["peak_rss_self_mib"] + r["peak_rss_children_mib"]
+        cold_ok, edit_ok = cold_ratio >= TARGET_COLD, edit_ratio >= TARGET_EDIT
+        verdicts.append(
+            f"{r['clusters']} clusters: cold {cold_ratio:.2f}x naive ({'ok' if cold_ok else 'MISSED'}, "
+            f"target {TARGET_COLD}x); one-edit {edit_ratio:.0f}x ({'ok' if edit_ok else 'MISSED'}, "
+            f"target {TARGET_EDIT:.0f}x); peak RSS {rss:.0f} MiB ({'ok' if rss <= TARGET_RSS_MIB else 'MISSED'}, "
+            f"target {TARGET_RSS_MIB:.0f} MiB); plan {r['plan_s']:.1f}s, re-plan after edit {r['replan_s']:.1f}s; "
+            f"{r['naive_steps']} naive tool runs; cold: {r['cold_stats']}; edit: {r['edit_stats']}")
+    return "\n".join([*lines, "", *verdicts])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m generator.bench --clusters 100 500``."""
+    parser = argparse.ArgumentParser(prog="python -m generator.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clusters", type=int, nargs="+", default=[100, 500], metavar="N")
+    parser.add_argument("--jobs", type=int, default=None, help="parallel builds (default: CPU count)")
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--keep", type=Path, help="keep the generated fleets and caches under this folder")
+    parser.add_argument("--no-naive", action="store_true", help="skip the (slow) naive baseline")
+    parser.add_argument("--json", action="store_true", help="print the measurements as JSON too")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        keep = args.keep / str(args.clusters[0]) if args.keep else None
+        result = measure(args.clusters[0], jobs=args.jobs, seed=args.seed, keep=keep, naive=not args.no_naive)
+        print(json.dumps(result))
+        return 0
+    results = []
+    for count in args.clusters:
+        print(f"benchmarking {count} clusters ...", file=sys.stderr, flush=True)
+        extra = [*(("--jobs", str(args.jobs)) if args.jobs else ()), *(("--keep", str(args.keep)) if args.keep else ()),
+                 *(("--no-naive",) if args.no_naive else ())]
+        out = Command((sys.executable, "-m", "generator.bench")).run(
+            "--child", "--clusters", str(count), "--seed", str(args.seed), *extra, timeout=6 * 3600,
+            cwd=_repo_root())
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    print(report(results))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""The cluster objects of ``infrastructure/clusters/<cluster>.yaml``: one KubernetesCluster per workload cluster
+(plus its Databases and Caches), every value taken from the resolved inventory."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from generator.crossplane.api import CACHE, CLUSTER, DATABASE
+from generator.crossplane.network import plan_network
+from generator.crossplane.packages import PROVIDER_CONFIG_NAME
+from generator.crossplane.patches import PROVIDER_LABEL, Mode, Obj
+from generator.loader import platforms
+from generator.models import CrossplaneSettings, Fleet
+from generator.resolve import ResolvedCluster
+
+CLOUD_LABEL = "platform.gitops.io/cloud"
+ENVIRONMENT_LABEL = "platform.gitops.io/environment"
+FLEET_CLUSTER_LABEL = "fleet.gitops.io/cluster"
+
+
+def kubeconfig_secret(cluster: str) -> str:
+    """Name of the Secret (next to the cluster object) the composition writes the kubeconfig to."""
+    return f"{cluster}-kubeconfig"
+
+
+def dns_service_ip(service_cidr: str) -> str:
+    """The cluster DNS service address: the tenth address of the service range."""
+    return str(ipaddress.IPv4Network(service_cidr).network_address + 10)
+
+
+def account(settings: CrossplaneSettings, cloud: str) -> str | None:
+    """The cloud account a cluster lives in: AWS account, GCP project or Azure subscription."""
+    if cloud == "aws":
+        return settings.aws.account_id if settings.aws else None
+    if cloud == "gcp":
+        return settings.gcp.project if settings.gcp else None
+    return settings.azure.subscription_id if settings.azure else None
+
+
+def tags(fleet: Fleet, cluster: ResolvedCluster, **extra: str) -> dict[str, str]:
+    """Tags/labels put on every cloud resource (lowercase values, valid as GCP labels too)."""
+    return {"fleet": fleet.organization, "environment": cluster.cluster.environment,
+            "cluster": cluster.name, "managed-by": "fleetgen", **extra}
+
+
+def _envelope(mode: Mode, kind: str, name: str, labels: dict[str, str], spec: Obj, selector: dict[str, str]) -> Obj:
+    """A composite (v2) or claim (legacy) in the cluster-object namespace, selecting its composition by cloud."""
+    selection = {"compositionSelector": {"matchLabels": selector}}
+    body = {**selection, **spec} if mode.legacy else {"crossplane": selection, **spec}
+    return {"apiVersion": mode.api_version, "kind": kind,
+            "metadata": {"name": name, "namespace": mode.namespace, "labels": labels}, "spec": body}
+
+
+def cluster_spec(fleet: Fleet, cluster: ResolvedCluster) -> Obj:
+    """The portable spec of a KubernetesCluster (the seed's fields)."""
+    settings = fleet.crossplane
+    assert settings is not None
+    c = cluster.cluster
+    zones = platforms()["clouds"][c.cloud]["regions"][c.region]
+    plan = plan_network(c, zones)
+    groups = []
+    for group in cluster.settings.node_groups:
+        entry: Obj = {"name": group.name, "instanceType": group.instance_type, "minSize": group.min_size,
+                      "maxSize": group.max_size, "desiredSize": group.desired_size, "diskSizeGb": group.disk_size_gb}
+        if group.labels:
+            entry["labels"] = dict(sorted(group.labels.items()))
+        if group.taints:
+            entry["taints"] = [{"key": t.key, "value": t.value, "effect": t.effect} for t in group.taints]
+        groups.append(entry)
+    subnets: dict[str, list[dict[str, str]]] = {}
+    for subnet in plan.subnets:
+        subnets.setdefault(subnet.tier, []).append(subnet.as_dict())
+    networking: Obj = {"vpcCidr": c.networking.vpc_cidr, "podCidr": c.networking.pod_cidr,
+                       "serviceCidr": c.networking.service_cidr,
+                       "dnsServiceIp": dns_service_ip(c.networking.service_cidr),
+                       "privateEndpoint": c.networking.private_endpoint, "zones": list(plan.zones),
+                       "subnets": subnets}
+    if plan.control_plane_cidr:
+        networking["controlPlaneCidr"] = plan.control_plane_cidr
+    spec: Obj = {"cloudProvider": c.cloud, "region": c.region, "environment": c.environment}
+    cloud_account = account(settings, c.cloud)
+    if cloud_account:
+        spec["account"] = cloud_account
+    spec.update({"providerConfigName": PROVIDER_CONFIG_NAME, "tags": tags(fleet, cluster),
+                 "kubernetes": {"version": cluster.settings.kubernetes_version}, "nodeGroups": groups,
+                 "networking": networking, "kubeconfigSecretName": kubeconfig_secret(c.name)})
+    return spec
+
+
+def cluster_documents(fleet: Fleet, cluster: ResolvedCluster, mode: Mode) -> list[Obj]:
+    """The KubernetesCluster of one workload cluster, then its Databases and Caches."""
+    c = cluster.cluster
+    labels = {CLOUD_LABEL: c.cloud, ENVIRONMENT_LABEL: c.environment, FLEET_CLUSTER_LABEL: c.name}
+    selector: dict[str, str] = {PROVIDER_LABEL: c.cloud}
+    docs = [_envelope(mode, CLUSTER.kind, c.name, labels, cluster_spec(fleet, cluster), selector)]
+    common: dict[str, Any] = {"cloudProvider": c.cloud, "region": c.region, "providerConfigName": PROVIDER_CONFIG_NAME,
+                              "network": {"name": c.name, "cidr": c.networking.vpc_cidr}}
+    for db in c.databases:
+        spec = {**common, "tags": tags(fleet, cluster, database=db.name), "engine": db.engine, "version": db.version,
+                "size": db.size, "storageGb": db.storage_gb, "highAvailability": db.high_availability}
+        docs.append(_envelope(mode, DATABASE.kind, f"{c.name}-{db.name}", labels, spec, selector))
+    for cache in c.caches:
+        spec = {**common, "tags": tags(fleet, cluster, cache=cache.name), "size": cache.size,
+                "highAvailability": cache.high_availability}
+        docs.append(_envelope(mode, CACHE.kind, f"{c.name}-{cache.name}", labels, spec, selector))
+    return docs
