@@ -289,9 +289,8 @@ def load_inventory(root: Path, *, today: datetime.date | None = None) -> Invento
 # --- cross-field rules ----------------------------------------------------------------------------------
 
 
-def _problem(source: Sourced[Any] | Layer, sub: Path_, field_name: str, message: str) -> Problem:
+def _problem(source: Sourced[Any] | Layer, sub: Path_, message: str) -> Problem:
     """A problem at ``sub`` below an item or layer; the field is the full dotted path as written."""
-    del field_name  # kept for call-site readability; the position gives the exact path
     assert source.file is not None
     full = (*source.path, *sub)
     pos = source.file.position(full)
@@ -315,7 +314,6 @@ def _duplicates(items: list[Sourced[Any]], section: str) -> list[Problem]:
                 _problem(
                     source,
                     ("name",),
-                    f"{section}.name",
                     f"duplicate name '{name}' (first defined at {first.file.file}:{first.where('name')[1]})",
                 )
             )
@@ -352,26 +350,17 @@ def _check_layer(layer: Layer, components: set[str], apps: set[str], platform: d
         known = components if key == "components" else apps
         for name in layer.data.get(key) or {}:
             if name not in known:
-                problems.append(
-                    _problem(
-                        layer, (key, name), f"{key}.{name}", f"unknown {key[:-1]} '{name}'; {_suggest(name, known)}"
-                    )
-                )
+                problems.append(_problem(layer, (key, name), f"unknown {key[:-1]} '{name}'; {_suggest(name, known)}"))
         for name, settings in (layer.data.get(key) or {}).items():
             for path, variable in _variables_in((settings or {}).get("values", {})):
                 if variable not in substitution_variables():
-                    problems.append(
-                        _problem(
-                            layer, (key, name, "values", *path), f"{key}.{name}.values", _unknown_variable(variable)
-                        )
-                    )
+                    problems.append(_problem(layer, (key, name, "values", *path), _unknown_variable(variable)))
     version = layer.data.get("kubernetesVersion")
     if version is not None and version not in platform["kubernetesVersions"]:
         problems.append(
             _problem(
                 layer,
                 ("kubernetesVersion",),
-                "kubernetesVersion",
                 f"unsupported Kubernetes version '{version}'; supported: {', '.join(platform['kubernetesVersions'])}",
             )
         )
@@ -383,7 +372,6 @@ def _check_layer(layer: Layer, components: set[str], apps: set[str], platform: d
                 _problem(
                     layer,
                     ("nodeGroups", index),
-                    f"nodeGroups.{index}",
                     "sizes must satisfy minSize <= desiredSize <= maxSize",
                 )
             )
@@ -409,7 +397,6 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
                 _problem(
                     inv.fleet,
                     ("environments", index),
-                    "fleet.environments",
                     f"environment '{env}' has no overlay file overlays/{env}.yaml",
                 )
             )
@@ -436,7 +423,6 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
             _problem(
                 source,
                 ("role",),
-                "clusters.role",
                 f"the fleet needs exactly one hub (management) cluster, found {len(hubs)}",
             )
         )
@@ -449,7 +435,6 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
                 _problem(
                     source,
                     ("region",),
-                    "clusters.region",
                     f"'{cluster.region}' is not a {cluster.cloud} region; {_suggest(cluster.region, regions)}",
                 )
             )
@@ -458,7 +443,6 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
                 _problem(
                     source,
                     ("environment",),
-                    "clusters.environment",
                     f"unknown environment '{cluster.environment}'; {_suggest(cluster.environment, envs)}",
                 )
             )
@@ -467,7 +451,6 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
                 _problem(
                     source,
                     ("environment",),
-                    "clusters.environment",
                     f"environment '{cluster.environment}' has no overlay file overlays/{cluster.environment}.yaml",
                 )
             )
@@ -491,7 +474,6 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
                     _problem(
                         source,
                         ("networking", b),
-                        f"clusters.networking.{b}",
                         f"{blocks[b]} overlaps {a} {blocks[a]} of the same cluster",
                     )
                 )
@@ -501,7 +483,6 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
                     _problem(
                         source,
                         ("networking", "vpcCidr"),
-                        "clusters.networking.vpcCidr",
                         f"{net.vpc_cidr} overlaps vpcCidr {other_net} of cluster '{other.item.name}' "
                         f"({other.file.file}:{other.where('networking', 'vpcCidr')[1]})",
                     )
@@ -515,15 +496,12 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
                     _problem(
                         comp_source,
                         ("dependsOn", index),
-                        "components.dependsOn",
                         f"unknown component '{dep}'; {_suggest(dep, component_names)}",
                     )
                 )
         for path, variable in _variables_in({"values": comp_source.item.values, "configs": comp_source.item.configs}):
             if variable not in substitution_variables():
-                problems.append(
-                    _problem(comp_source, path, "components." + ".".join(map(str, path)), _unknown_variable(variable))
-                )
+                problems.append(_problem(comp_source, path, _unknown_variable(variable)))
         for index, obj in enumerate(comp_source.item.configs):
             if (
                 not {"apiVersion", "kind", "metadata"} <= set(obj)
@@ -534,7 +512,6 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
                     _problem(
                         comp_source,
                         ("configs", index),
-                        "components.configs",
                         "each config must be a Kubernetes object with apiVersion, kind and metadata.name",
                     )
                 )
@@ -543,9 +520,7 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
         app = app_source.item
         if app.team not in team_names:
             problems.append(
-                _problem(
-                    app_source, ("team",), "apps.team", f"unknown team '{app.team}'; {_suggest(app.team, team_names)}"
-                )
+                _problem(app_source, ("team",), f"unknown team '{app.team}'; {_suggest(app.team, team_names)}")
             )
         for index, env in enumerate(app.environments or []):
             if env not in envs:
@@ -553,7 +528,6 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
                     _problem(
                         app_source,
                         ("environments", index),
-                        "apps.environments",
                         f"unknown environment '{env}'; {_suggest(env, envs)}",
                     )
                 )
@@ -561,9 +535,7 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
             for env in getattr(app, key):
                 if env not in envs:
                     problems.append(
-                        _problem(
-                            app_source, (key, env), f"apps.{key}", f"unknown environment '{env}'; {_suggest(env, envs)}"
-                        )
+                        _problem(app_source, (key, env), f"unknown environment '{env}'; {_suggest(env, envs)}")
                     )
         for index, name in enumerate(app.clusters or []):
             if name not in cluster_names:
@@ -571,7 +543,6 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
                     _problem(
                         app_source,
                         ("clusters", index),
-                        "apps.clusters",
                         f"unknown cluster '{name}'; {_suggest(name, cluster_names)}",
                     )
                 )
@@ -581,20 +552,15 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
                     _problem(
                         app_source,
                         ("dependsOn", index),
-                        "apps.dependsOn",
                         f"unknown app '{dep}'; {_suggest(dep, app_names)}",
                     )
                 )
         for env, scaling in app.autoscaling.items():
             if scaling.min_replicas > scaling.max_replicas:
-                problems.append(
-                    _problem(
-                        app_source, ("autoscaling", env), "apps.autoscaling", "minReplicas must not exceed maxReplicas"
-                    )
-                )
+                problems.append(_problem(app_source, ("autoscaling", env), "minReplicas must not exceed maxReplicas"))
         for path, variable in _variables_in(app.values):
             if variable not in substitution_variables():
-                problems.append(_problem(app_source, ("values", *path), "apps.values", _unknown_variable(variable)))
+                problems.append(_problem(app_source, ("values", *path), _unknown_variable(variable)))
     problems.extend(_check_security(inv, today or datetime.date.today()))
     from generator.crossplane.checks import check_inventory  # lazy: generator.crossplane imports this module
 
@@ -628,7 +594,6 @@ def _check_security(inv: Inventory, today: datetime.date) -> list[Problem]:
                 _problem(
                     inv.fleet,
                     ("security", key),
-                    f"fleet.security.{key}",
                     f"unknown team '{team}'; {_suggest(team, team_names)}",
                 )
             )
@@ -638,7 +603,6 @@ def _check_security(inv: Inventory, today: datetime.date) -> list[Problem]:
             _problem(
                 inv.fleet,
                 ("security", "imageSigning"),
-                "fleet.security.imageSigning.registries",
                 "name the registries whose images must be signed (or set fleet.allowedRegistries)",
             )
         )
@@ -650,7 +614,6 @@ def _check_security(inv: Inventory, today: datetime.date) -> list[Problem]:
                 _problem(
                     source,
                     ("owner",),
-                    "exceptions.owner",
                     f"unknown team '{entry.owner}'; {_suggest(entry.owner, team_names)}",
                 )
             )
@@ -660,7 +623,6 @@ def _check_security(inv: Inventory, today: datetime.date) -> list[Problem]:
                     _problem(
                         source,
                         ("policies", index),
-                        "exceptions.policies",
                         f"unknown policy '{policy}'; {_suggest(policy, policies)}",
                     )
                 )
@@ -670,7 +632,6 @@ def _check_security(inv: Inventory, today: datetime.date) -> list[Problem]:
                     _problem(
                         source,
                         ("environments", index),
-                        "exceptions.environments",
                         f"unknown environment '{env}'; {_suggest(env, envs)}",
                     )
                 )
@@ -679,7 +640,6 @@ def _check_security(inv: Inventory, today: datetime.date) -> list[Problem]:
                 _problem(
                     source,
                     ("expires",),
-                    "exceptions.expires",
                     f"exception '{entry.name}' (owner {entry.owner}) expired on {entry.expires.isoformat()} "
                     f"(today is {today.isoformat()}): renew it with a new date and reason, or remove it",
                 )
@@ -694,7 +654,6 @@ def _check_security(inv: Inventory, today: datetime.date) -> list[Problem]:
                     _problem(
                         layer,
                         ("policies", "actions", name),
-                        f"policies.actions.{name}",
                         f"unknown policy '{name}'; {_suggest(name, ACTION_POLICIES)}",
                     )
                 )
@@ -707,7 +666,6 @@ def _check_security(inv: Inventory, today: datetime.date) -> list[Problem]:
                 _problem(
                     cluster_source,
                     ("policies",),
-                    "clusters.policies",
                     "policies are set per environment (inventory defaults or overlays/<env>.yaml), not per cluster",
                 )
             )
@@ -721,7 +679,6 @@ def _check_security(inv: Inventory, today: datetime.date) -> list[Problem]:
                 _problem(
                     cluster_source,
                     ("secretsBackend",) if "secretsBackend" in cluster_source.raw else ("cloud",),
-                    "clusters.secretsBackend",
                     f"cluster '{cluster.name}' reads secrets from {provider}, but fleet.security.secrets.{provider} "
                     "is not configured",
                 )
@@ -736,7 +693,6 @@ def _check_security(inv: Inventory, today: datetime.date) -> list[Problem]:
                     _problem(
                         app_source,
                         ("secrets", index),
-                        "apps.secrets",
                         "apps declare secrets, but no secrets backend is configured (fleet.security.secrets)",
                     )
                 )
@@ -746,7 +702,6 @@ def _check_security(inv: Inventory, today: datetime.date) -> list[Problem]:
                     _problem(
                         app_source,
                         ("secrets", index, "name"),
-                        "apps.secrets.name",
                         f"duplicate secret name '{secret.name}'",
                     )
                 )

@@ -6,7 +6,7 @@ import datetime
 import ipaddress
 import re
 import string
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -77,14 +77,7 @@ FluxComponent = Literal[
     "image-reflector-controller",
     "image-automation-controller",
 ]
-FLUX_COMPONENTS: tuple[FluxComponent, ...] = (
-    "source-controller",
-    "kustomize-controller",
-    "helm-controller",
-    "notification-controller",
-    "image-reflector-controller",
-    "image-automation-controller",
-)
+FLUX_COMPONENTS: tuple[FluxComponent, ...] = get_args(FluxComponent)
 ALL_ROLES: tuple[Role, ...] = ("hub", "workload")
 
 

@@ -116,9 +116,21 @@ def test_node_groups_are_bounded_by_the_composition_slots(root: Path) -> None:
     assert "at most 4 node groups" in one(root, "node groups (the compositions' slots)")
 
 
+def _without_crossplane(root: Path) -> Path:
+    fleet = root / "inventory" / "fleet.yaml"
+    lines = fleet.read_text().splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith("  crossplane:"))
+    end = next(i for i in range(start + 1, len(lines)) if not lines[i].startswith("    "))
+    fleet.write_text("".join(lines[:start] + lines[end:]))
+    return root
+
+
 def test_databases_need_crossplane(fleet_root: Path) -> None:
+    _without_crossplane(fleet_root)
     edit_cluster(fleet_root, "prod-us-east-1", lambda e: e.update(databases=[{"name": "orders"}]))
-    assert one(fleet_root, "add a fleet.crossplane section").startswith("inventory/clusters/prod.yaml:")
+    found = [p for p in problems(fleet_root) if "add a fleet.crossplane section" in p]
+    assert found and all(p.startswith("inventory/clusters/prod.yaml:") for p in found)
+    assert any("clusters.0.databases.0" in p for p in found)
 
 
 def test_database_rules(root: Path) -> None:

@@ -31,15 +31,25 @@ def node_group_layer(inv: Inventory, source: Sourced[Cluster]) -> tuple[Layer | 
     return None, [g.model_dump(by_alias=True) for g in Settings().node_groups]
 
 
-def _where(inv: Inventory, origin: Layer | Sourced[Cluster] | None, source: Sourced[Cluster],
-           sub: tuple[str | int, ...], field: str, message: str) -> Problem:
+def _where(
+    inv: Inventory,
+    origin: Layer | Sourced[Cluster] | None,
+    source: Sourced[Cluster],
+    sub: tuple[str | int, ...],
+    field: str,
+    message: str,
+) -> Problem:
     if origin is None:
-        return _problem(source, ("name",), field, message + " (from the built-in default node group; "
-                                                           "set nodeGroups on this cluster or its environment)")
+        return _problem(
+            source,
+            ("name",),
+            message + " (from the built-in default node group; set nodeGroups on this cluster or its environment)",
+        )
     if origin is source:
-        return _problem(source, ("nodeGroups", *sub), f"clusters.nodeGroups{_dotted(sub)}", message)
-    return _problem(origin, ("nodeGroups", *sub), f"nodeGroups{_dotted(sub)}",
-                    f"{message} (node groups of {source.item.cloud} cluster '{source.item.name}')")
+        return _problem(source, ("nodeGroups", *sub), message)
+    return _problem(
+        origin, ("nodeGroups", *sub), f"{message} (node groups of {source.item.cloud} cluster '{source.item.name}')"
+    )
 
 
 def _dotted(sub: tuple[str | int, ...]) -> str:
@@ -53,31 +63,71 @@ def _check_node_groups(inv: Inventory, source: Sourced[Cluster]) -> list[Problem
     groups = [NodeGroup.model_validate(g) for g in raw]
     problems: list[Problem] = []
     if len(groups) > limits["nodeGroups"]:
-        problems.append(_where(inv, origin, source, (), "nodeGroups",
-                               f"at most {limits['nodeGroups']} node groups (the compositions' slots), "
-                               f"found {len(groups)}"))
+        problems.append(
+            _where(
+                inv,
+                origin,
+                source,
+                (),
+                "nodeGroups",
+                f"at most {limits['nodeGroups']} node groups (the compositions' slots), found {len(groups)}",
+            )
+        )
     pattern = data["instanceTypePatterns"][cloud]
     seen: set[str] = set()
     for index, group in enumerate(groups):
         if group.name in seen:
-            problems.append(_where(inv, origin, source, (index, "name"), "name",
-                                   f"duplicate node group name '{group.name}'"))
+            problems.append(
+                _where(inv, origin, source, (index, "name"), "name", f"duplicate node group name '{group.name}'")
+            )
         seen.add(group.name)
         if not re.match(pattern, group.instance_type):
-            problems.append(_where(inv, origin, source, (index, "instanceType"), "instanceType",
-                                   f"'{group.instance_type}' is not a {cloud} instance type (expected {pattern})"))
+            problems.append(
+                _where(
+                    inv,
+                    origin,
+                    source,
+                    (index, "instanceType"),
+                    "instanceType",
+                    f"'{group.instance_type}' is not a {cloud} instance type (expected {pattern})",
+                )
+            )
         if len(group.taints) > limits["taints"]:
-            problems.append(_where(inv, origin, source, (index, "taints"), "taints",
-                                   f"at most {limits['taints']} taints per node group"))
+            problems.append(
+                _where(
+                    inv,
+                    origin,
+                    source,
+                    (index, "taints"),
+                    "taints",
+                    f"at most {limits['taints']} taints per node group",
+                )
+            )
         if cloud == "azure":
             if not AKS_POOL_NAME.match(group.name):
-                problems.append(_where(inv, origin, source, (index, "name"), "name",
-                                       f"'{group.name}': AKS node pool names are 1-12 lowercase letters and digits"))
+                problems.append(
+                    _where(
+                        inv,
+                        origin,
+                        source,
+                        (index, "name"),
+                        "name",
+                        f"'{group.name}': AKS node pool names are 1-12 lowercase letters and digits",
+                    )
+                )
             taints = [(t.key, t.value, t.effect) for t in group.taints]
             if index == 0 and taints and taints != [CRITICAL_ADDONS]:
-                problems.append(_where(inv, origin, source, (index, "taints"), "taints",
-                                       "the first (system) AKS pool takes no taints but "
-                                       "CriticalAddonsOnly=true:NoSchedule (onlyCriticalAddonsEnabled)"))
+                problems.append(
+                    _where(
+                        inv,
+                        origin,
+                        source,
+                        (index, "taints"),
+                        "taints",
+                        "the first (system) AKS pool takes no taints but "
+                        "CriticalAddonsOnly=true:NoSchedule (onlyCriticalAddonsEnabled)",
+                    )
+                )
     return problems
 
 
@@ -89,36 +139,67 @@ def _check_data_services(source: Sourced[Cluster], crossplane: bool, settings: A
     for section in ("databases", "caches"):
         for index, item in enumerate(getattr(cluster, section)):
             if not crossplane:
-                problems.append(_problem(source, (section, index), f"clusters.{section}",
-                                         f"{section} are provisioned by Crossplane: add a fleet.crossplane section"))
+                problems.append(
+                    _problem(
+                        source,
+                        (section, index),
+                        f"{section} are provisioned by Crossplane: add a fleet.crossplane section",
+                    )
+                )
                 continue
             if item.name in names:
-                problems.append(_problem(source, (section, index, "name"), f"clusters.{section}.name",
-                                         f"duplicate name '{item.name}' (also in {names[item.name]})"))
+                problems.append(
+                    _problem(
+                        source, (section, index, "name"), f"duplicate name '{item.name}' (also in {names[item.name]})"
+                    )
+                )
             names[item.name] = section
             if section == "caches":
                 continue
             versions = data["databaseVersions"][item.engine]
             if item.version not in versions:
-                problems.append(_problem(source, (section, index, "version"), "clusters.databases.version",
-                                         f"{item.engine} version '{item.version}' is not supported; "
-                                         f"expected one of: {', '.join(versions)}"))
+                problems.append(
+                    _problem(
+                        source,
+                        (section, index, "version"),
+                        f"{item.engine} version '{item.version}' is not supported; "
+                        f"expected one of: {', '.join(versions)}",
+                    )
+                )
             if cluster.cloud == "azure":
                 if item.engine != "postgres":
-                    problems.append(_problem(source, (section, index, "engine"), "clusters.databases.engine",
-                                             "on azure, databases are PostgreSQL flexible servers (engine: postgres)"))
+                    problems.append(
+                        _problem(
+                            source,
+                            (section, index, "engine"),
+                            "on azure, databases are PostgreSQL flexible servers (engine: postgres)",
+                        )
+                    )
                 if item.high_availability:
-                    problems.append(_problem(source, (section, index, "highAvailability"),
-                                             "clusters.databases.highAvailability",
-                                             "zone-redundant HA is not composed on azure yet"))
+                    problems.append(
+                        _problem(
+                            source,
+                            (section, index, "highAvailability"),
+                            "zone-redundant HA is not composed on azure yet",
+                        )
+                    )
                 if item.storage_gb not in data["azureStorageGb"]:
-                    problems.append(_problem(source, (section, index, "storageGb"), "clusters.databases.storageGb",
-                                             f"Azure flexible servers take one of: "
-                                             f"{', '.join(map(str, data['azureStorageGb']))} GiB"))
+                    problems.append(
+                        _problem(
+                            source,
+                            (section, index, "storageGb"),
+                            f"Azure flexible servers take one of: {', '.join(map(str, data['azureStorageGb']))} GiB",
+                        )
+                    )
                 if settings is not None and (settings.azure is None or settings.azure.database_admins is None):
-                    problems.append(_problem(source, (section, index), "clusters.databases",
-                                             "azure databases use Entra ID authentication only: "
-                                             "set fleet.crossplane.azure.databaseAdmins"))
+                    problems.append(
+                        _problem(
+                            source,
+                            (section, index),
+                            "azure databases use Entra ID authentication only: "
+                            "set fleet.crossplane.azure.databaseAdmins",
+                        )
+                    )
     return problems
 
 
@@ -126,33 +207,55 @@ def _check_path(inv: Inventory) -> list[Problem]:
     fleet = inv.fleet.item
     assert fleet.crossplane is not None
     prefix, path = fleet.git.path.strip("/"), fleet.crossplane.infrastructure_path.strip("/")
-    clash = (path.split("/")[0] in FLEET_TOP_DIRS) if not prefix else (
-        path == prefix or path.startswith(prefix + "/") or prefix.startswith(path + "/"))
+    clash = (
+        (path.split("/")[0] in FLEET_TOP_DIRS)
+        if not prefix
+        else (path == prefix or path.startswith(prefix + "/") or prefix.startswith(path + "/"))
+    )
     if not clash:
         return []
-    return [_problem(inv.fleet, ("crossplane", "infrastructurePath"), "fleet.crossplane.infrastructurePath",
-                     f"'{path}' overlaps the fleet tree (fleet.git.path '{prefix}'): the fleet and the "
-                     "infrastructure repo share one git repository, so give them sibling folders, e.g. "
-                     "git.path: fleet and infrastructurePath: infrastructure (the layout fleetgen renders)")]
+    return [
+        _problem(
+            inv.fleet,
+            ("crossplane", "infrastructurePath"),
+            f"'{path}' overlaps the fleet tree (fleet.git.path '{prefix}'): the fleet and the "
+            "infrastructure repo share one git repository, so give them sibling folders, e.g. "
+            "git.path: fleet and infrastructurePath: infrastructure (the layout fleetgen renders)",
+        )
+    ]
 
 
 def _check_identities(inv: Inventory, hub_cloud: str | None, clouds: set[str]) -> list[Problem]:
     settings = inv.fleet.item.crossplane
     assert settings is not None
     problems = []
-    needs = {"aws": "aws: {accountId, roleArn} (the IAM role its providers assume, IRSA)",
-             "gcp": "gcp: {project, serviceAccount} (+ workloadIdentityProvider when the hub is not on GKE)",
-             "azure": "azure: {subscriptionId, tenantId, clientId} (workload identity)"}
+    needs = {
+        "aws": "aws: {accountId, roleArn} (the IAM role its providers assume, IRSA)",
+        "gcp": "gcp: {project, serviceAccount} (+ workloadIdentityProvider when the hub is not on GKE)",
+        "azure": "azure: {subscriptionId, tenantId, clientId} (workload identity)",
+    }
     for cloud in sorted(clouds):
         if getattr(settings, cloud) is None:
-            problems.append(_problem(inv.fleet, ("crossplane",), f"fleet.crossplane.{cloud}",
-                                     f"workload clusters run on {cloud}: set fleet.crossplane.{needs[cloud]}"))
-    if "gcp" in clouds and settings.gcp is not None and hub_cloud != "gcp" \
-            and settings.gcp.workload_identity_provider is None:
-        problems.append(_problem(inv.fleet, ("crossplane", "gcp"), "fleet.crossplane.gcp.workloadIdentityProvider",
-                                 f"the hub runs on {hub_cloud}, so GCP access uses workload identity federation: "
-                                 "set workloadIdentityProvider to the pool provider (projects/<number>/locations/"
-                                 "global/workloadIdentityPools/<pool>/providers/<provider>)"))
+            problems.append(
+                _problem(
+                    inv.fleet, ("crossplane",), f"workload clusters run on {cloud}: set fleet.crossplane.{needs[cloud]}"
+                )
+            )
+    if (
+        "gcp" in clouds
+        and settings.gcp is not None
+        and hub_cloud != "gcp"
+        and settings.gcp.workload_identity_provider is None
+    ):
+        problems.append(
+            _problem(
+                inv.fleet,
+                ("crossplane", "gcp"),
+                f"the hub runs on {hub_cloud}, so GCP access uses workload identity federation: "
+                "set workloadIdentityProvider to the pool provider (projects/<number>/locations/"
+                "global/workloadIdentityPools/<pool>/providers/<provider>)",
+            )
+        )
     return problems
 
 
@@ -169,10 +272,16 @@ def _check_peering(clusters: list[Sourced[Cluster]], plans: dict[str, NetworkPla
                     continue
                 # report on the cluster whose GKE range is the extra routable one
                 here, key, net, other_key, other_net, other = (
-                    (a, key_a, net_a, key_b, net_b, cb) if key_b == "vpcCidr" else (b, key_b, net_b, key_a, net_a, ca))
-                problems.append(_problem(here, ("networking", key), f"clusters.networking.{key}",
-                                         f"{net} overlaps {other_key} {other_net} of cluster '{other.name}', "
-                                         "which it may peer with (routable on GKE, so they must be disjoint)"))
+                    (a, key_a, net_a, key_b, net_b, cb) if key_b == "vpcCidr" else (b, key_b, net_b, key_a, net_a, ca)
+                )
+                problems.append(
+                    _problem(
+                        here,
+                        ("networking", key),
+                        f"{net} overlaps {other_key} {other_net} of cluster '{other.name}', "
+                        "which it may peer with (routable on GKE, so they must be disjoint)",
+                    )
+                )
     return problems
 
 
@@ -200,11 +309,10 @@ def check_inventory(inv: Inventory) -> list[Problem]:
         if cluster.role != "workload":
             continue
         for sub, message in check_plan(cluster, zones):
-            problems.append(_problem(source, sub, "clusters." + ".".join(str(p) for p in sub), message))
+            problems.append(_problem(source, sub, message))
         problems.extend(_check_node_groups(inv, source))
         if cluster.cloud == "gcp" and not cluster.name[0].isalpha():
-            problems.append(_problem(source, ("name",), "clusters.name", "GKE cluster names start with a letter"))
+            problems.append(_problem(source, ("name",), "GKE cluster names start with a letter"))
     known = [c for c in inv.clusters if c.item.name in plans]
     problems.extend(_check_peering(known, plans))
     return sorted(set(problems), key=lambda p: (p.file, p.line, p.column, p.field, p.message))
-
