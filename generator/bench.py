@@ -17,6 +17,7 @@ Targets: cold at least 1.8x faster than naive, one-cluster edit at least 50x fas
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -39,7 +40,8 @@ SEED = 20261127
 TARGET_COLD = 1.8
 TARGET_EDIT = 50.0
 TARGET_RSS_MIB = 1024.0
-EDITED_MARKER = "benchEdit"
+#: Node types per cloud where the inventory defaults (AWS types) do not apply.
+NODE_TYPES = {"gcp": ("e2-standard-4", "n2-standard-8"), "azure": ("Standard_D4s_v5", "Standard_D8s_v5")}
 
 
 def _repo_root() -> Path:
@@ -69,12 +71,18 @@ def synthetic_clusters(count: int, environments: Sequence[str], clouds: Mapping[
             "cloud": cloud,
             "region": region,
             "environment": env,
-            "networking": {
+            "networking": {  # disjoint everywhere: GKE routes pod and service ranges between peered VPCs
                 "vpcCidr": f"10.{index // 16}.{(index % 16) * 16}.0/20",
-                "podCidr": "100.64.0.0/16",
-                "serviceCidr": "172.20.0.0/16",
+                "podCidr": f"100.{64 + index // 16}.{(index % 16) * 16}.0/20",
+                "serviceCidr": f"172.{16 + index // 64}.{(index % 64) * 4}.0/22",
             },
         }
+        if cloud in NODE_TYPES:
+            system, apps = NODE_TYPES[cloud]
+            cluster["nodeGroups"] = [
+                {"name": "system", "instanceType": system, "minSize": 2, "maxSize": 4, "desiredSize": 3},
+                {"name": "applications", "instanceType": apps, "minSize": 2, "maxSize": 10, "desiredSize": 3},
+            ]
         if index == 0:
             cluster["name"] = "management"
             cluster["role"] = "hub"
@@ -135,13 +143,17 @@ def run_naive(steps: Sequence[NaiveStep], work: Path, tools: Toolset) -> float:
     started = time.perf_counter()
     for step in steps:
         if step.tool == "kustomize":
-            tools.kustomize_build.run(work / "fleet" / step.args[0], "--load-restrictor=LoadRestrictionsNone")
+            tools.kustomize_build.run(work / "tree" / step.args[0], "--load-restrictor=LoadRestrictionsNone")
         else:
             values.write_text(step.values, encoding="utf-8")
             name, chart, *rest = step.args
-            location = work / chart if chart.startswith("fleet/") else Path(chart)
+            location = work / chart if chart.startswith("tree/") else Path(chart)
             tools.helm.run("template", name, location, *rest, "--values", values)
     return time.perf_counter() - started
+
+
+def _digests(build: FleetBuild) -> dict[str, str]:
+    return {path: hashlib.sha1(text.encode("utf-8")).hexdigest() for path, text in build.files().items()}
 
 
 def _timed_build(root: Path, options: BuildOptions, rendered: Any, tools: Toolset) -> tuple[float, FleetBuild]:
@@ -166,21 +178,27 @@ def measure(count: int, *, jobs: int | None, seed: int, keep: Path | None, naive
         started = time.perf_counter()
         rendered = plan(root)
         plan_s = time.perf_counter() - started
-        options = BuildOptions(jobs=jobs, cache_dir=base / "cache", work_dir=base / "work", progress=False,
-                               record_naive=naive)
+        options = BuildOptions(jobs=jobs, cache_dir=base / "cache", progress=False, record_naive=naive)
         cold_s, cold = _timed_build(root, options, rendered, tools)
-        naive_s = run_naive(cold.naive_steps, base / "work", tools) if naive else float("nan")
-        options = BuildOptions(jobs=jobs, cache_dir=base / "cache", work_dir=base / "work", progress=False)
+        cold_files, cold_stats, steps = _digests(cold), cold.stats.summary(), cold.naive_steps
+        del cold
+        if naive:
+            for rel, text in rendered.files.items():  # the naive baseline reads the rendered output from disk
+                (base / "naive" / "tree" / rel).parent.mkdir(parents=True, exist_ok=True)
+                (base / "naive" / "tree" / rel).write_text(text, encoding="utf-8")
+        naive_s = run_naive(steps, base / "naive", tools) if naive else float("nan")
+        options = BuildOptions(jobs=jobs, cache_dir=base / "cache", progress=False)
         warm_s, warm = _timed_build(root, options, rendered, tools)
-        if warm.files() != cold.files():
+        if _digests(warm) != cold_files:
             raise FleetgenError("warm build differs from the cold build")
+        del warm
         edited = names[len(names) // 2]
         edit_one_cluster(root, edited)
         started = time.perf_counter()
         rendered = plan(root)
         replan_s = time.perf_counter() - started
         edit_s, after = _timed_build(root, options, rendered, tools)
-        before, now = cold.files(), after.files()
+        before, now = cold_files, _digests(after)
         changed = sorted({p.split("/", 1)[0] for p in set(before) | set(now) if before.get(p) != now.get(p)})
         if changed != [edited]:
             raise FleetgenError(f"one-cluster edit of {edited} changed {changed}")
@@ -190,8 +208,8 @@ def measure(count: int, *, jobs: int | None, seed: int, keep: Path | None, naive
             "clusters": count, "resources": len(now), "jobs": jobs or os.cpu_count(),
             "render_s": render_s, "plan_s": plan_s, "replan_s": replan_s,
             "cold_s": cold_s, "warm_s": warm_s, "edit_s": edit_s, "naive_s": naive_s,
-            "naive_steps": len(cold.naive_steps),
-            "cold_stats": cold.stats.summary(), "edit_stats": after.stats.summary(),
+            "naive_steps": len(steps),
+            "cold_stats": cold_stats, "edit_stats": after.stats.summary(),
             "peak_rss_self_mib": self_rss, "peak_rss_children_mib": child_rss,
         }
     finally:

@@ -24,6 +24,7 @@ import base64
 import bisect
 import contextlib
 import copy
+import datetime
 import functools
 import hashlib
 import json
@@ -99,13 +100,9 @@ class BuildError(FleetgenError):
 # --- small helpers ----------------------------------------------------------------------------------
 
 
-_YAML_LOCK = threading.Lock()
-
-
 def _load(text: str) -> list[Any]:
-    """yamlio.load_documents, one thread at a time (its shared reader keeps per-call state)."""
-    with _YAML_LOCK:
-        return load_documents(text)
+    """Parse a YAML stream (kustomize/helm output or our own) to plain data."""
+    return load_documents(text)
 
 
 def digest(*parts: str) -> str:
@@ -120,7 +117,17 @@ def digest(*parts: str) -> str:
 
 def canonical(value: Any) -> str:
     """Stable JSON text of plain data (key order normalised)."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=json_default)
+
+
+def json_default(value: Any) -> Any:
+    """JSON for what a YAML reader may return besides JSON types: timestamps as text (as Kubernetes sees
+    them), binary as base64."""
+    if isinstance(value, datetime.date | datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return str(value)
 
 
 def api_group(api_version: str) -> str:
@@ -531,27 +538,41 @@ class StepCache:
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
 
+    def _path(self, key: str) -> Path:
+        assert self.directory is not None
+        folder, _, name = key.rpartition("/")
+        return self.directory / (folder or key[:2]) / f"{name}.json"
+
     def get(self, key: str) -> Any | None:
         """The stored result for key, or None."""
         if self.directory is None:
             return None
-        path = self.directory / key[:2] / f"{key}.json"
+        path = self._path(key)
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
 
+    def get_cluster(self, key: str) -> Any | None:
+        """The last build stored for a cluster (``clusters/<key>.json``), or None."""
+        return self.get(f"clusters/{key}")
+
+    def put_cluster(self, key: str, value: Any) -> None:
+        """Replace the build stored for a cluster."""
+        self.put(f"clusters/{key}", value)
+
     def put(self, key: str, value: Any) -> None:
         """Store a result atomically (safe with concurrent writers)."""
         if self.directory is None:
             return
-        folder = self.directory / key[:2]
+        path = self._path(key)
+        folder = path.parent
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:8]}.", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:8]}.", dir=folder)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(value, handle, ensure_ascii=False, separators=(",", ":"))
-            os.replace(tmp, folder / f"{key}.json")
+            os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -589,6 +610,8 @@ class BuildStats:
     helm_runs: int = 0
     releases_templated: int = 0
     releases_kept: int = 0
+    clusters: int = 0
+    clusters_cached: int = 0
     steps_cached: int = 0
     steps_shared: int = 0
     steps_built: int = 0
@@ -603,10 +626,13 @@ class BuildStats:
 
     def summary(self) -> str:
         """One line for the CLI."""
-        return (f"{self.kustomize_runs} kustomize and {self.helm_runs} helm runs, {self.steps_built} steps built, "
-                f"{self.steps_cached} from cache, {self.steps_shared} shared; {self.releases_templated} HelmReleases "
-                f"templated, {self.releases_kept} kept as resolved objects (chart not available offline); "
-                f"{self.seconds:.1f}s")
+        line = (f"{self.clusters_cached} of {self.clusters} clusters unchanged (from cache); "
+                f"{self.kustomize_runs} kustomize and {self.helm_runs} helm runs; {self.steps_built} steps built, "
+                f"{self.steps_cached} from cache, {self.steps_shared} shared")
+        if self.releases_templated or self.releases_kept:
+            line += (f"; {self.releases_templated} HelmReleases templated, {self.releases_kept} kept as resolved "
+                     "objects (chart not available offline)")
+        return f"{line}; {self.seconds:.1f}s"
 
 
 # --- results ------------------------------------------------------------------------------------------
@@ -638,6 +664,18 @@ class ClusterBuild:
     resources: dict[str, BuiltResource] = field(default_factory=dict)
     kustomizations: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for the cache."""
+        return {"name": self.name, "kustomizations": self.kustomizations, "warnings": self.warnings,
+                "resources": {rel: [r.api_version, r.kind, r.namespace, r.name, r.group, r.text]
+                              for rel, r in self.resources.items()}}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> ClusterBuild:
+        """Back from ``to_json``."""
+        resources = {rel: BuiltResource(*(str(x) for x in fields)) for rel, fields in value["resources"].items()}
+        return cls(str(value["name"]), resources, list(value["kustomizations"]), list(value["warnings"]))
 
     def objects(self) -> Iterator[tuple[str, Obj]]:
         """(golden path, object) of every resource, parsed again (e.g. for schema validation)."""
@@ -675,7 +713,7 @@ class FleetBuild:
 @dataclass(frozen=True)
 class NaiveStep:
     """One tool run of the naive baseline (serial, uncached) for the benchmark: a kustomize build of a
-    folder of the rendered fleet, or a helm template (chart ``fleet/<dir>`` relative to the work folder)."""
+    folder of the rendered output, or a helm template (chart ``tree/<dir>`` relative to the work folder)."""
 
     tool: str  # "kustomize" or "helm"
     args: tuple[str, ...]
@@ -741,6 +779,8 @@ class _Cluster:
     crd_scopes: dict[str, str] = field(default_factory=dict)
     fleet_sources: set[tuple[str, str]] = field(default_factory=set)
     build: ClusterBuild = field(default_factory=lambda: ClusterBuild(""))
+    dirs: set[str] = field(default_factory=set)
+    charts: set[tuple[str, str]] = field(default_factory=set)
 
     def find(self, kind: str, namespace: str, name: str) -> Obj | None:
         """An object of this cluster's builds (as the API server would return it)."""
@@ -770,16 +810,24 @@ class Builder:
 
     def __init__(
         self,
-        fleet_files: Mapping[str, str],
+        files: Mapping[str, str],
         *,
-        git_path: str,
         git_url: str,
         tools: Toolset,
         options: BuildOptions,
         cache_dir: Path | None,
+        git_path: str = "",
+        fleet_root: str = "",
+        mounts: Mapping[str, str] | None = None,
     ) -> None:
-        self.tree = FleetTree(fleet_files)
+        """``files`` is the rendered output (relative paths); the fleet repo is its ``fleet_root`` folder,
+        found at ``git_path`` in the git repository Flux syncs. ``mounts`` maps further folders of that git
+        repository (e.g. the Crossplane ``infrastructure`` repo) to folders of the output."""
+        self.tree = FleetTree(files)
         self.git_prefix = git_path.strip("/")
+        self.fleet_root = fleet_root.strip("/")
+        self.mounts = {self.git_prefix: self.fleet_root}
+        self.mounts.update({k.strip("/"): v.strip("/") for k, v in (mounts or {}).items()})
         self.git_url = git_url
         self.tools = tools
         self.options = options
@@ -795,11 +843,12 @@ class Builder:
         self._parsed: dict[bytes, str] = {}
         self._dumped: dict[bytes, str] = {}
         self._chart_hashes: dict[str, str] = {}
+        self._charts_hash: str | None = None
 
     # -- the work tree (materialised only when a step has to run a tool) --
 
     def work_dir(self, needs: Iterable[str] = ()) -> Path:
-        """The work folder, with ``needs`` (files of the rendered fleet) written below ``fleet/``.
+        """The work folder, with ``needs`` (files of the rendered output) written below ``tree/``.
 
         Files are written lazily, each once per run, so a build that is mostly cached writes little. A
         ``--fleet-dir`` given by the user is emptied and gets the whole rendered fleet, for inspection.
@@ -808,17 +857,17 @@ class Builder:
             if self._work is None:
                 if self.options.work_dir is not None:
                     base = self.options.work_dir.resolve()
-                    if (base / "fleet").exists():  # stale files would reach helm, which reads whole charts
-                        shutil.rmtree(base / "fleet")
+                    if (base / "tree").exists():  # stale files would reach helm, which reads whole charts
+                        shutil.rmtree(base / "tree")
                     base.mkdir(parents=True, exist_ok=True)
                     needs = self.tree.paths
                 else:
                     self._scratch = tempfile.TemporaryDirectory(prefix="fleetgen-build-")
                     base = Path(self._scratch.name)
-                (base / "fleet").mkdir(exist_ok=True)
+                (base / "tree").mkdir(exist_ok=True)
                 (base / "scratch").mkdir(exist_ok=True)
                 self._work = base
-            root = self._work / "fleet"
+            root = self._work / "tree"
             for rel in needs:
                 if rel in self._written:
                     continue
@@ -848,7 +897,7 @@ class Builder:
                     docs = _load(chunk)
                 except Exception as exc:  # ruamel raises several unrelated types
                     raise BuildError(f"{what}: output is not valid YAML: {exc}") from exc
-                parsed = self._parsed[memo_key] = json.dumps(docs, ensure_ascii=False)
+                parsed = self._parsed[memo_key] = json.dumps(docs, ensure_ascii=False, default=json_default)
             for doc in json.loads(parsed):
                 if not isinstance(doc, dict):
                     raise BuildError(f"{what}: a document is not a mapping: {str(doc)[:200]!r}")
@@ -894,25 +943,40 @@ class Builder:
             self.stats.add(steps_shared=1)
         return result
 
-    def flux_dir(self, path: str, what: str) -> str:
-        """A Flux path (relative to the git repo root) as a folder of the rendered fleet."""
+    def repo_path(self, path: str, what: str) -> str:
+        """A path of the git repository Flux syncs as a path of the rendered output."""
         cleaned = posixpath.normpath("/" + str(path or "").strip()).lstrip("/")
-        if self.git_prefix:
-            if cleaned == self.git_prefix:
-                cleaned = ""
-            elif cleaned.startswith(self.git_prefix + "/"):
-                cleaned = cleaned[len(self.git_prefix) + 1:]
-            else:
-                raise BuildError(f"{what}: path '{path}' is outside the fleet's git path '{self.git_prefix}'")
-        if cleaned not in self.tree.dirs:
+        matches = [m for m in self.mounts if not m or cleaned == m or cleaned.startswith(m + "/")]
+        if not matches:
+            roots = ", ".join(f"'{m}'" for m in sorted(self.mounts))
+            raise BuildError(f"{what}: path '{path}' is outside the rendered folders of the git repository ({roots})")
+        mount = max(matches, key=len)
+        rest = cleaned[len(mount):].lstrip("/")
+        return "/".join(p for p in (self.mounts[mount], rest) if p)
+
+    def flux_dir(self, path: str, what: str) -> str:
+        """A Flux path (relative to the git repo root) as a folder of the rendered output."""
+        directory = self.repo_path(path, what)
+        if directory not in self.tree.dirs:
             raise BuildError(f"{what}: path '{path}' does not exist in the rendered fleet")
-        return cleaned
+        return directory
+
+    def component_dirs(self, directory: str, fields: Mapping[str, Any]) -> list[str]:
+        """The folders spec.components names (relative to the path) that exist in the rendered output."""
+        found = []
+        for component in fields.get("components") or []:
+            target = posixpath.normpath(posixpath.join(directory, str(component)))
+            if target in self.tree.dirs and not target.startswith("../"):
+                found.append(target)
+        return found
 
     def kustomize(self, directory: str, fields: Mapping[str, Any], what: str,
                   record: bool = True) -> tuple[str, list[Obj]]:
         """Raw objects of a kustomize build of a folder with the Kustomization's build fields applied."""
         kfile = self.tree.kustomization_file(directory)
-        key = digest("kustomize", self.fingerprint, directory, self.tree.closure_hash(directory), canonical(fields))
+        extra = self.component_dirs(directory, fields)
+        key = digest("kustomize", self.fingerprint, directory, self.tree.closure_hash(directory), canonical(fields),
+                     *(f"{d}\0{self.tree.closure_hash(d)}" for d in extra))
         if self.options.record_naive and record:
             with self._work_lock:
                 self.naive.append(NaiveStep("kustomize", (directory or ".",)))
@@ -925,8 +989,11 @@ class Builder:
                     raise BuildError(f"{what}: {kfile} is not one kustomization document")
                 original = docs[0]
             needs_edit = kfile is None or bool(fields) or not (original or {}).get("resources")
-            work = self.work_dir(self.tree.paths if not directory else self.tree.closure(directory))
-            source = work / "fleet" / directory if directory else work / "fleet"
+            needs = set(self.tree.paths if not directory else self.tree.closure(directory))
+            for component in extra:
+                needs |= self.tree.closure(component)
+            work = self.work_dir(sorted(needs))
+            source = work / "tree" / directory if directory else work / "tree"
             target = source
             copy_dir: Path | None = None
             if needs_edit:
@@ -944,8 +1011,8 @@ class Builder:
                     shutil.copytree(source, copy_dir, dirs_exist_ok=True)
                 else:
                     copy_dir = work / "scratch" / f"root-{key[:16]}"
-                    shutil.copytree(source, copy_dir / "fleet", dirs_exist_ok=True)
-                    copy_dir = copy_dir / "fleet"
+                    shutil.copytree(source, copy_dir / "tree", dirs_exist_ok=True)
+                    copy_dir = copy_dir / "tree"
                 name = posixpath.basename(kfile) if kfile else "kustomization.yaml"
                 (copy_dir / name).write_text(text, encoding="utf-8")
                 target = copy_dir
@@ -1012,22 +1079,67 @@ class Builder:
     # -- one cluster --
 
     def build_cluster(self, name: str, kube_version: str) -> ClusterBuild:
-        """Walk one cluster's Flux graph and template its releases."""
+        """Walk one cluster's Flux graph and template its releases (or reuse its last build when none of
+        the files, charts and settings that build read has changed)."""
+        entry = digest("cluster", self.fingerprint, name)
+        stored = self.cache.get_cluster(entry)
+        if stored is not None and stored.get("key") == self._cluster_key(name, kube_version, stored.get("trace")):
+            self.stats.add(clusters_cached=1)
+            return ClusterBuild.from_json(stored["build"])
         state = _Cluster(name, kube_version, build=ClusterBuild(name))
         self._walk(state)
         self._releases(state)
         state.build.resources = dict(sorted(state.build.resources.items()))
+        trace = {"dirs": sorted(state.dirs), "charts": sorted(list(c) for c in state.charts)}
+        self.cache.put_cluster(entry, {"key": self._cluster_key(name, kube_version, trace), "trace": trace,
+                                       "build": state.build.to_json()})
         return state.build
+
+    def _cluster_key(self, name: str, kube_version: str, trace: Any) -> str:
+        """Hash of everything a cluster's build read: the input closure of every folder it built, every chart
+        it templated, its Kubernetes version, the --charts folder, the code and tools. Empty if unknowable."""
+        if not isinstance(trace, Mapping):
+            return ""
+        parts = [self.fingerprint, name, kube_version, self.git_url, canonical(self.mounts), self._charts_listing()]
+        for directory in trace.get("dirs") or []:
+            if directory not in self.tree.dirs:
+                return ""
+            parts.append(f"dir\0{directory}\0{self.tree.closure_hash(directory)}")
+        for kind, location in trace.get("charts") or []:
+            if kind == "repo":
+                if location not in self.tree.dirs:
+                    return ""
+                parts.append(f"repo\0{location}\0{self.tree.tree_hash(location)}")
+            elif kind == "file":
+                if location not in self.tree.files:
+                    return ""
+                parts.append(f"file\0{location}\0{self.tree.file_digest(location)}")
+            else:
+                if not Path(location).exists():
+                    return ""
+                parts.append(f"local\0{location}\0{self._path_hash(Path(location))}")
+        return digest(*parts)
+
+    def _charts_listing(self) -> str:
+        """Hash of the --charts folder (a chart added there changes what can be templated)."""
+        charts = self.options.charts_dir
+        if charts is None:
+            return ""
+        with self._work_lock:
+            if self._charts_hash is None:
+                self._charts_hash = self._path_hash(charts) if charts.is_dir() else "missing"
+            return self._charts_hash
 
     def _root(self, state: _Cluster) -> Obj:
         """The flux-system Kustomization the cluster's FluxInstance creates (implicit in the repo)."""
-        entry = f"clusters/{state.name}"
+        entry = "/".join(p for p in (self.fleet_root, "clusters", state.name) if p)
         what = f"cluster {state.name}"
         if entry not in self.tree.dirs:
             raise BuildError(f"{what}: the rendered fleet has no folder {entry}")
+        state.dirs.add(entry)
         _, objects = self.kustomize(entry, {}, f"{what}: {entry}", record=False)
         instances = [o for o in objects if is_kind(o, OPERATOR_GROUP, "FluxInstance")]
-        path = "/".join(p for p in (self.git_prefix, entry) if p)
+        path = "/".join(p for p in (self.git_prefix, "clusters", state.name) if p)
         namespace, ks_name = "flux-system", "flux-system"
         if len(instances) > 1:
             raise BuildError(f"{what}: {entry} has {len(instances)} FluxInstances; Flux runs one per cluster")
@@ -1119,7 +1231,9 @@ class Builder:
                 f"{source.get('name')}, not the fleet repo: not built")
             return []
         directory = self.flux_dir(str(spec.get("path") or ""), what)
-        raw_key, raw = self.kustomize(directory, flux_kustomization_fields(spec), what)
+        fields = flux_kustomization_fields(spec)
+        state.dirs.update([directory, *self.component_dirs(directory, fields)])
+        raw_key, raw = self.kustomize(directory, fields, what)
         variables = self._variables(state, ks, what)
         step = self.post_build(raw_key, raw, ks, variables, what)
         children: list[Obj] = []
@@ -1293,6 +1407,7 @@ class Builder:
             self.stats.add(releases_kept=1)
             return
         self.stats.add(releases_templated=1)
+        state.charts.add((chart[0], str(chart[1])))
         install = _map(spec.get("install"))
         test = _map(spec.get("test"))
         flags: list[str] = []
@@ -1306,7 +1421,9 @@ class Builder:
             flags.append("--skip-schema-validation")
         name, namespace = release_name(hr), release_namespace(hr)
         chart_spec = (spec.get("chart") or {}).get("spec") or {}
-        values_files = list(chart_spec.get("valuesFiles") or []) if chart[0] == "repo" else []
+        values_files = self._values_files(list(chart_spec.get("valuesFiles") or []) if chart[0] == "repo" else [],
+                                          bool(chart_spec.get("ignoreMissingValuesFiles")), what)
+        state.charts.update(("file", rel) for rel, _ in values_files)
         renderers = spec.get("postRenderers") or []
         common = _map(spec.get("commonMetadata"))
         key = digest("helm", self.fingerprint, chart[0], str(chart[1]), chart[2], name, namespace, canonical(values),
@@ -1315,17 +1432,16 @@ class Builder:
                      canonical(common), hr_name, hr_ns, canonical(sorted(state.crd_scopes.items())))
 
         if self.options.record_naive:
-            location = f"fleet/{chart[1]}" if chart[0] == "repo" else str(chart[1])
+            location = f"tree/{chart[1]}" if chart[0] == "repo" else str(chart[1])
             with self._work_lock:
                 self.naive.append(NaiveStep("helm", (
                     name, location, "--namespace", namespace, "--kube-version", kube_semver(state.kube_version),
                     *(("--api-versions", ",".join(api_versions)) if api_versions else ()), *flags),
-                    json.dumps(values, sort_keys=True, ensure_ascii=False)))
+                    json.dumps(values, sort_keys=True, ensure_ascii=False, default=json_default)))
 
         def compute() -> _Step:
-            chart_path = self._chart_path(chart, values_files, bool(chart_spec.get("ignoreMissingValuesFiles")),
-                                          key, what)
-            values_text = json.dumps(values, sort_keys=True, ensure_ascii=False)
+            chart_path = self._chart_path(chart, values_files, key)
+            values_text = json.dumps(values, sort_keys=True, ensure_ascii=False, default=json_default)
             args = (name, str(chart_path), "--namespace", namespace, "--kube-version", kube_semver(state.kube_version),
                     *(("--api-versions", ",".join(api_versions)) if api_versions else ()), *flags)
             with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="values-", dir=self.work_dir() / "scratch",
@@ -1362,28 +1478,33 @@ class Builder:
                 rel = f"{group}/{golden_name(kind + '@' + api_group(api_version).replace('.', '-'), obj_ns, obj_name)}"
             state.build.resources[rel] = BuiltResource(api_version, kind, obj_ns, obj_name, group, text)
 
-    def _chart_path(self, chart: tuple[str, Path | str, str], values_files: list[str], ignore_missing: bool,
-                    key: str, what: str) -> Path:
+    def _values_files(self, names: list[Any], ignore_missing: bool, what: str) -> list[tuple[str, str]]:
+        """spec.chart.spec.valuesFiles as (fleet file, content digest); missing ones fail unless ignored."""
+        resolved = []
+        for name in names:
+            rel = self.repo_path(str(name), what)
+            if rel not in self.tree.files:
+                if ignore_missing:
+                    continue
+                raise BuildError(f"{what}: values file {name} does not exist in the rendered fleet")
+            resolved.append((rel, self.tree.file_digest(rel)))
+        return resolved
+
+    def _chart_path(self, chart: tuple[str, Path | str, str], values_files: list[tuple[str, str]], key: str) -> Path:
         kind, location, _ = chart
         if kind == "local":
             return Path(location)
-        source = self.work_dir(self.tree.below(str(location))) / "fleet" / str(location)
+        source = self.work_dir(self.tree.below(str(location))) / "tree" / str(location)
         if not values_files:
             return source
         # source-controller packages the chart with the listed values files (merged) as its values.yaml
         merged: dict[str, Any] = {}
-        for rel in values_files:
-            path = self.flux_dir(posixpath.dirname(str(rel)) or ".", what)
-            file_rel = posixpath.join(path, posixpath.basename(str(rel))) if path else posixpath.basename(str(rel))
-            if file_rel not in self.tree.files:
-                if ignore_missing:
-                    continue
-                raise BuildError(f"{what}: values file {rel} does not exist")
-            docs = _load(self.tree.files[file_rel])
+        for rel, _ in values_files:
+            docs = _load(self.tree.files[rel])
             merged = merge_maps(merged, docs[0] if docs and isinstance(docs[0], Mapping) else {})
         target = self.work_dir() / "scratch" / f"chart-{key[:16]}" / source.name
         shutil.copytree(source, target, dirs_exist_ok=True)
-        (target / "values.yaml").write_text(json.dumps(merged, sort_keys=True), encoding="utf-8")
+        (target / "values.yaml").write_text(json.dumps(merged, sort_keys=True, default=json_default), encoding="utf-8")
         return target
 
     def _post_render(self, manifests: str, kustomize: Mapping[str, Any], key: str, what: str) -> str:
@@ -1407,10 +1528,22 @@ class Builder:
 
 
 def _may_change(obj: Obj) -> bool:
-    """Whether Flux's substitution round trip can change an object: it has a ``$`` (a variable) or an
-    integer too large for the float64 every number goes through; else it is skipped (same result)."""
-    text = json.dumps(obj, ensure_ascii=False)
-    return "$" in text or re.search(r"\d{16,}", text) is not None
+    """Whether Flux's substitution round trip can change an object: it has a ``$`` (a variable) or a number
+    the float64 every number goes through changes (an integral float, an integer past 2**53); else it is
+    skipped, with the same result."""
+    if "$" in json.dumps(obj, ensure_ascii=False, default=json_default):
+        return True
+    stack: list[Any] = [obj]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif (isinstance(node, float) and node.is_integer()) or (
+                isinstance(node, int) and not isinstance(node, bool) and abs(node) > 2**53):
+            return True
+    return False
 
 
 def _depends_on(ks: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -1461,15 +1594,17 @@ def build_fleet(root: Path, options: BuildOptions | None = None, *, rendered: An
     options = options or BuildOptions()
     started = time.perf_counter()
     rendered = rendered if rendered is not None else plan(root)
-    fleet_files = {rel[len("fleet/"):]: text for rel, text in rendered.files.items() if rel.startswith("fleet/")}
     fleet = rendered.fleet
     names = [c.name for c in fleet.clusters]
     chosen = select_clusters(names, options.clusters, options.shard)
     tools = tools or find_tools(root)
     cache_dir = options.cache_dir or default_cache_dir(root)
-    builder = Builder(fleet_files, git_path=fleet.fleet.git.path, git_url=fleet.fleet.git.url, tools=tools,
-                      options=options, cache_dir=cache_dir)
+    crossplane = getattr(fleet.fleet, "crossplane", None)
+    mounts = {str(crossplane.infrastructure_path): "infrastructure"} if crossplane is not None else {}
+    builder = Builder(rendered.files, git_path=fleet.fleet.git.path, fleet_root="fleet", mounts=mounts,
+                      git_url=fleet.fleet.git.url, tools=tools, options=options, cache_dir=cache_dir)
     jobs = max(1, options.jobs or os.cpu_count() or 1)
+    builder.stats.clusters = len(chosen)
     results: dict[str, ClusterBuild] = {}
     try:
         with _progress(options.progress, len(chosen)) as advance, ThreadPoolExecutor(max_workers=jobs) as pool:

@@ -12,7 +12,6 @@ import argparse
 import difflib
 import os
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from generator.build import (
     parse_golden_name,
 )
 from generator.tools import Toolset
+from generator.writer import atomic_write
 
 GOLDEN_DIR = "golden"
 Status = Literal["added", "changed", "removed"]
@@ -150,8 +150,8 @@ def use_colour(stream: TextIO) -> bool:
     return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
-def summary(comparison: Comparison, *, title: str) -> list[str]:
-    """The blast radius: clusters affected, then per cluster each resource and what happened to it."""
+def summary(comparison: Comparison, *, title: str, resources: bool = True) -> list[str]:
+    """The blast radius: clusters affected, then per cluster each resource (unless not ``resources``)."""
     grouped = comparison.by_cluster()
     total = comparison.counts()
     lines = [f"{title}: {len(grouped)} cluster(s) affected, {total['added']} added, {total['changed']} changed, "
@@ -159,7 +159,7 @@ def summary(comparison: Comparison, *, title: str) -> list[str]:
     for cluster, changes in grouped.items():
         counts = comparison.counts(cluster)
         lines.append(f"  {cluster}: {counts['added']} added, {counts['changed']} changed, {counts['removed']} removed")
-        for change in changes:
+        for change in changes if resources else ():
             lines.append(f"    {change.status:<8} {change.label}  ({change.relative})")
     return lines
 
@@ -203,7 +203,7 @@ def update_golden(root: Path, golden_dir: Path | None = None, options: BuildOpti
                 parent.rmdir()
                 parent = parent.parent
         else:
-            _atomic_write(target, change.new)
+            atomic_write(target, change.new)
             result.written.append(change.path)
     return result
 
@@ -229,19 +229,6 @@ def check_golden(root: Path, golden_dir: Path | None = None, options: BuildOptio
     return 1
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def cmd_golden(args: argparse.Namespace) -> int:
     """``fleetgen golden``: compare (exit 1 on any difference) or, with --update, write."""
     options = options_from(args)
@@ -254,7 +241,7 @@ def cmd_golden(args: argparse.Namespace) -> int:
     if result.comparison.clean:
         print(f"golden files are up to date ({golden_dir})")
     else:
-        print("\n".join(summary(result.comparison, title=f"updated {golden_dir}")))
+        print("\n".join(summary(result.comparison, title=f"updated {golden_dir}", resources=False)))
     return 0
 
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generator import writer
-from generator.loader import load_inventory
 from generator.crossplane import fleet_contribution, plan_infrastructure
+from generator.loader import load_inventory
 from generator.plan import plan_fleet
 from generator.policies import plan_policies
 from generator.resolve import ResolvedFleet, resolve

@@ -93,7 +93,8 @@ def compare(out: Path, plan: dict[str, str]) -> Changes:
     return changes
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and rename, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -112,7 +113,7 @@ def write(out: Path, plan: dict[str, str], force: bool = False) -> Changes:
     if changes.conflicts and not force:
         raise OutputConflict(changes.conflicts)
     for rel in (*changes.created, *changes.updated):
-        _atomic_write(out / rel, plan[rel])
+        atomic_write(out / rel, plan[rel])
     for rel in changes.deleted:
         target = out / rel
         target.unlink(missing_ok=True)
@@ -123,5 +124,5 @@ def write(out: Path, plan: dict[str, str], force: bool = False) -> Changes:
     manifest = {"generator": "fleetgen", "files": {rel: sha256(text) for rel, text in sorted(plan.items())}}
     manifest_text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     if _current(out / MANIFEST) != sha256(manifest_text):
-        _atomic_write(out / MANIFEST, manifest_text)
+        atomic_write(out / MANIFEST, manifest_text)
     return changes

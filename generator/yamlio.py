@@ -149,12 +149,21 @@ def dump_documents(documents: Iterable[Any]) -> str:
     return text
 
 
-_FAST_READER = YAML(typ="safe")
+class _Loader(yaml.CSafeLoader):  # type: ignore[misc,name-defined,unused-ignore]
+    """libyaml's parser with Kubernetes' (YAML 1.1) scalar rules; timestamps and '=' stay strings."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+_Loader.add_constructor("tag:yaml.org,2002:value", yaml.SafeLoader.construct_yaml_str)
 
 
 def load_documents(text: str) -> list[Any]:
-    """Parse a YAML stream (our own output, kustomize or helm output) to plain data, skipping empties."""
-    return [doc for doc in _FAST_READER.load_all(text) if doc is not None]
+    """Parse a YAML stream (our own output, kustomize or helm output) to plain data, skipping empties.
+
+    Uses YAML 1.1 scalar rules like Kubernetes' own reader (sigs.k8s.io/yaml), so the result is what the
+    API server would see; a fresh libyaml loader per call keeps it thread-safe.
+    """
+    return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
 
 
 def iter_yaml_files(directory: Path) -> Iterator[Path]:

@@ -418,3 +418,41 @@ def test_reference_build_is_deterministic_and_cached(reference: Any) -> None:
     assert again.stats.kustomize_runs == 0 and again.stats.helm_runs == 0  # every step from the cache
     one = build_fleet(REPO, options(clusters=("prod-us-east-1",), use_cache=False, jobs=1), tools=tools())
     assert one.files() == {k: v for k, v in reference.files().items() if k.startswith("prod-us-east-1/")}
+
+
+def test_bench_fleet_is_a_valid_inventory(tmp_path: Path) -> None:
+    from generator.bench import edit_one_cluster, make_fleet
+    from generator.render import plan
+
+    names = make_fleet(REPO, tmp_path / "bench", 12, seed=7)
+    assert len(names) == 12 and len(set(names)) == 12
+    rendered = plan(tmp_path / "bench")
+    assert sorted(c.name for c in rendered.fleet.clusters) == sorted(names)
+    edit_one_cluster(tmp_path / "bench", names[5])
+    edited = plan(tmp_path / "bench")
+    changed = {p for p in set(rendered.files) | set(edited.files) if rendered.files.get(p) != edited.files.get(p)}
+    assert changed and all(names[5] in p for p in changed)
+
+
+def test_skipping_substitution_is_only_a_shortcut(reference: Any) -> None:
+    """Objects fleetgen does not send through substitution come out of Flux's round trip unchanged."""
+    from generator.build import _may_change
+    from generator.substitute import substitute_object
+
+    variables = {"cluster_name": "x", "unused": "y"}
+    checked = 0
+    for cluster in list(reference.clusters.values())[:3]:
+        for _, obj in cluster.objects():
+            if not _may_change(obj):
+                assert substitute_object(obj, variables) == obj, obj
+                checked += 1
+    assert checked > 50
+    assert _may_change({"spec": {"replicas": 1.0}}) and _may_change({"a": "${x}"})
+    assert not _may_change({"spec": {"replicas": 1, "ratio": 0.5, "on": True}})
+
+
+def test_parse_stream_keeps_timestamps_as_text() -> None:
+    builder = Builder({}, git_url=URL, tools=tools(), options=BuildOptions(use_cache=False), cache_dir=None)
+    docs = builder.parse_stream("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {day: 2024-01-02}\n",
+                                "test")
+    assert docs[0]["data"]["day"] == "2024-01-02"

@@ -28,6 +28,7 @@ import yaml
 from conftest import REPO
 
 from generator.loader import platforms
+from generator.schema import default_crd_dir
 from generator.tools import tools_dir
 
 TEMPLATE = REPO / "template"
@@ -91,8 +92,12 @@ def commit_all(repo: Path, message: str) -> None:
 
 
 def scaffold_env() -> dict[str, str]:
-    """Environment for commands inside a scaffold: the installed tools, no downloads."""
-    return {**os.environ, "FLEETGEN_TOOLS_DIR": str(tools_dir(REPO))}
+    """Environment for commands inside a scaffold: the installed tools (no downloads), the CRD catalogue."""
+    env = {**os.environ, "FLEETGEN_TOOLS_DIR": str(tools_dir(REPO))}
+    crds = default_crd_dir(REPO)
+    if crds is not None:
+        env["FLEETGEN_CRDS"] = str(crds)
+    return env
 
 
 def run(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -271,11 +276,23 @@ def test_scaffold_renders_tests_and_is_stable(template_repo: Path, tmp_path: Pat
     _check_answers_reached_the_scaffold(dst, answers)
 
     invoke(dst, "render")
+    assert (dst / "golden" / "management").is_dir()
     commit_all(dst, "scaffold")
     invoke(dst, "test")
     invoke(dst, "render")
     assert git(dst, "status", "--porcelain") == "", "a second render changed the committed output"
-    print(f"copy {copied - started:.1f}s, render+test+render {time.monotonic() - copied:.1f}s")
+    tested = time.monotonic()
+
+    # what CI comments on a pull request: an inventory edit, as per-cluster resource diffs
+    apps = dst / "inventory" / "apps.yaml"
+    apps.write_text(apps.read_text().replace("tag: \"1.0.0\"", "tag: \"1.1.0\""))
+    invoke(dst, "render")
+    comment = invoke(dst, "diff", "--base", "HEAD", "--format", "markdown").stdout
+    assert "Deployment" in comment and "1.1.0" in comment, comment
+    print(
+        f"copy {copied - started:.1f}s, render+test+render {tested - copied:.1f}s, "
+        f"edit+render+diff {time.monotonic() - tested:.1f}s"
+    )
 
 
 def _check_answers_reached_the_scaffold(dst: Path, answers: dict[str, Any]) -> None:
@@ -323,14 +340,15 @@ def _check_answers_reached_the_scaffold(dst: Path, answers: dict[str, Any]) -> N
         assert load_yaml(gitlab)["verify"]["parallel"] == answers.get("ci_shards", 2)
     slug = answers.get("org_slug") or re.sub("[^a-z0-9]+", "-", answers["org_name"].lower()).strip("-")
     assert fleet["organization"] == slug
-    assert f"/overlays/           @{slug}/security @{slug}/platform" in (dst / "CODEOWNERS").read_text()
+    assert f"/overlays/                           @{slug}/security @{slug}/platform" in (dst / "CODEOWNERS").read_text()
 
 
 @pytest.mark.slow
 def test_copy_defaults_from_the_command_line(template_repo: Path, tmp_path: Path) -> None:
     """`copier copy --defaults` asks nothing (stdin closed) and gives a valid, rendered fleet."""
     dst = tmp_path / "fleet"
-    run(tmp_path, "copier", "copy", "--defaults", "--trust", "--vcs-ref", "HEAD", str(template_repo), str(dst))
+    copier_cli = (sys.executable, "-m", "copier", "copy", "--defaults", "--trust", "--vcs-ref", "HEAD")
+    run(tmp_path, *copier_cli, str(template_repo), str(dst))
     run(dst, sys.executable, "-m", "generator.cli", "render", ".", "--out", ".", "--check")
     fleet = load_yaml(dst / "inventory" / "fleet.yaml")["fleet"]
     assert fleet["organization"] == "example-org"
