@@ -211,10 +211,15 @@ def variant(request: pytest.FixtureRequest, full: Infrastructure, legacy: Infras
 # --- what is rendered --------------------------------------------------------------------------------
 
 
-def test_without_a_crossplane_section_nothing_is_rendered() -> None:
-    fleet = resolve(load_inventory(REPO))
-    if fleet.fleet.crossplane is not None:
-        pytest.skip("the reference fleet configures Crossplane")
+def test_without_a_crossplane_section_nothing_is_rendered(tmp_path: Path) -> None:
+    root = _without_data_services(copy_reference_fleet(tmp_path))
+    fleet_yaml = root / "inventory" / "fleet.yaml"
+    lines = fleet_yaml.read_text().splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith("  crossplane:"))
+    end = next(i for i in range(start + 1, len(lines)) if not lines[i].startswith("    "))
+    fleet_yaml.write_text("".join(lines[:start] + lines[end:]))
+    fleet = resolve(load_inventory(root))
+    assert fleet.fleet.crossplane is None
     assert plan_infrastructure(fleet) == {}
     assert plan_hub_bootstrap(fleet) == {}
 
