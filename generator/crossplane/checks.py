@@ -36,7 +36,6 @@ def _where(
     origin: Layer | Sourced[Cluster] | None,
     source: Sourced[Cluster],
     sub: tuple[str | int, ...],
-    field: str,
     message: str,
 ) -> Problem:
     if origin is None:
@@ -69,7 +68,6 @@ def _check_node_groups(inv: Inventory, source: Sourced[Cluster]) -> list[Problem
                 origin,
                 source,
                 (),
-                "nodeGroups",
                 f"at most {limits['nodeGroups']} node groups (the compositions' slots), found {len(groups)}",
             )
         )
@@ -77,9 +75,7 @@ def _check_node_groups(inv: Inventory, source: Sourced[Cluster]) -> list[Problem
     seen: set[str] = set()
     for index, group in enumerate(groups):
         if group.name in seen:
-            problems.append(
-                _where(inv, origin, source, (index, "name"), "name", f"duplicate node group name '{group.name}'")
-            )
+            problems.append(_where(inv, origin, source, (index, "name"), f"duplicate node group name '{group.name}'"))
         seen.add(group.name)
         if not re.match(pattern, group.instance_type):
             problems.append(
@@ -88,7 +84,6 @@ def _check_node_groups(inv: Inventory, source: Sourced[Cluster]) -> list[Problem
                     origin,
                     source,
                     (index, "instanceType"),
-                    "instanceType",
                     f"'{group.instance_type}' is not a {cloud} instance type (expected {pattern})",
                 )
             )
@@ -99,7 +94,6 @@ def _check_node_groups(inv: Inventory, source: Sourced[Cluster]) -> list[Problem
                     origin,
                     source,
                     (index, "taints"),
-                    "taints",
                     f"at most {limits['taints']} taints per node group",
                 )
             )
@@ -111,7 +105,6 @@ def _check_node_groups(inv: Inventory, source: Sourced[Cluster]) -> list[Problem
                         origin,
                         source,
                         (index, "name"),
-                        "name",
                         f"'{group.name}': AKS node pool names are 1-12 lowercase letters and digits",
                     )
                 )
@@ -123,7 +116,6 @@ def _check_node_groups(inv: Inventory, source: Sourced[Cluster]) -> list[Problem
                         origin,
                         source,
                         (index, "taints"),
-                        "taints",
                         "the first (system) AKS pool takes no taints but "
                         "CriticalAddonsOnly=true:NoSchedule (onlyCriticalAddonsEnabled)",
                     )
