@@ -516,6 +516,18 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
                     )
                 )
 
+    namespace_owner: dict[str, Sourced[App]] = {}
+    for app_source in sorted(inv.apps, key=lambda s: (s.file.file, s.where()[1])):
+        owner = namespace_owner.setdefault(app_source.item.target_namespace, app_source)
+        if owner.item.team != app_source.item.team:
+            problems.append(
+                _problem(
+                    app_source,
+                    ("namespace",) if app_source.item.namespace else ("name",),
+                    f"namespace '{app_source.item.target_namespace}' already belongs to team '{owner.item.team}' "
+                    f"(app '{owner.item.name}'); a namespace has one owning team",
+                )
+            )
     for app_source in inv.apps:
         app = app_source.item
         if app.team not in team_names:

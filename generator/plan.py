@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import yaml  # type: ignore[import-untyped,unused-ignore]
 
 from generator.errors import FleetgenError
 from generator.externalsecrets import app_external_secrets
@@ -62,14 +63,6 @@ def environment() -> jinja2.Environment:
     return env
 
 
-@dataclass(frozen=True)
-class PlannedFile:
-    """One output file: its text and the inventory files it came from."""
-
-    path: str
-    text: str
-
-
 @dataclass
 class Contribution:
     """Files another module adds to the fleet repo, and where the cluster layers pick them up.
@@ -103,7 +96,7 @@ class Planner:
         text = self.env.get_template(template).render(**context)
         try:
             documents = load_documents(text)
-        except Exception as exc:  # ruamel raises several unrelated types here
+        except yaml.YAMLError as exc:
             raise TemplateError(f"template {template} rendered invalid YAML for {path}: {exc}\n{text}") from exc
         self.add_yaml(path, documents, sources)
 
@@ -159,11 +152,6 @@ def _rel(from_dir: str, to_dir: str) -> str:
     """Relative path between two output folders (kustomize resources are relative)."""
     depth = len(Path(from_dir).parts)
     return "/".join([".."] * depth + [to_dir])
-
-
-def release_name(name: str) -> str:
-    """HelmRelease name of a component or app."""
-    return name
 
 
 def plan_fleet(
@@ -248,7 +236,7 @@ def plan_fleet(
         sources = [fleet_file, *(layer.file.file for layer in (inv.defaults, inv.overlays[env.name]) if layer.file)]
         controllers = f"infrastructure/overlays/{env.name}/controllers"
         patches = [
-            _values_patch("HelmRelease", release_name(c.name), c.component.namespace, c.values.environment)
+            _values_patch("HelmRelease", c.name, c.component.namespace, c.values.environment)
             for c in env.components
         ]
         planner.add_yaml(
@@ -308,7 +296,7 @@ def _plan_team_apps(
     patches = [
         _values_patch(
             "HelmRelease",
-            release_name(a.name),
+            a.name,
             a.app.target_namespace,
             a.values.environment if env_only else merge(a.values.environment, a.values.cluster),
         )

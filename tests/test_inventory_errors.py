@@ -198,3 +198,12 @@ def test_schema_command_prints_json_schema(capsys: pytest.CaptureFixture[str]) -
     schema = json.loads(capsys.readouterr().out)
     assert schema["additionalProperties"] is False
     assert "kubernetesVersion" in schema["$defs"]["Cluster"]["properties"]
+
+
+def test_namespace_shared_by_two_teams(fleet_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _edit(fleet_root / "inventory/apps.yaml", "    namespace: storefront\n", "    namespace: checkout\n")
+    code, err = _render(fleet_root, capsys)
+    assert code == 2
+    line = _line_of(fleet_root / "inventory/apps.yaml", "namespace: checkout")
+    expected = "apps.3.namespace: namespace 'checkout' already belongs to team 'payments'"
+    assert f"inventory/apps.yaml:{line}:5: {expected}" in err
