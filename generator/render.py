@@ -9,7 +9,7 @@ from generator import writer
 from generator.crossplane import fleet_contribution, plan_infrastructure
 from generator.loader import load_inventory
 from generator.plan import plan_fleet
-from generator.policies import plan_policies
+from generator.policies import codeowners, plan_policies
 from generator.resolve import ResolvedFleet, resolve
 
 
@@ -27,6 +27,7 @@ def plan(root: Path) -> Rendered:
     contributions = [plan_policies(fleet), fleet_contribution(fleet)]
     files = {f"fleet/{path}": text for path, text in plan_fleet(fleet, root / "charts", contributions).items()}
     files.update({f"infrastructure/{path}": text for path, text in plan_infrastructure(fleet).items()})
+    files["CODEOWNERS"] = codeowners(fleet)  # at the output (repository) root, where GitHub and GitLab look
     return Rendered(fleet, dict(sorted(files.items())))
 
 
