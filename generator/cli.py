@@ -70,15 +70,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _flatten(cluster: object) -> dict[str, object]:
-    from generator.resolve import ResolvedCluster
+    from generator.resolve import IDENTITY_FIELDS, ResolvedCluster
 
     assert isinstance(cluster, ResolvedCluster)
     data = cluster.settings.model_dump(by_alias=True, mode="json")
-    data.update(
-        cluster.cluster.model_dump(
-            by_alias=True, mode="json", include={"name", "cloud", "region", "environment", "role", "networking"}
-        )
-    )
+    data.update(cluster.cluster.model_dump(by_alias=True, mode="json", include=IDENTITY_FIELDS))
     flat: dict[str, object] = {}
 
     def walk(prefix: str, value: object) -> None:

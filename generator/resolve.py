@@ -14,13 +14,16 @@ from generator.loader import Inventory, Layer, Sourced, platforms
 from generator.models import App, Cluster, Component, ComponentSettings, Fleet, Settings, Team
 
 BUILT_IN = "(built-in default)"
+IDENTITY_FIELDS = {"name", "cloud", "region", "environment", "role", "networking"}
 _NO_SETTINGS = ComponentSettings()
 
 
 def merge(base: Any, patch: Any) -> Any:
     """JSON-merge-patch ``patch`` onto ``base`` without changing either."""
-    if not isinstance(patch, dict) or not isinstance(base, dict):
+    if not isinstance(patch, dict):
         return copy.deepcopy(patch)
+    if not isinstance(base, dict):
+        base = {}
     out = copy.deepcopy(base)
     for key, value in patch.items():
         if value is None:
@@ -39,15 +42,13 @@ def canonical(value: Any) -> Any:
     return value
 
 
-def _record(provenance: dict[str, str], prefix: str, value: Any, where: Any) -> None:
-    """Set provenance for ``prefix`` and every leaf below it, dropping stale entries underneath."""
-    for key in [k for k in provenance if k == prefix or k.startswith(prefix + ".")]:
-        del provenance[key]
+def _built_in(provenance: dict[str, str], prefix: str, value: Any) -> None:
+    """Mark ``prefix`` and every leaf below it as set by fleetgen's built-in defaults."""
     if isinstance(value, dict) and value:
         for key, child in value.items():
-            _record(provenance, f"{prefix}.{key}", child, where(key) if callable(where) else where)
+            _built_in(provenance, f"{prefix}.{key}" if prefix else str(key), child)
     else:
-        provenance[prefix] = where if isinstance(where, str) else where("")
+        provenance[prefix] = BUILT_IN
 
 
 def _layer_provenance(
@@ -226,8 +227,7 @@ class ResolvedFleet:
 def _settings_of(layers: list[Layer]) -> tuple[dict[str, Any], dict[str, str]]:
     data: dict[str, Any] = Settings().model_dump(by_alias=True, mode="json")
     provenance: dict[str, str] = {}
-    _record(provenance, "", data, BUILT_IN)
-    provenance = {k.lstrip("."): v for k, v in provenance.items()}
+    _built_in(provenance, "", data)
     for layer in layers:
         if layer.file is None:
             continue
@@ -318,11 +318,9 @@ def resolve(inv: Inventory) -> ResolvedFleet:
     apps = [a.item for a in inv.apps]
 
     environments: dict[str, ResolvedEnvironment] = {}
-    env_data: dict[str, dict[str, Any]] = {}
     for env_name in fleet.environments:
         data, _ = _settings_of([inv.defaults, inv.overlays[env_name]])
         settings = Settings.model_validate(data)
-        env_data[env_name] = data
         env_components = tuple(
             ResolvedComponent(c, LayeredValues(c.values, settings.components.get(c.name, _NO_SETTINGS).values, {}))
             for c in components
@@ -378,10 +376,10 @@ def resolve(inv: Inventory) -> ResolvedFleet:
             and (a.clusters is None or cluster.name in a.clusters)
             and _enabled(settings, "apps", a.name, True)
         )
-        for key, value in cluster.model_dump(
-            by_alias=True, mode="json", include={"name", "cloud", "region", "environment", "role", "networking"}
-        ).items():
-            _record(provenance, key, value, lambda _k, s=source, k=key: str(s.file.position((*s.path, k))))
+        identity = cluster.model_dump(by_alias=True, mode="json", include=IDENTITY_FIELDS)
+        _built_in(provenance, "", identity)
+        written = {k: v for k, v in source.raw.items() if k in identity}
+        _layer_provenance(provenance, Layer(f"cluster {cluster.name}", written, source.file, source.path), written)
         sources = sorted(
             {
                 source.file.file,
