@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from generator.errors import FleetgenError, ToolError, UsageError
+from generator.secretscan import REDACTED
 from generator.tools import Toolset, find_tools
 from generator.yamlio import dump_documents, load_documents
 
@@ -58,7 +59,6 @@ HELM_GROUP = "helm.toolkit.fluxcd.io"
 SOURCE_GROUP = "source.toolkit.fluxcd.io"
 OPERATOR_GROUP = "fluxcd.controlplane.io"
 SUBSTITUTE_KEY = f"{FLUX_KS_GROUP}/substitute"
-REDACTED = "**redacted**"
 DEFAULT_VALUES_KEY = "values.yaml"
 NEEDED_KINDS = frozenset({
     "Kustomization", "HelmRelease", "GitRepository", "OCIRepository", "HelmRepository", "HelmChart",

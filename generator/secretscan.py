@@ -40,7 +40,8 @@ CREDENTIAL_NAMES = re.compile(
 REFERENCE_NAMES = re.compile(r"(ref|name|names|path|file|keys|selector|existingsecret)$")
 #: API groups whose objects hold references to secrets by design (ExternalSecret ``secretKey`` ...).
 REFERENCE_GROUPS = ("external-secrets.io", "generators.external-secrets.io")
-REDACTED_MARKERS = ("**redacted**",)
+#: What the build writes in place of Secret data; never a finding.
+REDACTED = "**redacted**"
 MIN_ENTROPY_LENGTH = 16
 ENTROPY_BITS = 3.5
 
@@ -118,7 +119,7 @@ def scan_object(obj: Mapping[str, Any], where: str) -> list[SecretFinding]:
             if not isinstance(values, Mapping):
                 continue
             for name, raw in values.items():
-                if not isinstance(raw, str) or raw in REDACTED_MARKERS:
+                if not isinstance(raw, str) or raw == REDACTED:
                     continue
                 text = raw
                 if key == "data":
