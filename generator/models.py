@@ -112,8 +112,11 @@ VALIDATING_POLICIES: tuple[str, ...] = (
     "require-drop-all-capabilities",
     "restrict-seccomp-profile",
 )
+#: The ValidatingPolicy on Flux objects in team namespaces (multi-tenancy guard; Deny unless
+#: ``policies.actions`` says otherwise, whatever the environment's ``validationAction``).
+TENANCY_POLICY = "restrict-flux-tenancy"
 #: Policies whose validationAction ``policies.actions`` may set.
-ACTION_POLICIES: tuple[str, ...] = (*VALIDATING_POLICIES, "verify-image-signatures")
+ACTION_POLICIES: tuple[str, ...] = (*VALIDATING_POLICIES, TENANCY_POLICY, "verify-image-signatures")
 SYSTEM_NAMESPACES: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease", "flux-system", "kyverno")
 #: Placeholders a per-cluster secrets setting may use, e.g. ``role/{cluster}-external-secrets``.
 SECRET_PLACEHOLDERS = frozenset({"cluster", "environment", "region", "organization", "project"})
@@ -312,6 +315,13 @@ class PolicySettings(Model):
     excluded_namespaces: list[DnsLabel] = Field(default_factory=list)
 
 
+class AlertSettings(Model):
+    """What Flux alerts report on a cluster (with ``fleet.notifications``): ``info`` sends every event,
+    ``error`` only failures (notification-controller v1.9.3 eventMatchesAlertSource)."""
+
+    event_severity: Literal["info", "error"] = "error"
+
+
 class Settings(Model):
     """Everything that layers: each field may be set in defaults, an overlay, or on a cluster."""
 
@@ -326,6 +336,7 @@ class Settings(Model):
     apps: dict[str, AppSettings] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
     tenancy: Tenancy = Tenancy()
+    alerts: AlertSettings = AlertSettings()
     policies: PolicySettings = PolicySettings()
     secrets_backend: Literal["cloud", "vault"] = "cloud"
 

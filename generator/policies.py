@@ -4,7 +4,7 @@ Secrets (a ClusterSecretStore per cluster, an ExternalSecret per app secret) and
 Layout (paths relative to the fleet repo root):
 
 - ``infrastructure/policies/<env>/``: the ValidatingPolicies (``validationActions`` from the layered
-  ``policies`` settings of the environment), the MutatingPolicy, GeneratingPolicy, ImageValidatingPolicy,
+  ``policies`` settings of the environment), the Flux tenancy policy, GeneratingPolicy, ImageValidatingPolicy,
   the PolicyExceptions that apply to the environment and the RBAC Kyverno needs; added to the
   environment's configs overlay, so it reaches every cluster of the environment after Kyverno is ready.
 - ``infrastructure/secret-stores/<cluster>/``: the cluster's ServiceAccount and ClusterSecretStore; added to
@@ -21,8 +21,8 @@ from typing import Any
 
 from generator.errors import InventoryError, Problem
 from generator.externalsecrets import runs, secret_store
-from generator.models import VALIDATING_POLICIES, PolicyExceptionEntry, Settings
-from generator.plan import Contribution, Planner
+from generator.models import TENANCY_POLICY, VALIDATING_POLICIES, PolicyExceptionEntry, Settings
+from generator.plan import FLUX_NAMESPACE, TEAM_LABEL, Contribution, Planner
 from generator.resolve import ResolvedCluster, ResolvedFleet
 from generator.yamlio import load_documents
 
@@ -64,7 +64,8 @@ POLICY_INFO: dict[str, PolicyInfo] = {
             "Require liveness and readiness probes",
             "Best Practices",
             "medium",
-            "Every container defines a livenessProbe and a readinessProbe.",
+            "Every container of a long-running workload defines a livenessProbe and a readinessProbe (Jobs, CronJobs "
+            "and run-to-completion Pods are not checked).",
         ),
         PolicyInfo(
             "disallow-privileged-containers",
@@ -177,8 +178,12 @@ def validating_policies(fleet: ResolvedFleet) -> list[str]:
 
 
 def policy_action(settings: Settings, policy: str) -> str:
-    """The layered ``validationAction`` of one policy in an environment (Audit or Deny)."""
-    return settings.policies.actions.get(policy, settings.policies.validation_action)
+    """The layered ``validationAction`` of one policy in an environment (Audit or Deny).
+
+    The tenancy policy denies by default in every environment: auditing it would leave a path from a team's
+    ``edit`` role to cluster-admin open (on dev clusters too)."""
+    default = "Deny" if policy == TENANCY_POLICY else settings.policies.validation_action
+    return settings.policies.actions.get(policy, default)
 
 
 def _exception_applies(entry: PolicyExceptionEntry, env: str) -> bool:
@@ -215,9 +220,23 @@ def _plan_environment(planner: Planner, fleet: ResolvedFleet, env_name: str, set
             **common,
         )
         resources.append(f"{name}.yaml")
-    for name in ("add-default-securitycontext", "generate-default-deny-networkpolicy"):
-        planner.add_template(f"{directory}/{name}.yaml", f"policies/{name}.yaml.j2", sources, **common)
-        resources.append(f"{name}.yaml")
+    planner.add_template(
+        f"{directory}/{TENANCY_POLICY}.yaml",
+        f"policies/{TENANCY_POLICY}.yaml.j2",
+        sources,
+        action=policy_action(settings, TENANCY_POLICY),
+        team_label=TEAM_LABEL,
+        platform_sources=[{"kind": "GitRepository", "namespace": FLUX_NAMESPACE, "name": FLUX_NAMESPACE}],
+        environment=env_name,
+    )
+    resources.append(f"{TENANCY_POLICY}.yaml")
+    planner.add_template(
+        f"{directory}/generate-default-deny-networkpolicy.yaml",
+        "policies/generate-default-deny-networkpolicy.yaml.j2",
+        sources,
+        **common,
+    )
+    resources.append("generate-default-deny-networkpolicy.yaml")
     planner.add_template(f"{directory}/rbac.yaml", "policies/rbac.yaml.j2", sources)
     resources.append("rbac.yaml")
     signing = security.image_signing

@@ -16,7 +16,7 @@ from conftest import REPO
 from generator.errors import InventoryError
 from generator.evaluate import Evaluator, compile_expression
 from generator.loader import load_inventory
-from generator.models import VALIDATING_POLICIES
+from generator.models import TENANCY_POLICY, VALIDATING_POLICIES
 from generator.policies import cel_literal, codeowners, plan_policies
 from generator.render import Rendered, plan
 from generator.resolve import resolve
@@ -86,6 +86,11 @@ def test_every_environment_gets_every_policy_with_its_layered_action() -> None:
     for env, action in expected.items():
         objects = objects_under(rendered, f"infrastructure/policies/{env}")
         validating = by_name(objects, "ValidatingPolicy")
+        tenancy = validating.pop(TENANCY_POLICY)
+        assert tenancy["spec"]["validationActions"] == ["Deny"], env  # never only audited, dev included
+        assert tenancy["spec"]["matchConstraints"]["namespaceSelector"] == {
+            "matchExpressions": [{"key": "fleet.gitops.io/team", "operator": "Exists"}]
+        }
         assert sorted(validating) == sorted(VALIDATING_POLICIES)
         for policy in validating.values():
             assert policy["apiVersion"] == "policies.kyverno.io/v1"
@@ -93,12 +98,14 @@ def test_every_environment_gets_every_policy_with_its_layered_action() -> None:
             assert policy["spec"]["autogen"] == {"podControllers": {"controllers": []}}
             rules = policy["spec"]["matchConstraints"]["resourceRules"]
             resources = {r for rule in rules for r in rule["resources"]}
-            assert resources >= {"pods", "deployments", "statefulsets", "daemonsets", "jobs", "cronjobs"}
+            assert resources >= {"pods", "deployments", "statefulsets", "daemonsets"}
+            batch = {"jobs", "cronjobs"} & resources
+            assert batch == (set() if policy["metadata"]["name"] == "require-probes" else {"jobs", "cronjobs"})
             excluded = policy["spec"]["matchConstraints"]["namespaceSelector"]["matchExpressions"][0]
             assert excluded["operator"] == "NotIn"
             assert {"kube-system", "kyverno", "flux-system", "cert-manager"} <= set(excluded["values"])
             assert not {"payments", "checkout", "catalog", "storefront"} & set(excluded["values"])
-        assert set(by_name(objects, "MutatingPolicy")) == {"add-default-securitycontext"}
+        assert by_name(objects, "MutatingPolicy") == {}  # dropped: see README "Policies and security"
         assert set(by_name(objects, "GeneratingPolicy")) == {"generate-default-deny-networkpolicy"}
         image = by_name(objects, "ImageValidatingPolicy")["verify-image-signatures"]
         assert image["spec"]["validationActions"] == ["Audit" if env in ("dev", "staging") else "Deny"]
@@ -141,7 +148,6 @@ def test_every_rendered_security_object_validates_strictly(fleet_root: Path) -> 
     kinds = {o["kind"] for o in objects}
     assert kinds == {
         "ValidatingPolicy",
-        "MutatingPolicy",
         "GeneratingPolicy",
         "ImageValidatingPolicy",
         "PolicyException",
@@ -182,7 +188,7 @@ def test_validating_policies_stay_within_the_offline_engine() -> None:
     for env in ("dev", "staging", "prod"):
         objects = objects_under(reference(), f"infrastructure/policies/{env}")
         evaluator = Evaluator([o for o in objects if o["kind"] == "ValidatingPolicy"])
-        assert len(evaluator.policies) == len(VALIDATING_POLICIES)
+        assert len(evaluator.policies) == len(VALIDATING_POLICIES) + 1  # + the tenancy policy
         for policy in objects:
             if policy["kind"] == "ValidatingPolicy":
                 assert ".?" not in json.dumps(policy["spec"])
@@ -366,18 +372,16 @@ def test_codeowners_from_teams(fleet_root: Path) -> None:
 
 
 def test_cel_of_the_other_policy_kinds_parses() -> None:
-    """Mutating, Generating and ImageValidating policies are not evaluated offline, but their CEL must parse."""
+    """Generating and ImageValidating policies are not evaluated offline, but their CEL must parse."""
     objects = objects_under(reference(), "infrastructure/policies/prod")
     sources = []
     for obj in objects:
         spec = obj.get("spec", {})
-        if obj["kind"] == "MutatingPolicy":
-            sources += [m["applyConfiguration"]["expression"] for m in spec["mutations"]]
-        elif obj["kind"] == "GeneratingPolicy":
+        if obj["kind"] == "GeneratingPolicy":
             sources += [v["expression"] for v in spec["variables"]] + [g["expression"] for g in spec["generate"]]
         elif obj["kind"] == "ImageValidatingPolicy":
             sources += [v["expression"] for v in spec["validations"]]
-    assert len(sources) == 8
+    assert len(sources) == 4
     for source in sources:
         cel.compile(source)
 

@@ -194,4 +194,7 @@ def fleet_contribution(fleet: ResolvedFleet) -> Contribution:
     contribution = Contribution(files=files)
     if files and hub is not None:
         contribution.cluster_resources[hub.name] = [f"clusters/{hub.name}/{entry}" for entry in hub_resources(fleet)]
+        # the spoke bootstrap HelmReleases, Kustomizations and the Flux Operator chart source live there
+        assert fleet.fleet.crossplane is not None
+        contribution.flux_namespaces[hub.name] = [fleet.fleet.crossplane.namespace]
     return contribution
