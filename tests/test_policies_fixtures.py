@@ -1,5 +1,6 @@
-"""Every ValidatingPolicy against a passing and a violating fixture, in Deployment and CronJob form (and the
-other pod controllers), evaluated offline with the real CEL engine; plus the engine's failure modes."""
+"""Every ValidatingPolicy against a passing and a violating fixture per workload kind (Deployment, StatefulSet,
+DaemonSet, Job, CronJob, bare Pod; ReplicaSet derived), evaluated offline with the real CEL engine; plus the
+engine's failure modes."""
 
 from __future__ import annotations
 
@@ -19,7 +20,16 @@ from generator.schema import SchemaValidator
 from generator.yamlio import load_documents
 
 FIXTURES = Path(__file__).parent / "fixtures" / "policies"
-FORMS = ("deployment", "cronjob")
+#: Every workload kind a policy is checked in, one fixture file per kind (pass/<form>.yaml, fail/<policy>/<form>.yaml).
+FORMS = ("deployment", "statefulset", "daemonset", "job", "cronjob", "pod")
+#: Run-to-completion kinds require-probes leaves alone (their fixtures pass without probes).
+BATCH_FORMS = ("job", "cronjob")
+FAIL_CASES = [
+    (policy, form)
+    for policy in VALIDATING_POLICIES
+    for form in FORMS
+    if not (policy == "require-probes" and form in BATCH_FORMS)
+]
 
 
 @cache
@@ -47,45 +57,42 @@ def fixture(*parts: str) -> dict[str, Any]:
     return obj
 
 
-def pod_template(obj: dict[str, Any]) -> dict[str, Any]:
+def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
     spec = obj["spec"]
-    return spec["jobTemplate"]["spec"]["template"] if obj["kind"] == "CronJob" else spec["template"]
+    if obj["kind"] == "Pod":
+        return spec
+    template = spec["jobTemplate"]["spec"]["template"] if obj["kind"] == "CronJob" else spec["template"]
+    return template["spec"]
 
 
-def as_kind(deployment: dict[str, Any], kind: str) -> dict[str, Any]:
-    """The Deployment fixture rewritten as a Pod, StatefulSet, DaemonSet, Job or ReplicaSet."""
+def as_replicaset(deployment: dict[str, Any]) -> dict[str, Any]:
+    """The Deployment fixture rewritten as the ReplicaSet it creates."""
     obj = copy.deepcopy(deployment)
-    template = obj["spec"]["template"]
-    if kind == "Pod":
-        return {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {**obj["metadata"], "labels": template["metadata"]["labels"]},
-            "spec": template["spec"],
-        }
-    group = "batch/v1" if kind == "Job" else "apps/v1"
-    spec: dict[str, Any] = {"template": template}
-    if kind == "Job":
-        template["spec"]["restartPolicy"] = "Never"
-    else:
-        spec["selector"] = obj["spec"]["selector"]
-    if kind == "StatefulSet":
-        spec["serviceName"] = obj["metadata"]["name"]
-    return {"apiVersion": group, "kind": kind, "metadata": obj["metadata"], "spec": spec}
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": obj["metadata"], "spec": obj["spec"]}
 
 
 def violated(findings: list[Finding]) -> set[str]:
     return {f.policy for f in findings}
 
 
-@pytest.mark.parametrize("form", FORMS)
-def test_passing_fixture_passes_every_policy(form: str) -> None:
-    findings = evaluator().evaluate(fixture("pass", f"{form}.yaml"))
+def test_every_policy_has_a_pass_and_a_fail_fixture_per_workload_kind() -> None:
+    kinds = {fixture("pass", f"{form}.yaml")["kind"].lower(): form for form in FORMS}
+    assert sorted(kinds) == sorted(FORMS)
+    for policy in VALIDATING_POLICIES:
+        present = {p.stem for p in (FIXTURES / "fail" / policy).glob("*.yaml")}
+        expected = set(FORMS) - (set(BATCH_FORMS) if policy == "require-probes" else set())
+        assert present == expected, policy
+        for form in present:
+            assert fixture("fail", policy, f"{form}.yaml")["kind"] == fixture("pass", f"{form}.yaml")["kind"]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (FIXTURES / "pass").glob("*.yaml")))
+def test_passing_fixture_passes_every_policy(name: str) -> None:
+    findings = evaluator().evaluate(fixture("pass", name))
     assert findings == []
 
 
-@pytest.mark.parametrize("form", FORMS)
-@pytest.mark.parametrize("policy", VALIDATING_POLICIES)
+@pytest.mark.parametrize(("policy", "form"), FAIL_CASES)
 def test_violating_fixture_violates_exactly_its_policy(policy: str, form: str) -> None:
     findings = evaluator().evaluate(fixture("fail", policy, f"{form}.yaml"))
     assert violated(findings) == {policy}
@@ -93,8 +100,7 @@ def test_violating_fixture_violates_exactly_its_policy(policy: str, form: str) -
     assert all(f.message and "evaluation error" not in f.message for f in findings)
 
 
-@pytest.mark.parametrize("form", FORMS)
-@pytest.mark.parametrize("policy", VALIDATING_POLICIES)
+@pytest.mark.parametrize(("policy", "form"), FAIL_CASES)
 def test_dev_only_audits(policy: str, form: str) -> None:
     findings = evaluator("dev").evaluate(fixture("fail", policy, f"{form}.yaml"))
     assert violated(findings) == {policy}
@@ -102,18 +108,39 @@ def test_dev_only_audits(policy: str, form: str) -> None:
     assert not any(f.blocking for f in findings)
 
 
-@pytest.mark.parametrize("kind", ["Pod", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"])
-def test_every_pod_controller_is_covered(kind: str) -> None:
+def test_replicasets_are_covered_like_deployments() -> None:
     engine = evaluator()
-    assert engine.evaluate(as_kind(fixture("pass", "deployment.yaml"), kind)) == []
+    assert engine.evaluate(as_replicaset(fixture("pass", "deployment.yaml"))) == []
     for policy in VALIDATING_POLICIES:
-        findings = engine.evaluate(as_kind(fixture("fail", policy, "deployment.yaml"), kind))
-        assert violated(findings) == {policy}, (kind, policy, [str(f) for f in findings])
+        findings = engine.evaluate(as_replicaset(fixture("fail", policy, "deployment.yaml")))
+        assert violated(findings) == {policy}, (policy, [str(f) for f in findings])
+
+
+def test_probes_are_required_of_long_running_workloads_only() -> None:
+    """Jobs, CronJobs, the Pods a Job owns and bare run-to-completion Pods pass without probes; every
+    long-running kind (and a restarting bare Pod) without them is denied."""
+    engine = evaluator()
+    for name in ("job.yaml", "cronjob.yaml", "pod-of-job.yaml"):
+        obj = fixture("pass", name)
+        assert all("livenessProbe" not in c for c in pod_spec(obj)["containers"]), name
+        assert engine.evaluate(obj) == [], name
+    pod = fixture("fail", "require-probes", "pod.yaml")
+    assert violated(engine.evaluate(pod)) == {"require-probes"}
+    for restart in ("Never", "OnFailure"):
+        assert engine.evaluate({**pod, "spec": {**pod["spec"], "restartPolicy": restart}}) == [], restart
+    assert violated(engine.evaluate({**pod, "spec": {**pod["spec"], "restartPolicy": "Always"}})) == {"require-probes"}
+    owned_by_replicaset = copy.deepcopy(pod)
+    owned_by_replicaset["metadata"]["ownerReferences"] = [
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d8f", "uid": "u", "controller": True}
+    ]
+    assert violated(engine.evaluate(owned_by_replicaset)) == {"require-probes"}
+    job_without_probes_but_privileged = fixture("fail", "disallow-privileged-containers", "job.yaml")
+    assert violated(engine.evaluate(job_without_probes_but_privileged)) == {"disallow-privileged-containers"}
 
 
 def test_fixtures_are_valid_kubernetes_objects() -> None:
     validator = SchemaValidator(None, "1.33")
-    for path in sorted(FIXTURES.rglob("*.yaml")):
+    for path in sorted(p for p in FIXTURES.rglob("*.yaml") if "tenancy" not in p.parts):  # Flux kinds: test_tenancy
         for obj in load_documents(path.read_text()):
             assert validator.validate(obj) == [], path
 
@@ -137,7 +164,7 @@ def test_excluded_namespaces_and_other_kinds_are_not_checked() -> None:
 
 
 def test_a_namespace_without_one_is_the_default_namespace() -> None:
-    bad = fixture("fail", "require-probes", "cronjob.yaml")
+    bad = fixture("fail", "require-probes", "statefulset.yaml")
     del bad["metadata"]["namespace"]
     (finding,) = evaluator().evaluate(bad)
     assert finding.namespace == "default"

@@ -150,7 +150,7 @@ def test_policy_test_denies_and_names_every_violated_policy(
 ) -> None:
     files = [
         str(FIXTURES / "fail/disallow-privileged-containers/deployment.yaml"),
-        str(FIXTURES / "fail/require-probes/cronjob.yaml"),
+        str(FIXTURES / "fail/require-probes/statefulset.yaml"),
         str(FIXTURES / "pass/deployment.yaml"),
     ]
     cache = ["--cache-dir", str(shared_cache_dir())]
@@ -159,7 +159,7 @@ def test_policy_test_denies_and_names_every_violated_policy(
     )
     assert code == 1
     assert "DENY   disallow-privileged-containers  Deployment storefront/web: privileged containers" in out
-    assert "DENY   require-probes  CronJob storefront/report: containers without a readinessProbe: web" in out
+    assert "DENY   require-probes  StatefulSet storefront/web: containers without a readinessProbe: web" in out
     assert "DENIED by 2 policies: disallow-privileged-containers, require-probes" in err
 
     code, out, err = run(["policy", "test", "--cluster", "dev-us-east-1", *files, *cache], monkeypatch, capsys)
@@ -172,7 +172,8 @@ def test_policy_test_denies_and_names_every_violated_policy(
         ["policy", "test", str(REPO), "--cluster", "prod-eastus", *passing, *cache], monkeypatch, capsys
     )
     assert (code, out) == (0, "")
-    assert "2 objects checked against 10 policies of cluster prod-eastus: admitted" in err
+    count = len(list((FIXTURES / "pass").glob("*.yaml")))
+    assert f"{count} objects checked against 11 policies of cluster prod-eastus: admitted" in err
 
 
 def test_policy_test_usage_errors(
