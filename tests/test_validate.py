@@ -48,13 +48,15 @@ def test_reference_fleet_passes_with_zero_violations() -> None:
     assert not report.failed, evaluate.format_report(report)
     assert len(report.clusters) == 9
     for cluster in report.clusters:
-        assert len(cluster.policies) == 10
+        assert len(cluster.policies) == 11  # ten workload policies + restrict-flux-tenancy
         assert cluster.evaluation.findings == []
         assert cluster.schema == [] and cluster.secrets == []
         assert "ImageValidatingPolicy verify-image-signatures" in cluster.not_evaluated
     workloads = {c.name: c.evaluation.matched for c in report.clusters}
     assert workloads["management"] == 0  # the hub runs no apps; upstream charts stay HelmReleases
-    assert workloads["prod-us-east-1"] == 4  # the four apps' Deployments, templated from the in-repo chart
+    # the four apps' Deployments (templated from the in-repo chart) and their four HelmReleases in team
+    # namespaces, which restrict-flux-tenancy checks and admits
+    assert workloads["prod-us-east-1"] == 8
     assert report.rendered_secrets == []
 
 
