@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, TextIO
 
 from generator import __version__
-from generator.errors import FleetgenError, InventoryError, OutputConflict, ToolError, UsageError
+from generator.errors import FleetgenError, InventoryError, InventoryWarning, OutputConflict, ToolError, UsageError
 
 
 def _root(value: str) -> Path:
@@ -131,8 +133,24 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: TextIO | None = None,
+    line: str | None = None, **_: Any,
+) -> None:
+    """Print inventory warnings as ``warning: file:line:col: ...``; others the Python way."""
+    if issubclass(category, InventoryWarning):
+        print(f"warning: {message}", file=file or sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fleetgen`` console script."""
+    warnings.simplefilter("default", InventoryWarning)  # each distinct warning once per run
+    warnings.showwarning = _show_warning
     args = parser().parse_args(argv)
     try:
         code: int = args.func(args)
