@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
 
 from generator.models import App, Cluster, Component, Defaults, Fleet, PolicyExceptionEntry, Settings, Team
 
@@ -35,13 +36,13 @@ def inventory_json_schema() -> dict[str, Any]:
     A file is valid when it is an inventory file (sections) or an overlay file (layered settings); both forbid
     unknown keys, so a key of the wrong kind of file is still reported.
     """
-    adapter: TypeAdapter[InventoryFile | OverlayFile] = TypeAdapter(InventoryFile | OverlayFile)
-    schema = adapter.json_schema(by_alias=True)
+    _, schema = models_json_schema([(InventoryFile, "validation"), (OverlayFile, "validation")], by_alias=True)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://fleetgen.invalid/schemas/inventory.json",
         "title": "fleetgen inventory or overlay file",
         "description": "Any file under inventory/ (sections fleet, defaults, components, clusters, apps, teams, "
         "exceptions) or overlays/<env>.yaml (layered settings).",
+        "anyOf": [{"$ref": "#/$defs/InventoryFile"}, {"$ref": "#/$defs/OverlayFile"}],
         **schema,
     }

@@ -60,7 +60,8 @@ def test_matrix_facts() -> None:
 @pytest.mark.parametrize(
     ("version", "constraint", "expected"),
     [("1.35", ">= 1.22.0-0", True), ("1.21", ">=1.22.0-0", False), ("1.30", ">=1.25.0-0 <1.31.0", True),
-     ("1.31", ">=1.25.0-0, <1.31.0", False), ("1.20", "<1.21.0 || >=1.30.0", True), ("1.25", "<1.21.0 || >=1.30", False)],
+     ("1.31", ">=1.25.0-0, <1.31.0", False), ("1.20", "<1.21.0 || >=1.30.0", True),
+     ("1.25", "<1.21.0 || >=1.30", False)],
 )
 def test_kube_version_constraints(version: str, constraint: str, expected: bool) -> None:
     assert satisfies(version, constraint) is expected
@@ -150,7 +151,8 @@ def test_version_the_cloud_does_not_offer(fleet_root: Path, capsys: pytest.Captu
     assert code == 2
     line = _line_of(clusters, 'kubernetesVersion: "1.37"')
     assert re.search(rf"^inventory/clusters/staging.yaml:{line}:\d+: clusters.0.kubernetesVersion: cluster "
-                     r"'staging-us-east-1': EKS does not offer Kubernetes 1.37; EKS offers 1.32, 1.33, 1.34, 1.35, 1.36",
+                     r"'staging-us-east-1': EKS does not offer Kubernetes 1.37; "
+                     r"EKS offers 1.32, 1.33, 1.34, 1.35, 1.36",
                      err, re.M), err
 
 
@@ -189,7 +191,8 @@ def test_reserved_label_prefix_is_rejected(fleet_root: Path, capsys: pytest.Capt
     code, err = _render(fleet_root, capsys)
     assert code == 2
     line = _line_of(fleet_root / "overlays/prod.yaml", "fleet.gitops.io/cluster: other")
-    assert re.search(rf"^overlays/prod.yaml:{line}:\d+: labels.fleet.gitops.io/cluster\S*: .*reserved prefix", err, re.M)
+    pattern = rf"^overlays/prod.yaml:{line}:\d+: labels.fleet.gitops.io/cluster\S*: .*reserved prefix"
+    assert re.search(pattern, err, re.M), err
 
 
 # --- per-cloud defaults -------------------------------------------------------------------------------------------
