@@ -298,3 +298,21 @@ def test_schema_covers_exceptions_and_rejects_bad_files() -> None:
     assert list(validator.iter_errors({"kubernetesVersoin": "1.35"}))  # typo in an overlay
     assert list(validator.iter_errors({"clusters": [{"name": "a"}], "kubernetesVersion": "1.35"}))  # mixed kinds
     assert list(validator.iter_errors({"defaults": {"clouds": {"aws": {"components": {}}}}}))
+
+
+def test_chart_kube_version_excluding_a_cluster(fleet_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chart whose Chart.yaml kubeVersion excludes a cluster's version is an error at the chart pin."""
+    import copy
+
+    import generator.compat as compat
+
+    data = copy.deepcopy(compat.compat_data())
+    data["charts"]["kyverno"]["3.9.0"] = {"kubeVersion": ">=1.25.0-0 <1.36.0-0"}
+    monkeypatch.setattr(compat, "compat_data", lambda: data)
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(fleet_root, today=IN_SUPPORT)
+    line = _line_of(fleet_root / "inventory/components.yaml", "name: kyverno, version: 3.9.0")
+    text = str(caught.value)
+    assert (f"inventory/components.yaml:{line}:" in text and "chart kyverno 3.9.0 requires Kubernetes "
+            ">=1.25.0-0 <1.36.0-0 (its Chart.yaml kubeVersion), but cluster 'dev-us-east-1' runs 1.36") in text
+    assert "cluster 'prod-us-east-1'" not in text  # prod runs 1.35
