@@ -42,7 +42,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(_: argparse.Namespace) -> int:
-    """Print the JSON Schema of an inventory file (for editors)."""
+    """Print the JSON Schema of inventory and overlay files (for editors)."""
     from generator.schema_export import inventory_json_schema
 
     print(json.dumps(inventory_json_schema(), indent=2, sort_keys=True))
@@ -112,7 +112,7 @@ def parser() -> argparse.ArgumentParser:
     render.add_argument("--force", action="store_true", help="overwrite generated files edited by hand")
     render.set_defaults(func=cmd_render)
 
-    schema = sub.add_parser("schema", help="print the inventory JSON Schema")
+    schema = sub.add_parser("schema", help="print the JSON Schema of inventory and overlay files")
     schema.set_defaults(func=cmd_schema)
 
     explain = sub.add_parser("explain", help="show a cluster's resolved values and where each was set")
