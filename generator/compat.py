@@ -47,6 +47,7 @@ class KubernetesSupport:
     end_of_standard: datetime.date | None
     end_of_extended: datetime.date | None
     source: str
+    approximate: tuple[str, ...] = ()
 
 
 def kubernetes_support(cloud: str) -> dict[str, KubernetesSupport]:
@@ -55,7 +56,7 @@ def kubernetes_support(cloud: str) -> dict[str, KubernetesSupport]:
     return {
         version: KubernetesSupport(
             cloud, entry["service"], version, _date(dates.get("endOfStandardSupport")),
-            _date(dates.get("endOfExtendedSupport")), entry["source"],
+            _date(dates.get("endOfExtendedSupport")), entry["source"], tuple(dates.get("approximate") or ()),
         )
         for version, dates in sorted(entry["versions"].items(), key=lambda kv: _minor(kv[0]))
     }
@@ -148,7 +149,8 @@ def check_kubernetes_versions(inv: Inventory, today: datetime.date) -> tuple[lis
                               f"support on {extended.isoformat()} (today is {today.isoformat()}); upgrade "
                               f"(source: {support.source})"))
         elif standard is not None and today > standard:
-            until = f" until {extended.isoformat()}" if extended else ""
+            about = "about " if "endOfExtendedSupport" in support.approximate else ""
+            until = f" until {about}{extended.isoformat()}" if extended else ""
             warnings.append(_at(source, origin, "kubernetesVersion",
                                 f"{subject}: Kubernetes {version} on {support.service} reached the end of standard "
                                 f"support on {standard.isoformat()}; extended support (extra cost){until}; plan "
