@@ -110,7 +110,11 @@ def make_fleet(source: Path, dest: Path, count: int, seed: int = SEED) -> list[s
     fleet = _load(inventory / "fleet.yaml")
     environments = list(fleet["fleet"]["environments"])
     data = platforms()
-    clusters = synthetic_clusters(count, environments, data["clouds"], data.get("kubernetesVersions", ["1.34"]), seed)
+    from generator.compat import kubernetes_support
+
+    offered = [set(kubernetes_support(cloud)) for cloud in data["clouds"]]
+    versions = sorted(set.intersection(*offered), key=lambda v: tuple(int(p) for p in v.split(".")))
+    clusters = synthetic_clusters(count, environments, data["clouds"], versions, seed)
     (inventory / "clusters").mkdir()
     (inventory / "clusters" / "synthetic.yaml").write_text(dump_documents([{"clusters": clusters}]), encoding="utf-8")
     names = [c["name"] for c in clusters]

@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, TextIO
 
 from generator import __version__
-from generator.errors import FleetgenError, InventoryError, OutputConflict, ToolError, UsageError
+from generator.errors import FleetgenError, InventoryError, InventoryWarning, OutputConflict, ToolError, UsageError
 
 
 def _root(value: str) -> Path:
@@ -40,7 +42,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(_: argparse.Namespace) -> int:
-    """Print the JSON Schema of an inventory file (for editors)."""
+    """Print the JSON Schema of inventory and overlay files (for editors)."""
     from generator.schema_export import inventory_json_schema
 
     print(json.dumps(inventory_json_schema(), indent=2, sort_keys=True))
@@ -110,7 +112,7 @@ def parser() -> argparse.ArgumentParser:
     render.add_argument("--force", action="store_true", help="overwrite generated files edited by hand")
     render.set_defaults(func=cmd_render)
 
-    schema = sub.add_parser("schema", help="print the inventory JSON Schema")
+    schema = sub.add_parser("schema", help="print the JSON Schema of inventory and overlay files")
     schema.set_defaults(func=cmd_schema)
 
     explain = sub.add_parser("explain", help="show a cluster's resolved values and where each was set")
@@ -131,8 +133,24 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: TextIO | None = None,
+    line: str | None = None, **_: Any,
+) -> None:
+    """Print inventory warnings as ``warning: file:line:col: ...``; others the Python way."""
+    if issubclass(category, InventoryWarning):
+        print(f"warning: {message}", file=file or sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fleetgen`` console script."""
+    warnings.simplefilter("default", InventoryWarning)  # each distinct warning once per run
+    warnings.showwarning = _show_warning
     args = parser().parse_args(argv)
     try:
         code: int = args.func(args)

@@ -32,6 +32,13 @@ class InventoryError(FleetgenError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class InventoryWarning(UserWarning):
+    """Something in the inventory worth fixing that does not stop a render (``file:line:col: field: message``).
+
+    Raised through :mod:`warnings`; the CLI prints each once as ``warning: ...`` on stderr.
+    """
+
+
 class UsageError(FleetgenError):
     """The command line asks for something impossible (unknown cluster, bad flag value)."""
 

@@ -10,6 +10,7 @@ import datetime
 import difflib
 import ipaddress
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -19,13 +20,14 @@ from typing import Any, Generic, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from generator.errors import InventoryError, Problem
+from generator.errors import InventoryError, InventoryWarning, Problem
 from generator.models import (
     ACTION_POLICIES,
     VALIDATING_POLICIES,
     App,
     Cluster,
     Component,
+    Defaults,
     Fleet,
     PolicyExceptionEntry,
     Settings,
@@ -37,7 +39,7 @@ T = TypeVar("T", bound=BaseModel)
 
 SECTIONS: dict[str, type[BaseModel]] = {
     "fleet": Fleet,
-    "defaults": Settings,
+    "defaults": Defaults,
     "components": Component,
     "clusters": Cluster,
     "apps": App,
@@ -101,6 +103,8 @@ class Inventory:
     apps: list[Sourced[App]] = field(default_factory=list)
     teams: list[Sourced[Team]] = field(default_factory=list)
     exceptions: list[Sourced[PolicyExceptionEntry]] = field(default_factory=list)
+    #: Problems worth a look that do not stop a render (e.g. a Kubernetes version past standard support).
+    warnings: list[Problem] = field(default_factory=list)
 
     @property
     def files(self) -> list[str]:
@@ -109,6 +113,38 @@ class Inventory:
         for group in (self.components, self.clusters, self.apps, self.teams, self.exceptions):
             found.update(s.file.file for s in group)
         return sorted(found)
+
+
+def _settings_keys() -> set[str]:
+    return {f.alias or name for name, f in Settings.model_fields.items()}
+
+
+def cloud_defaults_layer(inv: Inventory, cloud: str) -> Layer:
+    """``defaults.clouds.<cloud>``: settings for every cluster on one cloud (empty when not written)."""
+    data = (inv.defaults.data.get("clouds") or {}).get(cloud) if inv.defaults.file else None
+    if not data:
+        return Layer(f"fleet defaults for {cloud}", {}, None)
+    return Layer(f"fleet defaults for {cloud}", data, inv.defaults.file, (*inv.defaults.path, "clouds", cloud))
+
+
+def defaults_layer(inv: Inventory) -> Layer:
+    """The ``defaults`` section without its per-cloud part."""
+    data = {k: v for k, v in inv.defaults.data.items() if k != "clouds"}
+    return Layer(inv.defaults.name, data, inv.defaults.file, inv.defaults.path)
+
+
+def cluster_settings_layer(source: Sourced[Cluster]) -> Layer:
+    """The settings written directly on a cluster entry, as a layer."""
+    keys = _settings_keys()
+    return Layer(
+        f"cluster {source.item.name}", {k: v for k, v in source.raw.items() if k in keys}, source.file, source.path
+    )
+
+
+def settings_layers(inv: Inventory, source: Sourced[Cluster]) -> list[Layer]:
+    """A cluster's layers in merge order: defaults ⊕ defaults.clouds.<cloud> ⊕ overlays/<env> ⊕ the cluster."""
+    overlay = inv.overlays.get(source.item.environment, Layer(f"overlays/{source.item.environment}", {}, None))
+    return [defaults_layer(inv), cloud_defaults_layer(inv, source.item.cloud), overlay, cluster_settings_layer(source)]
 
 
 def substitution_variables() -> tuple[str, ...]:
@@ -231,7 +267,7 @@ def load_inventory(root: Path, *, today: datetime.date | None = None) -> Invento
                 if fleet:
                     fleet_items.append(Sourced(fleet, file, ("fleet",), value))
             elif key == "defaults":
-                if validate_item(Settings, value, file, ("defaults",), problems) is not None:
+                if validate_item(Defaults, value, file, ("defaults",), problems) is not None:
                     defaults.append(Layer("fleet defaults", value, file, ("defaults",)))
             elif not isinstance(value, list):
                 pos = file.position((key,))
@@ -283,6 +319,8 @@ def load_inventory(root: Path, *, today: datetime.date | None = None) -> Invento
     problems.extend(cross_check(inventory, today=today))
     if problems:
         raise InventoryError(problems)
+    for warning in sorted(inventory.warnings, key=lambda p: (p.file, p.line, p.column, p.message)):
+        warnings.warn(InventoryWarning(str(warning)), stacklevel=2)
     return inventory
 
 
@@ -355,13 +393,16 @@ def _check_layer(layer: Layer, components: set[str], apps: set[str], platform: d
             for path, variable in _variables_in((settings or {}).get("values", {})):
                 if variable not in substitution_variables():
                     problems.append(_problem(layer, (key, name, "values", *path), _unknown_variable(variable)))
+    from generator.compat import kubernetes_versions  # lazy: generator.compat imports this module
+
     version = layer.data.get("kubernetesVersion")
-    if version is not None and version not in platform["kubernetesVersions"]:
+    if version is not None and version not in kubernetes_versions():
         problems.append(
             _problem(
                 layer,
                 ("kubernetesVersion",),
-                f"unsupported Kubernetes version '{version}'; supported: {', '.join(platform['kubernetesVersions'])}",
+                f"unsupported Kubernetes version '{version}'; supported: {', '.join(kubernetes_versions())} "
+                "(per cloud: generator/data/compat.yaml)",
             )
         )
     for index, group in enumerate(layer.data.get("nodeGroups") or []):
@@ -412,7 +453,8 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
                     f"overlay for unknown environment '{env}'; add it to fleet.environments ({_suggest(env, envs)})",
                 )
             )
-    for layer in (inv.defaults, *inv.overlays.values()):
+    cloud_layers = [cloud_defaults_layer(inv, cloud) for cloud in platform["clouds"]]
+    for layer in (defaults_layer(inv), *cloud_layers, *inv.overlays.values()):
         if layer.file is not None:
             problems.extend(_check_layer(layer, component_names, app_names, platform))
 
@@ -574,6 +616,9 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
             if variable not in substitution_variables():
                 problems.append(_problem(app_source, ("values", *path), _unknown_variable(variable)))
     problems.extend(_check_security(inv, today or datetime.date.today()))
+    from generator.compat import check_compatibility  # lazy: generator.compat imports this module
+
+    problems.extend(check_compatibility(inv, today or datetime.date.today()))
     from generator.crossplane.checks import check_inventory  # lazy: generator.crossplane imports this module
 
     problems.extend(check_inventory(inv))
@@ -683,8 +728,7 @@ def _check_security(inv: Inventory, today: datetime.date) -> list[Problem]:
             )
         if backend is None:
             continue
-        layers = [inv.defaults, inv.overlays.get(cluster.environment, Layer("", {}, None))]
-        chosen = cluster_source.raw.get("secretsBackend") or _layer_value(layers, "secretsBackend", "cloud")
+        chosen = _layer_value(settings_layers(inv, cluster_source), "secretsBackend", "cloud")
         provider = cluster.cloud if chosen == "cloud" else "vault"
         if getattr(backend, provider) is None:
             problems.append(

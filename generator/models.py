@@ -124,6 +124,10 @@ LABEL_KEY = (
     r"^(?:[a-z0-9]([-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
     r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
+LABEL_VALUE = r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+#: Label key prefixes fleetgen, Kubernetes and Flux own; cluster ``labels`` may not set them (they would override
+#: the labels those tools select on: FluxInstance commonMetadata overrides every Flux object's labels).
+RESERVED_LABEL_PREFIXES = ("kubernetes.io/", "k8s.io/", "fluxcd.io/", "gitops.io/", "crossplane.io/")
 PUBLIC_KEY_PEM = r"^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]+-----END PUBLIC KEY-----\n?$"
 
 
@@ -139,8 +143,21 @@ def _placeholders(value: str) -> str:
     return value
 
 
+def _cluster_label_key(value: str) -> str:
+    prefix = value.split("/", 1)[0] + "/" if "/" in value else ""
+    if any(prefix == p or prefix.endswith("." + p) for p in RESERVED_LABEL_PREFIXES):
+        raise ValueError(
+            f"label key {value!r} uses a reserved prefix ({', '.join('*' + p for p in RESERVED_LABEL_PREFIXES)}): "
+            "Kubernetes, Flux, Crossplane and fleetgen own those; use your organisation's domain"
+        )
+    return value
+
+
 Template = Annotated[str, AfterValidator(_placeholders)]
 LabelKey = Annotated[str, Field(pattern=LABEL_KEY, max_length=253)]
+ClusterLabelKey = Annotated[str, Field(pattern=LABEL_KEY, max_length=253), AfterValidator(_cluster_label_key)]
+LabelValue = Annotated[str, Field(pattern=LABEL_VALUE, max_length=63)]
+KubernetesVersion = Annotated[str, Field(pattern=r"^\d+\.\d+$")]
 PolicyAction = Literal["Audit", "Deny"]
 
 
@@ -320,25 +337,49 @@ class AlertSettings(Model):
     ``error`` only failures (notification-controller v1.9.3 eventMatchesAlertSource)."""
 
     event_severity: Literal["info", "error"] = "error"
+#: The built-in system node group of each cloud (one general-purpose 2-4 vCPU shape per cloud; each matches
+#: ``instanceTypePatterns`` in generator/data/crossplane.yaml). Layers replace the whole list.
+BUILT_IN_INSTANCE_TYPES: dict[str, str] = {"aws": "m6i.large", "gcp": "e2-standard-4", "azure": "Standard_D4s_v5"}
+DEFAULT_KUBERNETES_VERSION = "1.35"
+
+
+def built_in_node_groups(cloud: str = "aws") -> list[NodeGroup]:
+    """The node groups a cluster on ``cloud`` gets when no layer sets ``nodeGroups``."""
+    return [NodeGroup(name="system", instance_type=BUILT_IN_INSTANCE_TYPES[cloud], min_size=2, max_size=4,
+                      desired_size=3)]
 
 
 class Settings(Model):
     """Everything that layers: each field may be set in defaults, an overlay, or on a cluster."""
 
-    kubernetes_version: Annotated[str, Field(pattern=r"^\d+\.\d+$")] = "1.34"
-    node_groups: list[NodeGroup] = Field(
-        default_factory=lambda: [
-            NodeGroup(name="system", instance_type="m6i.large", min_size=2, max_size=4, desired_size=3),
-        ]
-    )
+    kubernetes_version: KubernetesVersion = DEFAULT_KUBERNETES_VERSION
+    node_groups: list[NodeGroup] = Field(default_factory=built_in_node_groups)
     sync: SyncSettings = SyncSettings()
     components: dict[str, ComponentSettings] = Field(default_factory=dict)
     apps: dict[str, AppSettings] = Field(default_factory=dict)
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[ClusterLabelKey, LabelValue] = Field(default_factory=dict)
     tenancy: Tenancy = Tenancy()
     alerts: AlertSettings = AlertSettings()
     policies: PolicySettings = PolicySettings()
     secrets_backend: Literal["cloud", "vault"] = "cloud"
+
+
+class CloudDefaults(Model):
+    """Settings for every cluster on one cloud (``defaults.clouds.<cloud>``): layered after ``defaults`` and
+    before ``overlays/<env>``. Only cluster-shaped settings: components, apps, tenancy and policies layer per
+    environment."""
+
+    kubernetes_version: KubernetesVersion | None = None
+    node_groups: list[NodeGroup] | None = None
+    sync: SyncSettings | None = None
+    labels: dict[ClusterLabelKey, LabelValue] | None = None
+    secrets_backend: Literal["cloud", "vault"] | None = None
+
+
+class Defaults(Settings):
+    """The ``defaults`` section: settings for every cluster, plus per-cloud settings under ``clouds``."""
+
+    clouds: dict[Cloud, CloudDefaults] = Field(default_factory=dict)
 
 
 # --- clusters --------------------------------------------------------------------------------------

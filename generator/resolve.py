@@ -10,8 +10,16 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from generator.loader import Inventory, Layer, Sourced, platforms
-from generator.models import App, Cluster, Component, ComponentSettings, Fleet, Settings, Team
+from generator.loader import (
+    Inventory,
+    Layer,
+    Sourced,
+    cluster_settings_layer,
+    defaults_layer,
+    platforms,
+    settings_layers,
+)
+from generator.models import App, Cluster, Component, ComponentSettings, Fleet, Settings, Team, built_in_node_groups
 
 BUILT_IN = "(built-in default)"
 IDENTITY_FIELDS = {"name", "cloud", "region", "environment", "role", "networking"}
@@ -70,16 +78,9 @@ def _layer_provenance(
                 provenance[dotted] = str(file.position((*layer.path, *full)))
 
 
-def _settings_keys() -> set[str]:
-    return {f.alias or name for name, f in Settings.model_fields.items()}
-
-
 def cluster_layer(source: Sourced[Cluster]) -> Layer:
     """The settings written directly on a cluster entry, as a layer."""
-    keys = _settings_keys()
-    return Layer(
-        f"cluster {source.item.name}", {k: v for k, v in source.raw.items() if k in keys}, source.file, source.path
-    )
+    return cluster_settings_layer(source)
 
 
 @dataclass(frozen=True)
@@ -224,8 +225,10 @@ class ResolvedFleet:
         return next((c for c in self.clusters if c.name == name), None)
 
 
-def _settings_of(layers: list[Layer]) -> tuple[dict[str, Any], dict[str, str]]:
-    data: dict[str, Any] = Settings().model_dump(by_alias=True, mode="json")
+def _settings_of(layers: list[Layer], cloud: str = "aws") -> tuple[dict[str, Any], dict[str, str]]:
+    """Built-in defaults (node groups per cloud) with ``layers`` merged on top, and where each value came from."""
+    built_in = Settings(node_groups=built_in_node_groups(cloud))
+    data: dict[str, Any] = built_in.model_dump(by_alias=True, mode="json")
     provenance: dict[str, str] = {}
     _built_in(provenance, "", data)
     for layer in layers:
@@ -319,7 +322,7 @@ def resolve(inv: Inventory) -> ResolvedFleet:
 
     environments: dict[str, ResolvedEnvironment] = {}
     for env_name in fleet.environments:
-        data, _ = _settings_of([inv.defaults, inv.overlays[env_name]])
+        data, _ = _settings_of([defaults_layer(inv), inv.overlays[env_name]])
         settings = Settings.model_validate(data)
         env_components = tuple(
             ResolvedComponent(c, LayeredValues(c.values, settings.components.get(c.name, _NO_SETTINGS).values, {}))
@@ -345,8 +348,9 @@ def resolve(inv: Inventory) -> ResolvedFleet:
     for source in inv.clusters:
         cluster = source.item
         env = environments[cluster.environment]
-        layer = cluster_layer(source)
-        data, provenance = _settings_of([inv.defaults, inv.overlays[cluster.environment], layer])
+        layers = settings_layers(inv, source)
+        layer = layers[-1]
+        data, provenance = _settings_of(layers, cluster.cloud)
         settings = Settings.model_validate(data)
         resolved_components = tuple(
             ResolvedComponent(

@@ -581,7 +581,7 @@ def test_cluster_objects_hold_the_resolved_inventory(full: Infrastructure) -> No
         return next(d for d in full.documents(f"clusters/{name}.yaml") if d["kind"] == "KubernetesCluster")
 
     prod = cluster("prod-us-east-1")["spec"]
-    assert prod["kubernetes"]["version"] == "1.33"  # overlays/prod.yaml
+    assert prod["kubernetes"]["version"] == "1.35"  # overlays/prod.yaml
     assert [g["name"] for g in prod["nodeGroups"]] == ["system", "applications"]
     assert prod["nodeGroups"][1]["maxSize"] == 30  # the cluster entry
     assert prod["networking"]["subnets"]["private"][0] == {"name": "private-us-east-1a", "cidr": "10.30.0.0/18",

@@ -96,17 +96,27 @@ def test_aks_pool_names(root: Path) -> None:
     def rename(entry: Any) -> None:
         entry["nodeGroups"][1]["name"] = "app-pool"
 
-    edit_cluster(root, "staging-westeurope", rename)
+    edit_cluster(root, "prod-eastus", rename)
     error = one(root, "AKS node pool names")
-    assert error.startswith("inventory/clusters/staging.yaml:")
+    assert error.startswith("inventory/clusters/prod.yaml:")
     assert ".nodeGroups.1.name: 'app-pool'" in error
 
 
 def test_instance_types_must_fit_the_cloud_even_when_inherited(root: Path) -> None:
+    fleet = root / "inventory" / "fleet.yaml"
+    fleet.write_text(fleet.read_text().replace("instanceType: Standard_D4s_v5", "instanceType: m6i.large"))
     edit_cluster(root, "prod-eastus", lambda e: e.pop("nodeGroups"))
     found = [p for p in problems(root) if "not a azure instance type" in p]
-    assert found and all(p.startswith("inventory/fleet.yaml:") for p in found)
-    assert all("(node groups of azure cluster 'prod-eastus')" in p for p in found)
+    assert found and all(p.startswith("inventory/fleet.yaml:") for p in found)  # defaults.clouds.azure
+    assert {"(node groups of azure cluster 'prod-eastus')", "(node groups of azure cluster 'staging-westeurope')"} == {
+        p[p.index("(node groups"):] for p in found}
+
+
+def test_cloud_defaults_give_inheriting_clusters_their_cloud_types(root: Path) -> None:
+    """Without its own node groups an Azure cluster inherits defaults.clouds.azure: no AWS types, no error."""
+    edit_cluster(root, "prod-eastus", lambda e: e.pop("nodeGroups"))
+    cluster = next(c for c in load_inventory(root).clusters if c.item.name == "prod-eastus")
+    assert "nodeGroups" not in cluster.raw  # valid: the per-cloud default applies
 
 
 def test_node_groups_are_bounded_by_the_composition_slots(root: Path) -> None:

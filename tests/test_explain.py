@@ -30,7 +30,7 @@ def test_each_layer_is_named_with_its_line(capsys: pytest.CaptureFixture[str]) -
         f"inventory/clusters/prod.yaml:{_line('inventory/clusters/prod.yaml', 'replicaCount: 5')}",
     )
     assert rows["kubernetesVersion"] == (
-        '"1.33"',
+        '"1.35"',
         f"overlays/prod.yaml:{_line('overlays/prod.yaml', 'kubernetesVersion')}",
     )
     assert (

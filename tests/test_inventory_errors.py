@@ -196,7 +196,9 @@ def test_schema_command_prints_json_schema(capsys: pytest.CaptureFixture[str]) -
 
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
-    assert schema["additionalProperties"] is False
+    assert schema["anyOf"] == [{"$ref": "#/$defs/InventoryFile"}, {"$ref": "#/$defs/OverlayFile"}]
+    assert schema["$defs"]["InventoryFile"]["additionalProperties"] is False
+    assert "exceptions" in schema["$defs"]["InventoryFile"]["properties"]
     assert "kubernetesVersion" in schema["$defs"]["Cluster"]["properties"]
 
 

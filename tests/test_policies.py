@@ -393,7 +393,7 @@ def test_policies_need_kyverno_on_every_cluster(fleet_root: Path) -> None:
         "    environment: dev\n    components: {kyverno: {enabled: false}}\n    networking: {vpcCidr: 10.10.0.0/16",
     )
     path.write_text(text)
-    with pytest.raises(InventoryError, match="cluster 'dev-us-east-1' does not run kyverno"):
+    with pytest.raises(InventoryError, match="policy engine 'kyverno' is not enabled there"):
         plan(fleet_root)
     components = fleet_root / "inventory/components.yaml"
     start = components.read_text().index("  - name: kyverno")
@@ -402,6 +402,6 @@ def test_policies_need_kyverno_on_every_cluster(fleet_root: Path) -> None:
     overlay = fleet_root / "overlays/prod.yaml"
     overlay.write_text(overlay.read_text().split("  kyverno:")[0])
     path.write_text(path.read_text().replace("    components: {kyverno: {enabled: false}}\n", ""))
-    files = plan(fleet_root).files
-    assert not any("/infrastructure/policies/" in p for p in files)
-    assert any("/infrastructure/secret-stores/" in p for p in files)
+    # fleet.security without any policy engine would render nothing enforceable: an error (issue 10, item 8)
+    with pytest.raises(InventoryError, match="no component installs the policy engine"):
+        plan(fleet_root)

@@ -13,8 +13,8 @@ from typing import Any
 from generator.crossplane.data import crossplane_data
 from generator.crossplane.network import NetworkPlan, check_plan, plan_network
 from generator.errors import Problem
-from generator.loader import Inventory, Layer, Sourced, _problem, platforms
-from generator.models import Cluster, NodeGroup, Settings
+from generator.loader import Inventory, Layer, Sourced, _problem, platforms, settings_layers
+from generator.models import Cluster, NodeGroup, built_in_node_groups
 
 FLEET_TOP_DIRS = ("apps", "charts", "clusters", "infrastructure")
 AKS_POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
@@ -25,10 +25,10 @@ def node_group_layer(inv: Inventory, source: Sourced[Cluster]) -> tuple[Layer | 
     """Where a cluster's node groups come from (the last layer that sets them; lists replace) and their raw list."""
     if "nodeGroups" in source.raw:
         return source, list(source.raw["nodeGroups"] or [])
-    for layer in (inv.overlays.get(source.item.environment), inv.defaults):
-        if layer is not None and layer.file is not None and "nodeGroups" in layer.data:
+    for layer in reversed(settings_layers(inv, source)[:-1]):
+        if layer.file is not None and "nodeGroups" in layer.data:
             return layer, list(layer.data["nodeGroups"] or [])
-    return None, [g.model_dump(by_alias=True) for g in Settings().node_groups]
+    return None, [g.model_dump(by_alias=True) for g in built_in_node_groups(source.item.cloud)]
 
 
 def _where(

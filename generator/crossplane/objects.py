@@ -91,7 +91,9 @@ def cluster_spec(fleet: Fleet, cluster: ResolvedCluster) -> Obj:
 def cluster_documents(fleet: Fleet, cluster: ResolvedCluster, mode: Mode) -> list[Obj]:
     """The KubernetesCluster of one workload cluster, then its Databases and Caches."""
     c = cluster.cluster
-    labels = {CLOUD_LABEL: c.cloud, ENVIRONMENT_LABEL: c.environment, FLEET_CLUSTER_LABEL: c.name}
+    # The inventory's cluster labels, then fleetgen's own (reserved prefixes: see models.RESERVED_LABEL_PREFIXES).
+    labels = {**dict(sorted(cluster.settings.labels.items())),
+              CLOUD_LABEL: c.cloud, ENVIRONMENT_LABEL: c.environment, FLEET_CLUSTER_LABEL: c.name}
     selector: dict[str, str] = {PROVIDER_LABEL: c.cloud}
     docs = [_envelope(mode, CLUSTER.kind, c.name, labels, cluster_spec(fleet, cluster), selector)]
     common: dict[str, Any] = {"cloudProvider": c.cloud, "region": c.region, "providerConfigName": PROVIDER_CONFIG_NAME,
