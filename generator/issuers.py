@@ -130,7 +130,7 @@ def plan_issuers(fleet: ResolvedFleet) -> Contribution:
                     file,
                     line,
                     column,
-                    f"clusters.{cluster.name}",
+                    _field(source.path),
                     f"apps {', '.join(hosts)} have a host here but the cluster runs no "
                     f"{gateway.name if gateway else 'gateway'} component to serve them",
                 )
@@ -140,7 +140,7 @@ def plan_issuers(fleet: ResolvedFleet) -> Contribution:
             if hosts and cert_manager is None and any(gateway is c.component for c in cluster.components):
                 file, line, column = source.where()
                 problems.append(
-                    Problem(file, line, column, f"clusters.{cluster.name}",
+                    Problem(file, line, column, _field(source.path),
                             f"apps {', '.join(hosts)} have a host here but cert-manager is off: "
                             "the Gateway's certificate would never be issued")
                 )
@@ -155,7 +155,7 @@ def plan_issuers(fleet: ResolvedFleet) -> Contribution:
                         file,
                         line,
                         column,
-                        f"clusters.{cluster.name}.cloud",
+                        _field((*source.path, "cloud")),
                         f"cluster '{cluster.name}' serves app hosts ({', '.join(hosts)}) but fleet.dns has no "
                         f"{cluster.cluster.cloud} entry, so its Gateway certificate cannot be issued: add "
                         f"fleet.dns.{cluster.cluster.cloud} (README \"App hosts, TLS and DNS\")",
@@ -190,3 +190,8 @@ def plan_issuers(fleet: ResolvedFleet) -> Contribution:
     contribution.files = planner.files
     return contribution
 
+
+
+def _field(path: tuple[str | int, ...]) -> str:
+    """The dotted inventory path of a problem, as the loader writes it (``clusters.1.cloud``)."""
+    return ".".join(str(part) for part in path)
