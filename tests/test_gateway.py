@@ -348,3 +348,12 @@ def test_only_one_component_serves_hosts(fleet_root: Path, capsys: pytest.Captur
     assert f"inventory/components.yaml:{line}:5: components.8.gateway: component 'envoy-gateway'" in err
     assert "only one component may declare gateway" in err
     assert "components.8.gateway.name: no Gateway 'edge' in namespace 'other-gateway'" in err
+
+
+@pytest.mark.parametrize("cluster", [c.name for c in WORKLOADS])
+def test_gateway_disruption_budgets_never_block_a_drain(cluster: str) -> None:
+    """Control plane and data plane: minAvailable below the replica count in every environment (dev runs one)."""
+    values = one(golden_objects(cluster), "HelmRelease", "envoy-gateway", "envoy-gateway-system")["spec"]["values"]
+    assert values["podDisruptionBudget"]["minAvailable"] < values["deployment"]["replicas"]
+    proxy = values["config"]["envoyGateway"]["envoyProxy"]["provider"]["kubernetes"]
+    assert proxy["envoyPDB"]["minAvailable"] < proxy["envoyDeployment"]["replicas"]
