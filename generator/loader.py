@@ -634,6 +634,22 @@ def _check_gateway(inv: Inventory) -> list[Problem]:
                     f"{_suggest(ref.listener, [str(n) for n in listeners])}",
                 )
             )
+    seen: dict[str, Sourced[App]] = {}
+    for app_source in sorted(inv.apps, key=lambda s: (s.file.file, s.where()[1])):
+        host = app_source.item.host
+        if not host:
+            continue
+        other = seen.get(host)
+        if other is not None and _may_share_a_cluster(other.item, app_source.item):
+            problems.append(
+                _problem(
+                    app_source,
+                    ("host",),
+                    f"host '{host}' is already app '{other.item.name}'s ({other.file.file}:{other.where('host')[1]}) "
+                    "on a cluster both run on; hosts are <host>.<cluster>.<domain>, so each must be unique there",
+                )
+            )
+        seen.setdefault(host, app_source)
     if not gateways:
         for app_source in inv.apps:
             if app_source.item.host:
@@ -646,6 +662,14 @@ def _check_gateway(inv: Inventory) -> list[Problem]:
                     )
                 )
     return problems
+
+
+def _may_share_a_cluster(one: App, other: App) -> bool:
+    """Whether two apps can run on one cluster (their environment and cluster lists overlap, or are open)."""
+    def overlap(a: list[str] | None, b: list[str] | None) -> bool:
+        return a is None or b is None or bool(set(a) & set(b))
+
+    return overlap(one.environments, other.environments) and overlap(one.clusters, other.clusters)
 
 
 # --- security: exceptions, policy settings, secrets --------------------------------------------------

@@ -357,3 +357,28 @@ def test_gateway_disruption_budgets_never_block_a_drain(cluster: str) -> None:
     assert values["podDisruptionBudget"]["minAvailable"] < values["deployment"]["replicas"]
     proxy = values["config"]["envoyGateway"]["envoyProxy"]["provider"]["kubernetes"]
     assert proxy["envoyPDB"]["minAvailable"] < proxy["envoyDeployment"]["replicas"]
+
+
+def test_two_apps_cannot_claim_one_host_on_a_cluster(fleet_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    apps = fleet_root / "inventory" / "apps.yaml"
+    apps.write_text(apps.read_text().replace("    host: catalog\n", "    host: checkout\n"))
+    err = _errors(fleet_root, capsys)
+    lines = [i + 1 for i, t in enumerate(apps.read_text().splitlines()) if "host: checkout" in t]
+    assert (
+        f"inventory/apps.yaml:{lines[1]}:5: apps.2.host: host 'checkout' is already app 'checkout's "
+        f"(inventory/apps.yaml:{lines[0]}) on a cluster both run on"
+    ) in err
+
+
+def test_one_host_on_clusters_two_apps_never_share_is_fine() -> None:
+    from generator.loader import _may_share_a_cluster
+    from generator.models import App
+
+    def app(name: str, **fields: Any) -> App:
+        return App.model_validate({"name": name, "team": "t", "image": {"repository": "ghcr.io/a/b", "tag": "1"},
+                                   **fields})
+
+    assert _may_share_a_cluster(app("a"), app("b"))
+    assert not _may_share_a_cluster(app("a", environments=["dev"]), app("b", environments=["prod"]))
+    assert not _may_share_a_cluster(app("a", clusters=["x"]), app("b", clusters=["y"]))
+    assert _may_share_a_cluster(app("a", clusters=["x", "y"]), app("b", clusters=["y"]))
