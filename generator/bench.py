@@ -88,7 +88,7 @@ def synthetic_clusters(count: int, environments: Sequence[str], clouds: Mapping[
             cluster["role"] = "hub"
         roll = rng.random()
         if index and roll < 0.10:
-            cluster["components"] = {"ingress-nginx": {"values": {"controller": {"replicaCount": rng.randint(2, 9)}}}}
+            cluster["components"] = {"envoy-gateway": {"values": {"deployment": {"replicas": rng.randint(2, 9)}}}}
         elif index and roll < 0.15:
             cluster["components"] = {"external-dns": {"enabled": False}}
         elif index and roll < 0.20:
@@ -130,14 +130,14 @@ def make_fleet(source: Path, dest: Path, count: int, seed: int = SEED) -> list[s
 
 
 def edit_one_cluster(root: Path, name: str) -> None:
-    """Change one value of one cluster: its ingress-nginx replica count."""
+    """Change one value of one cluster: its envoy-gateway control-plane replica count."""
     path = root / "inventory" / "clusters" / "synthetic.yaml"
     data = _load(path)
     for cluster in data["clusters"]:
         if cluster["name"] == name:
             components = cluster.setdefault("components", {})
-            entry = components.setdefault("ingress-nginx", {})
-            entry.setdefault("values", {}).setdefault("controller", {})["replicaCount"] = 11
+            entry = components.setdefault("envoy-gateway", {})
+            entry.setdefault("values", {}).setdefault("deployment", {})["replicas"] = 11
     path.write_text(dump_documents([data]), encoding="utf-8")
 
 

@@ -117,7 +117,7 @@ def parser() -> argparse.ArgumentParser:
 
     explain = sub.add_parser("explain", help="show a cluster's resolved values and where each was set")
     explain.add_argument("cluster")
-    explain.add_argument("key", nargs="?", default="", help="dotted key, e.g. components.ingress-nginx")
+    explain.add_argument("key", nargs="?", default="", help="dotted key, e.g. components.envoy-gateway")
     explain.add_argument("--root", type=_root, default=Path.cwd())
     explain.set_defaults(func=cmd_explain)
 

@@ -615,6 +615,7 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
         for path, variable in _variables_in(app.values):
             if variable not in substitution_variables():
                 problems.append(_problem(app_source, ("values", *path), _unknown_variable(variable)))
+    problems.extend(_check_gateway(inv))
     problems.extend(_check_security(inv, today or datetime.date.today()))
     from generator.compat import check_compatibility  # lazy: generator.compat imports this module
 
@@ -623,6 +624,97 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
 
     problems.extend(check_inventory(inv))
     return problems
+
+
+# --- app hosts: the gateway component ------------------------------------------------------------------
+
+
+def _check_gateway(inv: Inventory) -> list[Problem]:
+    """At most one component declares ``gateway``; its configs hold that Gateway with that listener; an app
+    with a ``host`` needs such a component."""
+    problems: list[Problem] = []
+    gateways = [c for c in inv.components if c.item.gateway is not None]
+    for extra in gateways[1:]:
+        first = gateways[0]
+        problems.append(
+            _problem(
+                extra,
+                ("gateway",),
+                f"component '{first.item.name}' ({first.file.file}:{first.where('gateway')[1]}) already serves "
+                "app hosts; only one component may declare gateway",
+            )
+        )
+    for source in gateways:
+        component, ref = source.item, source.item.gateway
+        assert ref is not None
+        found = [
+            obj
+            for obj in component.configs
+            if str(obj.get("apiVersion", "")).startswith("gateway.networking.k8s.io/")
+            and obj.get("kind") == "Gateway"
+            and isinstance(obj.get("metadata"), dict)
+            and obj["metadata"].get("name") == ref.name
+            and obj["metadata"].get("namespace", component.namespace) == component.namespace
+        ]
+        listeners = [
+            listener.get("name")
+            for obj in found
+            for listener in ((obj.get("spec") or {}).get("listeners") or [])
+            if isinstance(listener, dict)
+        ]
+        if not found:
+            problems.append(
+                _problem(
+                    source,
+                    ("gateway", "name"),
+                    f"no Gateway '{ref.name}' in namespace '{component.namespace}' among this component's configs",
+                )
+            )
+        elif ref.listener not in listeners:
+            problems.append(
+                _problem(
+                    source,
+                    ("gateway", "listener"),
+                    f"Gateway '{ref.name}' has no listener '{ref.listener}'; "
+                    f"{_suggest(ref.listener, [str(n) for n in listeners])}",
+                )
+            )
+    seen: dict[str, Sourced[App]] = {}
+    for app_source in sorted(inv.apps, key=lambda s: (s.file.file, s.where()[1])):
+        host = app_source.item.host
+        if not host:
+            continue
+        other = seen.get(host)
+        if other is not None and _may_share_a_cluster(other.item, app_source.item):
+            problems.append(
+                _problem(
+                    app_source,
+                    ("host",),
+                    f"host '{host}' is already app '{other.item.name}'s ({other.file.file}:{other.where('host')[1]}) "
+                    "on a cluster both run on; hosts are <host>.<cluster>.<domain>, so each must be unique there",
+                )
+            )
+        seen.setdefault(host, app_source)
+    if not gateways:
+        for app_source in inv.apps:
+            if app_source.item.host:
+                problems.append(
+                    _problem(
+                        app_source,
+                        ("host",),
+                        "no component serves app hosts: declare `gateway: {name, listener}` on the component "
+                        "that runs the Gateway (see README \"App hosts, TLS and DNS\")",
+                    )
+                )
+    return problems
+
+
+def _may_share_a_cluster(one: App, other: App) -> bool:
+    """Whether two apps can run on one cluster (their environment and cluster lists overlap, or are open)."""
+    def overlap(a: list[str] | None, b: list[str] | None) -> bool:
+        return a is None or b is None or bool(set(a) & set(b))
+
+    return overlap(one.environments, other.environments) and overlap(one.clusters, other.clusters)
 
 
 # --- security: exceptions, policy settings, secrets --------------------------------------------------

@@ -247,6 +247,39 @@ class Security(Model):
     platform_team: DnsLabel | None = None
 
 
+class AwsDns(Model):
+    """Route53 for DNS-01: ambient credentials (an EKS Pod Identity association for cert-manager's service
+    account) unless ``roleArn`` is set, then a bound token of a dedicated service account (IRSA-style)."""
+
+    role_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/{}-]{1,512}$"),
+                        AfterValidator(_placeholders)] | None = None
+    hosted_zone_id: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,32}$")] | None = None
+
+
+class GcpDns(Model):
+    """Cloud DNS for DNS-01 with GKE workload identity (IAM granted to cert-manager's Kubernetes service account)."""
+
+    project: Template
+
+
+class AzureDns(Model):
+    """Azure DNS for DNS-01 with AKS workload identity (a user-assigned identity federated with cert-manager)."""
+
+    subscription_id: Annotated[str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    resource_group: Annotated[str, Field(pattern=r"^[-\w._(){}]{1,90}$"), AfterValidator(_placeholders)]
+    client_id: Annotated[str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+
+
+class Dns(Model):
+    """How every cluster proves control of its domain ``<cluster>.<fleet.domain>`` (ACME DNS-01, per cloud)."""
+
+    acme_server: Annotated[str, Field(pattern=r"^https://[^\s]+$")] = "https://acme-v02.api.letsencrypt.org/directory"
+    email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,63}$")] | None = None
+    aws: AwsDns | None = AwsDns()
+    gcp: GcpDns | None = None
+    azure: AzureDns | None = None
+
+
 class Fleet(Model):
     """The organisation-wide facts: who, where the fleet repo lives, which Flux."""
 
@@ -259,6 +292,7 @@ class Fleet(Model):
     allowed_registries: list[str] = Field(default_factory=list)
     crossplane: CrossplaneSettings | None = None
     security: Security = Security()
+    dns: Dns = Dns()
 
 
 # --- layered settings (built-in defaults ⊕ fleet defaults ⊕ overlays/<env> ⊕ cluster) ------------
@@ -421,6 +455,15 @@ class Chart(Model):
     version: ExactVersion
 
 
+class GatewayRef(Model):
+    """Marks a component as the cluster's Gateway API data plane: apps with a ``host`` attach HTTPRoutes to
+    the Gateway ``name`` (in the component's namespace, listener ``listener``) and admit its proxies."""
+
+    name: DnsLabel
+    listener: DnsLabel
+    data_plane_labels: dict[Annotated[str, Field(pattern=LABEL_KEY)], str] = Field(default_factory=dict)
+
+
 class Component(Model):
     """A platform component: a namespace, a chart source, a HelmRelease, and optional config objects."""
 
@@ -434,6 +477,7 @@ class Component(Model):
     depends_on: list[DnsLabel] = Field(default_factory=list)
     values: Values = Field(default_factory=dict)
     configs: list[Values] = Field(default_factory=list)
+    gateway: GatewayRef | None = None
     crds: Literal["Create", "CreateReplace", "Skip"] = "CreateReplace"
     interval: Duration = "30m"
     timeout: Duration = "10m"
@@ -503,7 +547,7 @@ class App(Model):
     environments: list[DnsLabel] | None = None
     clusters: list[str] | None = None
     depends_on: list[DnsLabel] = Field(default_factory=list)
-    ingress_host: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")] | None = None
+    host: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)] | None = None
     env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(default_factory=dict)
     values: Values = Field(default_factory=dict)
     secrets: list[AppSecret] = Field(default_factory=list)

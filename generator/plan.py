@@ -26,6 +26,7 @@ from generator.resolve import (
     ResolvedFleet,
     app_base_values,
     canonical,
+    gateway_component,
     merge,
 )
 from generator.yamlio import dump_documents, load_documents
@@ -238,7 +239,7 @@ def plan_fleet(
             "fleet/app-release.yaml.j2",
             sources,
             app=app,
-            values=app_base_values(app, team, fleet.fleet, fleet.apps),
+            values=app_base_values(app, team, fleet.fleet, fleet.apps, gateway_component(fleet.components)),
             chart_path=flux_path("charts/service"),
             tenant_service_account=TENANT_SERVICE_ACCOUNT,
         )

@@ -239,16 +239,27 @@ def _settings_of(layers: list[Layer], cloud: str = "aws") -> tuple[dict[str, Any
     return data, provenance
 
 
-def app_base_values(app: App, team: Team, fleet: Fleet, apps: tuple[App, ...] | list[App]) -> dict[str, Any]:
+def gateway_component(components: tuple[Component, ...] | list[Component]) -> Component | None:
+    """The platform component that serves app hosts (the one with a ``gateway`` entry), if any."""
+    return next((c for c in components if c.gateway is not None), None)
+
+
+def app_base_values(
+    app: App, team: Team, fleet: Fleet, apps: tuple[App, ...] | list[App], gateway: Component | None
+) -> dict[str, Any]:
     """The service chart's values for an app before environment and cluster layers.
 
-    Network policy: ingress from the ingress controller (when the app has a host) and from every app
-    that depends on it; egress to every app it depends on, on that app's port (DNS is always allowed).
+    An app with a ``host`` gets an HTTPRoute for ``<host>.<cluster domain>`` attached to the gateway
+    component's Gateway, and its NetworkPolicy admits the gateway's data plane pods. The policy also admits
+    every app that depends on it; egress goes to every app it depends on, on that app's port (DNS always).
     """
     by_name = {a.name: a for a in apps}
     allow_from: list[dict[str, Any]] = []
-    if app.ingress_host:
-        allow_from.append({"namespace": "ingress-nginx"})
+    if app.host and gateway is not None and gateway.gateway is not None:
+        peer: dict[str, Any] = {"namespace": gateway.namespace}
+        if gateway.gateway.data_plane_labels:
+            peer["podLabels"] = dict(sorted(gateway.gateway.data_plane_labels.items()))
+        allow_from.append(peer)
     for other in sorted(apps, key=lambda a: a.name):
         if app.name in other.depends_on:
             allow_from.append(
@@ -269,12 +280,15 @@ def app_base_values(app: App, team: Team, fleet: Fleet, apps: tuple[App, ...] | 
         "envFromSecrets": sorted(secret.name for secret in app.secrets),
         "networkPolicy": {"enabled": True, "allowFrom": allow_from, "allowTo": allow_to},
     }
-    if app.ingress_host:
-        values["ingress"] = {
+    if app.host and gateway is not None and gateway.gateway is not None:
+        values["route"] = {
             "enabled": True,
-            "className": "nginx",
-            "host": f"{app.ingress_host}.${{cluster_domain}}",
-            "tlsSecretName": f"{app.name}-tls",
+            "hostnames": [f"{app.host}.${{cluster_domain}}"],
+            "gateway": {
+                "name": gateway.gateway.name,
+                "namespace": gateway.namespace,
+                "sectionName": gateway.gateway.listener,
+            },
         }
     result: dict[str, Any] = canonical(merge(values, app.values))
     return result
@@ -319,6 +333,7 @@ def resolve(inv: Inventory) -> ResolvedFleet:
     teams = {t.item.name: t.item for t in inv.teams}
     components = [c.item for c in inv.components]
     apps = [a.item for a in inv.apps]
+    gateway = gateway_component(components)
 
     environments: dict[str, ResolvedEnvironment] = {}
     for env_name in fleet.environments:
@@ -334,7 +349,7 @@ def resolve(inv: Inventory) -> ResolvedFleet:
                 a,
                 teams[a.team],
                 LayeredValues(
-                    app_base_values(a, teams[a.team], fleet, apps), _app_env_values(a, env_name, settings), {}
+                    app_base_values(a, teams[a.team], fleet, apps, gateway), _app_env_values(a, env_name, settings), {}
                 ),
             )
             for a in apps
@@ -369,7 +384,7 @@ def resolve(inv: Inventory) -> ResolvedFleet:
                 a,
                 teams[a.team],
                 LayeredValues(
-                    app_base_values(a, teams[a.team], fleet, apps),
+                    app_base_values(a, teams[a.team], fleet, apps, gateway),
                     _app_env_values(a, cluster.environment, env.settings),
                     _cluster_values(layer.data, "apps", a.name),
                 ),

@@ -21,6 +21,7 @@ from ruamel.yaml import YAML
 
 from generator.command import Command
 from generator.errors import ToolError
+from generator.schema import CrdCatalogue, SchemaValidator, default_crd_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "service"
@@ -29,7 +30,10 @@ NAMESPACE = "shop"
 TARGET_KUBERNETES = (1, 33)
 
 DEFAULT_KINDS = {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "NetworkPolicy"}
-ALL_KINDS = DEFAULT_KINDS | {"HorizontalPodAutoscaler", "Ingress"}
+ALL_KINDS = DEFAULT_KINDS | {"HorizontalPodAutoscaler", "HTTPRoute"}
+#: Kinds defined by CRDs (Gateway API v1.6.1): validated against the CRD catalogue, not kubernetes-validate.
+CRD_KINDS = {"HTTPRoute"}
+GATEWAY_PROXY = {"app.kubernetes.io/component": "proxy", "app.kubernetes.io/managed-by": "envoy-gateway"}
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 
@@ -72,7 +76,7 @@ FULL_VALUES: dict[str, Any] = {
     "networkPolicy": {
         "enabled": True,
         "allowFrom": [
-            {"namespace": "ingress-nginx"},
+            {"namespace": "envoy-gateway-system", "podLabels": GATEWAY_PROXY},
             {"namespace": "shop", "podLabels": {"app.kubernetes.io/name": "frontend"}},
         ],
         "allowTo": [
@@ -88,12 +92,11 @@ FULL_VALUES: dict[str, Any] = {
     },
     "labels": {"team": "payments", "environment": "prod"},
     "podAnnotations": {"prometheus.io/scrape": "true"},
-    "ingress": {
+    "route": {
         "enabled": True,
-        "className": "nginx",
-        "host": "shop.example.com",
+        "hostnames": ["shop.example.com"],
         "path": "/checkout",
-        "tlsSecretName": "shop-tls",
+        "gateway": {"name": "fleet", "namespace": "envoy-gateway-system", "sectionName": "https"},
     },
 }
 
@@ -223,14 +226,14 @@ def test_full_values_render_every_kind(render: Render) -> None:
     ("overrides", "absent"),
     [
         (
-            {"service": {"enabled": False, "type": "ClusterIP", "port": 80}, "ingress": {"enabled": False}},
+            {"service": {"enabled": False, "type": "ClusterIP", "port": 80}, "route": {"enabled": False}},
             "Service",
         ),
         ({"serviceAccount": {"create": False, "annotations": {}, "automountToken": False}}, "ServiceAccount"),
         ({"autoscaling": {"enabled": False}}, "HorizontalPodAutoscaler"),
         ({"podDisruptionBudget": {"enabled": False}}, "PodDisruptionBudget"),
         ({"networkPolicy": {"enabled": False}}, "NetworkPolicy"),
-        ({"ingress": {"enabled": False}}, "Ingress"),
+        ({"route": {"enabled": False}}, "HTTPRoute"),
     ],
     ids=[
         "Service",
@@ -238,7 +241,7 @@ def test_full_values_render_every_kind(render: Render) -> None:
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
         "NetworkPolicy",
-        "Ingress",
+        "HTTPRoute",
     ],
 )
 def test_each_optional_object_can_be_switched_off(
@@ -247,7 +250,7 @@ def test_each_optional_object_can_be_switched_off(
     kinds = set(by_kind(parse(render(FULL_VALUES, *_set_args(overrides)))))
     assert absent not in kinds
     if absent == "Service":
-        assert kinds == ALL_KINDS - {"Service", "Ingress"}
+        assert kinds == ALL_KINDS - {"Service", "HTTPRoute"}
     else:
         assert kinds == ALL_KINDS - {absent}
 
@@ -285,12 +288,11 @@ def _set_args(overrides: dict[str, Any]) -> list[str]:
             env={},
             envFromSecrets=[],
             serviceAccount={"create": False, "annotations": {}, "automountToken": False},
-            ingress={
+            route={
                 "enabled": True,
-                "className": "nginx",
-                "host": "*.example.com",
+                "hostnames": ["*.example.com", "shop.example.com"],
                 "path": "/",
-                "tlsSecretName": "",
+                "gateway": {"name": "edge", "namespace": "", "sectionName": ""},
             },
             service={"enabled": True, "type": "LoadBalancer", "port": 443},
         ),
@@ -298,10 +300,15 @@ def _set_args(overrides: dict[str, Any]) -> list[str]:
     ids=["defaults", "full", "fixed-replicas", "minimal-lists"],
 )
 def test_rendered_objects_validate_strictly(render: Render, values: dict[str, Any] | None) -> None:
+    """Core kinds against kubernetes-validate; the HTTPRoute against the Gateway API CRD (v1.6.1)."""
     version = kubernetes_version()
     docs = parse(render(values))
     assert docs
     for doc in docs:
+        if doc["kind"] in CRD_KINDS:
+            violations = crd_validator().validate(doc)
+            assert violations == [], [str(v) for v in violations]
+            continue
         try:
             kubernetes_validate.validate(doc, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
@@ -309,6 +316,27 @@ def test_rendered_objects_validate_strictly(render: Render, values: dict[str, An
             pytest.fail(
                 f"{doc['kind']}/{doc['metadata']['name']} invalid for {version}: {where}: {exc.message}"
             )
+
+
+def crd_validator() -> SchemaValidator:
+    """A strict validator over the CRD catalogue; skips when there is none (a fresh clone)."""
+    directory = default_crd_dir(ROOT)
+    if directory is None:
+        pytest.skip("no CRD catalogue (../shared/crds or $FLEETGEN_CRDS)")
+    catalogue = CrdCatalogue.load(directory)
+    if catalogue.schema_for("gateway.networking.k8s.io/v1", "HTTPRoute") is None:
+        pytest.skip(f"{directory} has no Gateway API HTTPRoute CRD")
+    return SchemaValidator(catalogue)
+
+
+def test_route_validation_is_really_strict(render: Render) -> None:
+    """Guards the test above: a misspelt HTTPRoute field and a bad path type fail the CRD schema."""
+    route = by_kind(parse(render(FULL_VALUES)))["HTTPRoute"]
+    route["spec"]["hostname"] = ["shop.example.com"]
+    route["spec"]["rules"][0]["matches"][0]["path"]["type"] = "Prefix"
+    paths = {v.path for v in crd_validator().validate(route)}
+    assert any("hostname" in p for p in paths), paths
+    assert any("matches" in p for p in paths), paths
 
 
 def test_strict_validation_is_really_strict(render: Render) -> None:
@@ -504,29 +532,39 @@ def test_env_sorted_by_name_and_env_from_secrets(render: Render) -> None:
     assert "envFrom" not in bare
 
 
-def test_service_and_ingress(render: Render) -> None:
+def test_service_and_route(render: Render) -> None:
     objects = by_kind(parse(render(FULL_VALUES)))
     assert objects["Service"]["spec"]["ports"] == [
         {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
     ]
-    ingress = objects["Ingress"]
-    assert ingress["apiVersion"] == "networking.k8s.io/v1"
-    assert ingress["spec"]["ingressClassName"] == "nginx"
-    assert ingress["spec"]["tls"] == [{"hosts": ["shop.example.com"], "secretName": "shop-tls"}]
-    assert ingress["spec"]["rules"] == [
-        {
-            "host": "shop.example.com",
-            "http": {
-                "paths": [
-                    {
-                        "path": "/checkout",
-                        "pathType": "Prefix",
-                        "backend": {"service": {"name": "checkout-api", "port": {"name": "http"}}},
-                    }
-                ]
-            },
-        }
-    ]
+    route = objects["HTTPRoute"]
+    assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert route["spec"] == {
+        "parentRefs": [
+            {
+                "group": "gateway.networking.k8s.io",
+                "kind": "Gateway",
+                "name": "fleet",
+                "namespace": "envoy-gateway-system",
+                "sectionName": "https",
+            }
+        ],
+        "hostnames": ["shop.example.com"],
+        "rules": [
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": "/checkout"}}],
+                "backendRefs": [{"group": "", "kind": "Service", "name": "checkout-api", "port": 80}],
+            }
+        ],
+    }
+
+
+def test_route_without_namespace_or_listener_attaches_to_every_listener_of_a_local_gateway(render: Render) -> None:
+    route = by_kind(parse(render(merged(route={
+        "enabled": True, "hostnames": ["a.example.com"], "path": "/",
+        "gateway": {"name": "edge", "namespace": "", "sectionName": ""},
+    }))))["HTTPRoute"]
+    assert route["spec"]["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "edge"}]
 
 
 def test_network_policy(render: Render) -> None:
@@ -541,7 +579,10 @@ def test_network_policy(render: Render) -> None:
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     app_port = [{"port": 9090, "protocol": "TCP"}]
     assert policy["ingress"] == [
-        {"from": [namespace("ingress-nginx")], "ports": app_port},
+        {
+            "from": [{**namespace("envoy-gateway-system"), "podSelector": {"matchLabels": GATEWAY_PROXY}}],
+            "ports": app_port,
+        },
         {
             "from": [
                 {**namespace("shop"), "podSelector": {"matchLabels": {"app.kubernetes.io/name": "frontend"}}}
@@ -604,7 +645,12 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
         {"networkPolicy": {"allowFrom": [{"namespace": "Shop"}]}},
         "at '/networkPolicy/allowFrom/0/namespace'",
     ),
-    ({"ingress": {"enabled": True}}, "at '/ingress/host': minLength"),
+    ({"route": {"enabled": True}}, "at '/route/hostnames': minItems"),
+    (
+        {"route": {"enabled": True, "hostnames": ["shop.example.com"]}},
+        "at '/route/gateway/name': minLength",
+    ),
+    ({"route": {"hostnames": ["Shop.example.com"]}}, "at '/route/hostnames/0'"),
     ({"nameOverride": "Checkout"}, "at '/nameOverride'"),
     ({"image": {"digest": "sha256:abc"}}, "at '/image/digest'"),
 ]
@@ -635,11 +681,14 @@ def test_bad_values_fail_with_the_schema_error(render: Render, values: dict[str,
         ),
         ({"image": {"tag": "", "digest": ""}}, "set image.tag or image.digest"),
         (
-            {"service": {"enabled": False}, "ingress": {"enabled": True, "host": "shop.example.com"}},
-            "ingress.enabled requires service.enabled",
+            {
+                "service": {"enabled": False},
+                "route": {"enabled": True, "hostnames": ["shop.example.com"], "gateway": {"name": "fleet"}},
+            },
+            "route.enabled requires service.enabled",
         ),
     ],
-    ids=["pdb-blocks-drains", "hpa-min-over-max", "no-image-version", "ingress-without-service"],
+    ids=["pdb-blocks-drains", "hpa-min-over-max", "no-image-version", "route-without-service"],
 )
 def test_inconsistent_values_fail_with_a_clear_message(
     render: Render, values: dict[str, Any], message: str

@@ -396,11 +396,13 @@ def test_update_keeps_user_edits_and_brings_template_changes(own_template: Path,
         template_readme.read_text().replace("## Layout\n", "## Layout\n\nTemplate 2.0.0 layout notes.\n")
     )
     renames = own_template / "template" / ".copier" / "renames.yaml"
+    shipped = renames.read_text()
+    assert shipped.count("\nrenames:") == 1
     renames.write_text(
-        renames.read_text().replace(
-            "renames: []",
+        shipped.replace("renames: []", "renames:").replace(
+            "\nrenames:",
             # a rename fleetgen accepts both ways (field name and alias), so this fleetgen renders either
-            'renames:\n  - {version: "2.0.0", scope: fleet, path: allowedRegistries, to: allowed_registries}',
+            '\nrenames:\n  - {version: "2.0.0", scope: fleet, path: allowedRegistries, to: allowed_registries}',
         )
     )
     commit_all(own_template, "template 2.0.0")

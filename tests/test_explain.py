@@ -25,9 +25,10 @@ def test_each_layer_is_named_with_its_line(capsys: pytest.CaptureFixture[str]) -
     assert code == 0
     rows = {m[1]: (m[2], m[3]) for m in re.finditer(r"^(\S+)\s+(.+?)  # (.+)$", out, re.M)}
     # cluster override > overlays/prod.yaml > inventory defaults > built-in default
-    assert rows["components.ingress-nginx.values.controller.replicaCount"] == (
+    key = "components.envoy-gateway.values.config.envoyGateway.envoyProxy.provider.kubernetes.envoyDeployment.replicas"
+    assert rows[key] == (
         "5",
-        f"inventory/clusters/prod.yaml:{_line('inventory/clusters/prod.yaml', 'replicaCount: 5')}",
+        f"inventory/clusters/prod.yaml:{_line('inventory/clusters/prod.yaml', 'envoyDeployment: {replicas: 5}')}",
     )
     assert rows["kubernetesVersion"] == (
         '"1.35"',

@@ -12,6 +12,7 @@ from conftest import REPO
 
 from generator.render import plan
 from generator.schema import CrdCatalogue, SchemaValidator, default_crd_dir, rendered_extra_schemas
+from generator.substitute import substitute_object
 from generator.tools import find_tools
 from generator.yamlio import load_documents
 
@@ -63,7 +64,9 @@ def test_every_flux_path_builds_and_validates(cluster: str, fleet_dir: Path, cat
     assert {k["metadata"]["name"] for k in kustomizations} >= {"infra-controllers"}
     for kustomization in kustomizations:
         path = fleet_dir.parent / kustomization["spec"]["path"]
-        built = load_documents(tools.kustomize_build.run(path))
+        # what the cluster applies: after Flux's post-build substitution (e.g. the Gateway's *.${cluster_domain})
+        variables = (kustomization["spec"].get("postBuild") or {}).get("substitute") or {}
+        built = [substitute_object(o, variables) for o in load_documents(tools.kustomize_build.run(path))]
         assert built, f"{kustomization['spec']['path']} built nothing"
         objects.extend(built)
     violations = validator.validate_all(objects)
@@ -117,11 +120,14 @@ def test_layered_values_reach_the_built_release(fleet_dir: Path) -> None:
     cluster = fleet.cluster("prod-us-east-1")
     assert cluster is not None
     built = load_documents(tools.kustomize_build.run(fleet_dir / "infrastructure/clusters/prod-us-east-1/controllers"))
-    release = next(o for o in built if o["kind"] == "HelmRelease" and o["metadata"]["name"] == "ingress-nginx")
-    resolved = next(c for c in cluster.components if c.name == "ingress-nginx")
+    release = next(o for o in built if o["kind"] == "HelmRelease" and o["metadata"]["name"] == "envoy-gateway")
+    resolved = next(c for c in cluster.components if c.name == "envoy-gateway")
     assert release["spec"]["values"] == resolved.values.merged
-    assert release["spec"]["values"]["controller"]["replicaCount"] == 5
-    assert release["spec"]["values"]["controller"]["podDisruptionBudget"]["minAvailable"] == 2
+    proxy = release["spec"]["values"]["config"]["envoyGateway"]["envoyProxy"]["provider"]
+    assert proxy["kubernetes"]["envoyDeployment"]["replicas"] == 5  # the cluster's own value
+    assert proxy["kubernetes"]["envoyPDB"]["minAvailable"] == 2  # overlays/prod.yaml
+    assert proxy["type"] == "Kubernetes"  # inventory/components.yaml, kept by the merge
+    assert release["spec"]["values"]["deployment"]["replicas"] == 2
     eastus = load_documents(tools.kustomize_build.run(fleet_dir / "infrastructure/clusters/prod-eastus/controllers"))
     assert "external-dns" not in {o["metadata"]["name"] for o in eastus}
 

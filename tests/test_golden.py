@@ -43,24 +43,26 @@ def test_fresh_golden_tree_passes(fleet: Path) -> None:
 def test_one_value_for_one_cluster_names_that_cluster_and_resource(fleet: Path) -> None:
     prod = fleet / "inventory" / "clusters" / "prod.yaml"
     text = prod.read_text()
-    assert "controller: {replicaCount: 5}" in text
-    prod.write_text(text.replace("controller: {replicaCount: 5}", "controller: {replicaCount: 7}"))
+    assert "envoyDeployment: {replicas: 5}" in text
+    prod.write_text(text.replace("envoyDeployment: {replicas: 5}", "envoyDeployment: {replicas: 7}"))
 
     result = compare_golden(fleet, options=options(), tools=tools())
     assert [(c.cluster, c.status, c.label) for c in result.comparison.changes] == [
-        ("prod-us-east-1", "changed", "HelmRelease ingress-nginx/ingress-nginx")]
+        ("prod-us-east-1", "changed", "HelmRelease envoy-gateway-system/envoy-gateway")]
 
     code, out = _check(fleet)
     assert code == 1
     assert "1 cluster(s) affected" in out
     assert "prod-us-east-1: 0 added, 1 changed, 0 removed" in out
-    assert "changed  HelmRelease ingress-nginx/ingress-nginx" in out
-    assert re.search(r"^-\s+replicaCount: 5$", out, re.M) and re.search(r"^\+\s+replicaCount: 7$", out, re.M)
+    assert "changed  HelmRelease envoy-gateway-system/envoy-gateway" in out
+    assert re.search(r"^-\s+replicas: 5$", out, re.M) and re.search(r"^\+\s+replicas: 7$", out, re.M)
     other_clusters = {c for c in reference_build().clusters if c != "prod-us-east-1"}
     assert not any(f"  {c}:" in out for c in other_clusters)
 
     updated = update_golden(fleet, options=options(), tools=tools())
-    assert updated.written == ["prod-us-east-1/infra-controllers/helmrelease.ingress-nginx.ingress-nginx.yaml"]
+    assert updated.written == [
+        "prod-us-east-1/infra-controllers/helmrelease.envoy-gateway-system.envoy-gateway.yaml"
+    ]
     assert _check(fleet)[0] == 0
 
 

@@ -111,9 +111,9 @@ CASES = {
     ),
     "chart version range": (
         "inventory/components.yaml",
-        "version: 4.14.0",
-        "version: ^4.14.0",
-        "version: ^4.14.0",
+        "version: v1.9.0",
+        "version: ^1.9.0",
+        "version: ^1.9.0",
         1,
         "components.2.chart.version",
         r"not an exact version",

@@ -30,16 +30,19 @@ def test_render_twice_is_byte_identical_and_writes_nothing_the_second_time(fleet
 def _shuffle_yaml(path: Path, rng: random.Random) -> None:
     """Reverse/shuffle every list of named entries and the keys of every mapping in a file."""
 
-    def shuffle(value: object, key: str = "") -> object:
+    def shuffle(value: object, key: str = "", raw: bool = False) -> object:
+        # raw: inside component configs or chart values, which are Kubernetes objects / Helm values passed on as
+        # written: their keys may come in any order, but list order is theirs (e.g. a Gateway's listeners)
+        raw = raw or key in ("configs", "values")
         if isinstance(value, dict):
             items = list(value.items())
             rng.shuffle(items)
-            return {k: shuffle(v, k) for k, v in items}
+            return {k: shuffle(v, k, raw) for k, v in items}
         if key == "nodeGroups":  # ordered on purpose: the first group is the system (AKS default) pool
             return value
         if isinstance(value, list):
-            items = [shuffle(v) for v in value]
-            if all(isinstance(v, dict) and "name" in v for v in items) and items:
+            items = [shuffle(v, "", raw) for v in value]
+            if not raw and all(isinstance(v, dict) and "name" in v for v in items) and items:
                 rng.shuffle(items)
             return items
         return value

@@ -130,8 +130,8 @@ def test_secrets_and_schema_violations_fail_validate(
     components = fleet_root / "inventory/components.yaml"
     components.write_text(
         components.read_text().replace(
-            "            privateKeySecretRef: {name: letsencrypt-account-key}\n",
-            "            privateKeySecretRef: {name: letsencrypt-account-key}\n            bogusField: 1\n",
+            "                mode: Terminate\n",
+            "                mode: Terminate\n                bogusField: 1\n",
         )
     )
     code, out, _ = run(
@@ -144,7 +144,7 @@ def test_secrets_and_schema_violations_fail_validate(
     assert "secret: fleet/apps/base/checkout/release.yaml HelmRelease/checkout spec.values.env.DB_PASSWORD" in out
     assert "literal value of 'DB_PASSWORD' (S3cr… 20 chars)" in out
     assert "Deployment/checkout spec.template.spec.containers[0].env[0][DB_PASSWORD]" in out
-    assert "schema: ClusterIssuer/letsencrypt: spec.acme.bogusField: unknown field" in out
+    assert "schema: Gateway/envoy-gateway-system/fleet: spec.listeners[1].tls.bogusField: unknown field" in out, out
 
 
 def test_policy_test_denies_and_names_every_violated_policy(

@@ -100,7 +100,7 @@ path and what was expected.
 {{- if and $pdb.enabled (gt $min 1) (not (kindIs "string" $pdb.minAvailable)) (ge (int $pdb.minAvailable) $min) -}}
 {{- fail (printf "podDisruptionBudget.minAvailable (%d) must be less than the replica count (%d), or no voluntary disruption (node drain) is ever allowed" (int $pdb.minAvailable) $min) -}}
 {{- end -}}
-{{- if and .Values.ingress.enabled (not .Values.service.enabled) -}}
-{{- fail "ingress.enabled requires service.enabled: the Ingress routes to the Service" -}}
+{{- if and .Values.route.enabled (not .Values.service.enabled) -}}
+{{- fail "route.enabled requires service.enabled: the HTTPRoute sends traffic to the Service" -}}
 {{- end -}}
 {{- end -}}
