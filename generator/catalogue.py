@@ -300,8 +300,8 @@ def refresh(origin: Path, catalogue_dir: Path = BUILTIN_CRDS) -> RefreshReport:
         if rel not in wanted:
             stale.unlink()
             removed.append(rel)
-    for folder in sorted({p.parent for p in catalogue_dir.rglob("*")} - {catalogue_dir}, reverse=True):
-        if folder.is_dir() and not any(folder.iterdir()):
+    for folder in sorted((p for p in catalogue_dir.rglob("*") if p.is_dir()), reverse=True):
+        if not any(folder.iterdir()):
             folder.rmdir()
     sources = "\n".join([SOURCES_HEADER, *(item.row() for item in vendored)]) + "\n"
     sources_path = catalogue_dir / SOURCES
