@@ -493,7 +493,7 @@ def cmd_schemas(args: argparse.Namespace) -> int:
                             + "\n  ".join(problems))
     rendered = plan(args.root)
     build = None if args.no_build else build_fleet(args.root, options_from(args), rendered=rendered)
-    catalogue = CrdCatalogue.load(catalogue_dir) if args.catalogue else CrdCatalogue.builtin()
+    catalogue = CrdCatalogue.load(catalogue_dir)  # as just written (the process-wide built-in copy may be older)
     result = coverage(rendered, build, catalogue, load_manifest(catalogue_dir))
     for gap in result.gaps:
         print(f"warning: {gap.kind}: no schema (known gap: {gap.reason})", file=sys.stderr)

@@ -30,7 +30,7 @@ import yaml  # type: ignore[import-untyped,unused-ignore]
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
-from generator.errors import FleetgenError
+from generator.errors import FleetgenError, UsageError
 
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -639,7 +639,7 @@ def extra_crd_dirs(given: Sequence[Path] | None = None) -> list[Path]:
         dirs = [Path(part) for part in configured.split(os.pathsep) if part]
     for directory in dirs:
         if not directory.is_dir():
-            raise FleetgenError(f"{directory}: CRD directory does not exist (--crds / $FLEETGEN_CRDS)")
+            raise UsageError(f"{directory}: CRD directory does not exist (--crds / $FLEETGEN_CRDS)")
     return [d.resolve() for d in dirs]
 
 
