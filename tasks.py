@@ -55,6 +55,13 @@ def validate(c: Context) -> None:
     c.run(f"{CLI} validate {ROOT}")
 
 
+@task(pre=[tools], help={"from_": "folder of upstream CRD files laid out <dir>/<file>, e.g. ../shared/crds"})
+def schemas(c: Context, from_: str = "") -> None:
+    """Refresh the built-in schema catalogue from upstream CRDs (--from DIR) and check every rendered kind has one."""
+    source = f" --from {Path(from_).resolve()}" if from_ else ""
+    c.run(f"{CLI} schemas {ROOT}{source}")
+
+
 @task(pre=[tools])
 def bench(c: Context, clusters: str = "100 500") -> None:
     """Benchmark render and build on synthetic fleets (times, ratios against a naive build, peak RSS)."""

@@ -126,10 +126,11 @@ def parser() -> argparse.ArgumentParser:
     tools.add_argument("--root", type=_root, default=Path.cwd())
     tools.set_defaults(func=cmd_tools)
 
-    from generator import build, evaluate
+    from generator import build, catalogue, evaluate
 
     build.register(sub)  # build, golden, diff
     evaluate.register(sub)  # validate, policy test
+    catalogue.register(sub)  # schemas
     return main
 
 

@@ -773,33 +773,6 @@ def _policy_fingerprint(objects: Sequence[Mapping[str, Any]]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-_CRD_GROUP = re.compile(r"^  group: ['\"]?([A-Za-z0-9.-]+)", re.M)
-
-
-def load_catalogue(directory: Any, groups: Iterable[str]) -> Any:
-    """The CRD catalogue of ``directory``, reading only files that define CRDs of ``groups`` (or whose group
-    cannot be told without parsing): the full catalogue is 13 MB of YAML, a cluster uses a handful of groups."""
-    import tempfile
-    from pathlib import Path
-
-    from generator.schema import CrdCatalogue
-
-    wanted = set(groups)
-    folder = Path(directory)
-    if not folder.is_dir():
-        raise FleetgenError(f"{folder}: CRD directory does not exist")
-    chosen = []
-    for path in sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
-        text = path.read_text(encoding="utf-8", errors="replace")
-        found = set(_CRD_GROUP.findall(text))
-        if "CustomResourceDefinition" in text and (not found or found & wanted):
-            chosen.append(path)
-    with tempfile.TemporaryDirectory(prefix="fleetgen-crds-") as tmp:
-        for index, path in enumerate(chosen):
-            (Path(tmp) / f"{index:04d}-{path.name}").symlink_to(path.resolve())
-        return CrdCatalogue.load(Path(tmp))
-
-
 def validate_fleet(
     root: Any,
     options: Any = None,
@@ -811,17 +784,18 @@ def validate_fleet(
 ) -> ValidationReport:
     """Build every selected cluster and check what it receives: policies, strict schemas, secrets.
 
-    ``options`` are :class:`generator.build.BuildOptions`; ``crds`` a CRD catalogue folder (needed when
-    ``schema``); ``rendered`` an optional precomputed ``generator.render.plan(root)``.
+    ``options`` are :class:`generator.build.BuildOptions`; ``crds`` folders of CRDs (a path or a list) that add
+    to or override the built-in catalogue; ``rendered`` an optional precomputed ``generator.render.plan(root)``.
     """
+    from pathlib import Path
+
     from generator.build import build_fleet
     from generator.render import plan
-    from generator.schema import CrdCatalogue, SchemaValidator, rendered_extra_schemas
+    from generator.schema import CrdCatalogue, SchemaValidator, load_catalogue, rendered_extra_schemas
     from generator.secretscan import scan
 
     rendered = rendered if rendered is not None else plan(root)
-    if schema and crds is None:
-        raise FleetgenError("schema validation needs a CRD catalogue: pass --crds DIR or set FLEETGEN_CRDS")
+    extra_dirs = [Path(crds)] if isinstance(crds, (str, Path)) else [Path(d) for d in crds or ()]
     build = build_fleet(root, options, rendered=rendered)
     catalogue: CrdCatalogue | None = None
     if schema:
@@ -830,7 +804,7 @@ def validate_fleet(
             for cluster_build in build.clusters.values()
             for resource in cluster_build.resources.values()
         }
-        catalogue = load_catalogue(crds, groups)
+        catalogue = load_catalogue(extra_dirs, groups)
     plan_items = []
     for path, text in rendered.files.items():
         objects: list[Any] = []
@@ -1048,9 +1022,9 @@ def cmd_validate(args: Any) -> int:
     import sys
 
     from generator.build import options_from
-    from generator.schema import default_crd_dir
+    from generator.schema import extra_crd_dirs
 
-    crds = args.crds.resolve() if args.crds else default_crd_dir(args.root)
+    crds = extra_crd_dirs(args.crds)
     report = validate_fleet(args.root, options_from(args), crds=crds, schema=not args.no_schema)
     for warning in report.build_warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -1130,7 +1104,12 @@ def register(subparsers: Any) -> None:
     )
     add_build_options(validate)
     validate.add_argument(
-        "--crds", type=Path, metavar="DIR", help="CRD catalogue (default: $FLEETGEN_CRDS, else ../shared/crds)"
+        "--crds",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="folder of upstream CRDs that add to or override the built-in catalogue (repeatable; "
+        "default: $FLEETGEN_CRDS)",
     )
     validate.add_argument("--no-schema", action="store_true", help="skip strict schema validation")
     validate.add_argument("--format", choices=("text", "json"), default="text")

@@ -14,6 +14,8 @@ core schemas of kubernetes-validate accept ``null`` almost everywhere.
 
 from __future__ import annotations
 
+import functools
+import gzip
 import importlib.resources
 import json
 import os
@@ -28,7 +30,7 @@ import yaml  # type: ignore[import-untyped,unused-ignore]
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
-from generator.errors import FleetgenError
+from generator.errors import FleetgenError, UsageError
 
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -503,12 +505,32 @@ class _CrdVersion:
     source: Path
 
 
+@functools.cache
 def _crd_loader() -> Any:
     """A PyYAML safe loader (libyaml when available) that reads a bare ``=`` as a string, as YAML 1.2 does."""
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     loader: Any = type("_CrdLoader", (base,), {})
     loader.add_constructor("tag:yaml.org,2002:value", lambda load, node: load.construct_scalar(node))
     return loader
+
+
+#: The catalogue fleetgen ships: reduced upstream CRDs (``<dir>/<file>.gz``) listed in ``catalogue.yaml``
+#: (see :mod:`generator.catalogue`, which refreshes them).
+BUILTIN_CRDS = Path(__file__).resolve().parent / "data" / "crds"
+
+_CRD_SUFFIXES = (".yaml", ".yml", ".gz")
+_CRD_GROUP = re.compile(r"^  group: ['\"]?([A-Za-z0-9.-]+)", re.M)
+
+
+def read_crd_documents(path: Path, data: bytes | None = None) -> list[Any]:
+    """The YAML documents of a CRD file. A ``.gz`` file is decompressed first; when its text is JSON documents
+    separated by ``---`` lines (the built-in catalogue's format) they are read with the faster JSON parser."""
+    raw = path.read_bytes() if data is None else data
+    if path.suffix == ".gz":
+        raw = gzip.decompress(raw)
+    if raw.startswith(b"{"):
+        return [json.loads(chunk) for chunk in raw.split(b"\n---\n") if chunk.strip()]
+    return list(yaml.load_all(raw, Loader=_crd_loader()))
 
 
 class CrdCatalogue:
@@ -523,18 +545,26 @@ class CrdCatalogue:
         self._strict: dict[tuple[str, str], dict[str, Any]] = {}
 
     @classmethod
-    def load(cls, directory: Path) -> CrdCatalogue:
-        """Read every ``*.yaml``/``*.yml`` under ``directory``; on clashes the later file (by path) wins."""
+    def load(cls, directory: Path, groups: Iterable[str] | None = None) -> CrdCatalogue:
+        """Read every ``*.yaml``/``*.yml``/``*.gz`` under ``directory``; on clashes the later file (by path) wins.
+
+        With ``groups``, plain YAML files whose ``spec.group`` lines name none of them are skipped unparsed
+        (a folder of upstream CRDs can be 13 MB of YAML; a fleet uses a handful of groups).
+        """
         if not directory.is_dir():
             raise FleetgenError(f"{directory}: CRD directory does not exist")
-        loader = _crd_loader()
+        wanted = set(groups) if groups is not None else None
         versions: dict[tuple[str, str], _CrdVersion] = {}
-        files = sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+        files = sorted(p for p in directory.rglob("*") if p.suffix in _CRD_SUFFIXES and p.is_file())
         for path in files:
             try:
-                with path.open("rb") as stream:
-                    documents = list(yaml.load_all(stream, Loader=loader))
-            except (OSError, yaml.YAMLError) as exc:
+                data = path.read_bytes()
+                if wanted is not None and path.suffix != ".gz":
+                    found = set(_CRD_GROUP.findall(data.decode("utf-8", errors="replace")))
+                    if b"CustomResourceDefinition" not in data or (found and not found & wanted):
+                        continue
+                documents = read_crd_documents(path, data)
+            except (OSError, ValueError, yaml.YAMLError) as exc:
                 raise FleetgenError(f"{path}: cannot read CRDs: {exc}") from exc
             for document in documents:
                 if isinstance(document, Mapping) and document.get("kind") == "CustomResourceDefinition":
@@ -543,6 +573,15 @@ class CrdCatalogue:
                     except (KeyError, TypeError, AttributeError) as exc:
                         raise FleetgenError(f"{path}: malformed CustomResourceDefinition ({exc!r})") from exc
         return cls(versions)
+
+    @classmethod
+    def builtin(cls) -> CrdCatalogue:
+        """The catalogue fleetgen ships (:data:`BUILTIN_CRDS`), read once per process (a fresh, unshared copy)."""
+        return cls(_builtin_versions())
+
+    def overlay(self, other: CrdCatalogue) -> CrdCatalogue:
+        """A catalogue with this one's versions, those of ``other`` added or replacing them."""
+        return CrdCatalogue({**self._versions, **other._versions})
 
     def kinds(self) -> set[tuple[str, str]]:
         """Every served (apiVersion, kind)."""
@@ -570,6 +609,11 @@ class CrdCatalogue:
         return version.source if version else None
 
 
+@functools.cache
+def _builtin_versions() -> dict[tuple[str, str], _CrdVersion]:
+    return dict(CrdCatalogue.load(BUILTIN_CRDS)._versions) if BUILTIN_CRDS.is_dir() else {}
+
+
 def _served_versions(crd: Mapping[str, Any], source: Path) -> Iterator[tuple[tuple[str, str], _CrdVersion]]:
     """The served versions of one CRD document (``apiextensions.k8s.io/v1``, or legacy ``v1beta1``)."""
     spec = crd["spec"]
@@ -585,17 +629,30 @@ def _served_versions(crd: Mapping[str, Any], source: Path) -> Iterator[tuple[tup
         yield (f"{group}/{version['name']}", kind), _CrdVersion(openapi, source)
 
 
-def default_crd_dir(start: Path | None = None) -> Path | None:
-    """``$FLEETGEN_CRDS`` if set, else the first existing ``../shared/crds`` walking up from ``start``/cwd."""
-    configured = os.environ.get("FLEETGEN_CRDS")
-    if configured:
-        return Path(configured)
-    here = (start or Path.cwd()).resolve()
-    for directory in (here, *here.parents):
-        candidate = directory.parent / "shared" / "crds"
-        if candidate.is_dir():
-            return candidate
-    return None
+def extra_crd_dirs(given: Sequence[Path] | None = None) -> list[Path]:
+    """Folders of CRDs that add to (or override) the built-in catalogue: ``given`` (``--crds``, repeatable),
+    else ``$FLEETGEN_CRDS`` (one folder, or several separated by the OS path separator), else none."""
+    if given:
+        dirs = [Path(d) for d in given]
+    else:
+        configured = os.environ.get("FLEETGEN_CRDS", "")
+        dirs = [Path(part) for part in configured.split(os.pathsep) if part]
+    for directory in dirs:
+        if not directory.is_dir():
+            raise UsageError(f"{directory}: CRD directory does not exist (--crds / $FLEETGEN_CRDS)")
+    return [d.resolve() for d in dirs]
+
+
+def load_catalogue(extra_dirs: Sequence[Path] = (), groups: Iterable[str] | None = None) -> CrdCatalogue:
+    """The built-in catalogue, with the CRDs of ``extra_dirs`` (in order; later wins) added or overriding.
+
+    ``groups`` limits which files of the extra folders are parsed (see :meth:`CrdCatalogue.load`).
+    """
+    catalogue = CrdCatalogue.builtin()
+    wanted = list(groups) if groups is not None else None
+    for directory in extra_dirs:
+        catalogue = catalogue.overlay(CrdCatalogue.load(directory, wanted))
+    return catalogue
 
 
 # --- Core kinds: the strict schemas bundled with kubernetes-validate ---
@@ -728,6 +785,10 @@ class SchemaValidator:
     def validate_all(self, objs: Iterable[Mapping[str, Any]]) -> list[SchemaViolation]:
         """Every violation of every object, in input order."""
         return [violation for obj in objs for violation in self.validate(obj)]
+
+    def has_schema(self, api_version: str, kind: str) -> bool:
+        """Whether objects of (apiVersion, kind) can be validated (a schema from any of the three sources)."""
+        return self._validator_for(api_version, kind) is not None
 
     def _validator_for(self, api_version: str, kind: str) -> Any:
         key = (api_version, kind)

@@ -21,7 +21,7 @@ from ruamel.yaml import YAML
 
 from generator.command import Command
 from generator.errors import ToolError
-from generator.schema import CrdCatalogue, SchemaValidator, default_crd_dir
+from generator.schema import CrdCatalogue, SchemaValidator
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "service"
@@ -319,13 +319,9 @@ def test_rendered_objects_validate_strictly(render: Render, values: dict[str, An
 
 
 def crd_validator() -> SchemaValidator:
-    """A strict validator over the CRD catalogue; skips when there is none (a fresh clone)."""
-    directory = default_crd_dir(ROOT)
-    if directory is None:
-        pytest.skip("no CRD catalogue (../shared/crds or $FLEETGEN_CRDS)")
-    catalogue = CrdCatalogue.load(directory)
-    if catalogue.schema_for("gateway.networking.k8s.io/v1", "HTTPRoute") is None:
-        pytest.skip(f"{directory} has no Gateway API HTTPRoute CRD")
+    """A strict validator over the built-in CRD catalogue (Gateway API HTTPRoute included)."""
+    catalogue = CrdCatalogue.builtin()
+    assert catalogue.schema_for("gateway.networking.k8s.io/v1", "HTTPRoute") is not None
     return SchemaValidator(catalogue)
 
 

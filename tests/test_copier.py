@@ -28,7 +28,7 @@ import yaml
 from conftest import REPO
 
 from generator.loader import platforms
-from generator.schema import default_crd_dir
+from generator.schema import BUILTIN_CRDS
 from generator.tools import tools_dir
 
 TEMPLATE = REPO / "template"
@@ -94,9 +94,9 @@ def commit_all(repo: Path, message: str) -> None:
 def scaffold_env() -> dict[str, str]:
     """Environment for commands inside a scaffold: the installed tools (no downloads), the CRD catalogue."""
     env = {**os.environ, "FLEETGEN_TOOLS_DIR": str(tools_dir(REPO))}
-    crds = default_crd_dir(REPO)
-    if crds is not None:
-        env["FLEETGEN_CRDS"] = str(crds)
+    # The scaffold's `invoke validate` skips schemas without $FLEETGEN_CRDS or crds/; point it at the built-in
+    # catalogue (which fleetgen reads anyway) so the scaffold's objects are schema-checked here.
+    env["FLEETGEN_CRDS"] = str(BUILTIN_CRDS)
     return env
 
 

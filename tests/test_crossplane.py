@@ -23,13 +23,11 @@ from generator.crossplane.plan import Infrastructure
 from generator.loader import load_inventory
 from generator.plan import HEADER
 from generator.resolve import ResolvedFleet, resolve
-from generator.schema import CrdCatalogue, SchemaValidator, default_crd_dir, strict_schema_from_openapi
+from generator.schema import CrdCatalogue, SchemaValidator, strict_schema_from_openapi
 from generator.tools import find_tools
 from generator.yamlio import load_documents
 
 Obj = dict[str, Any]
-CRDS = default_crd_dir(REPO)
-needs_crds = pytest.mark.skipif(CRDS is None, reason="no CRD catalogue (../shared/crds)")
 CROSSPLANE_GROUPS = ("apiextensions.crossplane.io", "pkg.crossplane.io")
 
 CROSSPLANE: Obj = {
@@ -176,8 +174,7 @@ def xrd_of(infra: Infrastructure, kind: str) -> Obj:
 
 @pytest.fixture(scope="module")
 def catalogue() -> CrdCatalogue:
-    assert CRDS is not None
-    return CrdCatalogue.load(CRDS)
+    return CrdCatalogue.builtin()
 
 
 @pytest.fixture(scope="module")
@@ -360,7 +357,6 @@ def test_workload_identity_from_a_gke_hub(tmp_path: Path) -> None:
 # --- strict validation ------------------------------------------------------------------------------------
 
 
-@needs_crds
 def test_every_crossplane_object_validates_strictly(variant: Infrastructure, catalogue: CrdCatalogue) -> None:
     checked: Counter[str] = Counter()
     validator = SchemaValidator(catalogue, kubernetes_version="1.33")
@@ -373,7 +369,6 @@ def test_every_crossplane_object_validates_strictly(variant: Infrastructure, cat
     assert checked["CompositeResourceDefinition"] == 4 and checked["Composition"] == 12
 
 
-@needs_crds
 def test_cluster_objects_validate_against_their_own_xrd(variant: Infrastructure, catalogue: CrdCatalogue) -> None:
     validator = xr_validator(catalogue, variant)
     platform = [d for d in variant.documents("clusters/") if d["apiVersion"].startswith("platform.gitops.io/")]

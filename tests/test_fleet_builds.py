@@ -1,5 +1,5 @@
 """Acceptance of the spine: every Flux path of every cluster builds with the real kustomize, and every
-object validates strictly (core kinds with kubernetes-validate, custom kinds against ../shared/crds)."""
+object validates strictly (core kinds with kubernetes-validate, custom kinds against the built-in catalogue)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,10 @@ import pytest
 from conftest import REPO
 
 from generator.render import plan
-from generator.schema import CrdCatalogue, SchemaValidator, default_crd_dir, rendered_extra_schemas
+from generator.schema import CrdCatalogue, SchemaValidator, rendered_extra_schemas
 from generator.substitute import substitute_object
 from generator.tools import find_tools
 from generator.yamlio import load_documents
-
-CRDS = default_crd_dir(REPO)
-pytestmark = pytest.mark.skipif(CRDS is None, reason="no CRD catalogue (../shared/crds)")
 
 
 @cache
@@ -37,8 +34,7 @@ def fleet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def catalogue() -> CrdCatalogue:
-    assert CRDS is not None
-    return CrdCatalogue.load(CRDS)
+    return CrdCatalogue.builtin()
 
 
 def _extra_schemas() -> dict[tuple[str, str], dict[str, Any]]:

@@ -1,5 +1,5 @@
 """Kyverno CEL policies per environment, policy exceptions, External Secrets and CODEOWNERS: what is rendered,
-and that every rendered object validates strictly against ../shared/crds and the core schemas."""
+and that every rendered object validates strictly against the built-in catalogue and the core schemas."""
 
 from __future__ import annotations
 
@@ -20,11 +20,9 @@ from generator.models import TENANCY_POLICY, VALIDATING_POLICIES
 from generator.policies import cel_literal, codeowners, plan_policies
 from generator.render import Rendered, plan
 from generator.resolve import resolve
-from generator.schema import CrdCatalogue, SchemaValidator, default_crd_dir
+from generator.schema import CrdCatalogue, SchemaValidator
 from generator.yamlio import load_documents
 
-CRDS = default_crd_dir(REPO)
-needs_crds = pytest.mark.skipif(CRDS is None, reason="no CRD catalogue (../shared/crds)")
 TODAY = datetime.date(2026, 11, 27)
 
 
@@ -50,8 +48,7 @@ def by_name(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any
 
 @cache
 def validator() -> SchemaValidator:
-    assert CRDS is not None
-    return SchemaValidator(CrdCatalogue.load(CRDS), "1.33")
+    return SchemaValidator(CrdCatalogue.builtin(), "1.33")
 
 
 def write(root: Path, rel: str, text: str) -> None:
@@ -138,7 +135,6 @@ def test_inventory_values_reach_cel_only_as_literals(fleet_root: Path) -> None:
     assert cel.compile(variable["expression"]).execute({}) == ['evil" || true || "/', "ghcr.io/acme/"]
 
 
-@needs_crds
 def test_every_rendered_security_object_validates_strictly(fleet_root: Path) -> None:
     write(fleet_root, "inventory/exceptions.yaml", EXCEPTION)
     fleet = resolve(load_inventory(fleet_root, today=TODAY))
@@ -166,7 +162,6 @@ def test_every_rendered_security_object_validates_strictly(fleet_root: Path) -> 
     assert not violations, "\n".join(str(v) for v in violations)
 
 
-@needs_crds
 def test_the_generated_default_deny_networkpolicy_is_valid() -> None:
     """The NetworkPolicy the GeneratingPolicy creates (a CEL map) is a strict, valid networking.k8s.io/v1 object."""
     objects = objects_under(reference(), "infrastructure/policies/prod")

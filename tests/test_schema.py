@@ -3,35 +3,43 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ruamel.yaml import YAML
+from conftest import SHARED_CRDS, needs_shared_crds
 
 from generator.errors import FleetgenError
 from generator.schema import (
+    BUILTIN_CRDS,
     CrdCatalogue,
     SchemaValidator,
     SchemaViolation,
     core_schema_versions,
-    default_crd_dir,
+    extra_crd_dirs,
+    load_catalogue,
     nearest_core_version,
     python_pattern,
+    read_crd_documents,
     strict_schema_from_openapi,
 )
-
-CRD_DIR = default_crd_dir(Path(__file__).parent)
-needs_crds = pytest.mark.skipif(CRD_DIR is None, reason="no CRD catalogue (../shared/crds)")
 
 Obj = dict[str, Any]
 
 
 @pytest.fixture(scope="session")
 def catalogue() -> CrdCatalogue:
-    assert CRD_DIR is not None
-    return CrdCatalogue.load(CRD_DIR)
+    """The catalogue fleetgen ships (generator/data/crds)."""
+    return CrdCatalogue.builtin()
+
+
+@pytest.fixture(scope="session")
+def shared_catalogue() -> CrdCatalogue:
+    """Upstream CRDs fleetgen does not ship (AlertmanagerConfig, Canary), for converter edge cases."""
+    assert SHARED_CRDS is not None
+    return CrdCatalogue.load(SHARED_CRDS)
 
 
 @pytest.fixture(scope="session")
@@ -91,16 +99,16 @@ def helmrelease() -> Obj:
     }
 
 
-def gitrepository() -> Obj:
+def ocirepository() -> Obj:
     return {
         "apiVersion": "source.toolkit.fluxcd.io/v1",
-        "kind": "GitRepository",
-        "metadata": {"name": "flux-system", "namespace": "flux-system"},
+        "kind": "OCIRepository",
+        "metadata": {"name": "podinfo", "namespace": "flux-system"},
         "spec": {
             "interval": "1m",
-            "url": "https://github.com/example/fleet",
-            "ref": {"branch": "main"},
-            "secretRef": {"name": "flux-system"},
+            "url": "oci://ghcr.io/stefanprodan/charts/podinfo",
+            "ref": {"tag": "6.7.0"},
+            "secretRef": {"name": "ghcr"},
         },
     }
 
@@ -142,7 +150,6 @@ def pdb(min_available: object) -> Obj:
 # --- CRD catalogue ---
 
 
-@needs_crds
 def test_catalogue_indexes_served_versions(catalogue: CrdCatalogue) -> None:
     kinds = catalogue.kinds()
     assert ("helm.toolkit.fluxcd.io/v2", "HelmRelease") in kinds
@@ -160,20 +167,18 @@ def test_catalogue_indexes_served_versions(catalogue: CrdCatalogue) -> None:
     assert catalogue.schema_for("example.com/v1", "Widget") is None
 
 
-@needs_crds
-def test_alertmanagerconfig_bare_equals_enum_is_a_string(catalogue: CrdCatalogue) -> None:
-    schema = catalogue.schema_for("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig")
+@needs_shared_crds
+def test_alertmanagerconfig_bare_equals_enum_is_a_string(shared_catalogue: CrdCatalogue) -> None:
+    schema = shared_catalogue.schema_for("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig")
     assert schema is not None
     assert '"="' in str(schema).replace("'", '"')
 
 
-@needs_crds
-@pytest.mark.parametrize("make", [kustomization, helmrelease, gitrepository])
+@pytest.mark.parametrize("make", [kustomization, helmrelease, ocirepository])
 def test_valid_flux_objects_pass(validator: SchemaValidator, make: Any) -> None:
     assert validator.validate(make()) == []
 
 
-@needs_crds
 def test_unknown_fields_rejected_with_path(validator: SchemaValidator) -> None:
     obj = kustomization()
     obj["spec"]["foo"] = 1
@@ -188,14 +193,12 @@ def test_unknown_fields_rejected_with_path(validator: SchemaValidator) -> None:
     assert str(violations[1]) == "Kustomization/flux-system/apps: spec.foo: unknown field"
 
 
-@needs_crds
 def test_preserve_unknown_fields_allows_anything(validator: SchemaValidator) -> None:
     obj = helmrelease()
     obj["spec"]["values"] = {"deeply": {"nested": {"whatever": [1, {"x": None}]}}}
     assert validator.validate(obj) == []
 
 
-@needs_crds
 def test_wrong_type_rejected(validator: SchemaValidator) -> None:
     obj = kustomization()
     obj["spec"]["prune"] = "yes"
@@ -206,14 +209,12 @@ def test_wrong_type_rejected(validator: SchemaValidator) -> None:
     ]
 
 
-@needs_crds
 def test_null_rejected_unless_nullable(validator: SchemaValidator) -> None:
-    obj = gitrepository()
-    obj["spec"]["ref"]["branch"] = None
-    assert messages(validator.validate(obj)) == ["spec.ref.branch: must be of type string, not null (null)"]
+    obj = ocirepository()
+    obj["spec"]["ref"]["tag"] = None
+    assert messages(validator.validate(obj)) == ["spec.ref.tag: must be of type string, not null (null)"]
 
 
-@needs_crds
 def test_wrong_enum_rejected(validator: SchemaValidator) -> None:
     obj = kustomization()
     obj["spec"]["sourceRef"]["kind"] = "HelmRepository"
@@ -223,7 +224,6 @@ def test_wrong_enum_rejected(validator: SchemaValidator) -> None:
     assert "GitRepository" in violation.message
 
 
-@needs_crds
 def test_missing_required_field(validator: SchemaValidator) -> None:
     obj = kustomization()
     del obj["spec"]["sourceRef"]
@@ -234,7 +234,6 @@ def test_missing_required_field(validator: SchemaValidator) -> None:
     ]
 
 
-@needs_crds
 def test_pattern_and_format_ranges(validator: SchemaValidator) -> None:
     obj = kustomization()
     obj["spec"]["interval"] = "ten minutes"
@@ -259,7 +258,6 @@ def test_pattern_and_format_ranges(validator: SchemaValidator) -> None:
     assert messages(extra.validate(n)) == ["n: 2147483648 is not a 'int32'"]
 
 
-@needs_crds
 @pytest.mark.parametrize(
     ("metadata", "path", "fragment"),
     [
@@ -288,7 +286,6 @@ def test_metadata_checked(
     assert fragment is not None and fragment in violations[0].message
 
 
-@needs_crds
 def test_unserved_version_has_no_schema(validator: SchemaValidator) -> None:
     obj = {
         "apiVersion": "external-secrets.io/v1beta1",
@@ -303,7 +300,6 @@ def test_unserved_version_has_no_schema(validator: SchemaValidator) -> None:
     assert str(violation).startswith("ExternalSecret/apps/db: no schema for")
 
 
-@needs_crds
 def test_kyverno_validating_policy_passes(validator: SchemaValidator) -> None:
     policy: Obj = {
         "apiVersion": "policies.kyverno.io/v1",
@@ -374,7 +370,6 @@ def xrd() -> Obj:
     }
 
 
-@needs_crds
 def test_crossplane_xrd_passes_and_xr_checked_with_extra_schema(catalogue: CrdCatalogue) -> None:
     definition = xrd()
     api_version = f"{definition['spec']['group']}/v1alpha1"
@@ -405,8 +400,9 @@ def test_crossplane_xrd_passes_and_xr_checked_with_extra_schema(catalogue: CrdCa
     assert [v.path for v in validator.validate(broken)] == ["spec.scope", "spec.versions[0].servd"]
 
 
-@needs_crds
-def test_int_or_string_in_crd(validator: SchemaValidator) -> None:
+@needs_shared_crds
+def test_int_or_string_in_crd(shared_catalogue: CrdCatalogue) -> None:
+    validator = SchemaValidator(shared_catalogue, kubernetes_version="1.33")
     canary: Obj = {
         "apiVersion": "flagger.app/v1beta1",
         "kind": "Canary",
@@ -424,12 +420,11 @@ def test_int_or_string_in_crd(validator: SchemaValidator) -> None:
     assert [v.path for v in validator.validate(canary)] == ["spec.service.targetPort"]
 
 
-@needs_crds
 def test_catalogue_crds_are_valid_core_objects(core: SchemaValidator) -> None:
-    assert CRD_DIR is not None
-    path = CRD_DIR / "flux" / "kustomize.toolkit.fluxcd.io_kustomizations.yaml"
-    crd = YAML(typ="safe").load(path.read_text())
-    assert core.validate(crd) == []
+    for path in sorted(BUILTIN_CRDS.rglob("*.gz")):  # the reduced CRDs are still valid CRD objects
+        for crd in read_crd_documents(path):
+            assert core.validate(crd) == [], path
+    (crd,) = read_crd_documents(BUILTIN_CRDS / "flux" / "kustomize.toolkit.fluxcd.io_kustomizations.yaml.gz")
     version = crd["spec"]["versions"][0]
     version["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-unknown"] = 1
     found = core.validate(crd)
@@ -438,11 +433,10 @@ def test_catalogue_crds_are_valid_core_objects(core: SchemaValidator) -> None:
     ]
 
 
-@needs_crds
 def test_validate_all_and_crd_load_errors(validator: SchemaValidator, tmp_path: Path) -> None:
     bad = kustomization()
     bad["spec"]["nope"] = 1
-    found = validator.validate_all([gitrepository(), bad, deployment()])
+    found = validator.validate_all([ocirepository(), bad, deployment()])
     assert [str(v) for v in found] == ["Kustomization/flux-system/apps: spec.nope: unknown field"]
     (tmp_path / "broken.yaml").write_text("kind: [\n")
     with pytest.raises(FleetgenError, match=r"broken\.yaml: cannot read CRDs"):
@@ -508,15 +502,38 @@ def test_load_small_catalogue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         CrdCatalogue.load(tmp_path / "missing")
 
 
-def test_default_crd_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_extra_crd_dirs_flag_over_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FLEETGEN_CRDS", raising=False)
     (tmp_path / "shared" / "crds").mkdir(parents=True)
-    start = tmp_path / "main" / "generator"
-    start.mkdir(parents=True)
-    assert default_crd_dir(start) == (tmp_path / "shared" / "crds").resolve()
-    assert default_crd_dir(tmp_path / "main") == (tmp_path / "shared" / "crds").resolve()
+    start = tmp_path / "main"
+    start.mkdir()
+    monkeypatch.chdir(start)
+    assert extra_crd_dirs() == []  # nothing is looked up next to the checkout
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    monkeypatch.setenv("FLEETGEN_CRDS", f"{one}{os.pathsep}{two}")
+    assert extra_crd_dirs() == [one.resolve(), two.resolve()]
+    assert extra_crd_dirs([two]) == [two.resolve()]  # --crds replaces $FLEETGEN_CRDS
     monkeypatch.setenv("FLEETGEN_CRDS", str(tmp_path / "elsewhere"))
-    assert default_crd_dir(start) == tmp_path / "elsewhere"
+    with pytest.raises(FleetgenError, match="elsewhere: CRD directory does not exist"):
+        extra_crd_dirs()
+
+
+def test_extra_crds_add_to_and_override_the_builtin_catalogue(tmp_path: Path) -> None:
+    (tmp_path / "widgets.yaml").write_text(SMALL_CRD)
+    override = SMALL_CRD.replace("group: example.com", "group: helm.toolkit.fluxcd.io").replace(
+        "kind: Widget, plural: widgets", "kind: HelmRelease, plural: helmreleases").replace("name: v1\n", "name: v2\n")
+    (tmp_path / "override.yaml").write_text(override)
+    builtin = CrdCatalogue.builtin()
+    catalogue = load_catalogue([tmp_path])
+    assert ("example.com/v1", "Widget") in catalogue.kinds()
+    assert catalogue.kinds() == builtin.kinds() | {("example.com/v1", "Widget")}
+    assert catalogue.source_of("helm.toolkit.fluxcd.io/v2", "HelmRelease") == tmp_path / "override.yaml"
+    assert builtin.source_of("helm.toolkit.fluxcd.io/v2", "HelmRelease") == (
+        BUILTIN_CRDS / "flux" / "helm.toolkit.fluxcd.io_helmreleases.yaml.gz")
+    only_flux = load_catalogue([tmp_path], groups={"helm.toolkit.fluxcd.io"})  # other groups' files unread
+    assert ("example.com/v1", "Widget") not in only_flux.kinds()
 
 
 # --- strict conversion ---

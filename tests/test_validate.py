@@ -13,12 +13,9 @@ from conftest import REPO
 
 from generator import cli, evaluate
 from generator.evaluate import validate_fleet
-from generator.schema import default_crd_dir
 from generator.tools import TOOLS_DIR_ENV, tools_dir
 
-CRDS = default_crd_dir(REPO)
 FIXTURES = Path(__file__).parent / "fixtures" / "policies"
-pytestmark = pytest.mark.skipif(CRDS is None, reason="no CRD catalogue (../shared/crds)")
 
 
 def run(argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -28,7 +25,7 @@ def run(argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
     if "validate" not in sub.choices:
         evaluate.register(sub)
     monkeypatch.setattr(cli, "parser", lambda: parser)
-    monkeypatch.setenv("FLEETGEN_CRDS", str(CRDS))
+    monkeypatch.delenv("FLEETGEN_CRDS", raising=False)  # the built-in catalogue only
     monkeypatch.setenv(TOOLS_DIR_ENV, str(tools_dir(REPO)))  # fleet copies have no .tools of their own
     code = cli.main(argv)
     out, err = capsys.readouterr()
@@ -44,7 +41,7 @@ def make_privileged(root: Path, app: str = "catalog") -> None:
 
 
 def test_reference_fleet_passes_with_zero_violations() -> None:
-    report = validate_fleet(REPO, options(), crds=CRDS)
+    report = validate_fleet(REPO, options())
     assert not report.failed, evaluate.format_report(report)
     assert len(report.clusters) == 9
     for cluster in report.clusters:
