@@ -133,7 +133,7 @@ def test_a_kind_without_schema_fails_the_check_by_name(
 ) -> None:
     components = fleet_root / "inventory/components.yaml"
     text = components.read_text()
-    anchor = "        kind: ClusterIssuer\n"
+    anchor = "        kind: Certificate\n"
     assert anchor in text
     components.write_text(text.replace(
         "      - apiVersion: cert-manager.io/v1\n" + anchor,
@@ -142,10 +142,10 @@ def test_a_kind_without_schema_fails_the_check_by_name(
     code = cli.main(["schemas", str(fleet_root), "--no-build"])
     err = capsys.readouterr().err
     assert code == 1
-    assert "example.com/v1 Widget: no schema (rendered at fleet/infrastructure/base/cert-manager" in err
+    assert "example.com/v1 Widget: no schema (rendered at fleet/infrastructure/base/envoy-gateway" in err
     assert "catalogue.yaml" in err and "invoke schemas --from DIR" in err
 
-    # a catalogue without cert-manager's file: ClusterIssuer is named
+    # a catalogue without cert-manager's files: ClusterIssuer (rendered per cluster) is named
     copy = tmp_path / "crds"
     shutil.copytree(BUILTIN_CRDS, copy)
     manifest = yaml.safe_load((copy / cat.MANIFEST).read_text())

@@ -218,11 +218,11 @@ def test_gateway_and_certificate_objects_validate_strictly(validator: SchemaVali
     assert set(checked) == set(GATEWAY_KINDS)
     assert checked["Gateway"] == checked["ClusterIssuer"] == len(WORKLOADS)
     assert sources == {
-        "gateway-api/gateway.networking.k8s.io_gatewayclasses.yaml",
-        "gateway-api/gateway.networking.k8s.io_gateways.yaml",
-        "gateway-api/gateway.networking.k8s.io_httproutes.yaml",
-        "cert-manager/cert-manager.io_certificates.yaml",
-        "cert-manager/cert-manager.io_clusterissuers.yaml",
+        "gateway-api/gateway.networking.k8s.io_gatewayclasses.yaml.gz",
+        "gateway-api/gateway.networking.k8s.io_gateways.yaml.gz",
+        "gateway-api/gateway.networking.k8s.io_httproutes.yaml.gz",
+        "cert-manager/cert-manager.io_certificates.yaml.gz",
+        "cert-manager/cert-manager.io_clusterissuers.yaml.gz",
     }
 
 
