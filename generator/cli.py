@@ -124,10 +124,11 @@ def parser() -> argparse.ArgumentParser:
     tools.add_argument("--root", type=_root, default=Path.cwd())
     tools.set_defaults(func=cmd_tools)
 
-    from generator import build, evaluate
+    from generator import build, evaluate, overview
 
     build.register(sub)  # build, golden, diff
     evaluate.register(sub)  # validate, policy test
+    overview.register(sub)  # overview (FLEET.md / --html)
     return main
 
 
