@@ -28,7 +28,7 @@ from markupsafe import Markup
 from generator.command import Command
 from generator.errors import ToolError
 from generator.loader import Sourced
-from generator.models import Cluster, VALIDATING_POLICIES
+from generator.models import VALIDATING_POLICIES, Cluster
 from generator.resolve import IDENTITY_FIELDS, ResolvedCluster, ResolvedFleet, cluster_layer
 
 FLEET_FILE = "FLEET.md"
@@ -50,7 +50,7 @@ def reachability(cluster: ResolvedCluster) -> str:
     return "public endpoint"
 
 
-# End of standard and of extended support per cloud and Kubernetes minor, as published Aug–Oct 2026:
+# End of standard and of extended support per cloud and Kubernetes minor, as published August to October 2026:
 # EKS: docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html (standard / extended);
 # GKE: cloud.google.com/kubernetes-engine/docs/release-schedule (end of standard support; no extended date);
 # AKS: learn.microsoft.com/azure/aks/supported-kubernetes-versions publishes months only (e.g. 1.34 "Nov 2026"),
@@ -578,10 +578,8 @@ def blast_radius_mermaid(
         untouched = [n for n in members if n not in counts]
         groups.append({"id": f"e{index}", "name": env, "touched": touched, "untouched": len(untouched)})
     ids = {name: f"c{i}" for i, name in enumerate(sorted(counts))}
-    env = _environment(_mermaid_finalize)
-    return env.get_template("overview/blast.mmd.j2").render(
-        groups=groups, ids=ids, counts=counts, facts=facts
-    )
+    template = _environment(_mermaid_finalize).get_template("overview/blast.mmd.j2")
+    return template.render(groups=groups, ids=ids, counts=counts, facts=facts)
 
 
 # --- command line ---------------------------------------------------------------------------------------------
