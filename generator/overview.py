@@ -28,7 +28,7 @@ from markupsafe import Markup
 from generator.command import Command
 from generator.errors import ToolError
 from generator.loader import Sourced
-from generator.models import VALIDATING_POLICIES, Cluster
+from generator.models import VALIDATING_POLICIES, Cluster, Component
 from generator.resolve import IDENTITY_FIELDS, ResolvedCluster, ResolvedFleet, cluster_layer
 
 FLEET_FILE = "FLEET.md"
@@ -325,10 +325,16 @@ def membership_rows(fleet: ResolvedFleet, cluster: ResolvedCluster) -> list[tupl
     return rows
 
 
+def component_header(component: Component) -> str:
+    """A component's column in the version matrix: its name, and its chart's when that differs."""
+    name, chart = component.name, component.chart.name
+    return name if name == chart else f"{name} ({chart})"
+
+
 def _version_matrix(fleet: ResolvedFleet, clusters: list[ResolvedCluster]) -> Table:
     components = list(fleet.components)
     headers = ("Cluster", "Cloud", "Region", "Environment", "Kubernetes", "Support", "Flux",
-               *(f"{c.name} ({c.chart.name})" for c in components))
+               *(component_header(c) for c in components))
     rows: list[tuple[Cell, ...]] = []
     for cluster in clusters:
         running = {c.name for c in cluster.components}

@@ -10,6 +10,7 @@ import html
 import re
 from collections import Counter
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from _browser import dump_dom, mermaid_results, png_pixels, screenshot
@@ -27,7 +28,10 @@ from generator.overview import (
     Node,
     Topology,
     blast_radius_mermaid,
+    component_header,
+    render_svg,
     support_dates,
+    topology_dot,
     topology_mermaid,
 )
 from generator.render import plan, render
@@ -83,7 +87,7 @@ def test_fleet_md_names_every_cluster_version_and_override(reference: str) -> No
         assert row["Flux"] == fleet.fleet.flux.version
         running = {c.name for c in cluster.components}
         for component in fleet.components:
-            cell = row[f"{component.name} ({component.chart.name})"]
+            cell = row[component_header(component)]
             assert cell == (component.chart.version if component.name in running else "—"), (cluster.name, cell)
     # every setting written on a cluster entry, with the file:line `fleetgen explain` reports for it
     overrides = tables["Settings a cluster overrides"]
@@ -295,3 +299,13 @@ def test_overview_without_graphviz_exits_3(tmp_path: Path, monkeypatch: pytest.M
 def test_overview_without_html_prints_fleet_md(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["overview", str(REPO)]) == 0
     assert capsys.readouterr().out == plan(REPO).files[FLEET_FILE]
+
+
+def test_graphviz_svg_shows_hostile_strings_as_text() -> None:
+    svg = render_svg(topology_dot(_hostile_topology()))
+    root = ElementTree.fromstring(svg)  # well-formed XML: nothing broke out of a DOT string
+    tags = {element.tag.rsplit("}", 1)[-1] for element in root.iter()}
+    assert not tags & {"script", "img", "iframe", "foreignObject", "a"}, tags
+    texts = [element.text or "" for element in root.iter() if element.tag.endswith("}text")]
+    assert texts.count(HOSTILE) == 3  # region, node and edge label, each literally
+    assert "hub · prod · Kubernetes 1.35" in texts
