@@ -221,8 +221,7 @@ def format_markdown(result: DiffResult, *, limit: int = DEFAULT_MARKDOWN_LIMIT, 
     for cluster in grouped:
         counts = comparison.counts(cluster)
         parts.append(f"| `{cluster}` | {counts['added']} | {counts['changed']} | {counts['removed']} |\n")
-    diagram = blast_radius_mermaid({c: comparison.counts(c) for c in grouped}, result.clusters, result.environments)
-    parts.append(f"\n```mermaid\n{diagram}```\n")
+    parts.append(_blast_radius("".join(parts), result, limit))
     if result.images:
         parts.append("\n**Image changes**\n\n")
         for image in result.images:
@@ -250,6 +249,18 @@ def format_markdown(result: DiffResult, *, limit: int = DEFAULT_MARKDOWN_LIMIT, 
         text += (f"\n> :warning: **Truncated**: {total_changes - shown} of {total_changes} resource diffs are not "
                  f"shown (limit {limit} characters). Run `fleetgen diff --base {result.base}` locally for all.\n")
     return text
+
+
+def _blast_radius(text: str, result: DiffResult, limit: int) -> str:
+    """The Mermaid diagram of the affected clusters: one node per cluster, or per environment when that would
+    take more than half of ``limit``; left out (with a note) when even that would."""
+    counts = {cluster: result.comparison.counts(cluster) for cluster in result.comparison.by_cluster()}
+    for compact in (False, True):
+        diagram = blast_radius_mermaid(counts, result.clusters, result.environments, compact=compact)
+        block = f"\n```mermaid\n{diagram}```\n"
+        if len(text) + len(block) + 200 <= limit // 2:
+            return block
+    return "\n_Blast-radius diagram left out: it would not fit in `--limit`._\n"
 
 
 def _codes(images: tuple[str, ...]) -> str:

@@ -570,22 +570,30 @@ def cluster_facts(fleets: Iterable[ResolvedFleet]) -> dict[str, ClusterFacts]:
 
 
 def blast_radius_mermaid(
-    counts: Mapping[str, Mapping[str, int]], facts: Mapping[str, ClusterFacts], environments: Sequence[str] = ()
+    counts: Mapping[str, Mapping[str, int]],
+    facts: Mapping[str, ClusterFacts],
+    environments: Sequence[str] = (),
+    compact: bool = False,
 ) -> str:
     """A Mermaid flowchart of the clusters a change touches, per environment, with added/changed/removed
-    counts; the untouched clusters of each environment are one grey node."""
+    counts; the untouched clusters of each environment are one grey node. ``compact``: one node per
+    environment for all its touched clusters (for very large changes)."""
     order = {name: index for index, name in enumerate(environments)}
-    envs = sorted({f.environment for f in facts.values()} | {"(unknown)" for n in counts if n not in facts},
-                  key=lambda e: (order.get(e, 99), e))
+
+    def env_of(name: str) -> str:
+        return facts[name].environment if name in facts else "(unknown)"
+
+    envs = sorted({f.environment for f in facts.values()} | {env_of(n) for n in counts},
+                  key=lambda e: (order.get(e, len(order)), e))
     groups = []
     for index, env in enumerate(envs):
-        members = sorted(n for n, f in facts.items() if f.environment == env) if env != "(unknown)" else []
-        touched = [n for n in sorted(counts) if (facts[n].environment if n in facts else "(unknown)") == env]
-        untouched = [n for n in members if n not in counts]
-        groups.append({"id": f"e{index}", "name": env, "touched": touched, "untouched": len(untouched)})
+        touched = [n for n in sorted(counts) if env_of(n) == env]
+        untouched = sum(1 for n, f in facts.items() if f.environment == env and n not in counts)
+        total = {k: sum(counts[n].get(k, 0) for n in touched) for k in ("added", "changed", "removed")}
+        groups.append({"id": f"e{index}", "name": env, "touched": touched, "untouched": untouched, "total": total})
     ids = {name: f"c{i}" for i, name in enumerate(sorted(counts))}
     template = _environment(_mermaid_finalize).get_template("overview/blast.mmd.j2")
-    return template.render(groups=groups, ids=ids, counts=counts, facts=facts)
+    return template.render(groups=groups, ids=ids, counts=counts, facts=facts, compact=compact)
 
 
 # --- command line ---------------------------------------------------------------------------------------------

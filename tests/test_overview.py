@@ -222,9 +222,10 @@ def test_mermaid_parses_and_renders_every_diagram(reference: str, tmp_path: Path
                                                                                     "removed": 4}}
     facts = {c.name: ClusterFacts(c.name, c.cluster.environment, c.cluster.role) for c in fleet.clusters}
     blast = blast_radius_mermaid(counts, facts, fleet.fleet.environments)
+    compact = blast_radius_mermaid(counts, facts, fleet.fleet.environments, compact=True)
     broken = "flowchart LR\n  n0[\"a\"] -->|\"x\"| \n  subgraph"
-    topology, hostile, radius, invalid = mermaid_results(
-        [_mermaid_block(reference), topology_mermaid(_hostile_topology()), blast, broken], tmp_path
+    topology, hostile, radius, small, invalid = mermaid_results(
+        [_mermaid_block(reference), topology_mermaid(_hostile_topology()), blast, compact, broken], tmp_path
     )
     assert not invalid["ok"] and invalid["error"]  # the check can fail
     assert topology["ok"], topology.get("error")
@@ -241,6 +242,9 @@ def test_mermaid_parses_and_renders_every_diagram(reference: str, tmp_path: Path
     assert "prod-us-east-1" in radius["text"] and "1 added · 2 changed · 0 removed" in radius["text"]
     assert "gone" in radius["text"] and "0 added · 0 changed · 4 removed" in radius["text"]
     assert "2 other clusters unchanged" in radius["text"]  # dev has two clusters, none touched
+    assert small["ok"], small.get("error")
+    assert "1 cluster affected1 added · 2 changed · 0 removed" in small["text"]
+    assert "prod-us-east-1" not in small["text"]
 
 
 def test_diff_markdown_shows_the_blast_radius_above_the_resource_diffs() -> None:
@@ -259,6 +263,13 @@ def test_diff_markdown_shows_the_blast_radius_above_the_resource_diffs() -> None
     assert '"prod-eastus<br/>0 added #183; 1 changed #183; 0 removed"' in diagram
     assert '"management<br/>hub #183; 0 added #183; 1 changed #183; 0 removed"' in diagram
     assert '"1 other cluster unchanged"' in diagram and "dev-us-east-1" not in diagram
+    # the diagram keeps within --limit: per environment when per cluster is too long, else left out
+    many = Comparison([change(f"c{i:03}/configmap.x.y.yaml") for i in range(300)])
+    facts = {f"c{i:03}": ClusterFacts(f"c{i:03}", "prod", "workload") for i in range(300)}
+    text = format_markdown(DiffResult("main", "0" * 40, many, clusters=facts, environments=("prod",)), limit=40_000)
+    assert '"300 clusters affected<br/>0 added #183; 300 changed #183; 0 removed"' in _mermaid_block(text)
+    text = format_markdown(DiffResult("main", "0" * 40, many, clusters=facts, environments=("prod",)), limit=3_000)
+    assert "```mermaid" not in text and "Blast-radius diagram left out" in text
 
 
 def test_html_page_renders_the_diagram_in_chromium(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
