@@ -126,11 +126,12 @@ def parser() -> argparse.ArgumentParser:
     tools.add_argument("--root", type=_root, default=Path.cwd())
     tools.set_defaults(func=cmd_tools)
 
-    from generator import build, catalogue, evaluate
+    from generator import build, catalogue, evaluate, overview
 
     build.register(sub)  # build, golden, diff
     evaluate.register(sub)  # validate, policy test
     catalogue.register(sub)  # schemas
+    overview.register(sub)  # overview (FLEET.md / --html)
     return main
 
 

@@ -27,6 +27,7 @@ from generator.build import BuildOptions, FleetBuild, add_build_options, build_f
 from generator.command import Command
 from generator.errors import ToolError, UsageError
 from generator.golden import Change, Comparison, colour, compare_trees, summary, use_colour
+from generator.overview import ClusterFacts, blast_radius_mermaid, cluster_facts
 from generator.tools import Toolset, find_tools
 from generator.yamlio import load_documents
 
@@ -55,6 +56,8 @@ class DiffResult:
     comparison: Comparison
     images: list[ImageChange] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    clusters: dict[str, ClusterFacts] = field(default_factory=dict)  # base's and head's, for the blast radius
+    environments: tuple[str, ...] = ()
 
 
 def images_of(text: str | None) -> set[str]:
@@ -156,7 +159,9 @@ def diff_builds(root: Path, base: str, options: BuildOptions | None = None,
                              rendered=head_rendered, tools=tools) if any(n in head_names for n in chosen) else _empty()
     comparison = compare_trees(base_build.files(), head_build.files(), old_build=base_build, new_build=head_build)
     warnings = [f"(base) {w}" for w in base_build.warnings] + head_build.warnings
-    return DiffResult(base, commit, comparison, image_changes(comparison), warnings)
+    facts = cluster_facts([base_rendered.fleet, head_rendered.fleet])
+    environments = tuple(head_rendered.fleet.fleet.environments)
+    return DiffResult(base, commit, comparison, image_changes(comparison), warnings, facts, environments)
 
 
 def _empty() -> FleetBuild:
@@ -216,6 +221,7 @@ def format_markdown(result: DiffResult, *, limit: int = DEFAULT_MARKDOWN_LIMIT, 
     for cluster in grouped:
         counts = comparison.counts(cluster)
         parts.append(f"| `{cluster}` | {counts['added']} | {counts['changed']} | {counts['removed']} |\n")
+    parts.append(_blast_radius("".join(parts), result, limit))
     if result.images:
         parts.append("\n**Image changes**\n\n")
         for image in result.images:
@@ -243,6 +249,18 @@ def format_markdown(result: DiffResult, *, limit: int = DEFAULT_MARKDOWN_LIMIT, 
         text += (f"\n> :warning: **Truncated**: {total_changes - shown} of {total_changes} resource diffs are not "
                  f"shown (limit {limit} characters). Run `fleetgen diff --base {result.base}` locally for all.\n")
     return text
+
+
+def _blast_radius(text: str, result: DiffResult, limit: int) -> str:
+    """The Mermaid diagram of the affected clusters: one node per cluster, or per environment when that would
+    take more than half of ``limit``; left out (with a note) when even that would."""
+    counts = {cluster: result.comparison.counts(cluster) for cluster in result.comparison.by_cluster()}
+    for compact in (False, True):
+        diagram = blast_radius_mermaid(counts, result.clusters, result.environments, compact=compact)
+        block = f"\n```mermaid\n{diagram}```\n"
+        if len(text) + len(block) + 200 <= limit // 2:
+            return block
+    return "\n_Blast-radius diagram left out: it would not fit in `--limit`._\n"
 
 
 def _codes(images: tuple[str, ...]) -> str:

@@ -9,6 +9,7 @@ from generator import writer
 from generator.crossplane import fleet_contribution, plan_infrastructure
 from generator.issuers import plan_issuers
 from generator.loader import load_inventory
+from generator.overview import FLEET_FILE, fleet_markdown
 from generator.plan import plan_fleet
 from generator.policies import codeowners, plan_policies
 from generator.resolve import ResolvedFleet, resolve
@@ -29,6 +30,7 @@ def plan(root: Path) -> Rendered:
     files = {f"fleet/{path}": text for path, text in plan_fleet(fleet, root / "charts", contributions).items()}
     files.update({f"infrastructure/{path}": text for path, text in plan_infrastructure(fleet).items()})
     files["CODEOWNERS"] = codeowners(fleet)  # at the output (repository) root, where GitHub and GitLab look
+    files[FLEET_FILE] = fleet_markdown(fleet, files["CODEOWNERS"])  # the overview people read, next to it
     return Rendered(fleet, dict(sorted(files.items())))
 
 

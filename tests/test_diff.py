@@ -64,6 +64,9 @@ def test_diff_reports_the_clusters_and_resources_of_the_change(repo: Path) -> No
     assert re.search(r"^\+\s+image: ghcr.io/acme/checkout:1.5.0$", text, re.M)
     markdown = format_markdown(result)
     assert "<details><summary><b>" in markdown and "```diff" in markdown
+    # the blast radius above the per-resource diffs: every affected cluster is a node of a Mermaid diagram
+    diagram = markdown[markdown.index("```mermaid\n"):markdown.index("<details>")]
+    assert all(f'["{cluster}<br/>' in diagram for cluster in grouped)
     short = format_markdown(result, limit=1500)
     assert "Truncated" in short and len(short) < 3000
 
