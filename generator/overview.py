@@ -26,6 +26,7 @@ import jinja2
 from markupsafe import Markup
 
 from generator.command import Command
+from generator.compat import kubernetes_support
 from generator.errors import ToolError
 from generator.loader import Sourced
 from generator.models import VALIDATING_POLICIES, Cluster, Component
@@ -50,34 +51,19 @@ def reachability(cluster: ResolvedCluster) -> str:
     return "public endpoint"
 
 
-# End of standard and of extended support per cloud and Kubernetes minor, as published August to October 2026:
-# EKS: docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html (standard / extended);
-# GKE: cloud.google.com/kubernetes-engine/docs/release-schedule (end of standard support; no extended date);
-# AKS: learn.microsoft.com/azure/aks/supported-kubernetes-versions publishes months only (e.g. 1.34 "Nov 2026"),
-# so no day is claimed here. Source of these facts: issue 10 "Facts to start from".
-_SUPPORT: dict[str, dict[str, tuple[str | None, str | None]]] = {
-    "aws": {
-        "1.33": ("2026-07-29", "2027-07-29"),
-        "1.34": ("2026-12-02", "2027-12-02"),
-        "1.35": ("2027-03-27", "2028-03-27"),
-        "1.36": ("2027-08-02", "2028-08-02"),
-    },
-    "gcp": {
-        "1.34": ("2026-10-01", None),
-        "1.35": ("2027-04-11", None),
-        "1.36": ("2027-08-09", None),
-    },
-    "azure": {},
-}
-
-
 def support_dates(cloud: str, version: str) -> tuple[datetime.date | None, datetime.date | None]:
-    """End of standard and of extended support of Kubernetes ``version`` on ``cloud`` (None: not known)."""
-    standard, extended = _SUPPORT.get(cloud, {}).get(version, (None, None))
-    return (
-        datetime.date.fromisoformat(standard) if standard else None,
-        datetime.date.fromisoformat(extended) if extended else None,
-    )
+    """End of standard and of extended support of Kubernetes ``version`` on ``cloud`` (None: not known).
+
+    From the compatibility matrix (generator/data/compat.yaml, sources cited there), the same data the
+    inventory checks use.
+    """
+    entry = kubernetes_support(cloud).get(version)
+    return (entry.end_of_standard, entry.end_of_extended) if entry else (None, None)
+
+
+def _approximate(cloud: str, version: str) -> tuple[str, ...]:
+    entry = kubernetes_support(cloud).get(version)
+    return entry.approximate if entry else ()
 
 
 def support_status(cloud: str, version: str) -> str:
@@ -87,7 +73,8 @@ def support_status(cloud: str, version: str) -> str:
     if standard:
         parts.append(f"standard support ends {standard.isoformat()}")
     if extended:
-        parts.append(f"extended support ends {extended.isoformat()}")
+        about = "about " if "endOfExtendedSupport" in _approximate(cloud, version) else ""
+        parts.append(f"extended support ends {about}{extended.isoformat()}")
     return "; ".join(parts) or f"no support dates known for {cloud} {version}"
 
 

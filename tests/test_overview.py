@@ -41,6 +41,10 @@ HOSTILE = (
 )
 
 
+#: The reference fleet's one per-cluster component override (inventory/clusters/prod.yaml, prod-us-east-1).
+REPLICAS_KEY = ("components.envoy-gateway.values.config.envoyGateway.envoyProxy.provider.kubernetes."
+                "envoyDeployment.replicas")
+
 def _mermaid_block(text: str) -> str:
     blocks = re.findall(r"^```mermaid\n(.*?)^```$", text, re.S | re.M)
     assert len(blocks) == 1, text[:3000]
@@ -104,8 +108,8 @@ def test_fleet_md_names_every_cluster_version_and_override(reference: str) -> No
     assert len(found) == len(overrides)
     # the reference fleet's one component override, located independently of fleetgen's positions
     prod = (REPO / "inventory" / "clusters" / "prod.yaml").read_text().splitlines()
-    line = next(i for i, text in enumerate(prod, 1) if "controller: {replicaCount: 5}" in text)
-    key = "components.ingress-nginx.values.controller.replicaCount"
+    line = next(i for i, text in enumerate(prod, 1) if "envoyDeployment: {replicas: 5}" in text)
+    key = REPLICAS_KEY
     assert found[("prod-us-east-1", key)] == f"inventory/clusters/prod.yaml:{line}"
     row = next(r for r in overrides if r["Cluster"] == "prod-us-east-1" and r["Setting"] == key)
     assert (row["Value"], row["Environment's value"]) == ("5", "3")  # overlays/prod.yaml sets 3
@@ -125,11 +129,12 @@ def _leaves(prefix: str, value: object) -> list[str]:
 
 def test_support_status_from_the_calendar_never_from_today(reference: str) -> None:
     assert support_dates("aws", "1.35") == (datetime.date(2027, 3, 27), datetime.date(2028, 3, 27))
-    assert support_dates("gcp", "1.35") == (datetime.date(2027, 4, 11), None)
+    assert support_dates("gcp", "1.35") == (datetime.date(2027, 4, 11), datetime.date(2028, 2, 11))
+    assert support_dates("azure", "1.36")[0] is not None and support_dates("azure", "1.37") == (None, None)
     assert support_dates("aws", "1.20") == (None, None)
     matrix = _tables(reference)["Versions per cluster (chart versions; — = not installed)"]
     row = next(r for r in matrix if r["Cluster"] == "dev-us-central1")  # GKE 1.35 in the reference fleet
-    assert row["Support"] == "standard support ends 2027-04-11"
+    assert row["Support"] == "standard support ends 2027-04-11; extended support ends about 2028-02-11"
     assert datetime.date.today().isoformat() not in reference
 
 
@@ -158,9 +163,11 @@ def test_render_writes_fleet_md_next_to_codeowners(tmp_path: Path) -> None:
 def test_one_cluster_override_changes_exactly_its_rows(fleet_root: Path) -> None:
     before = plan(fleet_root).files[FLEET_FILE]
     prod = fleet_root / "inventory" / "clusters" / "prod.yaml"
-    prod.write_text(prod.read_text().replace("controller: {replicaCount: 5}", "controller: {replicaCount: 7}"))
+    text = prod.read_text()
+    at = next(i for i, row in enumerate(text.splitlines(), 1) if "envoyDeployment: {replicas: 5}" in row)
+    prod.write_text(text.replace("envoyDeployment: {replicas: 5}", "envoyDeployment: {replicas: 7}"))
     dev = fleet_root / "inventory" / "clusters" / "dev.yaml"
-    dev.write_text(dev.read_text().replace('kubernetesVersion: "1.35"', 'kubernetesVersion: "1.33"'))
+    dev.write_text(dev.read_text().replace('kubernetesVersion: "1.35"', 'kubernetesVersion: "1.36"'))
     after = plan(fleet_root).files[FLEET_FILE]
     changed = [line for line in difflib.ndiff(before.splitlines(), after.splitlines()) if line[:1] in "+-"]
     assert changed
@@ -170,12 +177,10 @@ def test_one_cluster_override_changes_exactly_its_rows(fleet_root: Path) -> None
             # the cluster's node in the topology diagram shows its Kubernetes version
             body.strip().startswith("n") and '["dev-us-central1<br/>' in body
         ), line
-    replica = [line for line in changed if "replicaCount" in line]
+    replica = [line for line in changed if "envoyDeployment" in line]
     assert replica == [
-        "- | prod-us-east-1 | `components.ingress-nginx.values.controller.replicaCount` | `5` | `3` | "
-        "`inventory/clusters/prod.yaml:21` |",
-        "+ | prod-us-east-1 | `components.ingress-nginx.values.controller.replicaCount` | `7` | `3` | "
-        "`inventory/clusters/prod.yaml:21` |",
+        f"- | prod-us-east-1 | `{REPLICAS_KEY}` | `5` | `3` | `inventory/clusters/prod.yaml:{at}` |",
+        f"+ | prod-us-east-1 | `{REPLICAS_KEY}` | `7` | `3` | `inventory/clusters/prod.yaml:{at}` |",
     ]
     # matrix row, override row and diagram node of dev-us-central1: one line out, one in, each
     assert sum(1 for line in changed if "dev-us-central1" in line) == 6
@@ -184,9 +189,10 @@ def test_one_cluster_override_changes_exactly_its_rows(fleet_root: Path) -> None
 def test_inventory_strings_cannot_inject_markdown(fleet_root: Path) -> None:
     prod = fleet_root / "inventory" / "clusters" / "prod.yaml"
     text = prod.read_text()
-    assert "controller: {replicaCount: 5}" in text
+    assert "envoyDeployment: {replicas: 5}" in text
     quoted = HOSTILE.replace("\\", "\\\\").replace('"', '\\"')
-    prod.write_text(text.replace("controller: {replicaCount: 5}", f'controller: {{replicaCount: 5, note: "{quoted}"}}'))
+    hostile = f'envoyDeployment: {{replicas: 5, note: "{quoted}"}}'
+    prod.write_text(text.replace("envoyDeployment: {replicas: 5}", hostile))
     exceptions = fleet_root / "inventory" / "exceptions.yaml"
     exceptions.write_text(
         "exceptions:\n"
