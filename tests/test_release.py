@@ -7,12 +7,14 @@ Python 3.11), real git tags and the real copier.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import copier
@@ -20,6 +22,7 @@ import pytest
 import yaml
 from test_copier import (
     AWS_ONLY,
+    TEMPLATE,
     commit_all,
     conflicts,
     copy,
@@ -30,6 +33,17 @@ from test_copier import (
     scaffold_env,
     scaffold_environ,
 )
+
+
+def _script(name: str) -> ModuleType:
+    """A helper script of template/.copier/, imported."""
+    spec = importlib.util.spec_from_file_location(name, TEMPLATE / ".copier" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
 
 RENDER_CHECK = (sys.executable, "-m", "generator.cli", "render", ".", "--out", ".", "--check")
 
@@ -115,6 +129,41 @@ def test_fleetgen_source_validator(tmp_path: Path, source: str, message: str) ->
     template = make_template(tmp_path / "fleetgen")
     with pytest.raises(ValueError, match=re.escape(message)):
         copy(template, tmp_path / "fleet", {"fleetgen_source": source}, skip_tasks=True)
+
+
+def test_installed_version_matches_the_pin(tmp_path: Path) -> None:
+    """A release tag matches its version (a leading v is PEP 440's); a commit pin matches its +g<hash> build."""
+    render_fleet = _script("render_fleet")
+    assert render_fleet.matches("1.4.0", "v1.4.0") and render_fleet.matches("1.4.0", "1.4.0")
+    assert not render_fleet.matches("1.3.0", "v1.4.0")
+    assert not render_fleet.matches("1.4.1.dev2+g0123abcd", "v1.4.0")
+    assert render_fleet.matches("1.4.1.dev2+g0123abcd", "0123abcdef0123abcdef0123abcdef0123abcdef")
+    assert not render_fleet.matches("1.4.1.dev2+g0123abcd", "fedcba98" * 5)
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('dependencies = [\n    # pin\n    "fleetgen @ git+file://localhost/srv/fleetgen@v1.4.0",\n]\n')
+    assert render_fleet.read_pin(pyproject) == ("git+file://localhost/srv/fleetgen", "v1.4.0")
+
+
+def test_reconcile_inserts_into_a_block_list_in_promotion_order(tmp_path: Path) -> None:
+    """Block-style fleet.environments get `- env` lines at their indentation, comments kept."""
+    reconcile = _script("reconcile_inventory")
+    text = "fleet:\n  environments:  # promotion order\n    - dev\n    - staging  # soak\nother: 1\n"
+    document = yaml.compose(text)
+    sequence = reconcile._mapping_value(reconcile._mapping_value(document, "fleet"), "environments")
+    new_text, order = reconcile.add_environments(text, sequence, ["prod", "qa", "sandbox"])
+    assert order == ["sandbox", "dev", "qa", "staging", "prod"]
+    assert new_text == (
+        "fleet:\n  environments:  # promotion order\n    - sandbox\n    - dev\n    - qa\n    - staging  # soak\n"
+        "    - prod\nother: 1\n"
+    )
+    text = "environments:\n  - dev\n  - prod\n"
+    two, order = reconcile.add_environments(text, yaml.compose(text).value[0][1], ["qa", "staging", "test"])
+    assert (two, order) == (
+        "environments:\n  - dev\n  - test\n  - qa\n  - staging\n  - prod\n",
+        ["dev", "test", "qa", "staging", "prod"],
+    )
+    flow, order = reconcile.add_environments("e: [dev, prod]\n", yaml.compose("e: [dev, prod]\n").value[0][1], ["qa"])
+    assert (flow, order) == ("e: [dev, qa, prod]\n", ["dev", "qa", "prod"])
 
 
 # --- the slug default -------------------------------------------------------------------------------------
@@ -265,6 +314,9 @@ def test_release_upgrade_with_the_stock_pip(tmp_path: Path, capfd: pytest.Captur
     update = _run(template.parent, env, *copier_cli)
     assert "fleetgen 1.0.0 is installed, but pyproject.toml pins" in update.stderr, update.stderr
     assert f"{python} -m pip install -e . && invoke render" in update.stderr, update.stderr
+    message = update.stderr[update.stderr.index("Updated to template 1.1.0") :]
+    steps = ("Resolve conflicts first", "pip install -e .", "invoke render", "invoke golden --update")
+    assert [message.index(step) for step in steps] == sorted(message.index(step) for step in steps), message
     assert conflicts(dst) == []
     text = pyproject.read_text()
     assert f'    "fleetgen @ git+file://localhost{template.resolve()}@1.1.0",\n' in text

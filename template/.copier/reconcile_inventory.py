@@ -74,11 +74,14 @@ def inventory_clouds(root: Path) -> list[str]:
     return sorted(clouds, key=lambda c: (CLOUD_ORDER.index(c) if c in CLOUD_ORDER else len(CLOUD_ORDER), c))
 
 
+def _rank(env: str) -> int:
+    return ENV_ORDER.index(env) if env in ENV_ORDER else len(ENV_ORDER)
+
+
 def _position(env: str, current: list[str]) -> int:
     """Where ``env`` goes in a promotion order: before the first environment that follows it in ENV_ORDER."""
-    rank = ENV_ORDER.index(env) if env in ENV_ORDER else len(ENV_ORDER)
     for index, existing in enumerate(current):
-        if existing in ENV_ORDER and ENV_ORDER.index(existing) > rank:
+        if existing in ENV_ORDER and _rank(existing) > _rank(env):
             return index
     return len(current)
 
@@ -92,16 +95,21 @@ def add_environments(text: str, node: yaml.SequenceNode, added: list[str]) -> tu
         return text[: node.start_mark.index] + "[" + ", ".join(current) + "]" + text[node.end_mark.index :], current
     # a block sequence: insert `- env` lines at the same indentation, from the end so offsets stay valid
     column = node.value[0].start_mark.column - 2
-    inserts: list[tuple[int, str]] = []
+    original = list(current)
+    inserts: list[tuple[int, int, str]] = []
     for env in added:
-        at = _position(env, current)
-        current.insert(at, env)
-        if at < len(node.value):
-            index = node.value[at].start_mark.index - 2  # the '- ' of the item it goes before
-            inserts.append((index, f"- {env}\n" + " " * column))
+        current.insert(_position(env, current), env)
+        before = _position(env, original)  # the original item it goes before (or after the last one)
+        if before < len(node.value):
+            index = node.value[before].start_mark.index - 2  # the '- ' of that item
+            inserts.append((index, _rank(env), f"- {env}\n" + " " * column))
+            continue
+        line_end = text.find("\n", node.value[-1].end_mark.index)  # a trailing comment stays on its line
+        if line_end == -1:
+            inserts.append((len(text), _rank(env), "\n" + " " * column + f"- {env}"))
         else:
-            inserts.append((node.value[-1].end_mark.index, "\n" + " " * column + f"- {env}"))
-    for index, snippet in sorted(inserts, reverse=True):
+            inserts.append((line_end + 1, _rank(env), " " * column + f"- {env}\n"))
+    for index, _, snippet in sorted(inserts, reverse=True):  # at one place: the later environment first
         text = text[:index] + snippet + text[index:]
     return text, current
 
