@@ -6,7 +6,6 @@ binaries into .tools/ (or $FLEETGEN_TOOLS_DIR); rendering needs neither, buildin
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -67,13 +66,11 @@ def golden(c: Context, update: bool = False, shard: str = "") -> None:
 def validate(c: Context, shard: str = "") -> None:
     """Evaluate the fleet's policies on every cluster's build (Deny fails), schema-check it, scan for secrets.
 
-    Custom resources are schema-checked against a CRD catalogue: $FLEETGEN_CRDS, else crds/ in this repo
-    (upstream CRD files, one folder per project); without one only the core kinds are checked.
+    Every object is schema-checked strictly: core kinds, and custom resources against fleetgen's built-in CRD
+    catalogue; upstream CRD files under crds/ in this repo (one folder per project), if any, add to it.
     """
-    crds = os.environ.get("FLEETGEN_CRDS") or (str(ROOT / "crds") if (ROOT / "crds").is_dir() else "")
-    if not crds:
-        print("note: no CRD catalogue ($FLEETGEN_CRDS or crds/): custom resources are not schema-checked")
-    _fleetgen(c, f"validate {ROOT}" + (f" --crds {crds}" if crds else " --no-schema") + _shard(shard))
+    crds = f" --crds {ROOT / 'crds'}" if (ROOT / "crds").is_dir() else ""
+    _fleetgen(c, f"validate {ROOT}{crds}" + _shard(shard))
 
 
 @task

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,9 +27,9 @@ import copier
 import pytest
 import yaml
 from conftest import REPO
+from plumbum import local
 
 from generator.loader import platforms
-from generator.schema import BUILTIN_CRDS
 from generator.tools import tools_dir
 
 TEMPLATE = REPO / "template"
@@ -91,13 +92,31 @@ def commit_all(repo: Path, message: str) -> None:
     git(repo, "commit", "--quiet", "--allow-empty", "-m", message)
 
 
-def scaffold_env() -> dict[str, str]:
-    """Environment for commands inside a scaffold: the installed tools (no downloads), the CRD catalogue."""
+def scaffold_env(*, ignore_pin: bool = True) -> dict[str, str]:
+    """Environment for commands inside a scaffold: the installed tools (no downloads), the CRD catalogue.
+
+    ``ignore_pin``: render with this checkout's fleetgen although the scaffold pins the template's tag
+    (FLEETGEN_IGNORE_PIN, .copier/render_fleet.py); the release tests install the pinned one instead.
+    """
     env = {**os.environ, "FLEETGEN_TOOLS_DIR": str(tools_dir(REPO))}
-    # The scaffold's `invoke validate` skips schemas without $FLEETGEN_CRDS or crds/; point it at the built-in
-    # catalogue (which fleetgen reads anyway) so the scaffold's objects are schema-checked here.
-    env["FLEETGEN_CRDS"] = str(BUILTIN_CRDS)
+    env.pop("FLEETGEN_IGNORE_PIN", None)
+    env.pop("FLEETGEN_CRDS", None)  # the scaffold validates with fleetgen's built-in catalogue alone
+    if ignore_pin:
+        env["FLEETGEN_IGNORE_PIN"] = "1"
     return env
+
+
+@contextmanager
+def scaffold_environ(*, ignore_pin: bool = True) -> Iterator[None]:
+    """``scaffold_env()`` for copier's own tasks and migrations, which run with plumbum's copy of the environ."""
+    env = scaffold_env(ignore_pin=ignore_pin)
+    with pytest.MonkeyPatch.context() as patch, local.env(**env):
+        for key, value in env.items():
+            patch.setenv(key, value)
+        if not ignore_pin:
+            patch.delenv("FLEETGEN_IGNORE_PIN", raising=False)
+            local.env.pop("FLEETGEN_IGNORE_PIN", None)
+        yield
 
 
 def run(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -116,9 +135,7 @@ def invoke(cwd: Path, *task: str) -> subprocess.CompletedProcess[str]:
 
 def copy(template: Path, dst: Path, data: dict[str, Any] | None = None, **kwargs: Any) -> Path:
     """``copier copy`` the template at its HEAD into ``dst`` with defaults for every unanswered question."""
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in scaffold_env().items():
-            patch.setenv(key, value)
+    with scaffold_environ():
         copier.run_copy(
             str(template), dst, data=data or {}, vcs_ref="HEAD", defaults=True, unsafe=True, quiet=True, **kwargs
         )
@@ -314,7 +331,8 @@ def _check_answers_reached_the_scaffold(dst: Path, answers: dict[str, Any]) -> N
     assert answers_file["_commit"] == "1.0.0"
     assert answers_file["clouds"] == clouds
     pyproject = (dst / "pyproject.toml").read_text()
-    assert re.search(r'"fleetgen @ git\+file://\S+@1\.0\.0"', pyproject), pyproject
+    # a local template path becomes an absolute git+file://localhost/ URL (pip refuses an empty host)
+    assert re.search(r'^    "fleetgen @ git\+file://localhost/\S+@1\.0\.0",$', pyproject, re.M), pyproject
 
     if answers.get("secrets_backend") == "vault":
         assert fleet["security"]["secrets"]["vault"]["server"] == answers["vault_address"]
@@ -411,9 +429,7 @@ def test_update_keeps_user_edits_and_brings_template_changes(own_template: Path,
     commit_all(own_template, "template 2.0.0")
     git(own_template, "tag", "2.0.0")
 
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in scaffold_env().items():
-            patch.setenv(key, value)
+    with scaffold_environ():
         copier.run_update(
             dst, defaults=True, overwrite=True, unsafe=True, conflict="inline", vcs_ref="HEAD", quiet=True
         )
