@@ -68,7 +68,7 @@ def _check_node_groups(inv: Inventory, source: Sourced[Cluster]) -> list[Problem
                 origin,
                 source,
                 (),
-                f"at most {limits['nodeGroups']} node groups (the compositions' slots), found {len(groups)}",
+                f"at most {limits['nodeGroups']} node groups (the XRD's bound), found {len(groups)}",
             )
         )
     pattern = data["instanceTypePatterns"][cloud]
