@@ -17,7 +17,7 @@ from generator.crossplane import (
     hub_resources,
     plan_hub_bootstrap,
 )
-from generator.crossplane.patches import pt_resources
+from generator.crossplane.engine import run
 from generator.loader import load_inventory
 from generator.plan import plan_fleet
 from generator.render import plan
@@ -109,9 +109,11 @@ def test_every_cluster_composition_writes_the_kubeconfig_the_hub_reads(root: Pat
     infra = build_infrastructure(resolved(root))
     for name in ("aws-eks", "gcp-gke", "azure-aks"):
         comp = infra.files[f"compositions/{name}.yaml"][0][0]
-        writers = [entry["name"] for entry in pt_resources(comp) for patch in entry.get("patches", [])
-                   if patch.get("toFieldPath") == "spec.writeConnectionSecretToRef.name"
-                   and patch["fromFieldPath"] == "spec.kubeconfigSecretName"]
+        xr = next(d for d in infra.documents("clusters/") if d.get("spec", {}).get("cloudProvider") ==
+                  comp["metadata"]["labels"]["platform.gitops.io/provider"] and d["kind"] == "KubernetesCluster")
+        resources = run(comp, xr).resources
+        secret = {"name": xr["spec"]["kubeconfigSecretName"]}
+        writers = [n for n, o in resources.items() if o.get("spec", {}).get("writeConnectionSecretToRef") == secret]
         assert len(writers) == 1, name
 
 

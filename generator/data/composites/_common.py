@@ -16,8 +16,9 @@ EFFECTS_UPPER = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCH
 
 
 def xr_name(xr):
-    """The name the user gave the XR (legacy XRs get generated names; their claim's name is a label)."""
-    if xr.parameters.legacy == True:
+    """The name the user gave the XR (legacy XRs get generated names; their claim's name is a label; a nested
+    XR has no claim and keeps the name its parent gave it)."""
+    if xr.parameters.legacy == True and xr.metadata.labels["crossplane.io/claim-name"]:
         return str(xr.metadata.labels["crossplane.io/claim-name"])
     return str(xr.metadata.name)
 
