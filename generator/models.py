@@ -555,6 +555,21 @@ class ProviderRuntime(Model):
                                      limits=ResourceList(cpu="2", memory="4Gi"))
 
 
+class HubNetwork(Model):
+    """The hub's own AWS network, which private same-cloud spokes are peered with (VPC peering + routes)."""
+
+    vpc_id: Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")]
+    route_table_ids: Annotated[list[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]{8,17}$")]], Field(min_length=1)]
+
+
+class HubAccess(Model):
+    """How the hub reaches the spokes' API servers: public endpoints admit only its egress addresses; private
+    endpoints need a network path (peering with the hub network, composed for spokes in the hub's cloud)."""
+
+    egress_cidrs: list[Cidr] = Field(default_factory=list)
+    network: HubNetwork | None = None
+
+
 class CrossplaneSettings(Model):
     """Crossplane on the hub: where the infrastructure repo lives, API mode, package pins, cloud identities."""
 
@@ -566,8 +581,9 @@ class CrossplaneSettings(Model):
     gcp: GcpIdentity | None = None
     azure: AzureIdentity | None = None
     runtime: ProviderRuntime = ProviderRuntime()
+    hub: HubAccess = HubAccess()
     provider_versions: dict[Cloud, ExactVersion] = Field(default_factory=dict)
-    function_versions: dict[Literal["function-patch-and-transform", "function-auto-ready"], ExactVersion] = Field(
+    function_versions: dict[Literal["function-pythonic"], ExactVersion] = Field(
         default_factory=dict
     )
 

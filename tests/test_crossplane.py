@@ -35,6 +35,8 @@ CROSSPLANE_GROUPS = ("apiextensions.crossplane.io", "pkg.crossplane.io")
 
 CROSSPLANE: Obj = {
     "namespace": "fleet-clusters",
+    "hub": {"egressCidrs": ["203.0.113.10/32"],
+            "network": {"vpcId": "vpc-0a1b2c3d4e5f60718", "routeTableIds": ["rtb-0a1b2c3d4e5f60719"]}},
     "aws": {"accountId": "123456789012", "roleArn": "arn:aws:iam::123456789012:role/crossplane-providers"},
     "gcp": {"project": "acme-fleet", "serviceAccount": "crossplane@acme-fleet.iam.gserviceaccount.com",
             "workloadIdentityProvider": "projects/123456789/locations/global/workloadIdentityPools/hub/providers/eks"},
@@ -332,6 +334,8 @@ def test_workload_identity_from_a_gke_hub(tmp_path: Path) -> None:
         networking={"vpcCidr": "10.0.0.0/16", "podCidr": "100.90.0.0/16", "serviceCidr": "172.30.0.0/16"},
         nodeGroups=[{"name": "system", "instanceType": "e2-standard-4", "minSize": 3, "maxSize": 6,
                      "desiredSize": 3}]))
+    for spoke in ("dev-us-east-1", "prod-us-east-1", "prod-eu-west-1", "staging-us-east-1"):  # no path from GCP
+        edit_cluster(root, spoke, lambda e: e["networking"].update(privateEndpoint=False))
     infra = build_infrastructure(resolved(root))
     configs = {d["apiVersion"].split(".")[0]: d for d in infra.documents("provider-configs/")}
     assert configs["aws"]["spec"]["credentials"]["source"] == "WebIdentity"
@@ -452,8 +456,20 @@ def test_aws_eks_and_network(full: Infrastructure) -> None:
 
     eks = composed(full, "aws-eks", "prod-us-east-1")
     assert kinds(eks) == {"Network": 1, "Role": 2, "RolePolicyAttachment": 6, "SecurityGroup": 1,
-                          "SecurityGroupIngressRule": 1, "SecurityGroupEgressRule": 1, "Cluster": 1,
-                          "ClusterAuth": 1, "OpenIDConnectProvider": 1, "NodeGroup": 2}
+                          "SecurityGroupIngressRule": 2, "SecurityGroupEgressRule": 1, "Cluster": 1,
+                          "ClusterAuth": 1, "OpenIDConnectProvider": 1, "NodeGroup": 2,
+                          "VPCPeeringConnection": 1, "VPCPeeringConnectionAccepter": 1, "Route": 2}
+    # private endpoint, reached through VPC peering with the hub: routes both ways, 443 from the hub's VPC
+    assert for_provider(eks, "hub-peering")["peerVpcId"] == CROSSPLANE["hub"]["network"]["vpcId"]
+    assert for_provider(eks, "hub-route-rtb-0a1b2c3d4e5f60719")["destinationCidrBlock"] == "10.30.0.0/16"
+    assert for_provider(eks, "control-plane-ingress-hub")["cidrIpv4"] == "10.0.0.0/16"
+    gke = for_provider(composed(full, "gcp-gke", "prod-europe-west1"), "gke-cluster")
+    assert gke["privateClusterConfig"]["enablePrivateEndpoint"] is False
+    assert gke["masterAuthorizedNetworksConfig"]["cidrBlocks"] == [
+        {"cidrBlock": "203.0.113.10/32", "displayName": "fleet hub"}]
+    aks = for_provider(composed(full, "azure-aks", "prod-eastus"), "aks-cluster")
+    assert aks["privateClusterEnabled"] is False
+    assert aks["apiServerAccessProfile"]["authorizedIpRanges"] == ["203.0.113.10/32"]
     cluster = eks["eks-cluster"]
     assert cluster["metadata"]["annotations"]["crossplane.io/external-name"] == "prod-us-east-1"
     assert cluster["spec"]["forProvider"]["vpcConfig"]["endpointPublicAccess"] is False

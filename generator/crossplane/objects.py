@@ -52,7 +52,24 @@ def _envelope(mode: Mode, kind: str, name: str, labels: dict[str, str], spec: Ob
             "metadata": {"name": name, "namespace": mode.namespace, "labels": labels}, "spec": body}
 
 
-def cluster_spec(fleet: Fleet, cluster: ResolvedCluster) -> Obj:
+def hub_access(fleet: Fleet, cluster: ResolvedCluster, hub: ResolvedCluster | None) -> Obj:
+    """How the hub reaches this cluster's API server (checked reachable by ``checks._check_reachability``):
+    a public endpoint admitting only the hub's egress CIDRs, or a private one peered with the hub's network."""
+    settings = fleet.crossplane
+    assert settings is not None
+    if not cluster.cluster.networking.private_endpoint:
+        return {"endpoint": "public", "allowedCidrs": list(settings.hub.egress_cidrs)}
+    access: Obj = {"endpoint": "private"}
+    network = settings.hub.network
+    if hub is not None and network is not None and hub.cluster.cloud == cluster.cluster.cloud == "aws":
+        access["peering"] = {"hubCidr": hub.cluster.networking.vpc_cidr, "hubRegion": hub.cluster.region,
+                             "hubVpcId": network.vpc_id, "hubRouteTableIds": list(network.route_table_ids)}
+        if settings.aws is not None:
+            access["peering"]["hubAccountId"] = settings.aws.account_id
+    return access
+
+
+def cluster_spec(fleet: Fleet, cluster: ResolvedCluster, hub: ResolvedCluster | None = None) -> Obj:
     """The portable spec of a KubernetesCluster (the seed's fields)."""
     settings = fleet.crossplane
     assert settings is not None
@@ -75,7 +92,7 @@ def cluster_spec(fleet: Fleet, cluster: ResolvedCluster) -> Obj:
                        "serviceCidr": c.networking.service_cidr,
                        "dnsServiceIp": dns_service_ip(c.networking.service_cidr),
                        "privateEndpoint": c.networking.private_endpoint, "zones": list(plan.zones),
-                       "subnets": subnets}
+                       "subnets": subnets, "hubAccess": hub_access(fleet, cluster, hub)}
     if plan.control_plane_cidr:
         networking["controlPlaneCidr"] = plan.control_plane_cidr
     spec: Obj = {"cloudProvider": c.cloud, "region": c.region, "environment": c.environment}
@@ -88,12 +105,13 @@ def cluster_spec(fleet: Fleet, cluster: ResolvedCluster) -> Obj:
     return spec
 
 
-def cluster_documents(fleet: Fleet, cluster: ResolvedCluster, mode: Mode) -> list[Obj]:
+def cluster_documents(fleet: Fleet, cluster: ResolvedCluster, mode: Mode,
+                      hub: ResolvedCluster | None = None) -> list[Obj]:
     """The KubernetesCluster of one workload cluster, then its Databases and Caches."""
     c = cluster.cluster
     labels = {CLOUD_LABEL: c.cloud, ENVIRONMENT_LABEL: c.environment, FLEET_CLUSTER_LABEL: c.name}
     selector: dict[str, str] = {PROVIDER_LABEL: c.cloud}
-    docs = [_envelope(mode, CLUSTER.kind, c.name, labels, cluster_spec(fleet, cluster), selector)]
+    docs = [_envelope(mode, CLUSTER.kind, c.name, labels, cluster_spec(fleet, cluster, hub), selector)]
     common: dict[str, Any] = {"cloudProvider": c.cloud, "region": c.region, "providerConfigName": PROVIDER_CONFIG_NAME,
                               "network": {"name": c.name, "cidr": c.networking.vpc_cidr}}
     for db in c.databases:

@@ -127,7 +127,7 @@ def build_infrastructure(fleet: ResolvedFleet) -> Infrastructure:
     infra.add("provider-configs/kustomization.yaml", [_kustomization(config_files)], [fleet_file])
 
     for cluster in workloads:
-        infra.add(f"clusters/{cluster.name}.yaml", cluster_documents(fleet.fleet, cluster, mode),
+        infra.add(f"clusters/{cluster.name}.yaml", cluster_documents(fleet.fleet, cluster, mode, hub),
                   cluster_files[cluster.name])
     declared = {s.item.name: s.file.file for s in fleet.inventory.clusters}
     infra.add("clusters/kustomization.yaml", [_kustomization([f"{c.name}.yaml" for c in workloads])],

@@ -32,12 +32,18 @@ class Composite(BaseComposite):
             "cidrIpv4": str(self.spec.networking.vpcCidr), "securityGroupIdSelector": control_plane})
         compose(self, "control-plane-egress", ec2, "SecurityGroupEgressRule", for_provider={
             "region": region, "ipProtocol": "-1", "cidrIpv4": "0.0.0.0/0", "securityGroupIdSelector": control_plane})
-        private_endpoint = self.spec.networking.privateEndpoint == True
+        access = self.spec.networking.hubAccess
+        public = access.endpoint == "public"
+        vpc_config = {"subnetIdSelector": private, "endpointPrivateAccess": True, "endpointPublicAccess": public,
+                      "securityGroupIdSelector": control_plane}
+        if public:  # the hub comes in from its egress addresses only
+            vpc_config["publicAccessCidrs"] = [str(c) for c in access.allowedCidrs]
+        else:
+            self.compose_peering(access.peering, region, control_plane)
         cluster = compose(self, "eks-cluster", eks, "Cluster", for_provider={
             "region": region, "tags": tags(self), "version": str(self.spec.kubernetes.version),
             "roleArnSelector": selector((ROLE_LABEL, "cluster"), controller=True),
-            "vpcConfig": {"subnetIdSelector": private, "endpointPrivateAccess": True,
-                          "endpointPublicAccess": not private_endpoint, "securityGroupIdSelector": control_plane},
+            "vpcConfig": vpc_config,
             "kubernetesNetworkConfig": {"serviceIpv4Cidr": str(self.spec.networking.serviceCidr)},
             "accessConfig": {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": True},
             "enabledClusterLogTypes": ["api", "audit", "authenticator"]})
@@ -64,3 +70,28 @@ class Composite(BaseComposite):
             pool = compose(self, f"node-group-{group.name}", eks, "NodeGroup", for_provider=for_provider,
                            init_provider={"scalingConfig": {"desiredSize": int(group.desiredSize)}})
             pool.externalName = str(group.name)
+
+    def compose_peering(self, peering, region, control_plane):
+        """A private endpoint: peer the cluster VPC with the hub's, route both ways, admit the hub on 443."""
+        ec2 = "ec2.aws.m.upbound.io/v1beta1"
+        controller = selector(controller=True)
+        spoke_cidr = str(self.spec.networking.vpcCidr)
+        request = {"region": region, "tags": tags(self), "vpcIdSelector": in_network(self),
+                   "peerVpcId": str(peering.hubVpcId), "peerRegion": str(peering.hubRegion)}
+        if peering.hubAccountId:
+            request["peerOwnerId"] = str(peering.hubAccountId)
+        compose(self, "hub-peering", ec2, "VPCPeeringConnection", for_provider=request)
+        compose(self, "hub-peering-accepter", ec2, "VPCPeeringConnectionAccepter", for_provider={
+            "region": str(peering.hubRegion), "tags": tags(self), "autoAccept": True,
+            "vpcPeeringConnectionIdSelector": controller})
+        compose(self, "hub-route-private", ec2, "Route", for_provider={
+            "region": region, "destinationCidrBlock": str(peering.hubCidr),
+            "routeTableIdSelector": in_network(self, (ROUTE_TABLE_LABEL, "private")),
+            "vpcPeeringConnectionIdSelector": controller})
+        for table in peering.hubRouteTableIds:
+            compose(self, f"hub-route-{table}", ec2, "Route", for_provider={
+                "region": str(peering.hubRegion), "destinationCidrBlock": spoke_cidr, "routeTableId": str(table),
+                "vpcPeeringConnectionIdSelector": controller})
+        compose(self, "control-plane-ingress-hub", ec2, "SecurityGroupIngressRule", for_provider={
+            "region": region, "ipProtocol": "tcp", "fromPort": 443, "toPort": 443,
+            "cidrIpv4": str(peering.hubCidr), "securityGroupIdSelector": control_plane})

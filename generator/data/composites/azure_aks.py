@@ -34,7 +34,7 @@ class Composite(BaseComposite):
             "kubernetesVersion": str(self.spec.kubernetes.version),
             "resourceGroupNameSelector": in_network(self), "skuTier": "Standard", "localAccountDisabled": False,
             "oidcIssuerEnabled": True, "workloadIdentityEnabled": True,
-            "privateClusterEnabled": net.privateEndpoint == True,
+            "privateClusterEnabled": net.hubAccess.endpoint == "private",
             "identity": {"type": "UserAssigned",
                          "identityIdsSelector": selector((ROLE_LABEL, "control-plane"), controller=True)},
             "networkProfile": {"networkPlugin": "azure", "networkPluginMode": "overlay", "networkDataPlane": "cilium",
@@ -43,6 +43,9 @@ class Composite(BaseComposite):
                                "dnsServiceIp": str(net.dnsServiceIp)},
             "defaultNodePool": default_pool}, init_provider={"defaultNodePool": {"nodeCount": int(first.desiredSize)}})
         cluster.externalName = name
+        if net.hubAccess.endpoint == "public":  # the public endpoint admits the hub's egress addresses only
+            cluster.spec.forProvider.apiServerAccessProfile.authorizedIpRanges = [
+                str(c) for c in net.hubAccess.allowedCidrs]
         cluster.spec.writeConnectionSecretToRef.name = str(self.spec.kubeconfigSecretName)
         self.status.oidcIssuerUrl = cluster.status.atProvider.oidcIssuerUrl
         for group in groups[1:]:

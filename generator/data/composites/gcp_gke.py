@@ -28,11 +28,14 @@ class Composite(BaseComposite):
             "networkSelector": in_network(self), "subnetworkSelector": in_network(self, (TIER_LABEL, "private")),
             "ipAllocationPolicy": {"clusterSecondaryRangeName": "pods", "servicesSecondaryRangeName": "services"},
             "privateClusterConfig": {"enablePrivateNodes": True,
-                                     "enablePrivateEndpoint": net.privateEndpoint == True,
+                                     "enablePrivateEndpoint": net.hubAccess.endpoint == "private",
                                      "masterIpv4CidrBlock": str(net.controlPlaneCidr)},
             "workloadIdentityConfig": {"workloadPool": f"{project}.svc.id.goog"},
             "releaseChannel": {"channel": "UNSPECIFIED"}})
         cluster.externalName = name
+        if net.hubAccess.endpoint == "public":  # the public endpoint admits the hub's egress addresses only
+            cluster.spec.forProvider.masterAuthorizedNetworksConfig.cidrBlocks = [
+                {"cidrBlock": str(c), "displayName": "fleet hub"} for c in net.hubAccess.allowedCidrs]
         cluster.spec.writeConnectionSecretToRef.name = str(self.spec.kubeconfigSecretName)
         for group in node_groups(self):
             node_config = {"machineType": str(group.instanceType), "diskSizeGb": int(group.diskSizeGb),
