@@ -568,6 +568,9 @@ class HubAccess(Model):
 
     egress_cidrs: list[Cidr] = Field(default_factory=list)
     network: HubNetwork | None = None
+    flux_role_arn: Annotated[
+        str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
+    ] | None = None
 
 
 class CrossplaneSettings(Model):

@@ -36,7 +36,8 @@ CROSSPLANE_GROUPS = ("apiextensions.crossplane.io", "pkg.crossplane.io")
 CROSSPLANE: Obj = {
     "namespace": "fleet-clusters",
     "hub": {"egressCidrs": ["203.0.113.10/32"],
-            "network": {"vpcId": "vpc-0a1b2c3d4e5f60718", "routeTableIds": ["rtb-0a1b2c3d4e5f60719"]}},
+            "network": {"vpcId": "vpc-0a1b2c3d4e5f60718", "routeTableIds": ["rtb-0a1b2c3d4e5f60719"]},
+            "fluxRoleArn": "arn:aws:iam::123456789012:role/fleet-hub-flux"},
     "aws": {"accountId": "123456789012", "roleArn": "arn:aws:iam::123456789012:role/crossplane-providers"},
     "gcp": {"project": "acme-fleet", "serviceAccount": "crossplane@acme-fleet.iam.gserviceaccount.com",
             "workloadIdentityProvider": "projects/123456789/locations/global/workloadIdentityPools/hub/providers/eks"},

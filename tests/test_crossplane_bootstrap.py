@@ -90,11 +90,18 @@ def test_every_new_cluster_gets_flux_through_its_kubeconfig(root: Path, hub: dic
     assert source["spec"]["ref"] == {"tag": chart.version}
     for name in WORKLOADS:
         cluster = next(d for d in infra.documents(f"clusters/{name}.yaml") if d["kind"] == "KubernetesCluster")
-        release, sync = hub[f"clusters/management/spokes/{name}.yaml"]
-        secret = {"name": cluster["spec"]["kubeconfigSecretName"], "key": "kubeconfig"}
+        *provider, release, sync = hub[f"clusters/management/spokes/{name}.yaml"]
+        if cluster["spec"]["cloudProvider"] == "aws":  # Flux's workload identity: no kubeconfig Secret at all
+            [config] = provider
+            assert config["kind"] == "ConfigMap" and config["data"] == {
+                "provider": "aws", "cluster": f"arn:aws:eks:{cluster['spec']['region']}:123456789012:cluster/{name}"}
+            kube_config = {"configMapRef": {"name": config["metadata"]["name"]}}
+        else:  # GKE and AKS: the kubeconfig Secret the composition writes
+            assert provider == []
+            kube_config = {"secretRef": {"name": cluster["spec"]["kubeconfigSecretName"], "key": "kubeconfig"}}
         for obj in (release, sync):
-            assert obj["metadata"]["namespace"] == cluster["metadata"]["namespace"]  # the Secret is next to it
-            assert obj["spec"]["kubeConfig"] == {"secretRef": secret}
+            assert obj["metadata"]["namespace"] == cluster["metadata"]["namespace"]  # next to the cluster object
+            assert obj["spec"]["kubeConfig"] == kube_config
         assert release["kind"] == "HelmRelease" and release["spec"]["targetNamespace"] == "flux-system"
         assert release["spec"]["chartRef"] == {"kind": "OCIRepository", "name": "flux-operator"}
         assert release["spec"]["install"]["createNamespace"] is True
@@ -143,7 +150,8 @@ def test_hub_objects_validate_strictly(hub: dict[str, list[Obj]]) -> None:
             if doc.get("apiVersion") != "kustomize.config.k8s.io/v1beta1":
                 assert validator.validate(doc) == [], path
                 checked += 1
-    assert checked == 1 + 5 + 1 + 2 * len(WORKLOADS)
+    aws = len([n for n in WORKLOADS if "-us-east-1" in n or "-eu-west-1" in n])  # + their provider ConfigMaps
+    assert checked == 1 + 5 + 1 + 2 * len(WORKLOADS) + aws
 
 
 def test_reference_inventory_is_untouched() -> None:

@@ -136,6 +136,8 @@ def _hub_access() -> Obj:
             "properties": {
                 "endpoint": {"type": "string", "enum": ["public", "private"]},
                 "allowedCidrs": {**cidrs, "description": "The hub's egress CIDRs (public endpoints admit only these)."},
+                "fluxRoleArn": _string(pattern="^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", max_length=600,
+                                       description="IAM role of the hub's Flux controllers (EKS access entry)."),
                 "peering": {"type": "object", "required": ["hubCidr", "hubRegion", "hubVpcId", "hubRouteTableIds"],
                             "description": "VPC peering with the hub's network (private endpoints, AWS).",
                             "properties": {

@@ -52,14 +52,24 @@ def _envelope(mode: Mode, kind: str, name: str, labels: dict[str, str], spec: Ob
             "metadata": {"name": name, "namespace": mode.namespace, "labels": labels}, "spec": body}
 
 
+def eks_cluster_arn(settings: CrossplaneSettings, cluster: ResolvedCluster) -> str | None:
+    """The ARN of a spoke's EKS cluster (the composition names it after the cluster)."""
+    if settings.aws is None:
+        return None
+    return f"arn:aws:eks:{cluster.cluster.region}:{settings.aws.account_id}:cluster/{cluster.name}"
+
+
 def hub_access(fleet: Fleet, cluster: ResolvedCluster, hub: ResolvedCluster | None) -> Obj:
     """How the hub reaches this cluster's API server (checked reachable by ``checks._check_reachability``):
     a public endpoint admitting only the hub's egress CIDRs, or a private one peered with the hub's network."""
     settings = fleet.crossplane
     assert settings is not None
-    if not cluster.cluster.networking.private_endpoint:
-        return {"endpoint": "public", "allowedCidrs": list(settings.hub.egress_cidrs)}
-    access: Obj = {"endpoint": "private"}
+    access: Obj = {"endpoint": "private" if cluster.cluster.networking.private_endpoint else "public"}
+    if cluster.cluster.cloud == "aws" and settings.hub.flux_role_arn:
+        access["fluxRoleArn"] = settings.hub.flux_role_arn  # the hub's Flux signs in with it (EKS access entry)
+    if access["endpoint"] == "public":
+        access["allowedCidrs"] = list(settings.hub.egress_cidrs)
+        return access
     network = settings.hub.network
     if hub is not None and network is not None and hub.cluster.cloud == cluster.cluster.cloud == "aws":
         access["peering"] = {"hubCidr": hub.cluster.networking.vpc_cidr, "hubRegion": hub.cluster.region,

@@ -55,6 +55,14 @@ class Composite(BaseComposite):
         oidc = compose(self, "oidc-provider", iam, "OpenIDConnectProvider",
                        for_provider={"clientIdList": ["sts.amazonaws.com"], "tags": tags(self)})
         oidc.spec.forProvider.url = self.status.oidcIssuerUrl
+        if access.fluxRoleArn:  # the hub's Flux signs in with its IAM role: cluster admin through an access entry
+            compose(self, "hub-flux-access-entry", eks, "AccessEntry", for_provider={
+                "region": region, "tags": tags(self), "clusterNameSelector": controller,
+                "principalArn": str(access.fluxRoleArn), "type": "STANDARD"})
+            compose(self, "hub-flux-cluster-admin", eks, "AccessPolicyAssociation", for_provider={
+                "region": region, "clusterNameSelector": controller, "principalArn": str(access.fluxRoleArn),
+                "policyArn": "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+                "accessScope": {"type": "cluster"}})
         for group in node_groups(self):
             for_provider = {
                 "region": region, "tags": tags(self), "version": str(self.spec.kubernetes.version),
