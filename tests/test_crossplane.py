@@ -326,6 +326,9 @@ def test_workload_identity_per_cloud_from_an_eks_hub(full: Infrastructure) -> No
     azure_pod = runtimes["azure-providers"]["spec"]["deploymentTemplate"]["spec"]["template"]["spec"]
     assert azure_pod["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["audience"] == \
         "api://AzureADTokenExchange"
+    for cloud in ("aws", "gcp", "azure"):  # pinned names: federation subjects are exact
+        assert runtimes[f"{cloud}-providers"]["spec"]["serviceAccountTemplate"]["metadata"]["name"] == \
+            f"provider-{cloud}"
 
 
 def test_workload_identity_from_a_gke_hub(tmp_path: Path) -> None:
