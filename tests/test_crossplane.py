@@ -462,7 +462,10 @@ def test_aws_eks_and_network(full: Infrastructure) -> None:
     assert kinds(eks) == {"Network": 1, "Role": 2, "RolePolicyAttachment": 6, "SecurityGroup": 1,
                           "SecurityGroupIngressRule": 2, "SecurityGroupEgressRule": 1, "Cluster": 1,
                           "ClusterAuth": 1, "OpenIDConnectProvider": 1, "NodeGroup": 2,
-                          "VPCPeeringConnection": 1, "VPCPeeringConnectionAccepter": 1, "Route": 2}
+                          "VPCPeeringConnection": 1, "VPCPeeringConnectionAccepter": 1, "Route": 2,
+                          "AccessEntry": 1, "AccessPolicyAssociation": 1}
+    # the hub's Flux role is cluster admin through an access entry (no kubeconfig Secret for EKS spokes)
+    assert for_provider(eks, "hub-flux-access-entry")["principalArn"] == CROSSPLANE["hub"]["fluxRoleArn"]
     # private endpoint, reached through VPC peering with the hub: routes both ways, 443 from the hub's VPC
     assert for_provider(eks, "hub-peering")["peerVpcId"] == CROSSPLANE["hub"]["network"]["vpcId"]
     assert for_provider(eks, "hub-route-rtb-0a1b2c3d4e5f60719")["destinationCidrBlock"] == "10.30.0.0/16"
@@ -688,7 +691,9 @@ def test_every_folder_builds_with_kustomize(full_root: Path, tmp_path: Path) -> 
     assert counts == {"providers": 25, "provider-configs": 3, "apis": 4, "compositions": 12,
                       "clusters": workloads + 6}
     spokes = load_documents(tools.kustomize_build.run(tmp_path / "fleet/clusters/management/spokes"))
-    assert Counter(d["kind"] for d in spokes) == {"HelmRelease": workloads, "Kustomization": workloads}
+    eks = len([c for c in fleet.clusters if c.cluster.role == "workload" and c.cluster.cloud == "aws"])
+    assert Counter(d["kind"] for d in spokes) == {"HelmRelease": workloads, "Kustomization": workloads,
+                                                  "ConfigMap": eks}
 
 
 def _bundled_provider_config_schemas() -> dict[tuple[str, str], Obj]:
