@@ -503,6 +503,13 @@ def test_gcp_gke_and_network(full: Infrastructure) -> None:
     cluster = for_provider(prod, "gke-cluster")
     assert cluster["workloadIdentityConfig"]["workloadPool"] == f"{CROSSPLANE['gcp']['project']}.svc.id.goog"
     assert cluster["privateClusterConfig"]["masterIpv4CidrBlock"]
+    # External Secrets' KSA may act as the secrets project's GSA (projects differ: acme-prod vs the cluster's)
+    eso = for_provider(prod, "external-secrets-workload-identity")
+    gsa = "external-secrets@acme-prod.iam.gserviceaccount.com"
+    ksa = "external-secrets/external-secrets-store"
+    assert eso == {"serviceAccountId": f"projects/acme-prod/serviceAccounts/{gsa}",
+                   "role": "roles/iam.workloadIdentityUser",
+                   "member": f"serviceAccount:{CROSSPLANE['gcp']['project']}.svc.id.goog[{ksa}]"}
     member = for_provider(prod, "node-service-account-logging-logwriter")["member"]
     assert member == "UNKNOWN:node-service-account.status.atProvider.email"
 

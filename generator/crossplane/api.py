@@ -191,6 +191,10 @@ def cluster_schema(limits: Mapping[str, int], instance_patterns: Mapping[str, st
                                           "hubAccess": _hub_access()}},
             "kubeconfigSecretName": _string(pattern=DNS_LABEL, max_length=63,
                                             description="Secret (in this namespace) the kubeconfig is written to."),
+            "secretsIdentity": {
+                "type": "object", "required": ["serviceAccountId", "member"],
+                "description": "External Secrets' workload identity grant (GKE: on the secrets project's GSA).",
+                "properties": {"serviceAccountId": _string(max_length=512), "member": _string(max_length=512)}},
         },
     }
     status = {"type": "object", "properties": {

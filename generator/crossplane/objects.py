@@ -79,6 +79,25 @@ def hub_access(fleet: Fleet, cluster: ResolvedCluster, hub: ResolvedCluster | No
     return access
 
 
+def secrets_identity(fleet: Fleet, cluster: ResolvedCluster) -> Obj | None:
+    """The cloud-side grant External Secrets needs on this cluster, composed with it (GKE only so far): the
+    store's Kubernetes service account may act as the secrets project's Google service account (workload
+    identity), whose project may differ from the cluster's."""
+    backend = fleet.security.secrets
+    settings = fleet.crossplane
+    c = cluster.cluster
+    if backend is None or backend.gcp is None or settings is None or settings.gcp is None or c.cloud != "gcp" \
+            or cluster.settings.secrets_backend != "cloud":
+        return None
+    values = {"cluster": c.name, "environment": c.environment, "region": c.region,
+              "organization": fleet.organization}
+    project = backend.gcp.project_id.format(project="", **values)
+    email = backend.gcp.service_account.format(project=project, **values)
+    subject = f"{backend.namespace}/{backend.service_account}"
+    return {"serviceAccountId": f"projects/{project}/serviceAccounts/{email}",
+            "member": f"serviceAccount:{settings.gcp.project}.svc.id.goog[{subject}]"}
+
+
 def cluster_spec(fleet: Fleet, cluster: ResolvedCluster, hub: ResolvedCluster | None = None) -> Obj:
     """The portable spec of a KubernetesCluster (the seed's fields)."""
     settings = fleet.crossplane
@@ -112,6 +131,9 @@ def cluster_spec(fleet: Fleet, cluster: ResolvedCluster, hub: ResolvedCluster | 
     spec.update({"providerConfigName": PROVIDER_CONFIG_NAME, "tags": tags(fleet, cluster),
                  "kubernetes": {"version": cluster.settings.kubernetes_version}, "nodeGroups": groups,
                  "networking": networking, "kubeconfigSecretName": kubeconfig_secret(c.name)})
+    identity = secrets_identity(fleet, cluster)
+    if identity:
+        spec["secretsIdentity"] = identity
     return spec
 
 

@@ -37,6 +37,10 @@ class Composite(BaseComposite):
             cluster.spec.forProvider.masterAuthorizedNetworksConfig.cidrBlocks = [
                 {"cidrBlock": str(c), "displayName": "fleet hub"} for c in net.hubAccess.allowedCidrs]
         cluster.spec.writeConnectionSecretToRef.name = str(self.spec.kubeconfigSecretName)
+        if self.spec.secretsIdentity:  # External Secrets' KSA may act as the secrets project's GSA
+            compose(self, "external-secrets-workload-identity", platform, "ServiceAccountIAMMember", for_provider={
+                "serviceAccountId": str(self.spec.secretsIdentity.serviceAccountId),
+                "role": "roles/iam.workloadIdentityUser", "member": str(self.spec.secretsIdentity.member)})
         for group in node_groups(self):
             node_config = {"machineType": str(group.instanceType), "diskSizeGb": int(group.diskSizeGb),
                            "resourceLabels": tags(self),
