@@ -86,6 +86,9 @@ def synthetic_clusters(count: int, environments: Sequence[str], clouds: Mapping[
         if index == 0:
             cluster["name"] = "management"
             cluster["role"] = "hub"
+        elif cloud != clusters[0]["cloud"] or cloud != "aws":
+            # reachable from the hub: peering is composed for private AWS spokes of an AWS hub only
+            cluster["networking"]["privateEndpoint"] = False
         roll = rng.random()
         if index and roll < 0.10:
             cluster["components"] = {"envoy-gateway": {"values": {"deployment": {"replicas": rng.randint(2, 9)}}}}

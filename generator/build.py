@@ -171,10 +171,21 @@ def _code_fingerprint() -> str:
     as loaded by this process."""
     here = Path(__file__).resolve().parent
     parts = [BUILD_FORMAT]
-    for name in ("build.py", "substitute.py", "yamlio.py"):
+    for name in ("build.py", "substitute.py", "yamlio.py", "crossplane/engine.py"):
         path = here / name
         parts.append(path.read_text(encoding="utf-8") if path.is_file() else "")
+    parts.append(_engine_version())
     return digest(*parts)
+
+
+def _engine_version() -> str:
+    """The composition function release that composes the hub's XRs offline (it shapes the golden files)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("crossplane-function-pythonic")
+    except PackageNotFoundError:
+        return ""
 
 
 def split_documents(text: str) -> list[str]:
@@ -1089,6 +1100,7 @@ class Builder:
         state = _Cluster(name, kube_version, build=ClusterBuild(name))
         self._walk(state)
         self._releases(state)
+        self._compose(state)
         state.build.resources = dict(sorted(state.build.resources.items()))
         trace = {"dirs": sorted(state.dirs), "charts": sorted(list(c) for c in state.charts)}
         self.cache.put_cluster(entry, {"key": self._cluster_key(name, kube_version, trace), "trace": trace,
@@ -1292,6 +1304,33 @@ class Builder:
         api_versions = sorted(state.api_versions)
         for hr in sorted(releases, key=lambda o: (str(_meta(o).get("namespace")), str(_meta(o).get("name")))):
             self._release(state, hr, api_versions)
+
+    def _compose(self, state: _Cluster) -> None:
+        """Every Crossplane XR this cluster receives, composed offline by its Composition's function (the same
+        code the hub runs): each composed resource becomes a golden file under ``<group>/<xr>/``."""
+        from generator.crossplane.engine import RESOURCE_NAME_ANNOTATION, compose_objects
+
+        built = [(res.group, doc) for res in state.build.resources.values()
+                 if res.kind in ("Composition", "KubernetesCluster", "XKubernetesCluster", "Database", "XDatabase",
+                                 "Cache", "XCache", "Network", "XNetwork") for doc in _load(res.text)]
+        if not any(doc.get("kind") == "Composition" for _, doc in built):
+            return
+        groups = {(str(_meta(doc).get("name")), str(doc.get("kind"))): group for group, doc in built}
+        for item in compose_objects([doc for _, doc in built]):
+            meta = _meta(item.xr)
+            xr_ns, xr_name = str(meta.get("namespace") or ""), str(meta.get("name"))
+            claim = (meta.get("labels") or {}).get("crossplane.io/claim-name")
+            parent = groups.get((xr_name, str(item.xr.get("kind"))), groups.get((str(claim), str(item.xr.get(
+                "kind", "")).removeprefix("X"))))
+            group = f"{parent or 'crossplane-composed'}/{golden_name(str(item.xr.get('kind')), xr_ns, xr_name)[:-5]}"
+            for obj in item.resources.values():
+                if _meta(obj).get("name"):  # a nested XR: its own resources sit beside its parent's
+                    groups[(str(_meta(obj)["name"]), str(obj["kind"]))] = parent or "crossplane-composed"
+                name = str(_meta(obj)["annotations"][RESOURCE_NAME_ANNOTATION])
+                obj_ns = str(_meta(obj).get("namespace") or "")
+                rel = f"{group}/{golden_name(str(obj['kind']), obj_ns, name)}"
+                state.build.resources[rel] = BuiltResource(str(obj["apiVersion"]), str(obj["kind"]), obj_ns, name,
+                                                           group, self.golden_text(obj))
 
     def _chart(self, state: _Cluster, hr: Obj, what: str) -> tuple[str, Path | str, str] | None:
         """(kind, chart location, content hash) of a release's chart, or None when it cannot be rendered offline.

@@ -14,9 +14,11 @@ schema in the catalogue, kubernetes-validate (core kinds), fleetgen's own schema
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import gzip
 import hashlib
+import importlib.resources
 import json
 import re
 import sys
@@ -403,6 +405,29 @@ def _code_composition_kinds(fleet: Any) -> Iterator[tuple[Kind, str]]:
         for builder in registry.values():
             composition = builder(facts)
             yield from _composition_kinds(composition, f"code: Composition {composition['metadata']['name']}")
+    yield from _script_kinds()
+
+
+def _script_kinds() -> Iterator[tuple[Kind, str]]:
+    """Every (apiVersion, kind) the composition scripts can compose, read statically from their source: the
+    ``compose(xr, name, api_version, kind, ...)`` calls whose api version is a string literal (or a name bound
+    to one) and whose kind is a literal — so a resource composed only under an option (e.g. an Azure cache)
+    is checked even when the reference fleet never composes it."""
+    folder = importlib.resources.files("generator").joinpath("data/composites")
+    for script in sorted(folder.iterdir(), key=lambda item: item.name):
+        if not script.name.endswith(".py"):
+            continue
+        tree = ast.parse(script.read_text(encoding="utf-8"))
+        strings = {target.id: node.value.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                   and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+                   for target in node.targets if isinstance(target, ast.Name)}
+        for call in (node for node in ast.walk(tree) if isinstance(node, ast.Call)):
+            if not (isinstance(call.func, ast.Name) and call.func.id == "compose" and len(call.args) >= 4):
+                continue
+            api, kind = call.args[2], call.args[3]
+            api_version = api.value if isinstance(api, ast.Constant) else strings.get(getattr(api, "id", ""))
+            if isinstance(api_version, str) and isinstance(kind, ast.Constant) and isinstance(kind.value, str):
+                yield (api_version, kind.value), f"code: composites/{script.name}:{call.lineno}"
 
 
 def rendered_kinds(rendered: Any, build: Any = None) -> dict[Kind, list[str]]:

@@ -81,13 +81,15 @@ def secret_store(cluster: ResolvedCluster, fleet: ResolvedFleet) -> tuple[str, d
     if gcp is None:
         raise ValueError(f"cluster {c.name}: fleet.security.secrets.gcp is not configured")
     project = _fill(gcp.project_id, cluster, fleet)
+    crossplane = fleet.fleet.crossplane
     spec = {
         "projectID": project,
         "auth": {
             "workloadIdentity": {
                 "clusterLocation": c.region,
                 "clusterName": c.name,
-                "clusterProjectID": project,
+                # the GKE cluster's own project (where Crossplane creates it), which may differ from the secrets'
+                "clusterProjectID": crossplane.gcp.project if crossplane and crossplane.gcp else project,
                 "serviceAccountRef": account,
             }
         },

@@ -651,6 +651,24 @@ class ProviderRuntime(Model):
                                      limits=ResourceList(cpu="2", memory="4Gi"))
 
 
+class HubNetwork(Model):
+    """The hub's own AWS network, which private same-cloud spokes are peered with (VPC peering + routes)."""
+
+    vpc_id: Annotated[str, Field(pattern=r"^vpc-[0-9a-f]{8,17}$")]
+    route_table_ids: Annotated[list[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]{8,17}$")]], Field(min_length=1)]
+
+
+class HubAccess(Model):
+    """How the hub reaches the spokes' API servers: public endpoints admit only its egress addresses; private
+    endpoints need a network path (peering with the hub network, composed for spokes in the hub's cloud)."""
+
+    egress_cidrs: list[Cidr] = Field(default_factory=list)
+    network: HubNetwork | None = None
+    flux_role_arn: Annotated[
+        str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
+    ] | None = None
+
+
 class CrossplaneSettings(Model):
     """Crossplane on the hub: where the infrastructure repo lives, API mode, package pins, cloud identities."""
 
@@ -662,8 +680,9 @@ class CrossplaneSettings(Model):
     gcp: GcpIdentity | None = None
     azure: AzureIdentity | None = None
     runtime: ProviderRuntime = ProviderRuntime()
+    hub: HubAccess = HubAccess()
     provider_versions: dict[Cloud, ExactVersion] = Field(default_factory=dict)
-    function_versions: dict[Literal["function-patch-and-transform", "function-auto-ready"], ExactVersion] = Field(
+    function_versions: dict[Literal["function-pythonic"], ExactVersion] = Field(
         default_factory=dict
     )
 

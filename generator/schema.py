@@ -756,6 +756,9 @@ class SchemaValidator:
         meta = obj.get("metadata")
         meta = meta if isinstance(meta, Mapping) else {}
         namespace, name = meta.get("namespace"), meta.get("name")
+        composed = (meta.get("annotations") or {}).get("crossplane.io/composition-resource-name")
+        if not name and composed:  # a Crossplane composed resource (generateName): XR and composition resource
+            name = f"{(meta.get('labels') or {}).get('crossplane.io/composite', '?')}/{composed}"
 
         def violation(path: Sequence[str | int], message: str) -> SchemaViolation:
             return SchemaViolation(

@@ -56,6 +56,7 @@ GCP_AZURE: dict[str, Any] = {
     "azure_subscription_id": "1c5c7a57-6f5e-4a51-8a3e-1d2f9a0b1c2d",
     "azure_crossplane_client_id": "2d5c7a57-6f5e-4a51-8a3e-1d2f9a0b1c2d",
     "azure_secrets_client_id": "3e5c7a57-6f5e-4a51-8a3e-1d2f9a0b1c2d",
+    "hub_egress_cidrs": "203.0.113.10/32, 203.0.113.11/32",
     "notification_type": "msteams",
     "notification_channel": "fleet-alerts",
     "allowed_registries": ["globex.azurecr.io/apps", "europe-docker.pkg.dev/globex/apps"],
@@ -72,6 +73,7 @@ ALL_CLOUDS_VAULT: dict[str, Any] = {
     "azure_tenant_id": "0b5c7a57-6f5e-4a51-8a3e-1d2f9a0b1c2d",
     "azure_subscription_id": "1c5c7a57-6f5e-4a51-8a3e-1d2f9a0b1c2d",
     "azure_crossplane_client_id": "2d5c7a57-6f5e-4a51-8a3e-1d2f9a0b1c2d",
+    "hub_egress_cidrs": "198.51.100.7/32",
     "notification_type": "none",
     "ci_shards": 4,
 }

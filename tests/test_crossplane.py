@@ -4,6 +4,7 @@ their own XRDs (schema and CEL rules), patch paths against the XRDs, per-cloud c
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 import json
 import re
 from collections import Counter
@@ -16,9 +17,9 @@ import pytest
 from conftest import REPO, copy_reference_fleet
 from ruamel.yaml import YAML
 
-from generator.crossplane import build_infrastructure, plan_hub_bootstrap, plan_infrastructure
-from generator.crossplane.api import served_kinds, unknown_field_paths, xr_openapi
-from generator.crossplane.patches import pt_resources
+from generator.crossplane import build_infrastructure, engine, plan_hub_bootstrap, plan_infrastructure
+from generator.crossplane.api import served_kinds, xr_openapi
+from generator.crossplane.engine import ComposedXR, compose_objects
 from generator.crossplane.plan import Infrastructure
 from generator.loader import load_inventory
 from generator.plan import HEADER
@@ -32,6 +33,9 @@ CROSSPLANE_GROUPS = ("apiextensions.crossplane.io", "pkg.crossplane.io")
 
 CROSSPLANE: Obj = {
     "namespace": "fleet-clusters",
+    "hub": {"egressCidrs": ["203.0.113.10/32"],
+            "network": {"vpcId": "vpc-0a1b2c3d4e5f60718", "routeTableIds": ["rtb-0a1b2c3d4e5f60719"]},
+            "fluxRoleArn": "arn:aws:iam::123456789012:role/fleet-hub-flux"},
     "aws": {"accountId": "123456789012", "roleArn": "arn:aws:iam::123456789012:role/crossplane-providers"},
     "gcp": {"project": "acme-fleet", "serviceAccount": "crossplane@acme-fleet.iam.gserviceaccount.com",
             "workloadIdentityProvider": "projects/123456789/locations/global/workloadIdentityPools/hub/providers/eks"},
@@ -116,21 +120,6 @@ def composition(infra: Infrastructure, name: str) -> Obj:
     docs = infra.files[f"compositions/{name}.yaml"][0]
     assert len(docs) == 1
     return docs[0]
-
-
-def composed(comp: Obj) -> dict[str, Obj]:
-    """Resource entries of a composition by name."""
-    return {entry["name"]: entry for entry in pt_resources(comp)}
-
-
-def kinds(comp: Obj) -> Counter[str]:
-    """How many composed resources of each kind a composition has."""
-    return Counter(entry["base"]["kind"] for entry in pt_resources(comp))
-
-
-def targets(entry: Obj) -> dict[str, Obj]:
-    """Patches of a composed resource by target path."""
-    return {p["toFieldPath"]: p for p in entry.get("patches", [])}
 
 
 def xr_validator(catalogue: CrdCatalogue | None, infra: Infrastructure) -> SchemaValidator:
@@ -271,9 +260,8 @@ def test_only_apis_and_providers_in_use_are_rendered(tmp_path: Path) -> None:
 
 def test_provider_members_are_exactly_the_groups_composed(full: Infrastructure) -> None:
     used: dict[str, set[str]] = {}
-    for comp in (d for d in full.documents("compositions/") if d["kind"] == "Composition"):
-        for entry in pt_resources(comp):
-            group = entry["base"]["apiVersion"].split("/")[0]
+    for obj in (o for items in rendered(full).values() for i in items for o in i.resources.values()):
+        for group in [obj["apiVersion"].split("/")[0]]:
             if group.endswith(".m.upbound.io"):
                 cloud = group.split(".")[-4]
                 used.setdefault(cloud, set()).add(group.split(".")[0])
@@ -287,7 +275,8 @@ def test_packages_are_pinned_and_run_with_the_seed_tuning(full: Infrastructure) 
     packages = [d for d in full.documents("providers/") if d["kind"] in ("Provider", "Function")]
     assert {d["kind"] for d in packages} == {"Provider", "Function"}
     for pkg in packages:
-        assert re.match(r"^xpkg\.crossplane\.io/crossplane-contrib/[a-z0-9-]+:v\d+\.\d+\.\d+$", pkg["spec"]["package"])
+        assert re.match(r"^(xpkg\.crossplane\.io/crossplane-contrib|ghcr\.io/fortra)/[a-z0-9-]+:v\d+\.\d+\.\d+$",
+                        pkg["spec"]["package"])
     runtimes = [d for d in full.documents("providers/") if d["kind"] == "DeploymentRuntimeConfig"]
     assert {d["metadata"]["name"] for d in runtimes} == {"aws-providers", "gcp-providers", "azure-providers"}
     for runtime in runtimes:
@@ -334,6 +323,9 @@ def test_workload_identity_per_cloud_from_an_eks_hub(full: Infrastructure) -> No
     azure_pod = runtimes["azure-providers"]["spec"]["deploymentTemplate"]["spec"]["template"]["spec"]
     assert azure_pod["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["audience"] == \
         "api://AzureADTokenExchange"
+    for cloud in ("aws", "gcp", "azure"):  # pinned names: federation subjects are exact
+        assert runtimes[f"{cloud}-providers"]["spec"]["serviceAccountTemplate"]["metadata"]["name"] == \
+            f"provider-{cloud}"
 
 
 def test_workload_identity_from_a_gke_hub(tmp_path: Path) -> None:
@@ -343,6 +335,8 @@ def test_workload_identity_from_a_gke_hub(tmp_path: Path) -> None:
         networking={"vpcCidr": "10.0.0.0/16", "podCidr": "100.90.0.0/16", "serviceCidr": "172.30.0.0/16"},
         nodeGroups=[{"name": "system", "instanceType": "e2-standard-4", "minSize": 3, "maxSize": 6,
                      "desiredSize": 3}]))
+    for spoke in ("dev-us-east-1", "prod-us-east-1", "prod-eu-west-1", "staging-us-east-1"):  # no path from GCP
+        edit_cluster(root, spoke, lambda e: e["networking"].update(privateEndpoint=False))
     infra = build_infrastructure(resolved(root))
     configs = {d["apiVersion"].split(".")[0]: d for d in infra.documents("provider-configs/")}
     assert configs["aws"]["spec"]["credentials"]["source"] == "WebIdentity"
@@ -392,171 +386,220 @@ def test_the_xrd_rules_reject_what_the_inventory_checks_reject(full: Infrastruct
     assert "minSize <= desiredSize <= maxSize" in failures
 
 
-def test_every_patch_path_exists_in_the_xrd(variant: Infrastructure) -> None:
-    assert unknown_field_paths(variant.documents()) == []
+# --- compositions per cloud, composed offline by the function's own code ------------------------------------
 
 
-def test_a_typo_in_a_patch_path_is_caught(full: Infrastructure) -> None:
-    docs = copy.deepcopy(full.documents())
-    eks = next(d for d in docs if d["kind"] == "Composition" and d["metadata"]["name"] == "aws-eks")
-    cluster = composed(eks)["eks-cluster"]
-    patch = next(p for p in cluster["patches"] if p.get("fromFieldPath") == "spec.kubernetes.version")
-    patch["fromFieldPath"] = "spec.kubernetes.verison"
-    network = composed(eks)["network"]
-    nested = next(p for p in network["patches"] if p.get("toFieldPath") == "spec.vpcCidr")
-    nested["toFieldPath"] = "spec.vpcCIDR"
-    gke = next(d for d in docs if d["kind"] == "Composition" and d["metadata"]["name"] == "gcp-gke")
-    to_status = next(p for p in composed(gke)["node-service-account"]["patches"]
-                     if p["type"] == "ToCompositeFieldPath")
-    to_status["toFieldPath"] = "status.nodeServiceAccount"
-    assert sorted(unknown_field_paths(docs)) == [
-        "aws-eks: resource 'eks-cluster': FromCompositeFieldPath path 'spec.kubernetes.verison' is not a field "
-        "of KubernetesCluster",
-        "aws-eks: resource 'network': toFieldPath 'spec.vpcCIDR' is not a field of Network",
-        "gcp-gke: resource 'node-service-account': ToCompositeFieldPath path 'status.nodeServiceAccount' is not "
-        "a field of KubernetesCluster",
-    ]
+def rendered(infra: Infrastructure) -> dict[str, list[ComposedXR]]:
+    """Every XR of the infrastructure repo (nested Networks too) composed by function-pythonic, by Composition."""
+    out: dict[str, list[ComposedXR]] = {}
+    for item in compose_objects(infra.documents()):
+        out.setdefault(item.composition, []).append(item)
+    return out
 
 
-# --- compositions per cloud -----------------------------------------------------------------------------
+def composed(infra: Infrastructure, name: str, xr: str | None = None) -> dict[str, Obj]:
+    """What Composition ``name`` composes for its first XR (or the XR called ``xr``)."""
+    items = rendered(infra)[name]
+    return next(i for i in items if xr is None or i.xr["metadata"]["name"] == xr).resources
 
 
-def _managed_entries(infra: Infrastructure) -> Iterator[tuple[str, Obj]]:
-    for comp in (d for d in infra.documents("compositions/") if d["kind"] == "Composition"):
-        for entry in pt_resources(comp):
-            if entry["base"]["apiVersion"].split("/")[0].endswith(".m.upbound.io"):
-                yield comp["metadata"]["name"], entry
+def kinds(resources: dict[str, Obj]) -> Counter[str]:
+    """How many composed resources of each kind."""
+    return Counter(obj["kind"] for obj in resources.values())
 
 
-def test_every_composition_is_a_pinned_pipeline(full: Infrastructure) -> None:
+def for_provider(resources: dict[str, Obj], name: str) -> Obj:
+    """spec.forProvider of one composed resource."""
+    found: Obj = resources[name]["spec"]["forProvider"]
+    return found
+
+
+def test_every_composition_is_one_pinned_pythonic_step(full: Infrastructure) -> None:
+    function = next(d for d in full.documents("providers/") if d["kind"] == "Function")
+    engine_version = importlib.metadata.version("crossplane-function-pythonic")
+    assert function["spec"]["package"] == f"ghcr.io/fortra/function-pythonic:v{engine_version}"
     for comp in (d for d in full.documents("compositions/") if d["kind"] == "Composition"):
         assert comp["spec"]["mode"] == "Pipeline"
-        assert [s["functionRef"]["name"] for s in comp["spec"]["pipeline"]] == \
-            ["function-patch-and-transform", "function-auto-ready"]
-        assert comp["spec"]["pipeline"][0]["input"]["apiVersion"] == "pt.fn.crossplane.io/v1beta1"
+        [step] = comp["spec"]["pipeline"]
+        assert step["functionRef"]["name"] == function["metadata"]["name"] == "function-pythonic"
+        assert step["input"]["apiVersion"] == "pythonic.fn.fortra.com/v1alpha1"
+        assert "class Composite(BaseComposite):" in step["input"]["composite"]
         assert comp["metadata"]["labels"]["platform.gitops.io/provider"] in ("aws", "gcp", "azure")
 
 
-def test_every_managed_resource_has_an_explicit_provider_config(full: Infrastructure) -> None:
+def test_every_xr_is_composed_and_every_managed_resource_has_a_provider_config(variant: Infrastructure) -> None:
+    compositions = rendered(variant)
+    assert set(compositions) == {d["metadata"]["name"] for d in variant.documents("compositions/")
+                                 if d["kind"] == "Composition"}
     count = 0
-    for name, entry in _managed_entries(full):
-        assert entry["base"]["spec"]["providerConfigRef"] == {"kind": "ClusterProviderConfig", "name": "default"}, \
-            (name, entry["name"])
-        assert targets(entry)["spec.providerConfigRef.name"]["fromFieldPath"] == "spec.providerConfigName"
-        count += 1
-    assert count > 70
+    for items in compositions.values():
+        for item in items:
+            for obj in item.resources.values():
+                if obj["apiVersion"].split("/")[0].endswith(".m.upbound.io"):
+                    assert obj["spec"]["providerConfigRef"] == {"kind": "ClusterProviderConfig", "name": "default"}
+                    assert obj["metadata"]["namespace"] == "fleet-clusters"
+                    count += 1
+    assert count > 150
 
 
 def test_aws_eks_and_network(full: Infrastructure) -> None:
-    network = composition(full, "aws-network")
+    network = composed(full, "aws-network")
     assert kinds(network) == {"VPC": 1, "InternetGateway": 1, "Subnet": 6, "EIP": 1, "NATGateway": 1,
                               "RouteTable": 2, "Route": 2, "RouteTableAssociation": 6}
-    subnets = composed(network)
-    assert targets(subnets["subnet-private-2"])["spec.forProvider.availabilityZone"]["fromFieldPath"] == \
-        "spec.subnets.private[2].zone"
-    assert subnets["subnet-public-0"]["base"]["spec"]["forProvider"]["mapPublicIpOnLaunch"] is True
-    nat = composed(network)["nat-gateway"]["base"]["spec"]["forProvider"]
-    assert nat["subnetIdSelector"]["matchLabels"] == {"platform.gitops.io/subnet": "public-0"}
-    private_route = composed(network)["route-private-default"]["base"]["spec"]["forProvider"]
-    assert "natGatewayIdSelector" in private_route
+    private = for_provider(network, "subnet-private-us-east-1c")
+    assert private["availabilityZone"] == "us-east-1c" and private["mapPublicIpOnLaunch"] is False
+    assert for_provider(network, "subnet-public-us-east-1a")["mapPublicIpOnLaunch"] is True
+    assert for_provider(network, "nat-gateway")["subnetIdSelector"]["matchLabels"] == {
+        "platform.gitops.io/subnet": "public-us-east-1a"}
+    assert "natGatewayIdSelector" in for_provider(network, "route-private-default")
 
-    eks = composition(full, "aws-eks")
+    eks = composed(full, "aws-eks", "prod-us-east-1")
     assert kinds(eks) == {"Network": 1, "Role": 2, "RolePolicyAttachment": 6, "SecurityGroup": 1,
-                          "SecurityGroupIngressRule": 1, "SecurityGroupEgressRule": 1, "Cluster": 1,
-                          "ClusterAuth": 1, "OpenIDConnectProvider": 1, "NodeGroup": 4}
-    resources = composed(eks)
-    assert {e["base"]["apiVersion"] for e in resources.values()} == {
-        "platform.gitops.io/v1alpha1", "ec2.aws.m.upbound.io/v1beta1", "eks.aws.m.upbound.io/v1beta1",
-        "iam.aws.m.upbound.io/v1beta1"}
-    cluster = targets(resources["eks-cluster"])
-    assert cluster["spec.forProvider.version"]["fromFieldPath"] == "spec.kubernetes.version"
-    assert cluster["metadata.annotations[crossplane.io/external-name]"]["fromFieldPath"] == "metadata.name"
-    assert cluster["status.oidcIssuerUrl"]["fromFieldPath"] == "status.atProvider.identity[0].oidc[0].issuer"
-    oidc = targets(resources["oidc-provider"])["spec.forProvider.url"]
-    assert oidc == {"type": "FromCompositeFieldPath", "fromFieldPath": "status.oidcIssuerUrl",
-                    "toFieldPath": "spec.forProvider.url", "policy": {"fromFieldPath": "Required"}}
-    auth = resources["kubeconfig"]
-    assert auth["base"]["kind"] == "ClusterAuth"
-    assert targets(auth)["spec.writeConnectionSecretToRef.name"]["fromFieldPath"] == "spec.kubeconfigSecretName"
-    for i in range(4):
-        slot = targets(resources[f"node-group-{i}"])
-        assert slot["metadata.annotations[crossplane.io/external-name]"] == {
-            "type": "FromCompositeFieldPath", "fromFieldPath": f"spec.nodeGroups[{i}].name",
-            "toFieldPath": "metadata.annotations[crossplane.io/external-name]",
-            "policy": {"fromFieldPath": "Required"}}
-        assert slot["spec.forProvider.taint[2].effect"]["transforms"][0]["map"]["NoSchedule"] == "NO_SCHEDULE"
-        desired = slot["spec.initProvider.scalingConfig.desiredSize"]  # the autoscaler owns it after creation
-        assert desired["fromFieldPath"] == f"spec.nodeGroups[{i}].desiredSize"
-    policies = {e["base"]["spec"]["forProvider"]["policyArn"].rsplit("/", 1)[1] for e in resources.values()
-                if e["base"]["kind"] == "RolePolicyAttachment"}
-    assert {"AmazonEKSClusterPolicy", "AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy"} <= policies
+                          "SecurityGroupIngressRule": 2, "SecurityGroupEgressRule": 1, "Cluster": 1,
+                          "ClusterAuth": 1, "OpenIDConnectProvider": 1, "NodeGroup": 2,
+                          "VPCPeeringConnection": 1, "VPCPeeringConnectionAccepter": 1, "Route": 2,
+                          "AccessEntry": 1, "AccessPolicyAssociation": 1}
+    # the hub's Flux role is cluster admin through an access entry (no kubeconfig Secret for EKS spokes)
+    assert for_provider(eks, "hub-flux-access-entry")["principalArn"] == CROSSPLANE["hub"]["fluxRoleArn"]
+    # private endpoint, reached through VPC peering with the hub: routes both ways, 443 from the hub's VPC
+    assert for_provider(eks, "hub-peering")["peerVpcId"] == CROSSPLANE["hub"]["network"]["vpcId"]
+    assert for_provider(eks, "hub-route-rtb-0a1b2c3d4e5f60719")["destinationCidrBlock"] == "10.30.0.0/16"
+    assert for_provider(eks, "control-plane-ingress-hub")["cidrIpv4"] == "10.0.0.0/16"
+    gke = for_provider(composed(full, "gcp-gke", "prod-europe-west1"), "gke-cluster")
+    assert gke["privateClusterConfig"]["enablePrivateEndpoint"] is False
+    assert gke["masterAuthorizedNetworksConfig"]["cidrBlocks"] == [
+        {"cidrBlock": "203.0.113.10/32", "displayName": "fleet hub"}]
+    aks = for_provider(composed(full, "azure-aks", "prod-eastus"), "aks-cluster")
+    assert aks["privateClusterEnabled"] is False
+    assert aks["apiServerAccessProfile"]["authorizedIpRanges"] == ["203.0.113.10/32"]
+    cluster = eks["eks-cluster"]
+    assert cluster["metadata"]["annotations"]["crossplane.io/external-name"] == "prod-us-east-1"
+    assert cluster["spec"]["forProvider"]["vpcConfig"]["endpointPublicAccess"] is False
+    # the issuer is known only once EKS reports it: rendered as function-pythonic's UNKNOWN marker
+    issuer = "UNKNOWN:eks-cluster.status.atProvider.identity[0].oidc[0].issuer"
+    assert for_provider(eks, "oidc-provider")["url"] == issuer
+    assert eks["kubeconfig"]["spec"]["writeConnectionSecretToRef"] == {"name": "prod-us-east-1-kubeconfig"}
+    group = eks["node-group-system"]
+    assert group["spec"]["initProvider"] == {"scalingConfig": {"desiredSize": 3}}  # the autoscaler owns it later
+    assert group["metadata"]["annotations"]["crossplane.io/external-name"] == "system"
 
 
 def test_gcp_gke_and_network(full: Infrastructure) -> None:
-    network = composition(full, "gcp-network")
+    network = composed(full, "gcp-network")
     assert kinds(network) == {"Network": 1, "Subnetwork": 1, "Router": 1, "RouterNAT": 1, "GlobalAddress": 1,
                               "Connection": 1}
-    subnetwork = composed(network)["subnetwork"]
-    assert [r["rangeName"] for r in subnetwork["base"]["spec"]["forProvider"]["secondaryIpRange"]] == \
-        ["pods", "services"]
-    assert targets(subnetwork)["spec.forProvider.secondaryIpRange[0].ipCidrRange"]["fromFieldPath"] == "spec.podCidr"
-    gke = composition(full, "gcp-gke")
-    assert kinds(gke) == {"Network": 1, "ServiceAccount": 1, "ProjectIAMMember": 4, "Cluster": 1, "NodePool": 4}
-    resources = composed(gke)
-    cluster = resources["gke-cluster"]
-    assert cluster["base"]["spec"]["forProvider"]["removeDefaultNodePool"] is True
-    assert cluster["base"]["spec"]["forProvider"]["deletionProtection"] is False
-    patches = targets(cluster)
-    assert patches["spec.forProvider.workloadIdentityConfig.workloadPool"]["combine"]["string"]["fmt"] == \
-        "%s.svc.id.goog"
-    assert patches["spec.forProvider.privateClusterConfig.masterIpv4CidrBlock"]["fromFieldPath"] == \
-        "spec.networking.controlPlaneCidr"
-    assert patches["spec.writeConnectionSecretToRef.name"]["fromFieldPath"] == "spec.kubeconfigSecretName"
-    pool = resources["node-pool-3"]
-    assert pool["base"]["spec"]["forProvider"]["nodeConfig"]["serviceAccountSelector"] == {"matchControllerRef": True}
-    machine = targets(pool)["spec.forProvider.nodeConfig.machineType"]
-    assert machine["fromFieldPath"] == "spec.nodeGroups[3].instanceType"
-    member = targets(resources["node-service-account-logging-logwriter"])["spec.forProvider.member"]
-    assert member["combine"]["variables"] == [{"fromFieldPath": "status.nodeServiceAccountEmail"}]
+    subnetwork = next(o for o in network.values() if o["kind"] == "Subnetwork")["spec"]["forProvider"]
+    assert [r["rangeName"] for r in subnetwork["secondaryIpRange"]] == ["pods", "services"]
+    dev = composed(full, "gcp-gke", "dev-us-central1")
+    prod = composed(full, "gcp-gke", "prod-europe-west1")
+    assert kinds(dev)["NodePool"] >= 1 and kinds(dev)["ProjectIAMMember"] == 4
+    assert for_provider(dev, "gke-cluster")["deletionProtection"] is False
+    assert for_provider(prod, "gke-cluster")["deletionProtection"] is True  # prod
+    cluster = for_provider(prod, "gke-cluster")
+    assert cluster["workloadIdentityConfig"]["workloadPool"] == f"{CROSSPLANE['gcp']['project']}.svc.id.goog"
+    assert cluster["privateClusterConfig"]["masterIpv4CidrBlock"]
+    # External Secrets' KSA may act as the secrets project's GSA (projects differ: acme-prod vs the cluster's)
+    eso = for_provider(prod, "external-secrets-workload-identity")
+    gsa = "external-secrets@acme-prod.iam.gserviceaccount.com"
+    ksa = "external-secrets/external-secrets-store"
+    assert eso == {"serviceAccountId": f"projects/acme-prod/serviceAccounts/{gsa}",
+                   "role": "roles/iam.workloadIdentityUser",
+                   "member": f"serviceAccount:{CROSSPLANE['gcp']['project']}.svc.id.goog[{ksa}]"}
+    member = for_provider(prod, "node-service-account-logging-logwriter")["member"]
+    assert member == "UNKNOWN:node-service-account.status.atProvider.email"
 
 
 def test_azure_aks_and_network(full: Infrastructure) -> None:
-    network = composition(full, "azure-network")
+    network = composed(full, "azure-network")
     assert kinds(network) == {"ResourceGroup": 1, "VirtualNetwork": 1, "Subnet": 1}
-    aks = composition(full, "azure-aks")
-    assert kinds(aks) == {"Network": 1, "UserAssignedIdentity": 1, "RoleAssignment": 1, "KubernetesCluster": 1,
-                          "KubernetesClusterNodePool": 3}
-    resources = composed(aks)
-    cluster = resources["aks-cluster"]["base"]["spec"]["forProvider"]
+    aks = composed(full, "azure-aks", "prod-eastus")
+    groups = next(d for d in full.documents("clusters/prod-eastus.yaml")
+                  if d["kind"] == "KubernetesCluster")["spec"]["nodeGroups"]
+    assert kinds(aks)["KubernetesClusterNodePool"] == len(groups) - 1  # the first group is the default pool
+    cluster = for_provider(aks, "aks-cluster")
     assert cluster["workloadIdentityEnabled"] is True and cluster["oidcIssuerEnabled"] is True
-    assert cluster["identity"]["type"] == "UserAssigned"
-    patches = targets(resources["aks-cluster"])
-    assert patches["spec.forProvider.defaultNodePool.name"]["fromFieldPath"] == "spec.nodeGroups[0].name"
-    assert patches["spec.forProvider.networkProfile.dnsServiceIp"]["fromFieldPath"] == "spec.networking.dnsServiceIp"
-    taint = targets(resources["node-pool-1"])["spec.forProvider.nodeTaints[0]"]
-    assert taint["combine"]["string"]["fmt"] == "%s=%s:%s"
-    assert "node-pool-0" not in resources  # the first group is AKS's default pool
-    role = targets(resources["control-plane-network-contributor"])
-    assert role["spec.forProvider.scope"]["fromFieldPath"] == "status.network.resourceGroupId"
+    assert cluster["defaultNodePool"]["name"] == groups[0]["name"]
+    assert cluster["networkProfile"]["dnsServiceIp"]
 
 
 def test_databases_and_caches(full: Infrastructure) -> None:
-    rds = composed(composition(full, "aws-rds"))
-    instance = rds["instance"]["base"]["spec"]["forProvider"]
-    assert instance["manageMasterUserPassword"] is True and instance["storageEncrypted"] is True
-    instance_class = targets(rds["instance"])["spec.forProvider.instanceClass"]
-    assert instance_class["transforms"][0]["map"]["medium"] == "db.m7g.large"
-    assert kinds(composition(full, "aws-elasticache")) == {"SubnetGroup": 1, "SecurityGroup": 1,
-                                                           "SecurityGroupIngressRule": 1, "ReplicationGroup": 1}
-    sql = composed(composition(full, "gcp-cloudsql"))["instance"]
-    assert targets(sql)["spec.forProvider.databaseVersion"]["transforms"][0]["map"]["8.0"] == "MYSQL_8_0"
-    assert sql["base"]["spec"]["forProvider"]["settings"]["ipConfiguration"]["ipv4Enabled"] is False
-    postgres = composed(composition(full, "azure-postgresql"))
-    assert postgres["server"]["base"]["spec"]["forProvider"]["authentication"]["passwordAuthEnabled"] is False
-    assert postgres["entra-admin"]["base"]["spec"]["forProvider"]["objectId"] == \
-        CROSSPLANE["azure"]["databaseAdmins"]["objectId"]
-    assert kinds(composition(full, "gcp-memorystore")) == {"Instance": 1}
-    assert kinds(composition(full, "azure-redis")) == {"RedisCache": 1}
+    rds = for_provider(composed(full, "aws-rds"), "instance")
+    assert rds["manageMasterUserPassword"] is True and rds["storageEncrypted"] is True
+    cache = composed(full, "aws-elasticache")
+    assert kinds(cache) == {"SubnetGroup": 1, "SecurityGroup": 1, "SecurityGroupIngressRule": 1,
+                            "ReplicationGroup": 1}
+    assert for_provider(cache, "replication-group")["atRestEncryptionEnabled"] == "true"  # a string upstream
+    sql = for_provider(composed(full, "gcp-cloudsql"), "instance")
+    assert sql["settings"]["ipConfiguration"]["ipv4Enabled"] is False
+    postgres = composed(full, "azure-postgresql")
+    assert for_provider(postgres, "server")["authentication"]["passwordAuthEnabled"] is False
+    assert for_provider(postgres, "entra-admin")["objectId"] == CROSSPLANE["azure"]["databaseAdmins"]["objectId"]
+    assert kinds(composed(full, "gcp-memorystore")) == {"Instance": 1}
+    assert kinds(composed(full, "azure-redis")) == {"RedisCache": 1}
+
+
+@pytest.mark.parametrize("count", [1, 2, 4])
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+def test_a_cluster_composes_exactly_its_node_groups(full: Infrastructure, cloud: str, count: int) -> None:
+    comp_name = {"aws": "aws-eks", "gcp": "gcp-gke", "azure": "azure-aks"}[cloud]
+    comp = composition(full, comp_name)
+    xr = copy.deepcopy(rendered(full)[comp_name][0].xr)
+    template = xr["spec"]["nodeGroups"][0]
+    xr["spec"]["nodeGroups"] = [{**template, "name": f"pool{i}", "taints": [
+        {"key": f"k{j}", "value": "v", "effect": "NoSchedule"} for j in range(i)]} for i in range(count)]
+    result = engine.run(comp, xr)
+    pools = {n: o for n, o in result.resources.items() if o["kind"] in ("NodeGroup", "NodePool",
+                                                                         "KubernetesClusterNodePool")}
+    expected = count - 1 if cloud == "azure" else count  # AKS: the first group is the cluster's default pool
+    assert len(pools) == expected
+    assert sorted(pools) == sorted(f"node-{'group' if cloud == 'aws' else 'pool'}-pool{i}"
+                                   for i in range(count - expected, count))
+    assert not [r for r in result.results if r[0] in ("SEVERITY_FATAL", "SEVERITY_WARNING")]
+
+
+def _observed(resources: dict[str, Obj], ready: bool) -> Obj:
+    return {**resources, "status": {"atProvider": {"id": "x"}, "conditions": [
+        {"type": "Ready", "status": "True" if ready else "False", "reason": "Available" if ready else "Creating"}]}}
+
+
+def test_the_xr_is_ready_only_when_every_composed_resource_is(full: Infrastructure) -> None:
+    comp = composition(full, "aws-rds")
+    xr = rendered(full)["aws-rds"][0].xr
+    first = engine.run(comp, xr)
+    assert set(first.resources) == {"subnet-group", "security-group", "security-group-ingress", "instance"}
+    assert not first.xr_ready  # nothing exists yet
+    all_ready = engine.run(comp, xr, {n: _observed(o, True) for n, o in first.resources.items()})
+    assert all(all_ready.ready.values()) and all_ready.xr_ready
+    one_not = {n: _observed(o, n != "instance") for n, o in first.resources.items()}
+    waiting = engine.run(comp, xr, one_not)
+    assert waiting.ready["instance"] is None and waiting.ready["subnet-group"] is True
+    assert not waiting.xr_ready
+
+
+def test_every_composed_resource_validates_strictly(variant: Infrastructure, catalogue: CrdCatalogue) -> None:
+    validator = SchemaValidator(catalogue, kubernetes_version="1.33")
+    checked: Counter[str] = Counter()
+    for items in rendered(variant).values():
+        for item in items:
+            for obj in item.resources.values():
+                if obj["apiVersion"].split("/")[0].endswith(".m.upbound.io"):
+                    assert validator.validate(obj) == [], obj
+                    checked[obj["kind"]] += 1
+    assert len(checked) >= 30
+
+
+def test_a_wrong_type_in_a_composed_resource_fails_with_its_path(full: Infrastructure,
+                                                                  catalogue: CrdCatalogue) -> None:
+    validator = SchemaValidator(catalogue, kubernetes_version="1.33")
+    group = copy.deepcopy(composed(full, "aws-elasticache")["replication-group"])
+    group["spec"]["forProvider"]["atRestEncryptionEnabled"] = True
+    group["spec"]["forProvider"]["unknownField"] = 1
+    problems = [str(v) for v in validator.validate(group)]
+    xr = group["metadata"]["labels"]["crossplane.io/composite"]
+    assert problems == [
+        f"ReplicationGroup/fleet-clusters/{xr}/replication-group: spec.forProvider.atRestEncryptionEnabled: "
+        "must be of type string, not boolean (true)",
+        f"ReplicationGroup/fleet-clusters/{xr}/replication-group: spec.forProvider.unknownField: unknown field"]
 
 
 def test_composition_selection(full: Infrastructure) -> None:
@@ -611,14 +654,13 @@ def test_legacy_claims_switch(legacy: Infrastructure, full: Infrastructure) -> N
     assert "claimNames" not in modern["spec"]
     eks = composition(legacy, "aws-eks")
     assert eks["spec"]["compositeTypeRef"]["kind"] == "XKubernetesCluster"
-    resources = composed(eks)
-    assert resources["network"]["base"]["kind"] == "XNetwork"
-    assert "namespace" not in resources["network"]["base"].get("metadata", {})
-    assert resources["network"]["base"]["spec"]["compositionSelector"]["matchLabels"] == {
+    resources = composed(legacy, "aws-eks", "prod-us-east-1")  # the claim's XR: generated name, claim label
+    assert resources["network"]["kind"] == "XNetwork"
+    assert "namespace" not in resources["network"]["metadata"]
+    assert resources["network"]["spec"]["compositionSelector"]["matchLabels"] == {
         "platform.gitops.io/provider": "aws"}
-    assert resources["eks-cluster"]["base"]["metadata"]["namespace"] == "fleet-clusters"
-    assert targets(resources["eks-cluster"])["metadata.annotations[crossplane.io/external-name]"]["fromFieldPath"] \
-        == "metadata.labels[crossplane.io/claim-name]"
+    assert resources["eks-cluster"]["metadata"]["namespace"] == "fleet-clusters"
+    assert resources["eks-cluster"]["metadata"]["annotations"]["crossplane.io/external-name"] == "prod-us-east-1"
     claim = next(d for d in legacy.documents("clusters/prod-us-east-1.yaml") if d["kind"] == "KubernetesCluster")
     assert claim["metadata"]["namespace"] == "fleet-clusters"
     assert claim["spec"]["compositionSelector"]["matchLabels"] == {"platform.gitops.io/provider": "aws"}
@@ -642,10 +684,12 @@ def test_every_folder_builds_with_kustomize(full_root: Path, tmp_path: Path) -> 
     for folder in ("providers", "provider-configs", "apis", "compositions", "clusters"):
         counts[folder] = len(load_documents(tools.kustomize_build.run(tmp_path / "infrastructure" / folder)))
     workloads = len([c for c in fleet.clusters if c.cluster.role == "workload"])
-    assert counts == {"providers": 26, "provider-configs": 3, "apis": 4, "compositions": 12,
+    assert counts == {"providers": 25, "provider-configs": 3, "apis": 4, "compositions": 12,
                       "clusters": workloads + 6}
     spokes = load_documents(tools.kustomize_build.run(tmp_path / "fleet/clusters/management/spokes"))
-    assert Counter(d["kind"] for d in spokes) == {"HelmRelease": workloads, "Kustomization": workloads}
+    eks = len([c for c in fleet.clusters if c.cluster.role == "workload" and c.cluster.cloud == "aws"])
+    assert Counter(d["kind"] for d in spokes) == {"HelmRelease": workloads, "Kustomization": workloads,
+                                                  "ConfigMap": eks}
 
 
 def _bundled_provider_config_schemas() -> dict[tuple[str, str], Obj]:

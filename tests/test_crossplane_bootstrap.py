@@ -17,7 +17,7 @@ from generator.crossplane import (
     hub_resources,
     plan_hub_bootstrap,
 )
-from generator.crossplane.patches import pt_resources
+from generator.crossplane.engine import run
 from generator.loader import load_inventory
 from generator.plan import plan_fleet
 from generator.render import plan
@@ -90,11 +90,18 @@ def test_every_new_cluster_gets_flux_through_its_kubeconfig(root: Path, hub: dic
     assert source["spec"]["ref"] == {"tag": chart.version}
     for name in WORKLOADS:
         cluster = next(d for d in infra.documents(f"clusters/{name}.yaml") if d["kind"] == "KubernetesCluster")
-        release, sync = hub[f"clusters/management/spokes/{name}.yaml"]
-        secret = {"name": cluster["spec"]["kubeconfigSecretName"], "key": "kubeconfig"}
+        *provider, release, sync = hub[f"clusters/management/spokes/{name}.yaml"]
+        if cluster["spec"]["cloudProvider"] == "aws":  # Flux's workload identity: no kubeconfig Secret at all
+            [config] = provider
+            assert config["kind"] == "ConfigMap" and config["data"] == {
+                "provider": "aws", "cluster": f"arn:aws:eks:{cluster['spec']['region']}:123456789012:cluster/{name}"}
+            kube_config = {"configMapRef": {"name": config["metadata"]["name"]}}
+        else:  # GKE and AKS: the kubeconfig Secret the composition writes
+            assert provider == []
+            kube_config = {"secretRef": {"name": cluster["spec"]["kubeconfigSecretName"], "key": "kubeconfig"}}
         for obj in (release, sync):
-            assert obj["metadata"]["namespace"] == cluster["metadata"]["namespace"]  # the Secret is next to it
-            assert obj["spec"]["kubeConfig"] == {"secretRef": secret}
+            assert obj["metadata"]["namespace"] == cluster["metadata"]["namespace"]  # next to the cluster object
+            assert obj["spec"]["kubeConfig"] == kube_config
         assert release["kind"] == "HelmRelease" and release["spec"]["targetNamespace"] == "flux-system"
         assert release["spec"]["chartRef"] == {"kind": "OCIRepository", "name": "flux-operator"}
         assert release["spec"]["install"]["createNamespace"] is True
@@ -109,9 +116,11 @@ def test_every_cluster_composition_writes_the_kubeconfig_the_hub_reads(root: Pat
     infra = build_infrastructure(resolved(root))
     for name in ("aws-eks", "gcp-gke", "azure-aks"):
         comp = infra.files[f"compositions/{name}.yaml"][0][0]
-        writers = [entry["name"] for entry in pt_resources(comp) for patch in entry.get("patches", [])
-                   if patch.get("toFieldPath") == "spec.writeConnectionSecretToRef.name"
-                   and patch["fromFieldPath"] == "spec.kubeconfigSecretName"]
+        xr = next(d for d in infra.documents("clusters/") if d.get("spec", {}).get("cloudProvider") ==
+                  comp["metadata"]["labels"]["platform.gitops.io/provider"] and d["kind"] == "KubernetesCluster")
+        resources = run(comp, xr).resources
+        secret = {"name": xr["spec"]["kubeconfigSecretName"]}
+        writers = [n for n, o in resources.items() if o.get("spec", {}).get("writeConnectionSecretToRef") == secret]
         assert len(writers) == 1, name
 
 
@@ -139,7 +148,8 @@ def test_hub_objects_validate_strictly(hub: dict[str, list[Obj]]) -> None:
             if doc.get("apiVersion") != "kustomize.config.k8s.io/v1beta1":
                 assert validator.validate(doc) == [], path
                 checked += 1
-    assert checked == 1 + 5 + 1 + 2 * len(WORKLOADS)
+    aws = len([n for n in WORKLOADS if "-us-east-1" in n or "-eu-west-1" in n])  # + their provider ConfigMaps
+    assert checked == 1 + 5 + 1 + 2 * len(WORKLOADS) + aws
 
 
 def test_reference_inventory_is_untouched() -> None:

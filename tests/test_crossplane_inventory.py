@@ -119,11 +119,23 @@ def test_cloud_defaults_give_inheriting_clusters_their_cloud_types(root: Path) -
     assert "nodeGroups" not in cluster.raw  # valid: the per-cloud default applies
 
 
-def test_node_groups_are_bounded_by_the_composition_slots(root: Path) -> None:
+def test_node_groups_are_bounded_by_the_xrd(root: Path) -> None:
     group = {"instanceType": "m6i.large", "minSize": 1, "maxSize": 2, "desiredSize": 1}
     edit_cluster(root, "prod-eu-west-1", lambda e: e.update(
         nodeGroups=[{"name": f"g{i}", **group} for i in range(5)]))
-    assert "at most 4 node groups" in one(root, "node groups (the compositions' slots)")
+    assert not [p for p in problems_or_none(root) if "node groups" in p]  # compositions loop: 5 is fine
+    edit_cluster(root, "prod-eu-west-1", lambda e: e.update(
+        nodeGroups=[{"name": f"g{i}", **group} for i in range(17)]))
+    assert "at most 16 node groups" in one(root, "node groups (the XRD's bound)")
+
+
+def problems_or_none(root: Path) -> list[str]:
+    """The inventory errors of the fleet at ``root``, or none."""
+    try:
+        load_inventory(root)
+    except InventoryError as exc:
+        return [str(p) for p in exc.problems]
+    return []
 
 
 def _without_crossplane(root: Path) -> Path:
@@ -162,3 +174,35 @@ def test_cli_exits_2_and_writes_nothing(root: Path, capsys: pytest.CaptureFixtur
     assert main(["render", str(root), "--out", str(out)]) == 2
     assert tree_digest(out) == {}
     assert "inventory/clusters/prod.yaml:" in capsys.readouterr().err
+
+
+def test_a_private_spoke_in_another_cloud_is_unreachable(root: Path, tmp_path: Path) -> None:
+    edit_cluster(root, "dev-us-central1", lambda e: e["networking"].pop("privateEndpoint"))
+    error = one(root, "cannot reach")
+    assert error.startswith("inventory/clusters/dev.yaml:")
+    assert "the hub (aws) cannot reach the private API endpoint of gcp cluster 'dev-us-central1'" in error
+    out = tmp_path / "out"
+    assert main(["render", str(root), "--out", str(out)]) == 2
+    assert tree_digest(out) == {}
+
+
+def test_public_endpoints_need_the_hubs_egress_cidrs(root: Path) -> None:
+    edit_yaml(root / "inventory" / "fleet.yaml", lambda d: d["fleet"]["crossplane"]["hub"].pop("egressCidrs"))
+    found = [p for p in problems(root) if "egressCidrs is empty" in p]
+    assert {p.split(":")[0] for p in found} == {"inventory/clusters/dev.yaml", "inventory/clusters/prod.yaml",
+                                                "inventory/clusters/staging.yaml"}
+    assert all(".networking.privateEndpoint: the hub cannot reach cluster" in p for p in found)
+
+
+def test_private_spokes_in_the_hubs_cloud_need_the_hub_network(root: Path) -> None:
+    edit_yaml(root / "inventory" / "fleet.yaml", lambda d: d["fleet"]["crossplane"]["hub"].pop("network"))
+    found = [p for p in problems(root) if "through VPC peering" in p]
+    assert len(found) == 4  # the four AWS spokes
+    assert all("set fleet.crossplane.hub.network: {vpcId, routeTableIds}" in p for p in found)
+
+
+def test_the_function_release_must_be_the_offline_engine(root: Path) -> None:
+    edit_yaml(root / "inventory" / "fleet.yaml",
+              lambda d: d["fleet"]["crossplane"].update(functionVersions={"function-pythonic": "v0.6.1"}))
+    assert "differs from the function-pythonic release fleetgen composes with offline (v0.1.4)" in \
+        one(root, "functionVersions")

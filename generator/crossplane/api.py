@@ -129,6 +129,26 @@ def _node_group(taints: int) -> Obj:
     }
 
 
+def _hub_access() -> Obj:
+    """How the hub reaches the API server: public (only from allowedCidrs) or private (peered with the hub)."""
+    cidrs = {"type": "array", "maxItems": 32, "items": _string(pattern=CIDR)}
+    return {"type": "object", "required": ["endpoint"], "description": "How the hub reaches the API server.",
+            "properties": {
+                "endpoint": {"type": "string", "enum": ["public", "private"]},
+                "allowedCidrs": {**cidrs, "description": "The hub's egress CIDRs (public endpoints admit only these)."},
+                "fluxRoleArn": _string(pattern="^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", max_length=600,
+                                       description="IAM role of the hub's Flux controllers (EKS access entry)."),
+                "peering": {"type": "object", "required": ["hubCidr", "hubRegion", "hubVpcId", "hubRouteTableIds"],
+                            "description": "VPC peering with the hub's network (private endpoints, AWS).",
+                            "properties": {
+                                "hubCidr": _string(pattern=CIDR), "hubRegion": _string(max_length=32),
+                                "hubVpcId": _string(pattern="^vpc-[0-9a-f]{8,17}$", max_length=32),
+                                "hubAccountId": _string(pattern="^[0-9]{12}$", max_length=12),
+                                "hubRouteTableIds": {
+                                    "type": "array", "maxItems": 16,
+                                    "items": _string(pattern="^rtb-[0-9a-f]{8,17}$", max_length=32)}}}}}
+
+
 def cluster_schema(limits: Mapping[str, int], instance_patterns: Mapping[str, str]) -> Obj:
     """openAPIV3Schema of KubernetesCluster (the seed's cloudProvider, region, kubernetes, nodeGroups, networking)."""
     rules = [
@@ -167,9 +187,14 @@ def cluster_schema(limits: Mapping[str, int], instance_patterns: Mapping[str, st
                                                                   max_length=15,
                                                                   description="Cluster DNS service IP."),
                                           "privateEndpoint": {"type": "boolean", "default": True,
-                                                              "description": "API server reachable only privately."}}},
+                                                              "description": "API server reachable only privately."},
+                                          "hubAccess": _hub_access()}},
             "kubeconfigSecretName": _string(pattern=DNS_LABEL, max_length=63,
                                             description="Secret (in this namespace) the kubeconfig is written to."),
+            "secretsIdentity": {
+                "type": "object", "required": ["serviceAccountId", "member"],
+                "description": "External Secrets' workload identity grant (GKE: on the secrets project's GSA).",
+                "properties": {"serviceAccountId": _string(max_length=512), "member": _string(max_length=512)}},
         },
     }
     status = {"type": "object", "properties": {

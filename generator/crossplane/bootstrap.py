@@ -1,10 +1,12 @@
 """The hub's Flux wiring (OUT/fleet/clusters/<hub>/): sync the infrastructure repo, and bootstrap new clusters.
 
-Hub-and-spoke, the Flux way: the hub reconciles objects *on* a spoke with ``spec.kubeConfig.secretRef``, using the
-kubeconfig Secret the spoke's composition writes next to its cluster object. For each workload cluster the hub
-installs the Flux Operator there (HelmRelease) and applies ``clusters/<cluster>/flux-system`` (the FluxInstance),
-after which the new cluster syncs its own ``clusters/<cluster>`` path. The hub never prunes on a spoke, and keeps
-re-applying the FluxInstance, which repairs a spoke whose Flux was removed.
+Hub-and-spoke, the Flux way: the hub reconciles objects *on* a spoke through ``spec.kubeConfig``: on EKS spokes
+with ``configMapRef`` (Flux's workload identity, provider aws: the hub's controllers sign in with
+``fleet.crossplane.hub.fluxRoleArn``, granted by an EKS access entry the composition creates); elsewhere with
+``secretRef``, the kubeconfig Secret the spoke's composition writes next to its cluster object. For each workload
+cluster the hub installs the Flux Operator there (HelmRelease) and applies ``clusters/<cluster>/flux-system``
+(the FluxInstance), after which the new cluster syncs its own ``clusters/<cluster>`` path. The hub never prunes on
+a spoke, and keeps re-applying the FluxInstance, which repairs a spoke whose Flux was removed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from generator.crossplane.data import crossplane_data
-from generator.crossplane.objects import kubeconfig_secret
+from generator.crossplane.objects import eks_cluster_arn, kubeconfig_secret
 from generator.crossplane.patches import Obj
 from generator.models import Chart, CrossplaneSettings
 from generator.resolve import ResolvedCluster, ResolvedFleet, canonical
@@ -85,8 +87,19 @@ def spoke_documents(settings: CrossplaneSettings, cluster: ResolvedCluster, valu
                     flux_path: Callable[[str], str]) -> list[Obj]:
     """What makes a new cluster run Flux: the Flux Operator and its FluxInstance, applied through its kubeconfig."""
     name = cluster.name
-    kube_config = {"secretRef": {"name": kubeconfig_secret(name), "key": crossplane_data()["kubeconfigKey"]}}
     labels = {"fleet.gitops.io/cluster": name}
+    arn = eks_cluster_arn(settings, cluster) if cluster.cluster.cloud == "aws" else None
+    provider: list[Obj] = []
+    if arn and settings.hub.flux_role_arn:
+        # Flux's own workload identity (kubeConfig.configMapRef, provider aws; Flux 2.6+): the hub's controllers
+        # sign in with their IAM role, which the cluster composition grants through an EKS access entry.
+        config = f"{name}-kubeconfig-provider"
+        kube_config: Obj = {"configMapRef": {"name": config}}
+        provider.append({"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": config, "namespace": settings.namespace, "labels": labels},
+                         "data": {"provider": "aws", "cluster": arn}})
+    else:  # GKE and AKS spokes: the kubeconfig Secret the composition writes (see README)
+        kube_config = {"secretRef": {"name": kubeconfig_secret(name), "key": crossplane_data()["kubeconfigKey"]}}
     release: Obj = {
         "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
         "metadata": {"name": f"flux-operator-{name}", "namespace": settings.namespace, "labels": labels},
@@ -106,4 +119,4 @@ def spoke_documents(settings: CrossplaneSettings, cluster: ResolvedCluster, valu
                  "sourceRef": {"kind": "GitRepository", "name": FLUX_NAMESPACE, "namespace": FLUX_NAMESPACE},
                  "path": flux_path(f"clusters/{name}/flux-system")},
     }
-    return [release, sync]
+    return [*provider, release, sync]

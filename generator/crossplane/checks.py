@@ -68,7 +68,7 @@ def _check_node_groups(inv: Inventory, source: Sourced[Cluster]) -> list[Problem
                 origin,
                 source,
                 (),
-                f"at most {limits['nodeGroups']} node groups (the compositions' slots), found {len(groups)}",
+                f"at most {limits['nodeGroups']} node groups (the XRD's bound), found {len(groups)}",
             )
         )
     pattern = data["instanceTypePatterns"][cloud]
@@ -277,6 +277,55 @@ def _check_peering(clusters: list[Sourced[Cluster]], plans: dict[str, NetworkPla
     return problems
 
 
+def _check_reachability(
+    inv: Inventory, hub: Sourced[Cluster] | None, workloads: list[Sourced[Cluster]]
+) -> list[Problem]:
+    """The hub must reach every spoke's API server (it installs Flux there): a public endpoint admits only
+    ``fleet.crossplane.hub.egressCidrs``; a private one needs the peering the AWS composition creates with
+    ``fleet.crossplane.hub.network`` (no cross-cloud path is composed)."""
+    settings = inv.fleet.item.crossplane
+    if settings is None or hub is None:
+        return []
+    hub_cloud, problems = hub.item.cloud, []
+    for source in workloads:
+        cluster = source.item
+        where = ("networking", "privateEndpoint") if "privateEndpoint" in (source.raw.get("networking") or {}) \
+            else ("networking",)
+        if not cluster.networking.private_endpoint:
+            if not settings.hub.egress_cidrs:
+                problems.append(_problem(source, where, (
+                    f"the hub cannot reach cluster '{cluster.name}': its public API endpoint admits only the hub's "
+                    "egress addresses, and fleet.crossplane.hub.egressCidrs is empty")))
+        elif cluster.cloud != hub_cloud:
+            problems.append(_problem(source, where, (
+                f"the hub ({hub_cloud}) cannot reach the private API endpoint of {cluster.cloud} cluster "
+                f"'{cluster.name}': no cross-cloud network path is composed; set networking.privateEndpoint: false "
+                "(public endpoint restricted to fleet.crossplane.hub.egressCidrs)")))
+        elif hub_cloud != "aws":
+            problems.append(_problem(source, where, (
+                f"the hub cannot reach the private API endpoint of '{cluster.name}': peering is composed for AWS "
+                f"hubs only, not {hub_cloud}; set networking.privateEndpoint: false")))
+        elif settings.hub.network is None:
+            problems.append(_problem(source, where, (
+                f"the hub reaches the private API endpoint of '{cluster.name}' through VPC peering: set "
+                "fleet.crossplane.hub.network: {vpcId, routeTableIds} (the hub's VPC and its route tables)")))
+    return problems
+
+
+def _check_engine(inv: Inventory) -> list[Problem]:
+    """The Function package must be the release fleetgen runs offline (golden files show what the hub does)."""
+    from importlib.metadata import version
+
+    settings = inv.fleet.item.crossplane
+    pinned = settings.function_versions.get("function-pythonic") if settings else None
+    engine = f"v{version('crossplane-function-pythonic')}"
+    if pinned is None or pinned == engine:
+        return []
+    return [_problem(inv.fleet, ("crossplane", "functionVersions", "function-pythonic"), (
+        f"'{pinned}' differs from the function-pythonic release fleetgen composes with offline ({engine}); "
+        "pin that release (or upgrade fleetgen)"))]
+
+
 def check_inventory(inv: Inventory) -> list[Problem]:
     """Every infrastructure-repo rule: paths, identities, node groups, network plans, peering, data services."""
     fleet = inv.fleet.item
@@ -291,6 +340,9 @@ def check_inventory(inv: Inventory) -> list[Problem]:
     hub = next((c.item for c in inv.clusters if c.item.role == "hub"), None)
     workloads = [c for c in inv.clusters if c.item.role == "workload"]
     problems.extend(_check_identities(inv, hub.cloud if hub else None, {c.item.cloud for c in workloads}))
+    hub_source = next((c for c in inv.clusters if c.item.role == "hub"), None)
+    problems.extend(_check_reachability(inv, hub_source, workloads))
+    problems.extend(_check_engine(inv))
     plans: dict[str, NetworkPlan] = {}
     for source in inv.clusters:
         cluster = source.item

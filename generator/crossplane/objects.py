@@ -52,7 +52,53 @@ def _envelope(mode: Mode, kind: str, name: str, labels: dict[str, str], spec: Ob
             "metadata": {"name": name, "namespace": mode.namespace, "labels": labels}, "spec": body}
 
 
-def cluster_spec(fleet: Fleet, cluster: ResolvedCluster) -> Obj:
+def eks_cluster_arn(settings: CrossplaneSettings, cluster: ResolvedCluster) -> str | None:
+    """The ARN of a spoke's EKS cluster (the composition names it after the cluster)."""
+    if settings.aws is None:
+        return None
+    return f"arn:aws:eks:{cluster.cluster.region}:{settings.aws.account_id}:cluster/{cluster.name}"
+
+
+def hub_access(fleet: Fleet, cluster: ResolvedCluster, hub: ResolvedCluster | None) -> Obj:
+    """How the hub reaches this cluster's API server (checked reachable by ``checks._check_reachability``):
+    a public endpoint admitting only the hub's egress CIDRs, or a private one peered with the hub's network."""
+    settings = fleet.crossplane
+    assert settings is not None
+    access: Obj = {"endpoint": "private" if cluster.cluster.networking.private_endpoint else "public"}
+    if cluster.cluster.cloud == "aws" and settings.hub.flux_role_arn:
+        access["fluxRoleArn"] = settings.hub.flux_role_arn  # the hub's Flux signs in with it (EKS access entry)
+    if access["endpoint"] == "public":
+        access["allowedCidrs"] = list(settings.hub.egress_cidrs)
+        return access
+    network = settings.hub.network
+    if hub is not None and network is not None and hub.cluster.cloud == cluster.cluster.cloud == "aws":
+        access["peering"] = {"hubCidr": hub.cluster.networking.vpc_cidr, "hubRegion": hub.cluster.region,
+                             "hubVpcId": network.vpc_id, "hubRouteTableIds": list(network.route_table_ids)}
+        if settings.aws is not None:
+            access["peering"]["hubAccountId"] = settings.aws.account_id
+    return access
+
+
+def secrets_identity(fleet: Fleet, cluster: ResolvedCluster) -> Obj | None:
+    """The cloud-side grant External Secrets needs on this cluster, composed with it (GKE only so far): the
+    store's Kubernetes service account may act as the secrets project's Google service account (workload
+    identity), whose project may differ from the cluster's."""
+    backend = fleet.security.secrets
+    settings = fleet.crossplane
+    c = cluster.cluster
+    if backend is None or backend.gcp is None or settings is None or settings.gcp is None or c.cloud != "gcp" \
+            or cluster.settings.secrets_backend != "cloud":
+        return None
+    values = {"cluster": c.name, "environment": c.environment, "region": c.region,
+              "organization": fleet.organization}
+    project = backend.gcp.project_id.format(project="", **values)
+    email = backend.gcp.service_account.format(project=project, **values)
+    subject = f"{backend.namespace}/{backend.service_account}"
+    return {"serviceAccountId": f"projects/{project}/serviceAccounts/{email}",
+            "member": f"serviceAccount:{settings.gcp.project}.svc.id.goog[{subject}]"}
+
+
+def cluster_spec(fleet: Fleet, cluster: ResolvedCluster, hub: ResolvedCluster | None = None) -> Obj:
     """The portable spec of a KubernetesCluster (the seed's fields)."""
     settings = fleet.crossplane
     assert settings is not None
@@ -75,7 +121,7 @@ def cluster_spec(fleet: Fleet, cluster: ResolvedCluster) -> Obj:
                        "serviceCidr": c.networking.service_cidr,
                        "dnsServiceIp": dns_service_ip(c.networking.service_cidr),
                        "privateEndpoint": c.networking.private_endpoint, "zones": list(plan.zones),
-                       "subnets": subnets}
+                       "subnets": subnets, "hubAccess": hub_access(fleet, cluster, hub)}
     if plan.control_plane_cidr:
         networking["controlPlaneCidr"] = plan.control_plane_cidr
     spec: Obj = {"cloudProvider": c.cloud, "region": c.region, "environment": c.environment}
@@ -85,17 +131,21 @@ def cluster_spec(fleet: Fleet, cluster: ResolvedCluster) -> Obj:
     spec.update({"providerConfigName": PROVIDER_CONFIG_NAME, "tags": tags(fleet, cluster),
                  "kubernetes": {"version": cluster.settings.kubernetes_version}, "nodeGroups": groups,
                  "networking": networking, "kubeconfigSecretName": kubeconfig_secret(c.name)})
+    identity = secrets_identity(fleet, cluster)
+    if identity:
+        spec["secretsIdentity"] = identity
     return spec
 
 
-def cluster_documents(fleet: Fleet, cluster: ResolvedCluster, mode: Mode) -> list[Obj]:
+def cluster_documents(fleet: Fleet, cluster: ResolvedCluster, mode: Mode,
+                      hub: ResolvedCluster | None = None) -> list[Obj]:
     """The KubernetesCluster of one workload cluster, then its Databases and Caches."""
     c = cluster.cluster
     # The inventory's cluster labels, then fleetgen's own (reserved prefixes: see models.RESERVED_LABEL_PREFIXES).
     labels = {**dict(sorted(cluster.settings.labels.items())),
               CLOUD_LABEL: c.cloud, ENVIRONMENT_LABEL: c.environment, FLEET_CLUSTER_LABEL: c.name}
     selector: dict[str, str] = {PROVIDER_LABEL: c.cloud}
-    docs = [_envelope(mode, CLUSTER.kind, c.name, labels, cluster_spec(fleet, cluster), selector)]
+    docs = [_envelope(mode, CLUSTER.kind, c.name, labels, cluster_spec(fleet, cluster, hub), selector)]
     common: dict[str, Any] = {"cloudProvider": c.cloud, "region": c.region, "providerConfigName": PROVIDER_CONFIG_NAME,
                               "network": {"name": c.name, "cidr": c.networking.vpc_cidr}}
     for db in c.databases:

@@ -69,6 +69,11 @@ def gcp_credential_config(settings: CrossplaneSettings) -> str:
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
 
 
+def provider_service_account(cloud: str) -> str:
+    """The Kubernetes service account every provider of ``cloud``'s family runs as (in crossplane-system)."""
+    return f"provider-{cloud}"
+
+
 def runtime(cloud: str, settings: CrossplaneSettings, hub_cloud: str) -> list[Obj]:
     """The DeploymentRuntimeConfig of ``cloud``'s providers (and a ConfigMap it mounts, for GCP federation)."""
     tuning = settings.runtime
@@ -107,8 +112,11 @@ def runtime(cloud: str, settings: CrossplaneSettings, hub_cloud: str) -> list[Ob
         pod["volumes"] = [_projected_token("azure-token", "api://AzureADTokenExchange", AZURE_TOKEN_FILE)]
         container["volumeMounts"] = [{"name": "azure-token", "mountPath": AZURE_TOKEN_DIR, "readOnly": True}]
     spec: Obj = {"deploymentTemplate": {"spec": {"selector": {}, "template": {"spec": pod}}}}
+    # One pinned service-account name per family, so federation subjects are exact
+    # (system:serviceaccount:crossplane-system:provider-<cloud>; Entra federated credentials take no wildcards).
+    spec["serviceAccountTemplate"] = {"metadata": {"name": provider_service_account(cloud)}}
     if annotations:
-        spec["serviceAccountTemplate"] = {"metadata": {"annotations": annotations}}
+        spec["serviceAccountTemplate"]["metadata"]["annotations"] = annotations
     drc = {"apiVersion": "pkg.crossplane.io/v1beta1", "kind": "DeploymentRuntimeConfig",
            "metadata": {"name": runtime_config_name(cloud)}, "spec": spec}
     return [*extra, drc]

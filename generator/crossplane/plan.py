@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from generator.crossplane import api, bootstrap, compositions, packages
 from generator.crossplane.data import crossplane_data
 from generator.crossplane.objects import cluster_documents
-from generator.crossplane.patches import Mode, Obj, pt_resources
+from generator.crossplane.patches import Mode, Obj
 from generator.models import CrossplaneSettings
 from generator.plan import Contribution, Planner
 from generator.resolve import ResolvedCluster, ResolvedFleet
@@ -36,9 +36,8 @@ def facts_of(fleet: ResolvedFleet) -> compositions.Facts:
     assert settings is not None
     data = crossplane_data()
     azure = settings.azure
-    return compositions.Facts(mode_of(settings), data["limits"]["nodeGroups"], data["limits"]["taints"],
-                              data["sizes"], data["engineVersions"], azure.tenant_id if azure else None,
-                              azure.database_admins if azure else None)
+    return compositions.Facts(mode_of(settings), data["sizes"], data["engineVersions"],
+                              azure.tenant_id if azure else None, azure.database_admins if azure else None)
 
 
 @dataclass
@@ -106,7 +105,7 @@ def build_infrastructure(fleet: ResolvedFleet) -> Infrastructure:
             name = comp["metadata"]["name"]
             infra.add(f"compositions/{name}.yaml", [comp], [fleet_file])
             composition_files.append(f"{name}.yaml")
-            groups[cloud].update(r["base"]["apiVersion"].split("/")[0] for r in pt_resources(comp))
+            groups[cloud].update(compositions.script_resource_kinds(name.replace("-", "_")))
     infra.add("apis/kustomization.yaml", [_kustomization(sorted(api_files))], [fleet_file])
     infra.add("compositions/kustomization.yaml", [_kustomization(sorted(composition_files))], [fleet_file])
 
@@ -128,7 +127,7 @@ def build_infrastructure(fleet: ResolvedFleet) -> Infrastructure:
     infra.add("provider-configs/kustomization.yaml", [_kustomization(config_files)], [fleet_file])
 
     for cluster in workloads:
-        infra.add(f"clusters/{cluster.name}.yaml", cluster_documents(fleet.fleet, cluster, mode),
+        infra.add(f"clusters/{cluster.name}.yaml", cluster_documents(fleet.fleet, cluster, mode, hub),
                   cluster_files[cluster.name])
     declared = {s.item.name: s.file.file for s in fleet.inventory.clusters}
     infra.add("clusters/kustomization.yaml", [_kustomization([f"{c.name}.yaml" for c in workloads])],
