@@ -29,26 +29,27 @@ from generator.command import Command
 from generator.compat import kubernetes_support
 from generator.errors import ToolError
 from generator.loader import Sourced
-from generator.models import VALIDATING_POLICIES, Cluster, Component
+from generator.models import VALIDATING_POLICIES, Cluster, Component, HubAccess
 from generator.resolve import IDENTITY_FIELDS, ResolvedCluster, ResolvedFleet, cluster_layer
 
 FLEET_FILE = "FLEET.md"
 NOT_INSTALLED = "—"
 
-# --- the two functions other work rewires --------------------------------------------------------------------
-
-_PEERING = {"aws": "VPC peering", "gcp": "VPC Network Peering", "azure": "VNet peering"}
+# --- reachability and support dates ------------------------------------------------------------------------
 
 
-def reachability(cluster: ResolvedCluster) -> str:
-    """How the hub reaches this cluster's API server, from ``networking.privateEndpoint`` and the cloud.
-
-    A private endpoint is only reachable over the cluster's private network (README, "Crossplane": the hub
-    needs peering or transit); a public one over the internet, authenticated by the kubeconfig Secret.
-    """
-    if cluster.cluster.networking.private_endpoint:
-        return f"private endpoint ({_PEERING[cluster.cluster.cloud]})"
-    return "public endpoint"
+def reachability(cluster: ResolvedCluster, hub: HubAccess | None) -> str:
+    """How the hub reaches this cluster's API server and signs in, as the inventory checks enforce it
+    (generator/crossplane/checks.py): a public endpoint admits only ``fleet.crossplane.hub.egressCidrs``; a
+    private one is reached through the VPC peering the AWS composition creates with the hub's network. EKS
+    spokes are signed in to with Flux's workload identity when ``hub.fluxRoleArn`` is set, others with the
+    kubeconfig Secret their composition writes (generator/crossplane/bootstrap.py)."""
+    cloud = cluster.cluster.cloud
+    path = "VPC peering, private endpoint" if cluster.cluster.networking.private_endpoint else "public endpoint"
+    if hub is not None and not cluster.cluster.networking.private_endpoint and hub.egress_cidrs:
+        path += ", hub egress only"
+    sign_in = "workload identity" if cloud == "aws" and hub is not None and hub.flux_role_arn else "kubeconfig"
+    return f"{path} / {sign_in}"
 
 
 def support_dates(cloud: str, version: str) -> tuple[datetime.date | None, datetime.date | None]:
@@ -231,8 +232,9 @@ def topology(fleet: ResolvedFleet) -> Topology:
         ]
         clouds.append(Group(f"g{ci}", cloud, groups=regions))
     hubs = [c for c in clusters if c.cluster.role == "hub"]
+    access = fleet.fleet.crossplane.hub if fleet.fleet.crossplane is not None else None
     edges = [
-        Edge(ids[hub.name], ids[spoke.name], reachability(spoke))
+        Edge(ids[hub.name], ids[spoke.name], reachability(spoke, access))
         for hub in hubs
         for spoke in clusters
         if spoke.cluster.role != "hub"
