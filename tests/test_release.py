@@ -240,7 +240,8 @@ def test_an_environment_and_a_cloud_added_through_copier_are_rendered(tmp_path: 
     dst = copy(template, tmp_path / "fleet", AWS_ONLY)
     commit_all(dst, "scaffold")
     _update(
-        dst, {"environments": ["dev", "qa", "staging", "prod"], "clouds": ["aws", "gcp"], "gcp_region": "europe-west4"}
+        dst, {"environments": ["dev", "qa", "staging", "prod"], "clouds": ["aws", "gcp"], "gcp_region": "europe-west4",
+             "gcp_project": "acme-dns"}
     )
 
     assert conflicts(dst) == []
@@ -299,12 +300,10 @@ def test_release_upgrade_with_the_stock_pip(tmp_path: Path, capfd: pytest.Captur
 
     # release B: an inventory key renamed (fleetgen accepts both names, so A still renders either)
     renames = template / "template" / ".copier" / "renames.yaml"
-    renames.write_text(
-        renames.read_text().replace(
-            "renames: []",
-            'renames:\n  - {version: "1.1.0", scope: fleet, path: allowedRegistries, to: allowed_registries}',
-        )
-    )
+    before = renames.read_text()
+    rename = '  - {version: "1.1.0", scope: fleet, path: allowedRegistries, to: allowed_registries}\n'
+    renames.write_text(before.replace("renames:\n", "renames:\n" + rename, 1))
+    assert renames.read_text() != before
     commit_all(template, "template 1.1.0")
     git(template, "tag", "1.1.0")
 

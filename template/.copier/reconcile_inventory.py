@@ -74,6 +74,40 @@ def inventory_clouds(root: Path) -> list[str]:
     return sorted(clouds, key=lambda c: (CLOUD_ORDER.index(c) if c in CLOUD_ORDER else len(CLOUD_ORDER), c))
 
 
+def find_fleet_key(root: Path, key: str) -> tuple[Path, yaml.Node] | None:
+    """The file and node of `fleet.<key>`."""
+    for path in inventory_files(root):
+        for document in yaml.compose_all(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader):
+            found = _mapping_value(_mapping_value(document, "fleet") or yaml.MappingNode("", []), key)
+            if found is not None:
+                return path, found
+    return None
+
+
+def add_dns_entry(root: Path, m: Any, cloud: str, answers: dict[str, Any], changes: list[str]) -> None:
+    """Add `fleet.dns.<cloud>` (the certificates' DNS-01 identity) from the answers, as `copier copy` writes it;
+    say what to add by hand when the answers lack it or `fleet.dns` is not a block mapping."""
+    entry = str(m.dns_entry(cloud, *(answers.get(key) for key in (
+        "aws_account_id", "gcp_project", "azure_subscription_id", "azure_dns_resource_group",
+        "azure_dns_client_id")))).strip()
+    located = find_fleet_key(root, "dns")
+    if located is not None and _mapping_value(located[1], cloud) is not None:
+        return
+    if not entry or located is None or not isinstance(located[1], yaml.MappingNode) or located[1].flow_style \
+            or not located[1].value:
+        changes.append(f"note: add fleet.dns.{cloud} (README \"App hosts, TLS and DNS\") before an app with a host "
+                       f"runs on {cloud}")
+        return
+    path, node = located
+    text = path.read_text(encoding="utf-8")
+    column = node.value[0][0].start_mark.column
+    line_end = text.find("\n", node.value[-1][1].end_mark.index)
+    at = len(text) if line_end == -1 else line_end + 1
+    text = text[:at] + ("" if line_end != -1 else "\n") + " " * column + entry + "\n" + text[at:]
+    path.write_text(text, encoding="utf-8")
+    changes.append(f"added fleet.dns.{cloud} to {path.relative_to(root)}")
+
+
 def _rank(env: str) -> int:
     return ENV_ORDER.index(env) if env in ENV_ORDER else len(ENV_ORDER)
 
@@ -194,6 +228,7 @@ def reconcile(root: Path, template: Path, answers_name: str = ".copier-answers.y
         path = root / "inventory" / "clusters" / f"{cloud}.yaml"
         _write_new(path, clusters_text(m, cloud, str(region), environments, why), changes, root)
         clouds = sorted({*clouds, cloud}, key=CLOUD_ORDER.index)
+        add_dns_entry(root, m, cloud, new, changes)
         changes.append(f"note: fleet.crossplane and fleet.security.secrets may need {cloud}'s identities")
 
     # the answers follow the inventory (choices copier knows only; a hand-made environment stays inventory-only)
