@@ -68,6 +68,11 @@ def check_path(path: Path, root: Path, display: str) -> None:
             f"symlink to '{target}' leaves the fleet root {root}; fleetgen (like kustomize) reads only files "
             "inside it: copy the file in instead",
         )
+    check_regular(path, display)
+
+
+def check_regular(path: Path, display: str) -> None:
+    """Refuse anything but a regular file (after following symlinks): folders, FIFOs, devices, sockets."""
     try:
         mode = path.stat().st_mode
     except OSError as exc:
@@ -133,7 +138,8 @@ def _events(text: str) -> Iterator[yaml.Event]:
 
 
 def prescan_yaml(text: str, display: str, *, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES) -> None:
-    """Refuse deep nesting and alias expansion past the budget, without building or expanding anything."""
+    """Refuse deep nesting and alias expansion past the per-document budget (every alias counted as a copy of
+    the node it names), without building or expanding anything; syntax errors become problems too."""
     depth = 0
     expanded = 0
     sizes: list[int] = []  # nodes counted so far inside each open collection
@@ -142,7 +148,9 @@ def prescan_yaml(text: str, display: str, *, max_depth: int = MAX_DEPTH, max_nod
     try:
         for event in _events(text):
             size = 0
-            if isinstance(event, yaml.CollectionStartEvent):
+            if isinstance(event, yaml.DocumentStartEvent):
+                expanded, anchors = 0, {}  # the budget is per document; anchors do not cross documents
+            elif isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > max_depth:
                     mark = event.start_mark
@@ -181,6 +189,14 @@ def prescan_yaml(text: str, display: str, *, max_depth: int = MAX_DEPTH, max_nod
                     mark.column + 1,
                 )
     except yaml.MarkedYAMLError as exc:
+        if "maximum nesting depth" in str(exc.problem):  # libyaml's own flow-level cap, met while scanning ahead
+            mark = exc.problem_mark or exc.context_mark
+            raise _fail(
+                display,
+                f"nested more than {max_depth} levels deep; fleetgen refuses such input",
+                mark.line + 1 if mark else 1,
+                mark.column + 1 if mark else 1,
+            ) from exc
         raise InventoryError(
             [syntax_problem(display, exc.context, exc.context_mark, exc.problem, exc.problem_mark)]
         ) from exc
@@ -193,10 +209,11 @@ def prescan_yaml(text: str, display: str, *, max_depth: int = MAX_DEPTH, max_nod
 
 
 def walk_files(
-    folder: Path, root: Path, suffixes: tuple[str, ...], *, recursive: bool = True
+    folder: Path, root: Path, suffixes: tuple[str, ...] | None, *, recursive: bool = True
 ) -> tuple[list[Path], list[Problem]]:
-    """Files with one of ``suffixes`` below ``folder`` (sorted), following symlinked folders that stay inside
-    ``root`` (once each); a symlink leaving the root, or a non-regular entry with such a suffix, is a problem."""
+    """Files with one of ``suffixes`` (any file when None) below ``folder`` (sorted), following symlinked
+    folders that stay inside ``root`` (once each); a symlink leaving the root, or a non-regular entry with such
+    a suffix, is a problem."""
     found: list[Path] = []
     problems: list[Problem] = []
     seen: set[Path] = set()
@@ -206,6 +223,9 @@ def walk_files(
             return path.relative_to(root).as_posix()
         except ValueError:
             return path.as_posix()
+
+    def wanted(path: Path) -> bool:
+        return suffixes is None or path.suffix in suffixes
 
     def visit(directory: Path) -> None:
         real = directory.resolve()
@@ -220,7 +240,7 @@ def walk_files(
         for entry in entries:
             is_link = entry.is_symlink()
             if is_link and not inside(entry, root):
-                if entry.suffix in suffixes or (recursive and entry.is_dir()):
+                if wanted(entry) or (recursive and entry.is_dir()):
                     try:
                         check_path(entry, root, display(entry))
                     except InventoryError as exc:
@@ -229,7 +249,7 @@ def walk_files(
             if entry.is_dir():
                 if recursive:
                     visit(entry)
-            elif entry.suffix in suffixes:
+            elif wanted(entry):
                 try:
                     check_path(entry, root, display(entry))
                 except InventoryError as exc:

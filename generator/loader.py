@@ -175,14 +175,12 @@ def _shown(value: Any) -> str:
 
 
 def _read_as(error: dict[str, Any], literal: str | None) -> str:
-    """What was read, for a type error: ``read 1.3 (a number); quote it: "1.30"``."""
+    """What was read, for a type error: ``read 1.3 (a number, written 1.30); quote it: "1.30"``."""
     value = error["input"]
-    read = f"read {_shown(value)} ({_kind(value)})"
-    if literal and literal != _shown(value) and not isinstance(value, dict | list):
-        read = f"read {literal} as {_shown(value)} ({_kind(value)})"
+    written = f", written {literal}" if literal and literal != _shown(value) else ""
+    read = f"read {_shown(value)} ({_kind(value)}{written})"
     if error["type"] == "string_type" and (isinstance(value, int | float) or value is None):
-        text = literal or _shown(value)
-        return f"{read}; quote it: \"{text}\""
+        return f"{read}; quote it: \"{literal or _shown(value)}\""
     return read
 
 
@@ -204,7 +202,8 @@ def _message(model: type[BaseModel], error: dict[str, Any], literal: str | None 
     if error["type"].startswith("literal"):
         return f"{message} (got {error['input']!r})"
     if error["type"].endswith(("_type", "_parsing")) and "input" in error:
-        return f"{message}; {_read_as(error, literal)}"
+        expected = message.removeprefix("Input should be ").removeprefix("a valid ")
+        return f"expected {'a ' if expected != message else ''}{expected}, {_read_as(error, literal)}"
     return message
 
 

@@ -16,8 +16,9 @@ from typing import Any
 import jinja2
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
-from generator.errors import FleetgenError
+from generator.errors import FleetgenError, InventoryError
 from generator.externalsecrets import app_external_secrets
+from generator.guard import read_text, walk_files
 from generator.models import Component, Settings
 from generator.resolve import (
     ResolvedApp,
@@ -275,11 +276,22 @@ def plan_fleet(
         _plan_cluster(planner, fleet, cluster, flux_path, extra)
 
     if charts_dir is not None and charts_dir.is_dir():
-        for chart_file in sorted(p for p in charts_dir.rglob("*") if p.is_file()):
+        root = charts_dir.parent
+        chart_files, refused = walk_files(charts_dir, root, None)
+        problems = list(refused)
+        texts: dict[Path, str] = {}
+        for chart_file in chart_files:
+            try:
+                texts[chart_file] = read_text(chart_file, root, chart_file.relative_to(root).as_posix())
+            except InventoryError as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise InventoryError(problems)
+        for chart_file, text in texts.items():
             relative = chart_file.relative_to(charts_dir).as_posix()
             planner.add_text(
                 f"charts/{relative}",
-                chart_file.read_text(encoding="utf-8"),
+                text,
                 # no header inside templates/: a leading `{{-` would glue the comment to the first key
                 [f"charts/{relative}"]
                 if chart_file.suffix in {".yaml", ".yml"}
