@@ -133,6 +133,28 @@ def syntax_problem(
     return Problem(display, line, column, "", f"invalid YAML: {message}")
 
 
+_CORE_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")
+)
+
+
+def _check_tag(event: yaml.NodeEvent, display: str) -> None:
+    """Only plain data: an explicit tag other than the core schema's (``!!python/object``, ``!!binary``,
+    ``!custom``) is refused rather than silently ignored."""
+    tag = getattr(event, "tag", None)
+    if tag is None or tag == "!" or tag in _CORE_TAGS:
+        return
+    shown = tag.replace("tag:yaml.org,2002:", "!!")
+    mark = event.start_mark
+    raise _fail(
+        display,
+        f"YAML tag '{shown}' is not supported: fleetgen reads plain data (strings, numbers, booleans, null, "
+        "mappings, lists)",
+        mark.line + 1,
+        mark.column + 1,
+    )
+
+
 def _events(text: str) -> Iterator[yaml.Event]:
     yield from yaml.parse(text, Loader=yaml.CSafeLoader)
 
@@ -160,6 +182,7 @@ def prescan_yaml(text: str, display: str, *, max_depth: int = MAX_DEPTH, max_nod
                         mark.line + 1,
                         mark.column + 1,
                     )
+                _check_tag(event, display)
                 sizes.append(1)
                 opened.append(event.anchor)
                 expanded += 1
@@ -170,6 +193,7 @@ def prescan_yaml(text: str, display: str, *, max_depth: int = MAX_DEPTH, max_nod
                 if anchor is not None:
                     anchors[anchor] = size
             elif isinstance(event, yaml.ScalarEvent):
+                _check_tag(event, display)
                 size = 1
                 expanded += 1
                 if event.anchor is not None:
@@ -203,7 +227,9 @@ def prescan_yaml(text: str, display: str, *, max_depth: int = MAX_DEPTH, max_nod
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        raise _fail(display, f"invalid YAML: control character {exc.character!r} is not allowed", line, column) from exc
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        message = f"invalid YAML: control character U+{code:04X} is not allowed; remove it"
+        raise _fail(display, message, line, column) from exc
     except yaml.YAMLError as exc:
         raise _fail(display, f"invalid YAML: {exc}") from exc
 
@@ -249,6 +275,8 @@ def walk_files(
             if entry.is_dir():
                 if recursive:
                     visit(entry)
+                elif wanted(entry):
+                    problems.append(Problem(display(entry), 0, 0, "", "is a folder, not a regular file"))
             elif wanted(entry):
                 try:
                     check_path(entry, root, display(entry))

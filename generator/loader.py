@@ -201,6 +201,8 @@ def _message(model: type[BaseModel], error: dict[str, Any], literal: str | None 
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"].startswith("literal"):
         return f"{message} (got {error['input']!r})"
+    if error["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        return f"expected a mapping, {_read_as(error, literal)}"
     if error["type"].endswith(("_type", "_parsing")) and "input" in error:
         expected = message.removeprefix("Input should be ").removeprefix("a valid ")
         return f"expected {'a ' if expected != message else ''}{expected}, {_read_as(error, literal)}"
@@ -260,13 +262,14 @@ def _relative(path: Path, root: Path) -> str:
 def load_inventory(root: Path, *, today: datetime.date | None = None) -> Inventory:
     """Read and validate the fleet at ``root`` (``inventory/`` and ``overlays/``); raise InventoryError.
 
-    Two stages, as the README documents: ``load_entries`` reads every file through the input guard and checks
-    every entry and overlay against its schema; only when all pass does ``cross_check`` run the rules across
-    entries, so one mistake gives one message. ``today`` (default: the current date) decides which policy
+    Stages, as the README documents: ``load_entries`` reads every file through the input guard and checks
+    every entry and overlay against its schema; only when all pass does ``check_names`` look for duplicate
+    names, and only when names are unique does ``cross_check`` run the rules across entries, so one mistake
+    gives one message. ``today`` (default: the current date) decides which policy
     exceptions have expired.
     """
     inventory = load_entries(root)
-    problems = cross_check(inventory, today=today)
+    problems = check_names(inventory) or cross_check(inventory, today=today)
     if problems:
         raise InventoryError(problems)
     return inventory
@@ -459,14 +462,23 @@ def _check_layer(layer: Layer, components: set[str], apps: set[str], platform: d
     return problems
 
 
+def check_names(inv: Inventory) -> list[Problem]:
+    """Names are unique per section: every later entry of a name is flagged, pointing at the first, in the
+    order (file path, line) — the same whatever order the filesystem lists files in. Runs before the other
+    rules across entries, which look entries up by name (a copied cluster gives one message, not also an
+    overlapping CIDR)."""
+    problems: list[Problem] = []
+    for section in LIST_SECTIONS:
+        problems.extend(_duplicates(getattr(inv, section), section))
+    return problems
+
+
 def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[Problem]:
     """Rules across items: names, references, regions, overlays, CIDRs, versions, variables, security."""
     problems: list[Problem] = []
     platform = platforms()
     fleet = inv.fleet.item
     envs = set(fleet.environments)
-    for section in LIST_SECTIONS:
-        problems.extend(_duplicates(getattr(inv, section), section))
     component_names = {c.item.name for c in inv.components}
     app_names = {a.item.name for a in inv.apps}
     team_names = {t.item.name for t in inv.teams}

@@ -209,6 +209,12 @@ def dump_documents(documents: Iterable[Any]) -> str:
     return text
 
 
+def dump_flow(value: Any) -> str:
+    """One value as single-line YAML flow (for template expressions JSON cannot write, such as ``.inf``)."""
+    text: str = yaml.dump(value, Dumper=_Dumper, default_flow_style=True, width=2**30, allow_unicode=True)
+    return text.removesuffix("\n").removesuffix("\n...").strip()
+
+
 class _Loader(yaml.CSafeLoader):  # type: ignore[misc,name-defined,unused-ignore]
     """libyaml's parser with Kubernetes' (YAML 1.1) scalar rules; timestamps and '=' stay strings."""
 
