@@ -1,8 +1,9 @@
 """Run fleetgen commands in one process, as a user would, and report each one's exit code and output as JSON.
 
 Used by tests/test_bad_inputs.py in a subprocess with a memory limit and a timeout:
-``python corpus_worker.py JOBS_JSON`` where each job is ``{"cwd": DIR, "argv": [...]}``. An exception escaping ``main`` is what a user would see as a traceback,
-so it is reported in the output (with the word "Traceback") rather than swallowed.
+``python corpus_worker.py JOBS_JSON`` where each job is ``{"cwd": DIR, "argv": [...]}``. An exception
+escaping ``main`` is what a user would see as a traceback, so it is reported in the output (with the word
+"Traceback") rather than swallowed.
 """
 
 from __future__ import annotations

@@ -30,7 +30,10 @@ CASES = sorted(p.name for p in CASES_DIR.iterdir() if (p / "case.yaml").is_file(
 WORKER = Path(__file__).resolve().parent / "corpus_worker.py"
 MEMORY_CAP = 1024 * 1024 * 1024  # RLIMIT_AS (virtual) of the worker; the peak RSS is held to `mib` below
 DEFAULT_LIMITS = {"seconds": 2.0, "mib": 200}
-POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: default}\nspec:\n  containers: [{name: c, image: x}]\n"
+POD = (
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: default}\n"
+    "spec:\n  containers: [{name: c, image: x}]\n"
+)
 
 
 def _command(name: str, policy_file: str) -> list[str]:
