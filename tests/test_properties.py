@@ -4,7 +4,8 @@ For any change, ``fleetgen render`` either succeeds — and every output file pa
 Kubernetes reads it), with an arbitrary value put into a component's, an app's or an overlay's Helm values
 coming back exactly — or exits 2 naming file:line:col for each problem. Never a traceback, never another code.
 
-``invoke test`` runs a few bounded examples (the "default" profile); ``invoke fuzz`` runs the "fuzz" profile.
+``invoke test`` runs a few bounded, derandomised examples (the "default" profile); ``invoke fuzz`` runs the
+"fuzz" profile (``FLEETGEN_HYPOTHESIS_PROFILE=fuzz``: 400 random examples per property).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
 import re
 import shutil
 from pathlib import Path
@@ -33,9 +35,12 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 settings.register_profile(
-    "fuzz", max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    "fuzz",
+    max_examples=int(os.environ.get("FLEETGEN_FUZZ_EXAMPLES", "400")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-settings.load_profile("default")
+settings.load_profile(os.environ.get("FLEETGEN_HYPOTHESIS_PROFILE", "default"))
 
 PROBE = "fleetgen-probe"
 INPUT_FILES = sorted(
