@@ -114,13 +114,13 @@ def _assert_exit_2_with_places(code: int, output: str) -> None:
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Equal as data, with floats compared exactly (and -0.0 == 0.0) and int/float kept apart."""
+    """Equal as data: floats compared exactly (-0.0 == 0.0), int/float/bool kept apart, key order ignored."""
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     if isinstance(a, float) or isinstance(b, float):
         return isinstance(a, float) and isinstance(b, float) and (a == b or (math.isinf(a) and a == b))
     if isinstance(a, dict) and isinstance(b, dict):
-        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+        return set(a) == set(b) and all(_same(a[k], b[k]) for k in a)  # key order is not data
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return type(a) is type(b) and a == b
