@@ -1,7 +1,8 @@
 """The input guard: every file fleetgen reads from a fleet root passes here before any parser sees it.
 
 A file is refused — as a ``Problem`` naming it (and the line, where there is one), never as a traceback —
-when it is a symlink leading out of the fleet root (kustomize's default load restrictor refuses the same),
+when it is a symlink leading out of the fleet root (kustomize's default load restrictor refuses the same:
+"security: file 'foo' is not in or below 'bar'", kubernetes-sigs/kustomize docs/FAQ.md),
 not a regular file (a FIFO would block, a device would stream forever), larger than its size limit, or
 not UTF-8. A YAML file is then pre-scanned as an event stream by libyaml (C, iterative, no recursion) and
 refused when it nests deeper than ``MAX_DEPTH`` or when its aliases would expand to more than
@@ -213,7 +214,9 @@ def prescan_yaml(text: str, display: str, *, max_depth: int = MAX_DEPTH, max_nod
                     mark.column + 1,
                 )
     except yaml.MarkedYAMLError as exc:
-        if "maximum nesting depth" in str(exc.problem):  # libyaml's own flow-level cap, met while scanning ahead
+        # libyaml (since 0.2.5) caps flow nesting itself ("exceeded maximum nesting depth", 1000 levels) and can
+        # meet that cap while scanning ahead for a simple key, before our counter sees the 101st level
+        if "maximum nesting depth" in str(exc.problem):
             mark = exc.problem_mark or exc.context_mark
             raise _fail(
                 display,
