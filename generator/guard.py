@@ -123,12 +123,19 @@ def syntax_problem(
 ) -> Problem:
     """A YAML syntax error as a problem pointing at the construct left open (bracket, quote) when the parser
     names one, and saying where it gave up."""
-    opened = context_mark if context and any(w in context for w in ("flow", "quoted", "block")) else None
+    constructs = ("flow sequence", "flow mapping", "quoted scalar", "block mapping", "block collection")
+    opened = context_mark if context and any(w in context for w in constructs) else None
     gave_up = problem_mark or context_mark
+
+    def place(mark: object) -> tuple[int, int]:
+        return getattr(mark, "line", 0) + 1, getattr(mark, "column", 0) + 1
+
+    if opened is not None and gave_up is not None and place(opened) == place(gave_up):
+        opened = None
     at = opened or gave_up
-    line, column = (getattr(at, "line", 0) + 1, getattr(at, "column", 0) + 1) if at else (1, 1)
+    line, column = place(at) if at else (1, 1)
     message = " ".join(str(part) for part in (context, problem) if part)
-    if opened is not None and gave_up is not None and gave_up is not opened:
+    if opened is not None and gave_up is not None:
         where = f"{getattr(gave_up, 'line', 0) + 1}:{getattr(gave_up, 'column', 0) + 1}"
         message = f"{message} (opened here, not closed; the parser gave up at {where})"
     return Problem(display, line, column, "", f"invalid YAML: {message}")

@@ -46,6 +46,8 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "teams": Team,
     "exceptions": PolicyExceptionEntry,
 }
+LAYERED: tuple[type[BaseModel], ...] = (Settings, Cluster)
+"""Models whose raw keys are layered by resolve: only their camelCase keys are accepted."""
 LIST_SECTIONS = ("components", "clusters", "apps", "teams", "exceptions")
 CLUSTER_VARIABLES = (
     "cluster_name",
@@ -210,10 +212,13 @@ def _message(model: type[BaseModel], error: dict[str, Any], literal: str | None 
 
 
 def validate_item(model: type[T], data: Any, file: LoadedFile, path: Path_, problems: list[Problem]) -> T | None:
-    """Validate one item (keys as documented, camelCase only); on failure add one problem per pydantic error,
-    each with file:line:col."""
+    """Validate one item; on failure add one problem per pydantic error, each with file:line:col.
+
+    Layered settings (``defaults``, overlays, clusters) are merged as written, by their camelCase keys, so there
+    a snake_case field name (``kubernetes_version``) is an unknown key with a did-you-mean, not a crash later.
+    """
     try:
-        return model.model_validate(data, by_alias=True, by_name=False)
+        return model.model_validate(data, by_alias=True, by_name=model not in LAYERED)
     except ValidationError as exc:
         for error in exc.errors():
             loc = tuple(error["loc"])
