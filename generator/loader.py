@@ -206,8 +206,9 @@ def _message(model: type[BaseModel], error: dict[str, Any], literal: str | None 
     if error["type"] in ("model_type", "model_attributes_type", "dict_type"):
         return f"expected a mapping, {_read_as(error, literal)}"
     if error["type"].endswith(("_type", "_parsing")) and "input" in error:
-        expected = message.removeprefix("Input should be ").removeprefix("a valid ")
-        return f"expected {'a ' if expected != message else ''}{expected}, {_read_as(error, literal)}"
+        expected = message.removeprefix("Input should be ")
+        expected = re.sub(r"^a valid (?=[aeiou])", "an ", re.sub(r"^a valid (?![aeiou])", "a ", expected))
+        return f"expected {expected}, {_read_as(error, literal)}"
     return message
 
 
