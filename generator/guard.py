@@ -123,7 +123,7 @@ def syntax_problem(
 ) -> Problem:
     """A YAML syntax error as a problem pointing at the construct left open (bracket, quote) when the parser
     names one, and saying where it gave up."""
-    constructs = ("flow sequence", "flow mapping", "quoted scalar", "block mapping", "block collection")
+    constructs = ("flow sequence", "flow mapping", "quoted scalar")  # a block construct is never "left open"
     opened = context_mark if context and any(w in context for w in constructs) else None
     gave_up = problem_mark or context_mark
 

@@ -127,9 +127,12 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _probes(value: Any) -> list[Any]:
-    """Every value under the probe key in a parsed document."""
+    """Every value under the probe key in a parsed document, including inline kustomize patches (YAML text)."""
     found = []
-    if isinstance(value, dict):
+    if isinstance(value, str) and PROBE in value:
+        for document in load_documents(value):
+            found.extend(_probes(document))
+    elif isinstance(value, dict):
         for key, child in value.items():
             if key == PROBE:
                 found.append(child)
