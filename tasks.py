@@ -78,6 +78,15 @@ def lint(c: Context) -> None:
 
 
 @task(pre=[tools])
+def fuzz(c: Context, examples: int = 400) -> None:
+    """Long property-based run: EXAMPLES random inventories per property, then the bad-input catalogue."""
+    c.run(
+        f"{PY} -m pytest -q -p no:xdist tests/test_properties.py tests/test_bad_inputs.py",
+        env={"FLEETGEN_HYPOTHESIS_PROFILE": "fuzz", "FLEETGEN_FUZZ_EXAMPLES": str(examples)},
+    )
+
+
+@task(pre=[tools])
 def test(c: Context, fast: bool = False) -> None:
     """Lint, all tests (real helm, kustomize, copier), then the golden and policy checks of the reference fleet."""
     lint(c)

@@ -953,14 +953,25 @@ def load_manifests(paths: Sequence[str]) -> list[tuple[str, Obj]]:
     from pathlib import Path
 
     from generator.errors import UsageError
+    from generator.guard import MAX_YAML_BYTES, check_regular, decode, prescan_yaml
     from generator.yamlio import load_documents
 
     out: list[tuple[str, Obj]] = []
     for path in paths:
         try:
-            text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+            if path == "-":
+                data = sys.stdin.buffer.read(MAX_YAML_BYTES + 1)
+            else:
+                check_regular(Path(path), path)
+                with Path(path).open("rb") as handle:
+                    data = handle.read(MAX_YAML_BYTES + 1)
         except OSError as exc:
             raise UsageError(f"{path}: cannot read ({exc.strerror})") from exc
+        if len(data) > MAX_YAML_BYTES:
+            limit = MAX_YAML_BYTES // (1024 * 1024)
+            raise UsageError(f"{path}: larger than {limit} MiB, the limit for a file fleetgen reads")
+        text = decode(data, path)
+        prescan_yaml(text, path)
         try:
             documents = load_documents(text)
         except Exception as exc:  # ruamel raises several unrelated types

@@ -25,6 +25,9 @@ from generator.build import (
     options_from,
     parse_golden_name,
 )
+from generator.errors import InventoryError, Problem
+from generator.guard import MAX_MANIFEST_BYTES as MAX_GOLDEN_BYTES
+from generator.guard import check_path, walk_files
 from generator.tools import Toolset
 from generator.writer import atomic_write
 
@@ -127,10 +130,18 @@ def read_tree(golden_dir: Path, clusters: Iterable[str] | None = None) -> dict[s
         folder = golden_dir / name
         if not folder.is_dir():
             continue
-        for path in sorted(folder.rglob("*.yaml")):
-            if path.is_file():
-                with open(path, encoding="utf-8", errors="replace", newline="") as handle:
-                    tree[path.relative_to(golden_dir).as_posix()] = handle.read()
+        paths, refused = walk_files(folder, golden_dir, (".yaml",))
+        if refused:
+            raise InventoryError(refused)
+        for path in paths:
+            relative = path.relative_to(golden_dir).as_posix()
+            check_path(path, golden_dir, relative)
+            with path.open("rb") as handle:
+                data = handle.read(MAX_GOLDEN_BYTES + 1)
+            if len(data) > MAX_GOLDEN_BYTES:
+                raise InventoryError([Problem(relative, 0, 0, "", "golden file is larger than the input limit")])
+            # not UTF-8 is drift, not an input error: the comparison shows it
+            tree[relative] = data.decode("utf-8", errors="replace")
     return tree
 
 

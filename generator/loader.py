@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from pydantic.alias_generators import to_camel
 
 from generator.errors import InventoryError, InventoryWarning, Problem
+from generator.guard import walk_files
 from generator.models import (
     ACTION_POLICIES,
     VALIDATING_POLICIES,
@@ -46,6 +48,8 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "teams": Team,
     "exceptions": PolicyExceptionEntry,
 }
+LAYERED: tuple[type[BaseModel], ...] = (Settings, Cluster)
+"""Models whose raw keys are layered by resolve: only their camelCase keys are accepted."""
 LIST_SECTIONS = ("components", "clusters", "apps", "teams", "exceptions")
 CLUSTER_VARIABLES = (
     "cluster_name",
@@ -185,12 +189,46 @@ def _model_at(model: type[BaseModel], loc: Iterable[str | int]) -> type[BaseMode
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def _message(model: type[BaseModel], error: dict[str, Any]) -> str:
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return "a string"
+
+
+def _shown(value: Any) -> str:
+    """A value as YAML would print it: ``1.3``, ``true``, ``null``, ``'text'``."""
+    if isinstance(value, bool) or value is None:
+        return "true" if value is True else "false" if value is False else "null"
+    if isinstance(value, dict | list):
+        return "{...}" if isinstance(value, dict) else "[...]"
+    return repr(value)
+
+
+def _read_as(error: dict[str, Any], literal: str | None) -> str:
+    """What was read, for a type error: ``read 1.3 (a number, written 1.30); quote it: "1.30"``."""
+    value = error["input"]
+    written = f", written {literal}" if literal and literal != _shown(value) else ""
+    read = f"read {_shown(value)} ({_kind(value)}{written})"
+    if error["type"] == "string_type" and (isinstance(value, int | float) or value is None):
+        return f"{read}; quote it: \"{literal or _shown(value)}\""
+    return read
+
+
+def _message(model: type[BaseModel], error: dict[str, Any], literal: str | None = None) -> str:
     loc = error["loc"]
     if error["type"] == "extra_forbidden":
         owner = _model_at(model, loc[:-1])
         known = sorted(f.alias or n for n, f in owner.model_fields.items()) if owner else []
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        camel = to_camel(str(loc[-1]))
+        close = [camel] if camel in known else difflib.get_close_matches(str(loc[-1]), known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else (f"; expected one of: {', '.join(known)}" if known else "")
         return f"unknown key '{loc[-1]}'{hint}"
     if error["type"] == "string_pattern_mismatch":
@@ -199,22 +237,58 @@ def _message(model: type[BaseModel], error: dict[str, Any]) -> str:
     if error["type"] == "missing":
         return "required key is missing"
     message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{message} (got {error['input']!r})" if error["type"].startswith("literal") else message
+    if error["type"].startswith("literal"):
+        return f"{message} (got {error['input']!r})"
+    if error["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        return f"expected a mapping, {_read_as(error, literal)}"
+    if error["type"].endswith(("_type", "_parsing")) and "input" in error:
+        expected = message.removeprefix("Input should be ")
+        expected = re.sub(r"^a valid (?=[aeiou])", "an ", re.sub(r"^a valid (?![aeiou])", "a ", expected))
+        return f"expected {expected}, {_read_as(error, literal)}"
+    return message
 
 
 def validate_item(model: type[T], data: Any, file: LoadedFile, path: Path_, problems: list[Problem]) -> T | None:
-    """Validate one item; on failure add one problem per pydantic error, each with file:line:col."""
+    """Validate one item; on failure add one problem per pydantic error, each with file:line:col.
+
+    Layered settings (``defaults``, overlays, clusters) are merged as written, by their camelCase keys, so there
+    a snake_case field name (``kubernetes_version``) is an unknown key with a did-you-mean, not a crash later.
+    """
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, by_alias=True, by_name=model not in LAYERED)
     except ValidationError as exc:
         for error in exc.errors():
             loc = tuple(error["loc"])
             position = file.position((*path, *loc))
             dotted = ".".join(str(p) for p in (*path, *loc))
+            literal = file.literals.get((*path, *loc))
             problems.append(
-                Problem(position.file, position.line, position.column, dotted, _message(model, dict(error)))
+                Problem(position.file, position.line, position.column, dotted, _message(model, dict(error), literal))
             )
         return None
+
+
+def ambiguous_booleans(file: LoadedFile) -> list[Problem]:
+    """Unquoted ``on``/``off``/``yes``/``no``/``y``/``n``: YAML 1.1 readers (Kubernetes, Helm) take them for
+    booleans, fleetgen's YAML 1.2 reader for strings; the inventory must say which it means."""
+    problems = []
+    for path in file.ambiguous:
+        position = file.position(path)
+        value = file.data
+        for part in path:
+            value = value[part]
+        meaning = "true" if str(value).lower() in {"y", "yes", "on"} else "false"
+        problems.append(
+            Problem(
+                position.file,
+                position.line,
+                position.column,
+                ".".join(str(p) for p in path),
+                f"read {value} unquoted: YAML 1.1 readers (Kubernetes, Helm) take it for the boolean {meaning}, "
+                f"YAML 1.2 for a string; write {meaning} for the boolean or quote it: \"{value}\"",
+            )
+        )
+    return problems
 
 
 # --- loading --------------------------------------------------------------------------------------------
@@ -230,20 +304,46 @@ def _relative(path: Path, root: Path) -> str:
 def load_inventory(root: Path, *, today: datetime.date | None = None) -> Inventory:
     """Read and validate the fleet at ``root`` (``inventory/`` and ``overlays/``); raise InventoryError.
 
-    ``today`` (default: the current date) decides which policy exceptions have expired.
+    Stages, as the README documents: ``load_entries`` reads every file through the input guard and checks
+    every entry and overlay against its schema; only when all pass does ``check_names`` look for duplicate
+    names, and only when names are unique does ``cross_check`` run the rules across entries, so one mistake
+    gives one message. ``today`` (default: the current date) decides which policy
+    exceptions have expired.
     """
+    inventory = load_entries(root)
+    problems = check_names(inventory) or cross_check(inventory, today=today)
+    if problems:
+        raise InventoryError(problems)
+    for warning in sorted(inventory.warnings, key=lambda p: (p.file, p.line, p.column, p.message)):
+        warnings.warn(InventoryWarning(str(warning)), stacklevel=2)
+    return inventory
+
+
+def _read_files(folder: Path, root: Path, problems: list[Problem], *, recursive: bool = True) -> list[LoadedFile]:
+    """Every YAML file in (or below) ``folder``, through the input guard (problems collected, not raised)."""
+    paths, refused = walk_files(folder, root, (".yaml", ".yml"), recursive=recursive)
+    problems.extend(refused)
+    loaded: list[LoadedFile] = []
+    for path in paths:
+        try:
+            file = load_file(path, _relative(path, root), root)
+        except InventoryError as exc:
+            problems.extend(exc.problems)
+            continue
+        problems.extend(ambiguous_booleans(file))
+        loaded.append(file)
+    return loaded
+
+
+def load_entries(root: Path) -> Inventory:
+    """Stage 1: read every inventory and overlay file and validate each entry against its schema; raise
+    InventoryError with every problem found, before any rule across entries runs."""
     root = root.resolve()
     inventory_dir, overlay_dir = root / "inventory", root / "overlays"
     problems: list[Problem] = []
     if not inventory_dir.is_dir():
         raise InventoryError([Problem(_relative(inventory_dir, root), 0, 0, "", "no inventory/ folder here")])
-    files = sorted(p for p in inventory_dir.rglob("*") if p.suffix in {".yaml", ".yml"} and p.is_file())
-    loaded: list[LoadedFile] = []
-    for path in files:
-        try:
-            loaded.append(load_file(path, _relative(path, root)))
-        except InventoryError as exc:
-            problems.extend(exc.problems)
+    loaded = _read_files(inventory_dir, root, problems)
 
     fleet_items: list[Sourced[Fleet]] = []
     defaults: list[Layer] = []
@@ -252,7 +352,7 @@ def load_inventory(root: Path, *, today: datetime.date | None = None) -> Invento
         if file.data is None:
             continue
         if not isinstance(file.data, dict):
-            problems.append(Problem(file.file, 1, 1, "", "expected a mapping of sections"))
+            problems.append(Problem(file.file, 1, 1, "", f"expected a mapping of sections, read {_kind(file.data)}"))
             continue
         for key, value in file.data.items():
             model = SECTIONS.get(key)
@@ -271,7 +371,9 @@ def load_inventory(root: Path, *, today: datetime.date | None = None) -> Invento
                     defaults.append(Layer("fleet defaults", value, file, ("defaults",)))
             elif not isinstance(value, list):
                 pos = file.position((key,))
-                problems.append(Problem(file.file, pos.line, pos.column, key, "expected a list of entries"))
+                problems.append(
+                    Problem(file.file, pos.line, pos.column, key, f"expected a list of entries, read {_kind(value)}")
+                )
             else:
                 for index, entry in enumerate(value):
                     item = validate_item(model, entry, file, (key, index), problems)
@@ -290,22 +392,16 @@ def load_inventory(root: Path, *, today: datetime.date | None = None) -> Invento
         assert layer.file is not None
         pos = layer.file.position(layer.path)
         problems.append(Problem(pos.file, pos.line, pos.column, "defaults", "'defaults' is given more than once"))
+
+    overlays: dict[str, Layer] = {}
+    for file in _read_files(overlay_dir, root, problems, recursive=False):
+        data = file.data if file.data is not None else {}
+        if validate_item(Settings, data, file, (), problems) is not None:
+            overlays[Path(file.file).stem] = Layer(f"overlays/{Path(file.file).name}", data, file)
     if problems:
         raise InventoryError(problems)
 
-    overlays: dict[str, Layer] = {}
-    if overlay_dir.is_dir():
-        for path in sorted(overlay_dir.glob("*.y*ml")):
-            try:
-                file = load_file(path, _relative(path, root))
-            except InventoryError as exc:
-                problems.extend(exc.problems)
-                continue
-            data = file.data or {}
-            if validate_item(Settings, data, file, (), problems) is not None:
-                overlays[path.stem] = Layer(f"overlays/{path.name}", data, file)
-
-    inventory = Inventory(
+    return Inventory(
         root=root,
         fleet=fleet_items[0],
         defaults=defaults[0] if defaults else Layer("fleet defaults", {}, None),
@@ -316,12 +412,6 @@ def load_inventory(root: Path, *, today: datetime.date | None = None) -> Invento
         teams=sorted(groups["teams"], key=lambda s: s.item.name),
         exceptions=sorted(groups["exceptions"], key=lambda s: s.item.name),
     )
-    problems.extend(cross_check(inventory, today=today))
-    if problems:
-        raise InventoryError(problems)
-    for warning in sorted(inventory.warnings, key=lambda p: (p.file, p.line, p.column, p.message)):
-        warnings.warn(InventoryWarning(str(warning)), stacklevel=2)
-    return inventory
 
 
 # --- cross-field rules ----------------------------------------------------------------------------------
@@ -419,14 +509,23 @@ def _check_layer(layer: Layer, components: set[str], apps: set[str], platform: d
     return problems
 
 
+def check_names(inv: Inventory) -> list[Problem]:
+    """Names are unique per section: every later entry of a name is flagged, pointing at the first, in the
+    order (file path, line) — the same whatever order the filesystem lists files in. Runs before the other
+    rules across entries, which look entries up by name (a copied cluster gives one message, not also an
+    overlapping CIDR)."""
+    problems: list[Problem] = []
+    for section in LIST_SECTIONS:
+        problems.extend(_duplicates(getattr(inv, section), section))
+    return problems
+
+
 def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[Problem]:
     """Rules across items: names, references, regions, overlays, CIDRs, versions, variables, security."""
     problems: list[Problem] = []
     platform = platforms()
     fleet = inv.fleet.item
     envs = set(fleet.environments)
-    for section in LIST_SECTIONS:
-        problems.extend(_duplicates(getattr(inv, section), section))
     component_names = {c.item.name for c in inv.components}
     app_names = {a.item.name for a in inv.apps}
     team_names = {t.item.name for t in inv.teams}

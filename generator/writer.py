@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from generator.errors import OutputConflict
+from generator.errors import InventoryError, OutputConflict, Problem
+from generator.guard import MAX_MANIFEST_BYTES, read_text
 
 MANIFEST = ".fleetgen/manifest.json"
 
@@ -47,14 +49,66 @@ class Changes:
         )
 
 
-def read_manifest(out: Path) -> dict[str, str]:
-    """The recorded ``{path: sha256}`` of what fleetgen last wrote under ``out``."""
-    path = out / MANIFEST
-    if not path.is_file():
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    files: dict[str, str] = data.get("files", {})
+_CONFLICT_MARKER = re.compile(r"^(<{7}|={7}|>{7}|\|{7})( |$)", re.M)
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_MANIFEST_HELP = (
+    "it records what fleetgen wrote, to prune old files and guard hand edits, so fleetgen will not guess it: "
+    "take one side (git checkout --theirs -- FILE) and re-render, or delete it and run `fleetgen render --force` "
+    "(files generated before and no longer produced are then left for you to delete)"
+)
+
+
+def _display(path: Path) -> str:
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _safe_relative(name: str) -> bool:
+    """True for a normalised relative POSIX path that stays below the output root."""
+    parts = PurePosixPath(name).parts
+    if not parts or name.startswith("/") or "\\" in name or {"..", "."} & set(parts):
+        return False
+    return PurePosixPath(*parts).as_posix() == name
+
+
+def parse_manifest(text: str, display: str) -> dict[str, str]:
+    """The ``{path: sha256}`` of a manifest's text; InventoryError naming the file (and line) when it is corrupt:
+    git conflict markers, invalid JSON, or not the shape fleetgen writes."""
+
+    def corrupt(message: str, line: int = 0, column: int = 0) -> InventoryError:
+        text = f"corrupt fleetgen manifest: {message}; {_MANIFEST_HELP}"
+        return InventoryError([Problem(display, line, column, "", text)])
+
+    marker = _CONFLICT_MARKER.search(text)
+    if marker:
+        line = text.count("\n", 0, marker.start()) + 1
+        raise corrupt(f"git conflict marker '{marker.group(1)}' (two renders were merged)", line, 1)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise corrupt(f"invalid JSON: {exc.msg}", exc.lineno, exc.colno) from exc
+    except RecursionError as exc:
+        raise corrupt("invalid JSON: nested too deep") from exc
+    if not isinstance(data, dict) or data.get("generator") != "fleetgen" or not isinstance(data.get("files"), dict):
+        raise corrupt('expected {"generator": "fleetgen", "files": {PATH: SHA256, ...}}')
+    files: dict[str, str] = data["files"]
+    for name, digest in files.items():
+        if not _safe_relative(name):
+            raise corrupt(f"file name {name!r} is not a relative path below the output folder")
+        if not isinstance(digest, str) or not _HEX64.match(digest):
+            raise corrupt(f"the hash of {name!r} is not a sha256 hex digest")
     return files
+
+
+def read_manifest(out: Path) -> dict[str, str]:
+    """The recorded ``{path: sha256}`` of what fleetgen last wrote under ``out`` (read through the input guard)."""
+    path = out / MANIFEST
+    if not path.exists() and not path.is_symlink():
+        return {}
+    display = _display(path)
+    return parse_manifest(read_text(path, out, display, limit=MAX_MANIFEST_BYTES), display)
 
 
 def _current(path: Path) -> str | None:

@@ -12,14 +12,15 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml  # type: ignore[import-untyped,unused-ignore]
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.scalarstring import ScalarString
 
 from generator.errors import InventoryError, Problem
 
@@ -45,6 +46,10 @@ class LoadedFile:
     file: str
     data: Any
     positions: dict[Path_, Position]
+    literals: dict[Path_, str] = field(default_factory=dict)
+    """How each non-string scalar was written (``1.30`` for the number 1.3), by path."""
+    ambiguous: tuple[Path_, ...] = ()
+    """Paths of unquoted values that YAML 1.1 reads as booleans (``on``, ``no``) but YAML 1.2 as strings."""
 
     def position(self, path: Iterable[str | int]) -> Position:
         """The position of ``path``, or of its nearest parent that has one."""
@@ -56,15 +61,35 @@ class LoadedFile:
         return self.positions.get((), Position(self.file, 1, 1))
 
 
-def _plain(node: Any, file: str, path: Path_, positions: dict[Path_, Position]) -> Any:
-    """Convert ruamel round-trip nodes to plain Python data, recording positions."""
+_YAML11_BOOL_WORDS = frozenset(
+    ["y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"]
+)
+"""Plain scalars that YAML 1.1 readers (Kubernetes, Helm, kubectl) take for booleans, YAML 1.2 for strings."""
+_LITERAL_END = re.compile(r"\s+#|\s*[,\]}]|\s*$")
+
+
+def _literal(lines: list[str], line: int, column: int) -> str:
+    """The text of a plain scalar as written at 0-based ``line``/``column`` (for messages)."""
+    if not 0 <= line < len(lines):
+        return ""
+    rest = lines[line][column:]
+    end = _LITERAL_END.search(rest)
+    return rest[: end.start() if end else len(rest)].strip()
+
+
+def _plain(node: Any, file: str, path: Path_, positions: dict[Path_, Position], source: _Source) -> Any:
+    """Convert ruamel round-trip nodes to plain Python data, recording positions and written literals."""
     if isinstance(node, CommentedMap):
         out: dict[str, Any] = {}
+        here = positions.get(path, Position(file, 1, 1))
         for key, value in node.items():
-            line, col = node.lc.key(key)
+            # a key merged in by `<<: *anchor` has no position of its own: it points at the mapping
+            line, col, value_line, value_col = (node.lc.data or {}).get(key, (here.line - 1, here.column - 1) * 2)
             child = (*path, str(key))
             positions[child] = Position(file, line + 1, col + 1)
-            out[str(key)] = _plain(value, file, child, positions)
+            if key in (node.lc.data or {}):
+                source.note(value, child, (value_line, value_col))
+            out[str(key)] = _plain(value, file, child, positions, source)
         return out
     if isinstance(node, CommentedSeq):
         items: list[Any] = []
@@ -72,7 +97,8 @@ def _plain(node: Any, file: str, path: Path_, positions: dict[Path_, Position]) 
             line, col = node.lc.item(index)
             child = (*path, index)
             positions[child] = Position(file, line + 1, col + 1)
-            items.append(_plain(value, file, child, positions))
+            source.note(value, child, (line, col))
+            items.append(_plain(value, file, child, positions, source))
         return items
     if isinstance(node, bool) or node is None:
         return node
@@ -85,19 +111,53 @@ def _plain(node: Any, file: str, path: Path_, positions: dict[Path_, Position]) 
     return str(node)
 
 
-def load_file(path: Path, display: str) -> LoadedFile:
-    """Read one YAML file (one document) with positions; syntax errors become InventoryError."""
+@dataclass
+class _Source:
+    """Collects, while converting, what non-string scalars and YAML 1.1 boolean words looked like as written."""
+
+    lines: list[str]
+    literals: dict[Path_, str]
+    ambiguous: list[Path_]
+
+    def note(self, value: Any, path: Path_, at: Iterable[int]) -> None:
+        if isinstance(value, ScalarString | CommentedMap | CommentedSeq):
+            return
+        if isinstance(value, str):
+            if value in _YAML11_BOOL_WORDS:
+                self.ambiguous.append(path)
+            return
+        line, column = at
+        self.literals[path] = _literal(self.lines, line, column)
+
+
+def load_file(path: Path, display: str, root: Path | None = None) -> LoadedFile:
+    """Read one YAML file (one document) of the fleet at ``root`` through the input guard, with positions."""
+    from generator.guard import read_text
+
+    return load_text(read_text(path, (root or path.parent).resolve(), display), display)
+
+
+def load_text(text: str, display: str) -> LoadedFile:
+    """Parse one YAML document with positions: pre-scanned by the guard (depth, alias budget) first; syntax
+    errors become InventoryError."""
+    from generator.guard import prescan_yaml, syntax_problem
+
+    prescan_yaml(text, display)
     reader = YAML(typ="rt")
     reader.allow_duplicate_keys = False
+    reader.preserve_quotes = True
     try:
-        raw = reader.load(path.read_text(encoding="utf-8"))
+        raw = reader.load(text)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        raise InventoryError([Problem(display, line, col, "", f"invalid YAML: {message}")]) from exc
+        raise InventoryError(
+            [syntax_problem(display, exc.context, exc.context_mark, exc.problem, exc.problem_mark)]
+        ) from exc
+    except YAMLError as exc:
+        raise InventoryError([Problem(display, 1, 1, "", f"invalid YAML: {exc}")]) from exc
     positions: dict[Path_, Position] = {(): Position(display, 1, 1)}
-    return LoadedFile(display, _plain(raw, display, (), positions), positions)
+    source = _Source(text.splitlines(), {}, [])
+    data = _plain(raw, display, (), positions, source)
+    return LoadedFile(display, data, positions, source.literals, tuple(source.ambiguous))
 
 
 _YAML_PLAIN_OTHER_TYPE = re.compile(
@@ -147,6 +207,12 @@ def dump_documents(documents: Iterable[Any]) -> str:
         allow_unicode=True,
     )
     return text
+
+
+def dump_flow(value: Any) -> str:
+    """One value as single-line YAML flow (for template expressions JSON cannot write, such as ``.inf``)."""
+    text: str = yaml.dump(value, Dumper=_Dumper, default_flow_style=True, width=2**30, allow_unicode=True)
+    return text.removesuffix("\n").removesuffix("\n...").strip()
 
 
 class _Loader(yaml.CSafeLoader):  # type: ignore[misc,name-defined,unused-ignore]

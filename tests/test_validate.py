@@ -188,7 +188,7 @@ def test_policy_test_usage_errors(
         monkeypatch,
         capsys,
     )
-    assert code == 2 and "bad.yaml: not valid YAML" in err
+    assert code == 2 and "bad.yaml:2:1: invalid YAML" in err
 
 
 @pytest.fixture(autouse=True)
