@@ -48,7 +48,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "teams": Team,
     "exceptions": PolicyExceptionEntry,
 }
-LAYERED: tuple[type[BaseModel], ...] = (Settings, Cluster)
+LAYERED: tuple[type[BaseModel], ...] = (Settings, Cluster)  # and their subclasses (Defaults)
 """Models whose raw keys are layered by resolve: only their camelCase keys are accepted."""
 LIST_SECTIONS = ("components", "clusters", "apps", "teams", "exceptions")
 CLUSTER_VARIABLES = (
@@ -255,7 +255,7 @@ def validate_item(model: type[T], data: Any, file: LoadedFile, path: Path_, prob
     a snake_case field name (``kubernetes_version``) is an unknown key with a did-you-mean, not a crash later.
     """
     try:
-        return model.model_validate(data, by_alias=True, by_name=model not in LAYERED)
+        return model.model_validate(data, by_alias=True, by_name=not issubclass(model, LAYERED))
     except ValidationError as exc:
         for error in exc.errors():
             loc = tuple(error["loc"])
