@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from generator.crossplane.patches import Mode, pt_resources, xr_field_paths
+from generator.crossplane.common import Mode
 
 Obj = dict[str, Any]
 
@@ -351,84 +351,6 @@ def served_kinds(xrd: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
 
 _SEGMENT = re.compile(r"([^.\[\]]+)|\[([^\]]*)\]")
 _METADATA = {"name", "namespace", "uid", "generateName", "labels", "annotations"}
-
-
-def parse_field_path(path: str) -> list[str | int]:
-    """``spec.nodeGroups[0].labels[a.b/c]`` → ``["spec", "nodeGroups", 0, "labels", "a.b/c"]``."""
-    parts: list[str | int] = []
-    for plain, bracket in _SEGMENT.findall(path):
-        if plain:
-            parts.append(plain)
-        else:
-            parts.append(int(bracket) if bracket.isdigit() else bracket)
-    return parts
-
-
-def schema_has_path(openapi: Mapping[str, Any], path: str) -> bool:
-    """Whether ``path`` names a field an object of this (structural) schema may have."""
-    parts = parse_field_path(path)
-    if not parts:
-        return False
-    if parts[0] == "metadata":
-        if len(parts) == 2:
-            return parts[1] in _METADATA
-        return len(parts) == 3 and parts[1] in ("labels", "annotations") and isinstance(parts[2], str)
-    node: Mapping[str, Any] = openapi
-    for part in parts:
-        if node.get("x-kubernetes-preserve-unknown-fields"):
-            return True
-        if isinstance(part, int):
-            if node.get("type") != "array" or "items" not in node:
-                return False
-            node = node["items"]
-            continue
-        properties = node.get("properties") or {}
-        if part in properties:
-            node = properties[part]
-        elif isinstance(node.get("additionalProperties"), Mapping):
-            node = node["additionalProperties"]
-        else:
-            return node.get("additionalProperties") is True
-    return True
-
-
-def unknown_field_paths(documents: list[Mapping[str, Any]]) -> list[str]:
-    """Patch paths of the Compositions in ``documents`` that their XRD's schema does not have.
-
-    Checks every XR field a patch reads or writes (``fromFieldPath`` of FromComposite/CombineFromComposite,
-    ``toFieldPath`` of ToComposite), and the ``toFieldPath`` of patches onto composed platform XRs (a
-    cluster's nested Network), against the CRDs Crossplane generates from the XRDs in ``documents``.
-    """
-    schemas: dict[tuple[str, str], Obj] = {}
-    for doc in documents:
-        if doc.get("kind") == "CompositeResourceDefinition":
-            for api_version, kind, claim in served_kinds(doc):
-                if not claim:
-                    schemas[(api_version, kind)] = xr_openapi(doc)
-    problems: list[str] = []
-    for comp in (d for d in documents if d.get("kind") == "Composition"):
-        ref = comp["spec"]["compositeTypeRef"]
-        name = comp["metadata"]["name"]
-        schema = schemas.get((ref["apiVersion"], ref["kind"]))
-        if schema is None:
-            problems.append(f"{name}: no XRD defines {ref['apiVersion']} {ref['kind']}")
-            continue
-        for resource, patch_type, path in xr_field_paths(comp):
-            if not schema_has_path(schema, path):
-                problems.append(f"{name}: resource {resource!r}: {patch_type} path {path!r} "
-                                f"is not a field of {ref['kind']}")
-        for entry in pt_resources(comp):
-            base = entry.get("base", {})
-            nested = schemas.get((base.get("apiVersion", ""), base.get("kind", "")))
-            if nested is None:
-                continue
-            for patch in entry.get("patches", []):
-                target = patch.get("toFieldPath")
-                if patch.get("type") in ("FromCompositeFieldPath", "CombineFromComposite") and target \
-                        and not schema_has_path(nested, target):
-                    problems.append(f"{name}: resource {entry['name']!r}: toFieldPath {target!r} "
-                                    f"is not a field of {base['kind']}")
-    return problems
 
 
 def xr_schemas(documents: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Obj]:

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from generator.crossplane.common import Obj
 from generator.crossplane.data import crossplane_data
 from generator.crossplane.objects import eks_cluster_arn, kubeconfig_secret
-from generator.crossplane.patches import Obj
 from generator.models import Chart, CrossplaneSettings
 from generator.resolve import ResolvedCluster, ResolvedFleet, canonical
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from generator.crossplane.api import CACHE, CLUSTER, DATABASE, NETWORK
+from generator.crossplane.common import API_LABEL, PROVIDER_LABEL, Mode, Obj
 from generator.crossplane.engine import FUNCTION_NAME, INPUT_API_VERSION
-from generator.crossplane.patches import API_LABEL, PROVIDER_LABEL, Mode, Obj
 from generator.models import AzureAdGroup
 
 

@@ -7,9 +7,9 @@ import ipaddress
 from typing import Any
 
 from generator.crossplane.api import CACHE, CLUSTER, DATABASE
+from generator.crossplane.common import PROVIDER_LABEL, Mode, Obj
 from generator.crossplane.network import plan_network
 from generator.crossplane.packages import PROVIDER_CONFIG_NAME
-from generator.crossplane.patches import PROVIDER_LABEL, Mode, Obj
 from generator.loader import platforms
 from generator.models import CrossplaneSettings, Fleet
 from generator.resolve import ResolvedCluster

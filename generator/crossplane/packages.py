@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from generator.crossplane.patches import Obj
+from generator.crossplane.common import Obj
 from generator.models import CrossplaneSettings
 
 CROSSPLANE_NAMESPACE = "crossplane-system"

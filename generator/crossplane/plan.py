@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass, field
 
 from generator.crossplane import api, bootstrap, compositions, packages
+from generator.crossplane.common import Mode, Obj
 from generator.crossplane.data import crossplane_data
 from generator.crossplane.objects import cluster_documents
-from generator.crossplane.patches import Mode, Obj
 from generator.models import CrossplaneSettings
 from generator.plan import Contribution, Planner
 from generator.resolve import ResolvedCluster, ResolvedFleet
