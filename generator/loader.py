@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel
 
+from generator.cidr import overlapping_pairs
 from generator.errors import InventoryError, InventoryWarning, Problem
 from generator.guard import walk_files
 from generator.models import (
@@ -618,17 +619,16 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
                         f"{blocks[b]} overlaps {a} {blocks[a]} of the same cluster",
                     )
                 )
-        for other_net, other in networks:
-            if parsed["vpcCidr"].overlaps(other_net):
-                problems.append(
-                    _problem(
-                        source,
-                        ("networking", "vpcCidr"),
-                        f"{net.vpc_cidr} overlaps vpcCidr {other_net} of cluster '{other.item.name}' "
-                        f"({other.file.file}:{other.where('networking', 'vpcCidr')[1]})",
-                    )
-                )
         networks.append((parsed["vpcCidr"], source))
+    for other, source in overlapping_pairs(networks):  # reported on the later cluster (by name)
+        problems.append(
+            _problem(
+                source,
+                ("networking", "vpcCidr"),
+                f"{source.item.networking.vpc_cidr} overlaps vpcCidr {other.item.networking.vpc_cidr} of cluster "
+                f"'{other.item.name}' ({other.file.file}:{other.where('networking', 'vpcCidr')[1]})",
+            )
+        )
 
     for comp_source in inv.components:
         for index, dep in enumerate(comp_source.item.depends_on):

@@ -6,10 +6,10 @@ Only fleets with a ``fleet.crossplane`` section render an infrastructure repo, s
 
 from __future__ import annotations
 
-import itertools
 import re
 from typing import Any
 
+from generator.cidr import overlapping_pairs
 from generator.crossplane.data import crossplane_data
 from generator.crossplane.network import NetworkPlan, check_plan, plan_network
 from generator.errors import Problem
@@ -252,28 +252,35 @@ def _check_identities(inv: Inventory, hub_cloud: str | None, clouds: set[str]) -
 
 
 def _check_peering(clusters: list[Sourced[Cluster]], plans: dict[str, NetworkPlan]) -> list[Problem]:
-    """Routable ranges of clusters that may peer (same environment, or the hub with anyone) must not overlap."""
+    """Routable ranges of clusters that may peer (same environment, or the hub with anyone) must not overlap.
+
+    One sweep per environment over its clusters' routable ranges and the hub's (generator/cidr.py), so the check
+    grows with the clusters and the overlaps found, not with every pair of clusters."""
     problems: list[Problem] = []
-    for a, b in itertools.combinations(clusters, 2):
-        ca, cb = a.item, b.item
-        if not (ca.environment == cb.environment or "hub" in (ca.role, cb.role)):
-            continue
-        for key_a, net_a in plans[ca.name].routable(ca):
-            for key_b, net_b in plans[cb.name].routable(cb):
-                if key_a == key_b == "vpcCidr" or not net_a.overlaps(net_b):
-                    continue
-                # report on the cluster whose GKE range is the extra routable one
-                here, key, net, other_key, other_net, other = (
-                    (a, key_a, net_a, key_b, net_b, cb) if key_b == "vpcCidr" else (b, key_b, net_b, key_a, net_a, ca)
+    order = {source.item.name: index for index, source in enumerate(clusters)}
+    environments = sorted({source.item.environment for source in clusters})
+    for environment in environments:
+        members = [s for s in clusters if s.item.environment == environment or s.item.role == "hub"]
+        ranges = [(net, (source, key, net))
+                  for source in members for key, net in plans[source.item.name].routable(source.item)]
+        for (a, key_a, net_a), (b, key_b, net_b) in overlapping_pairs(ranges):
+            if a is b or key_a == key_b == "vpcCidr":
+                continue
+            if order[a.item.name] > order[b.item.name]:
+                a, key_a, net_a, b, key_b, net_b = b, key_b, net_b, a, key_a, net_a
+            # report on the cluster whose GKE range is the extra routable one
+            here, key, net, other_key, other_net, other = (
+                (a, key_a, net_a, key_b, net_b, b.item) if key_b == "vpcCidr"
+                else (b, key_b, net_b, key_a, net_a, a.item)
+            )
+            problems.append(
+                _problem(
+                    here,
+                    ("networking", key),
+                    f"{net} overlaps {other_key} {other_net} of cluster '{other.name}', "
+                    "which it may peer with (routable on GKE, so they must be disjoint)",
                 )
-                problems.append(
-                    _problem(
-                        here,
-                        ("networking", key),
-                        f"{net} overlaps {other_key} {other_net} of cluster '{other.name}', "
-                        "which it may peer with (routable on GKE, so they must be disjoint)",
-                    )
-                )
+            )
     return problems
 
 
