@@ -55,7 +55,7 @@ def validate(c: Context) -> None:
     c.run(f"{CLI} validate {ROOT}")
 
 
-@task(pre=[tools], help={"from_": "folder of upstream CRD files laid out <dir>/<file>, e.g. ../shared/crds"})
+@task(pre=[tools], help={"from_": "folder of upstream CRD files laid out <dir>/<file>, as catalogue.yaml names them"})
 def schemas(c: Context, from_: str = "") -> None:
     """Refresh the built-in schema catalogue from upstream CRDs (--from DIR) and check every rendered kind has one."""
     source = f" --from {Path(from_).resolve()}" if from_ else ""
