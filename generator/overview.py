@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import re
 import sys
@@ -30,6 +31,7 @@ from generator.compat import kubernetes_support
 from generator.errors import ToolError
 from generator.loader import Sourced
 from generator.models import VALIDATING_POLICIES, Cluster, Component, HubAccess
+from generator.plan import template_environment
 from generator.resolve import IDENTITY_FIELDS, ResolvedCluster, ResolvedFleet, cluster_layer
 
 FLEET_FILE = "FLEET.md"
@@ -471,16 +473,10 @@ def _dot_finalize(value: Any) -> Any:
     return dot_string(value)
 
 
+@functools.cache
 def _environment(finalize: Any, autoescape: bool = False) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("generator", "templates"),
-        undefined=jinja2.StrictUndefined,
-        finalize=finalize,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=autoescape,
-    )
+    """One environment per output format (built once: templates are compiled once per process)."""
+    env = template_environment(finalize, autoescape=autoescape)
     env.filters["label"] = lambda *lines: mermaid_label(*lines)
     env.filters["dot"] = lambda *lines: dot_string(*lines)
     env.filters["id"] = lambda value: Markup(re.sub(r"[^A-Za-z0-9_]", "_", str(value)))

@@ -73,17 +73,23 @@ def _finalize(value: Any) -> Any:
     return _NOT_YAML_PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def environment() -> jinja2.Environment:
-    """The Jinja environment used for every built-in template."""
-    env = jinja2.Environment(
+def template_environment(finalize: Any, *, autoescape: bool = False) -> jinja2.Environment:
+    """A Jinja environment over the built-in templates whose every ``{{ }}`` goes through ``finalize`` (the
+    escaping of the output format: YAML here, Mermaid/DOT/HTML for the overview)."""
+    return jinja2.Environment(
         loader=jinja2.PackageLoader("generator", "templates"),
         undefined=jinja2.StrictUndefined,
-        finalize=_finalize,
+        finalize=finalize,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,
+        autoescape=autoescape,
     )
+
+
+def environment() -> jinja2.Environment:
+    """The Jinja environment used for every built-in YAML template."""
+    env = template_environment(_finalize)
     env.filters["merge"] = merge
     env.globals["flux_namespace"] = FLUX_NAMESPACE
     return env
