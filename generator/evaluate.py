@@ -228,9 +228,17 @@ class ResourceRule:
             strings("resourceNames"),
         )
 
-    def matches(self, group: str, version: str, resource: str, namespaced: bool, name: str) -> bool:
-        """Whether a CREATE (or UPDATE) of this resource matches the rule."""
-        if not ({"*", "CREATE", "UPDATE"} & set(self.operations)):
+    def matches(
+        self,
+        group: str,
+        version: str,
+        resource: str,
+        namespaced: bool,
+        name: str,
+        operations: frozenset[str] | set[str] = frozenset({"CREATE", "UPDATE"}),
+    ) -> bool:
+        """Whether a request with one of ``operations`` on this resource matches the rule."""
+        if not (({"*"} | set(operations)) & set(self.operations)):
             return False
         if "*" not in self.api_groups and group not in self.api_groups:
             return False
@@ -283,6 +291,135 @@ class LabelSelector:
 
 
 # --- policies and exceptions ----------------------------------------------------------------------------------
+#
+# Semantics follow Kyverno v1.19.0 (kyverno/kyverno@ee97ce09538b09b6f1b03853cc41a62654d6a58f):
+#   pkg/cel/policies/vpol/compiler/policy.go   evaluation order (exceptions, matchConditions, first failing
+#                                               validation), the ``exceptions`` variable, match-condition errors
+#   pkg/cel/policies/vpol/engine/engine.go     one result per policy (pass / fail / error / skip)
+#   pkg/webhooks/resource/vpol/handler.go      Deny blocks on fail *and* error; Warn warns; failurePolicy is not read
+#   pkg/cel/policies/vpol/engine/provider.go   autogen variants evaluated next to the policy, with its exceptions
+#   pkg/cel/autogen/{data,match,support,replacement}.go, pkg/cel/policies/vpol/autogen/autogen.go   autogen
+#   pkg/cel/engine/exception.go, cmd/internal/flag.go   exceptions honoured only in --exceptionNamespace
+#   pkg/cel/policies/vpol/validate.go          matchConstraints required (the policy webhook)
+#   config/crds/policies.kyverno.io/*.yaml     enums (validationActions, failurePolicy), PolicyException policyRefs
+
+#: The kinds evaluated here (``policies.kyverno.io/v1``).
+VALIDATING_KINDS = ("ValidatingPolicy", "NamespacedValidatingPolicy")
+#: The CRD's enum of ``spec.validationActions[]`` items.
+VALIDATION_ACTIONS = ("Deny", "Audit", "Warn")
+#: ``spec.evaluation.mode`` values that evaluate something other than a Kubernetes admission request.
+FOREIGN_MODES = {
+    "JSON": "it evaluates JSON payloads (the kyverno CLI / kyverno-json), not Kubernetes admission requests",
+    "Envoy": "it authorizes Envoy external-authorization requests (kyverno-envoy-plugin), not Kubernetes objects",
+    "HTTP": "it authorizes HTTP requests (Kyverno's HTTP authorizer), not Kubernetes objects",
+}
+#: pkg/cel/autogen/data.go ConfigsMap: controller → (group, version, resource, kind, replacements).
+AUTOGEN_CONTROLLERS: dict[str, tuple[str, str, str, str, str]] = {
+    "daemonsets": ("apps", "v1", "daemonsets", "DaemonSet", "defaults"),
+    "deployments": ("apps", "v1", "deployments", "Deployment", "defaults"),
+    "replicasets": ("apps", "v1", "replicasets", "ReplicaSet", "defaults"),
+    "statefulsets": ("apps", "v1", "statefulsets", "StatefulSet", "defaults"),
+    "jobs": ("batch", "v1", "jobs", "Job", "defaults"),
+    "cronjobs": ("batch", "v1", "cronjobs", "CronJob", "cronjobs"),
+}
+#: pkg/cel/autogen/data.go ReplacementsMap.
+AUTOGEN_REPLACEMENTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "defaults": (("spec", "spec.template.spec"), ("metadata", "spec.template.metadata")),
+    "cronjobs": (
+        ("spec", "spec.jobTemplate.spec.template.spec"),
+        ("metadata", "spec.jobTemplate.spec.template.metadata"),
+    ),
+}
+#: Receivers of Kyverno CEL library calls that need something offline evaluation does not have.
+OFFLINE_UNKNOWABLE = {
+    "http": "http.* calls an external service at admission time",
+    "globalContext": "globalContext.* reads Kyverno GlobalContextEntries (cached API or service data)",
+    "image": "image.* / imagedata reads an OCI registry",
+    "imageData": "imageData.* reads an OCI registry",
+}
+_LIBRARY_CALL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\.\s*(Get|List|Post|GetImageData|Exists)\s*\(")
+
+
+class PolicyRejected(PolicyError):
+    """Kyverno's API (the CRD schema or Kyverno's policy webhook) rejects the object: it never reaches a cluster."""
+
+
+def can_autogen(constraints: Mapping[str, Any] | None) -> bool:
+    """pkg/cel/autogen/support.go CanAutoGen: exactly one rule for core v1 pods, no selectors/exclusions/names."""
+    if not constraints:
+        return False
+    selector = constraints.get("objectSelector") or {}
+    if selector.get("matchLabels") or selector.get("matchExpressions"):
+        return False
+    if constraints.get("excludeResourceRules"):
+        return False
+    rules = constraints.get("resourceRules") or []
+    if len(rules) != 1 or rules[0].get("resourceNames"):
+        return False
+    rule = rules[0]
+    return (
+        list(rule.get("apiGroups") or []) == [""]
+        and list(rule.get("apiVersions") or []) == ["v1"]
+        and list(rule.get("resources") or []) == ["pods"]
+    )
+
+
+def _autogen_replace(text: str, old: str, new: str) -> str:
+    """pkg/cel/autogen/replacement.go replace: every ``old`` except where ``.namespace`` (a whole segment) follows."""
+    out, start = [], 0
+    while (index := text.find(old, start)) >= 0:
+        rest = text[index + len(old) :]
+        protected = rest.startswith(".namespace") and not re.match(r"[A-Za-z0-9_]", rest[len(".namespace") :][:1])
+        out.append(text[start:index] + (old if protected else new))
+        start = index + len(old)
+    return "".join(out) + text[start:]
+
+
+def autogen_specs(spec: Mapping[str, Any]) -> dict[str, Obj]:
+    """The specs Kyverno generates for Pod controllers (``status.autogen``), by replacement set (defaults, cronjobs).
+
+    pkg/cel/policies/vpol/autogen/autogen.go: all six controllers unless ``autogen.podControllers.controllers`` is
+    set (an empty list turns autogen off); one spec per replacement set with matchConstraints rebuilt for the
+    targets (operations of the first rule, the namespaceSelector kept) and ``object.spec``/``object.metadata``
+    (and ``oldObject.``) rewritten to the pod template everywhere in the spec's JSON.
+    """
+    import json
+
+    constraints = spec.get("matchConstraints")
+    if not can_autogen(constraints):
+        return {}
+    assert isinstance(constraints, Mapping)
+    controllers = ((spec.get("autogen") or {}).get("podControllers") or {}).get("controllers")
+    wanted = set(AUTOGEN_CONTROLLERS) if controllers is None else {str(c) for c in controllers}
+    groups: dict[str, list[tuple[str, str, str, str]]] = {}
+    for controller in sorted(wanted & set(AUTOGEN_CONTROLLERS)):
+        group, version, resource, kind, replacements = AUTOGEN_CONTROLLERS[controller]
+        groups.setdefault(replacements, []).append((group, version, resource, kind))
+    operations = list(constraints["resourceRules"][0].get("operations") or [])
+    out: dict[str, Obj] = {}
+    for config, targets in sorted(groups.items()):
+        generated = json.loads(json.dumps(spec))
+        by_group_version: dict[tuple[str, str], set[str]] = {}
+        for group, version, resource, _ in targets:
+            by_group_version.setdefault((group, version), set()).add(resource)
+        if operations:  # pkg/cel/autogen/match.go CreateMatchConstraints: no operations → no constraints
+            match: Obj = {
+                "resourceRules": [
+                    {"apiGroups": [g], "apiVersions": [v], "resources": sorted(r), "operations": operations}
+                    for (g, v), r in sorted(by_group_version.items())
+                ]
+            }
+            if constraints.get("namespaceSelector") is not None:
+                match["namespaceSelector"] = constraints["namespaceSelector"]
+            generated["matchConstraints"] = match
+        else:
+            generated["matchConstraints"] = None
+        text = json.dumps(generated)
+        for old, new in AUTOGEN_REPLACEMENTS[config]:
+            text = _autogen_replace(text, "object." + old, "object." + new)
+            text = _autogen_replace(text, "oldObject." + old, "oldObject." + new)
+        out[config] = json.loads(text)
+    return out
 
 
 @dataclass(frozen=True)
@@ -294,9 +431,26 @@ class Validation:
     message_expression: Expression | None
 
 
+def _check_libraries(expression: Expression) -> None:
+    """Refuse Kyverno library calls whose answer offline evaluation cannot know (http, registries, globalContext)."""
+    for match in _LIBRARY_CALL.finditer(expression.source):
+        receiver = match.group(1)
+        if receiver in OFFLINE_UNKNOWABLE:
+            raise PolicyError(
+                f"{expression.where}: {receiver}.{match.group(2)}() cannot be known offline: "
+                f"{OFFLINE_UNKNOWABLE[receiver]}"
+            )
+
+
+def _compile(source: Any, where: str) -> Expression:
+    expression = compile_expression(source, where)
+    _check_libraries(expression)
+    return expression
+
+
 @dataclass(frozen=True)
 class CompiledPolicy:
-    """A ValidatingPolicy ready to evaluate."""
+    """A ValidatingPolicy (or NamespacedValidatingPolicy, or one autogen variant of either) ready to evaluate."""
 
     name: str
     actions: tuple[str, ...]
@@ -308,41 +462,92 @@ class CompiledPolicy:
     match_conditions: tuple[tuple[str, Expression], ...]
     variables: tuple[tuple[str, Expression], ...]
     validations: tuple[Validation, ...]
+    kind: str = "ValidatingPolicy"
+    namespace: str = ""
+    admission: bool = True
+    autogen: str = ""
 
     @property
     def blocking(self) -> bool:
         """Whether a violation is denied at admission."""
-        return "Deny" in self.actions
+        return self.admission and "Deny" in self.actions
 
     @classmethod
     def parse(cls, obj: Mapping[str, Any]) -> CompiledPolicy:
-        """Compile a ``policies.kyverno.io/v1`` ValidatingPolicy; PolicyError when it cannot be evaluated."""
-        name = str((obj.get("metadata") or {}).get("name") or "?")
-        where = f"ValidatingPolicy {name}"
+        """The policy itself (without autogen variants); PolicyError when it cannot be evaluated."""
+        return cls.parse_all(obj)[0]
+
+    @classmethod
+    def parse_all(cls, obj: Mapping[str, Any]) -> list[CompiledPolicy]:
+        """The policy and its autogen variants (Kyverno evaluates all of them, pkg/cel/policies/vpol/engine)."""
+        meta = obj.get("metadata") or {}
+        kind = str(obj.get("kind") or "ValidatingPolicy")
+        name = str(meta.get("name") or "?")
+        namespace = str(meta.get("namespace") or "") if kind == "NamespacedValidatingPolicy" else ""
+        where = f"{kind} {namespace + '/' if namespace else ''}{name}"
         spec = obj.get("spec")
         if not isinstance(spec, Mapping):
-            raise PolicyError(f"{where}: no spec")
+            raise PolicyRejected(f"{where}: spec: Required value")
         actions = tuple(str(a) for a in spec.get("validationActions") or ())
-        if not actions:
-            raise PolicyError(f"{where}: spec.validationActions is empty (expected Deny, Audit or Warn)")
+        for index, action in enumerate(actions):
+            if action not in VALIDATION_ACTIONS:
+                raise PolicyRejected(
+                    f'{where}: spec.validationActions[{index}]: Unsupported value: "{action}": supported values: '
+                    + ", ".join(f'"{a}"' for a in VALIDATION_ACTIONS)
+                )
+        failure_policy = str(spec.get("failurePolicy") or "Fail")
+        if failure_policy not in ("Fail", "Ignore"):
+            raise PolicyRejected(f'{where}: spec.failurePolicy: Unsupported value: "{failure_policy}"')
         constraints = spec.get("matchConstraints") or {}
         if not constraints.get("resourceRules"):
-            raise PolicyError(f"{where}: spec.matchConstraints.resourceRules is empty: the policy matches nothing")
-        mode = (spec.get("evaluation") or {}).get("mode")
-        if mode not in (None, "Kubernetes"):
-            raise PolicyError(f"{where}: evaluation mode {mode!r} is not evaluated offline (only Kubernetes)")
+            raise PolicyRejected(
+                f"{where}: spec.matchConstraints: Required value: a matchConstraints with at least one resource "
+                "rule is required"
+            )
+        evaluation = spec.get("evaluation") or {}
+        mode = evaluation.get("mode")
+        if mode in FOREIGN_MODES:
+            raise PolicyError(f"{where}: spec.evaluation.mode {mode} is not evaluated offline: {FOREIGN_MODES[mode]}")
+        if mode not in (None, "", "Kubernetes"):
+            raise PolicyError(f"{where}: spec.evaluation.mode {mode!r} is unknown (Kubernetes, JSON, Envoy, HTTP)")
+        base = cls._compile_spec(spec, where, kind, name, namespace, "")
+        base = cls(
+            **{
+                **base.__dict__,
+                # the API's ValidationActions(): an empty list means [Deny] (conformance validation-actions/none)
+                "actions": actions or ("Deny",),
+                "failure_policy": failure_policy,
+                "admission": (evaluation.get("admission") or {}).get("enabled") is not False,
+            }
+        )
+        out = [base]
+        for config, generated in autogen_specs(spec).items():
+            variant = cls._compile_spec(generated, f"{where} (autogen {config})", kind, name, namespace, config)
+            out.append(
+                cls(
+                    **{
+                        **variant.__dict__,
+                        "actions": base.actions,
+                        "failure_policy": base.failure_policy,
+                        "admission": base.admission,
+                    }
+                )
+            )
+        return out
+
+    @classmethod
+    def _compile_spec(
+        cls, spec: Mapping[str, Any], where: str, kind: str, name: str, namespace: str, autogen: str
+    ) -> CompiledPolicy:
         variables = []
         for index, variable in enumerate(spec.get("variables") or []):
             variables.append(
-                (
-                    str(variable.get("name")),
-                    compile_expression(variable.get("expression"), f"{where} spec.variables[{index}]"),
-                )
+                (str(variable.get("name")), _compile(variable.get("expression"), f"{where} spec.variables[{index}]"))
             )
         conditions = tuple(
             (
                 str(condition.get("name")),
-                compile_expression(condition.get("expression"), f"{where} spec.matchConditions[{index}]"),
+                _compile(condition.get("expression"), f"{where} spec.matchConditions[{index}]"),
             )
             for index, condition in enumerate(spec.get("matchConditions") or [])
         )
@@ -352,17 +557,16 @@ class CompiledPolicy:
             message_source = validation.get("messageExpression")
             validations.append(
                 Validation(
-                    compile_expression(validation.get("expression"), f"{at}.expression"),
+                    _compile(validation.get("expression"), f"{at}.expression"),
                     str(validation.get("message") or ""),
-                    compile_expression(message_source, f"{at}.messageExpression") if message_source else None,
+                    _compile(message_source, f"{at}.messageExpression") if message_source else None,
                 )
             )
-        if not validations:
-            raise PolicyError(f"{where}: spec.validations is empty")
+        constraints = spec.get("matchConstraints") or {}
         return cls(
             name=name,
-            actions=actions,
-            failure_policy=str(spec.get("failurePolicy") or "Fail"),
+            actions=(),
+            failure_policy="Fail",
             rules=tuple(ResourceRule.parse(r) for r in constraints.get("resourceRules") or []),
             exclude_rules=tuple(ResourceRule.parse(r) for r in constraints.get("excludeResourceRules") or []),
             namespace_selector=LabelSelector.parse(constraints.get("namespaceSelector"), where),
@@ -370,6 +574,9 @@ class CompiledPolicy:
             match_conditions=conditions,
             variables=tuple(variables),
             validations=tuple(validations),
+            kind=kind,
+            namespace=namespace,
+            autogen=autogen,
         )
 
 
@@ -385,30 +592,81 @@ def _parse_time(value: Any, where: str) -> datetime.datetime | None:
 
 @dataclass(frozen=True)
 class CompiledException:
-    """A ``policies.kyverno.io/v1`` PolicyException."""
+    """A ``policies.kyverno.io`` PolicyException: full when it lists no images/allowedValues, else partial."""
 
     name: str
     namespace: str
     policies: frozenset[tuple[str, str]]
     expires_at: datetime.datetime | None
     match_conditions: tuple[tuple[str, Expression], ...]
+    images: tuple[str, ...] = ()
+    allowed_values: tuple[str, ...] = ()
+
+    @property
+    def partial(self) -> bool:
+        """Partial exceptions only feed ``exceptions.allowedImages``/``allowedValues`` to the policy's CEL."""
+        return bool(self.images or self.allowed_values)
 
     @classmethod
     def parse(cls, obj: Mapping[str, Any]) -> CompiledException:
-        """Compile a PolicyException; PolicyError when it cannot be evaluated."""
+        """Compile a PolicyException; PolicyError when it cannot be evaluated, PolicyRejected when invalid."""
         meta = obj.get("metadata") or {}
         name, namespace = str(meta.get("name") or "?"), str(meta.get("namespace") or "")
         where = f"PolicyException {namespace}/{name}"
         spec = obj.get("spec") or {}
-        refs = frozenset((str(r.get("kind")), str(r.get("name"))) for r in spec.get("policyRefs") or [])
+        if "policyRefs" not in spec or spec.get("policyRefs") is None:
+            raise PolicyRejected(f"{where}: spec.policyRefs: Required value")
+        refs = []
+        for index, ref in enumerate(spec.get("policyRefs") or []):
+            if not ref.get("kind") or not ref.get("name"):
+                raise PolicyRejected(f"{where}: spec.policyRefs[{index}]: kind and name are required")
+            refs.append((str(ref["kind"]), str(ref["name"])))
         conditions = tuple(
             (
                 str(condition.get("name")),
-                compile_expression(condition.get("expression"), f"{where} spec.matchConditions[{index}]"),
+                _compile(condition.get("expression"), f"{where} spec.matchConditions[{index}]"),
             )
             for index, condition in enumerate(spec.get("matchConditions") or [])
         )
-        return cls(name, namespace, refs, _parse_time(spec.get("expiresAt"), where), conditions)
+        return cls(
+            name,
+            namespace,
+            frozenset(refs),
+            _parse_time(spec.get("expiresAt"), where),
+            conditions,
+            tuple(str(i) for i in spec.get("images") or ()),
+            tuple(str(v) for v in spec.get("allowedValues") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class ExceptionSettings:
+    """Kyverno's ``features.policyExceptions`` chart values (flags --enablePolicyException, --exceptionNamespace).
+
+    Chart defaults (charts/kyverno/values.yaml): disabled, namespace ''. ``''`` or ``'*'`` accepts exceptions in
+    every namespace (pkg/cel/engine/exception.go NewPolicyExceptionLister).
+    """
+
+    enabled: bool = True
+    namespace: str = "*"
+
+    def honours(self, exception: CompiledException) -> bool:
+        """Whether Kyverno reads this exception at all."""
+        return self.enabled and (self.namespace in ("", "*") or exception.namespace == self.namespace)
+
+    @classmethod
+    def from_objects(cls, objects: Iterable[Mapping[str, Any]]) -> ExceptionSettings | None:
+        """From the Kyverno HelmRelease among a cluster's objects (None when the build has none)."""
+        for obj in objects:
+            if obj.get("kind") != "HelmRelease":
+                continue
+            chart = ((obj.get("spec") or {}).get("chart") or {}).get("spec") or {}
+            if chart.get("chart") != "kyverno":
+                continue
+            values = ((obj.get("spec") or {}).get("values") or {}).get("features") or {}
+            feature = values.get("policyExceptions") or {}
+            return cls(bool(feature.get("enabled", False)), str(feature.get("namespace") or ""))
+        return None
 
 
 # --- results ------------------------------------------------------------------------------------------------
@@ -425,13 +683,10 @@ class Finding:
     name: str
     message: str
     error: bool = False
-    ignored: bool = False
 
     @property
     def action(self) -> str:
-        """What admission does: Deny, Warn or Audit (Ignored for errors under failurePolicy Ignore)."""
-        if self.ignored:
-            return "Ignored"
+        """What admission does: Deny, Warn or Audit."""
         for action in ("Deny", "Warn", "Audit"):
             if action in self.actions:
                 return action
@@ -439,7 +694,7 @@ class Finding:
 
     @property
     def blocking(self) -> bool:
-        """Whether this finding fails the check (a Deny that is not an ignored error)."""
+        """Whether this finding fails the check (Deny blocks on a failed *or* erroring validation)."""
         return self.action == "Deny"
 
     @property
@@ -449,6 +704,20 @@ class Finding:
 
     def __str__(self) -> str:
         return f"{self.action.upper():<6} {self.policy}  {self.resource}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Kyverno's one result of one policy (or autogen variant) on one request: pass, fail, error or skip."""
+
+    policy: CompiledPolicy
+    status: str
+    message: str = ""
+
+    @property
+    def denies(self) -> bool:
+        """Whether admission denies the request for this result (pkg/webhooks/resource/vpol/handler.go)."""
+        return self.status in ("fail", "error") and self.policy.blocking
 
 
 @dataclass
@@ -491,8 +760,20 @@ def _is_policy(obj: Mapping[str, Any], kind: str) -> bool:
     return obj.get("kind") == kind and split_api_version(str(obj.get("apiVersion", "")))[0] == POLICY_GROUP
 
 
+class OfflineUnknown(Exception):
+    """The answer depends on cluster state the offline evaluation does not have."""
+
+
+_RESOURCE_LIBRARY = {"__kyverno_library__": "resource"}
+
+
 class Evaluator:
-    """Evaluates the ValidatingPolicies (and PolicyExceptions) of one cluster against objects."""
+    """Evaluates the ValidatingPolicies (and PolicyExceptions) of one cluster against objects.
+
+    ``exception_settings`` are Kyverno's ``features.policyExceptions``; ``cluster_objects`` the objects Kyverno's
+    ``resource`` library can read (``resource.Get``/``resource.List``); ``complete`` says they are the whole
+    cluster (a test's cluster), so a missing object is an answer rather than unknown.
+    """
 
     def __init__(
         self,
@@ -502,16 +783,30 @@ class Evaluator:
         *,
         now: datetime.datetime | None = None,
         default_namespace: str = "default",
+        exception_settings: ExceptionSettings | None = None,
+        cluster_objects: Iterable[Mapping[str, Any]] = (),
+        complete: bool = False,
     ) -> None:
-        self.policies = [CompiledPolicy.parse(p) for p in sorted(policies, key=lambda p: str(p["metadata"]["name"]))]
-        self.exceptions = [CompiledException.parse(e) for e in exceptions]
+        ordered = sorted(
+            policies, key=lambda p: (str(p["metadata"].get("namespace") or ""), str(p["metadata"]["name"]))
+        )
+        self.policies = [CompiledPolicy.parse_all(p)[0] for p in ordered]
+        self.variants = [variant for p in ordered for variant in CompiledPolicy.parse_all(p)]
+        self.exception_settings = exception_settings or ExceptionSettings()
+        compiled = [CompiledException.parse(e) for e in exceptions]
+        self.exceptions = [e for e in compiled if self.exception_settings.honours(e)]
+        self.ignored_exceptions = [e for e in compiled if not self.exception_settings.honours(e)]
         self.namespaces = {str(n["metadata"]["name"]): _labels(n) for n in namespaces}
         self._namespace_objects = {str(n["metadata"]["name"]): dict(n) for n in namespaces}
         self.now = now or datetime.datetime.now(datetime.UTC)
         self.default_namespace = default_namespace
+        self.cluster_objects = list(cluster_objects)
+        self.complete = complete
         self.not_evaluated: list[str] = []
         self.last_matched = False
         self._context = _context()
+        self._context.add_function("Get", self._resource_get)
+        self._context.add_function("List", self._resource_list)
         self._variables: dict[str, Any] = {}
         self._context.set_variable_resolver(self._resolve)
 
@@ -522,33 +817,98 @@ class Evaluator:
         *,
         now: datetime.datetime | None = None,
         default_namespace: str = "default",
+        exception_settings: ExceptionSettings | None = None,
     ) -> Evaluator:
-        """An evaluator for the policies, exceptions and namespaces found among ``objects`` (a cluster's build)."""
+        """An evaluator for the policies, exceptions and namespaces found among ``objects`` (a cluster's build).
+
+        Exceptions are honoured as the build's Kyverno HelmRelease configures them (``features.policyExceptions``).
+        """
         objects = list(objects)
+        settings = exception_settings or ExceptionSettings.from_objects(objects)
         evaluator = cls(
-            [o for o in objects if _is_policy(o, "ValidatingPolicy")],
+            [o for o in objects if any(_is_policy(o, k) for k in VALIDATING_KINDS)],
             [o for o in objects if _is_policy(o, "PolicyException")],
             [o for o in objects if o.get("kind") == "Namespace" and o.get("apiVersion") == "v1"],
             now=now,
             default_namespace=default_namespace,
+            exception_settings=settings,
+            cluster_objects=objects,
         )
         for obj in objects:
             kind = str(obj.get("kind"))
             if split_api_version(str(obj.get("apiVersion", "")))[0] == POLICY_GROUP and kind not in (
-                "ValidatingPolicy",
+                *VALIDATING_KINDS,
                 "PolicyException",
             ):
                 evaluator.not_evaluated.append(f"{kind} {obj['metadata']['name']}")
+        settings = evaluator.exception_settings
+        where = f"in namespace {settings.namespace}" if settings.enabled else "when features.policyExceptions.enabled"
+        for exception in evaluator.ignored_exceptions:
+            evaluator.not_evaluated.append(
+                f"PolicyException {exception.namespace}/{exception.name} (Kyverno reads exceptions only {where})"
+            )
         evaluator.not_evaluated.sort()
         return evaluator
 
     def _resolve(self, name: str) -> Any:
-        return self._variables if name == "variables" else None
+        if name == "variables":
+            return self._variables
+        if name == "resource":
+            return _RESOURCE_LIBRARY
+        return None
+
+    # -- Kyverno's resource library (pkg/cel/libs/resource), offline against the known objects --
+
+    def _find(self, api_version: str, resource: str, namespace: str) -> list[Obj]:
+        return [
+            dict(o)
+            for o in self.cluster_objects
+            if str(o.get("apiVersion")) == api_version
+            and resource_of(str(o.get("kind"))) == resource
+            and str((o.get("metadata") or {}).get("namespace") or "") == namespace
+        ]
+
+    def _resource_get(self, receiver: Any, *args: Any) -> Any:
+        if receiver != _RESOURCE_LIBRARY or len(args) != 4:
+            raise OfflineUnknown(f"Get{args!r}: only resource.Get(apiVersion, resource, namespace, name) is known")
+        api_version, resource, namespace, name = (str(a) for a in args)
+        for obj in self._find(api_version, resource, namespace):
+            if str(obj["metadata"].get("name")) == name:
+                return without_nulls(obj)
+        where = f"{namespace}/{name}" if namespace else name
+        if self.complete:
+            raise RuntimeError(f'{resource} "{name}" not found')
+        raise OfflineUnknown(
+            f"resource.Get({api_version}, {resource}, {where}): not among the objects of the cluster's build, "
+            "so its content cannot be known offline"
+        )
+
+    def _resource_list(self, receiver: Any, *args: Any) -> Any:
+        if receiver != _RESOURCE_LIBRARY or len(args) != 3:
+            raise OfflineUnknown(f"List{args!r}: only resource.List(apiVersion, resource, namespace) is known")
+        api_version, resource, namespace = (str(a) for a in args)
+        if not self.complete:
+            raise OfflineUnknown(
+                f"resource.List({api_version}, {resource}, {namespace}): the live cluster holds objects the build "
+                "does not, so a list cannot be known offline"
+            )
+        found = sorted(self._find(api_version, resource, namespace), key=lambda o: str(o["metadata"].get("name")))
+        return {"apiVersion": api_version, "kind": "List", "items": [without_nulls(o) for o in found]}
 
     # -- one object --
 
-    def evaluate(self, obj: Mapping[str, Any], namespaced: bool | None = None) -> list[Finding]:
-        """Every finding of every policy on one object (``namespaced`` overrides the scope guess)."""
+    def outcomes(
+        self,
+        obj: Mapping[str, Any],
+        namespaced: bool | None = None,
+        *,
+        operation: str | None = None,
+        old_object: Mapping[str, Any] | None = None,
+    ) -> list[Outcome]:
+        """Kyverno's result of every policy (and autogen variant) whose matchConstraints select the request.
+
+        ``operation`` None is an apply (rules for CREATE or UPDATE select it; ``request.operation`` is CREATE).
+        """
         kind = str(obj.get("kind") or "")
         group, version = split_api_version(str(obj.get("apiVersion") or ""))
         meta = obj.get("metadata") or {}
@@ -557,11 +917,14 @@ class Evaluator:
             namespaced = bool(meta.get("namespace")) or kind not in CLUSTER_SCOPED
         namespace = str(meta.get("namespace") or (self.default_namespace if namespaced else ""))
         resource = resource_of(kind)
+        operations = {"CREATE", "UPDATE"} if operation is None else {operation}
         applicable = [
             p
-            for p in self.policies
-            if any(r.matches(group, version, resource, namespaced, name) for r in p.rules)
-            and not any(r.matches(group, version, resource, namespaced, name) for r in p.exclude_rules)
+            for p in self.variants
+            if p.namespace in ("", namespace)
+            and (not p.namespace or namespaced)
+            and any(r.matches(group, version, resource, namespaced, name, operations) for r in p.rules)
+            and not any(r.matches(group, version, resource, namespaced, name, operations) for r in p.exclude_rules)
             and self._selected(p, obj, kind, namespace, namespaced)
         ]
         self.last_matched = bool(applicable)
@@ -572,9 +935,9 @@ class Evaluator:
             target["metadata"] = {**(target.get("metadata") or {}), "namespace": namespace}
         activation = {
             "object": target,
-            "oldObject": None,
+            "oldObject": without_nulls(old_object) if old_object is not None else None,
             "request": {
-                "operation": "CREATE",
+                "operation": operation or "CREATE",
                 "kind": {"group": group, "version": version, "kind": kind},
                 "resource": {"group": group, "version": version, "resource": resource},
                 "name": name,
@@ -584,11 +947,31 @@ class Evaluator:
             },
             "namespaceObject": self._namespace_object(namespace) if namespaced else None,
             "params": None,
+            "exceptions": {"allowedImages": [], "allowedValues": []},
         }
         self._context.update(activation)
-        findings: list[Finding] = []
-        for policy in applicable:
-            findings.extend(self._evaluate_policy(policy, kind, namespace, name))
+        return [self._evaluate_policy(policy) for policy in applicable]
+
+    def evaluate(self, obj: Mapping[str, Any], namespaced: bool | None = None) -> list[Finding]:
+        """Every finding (failed or erroring policy) on one object (``namespaced`` overrides the scope guess)."""
+        kind = str(obj.get("kind") or "")
+        meta = obj.get("metadata") or {}
+        if namespaced is None:
+            namespaced = bool(meta.get("namespace")) or kind not in CLUSTER_SCOPED
+        namespace = str(meta.get("namespace") or (self.default_namespace if namespaced else ""))
+        findings = []
+        for outcome in self.outcomes(obj, namespaced):
+            if outcome.status not in ("fail", "error", "unknown"):
+                continue
+            policy = outcome.policy
+            message = outcome.message
+            actions = policy.actions
+            if not policy.admission:
+                actions = ("Audit",)
+                message += " (evaluation.admission.enabled is false: background reports only, never denied)"
+            label = policy.name if not policy.autogen else f"{policy.name} (autogen {policy.autogen})"
+            name = str(meta.get("name") or meta.get("generateName") or "")
+            findings.append(Finding(label, actions, kind, namespace, name, message, outcome.status != "fail"))
         return findings
 
     def _namespace_object(self, namespace: str) -> Obj:
@@ -636,68 +1019,95 @@ class Evaluator:
                 raise EvaluationError(f"variable {used!r} failed: {exc}") from exc
         try:
             return expression.program.execute(self._context)
+        except OfflineUnknown:
+            raise
         except Exception as exc:  # the engine raises KeyError, TypeError, RuntimeError, IndexError, ValueError
+            if isinstance(exc.__cause__, OfflineUnknown) or "cannot be known offline" in str(exc):
+                raise OfflineUnknown(f"{expression.where}: {exc}") from exc
             kind = {"KeyError": "no such key", "IndexError": "index out of range"}.get(type(exc).__name__, "")
             detail = f"{kind}: {exc}" if kind else str(exc)
             raise EvaluationError(f"{expression.where}: {detail}") from exc
 
-    def _evaluate_policy(self, policy: CompiledPolicy, kind: str, namespace: str, name: str) -> list[Finding]:
+    def _matches(self, policy: CompiledPolicy, conditions: Sequence[tuple[str, Expression]]) -> bool:
+        """pkg/cel/policies/vpol/compiler/policy.go match: any false → False; else errors → Ignore ? False : raise."""
+        errors = []
+        for condition_name, condition in conditions:
+            try:
+                result = self._run(condition, {}, {})
+            except EvaluationError as exc:
+                errors.append(str(exc))
+                continue
+            if not isinstance(result, bool):
+                errors.append(f"{condition.where} ({condition_name}): returned {result!r}, not a bool")
+                continue
+            if not result:
+                return False
+        if not errors:
+            return True
+        if policy.failure_policy == "Ignore":
+            return False
+        raise EvaluationError("; ".join(errors))
+
+    def _evaluate_policy(self, policy: CompiledPolicy) -> Outcome:
         self._variables = {}
+        try:
+            return self._evaluate_policy_unsafe(policy)
+        except OfflineUnknown as exc:
+            return Outcome(policy, "unknown", f"cannot be evaluated offline: {exc}")
+
+    def _evaluate_policy_unsafe(self, policy: CompiledPolicy) -> Outcome:
+        allowed_images: list[str] = []
+        allowed_values: list[str] = []
+        full = False
+        for exception in self.exceptions:
+            if (policy.kind, policy.name) not in exception.policies:
+                continue
+            if exception.expires_at is not None and exception.expires_at <= self.now:
+                continue
+            try:
+                holds = self._matches(policy, exception.match_conditions)
+            except EvaluationError as exc:
+                if full:
+                    continue
+                return Outcome(policy, "error", f"evaluation error: {exc}")
+            if not holds:
+                continue
+            if not exception.partial:
+                full = True
+            elif not full:
+                allowed_images.extend(exception.images)
+                allowed_values.extend(exception.allowed_values)
+        if full:
+            return Outcome(policy, "skip", "policy exception")
+        self._context.add_variable("exceptions", {"allowedImages": allowed_images, "allowedValues": allowed_values})
         scope = dict(policy.variables)
         errors: dict[str, str] = {}
-
-        def finding(message: str, error: bool = False) -> Finding:
-            ignored = error and policy.failure_policy == "Ignore"
-            return Finding(policy.name, policy.actions, kind, namespace, name, message, error, ignored)
-
         try:
-            for condition_name, condition in policy.match_conditions:
-                result = self._run(condition, scope, errors)
-                if not isinstance(result, bool):
-                    raise EvaluationError(f"{condition.where} ({condition_name}): returned {result!r}, not a bool")
-                if not result:
-                    return []
-            if self._excepted(policy, errors):
-                return []
+            if not self._matches(policy, [(n, c) for n, c in policy.match_conditions]):
+                return Outcome(policy, "skip", "match conditions")
         except EvaluationError as exc:
-            return [finding(f"evaluation error: {exc}", error=True)]
-        findings = []
-        for validation in policy.validations:
+            return Outcome(policy, "error", f"evaluation error: {exc}")
+        self._variables = {}
+        for index, validation in enumerate(policy.validations):
             try:
                 result = self._run(validation.expression, scope, errors)
                 if not isinstance(result, bool):
                     raise EvaluationError(f"{validation.expression.where}: returned {result!r}, not a bool")
             except EvaluationError as exc:
-                findings.append(finding(f"evaluation error: {exc}", error=True))
-                continue
+                return Outcome(policy, "error", f"evaluation error: {exc}")
             if result:
                 continue
-            message = validation.message or f"failed expression: {validation.expression.source.strip()}"
+            message = validation.message
             if validation.message_expression is not None:
                 try:
                     text = self._run(validation.message_expression, scope, errors)
-                    if isinstance(text, str) and text.strip():
-                        message = text.strip()
-                except EvaluationError:
-                    pass
-            findings.append(finding(message))
-        return findings
-
-    def _excepted(self, policy: CompiledPolicy, errors: dict[str, str]) -> bool:
-        for exception in self.exceptions:
-            if ("ValidatingPolicy", policy.name) not in exception.policies:
-                continue
-            if exception.expires_at is not None and exception.expires_at <= self.now:
-                continue
-            saved = self._variables
-            self._variables = {}
-            try:
-                holds = all(self._run(condition, {}, {}) is True for _, condition in exception.match_conditions)
-            finally:
-                self._variables = saved
-            if holds:
-                return True
-        return False
+                    message = (
+                        text if isinstance(text, str) else f"failed to convert message expression to string: {text!r}"
+                    )
+                except EvaluationError as exc:
+                    message = f"failed to evaluate message expression: {exc}"
+            return Outcome(policy, "fail", message or f"CEL expression validation failed at index {index}")
+        return Outcome(policy, "pass")
 
     def evaluate_all(self, objects: Iterable[Mapping[str, Any]]) -> Evaluation:
         """Evaluate every object; findings sorted by resource, policy and message."""

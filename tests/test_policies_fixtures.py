@@ -248,8 +248,17 @@ def test_runtime_errors_are_violations_not_passes() -> None:
     assert "no such key" in finding.message and "paused" in finding.message
     (finding,) = Evaluator([policy("object.spec.replicas")]).evaluate(deployment)
     assert "not a bool" in finding.message
-    ignored = Evaluator([policy("object.spec.paused == false", failurePolicy="Ignore")]).evaluate(deployment)
-    assert [f.action for f in ignored] == ["Ignored"] and not ignored[0].blocking
+    # Kyverno v1.19.0 pkg/webhooks/resource/vpol/handler.go: a Deny policy blocks on an erroring validation;
+    # failurePolicy Ignore only ignores erroring match conditions (and webhook failures).
+    ignoring = Evaluator([policy("object.spec.paused == false", failurePolicy="Ignore")]).evaluate(deployment)
+    assert [f.action for f in ignoring] == ["Deny"] and ignoring[0].blocking and ignoring[0].error
+    broken_condition = policy(
+        "false", failurePolicy="Ignore", matchConditions=[{"name": "broken", "expression": "object.spec.paused"}]
+    )
+    assert Evaluator([broken_condition]).evaluate(deployment) == []
+    broken_condition["spec"]["failurePolicy"] = "Fail"
+    (finding,) = Evaluator([broken_condition]).evaluate(deployment)
+    assert finding.error and "paused" in finding.message
 
 
 def test_variables_are_lazy_and_failures_name_the_variable() -> None:
