@@ -81,6 +81,8 @@ _EXTENSION_FUNCTIONS: dict[str, Callable[..., Any]] = {
     name: function for library in CEL_EXTENSIONS for name, function in EXTENSIONS[library].items()
 }
 SUPPORTED_FUNCTIONS = NATIVE_FUNCTIONS | {name.rpartition(".")[2] for name in _EXTENSION_FUNCTIONS}
+#: Kyverno's ``resource`` library, answered from the objects the evaluator knows (see Evaluator).
+SUPPORTED_FUNCTIONS |= {"get", "Get", "list", "List", "ToGVR"}
 _VARIABLE_USE = re.compile(r"\bvariables\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
 
 #: Kinds that are cluster-scoped (core and the CRDs fleetgen renders); anything else is namespaced.
@@ -337,7 +339,12 @@ OFFLINE_UNKNOWABLE = {
     "image": "image.* / imagedata reads an OCI registry",
     "imageData": "imageData.* reads an OCI registry",
 }
-_LIBRARY_CALL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\.\s*(Get|List|Post|GetImageData|Exists)\s*\(")
+_LIBRARY_CALL = re.compile(
+    r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\.\s*(Get|get|List|list|Post|post|ToGVR|GetImageData|Exists)\s*\("
+)
+#: Kyverno's ``resource`` library (github.com/kyverno/sdk cel/libs/resource): the member functions fleetgen answers
+#: from known objects (Kyverno v1.19.0's tests spell them ``get``; the library's newer source ``Get``).
+RESOURCE_FUNCTIONS = frozenset({"get", "Get", "list", "List", "ToGVR"})
 
 
 class PolicyRejected(PolicyError):
@@ -434,7 +441,16 @@ class Validation:
 def _check_libraries(expression: Expression) -> None:
     """Refuse Kyverno library calls whose answer offline evaluation cannot know (http, registries, globalContext)."""
     for match in _LIBRARY_CALL.finditer(expression.source):
-        receiver = match.group(1)
+        receiver, function = match.groups()
+        if receiver == "resource" and function in ("post", "Post"):
+            raise PolicyError(
+                f"{expression.where}: resource.{function}() cannot be known offline: it creates an object through the "
+                "API server (e.g. a SubjectAccessReview) and reads the server's answer"
+            )
+        if function in RESOURCE_FUNCTIONS and receiver not in ("resource", *OFFLINE_UNKNOWABLE):
+            raise PolicyError(
+                f"{expression.where}: {receiver}.{function}() is not a library fleetgen evaluates offline"
+            )
         if receiver in OFFLINE_UNKNOWABLE:
             raise PolicyError(
                 f"{expression.where}: {receiver}.{match.group(2)}() cannot be known offline: "
@@ -443,9 +459,10 @@ def _check_libraries(expression: Expression) -> None:
 
 
 def _compile(source: Any, where: str) -> Expression:
-    expression = compile_expression(source, where)
-    _check_libraries(expression)
-    return expression
+    """Compile a policy expression: Kyverno library calls that cannot be known offline are refused by name first."""
+    if isinstance(source, str):
+        _check_libraries(Expression(where, source, None, ()))  # type: ignore[arg-type]
+    return compile_expression(source, where)
 
 
 @dataclass(frozen=True)
@@ -786,6 +803,7 @@ class Evaluator:
         exception_settings: ExceptionSettings | None = None,
         cluster_objects: Iterable[Mapping[str, Any]] = (),
         complete: bool = False,
+        user: Mapping[str, Any] | None = None,
     ) -> None:
         ordered = sorted(
             policies, key=lambda p: (str(p["metadata"].get("namespace") or ""), str(p["metadata"]["name"]))
@@ -802,11 +820,16 @@ class Evaluator:
         self.default_namespace = default_namespace
         self.cluster_objects = list(cluster_objects)
         self.complete = complete
+        #: ``request.userInfo``: who applies the objects (Flux's kustomize-controller unless told otherwise).
+        self.user = dict(user or {"username": "system:serviceaccount:flux-system:kustomize-controller", "groups": []})
         self.not_evaluated: list[str] = []
         self.last_matched = False
         self._context = _context()
-        self._context.add_function("Get", self._resource_get)
-        self._context.add_function("List", self._resource_list)
+        for name in ("get", "Get"):
+            self._context.add_function(name, self._resource_get)
+        for name in ("list", "List"):
+            self._context.add_function(name, self._resource_list)
+        self._context.add_function("ToGVR", self._resource_to_gvr)
         self._variables: dict[str, Any] = {}
         self._context.set_variable_resolver(self._resolve)
 
@@ -868,10 +891,25 @@ class Evaluator:
             and str((o.get("metadata") or {}).get("namespace") or "") == namespace
         ]
 
+    @staticmethod
+    def _gvr(value: Any, where: str) -> tuple[str, str]:
+        """(apiVersion, resource) of a ``resource.ToGVR`` value."""
+        if isinstance(value, Mapping) and value.get("__gvr__"):
+            return str(value["apiVersion"]), str(value["resource"])
+        raise OfflineUnknown(f"{where}: expected a GVR from resource.ToGVR, got {value!r}")
+
+    def _resource_to_gvr(self, receiver: Any, *args: Any) -> Any:
+        if receiver != _RESOURCE_LIBRARY or len(args) != 2:
+            raise OfflineUnknown(f"ToGVR{args!r}: only resource.ToGVR(apiVersion, kind) is known")
+        return {"__gvr__": True, "apiVersion": str(args[0]), "resource": resource_of(str(args[1]))}
+
     def _resource_get(self, receiver: Any, *args: Any) -> Any:
-        if receiver != _RESOURCE_LIBRARY or len(args) != 4:
-            raise OfflineUnknown(f"Get{args!r}: only resource.Get(apiVersion, resource, namespace, name) is known")
-        api_version, resource, namespace, name = (str(a) for a in args)
+        if receiver != _RESOURCE_LIBRARY or len(args) not in (3, 4):
+            raise OfflineUnknown(f"get{args!r}: only resource.get(apiVersion, resource, namespace, name) is known")
+        if len(args) == 3:
+            (api_version, resource), namespace, name = self._gvr(args[0], "resource.get"), str(args[1]), str(args[2])
+        else:
+            api_version, resource, namespace, name = (str(a) for a in args)
         for obj in self._find(api_version, resource, namespace):
             if str(obj["metadata"].get("name")) == name:
                 return without_nulls(obj)
@@ -879,17 +917,20 @@ class Evaluator:
         if self.complete:
             raise RuntimeError(f'{resource} "{name}" not found')
         raise OfflineUnknown(
-            f"resource.Get({api_version}, {resource}, {where}): not among the objects of the cluster's build, "
+            f"resource.get({api_version}, {resource}, {where}): not among the objects of the cluster's build, "
             "so its content cannot be known offline"
         )
 
     def _resource_list(self, receiver: Any, *args: Any) -> Any:
-        if receiver != _RESOURCE_LIBRARY or len(args) != 3:
-            raise OfflineUnknown(f"List{args!r}: only resource.List(apiVersion, resource, namespace) is known")
-        api_version, resource, namespace = (str(a) for a in args)
+        if receiver != _RESOURCE_LIBRARY or len(args) not in (2, 3):
+            raise OfflineUnknown(f"list{args!r}: only resource.list(apiVersion, resource, namespace) is known")
+        if len(args) == 2:
+            (api_version, resource), namespace = self._gvr(args[0], "resource.list"), str(args[1])
+        else:
+            api_version, resource, namespace = (str(a) for a in args)
         if not self.complete:
             raise OfflineUnknown(
-                f"resource.List({api_version}, {resource}, {namespace}): the live cluster holds objects the build "
+                f"resource.list({api_version}, {resource}, {namespace}): the live cluster holds objects the build "
                 "does not, so a list cannot be known offline"
             )
         found = sorted(self._find(api_version, resource, namespace), key=lambda o: str(o["metadata"].get("name")))
@@ -930,12 +971,16 @@ class Evaluator:
         self.last_matched = bool(applicable)
         if not applicable:
             return []
-        target: Obj = without_nulls(obj)
+        target: Obj | None = without_nulls(obj)
+        assert target is not None
         if namespaced and not meta.get("namespace"):
             target["metadata"] = {**(target.get("metadata") or {}), "namespace": namespace}
+        old = without_nulls(old_object) if old_object is not None else None
+        if operation == "DELETE":  # the API server sends the deleted object as oldObject and no object
+            target, old = None, old if old is not None else target
         activation = {
             "object": target,
-            "oldObject": without_nulls(old_object) if old_object is not None else None,
+            "oldObject": old,
             "request": {
                 "operation": operation or "CREATE",
                 "kind": {"group": group, "version": version, "kind": kind},
@@ -943,7 +988,7 @@ class Evaluator:
                 "name": name,
                 "namespace": namespace,
                 "dryRun": False,
-                "userInfo": {"username": "system:serviceaccount:flux-system:kustomize-controller", "groups": []},
+                "userInfo": self.user,
             },
             "namespaceObject": self._namespace_object(namespace) if namespaced else None,
             "params": None,
