@@ -32,6 +32,7 @@ from typing import Any
 import cel
 from cel.stdlib import EXTENSIONS
 
+from generator import celoptional, kyvernolibs
 from generator.errors import FleetgenError
 
 Obj = dict[str, Any]
@@ -82,7 +83,7 @@ _EXTENSION_FUNCTIONS: dict[str, Callable[..., Any]] = {
 }
 SUPPORTED_FUNCTIONS = NATIVE_FUNCTIONS | {name.rpartition(".")[2] for name in _EXTENSION_FUNCTIONS}
 #: Kyverno's ``resource`` library, answered from the objects the evaluator knows (see Evaluator).
-SUPPORTED_FUNCTIONS |= {"get", "Get", "list", "List", "ToGVR"}
+SUPPORTED_FUNCTIONS |= {"get", "Get", "list", "List", "ToGVR", celoptional.FUNCTION, *kyvernolibs.FUNCTIONS}
 _VARIABLE_USE = re.compile(r"\bvariables\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
 
 #: Kinds that are cluster-scoped (core and the CRDs fleetgen renders); anything else is namespaced.
@@ -150,13 +151,14 @@ def compile_expression(source: str, where: str) -> Expression:
     if not isinstance(source, str) or not source.strip():
         raise PolicyError(f"{where}: expected a CEL expression, got {source!r}")
     try:
-        program = cel.compile(source)
+        rewritten = celoptional.desugar(source)
+    except celoptional.OptionalSyntaxError as exc:
+        raise PolicyError(f"{where}: CEL optional syntax the offline engine does not evaluate: {exc}") from exc
+    try:
+        program = cel.compile(rewritten)
     except (ValueError, RuntimeError) as exc:
         detail = str(exc).strip().replace("\n", "\n    ")
-        raise PolicyError(
-            f"{where}: CEL the offline engine cannot parse (use has() instead of the optional '.?' syntax):\n"
-            f"    {detail}"
-        ) from exc
+        raise PolicyError(f"{where}: CEL the offline engine cannot parse:\n    {detail}") from exc
     unknown = sorted(set(program.functions()) - SUPPORTED_FUNCTIONS)
     if unknown:
         raise PolicyError(
@@ -179,7 +181,18 @@ def _context() -> cel.Context:
     context = cel.Context()
     for name, function in _EXTENSION_FUNCTIONS.items():
         context.add_function(name, function)
+    context.add_function(celoptional.FUNCTION, celoptional.optional_chain)
+    context.add_function("string", _string_fallback)
+    for name, function in kyvernolibs.FUNCTIONS.items():
+        context.add_function(name, function)
     return context
+
+
+def _string_fallback(value: Any) -> str:
+    """``string(bool)``, which the CEL spec defines and cel-rust 0.10 lacks (it calls this only when it has none)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    raise TypeError(f"string() of {type(value).__name__} is not supported")
 
 
 # --- matching ---------------------------------------------------------------------------------------------
@@ -340,7 +353,7 @@ OFFLINE_UNKNOWABLE = {
     "imageData": "imageData.* reads an OCI registry",
 }
 _LIBRARY_CALL = re.compile(
-    r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\.\s*(Get|get|List|list|Post|post|ToGVR|GetImageData|Exists)\s*\("
+    r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\.\s*(Get|get|List|list|Post|post|ToGVR|GetImageData|GetMetadata|Exists)\s*\("
 )
 #: Kyverno's ``resource`` library (github.com/kyverno/sdk cel/libs/resource): the member functions fleetgen answers
 #: from known objects (Kyverno v1.19.0's tests spell them ``get``; the library's newer source ``Get``).
@@ -505,6 +518,12 @@ class CompiledPolicy:
         spec = obj.get("spec")
         if not isinstance(spec, Mapping):
             raise PolicyRejected(f"{where}: spec: Required value")
+        evaluation = spec.get("evaluation") or {}
+        mode = evaluation.get("mode")
+        if mode in FOREIGN_MODES:
+            raise PolicyError(f"{where}: spec.evaluation.mode {mode} is not evaluated offline: {FOREIGN_MODES[mode]}")
+        if mode not in (None, "", "Kubernetes"):
+            raise PolicyError(f"{where}: spec.evaluation.mode {mode!r} is unknown (Kubernetes, JSON, Envoy, HTTP)")
         actions = tuple(str(a) for a in spec.get("validationActions") or ())
         for index, action in enumerate(actions):
             if action not in VALIDATION_ACTIONS:
@@ -521,12 +540,6 @@ class CompiledPolicy:
                 f"{where}: spec.matchConstraints: Required value: a matchConstraints with at least one resource "
                 "rule is required"
             )
-        evaluation = spec.get("evaluation") or {}
-        mode = evaluation.get("mode")
-        if mode in FOREIGN_MODES:
-            raise PolicyError(f"{where}: spec.evaluation.mode {mode} is not evaluated offline: {FOREIGN_MODES[mode]}")
-        if mode not in (None, "", "Kubernetes"):
-            raise PolicyError(f"{where}: spec.evaluation.mode {mode!r} is unknown (Kubernetes, JSON, Envoy, HTTP)")
         base = cls._compile_spec(spec, where, kind, name, namespace, "")
         base = cls(
             **{
@@ -878,7 +891,7 @@ class Evaluator:
             return self._variables
         if name == "resource":
             return _RESOURCE_LIBRARY
-        return None
+        return kyvernolibs.RECEIVERS.get(name)
 
     # -- Kyverno's resource library (pkg/cel/libs/resource), offline against the known objects --
 

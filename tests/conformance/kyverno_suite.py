@@ -280,15 +280,10 @@ def cli_cases() -> Iterator[Case]:
             results = [r for r in test.get("results") or [] if str(r.get("policy")) in validating]
             if not results:
                 continue
-            refusal = ""
+            refusals: list[str] = []  # the evaluator's own refusal first, then what the test needs beyond it
             others = sorted(
                 {str(p.get("kind")) for p in policies if _is_kyverno(p) and p.get("kind") not in VALIDATING_KINDS}
             )
-            for key in ("jsonPayloads", "envoyPayloads", "httpPayloads"):
-                if test.get(key):
-                    refusal = f"{key}: fleetgen evaluates Kubernetes objects only"
-            if test.get("userinfo"):
-                refusal = refusal or "userinfo: the request's user is not an input of fleetgen's evaluation"
             namespaces: list[dict[str, Any]] = []
             if test.get("variables") or test.get("values"):
                 values = _load(folder / str(test.get("variables") or test.get("values")))[0]
@@ -303,32 +298,37 @@ def cli_cases() -> Iterator[Case]:
                 for namespace in values.get("namespaces") or []:
                     namespaces.append({**namespace, "kind": "Namespace"})
                 if values.get("policies") or values.get("globalValues") or values.get("subresources"):
-                    refusal = refusal or "values.yaml sets policy or global values the CLI injects"
+                    refusals.append("values.yaml sets policy or global values the CLI injects")
             cluster_objects = _cli_objects(folder, test, "clusterResources") + (
                 _cli_objects(folder, {"context": [test["context"]]}, "context") if test.get("context") else []
             )
             resources = _cli_objects(folder, test, "resources")
             exceptions = _cli_objects(folder, test, "exceptions")
             evaluator: Evaluator | None = None
-            if not refusal:
-                try:
-                    evaluator = Evaluator(
-                        list(validating.values()),
-                        [
-                            e
-                            for e in exceptions
-                            if e.get("kind") == "PolicyException"
-                            and split_api_version(str(e.get("apiVersion")))[0] == POLICY_GROUP
-                        ],
-                        namespaces,
-                        now=NOW,
-                        default_namespace="default",
-                        exception_settings=ExceptionSettings(True, "*"),
-                        cluster_objects=cluster_objects + namespaces,
-                        complete=True,
-                    )
-                except PolicyError as exc:
-                    refusal = str(exc)
+            try:
+                evaluator = Evaluator(
+                    list(validating.values()),
+                    [
+                        e
+                        for e in exceptions
+                        if e.get("kind") == "PolicyException"
+                        and split_api_version(str(e.get("apiVersion")))[0] == POLICY_GROUP
+                    ],
+                    namespaces,
+                    now=NOW,
+                    default_namespace="default",
+                    exception_settings=ExceptionSettings(True, "*"),
+                    cluster_objects=cluster_objects + namespaces,
+                    complete=True,
+                )
+            except PolicyError as exc:
+                refusals.insert(0, str(exc))
+            for key in ("jsonPayloads", "envoyPayloads", "httpPayloads"):
+                if test.get(key):
+                    refusals.append(f"{key}: fleetgen evaluates Kubernetes admission requests only")
+            if test.get("userinfo"):
+                refusals.append("userinfo: the CLI's simulated requester")
+            refusal = refusals[0] if refusals else ""
             for result in results:
                 for name in result.get("resources") or [""]:
                     case_id = f"cli/{relative} {result['policy']} {result.get('kind')} {name}".rstrip()
