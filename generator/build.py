@@ -1114,6 +1114,7 @@ class Builder:
         ks: Obj,
         variables: Mapping[str, str] | None,
         group: str,
+        source: str | None = None,
     ) -> _Step:
         """Substitution, commonMetadata and owner labels on a build's objects, plus their golden texts."""
         meta, spec = _meta(ks), _spec(ks)
@@ -1133,7 +1134,8 @@ class Builder:
                     try:
                         obj = substitute_object(obj, variables, always=always)
                     except FleetgenError as exc:
-                        raise BuildError(f"{group}: {obj.get('kind')} {_meta(obj).get('name')}: {exc}") from exc
+                        where = _written_in(self.tree.files, source, getattr(exc, "expression", None))
+                        raise BuildError(f"{group}: {obj.get('kind')} {_meta(obj).get('name')}{where}: {exc}") from exc
                 set_metadata(obj, "labels", dict((common or {}).get("labels") or {}))
                 set_metadata(obj, "annotations", dict((common or {}).get("annotations") or {}))
                 set_metadata(obj, "labels", {f"{FLUX_KS_GROUP}/name": name, f"{FLUX_KS_GROUP}/namespace": namespace})
@@ -1341,7 +1343,7 @@ class Builder:
         state.dirs.update([directory, *self.component_dirs(directory, fields)])
         raw_key, raw = self.kustomize(directory, fields, what)
         variables = self._variables(state, ks, what)
-        step = self.post_build(raw_key, raw, ks, variables, what)
+        step = self.post_build(raw_key, raw, ks, variables, what, directory)
         children: list[Obj] = []
         for (api_version, kind, obj_ns, name), text, data in zip(step.ids, step.texts, step.data, strict=True):
             rel = f"{group}/{golden_name(kind, obj_ns, name)}"
@@ -1952,3 +1954,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     build.set_defaults(func=cmd_build)
     golden.register(subparsers)
     diff.register(subparsers)
+
+
+def _written_in(files: Mapping[str, str], source: str | None, expression: str | None) -> str:
+    """`` (in FILE, ...)``: the rendered files under folder ``source`` that contain the failing ``${...}``."""
+    if source is None or not expression:
+        return ""
+    prefix = "" if source in ("", ".") else source.rstrip("/") + "/"
+    found = sorted(path for path, text in files.items() if path.startswith(prefix) and expression in text)
+    return f" (in {', '.join(found)})" if found else ""

@@ -147,7 +147,7 @@ def _rewrite_once(source: str) -> str | None:
 
 
 def desugar(source: str) -> str:
-    """``source`` with every optional chain rewritten (unchanged when it has none); OptionalSyntaxError if unsupported."""
+    """``source`` with every optional chain rewritten (unchanged without one); OptionalSyntaxError if unsupported."""
     for _ in range(1000):
         rewritten = _rewrite_once(source)
         if rewritten is None:
@@ -160,15 +160,11 @@ def optional_chain(operand: Any, keys: list[Any], mode: str, default: Any) -> An
     """The value of a rewritten chain: walk ``keys`` from ``operand``; absent anywhere → none."""
     value = operand
     for key in keys:
-        if isinstance(value, dict) and key in value:
-            value = value[key]
-        elif (
-            isinstance(value, list)
-            and isinstance(key, int)
-            and not isinstance(key, bool)
-            and -len(value) <= key < len(value)
-            and key >= 0
-        ):
+        in_map = isinstance(value, dict) and key in value
+        in_list = (
+            isinstance(value, list) and isinstance(key, int) and not isinstance(key, bool) and 0 <= key < len(value)
+        )
+        if in_map or in_list:
             value = value[key]
         else:
             value = _ABSENT

@@ -72,9 +72,17 @@ _VAR_NAME = re.compile(r"[_A-Za-z][_A-Za-z0-9]*")  # RE2 [:alpha:]/[:digit:] are
 class SubstitutionError(FleetgenError):
     """Post-build substitution failed where kustomize-controller would fail the Kustomization."""
 
-    def __init__(self, message: str, *, variable: str | None = None) -> None:
+    def __init__(self, message: str, *, variable: str | None = None, expression: str | None = None) -> None:
         super().__init__(message)
         self.variable = variable
+        #: The ``${...}`` text that failed, when known (to find the file it is written in).
+        self.expression = expression
+
+
+class SubstitutionPanic(SubstitutionError):
+    """envsubst panics where Go would (fluxcd/pkg envsubst v1.7.0, the version kustomize-controller v1.9.4 of
+    Flux 2.9.4 builds with): controller-runtime recovers it (kustomize-controller main.go ``RecoverPanic``) and the
+    Kustomization's reconciliation fails with the panic instead of applying anything."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -548,9 +556,11 @@ def _to_substr(value: str, args: list[str]) -> str:
     length = _go_atoi(args[1])
     if length is None:
         return value
-    if length < 0:
-        end = size + length
-        return "" if end < pos else _from_bytes(data[pos:end])
+    if pos + length < size and length < 0:
+        # funcs.go toSubstr returns s[pos:pos+length]: a negative length panics (there is no bash-style
+        # "length from the end" in Flux's envsubst v1.7.0)
+        bounds = f"[:{pos + length}]" if pos + length < 0 else f"[{pos}:{pos + length}]"
+        raise SubstitutionPanic(f"runtime error: slice bounds out of range {bounds}")
     if pos + length >= size:
         return _from_bytes(data[pos:]) if pos < size else ""
     return _from_bytes(data[pos : pos + length])
@@ -772,7 +782,16 @@ def _evaluate(node: _Node, variables: Mapping[str, str], strict: bool) -> str:
     value = variables.get(node.param, "")
     if strict and node.param not in variables and node.name not in _DEFAULT_OPS:
         raise SubstitutionError(f'variable not set (strict mode): "{node.param}"', variable=node.param)
-    return _lookup_func(node.name, len(args))(value, args)
+    try:
+        return _lookup_func(node.name, len(args))(value, args)
+    except SubstitutionPanic as err:
+        expression = "${" + node.param + node.name + ":".join(args) + "}"
+        raise SubstitutionPanic(
+            f"panic: {err} in {expression} (variable '{node.param}' = {value!r}): kustomize-controller's envsubst "
+            "(fluxcd/pkg envsubst v1.7.0 funcs.go toSubstr) panics and the Kustomization fails",
+            variable=node.param,
+            expression=expression,
+        ) from err
 
 
 def envsubst(text: str, variables: Mapping[str, str], *, strict: bool = False) -> str:
@@ -1587,6 +1606,8 @@ def substitute_object(
     text = _dump_v2(data)
     try:
         output = envsubst(text, variables, strict=strict)
+    except SubstitutionPanic as err:
+        raise SubstitutionPanic(prefix + str(err), variable=err.variable, expression=err.expression) from err
     except SubstitutionError as err:
         raise SubstitutionError(
             f"{prefix}envsubst error: variable substitution failed: {err}", variable=err.variable

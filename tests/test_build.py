@@ -375,6 +375,21 @@ def test_path_outside_the_fleet_and_missing_dependency_are_errors() -> None:
         _build(files)
 
 
+def test_a_flux_envsubst_panic_fails_the_build_naming_the_variable_and_the_file() -> None:
+    files = _fleet()
+    path = next(
+        p for p, text in files.items() if '"${missing:=default-value}"' in text or "${missing:=default-value}" in text
+    )
+    files[path] = files[path].replace("${missing:=default-value}", "${greeting:1:-2}")
+    # fluxcd/pkg envsubst v1.7.0 toSubstr slices s[1:-1] and panics; kustomize-controller's reconcile fails
+    with pytest.raises(
+        BuildError,
+        match=rf"Kustomization flux-system/apps: ConfigMap settings \(in {path}\): .*"
+        r"panic: runtime error: slice bounds out of range \[:-1\] in \$\{greeting:1:-2\} \(variable 'greeting'",
+    ):
+        _build(files)
+
+
 def test_required_substitute_from_must_exist() -> None:
     files = _fleet()
     files["config/vars.yaml"] = files["config/vars.yaml"].replace("name: vars", "name: other")
