@@ -384,7 +384,7 @@ def test_a_flux_envsubst_panic_fails_the_build_naming_the_variable_and_the_file(
     # fluxcd/pkg envsubst v1.7.0 toSubstr slices s[1:-1] and panics; kustomize-controller's reconcile fails
     with pytest.raises(
         BuildError,
-        match=rf"Kustomization flux-system/apps: ConfigMap settings \(in {path}\): .*"
+        match=rf"Kustomization flux-system/apps: ConfigMap p-settings-s \(in {path}\): .*"
         r"panic: runtime error: slice bounds out of range \[:-1\] in \$\{greeting:1:-2\} \(variable 'greeting'",
     ):
         _build(files)

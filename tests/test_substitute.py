@@ -87,7 +87,7 @@ def test_escapes_and_bare_dollars(template: str, expected: str) -> None:
         ("${v:6:5}", "World"),
         ("${v:-6}", "hello World.tar.gz"),  # ':-' is the default operator, not a negative offset
         ("${v: -6}", "hello World.tar.gz"),  # " -6" does not parse as an offset: the value
-        ("${v:1:-1}", "ello World.tar.g"),
+        # ${v:1:-1} is not bash's "up to one from the end": envsubst v1.7.0 toSubstr panics (test_flux_conformance.py)
         ("${v:100}", ""),
         ("${v:x}", "hello World.tar.gz"),  # unparsable offset returns the value
         ("${v#*.}", "tar.gz"),
