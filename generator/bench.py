@@ -54,9 +54,8 @@ def _load(path: Path) -> Any:
     return docs[0] if docs else {}
 
 
-def synthetic_clusters(
-    count: int, environments: Sequence[str], clouds: Mapping[str, Any], versions: Sequence[str], seed: int = SEED
-) -> list[dict[str, Any]]:
+def synthetic_clusters(count: int, environments: Sequence[str], clouds: Mapping[str, Any],
+                       versions: Sequence[str], seed: int = SEED) -> list[dict[str, Any]]:
     """``count`` cluster entries (one hub, the rest workloads) with a realistic share of own settings."""
     rng = random.Random(seed)
     weights = {"dev": 2, "staging": 2, "prod": 6}
@@ -213,21 +212,12 @@ def measure(count: int, *, jobs: int | None, seed: int, keep: Path | None, naive
         self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         return {
-            "clusters": count,
-            "resources": len(now),
-            "jobs": jobs or os.cpu_count(),
-            "render_s": render_s,
-            "plan_s": plan_s,
-            "replan_s": replan_s,
-            "cold_s": cold_s,
-            "warm_s": warm_s,
-            "edit_s": edit_s,
-            "naive_s": naive_s,
+            "clusters": count, "resources": len(now), "jobs": jobs or os.cpu_count(),
+            "render_s": render_s, "plan_s": plan_s, "replan_s": replan_s,
+            "cold_s": cold_s, "warm_s": warm_s, "edit_s": edit_s, "naive_s": naive_s,
             "naive_steps": len(steps),
-            "cold_stats": cold_stats,
-            "edit_stats": after.stats.summary(),
-            "peak_rss_self_mib": self_rss,
-            "peak_rss_children_mib": child_rss,
+            "cold_stats": cold_stats, "edit_stats": after.stats.summary(),
+            "peak_rss_self_mib": self_rss, "peak_rss_children_mib": child_rss,
         }
     finally:
         if keep is None:
@@ -236,10 +226,8 @@ def measure(count: int, *, jobs: int | None, seed: int, keep: Path | None, naive
 
 def report(results: Sequence[Mapping[str, Any]]) -> str:
     """A table of the measurements, the ratios and whether each target is met."""
-    lines = [
-        f"{'clusters':>8} {'resources':>9} {'render':>8} {'cold':>8} {'warm':>7} {'1-edit':>7} {'naive':>8} "
-        f"{'naive/cold':>10} {'naive/1-edit':>12} {'peak RSS self/children':>24}"
-    ]
+    lines = [f"{'clusters':>8} {'resources':>9} {'render':>8} {'cold':>8} {'warm':>7} {'1-edit':>7} {'naive':>8} "
+             f"{'naive/cold':>10} {'naive/1-edit':>12} {'peak RSS self/children':>24}"]
     verdicts = []
     for r in results:
         cold_ratio = r["naive_s"] / r["cold_s"]
@@ -247,8 +235,7 @@ def report(results: Sequence[Mapping[str, Any]]) -> str:
         lines.append(
             f"{r['clusters']:>8} {r['resources']:>9} {r['render_s']:>7.1f}s {r['cold_s']:>7.1f}s {r['warm_s']:>6.2f}s "
             f"{r['edit_s']:>6.2f}s {r['naive_s']:>7.1f}s {cold_ratio:>9.2f}x {edit_ratio:>11.1f}x "
-            f"{r['peak_rss_self_mib']:>10.0f} / {r['peak_rss_children_mib']:.0f} MiB"
-        )
+            f"{r['peak_rss_self_mib']:>10.0f} / {r['peak_rss_children_mib']:.0f} MiB")
         rss = r["peak_rss_self_mib"] + r["peak_rss_children_mib"]
         cold_ok, edit_ok = cold_ratio >= TARGET_COLD, edit_ratio >= TARGET_EDIT
         verdicts.append(
@@ -256,8 +243,7 @@ def report(results: Sequence[Mapping[str, Any]]) -> str:
             f"target {TARGET_COLD}x); one-edit {edit_ratio:.0f}x ({'ok' if edit_ok else 'MISSED'}, "
             f"target {TARGET_EDIT:.0f}x); peak RSS {rss:.0f} MiB ({'ok' if rss <= TARGET_RSS_MIB else 'MISSED'}, "
             f"target {TARGET_RSS_MIB:.0f} MiB); plan {r['plan_s']:.1f}s, re-plan after edit {r['replan_s']:.1f}s; "
-            f"{r['naive_steps']} naive tool runs; cold: {r['cold_stats']}; edit: {r['edit_stats']}"
-        )
+            f"{r['naive_steps']} naive tool runs; cold: {r['cold_stats']}; edit: {r['edit_stats']}")
     return "\n".join([*lines, "", *verdicts])
 
 
@@ -280,14 +266,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = []
     for count in args.clusters:
         print(f"benchmarking {count} clusters ...", file=sys.stderr, flush=True)
-        extra = [
-            *(("--jobs", str(args.jobs)) if args.jobs else ()),
-            *(("--keep", str(args.keep)) if args.keep else ()),
-            *(("--no-naive",) if args.no_naive else ()),
-        ]
+        extra = [*(("--jobs", str(args.jobs)) if args.jobs else ()), *(("--keep", str(args.keep)) if args.keep else ()),
+                 *(("--no-naive",) if args.no_naive else ())]
         out = Command((sys.executable, "-m", "generator.bench")).run(
-            "--child", "--clusters", str(count), "--seed", str(args.seed), *extra, timeout=6 * 3600, cwd=_repo_root()
-        )
+            "--child", "--clusters", str(count), "--seed", str(args.seed), *extra, timeout=6 * 3600,
+            cwd=_repo_root())
         results.append(json.loads(out.strip().splitlines()[-1]))
     print(report(results))
     if args.json:

@@ -60,59 +60,23 @@ SOURCE_GROUP = "source.toolkit.fluxcd.io"
 OPERATOR_GROUP = "fluxcd.controlplane.io"
 SUBSTITUTE_KEY = f"{FLUX_KS_GROUP}/substitute"
 DEFAULT_VALUES_KEY = "values.yaml"
-NEEDED_KINDS = frozenset(
-    {
-        "Kustomization",
-        "HelmRelease",
-        "GitRepository",
-        "OCIRepository",
-        "HelmRepository",
-        "HelmChart",
-        "ConfigMap",
-        "Secret",
-        "FluxInstance",
-    }
-)
-CLUSTER_SCOPED = frozenset(
-    {
-        "Namespace",
-        "Node",
-        "PersistentVolume",
-        "StorageClass",
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "CustomResourceDefinition",
-        "APIService",
-        "MutatingWebhookConfiguration",
-        "ValidatingWebhookConfiguration",
-        "ValidatingAdmissionPolicy",
-        "ValidatingAdmissionPolicyBinding",
-        "MutatingAdmissionPolicy",
-        "MutatingAdmissionPolicyBinding",
-        "PriorityClass",
-        "IngressClass",
-        "RuntimeClass",
-        "CSIDriver",
-        "CSINode",
-        "VolumeAttachment",
-        "CertificateSigningRequest",
-        "FlowSchema",
-        "PriorityLevelConfiguration",
-        "VolumeAttributesClass",
-        "DeviceClass",
-        "ResourceSlice",
-        "IPAddress",
-        "ServiceCIDR",
-        "ComponentStatus",
-    }
-)
+NEEDED_KINDS = frozenset({
+    "Kustomization", "HelmRelease", "GitRepository", "OCIRepository", "HelmRepository", "HelmChart",
+    "ConfigMap", "Secret", "FluxInstance",
+})
+CLUSTER_SCOPED = frozenset({
+    "Namespace", "Node", "PersistentVolume", "StorageClass", "ClusterRole", "ClusterRoleBinding",
+    "CustomResourceDefinition", "APIService", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "MutatingAdmissionPolicy",
+    "MutatingAdmissionPolicyBinding", "PriorityClass", "IngressClass", "RuntimeClass", "CSIDriver", "CSINode",
+    "VolumeAttachment", "CertificateSigningRequest", "FlowSchema", "PriorityLevelConfiguration",
+    "VolumeAttributesClass", "DeviceClass", "ResourceSlice", "IPAddress", "ServiceCIDR", "ComponentStatus",
+})
 #: API groups/versions (and kinds) each Flux component serves, for ``helm template --api-versions``.
 FLUX_APIS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "source-controller": (
-        (
-            f"{SOURCE_GROUP}/v1",
-            ("GitRepository", "OCIRepository", "HelmRepository", "HelmChart", "Bucket", "ExternalArtifact"),
-        ),
+        (f"{SOURCE_GROUP}/v1", ("GitRepository", "OCIRepository", "HelmRepository", "HelmChart", "Bucket",
+                                "ExternalArtifact")),
     ),
     "kustomize-controller": ((f"{FLUX_KS_GROUP}/v1", ("Kustomization",)),),
     "helm-controller": ((f"{HELM_GROUP}/v2", ("HelmRelease",)),),
@@ -386,7 +350,8 @@ def is_local_relative(path: str) -> bool:
 
 def flux_kustomization_fields(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The Kustomization spec fields that change the kustomize build (all else is post-build)."""
-    keys = ("targetNamespace", "namePrefix", "nameSuffix", "patches", "images", "components", "ignoreMissingComponents")
+    keys = ("targetNamespace", "namePrefix", "nameSuffix", "patches", "images", "components",
+            "ignoreMissingComponents")
     return {key: spec[key] for key in keys if spec.get(key) not in (None, "", [], False)}
 
 
@@ -428,11 +393,8 @@ def edit_kustomization(
         entry: dict[str, Any] = {"patch": str(patch.get("patch", ""))}
         target = patch.get("target")
         if isinstance(target, Mapping):
-            entry["target"] = {
-                k: target[k]
-                for k in ("group", "version", "kind", "name", "namespace", "labelSelector", "annotationSelector")
-                if target.get(k)
-            }
+            entry["target"] = {k: target[k] for k in ("group", "version", "kind", "name", "namespace",
+                                                       "labelSelector", "annotationSelector") if target.get(k)}
         kus.setdefault("patches", []).append(entry)
     for component in fields.get("components") or []:
         if not is_local_relative(str(component)):
@@ -518,16 +480,14 @@ class FleetTree:
                 if not token or len(token) > 1024:
                     continue
                 target = posixpath.normpath(posixpath.join(base, token.removeprefix("file://")))
-                if target == ".":
+                if target == "." :
                     target = ""
                 if target.startswith("../") or target == "..":
                     continue
                 if target in self.files:
                     files.add(target)
-                elif (
-                    target in self.dirs
-                    and target not in active
-                    and not (target == directory or target.startswith(directory + "/") if directory else True)
+                elif target in self.dirs and target not in active and not (
+                    target == directory or target.startswith(directory + "/") if directory else True
                 ):
                     files |= self._closure(target, active)
         active.discard(directory)
@@ -558,7 +518,7 @@ class FleetTree:
             prefix = current + "/" if current else ""
             names: set[str] = set()
             for rel in self.below(current):
-                names.add(rel[len(prefix) :].split("/", 1)[0])
+                names.add(rel[len(prefix):].split("/", 1)[0])
             for name in sorted(names):
                 rel = prefix + name
                 if rel in self.files:
@@ -570,9 +530,9 @@ class FleetTree:
                         raise BuildError(f"failed to decode Kubernetes YAML from {rel}: {exc}") from exc
                     if not all(isinstance(doc, dict) for doc in docs):
                         raise BuildError(f"failed to decode Kubernetes YAML from {rel}: not a mapping")
-                    entries.append("./" + rel[len(directory) + 1 :] if directory else "./" + rel)
+                    entries.append("./" + rel[len(directory) + 1:] if directory else "./" + rel)
                 elif self.kustomization_file(rel) is not None:
-                    entries.append("./" + rel[len(directory) + 1 :] if directory else "./" + rel)
+                    entries.append("./" + rel[len(directory) + 1:] if directory else "./" + rel)
                 else:
                     walk(rel)
 
@@ -677,16 +637,12 @@ class BuildStats:
 
     def summary(self) -> str:
         """One line for the CLI."""
-        line = (
-            f"{self.clusters_cached} of {self.clusters} clusters unchanged (from cache); "
-            f"{self.kustomize_runs} kustomize and {self.helm_runs} helm runs; {self.steps_built} steps built, "
-            f"{self.steps_cached} from cache, {self.steps_shared} shared"
-        )
+        line = (f"{self.clusters_cached} of {self.clusters} clusters unchanged (from cache); "
+                f"{self.kustomize_runs} kustomize and {self.helm_runs} helm runs; {self.steps_built} steps built, "
+                f"{self.steps_cached} from cache, {self.steps_shared} shared")
         if self.releases_templated or self.releases_kept:
-            line += (
-                f"; {self.releases_templated} HelmReleases templated, {self.releases_kept} kept as resolved "
-                "objects (chart not available offline)"
-            )
+            line += (f"; {self.releases_templated} HelmReleases templated, {self.releases_kept} kept as resolved "
+                     "objects (chart not available offline)")
         return f"{line}; {self.seconds:.1f}s"
 
 
@@ -722,14 +678,9 @@ class ClusterBuild:
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for the cache."""
-        return {
-            "name": self.name,
-            "kustomizations": self.kustomizations,
-            "warnings": self.warnings,
-            "resources": {
-                rel: [r.api_version, r.kind, r.namespace, r.name, r.group, r.text] for rel, r in self.resources.items()
-            },
-        }
+        return {"name": self.name, "kustomizations": self.kustomizations, "warnings": self.warnings,
+                "resources": {rel: [r.api_version, r.kind, r.namespace, r.name, r.group, r.text]
+                              for rel, r in self.resources.items()}}
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> ClusterBuild:
@@ -754,9 +705,8 @@ class FleetBuild:
 
     def files(self) -> dict[str, str]:
         """Golden tree: ``<cluster>/<group>/<file>.yaml`` → text, sorted."""
-        out = {
-            f"{name}/{rel}": res.text for name, build in self.clusters.items() for rel, res in build.resources.items()
-        }
+        out = {f"{name}/{rel}": res.text
+               for name, build in self.clusters.items() for rel, res in build.resources.items()}
         return dict(sorted(out.items()))
 
     def resource(self, path: str) -> BuiltResource | None:
@@ -847,10 +797,8 @@ class _Cluster:
         """An object of this cluster's builds (as the API server would return it)."""
         for obj in self.objects:
             meta = _meta(obj)
-            if (
-                obj.get("kind") == kind
-                and meta.get("name") == name
-                and (meta.get("namespace") or "default") == (namespace or "default")
+            if obj.get("kind") == kind and meta.get("name") == name and (meta.get("namespace") or "default") == (
+                namespace or "default"
             ):
                 return _as_stored(obj)
         return None
@@ -1014,7 +962,7 @@ class Builder:
             roots = ", ".join(f"'{m}'" for m in sorted(self.mounts))
             raise BuildError(f"{what}: path '{path}' is outside the rendered folders of the git repository ({roots})")
         mount = max(matches, key=len)
-        rest = cleaned[len(mount) :].lstrip("/")
+        rest = cleaned[len(mount):].lstrip("/")
         return "/".join(p for p in (self.mounts[mount], rest) if p)
 
     def flux_dir(self, path: str, what: str) -> str:
@@ -1033,20 +981,13 @@ class Builder:
                 found.append(target)
         return found
 
-    def kustomize(
-        self, directory: str, fields: Mapping[str, Any], what: str, record: bool = True
-    ) -> tuple[str, list[Obj]]:
+    def kustomize(self, directory: str, fields: Mapping[str, Any], what: str,
+                  record: bool = True) -> tuple[str, list[Obj]]:
         """Raw objects of a kustomize build of a folder with the Kustomization's build fields applied."""
         kfile = self.tree.kustomization_file(directory)
         extra = self.component_dirs(directory, fields)
-        key = digest(
-            "kustomize",
-            self.fingerprint,
-            directory,
-            self.tree.closure_hash(directory),
-            canonical(fields),
-            *(f"{d}\0{self.tree.closure_hash(d)}" for d in extra),
-        )
+        key = digest("kustomize", self.fingerprint, directory, self.tree.closure_hash(directory), canonical(fields),
+                     *(f"{d}\0{self.tree.closure_hash(d)}" for d in extra))
         if self.options.record_naive and record:
             with self._work_lock:
                 self.naive.append(NaiveStep("kustomize", (directory or ".",)))
@@ -1070,19 +1011,11 @@ class Builder:
                 generated = self.tree.generated_resources(directory) if kfile is None else []
                 if kfile is None and not generated and not fields:
                     return []
-                text = dump_documents(
-                    [
-                        edit_kustomization(
-                            original,
-                            fields,
-                            generated_resources=generated,
-                            component_exists=lambda c: (
-                                posixpath.normpath(posixpath.join(directory, c)) in self.tree.dirs
-                                or posixpath.normpath(posixpath.join(directory, c)) in self.tree.files
-                            ),
-                        )
-                    ]
-                )
+                text = dump_documents([edit_kustomization(
+                    original, fields, generated_resources=generated,
+                    component_exists=lambda c: posixpath.normpath(posixpath.join(directory, c)) in self.tree.dirs
+                    or posixpath.normpath(posixpath.join(directory, c)) in self.tree.files,
+                )])
                 # A sibling copy keeps every relative reference (../x) resolving to the same files.
                 copy_dir = source.parent / f".{source.name or 'root'}.fleetgen-{key[:16]}"
                 if directory:
@@ -1108,12 +1041,7 @@ class Builder:
         return key, objects
 
     def post_build(
-        self,
-        raw_key: str,
-        raw: list[Obj],
-        ks: Obj,
-        variables: Mapping[str, str] | None,
-        group: str,
+        self, raw_key: str, raw: list[Obj], ks: Obj, variables: Mapping[str, str] | None, group: str,
         source: str | None = None,
     ) -> _Step:
         """Substitution, commonMetadata and owner labels on a build's objects, plus their golden texts."""
@@ -1154,22 +1082,10 @@ class Builder:
         elif kind == "CustomResourceDefinition":
             crd_spec = _spec(obj)
             names = _map(crd_spec.get("names"))
-            versions = [
-                str(v.get("name"))
-                for v in crd_spec.get("versions") or []
-                if isinstance(v, Mapping) and v.get("served", True)
-            ]
-            step.data.append(
-                {
-                    "kind": kind,
-                    "crd": {
-                        "group": crd_spec.get("group"),
-                        "kind": names.get("kind"),
-                        "scope": crd_spec.get("scope"),
-                        "versions": versions,
-                    },
-                }
-            )
+            versions = [str(v.get("name")) for v in crd_spec.get("versions") or []
+                        if isinstance(v, Mapping) and v.get("served", True)]
+            step.data.append({"kind": kind, "crd": {"group": crd_spec.get("group"), "kind": names.get("kind"),
+                                                     "scope": crd_spec.get("scope"), "versions": versions}})
         else:
             step.data.append(None)
 
@@ -1189,9 +1105,8 @@ class Builder:
         self._compose(state)
         state.build.resources = dict(sorted(state.build.resources.items()))
         trace = {"dirs": sorted(state.dirs), "charts": sorted(list(c) for c in state.charts)}
-        self.cache.put_cluster(
-            entry, {"key": self._cluster_key(name, kube_version, trace), "trace": trace, "build": state.build.to_json()}
-        )
+        self.cache.put_cluster(entry, {"key": self._cluster_key(name, kube_version, trace), "trace": trace,
+                                       "build": state.build.to_json()})
         return state.build
 
     def _cluster_key(self, name: str, kube_version: str, trace: Any) -> str:
@@ -1251,15 +1166,13 @@ class Builder:
                 path = str(sync["path"])
             if sync.get("url") and sync.get("url") != self.git_url:
                 state.build.warnings.append(
-                    f"FluxInstance syncs {sync.get('url')}, not the fleet repo {self.git_url}; built from the fleet"
-                )
+                    f"FluxInstance syncs {sync.get('url')}, not the fleet repo {self.git_url}; built from the fleet")
         else:
             state.build.warnings.append(f"no FluxInstance in {entry}: assumed it syncs {entry}")
         state.fleet_sources.add((namespace, ks_name))
         state.fleet_sources.add((namespace, "flux-system"))
         return {
-            "apiVersion": f"{FLUX_KS_GROUP}/v1",
-            "kind": "Kustomization",
+            "apiVersion": f"{FLUX_KS_GROUP}/v1", "kind": "Kustomization",
             "metadata": {"name": ks_name, "namespace": namespace},
             "spec": {"path": path, "prune": True, "sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
         }
@@ -1277,15 +1190,11 @@ class Builder:
                     missing = [d for d in _depends_on(ks) if d not in known]
                     waits = [d for d in _depends_on(ks) if d not in done]
                     if missing:
-                        lines.append(
-                            f"Kustomization {key[0]}/{key[1]} depends on "
-                            + ", ".join(f"{n}/{m}" for n, m in missing)
-                            + ", which no build defines"
-                        )
+                        lines.append(f"Kustomization {key[0]}/{key[1]} depends on "
+                                     + ", ".join(f"{n}/{m}" for n, m in missing) + ", which no build defines")
                     else:
-                        lines.append(
-                            f"Kustomization {key[0]}/{key[1]} waits for " + ", ".join(f"{n}/{m}" for n, m in waits)
-                        )
+                        lines.append(f"Kustomization {key[0]}/{key[1]} waits for "
+                                     + ", ".join(f"{n}/{m}" for n, m in waits))
                 raise BuildError(f"cluster {state.name}: the dependsOn graph cannot complete:\n  " + "\n  ".join(lines))
             # prefer one whose substituteFrom objects exist already (they may come from another build)
             satisfied = [k for k in ready if self._refs_ready(state, pending[k])]
@@ -1295,9 +1204,8 @@ class Builder:
             for child in self._build_kustomization(state, ks):
                 child_key = (str(_meta(child).get("namespace") or "default"), str(_meta(child).get("name")))
                 if child_key in pending or child_key in done:
-                    raise BuildError(
-                        f"cluster {state.name}: Kustomization {child_key[0]}/{child_key[1]} is defined twice"
-                    )
+                    raise BuildError(f"cluster {state.name}: Kustomization {child_key[0]}/{child_key[1]} "
+                                     "is defined twice")
                 pending[child_key] = child
 
     def _refs_ready(self, state: _Cluster, ks: Obj) -> bool:
@@ -1306,8 +1214,7 @@ class Builder:
         namespace = str(_meta(ks).get("namespace") or "default")
         return all(
             ref.get("optional") or state.find(str(ref.get("kind")), namespace, str(ref.get("name"))) is not None
-            for ref in refs or []
-            if isinstance(ref, Mapping)
+            for ref in refs or [] if isinstance(ref, Mapping)
         )
 
     def _group(self, ks: Obj) -> str:
@@ -1335,8 +1242,7 @@ class Builder:
         if not self._is_fleet_source(state, source, namespace):
             state.build.warnings.append(
                 f"Kustomization {namespace}/{meta.get('name')} builds from {source.get('kind')} "
-                f"{source.get('name')}, not the fleet repo: not built"
-            )
+                f"{source.get('name')}, not the fleet repo: not built")
             return []
         directory = self.flux_dir(str(spec.get("path") or ""), what)
         fields = flux_kustomization_fields(spec)
@@ -1406,23 +1312,9 @@ class Builder:
         code the hub runs): each composed resource becomes a golden file under ``<group>/<xr>/``."""
         from generator.crossplane.engine import RESOURCE_NAME_ANNOTATION, compose_objects
 
-        built = [
-            (res.group, doc)
-            for res in state.build.resources.values()
-            if res.kind
-            in (
-                "Composition",
-                "KubernetesCluster",
-                "XKubernetesCluster",
-                "Database",
-                "XDatabase",
-                "Cache",
-                "XCache",
-                "Network",
-                "XNetwork",
-            )
-            for doc in _load(res.text)
-        ]
+        built = [(res.group, doc) for res in state.build.resources.values()
+                 if res.kind in ("Composition", "KubernetesCluster", "XKubernetesCluster", "Database", "XDatabase",
+                                 "Cache", "XCache", "Network", "XNetwork") for doc in _load(res.text)]
         if not any(doc.get("kind") == "Composition" for _, doc in built):
             return
         groups = {(str(_meta(doc).get("name")), str(doc.get("kind"))): group for group, doc in built}
@@ -1430,10 +1322,8 @@ class Builder:
             meta = _meta(item.xr)
             xr_ns, xr_name = str(meta.get("namespace") or ""), str(meta.get("name"))
             claim = (meta.get("labels") or {}).get("crossplane.io/claim-name")
-            parent = groups.get(
-                (xr_name, str(item.xr.get("kind"))),
-                groups.get((str(claim), str(item.xr.get("kind", "")).removeprefix("X"))),
-            )
+            parent = groups.get((xr_name, str(item.xr.get("kind"))), groups.get((str(claim), str(item.xr.get(
+                "kind", "")).removeprefix("X"))))
             group = f"{parent or 'crossplane-composed'}/{golden_name(str(item.xr.get('kind')), xr_ns, xr_name)[:-5]}"
             for obj in item.resources.values():
                 if _meta(obj).get("name"):  # a nested XR: its own resources sit beside its parent's
@@ -1441,9 +1331,8 @@ class Builder:
                 name = str(_meta(obj)["annotations"][RESOURCE_NAME_ANNOTATION])
                 obj_ns = str(_meta(obj).get("namespace") or "")
                 rel = f"{group}/{golden_name(str(obj['kind']), obj_ns, name)}"
-                state.build.resources[rel] = BuiltResource(
-                    str(obj["apiVersion"]), str(obj["kind"]), obj_ns, name, group, self.golden_text(obj)
-                )
+                state.build.resources[rel] = BuiltResource(str(obj["apiVersion"]), str(obj["kind"]), obj_ns, name,
+                                                           group, self.golden_text(obj))
 
     def _chart(self, state: _Cluster, hr: Obj, what: str) -> tuple[str, Path | str, str] | None:
         """(kind, chart location, content hash) of a release's chart, or None when it cannot be rendered offline.
@@ -1458,23 +1347,16 @@ class Builder:
             ref_ns = str(chart_ref.get("namespace") or namespace)
             source = state.find(str(chart_ref.get("kind")), ref_ns, str(chart_ref.get("name")))
             if source is None:
-                state.build.warnings.append(
-                    f"{what}: chartRef {chart_ref.get('kind')} {ref_ns}/"
-                    f"{chart_ref.get('name')} is not in the cluster's builds: not templated"
-                )
+                state.build.warnings.append(f"{what}: chartRef {chart_ref.get('kind')} {ref_ns}/"
+                                            f"{chart_ref.get('name')} is not in the cluster's builds: not templated")
                 return None
             source_spec = _spec(source)
             if chart_ref.get("kind") == "OCIRepository":
                 ref = _map(source_spec.get("ref"))
-                return self._local_chart(
-                    str(source_spec.get("url", "")).rstrip("/").rsplit("/", 1)[-1],
-                    str(ref.get("tag") or ref.get("semver") or ""),
-                    state,
-                    what,
-                )
-            return self._local_chart(
-                str(source_spec.get("chart", "")), str(source_spec.get("version") or ""), state, what
-            )
+                return self._local_chart(str(source_spec.get("url", "")).rstrip("/").rsplit("/", 1)[-1],
+                                         str(ref.get("tag") or ref.get("semver") or ""), state, what)
+            return self._local_chart(str(source_spec.get("chart", "")), str(source_spec.get("version") or ""),
+                                     state, what)
         source_ref = _map(chart_spec.get("sourceRef"))
         if source_ref.get("kind") == "GitRepository" and self._is_fleet_source(state, source_ref, namespace):
             directory = self.flux_dir(str(chart_spec.get("chart", "")), f"{what}: spec.chart.spec.chart")
@@ -1482,9 +1364,8 @@ class Builder:
                 raise BuildError(f"{what}: {chart_spec.get('chart')} has no Chart.yaml in the rendered fleet")
             return "repo", directory, self.tree.tree_hash(directory)
         if source_ref.get("kind") == "GitRepository":
-            state.build.warnings.append(
-                f"{what}: chart from GitRepository {source_ref.get('name')}, not the fleet repo: not templated"
-            )
+            state.build.warnings.append(f"{what}: chart from GitRepository {source_ref.get('name')}, "
+                                        "not the fleet repo: not templated")
             return None
         return self._local_chart(str(chart_spec.get("chart", "")), str(chart_spec.get("version") or ""), state, what)
 
@@ -1509,9 +1390,8 @@ class Builder:
         found = self._chart_hashes.get(key)
         if found is None:
             files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-            found = digest(
-                *(f"{p.relative_to(path.parent)}\0{hashlib.sha256(p.read_bytes()).hexdigest()}" for p in files)
-            )
+            found = digest(*(f"{p.relative_to(path.parent)}\0{hashlib.sha256(p.read_bytes()).hexdigest()}"
+                             for p in files))
             self._chart_hashes[key] = found
         return found
 
@@ -1530,10 +1410,8 @@ class Builder:
             if source is None:
                 if optional:
                     continue
-                state.build.warnings.append(
-                    f"{what}: valuesFrom {kind} {namespace}/{name} is not in the "
-                    "cluster's builds (made at runtime?): not templated"
-                )
+                state.build.warnings.append(f"{what}: valuesFrom {kind} {namespace}/{name} is not in the "
+                                            "cluster's builds (made at runtime?): not templated")
                 return None
             data = _map(source.get("data"))
             if key not in data:
@@ -1584,71 +1462,31 @@ class Builder:
             flags.append("--skip-schema-validation")
         name, namespace = release_name(hr), release_namespace(hr)
         chart_spec = (spec.get("chart") or {}).get("spec") or {}
-        values_files = self._values_files(
-            list(chart_spec.get("valuesFiles") or []) if chart[0] == "repo" else [],
-            bool(chart_spec.get("ignoreMissingValuesFiles")),
-            what,
-        )
+        values_files = self._values_files(list(chart_spec.get("valuesFiles") or []) if chart[0] == "repo" else [],
+                                          bool(chart_spec.get("ignoreMissingValuesFiles")), what)
         state.charts.update(("file", rel) for rel, _ in values_files)
         renderers = spec.get("postRenderers") or []
         common = _map(spec.get("commonMetadata"))
-        key = digest(
-            "helm",
-            self.fingerprint,
-            chart[0],
-            str(chart[1]),
-            chart[2],
-            name,
-            namespace,
-            canonical(values),
-            state.kube_version,
-            canonical(api_versions),
-            canonical(flags),
-            canonical(values_files),
-            str(bool(chart_spec.get("ignoreMissingValuesFiles"))),
-            canonical(renderers),
-            canonical(common),
-            hr_name,
-            hr_ns,
-            canonical(sorted(state.crd_scopes.items())),
-        )
+        key = digest("helm", self.fingerprint, chart[0], str(chart[1]), chart[2], name, namespace, canonical(values),
+                     state.kube_version, canonical(api_versions), canonical(flags), canonical(values_files),
+                     str(bool(chart_spec.get("ignoreMissingValuesFiles"))), canonical(renderers),
+                     canonical(common), hr_name, hr_ns, canonical(sorted(state.crd_scopes.items())))
 
         if self.options.record_naive:
             location = f"tree/{chart[1]}" if chart[0] == "repo" else str(chart[1])
             with self._work_lock:
-                self.naive.append(
-                    NaiveStep(
-                        "helm",
-                        (
-                            name,
-                            location,
-                            "--namespace",
-                            namespace,
-                            "--kube-version",
-                            kube_semver(state.kube_version),
-                            *(("--api-versions", ",".join(api_versions)) if api_versions else ()),
-                            *flags,
-                        ),
-                        json.dumps(values, sort_keys=True, ensure_ascii=False, default=json_default),
-                    )
-                )
+                self.naive.append(NaiveStep("helm", (
+                    name, location, "--namespace", namespace, "--kube-version", kube_semver(state.kube_version),
+                    *(("--api-versions", ",".join(api_versions)) if api_versions else ()), *flags),
+                    json.dumps(values, sort_keys=True, ensure_ascii=False, default=json_default)))
 
         def compute() -> _Step:
             chart_path = self._chart_path(chart, values_files, key)
             values_text = json.dumps(values, sort_keys=True, ensure_ascii=False, default=json_default)
-            args = (
-                name,
-                str(chart_path),
-                "--namespace",
-                namespace,
-                "--kube-version",
-                kube_semver(state.kube_version),
-                *(("--api-versions", ",".join(api_versions)) if api_versions else ()),
-                *flags,
-            )
-            with tempfile.NamedTemporaryFile(
-                "w", suffix=".json", prefix="values-", dir=self.work_dir() / "scratch", delete=False, encoding="utf-8"
-            ) as handle:
+            args = (name, str(chart_path), "--namespace", namespace, "--kube-version", kube_semver(state.kube_version),
+                    *(("--api-versions", ",".join(api_versions)) if api_versions else ()), *flags)
+            with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="values-", dir=self.work_dir() / "scratch",
+                                             delete=False, encoding="utf-8") as handle:
                 handle.write(values_text)
             try:
                 output = self.tools.helm.run("template", *args, "--values", handle.name)
@@ -1716,10 +1554,8 @@ class Builder:
         folder.mkdir(parents=True, exist_ok=True)
         try:
             (folder / "helm-output.yaml").write_text(manifests, encoding="utf-8")
-            kus = edit_kustomization(
-                {"resources": ["helm-output.yaml"]},
-                {k: kustomize[k] for k in ("patches", "images") if kustomize.get(k)},
-            )
+            kus = edit_kustomization({"resources": ["helm-output.yaml"]},
+                                     {k: kustomize[k] for k in ("patches", "images") if kustomize.get(k)})
             kus.pop("buildMetadata", None)
             (folder / "kustomization.yaml").write_text(dump_documents([kus]), encoding="utf-8")
             try:
@@ -1746,8 +1582,7 @@ def _may_change(obj: Obj) -> bool:
         elif isinstance(node, list):
             stack.extend(node)
         elif (isinstance(node, float) and node.is_integer()) or (
-            isinstance(node, int) and not isinstance(node, bool) and abs(node) > 2**53
-        ):
+                isinstance(node, int) and not isinstance(node, bool) and abs(node) > 2**53):
             return True
     return False
 
@@ -1789,9 +1624,8 @@ def default_cache_dir(root: Path) -> Path:
     return root / CACHE_SUBDIR
 
 
-def build_fleet(
-    root: Path, options: BuildOptions | None = None, *, rendered: Any = None, tools: Toolset | None = None
-) -> FleetBuild:
+def build_fleet(root: Path, options: BuildOptions | None = None, *, rendered: Any = None,
+                tools: Toolset | None = None) -> FleetBuild:
     """Render (in memory) and build the fleet at ``root``: every selected cluster's resources.
 
     ``rendered`` may be a precomputed ``generator.render.plan(root)``.
@@ -1808,16 +1642,8 @@ def build_fleet(
     cache_dir = options.cache_dir or default_cache_dir(root)
     crossplane = getattr(fleet.fleet, "crossplane", None)
     mounts = {str(crossplane.infrastructure_path): "infrastructure"} if crossplane is not None else {}
-    builder = Builder(
-        rendered.files,
-        git_path=fleet.fleet.git.path,
-        fleet_root="fleet",
-        mounts=mounts,
-        git_url=fleet.fleet.git.url,
-        tools=tools,
-        options=options,
-        cache_dir=cache_dir,
-    )
+    builder = Builder(rendered.files, git_path=fleet.fleet.git.path, fleet_root="fleet", mounts=mounts,
+                      git_url=fleet.fleet.git.url, tools=tools, options=options, cache_dir=cache_dir)
     jobs = max(1, options.jobs or os.cpu_count() or 1)
     builder.stats.clusters = len(chosen)
     results: dict[str, ClusterBuild] = {}
@@ -1856,15 +1682,8 @@ def _progress(enabled: bool | None, total: int) -> Iterator[Callable[[str], None
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(
-        TextColumn("building"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
+    with Progress(TextColumn("building"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("", total=total)
         yield lambda name: bar.update(task, advance=1, description=name)
 
@@ -1886,18 +1705,13 @@ def _root_arg(value: str) -> Path:
 
 def add_build_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by build, golden and diff."""
-    parser.add_argument(
-        "root", nargs="?", type=_root_arg, default=Path.cwd(), help="fleet root (inventory/, overlays/, charts/)"
-    )
+    parser.add_argument("root", nargs="?", type=_root_arg, default=Path.cwd(),
+                        help="fleet root (inventory/, overlays/, charts/)")
     parser.add_argument("--cluster", action="append", default=[], metavar="NAME", help="only this cluster (repeatable)")
     parser.add_argument("--shard", type=parse_shard, metavar="I/N", help="only the I-th of N shares of the clusters")
     parser.add_argument("--jobs", "-j", type=int, default=None, help="parallel builds (default: CPU count)")
-    parser.add_argument(
-        "--charts",
-        type=Path,
-        metavar="DIR",
-        help="folder of upstream chart archives (<name>-<version>.tgz) or folders to template too",
-    )
+    parser.add_argument("--charts", type=Path, metavar="DIR",
+                        help="folder of upstream chart archives (<name>-<version>.tgz) or folders to template too")
     parser.add_argument("--cache-dir", type=Path, metavar="DIR", help="step cache (default: ROOT/.cache/fleetgen)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the step cache")
 
@@ -1908,15 +1722,10 @@ def options_from(args: argparse.Namespace, **extra: Any) -> BuildOptions:
         raise UsageError("--jobs must be at least 1")
     if args.charts is not None and not args.charts.is_dir():
         raise UsageError(f"--charts {args.charts}: not a folder")
-    return BuildOptions(
-        clusters=tuple(args.cluster),
-        shard=args.shard,
-        jobs=args.jobs,
-        charts_dir=args.charts.resolve() if args.charts else None,
-        cache_dir=args.cache_dir.resolve() if args.cache_dir else None,
-        use_cache=not args.no_cache,
-        **extra,
-    )
+    return BuildOptions(clusters=tuple(args.cluster), shard=args.shard, jobs=args.jobs,
+                        charts_dir=args.charts.resolve() if args.charts else None,
+                        cache_dir=args.cache_dir.resolve() if args.cache_dir else None,
+                        use_cache=not args.no_cache, **extra)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -1931,9 +1740,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.verbose:
         for name, cluster in result.clusters.items():
             print(f"{name}: {len(cluster.resources)} resources in {len(cluster.kustomizations)} Kustomizations")
-    print(
-        f"built {len(result.clusters)} clusters: {result.stats.summary()}" + (f"; wrote {args.out}" if args.out else "")
-    )
+    print(f"built {len(result.clusters)} clusters: {result.stats.summary()}"
+          + (f"; wrote {args.out}" if args.out else ""))
     return 0
 
 
@@ -1945,12 +1753,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_build_options(build)
     build.add_argument("--out", type=Path, metavar="DIR", help="write the built resources (golden layout) here")
     build.add_argument("--verbose", "-v", action="store_true", help="one line per cluster")
-    build.add_argument(
-        "--fleet-dir",
-        type=Path,
-        metavar="DIR",
-        help="write the rendered fleet repo the build reads here (default: a temporary folder)",
-    )
+    build.add_argument("--fleet-dir", type=Path, metavar="DIR",
+                       help="write the rendered fleet repo the build reads here (default: a temporary folder)")
     build.set_defaults(func=cmd_build)
     golden.register(subparsers)
     diff.register(subparsers)

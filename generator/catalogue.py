@@ -158,23 +158,17 @@ def reduce_crd(crd: Mapping[str, Any]) -> Obj:
     names = {key: spec["names"][key] for key in ("kind", "listKind", "plural", "singular") if key in spec["names"]}
     versions = []
     for version in spec["versions"]:
-        reduced: Obj = {
-            "name": version["name"],
-            "served": version.get("served") is True,
-            "storage": version.get("storage") is True,
-        }
+        reduced: Obj = {"name": version["name"], "served": version.get("served") is True,
+                        "storage": version.get("storage") is True}
         if version.get("deprecated") is True:
             reduced["deprecated"] = True
         openapi = (version.get("schema") or {}).get("openAPIV3Schema")
         if reduced["served"] and openapi is not None:
             reduced["schema"] = {"openAPIV3Schema": _without_descriptions(openapi)}
         versions.append(reduced)
-    return {
-        "apiVersion": crd["apiVersion"],
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": crd["metadata"]["name"]},
-        "spec": {"group": spec["group"], "names": names, "scope": spec["scope"], "versions": versions},
-    }
+    return {"apiVersion": crd["apiVersion"], "kind": "CustomResourceDefinition",
+            "metadata": {"name": crd["metadata"]["name"]},
+            "spec": {"group": spec["group"], "names": names, "scope": spec["scope"], "versions": versions}}
 
 
 def encode(crds: Iterable[Mapping[str, Any]]) -> bytes:
@@ -185,12 +179,8 @@ def encode(crds: Iterable[Mapping[str, Any]]) -> bytes:
 
 def served_kinds(crds: Iterable[Mapping[str, Any]]) -> list[str]:
     """``group/version Kind`` of every served version, sorted."""
-    return sorted(
-        f"{crd['spec']['group']}/{v['name']} {crd['spec']['names']['kind']}"
-        for crd in crds
-        for v in crd["spec"]["versions"]
-        if v.get("served") is True
-    )
+    return sorted(f"{crd['spec']['group']}/{v['name']} {crd['spec']['names']['kind']}"
+                  for crd in crds for v in crd["spec"]["versions"] if v.get("served") is True)
 
 
 # --- Refresh ---
@@ -212,18 +202,8 @@ class Vendored:
 
     def row(self) -> str:
         source = self.source
-        return "\t".join(
-            (
-                f"{source.dir}/{self.file}",
-                source.repository,
-                source.tag,
-                source.commit,
-                source.upstream_path(self.file),
-                self.blob,
-                source.licence,
-                ", ".join(self.kinds),
-            )
-        )
+        return "\t".join((f"{source.dir}/{self.file}", source.repository, source.tag, source.commit,
+                          source.upstream_path(self.file), self.blob, source.licence, ", ".join(self.kinds)))
 
 
 @dataclasses.dataclass
@@ -237,10 +217,8 @@ class RefreshReport:
     def summary(self) -> str:
         kinds = sum(len(v.kinds) for v in self.vendored)
         size = sum(len(v.data) for v in self.vendored)
-        return (
-            f"vendored {len(self.vendored)} CRD files ({kinds} served kinds, {size / 1024:.0f} KiB gzip): "
-            f"{len(self.written)} written, {len(self.removed)} removed"
-        )
+        return (f"vendored {len(self.vendored)} CRD files ({kinds} served kinds, {size / 1024:.0f} KiB gzip): "
+                f"{len(self.written)} written, {len(self.removed)} removed")
 
 
 def _upstream_sources(directory: Path) -> dict[str, list[str]]:
@@ -267,30 +245,22 @@ def _vendor_one(source: Source, file: str, origin: Path, problems: list[str]) ->
     blob = git_blob_id(data)
     expected = source.files[file]
     if expected is not None and blob != expected:
-        problems.append(
-            f"{rel}: git blob id {blob} differs from the manifest's {expected} "
-            f"({source.repository}@{source.tag}:{source.upstream_path(file)})"
-        )
+        problems.append(f"{rel}: git blob id {blob} differs from the manifest's {expected} "
+                        f"({source.repository}@{source.tag}:{source.upstream_path(file)})")
     row = _upstream_sources(origin / source.dir).get(file)
     if row is not None:
         _, repository, tag, commit, upstream, listed_blob = row
         if (repository, tag, commit) != (source.repository, source.tag, source.commit):
-            problems.append(
-                f"{rel}: {source.dir}/SOURCES.tsv says {repository}@{tag} ({commit}), the manifest "
-                f"{source.repository}@{source.tag} ({source.commit})"
-            )
+            problems.append(f"{rel}: {source.dir}/SOURCES.tsv says {repository}@{tag} ({commit}), the manifest "
+                            f"{source.repository}@{source.tag} ({source.commit})")
         if listed_blob != blob:
             problems.append(f"{rel}: git blob id {blob} differs from {source.dir}/SOURCES.tsv's {listed_blob}")
         if upstream != source.upstream_path(file):
-            problems.append(
-                f"{rel}: {source.dir}/SOURCES.tsv gives path {upstream}, the manifest {source.upstream_path(file)}"
-            )
+            problems.append(f"{rel}: {source.dir}/SOURCES.tsv gives path {upstream}, the manifest "
+                            f"{source.upstream_path(file)}")
     try:
-        crds = [
-            doc
-            for doc in read_crd_documents(path, data)
-            if isinstance(doc, Mapping) and doc.get("kind") == "CustomResourceDefinition"
-        ]
+        crds = [doc for doc in read_crd_documents(path, data)
+                if isinstance(doc, Mapping) and doc.get("kind") == "CustomResourceDefinition"]
         reduced = [reduce_crd(crd) for crd in crds]
     except (ValueError, KeyError, TypeError) as exc:
         problems.append(f"{rel}: cannot read CRDs: {exc}")
@@ -317,10 +287,8 @@ def refresh(origin: Path, catalogue_dir: Path = BUILTIN_CRDS) -> RefreshReport:
     problems: list[str] = []
     vendored = [v for source, file in manifest.entries() if (v := _vendor_one(source, file, origin, problems))]
     if problems:
-        raise FleetgenError(
-            f"{len(problems)} problem(s) with the upstream CRDs in {origin}; nothing was "
-            "written:\n  " + "\n  ".join(problems)
-        )
+        raise FleetgenError(f"{len(problems)} problem(s) with the upstream CRDs in {origin}; nothing was "
+                            "written:\n  " + "\n  ".join(problems))
     written, removed = [], []
     for item in vendored:
         target = catalogue_dir / item.target
@@ -370,25 +338,16 @@ def verify(catalogue_dir: Path = BUILTIN_CRDS) -> list[str]:
             continue
         row = rows.pop(rel, None)
         blob = source.files[file]
-        expected = [
-            rel,
-            source.repository,
-            source.tag,
-            source.commit,
-            source.upstream_path(file),
-            blob if blob is not None else (row[5] if row and len(row) > 5 else "?"),
-            source.licence,
-            ", ".join(kinds),
-        ]
+        expected = [rel, source.repository, source.tag, source.commit, source.upstream_path(file),
+                    blob if blob is not None else (row[5] if row and len(row) > 5 else "?"), source.licence,
+                    ", ".join(kinds)]
         if row != expected:
             problems.append(f"{rel}: {SOURCES} row {row} does not match the manifest and file {expected}")
     problems.extend(f"{rel}: in {SOURCES} but not in {MANIFEST}" for rel in rows)
     listed = {f"{source.dir}/{file}.gz" for source, file in manifest.entries()}
-    problems.extend(
-        f"{p.relative_to(catalogue_dir).as_posix()}: vendored but not in {MANIFEST}"
-        for p in sorted(catalogue_dir.rglob("*.gz"))
-        if p.relative_to(catalogue_dir).as_posix() not in listed
-    )
+    problems.extend(f"{p.relative_to(catalogue_dir).as_posix()}: vendored but not in {MANIFEST}"
+                    for p in sorted(catalogue_dir.rglob("*.gz"))
+                    if p.relative_to(catalogue_dir).as_posix() not in listed)
     return problems
 
 
@@ -437,17 +396,11 @@ def _code_composition_kinds(fleet: Any) -> Iterator[tuple[Kind, str]]:
 
     facts = facts_of(fleet)
     facts = dataclasses.replace(
-        facts,
-        azure_tenant_id=facts.azure_tenant_id or _ZERO_UUID,
+        facts, azure_tenant_id=facts.azure_tenant_id or _ZERO_UUID,
         azure_database_admins=facts.azure_database_admins
-        or AzureAdGroup.model_validate({"objectId": _ZERO_UUID, "name": "any"}),
-    )
-    registries = (
-        compositions.CLUSTER_COMPOSITIONS,
-        compositions.NETWORK_COMPOSITIONS,
-        compositions.DATABASE_COMPOSITIONS,
-        compositions.CACHE_COMPOSITIONS,
-    )
+        or AzureAdGroup.model_validate({"objectId": _ZERO_UUID, "name": "any"}))
+    registries = (compositions.CLUSTER_COMPOSITIONS, compositions.NETWORK_COMPOSITIONS,
+                  compositions.DATABASE_COMPOSITIONS, compositions.CACHE_COMPOSITIONS)
     for registry in registries:
         for builder in registry.values():
             composition = builder(facts)
@@ -465,15 +418,9 @@ def _script_kinds() -> Iterator[tuple[Kind, str]]:
         if not script.name.endswith(".py"):
             continue
         tree = ast.parse(script.read_text(encoding="utf-8"))
-        strings = {
-            target.id: node.value.value
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Assign)
-            and isinstance(node.value, ast.Constant)
-            and isinstance(node.value.value, str)
-            for target in node.targets
-            if isinstance(target, ast.Name)
-        }
+        strings = {target.id: node.value.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                   and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+                   for target in node.targets if isinstance(target, ast.Name)}
         for call in (node for node in ast.walk(tree) if isinstance(node, ast.Call)):
             if not (isinstance(call.func, ast.Name) and call.func.id == "compose" and len(call.args) >= 4):
                 continue
@@ -524,34 +471,26 @@ class Coverage:
     stale_gaps: list[Gap]
 
     def problems(self) -> list[str]:
-        lines = [
-            f"{api_version} {kind}: no schema (rendered at {', '.join(sorted(set(where))[:3])})"
-            for (api_version, kind), where in sorted(self.missing.items())
-        ]
-        lines += [
-            f"{gap.kind}: listed under gaps: in {MANIFEST} but has a schema now; remove it there"
-            for gap in self.stale_gaps
-        ]
+        lines = [f"{api_version} {kind}: no schema (rendered at {', '.join(sorted(set(where))[:3])})"
+                 for (api_version, kind), where in sorted(self.missing.items())]
+        lines += [f"{gap.kind}: listed under gaps: in {MANIFEST} but has a schema now; remove it there"
+                  for gap in self.stale_gaps]
         return lines
 
 
-def coverage(
-    rendered: Any, build: Any = None, catalogue: CrdCatalogue | None = None, manifest: Manifest | None = None
-) -> Coverage:
+def coverage(rendered: Any, build: Any = None, catalogue: CrdCatalogue | None = None,
+             manifest: Manifest | None = None) -> Coverage:
     """Check that every kind :func:`rendered_kinds` finds has a schema (``catalogue``, default the built-in one)."""
     from generator.schema import rendered_extra_schemas
 
     catalogue = catalogue if catalogue is not None else CrdCatalogue.builtin()
     manifest = manifest if manifest is not None else load_manifest()
     versions = [str(c.settings.kubernetes_version) for c in rendered.fleet.clusters] or ["1.33"]
-    validators = [
-        SchemaValidator(catalogue, version, extra_schemas=rendered_extra_schemas(rendered.files))
-        for version in sorted(set(versions))
-    ]
+    validators = [SchemaValidator(catalogue, version, extra_schemas=rendered_extra_schemas(rendered.files))
+                  for version in sorted(set(versions))]
     kinds = rendered_kinds(rendered, build)
-    uncovered = {
-        key: where for key, where in kinds.items() if not all(validator.has_schema(*key) for validator in validators)
-    }
+    uncovered = {key: where for key, where in kinds.items()
+                 if not all(validator.has_schema(*key) for validator in validators)}
     gap_keys = {gap.key: gap for gap in manifest.gaps}
     missing = {key: where for key, where in uncovered.items() if key not in gap_keys}
     known = [gap for gap in manifest.gaps if gap.key in uncovered]
@@ -575,7 +514,8 @@ def cmd_schemas(args: argparse.Namespace) -> int:
             print(f"  {path}")
     problems = verify(catalogue_dir)
     if problems:
-        raise FleetgenError(f"the catalogue in {catalogue_dir} does not match {MANIFEST}:\n  " + "\n  ".join(problems))
+        raise FleetgenError(f"the catalogue in {catalogue_dir} does not match {MANIFEST}:\n  "
+                            + "\n  ".join(problems))
     rendered = plan(args.root)
     build = None if args.no_build else build_fleet(args.root, options_from(args), rendered=rendered)
     catalogue = CrdCatalogue.load(catalogue_dir)  # as just written (the process-wide built-in copy may be older)
@@ -583,15 +523,10 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     for gap in result.gaps:
         print(f"warning: {gap.kind}: no schema (known gap: {gap.reason})", file=sys.stderr)
     if result.problems():
-        raise FleetgenError(
-            f"{len(result.problems())} kind(s) fleetgen renders lack a schema or a gap entry:\n  "
-            + "\n  ".join(result.problems())
-            + f"\nTo fix: {_HINT}."
-        )
-    print(
-        f"every kind the fleet at {args.root} renders has a schema: {len(result.kinds)} kinds checked "
-        f"({len(catalogue.kinds())} served by the catalogue), {len(result.gaps)} known gap(s)"
-    )
+        raise FleetgenError(f"{len(result.problems())} kind(s) fleetgen renders lack a schema or a gap entry:\n  "
+                            + "\n  ".join(result.problems()) + f"\nTo fix: {_HINT}.")
+    print(f"every kind the fleet at {args.root} renders has a schema: {len(result.kinds)} kinds checked "
+          f"({len(catalogue.kinds())} served by the catalogue), {len(result.gaps)} known gap(s)")
     return 0
 
 
@@ -607,22 +542,10 @@ def register(subparsers: Any) -> None:
         "file the manifest lists from DIR (laid out <dir>/<file>), checking git blob ids.",
     )
     add_build_options(schemas)
-    schemas.add_argument(
-        "--from",
-        dest="source",
-        type=Path,
-        metavar="DIR",
-        help="folder of upstream CRD files laid out <dir>/<file> (e.g. flux/...yaml)",
-    )
-    schemas.add_argument(
-        "--catalogue",
-        type=Path,
-        metavar="DIR",
-        help="catalogue folder to refresh and check (default: the installed generator/data/crds)",
-    )
-    schemas.add_argument(
-        "--no-build",
-        action="store_true",
-        help="check the rendered files and the code's kinds only, without building the clusters",
-    )
+    schemas.add_argument("--from", dest="source", type=Path, metavar="DIR",
+                         help="folder of upstream CRD files laid out <dir>/<file> (e.g. flux/...yaml)")
+    schemas.add_argument("--catalogue", type=Path, metavar="DIR",
+                         help="catalogue folder to refresh and check (default: the installed generator/data/crds)")
+    schemas.add_argument("--no-build", action="store_true",
+                         help="check the rendered files and the code's kinds only, without building the clusters")
     schemas.set_defaults(func=cmd_schemas)

@@ -15,9 +15,8 @@ T = TypeVar("T")
 
 def overlapping_pairs(blocks: Iterable[tuple[ipaddress.IPv4Network, T]]) -> Iterator[tuple[T, T]]:
     """Every pair of tagged blocks that overlap, each once, the first of the pair the earlier-given block."""
-    indexed = [
-        (int(net.network_address), int(net.broadcast_address), index, tag) for index, (net, tag) in enumerate(blocks)
-    ]
+    indexed = [(int(net.network_address), int(net.broadcast_address), index, tag)
+               for index, (net, tag) in enumerate(blocks)]
     indexed.sort(key=lambda item: (item[0], -item[1], item[2]))
     open_blocks: list[tuple[int, int, int, T]] = []
     for start, end, index, tag in indexed:

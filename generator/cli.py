@@ -136,13 +136,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _show_warning(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: TextIO | None = None,
-    line: str | None = None,
-    **_: Any,
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: TextIO | None = None,
+    line: str | None = None, **_: Any,
 ) -> None:
     """Print inventory warnings as ``warning: file:line:col: ...``; others the Python way."""
     if issubclass(category, InventoryWarning):

@@ -55,13 +55,8 @@ def kubernetes_support(cloud: str) -> dict[str, KubernetesSupport]:
     entry = compat_data()["kubernetes"][cloud]
     return {
         version: KubernetesSupport(
-            cloud,
-            entry["service"],
-            version,
-            _date(dates.get("endOfStandardSupport")),
-            _date(dates.get("endOfExtendedSupport")),
-            entry["source"],
-            tuple(dates.get("approximate") or ()),
+            cloud, entry["service"], version, _date(dates.get("endOfStandardSupport")),
+            _date(dates.get("endOfExtendedSupport")), entry["source"], tuple(dates.get("approximate") or ()),
         )
         for version, dates in sorted(entry["versions"].items(), key=lambda kv: _minor(kv[0]))
     }
@@ -105,11 +100,7 @@ def _compare(have: tuple[int, ...], term: str) -> bool:
     op = match.group(1) or "="
     want = tuple(int(match.group(i) or 0) for i in (2, 3, 4))
     return {
-        ">=": have >= want,
-        "<=": have <= want,
-        ">": have > want,
-        "<": have < want,
-        "=": have == want,
+        ">=": have >= want, "<=": have <= want, ">": have > want, "<": have < want, "=": have == want,
         "!=": have != want,
     }[op]
 
@@ -147,41 +138,23 @@ def check_kubernetes_versions(inv: Inventory, today: datetime.date) -> tuple[lis
         subject = f"cluster '{cluster.name}'"
         if support is None:
             service = compat_data()["kubernetes"][cluster.cloud]["service"]
-            errors.append(
-                _at(
-                    source,
-                    origin,
-                    "kubernetesVersion",
-                    f"{subject}: {service} does not offer Kubernetes {version}; "
-                    f"{service} offers {', '.join(offered)} (generator/data/compat.yaml)",
-                )
-            )
+            errors.append(_at(source, origin, "kubernetesVersion",
+                              f"{subject}: {service} does not offer Kubernetes {version}; "
+                              f"{service} offers {', '.join(offered)} (generator/data/compat.yaml)"))
             continue
         standard, extended = support.end_of_standard, support.end_of_extended
         if extended is not None and today > extended:
-            errors.append(
-                _at(
-                    source,
-                    origin,
-                    "kubernetesVersion",
-                    f"{subject}: Kubernetes {version} on {support.service} reached the end of extended "
-                    f"support on {extended.isoformat()} (today is {today.isoformat()}); upgrade "
-                    f"(source: {support.source})",
-                )
-            )
+            errors.append(_at(source, origin, "kubernetesVersion",
+                              f"{subject}: Kubernetes {version} on {support.service} reached the end of extended "
+                              f"support on {extended.isoformat()} (today is {today.isoformat()}); upgrade "
+                              f"(source: {support.source})"))
         elif standard is not None and today > standard:
             about = "about " if "endOfExtendedSupport" in support.approximate else ""
             until = f" until {about}{extended.isoformat()}" if extended else ""
-            warnings.append(
-                _at(
-                    source,
-                    origin,
-                    "kubernetesVersion",
-                    f"{subject}: Kubernetes {version} on {support.service} reached the end of standard "
-                    f"support on {standard.isoformat()}; extended support (extra cost){until}; plan "
-                    f"the upgrade (source: {support.source})",
-                )
-            )
+            warnings.append(_at(source, origin, "kubernetesVersion",
+                                f"{subject}: Kubernetes {version} on {support.service} reached the end of standard "
+                                f"support on {standard.isoformat()}; extended support (extra cost){until}; plan "
+                                f"the upgrade (source: {support.source})"))
     return errors, warnings
 
 
@@ -203,40 +176,26 @@ def check_flux_operator(inv: Inventory) -> list[Problem]:
 
         pins.append((str(crossplane_data()["fluxOperatorChart"]["version"]), None))
     for pin, component in pins:
-        where = (
-            f"{component.file.file}:{component.where('chart', 'version')[1]}"
-            if component
-            else ("generator/data/crossplane.yaml fluxOperatorChart")
-        )
+        where = f"{component.file.file}:{component.where('chart', 'version')[1]}" if component else (
+            "generator/data/crossplane.yaml fluxOperatorChart")
         embedded = embedded_flux_versions(pin)
         if embedded is None:
             known = sorted(releases, key=_minor)
-            message = (
-                f"flux-operator {pin} is not in the compatibility matrix (generator/data/compat.yaml, "
-                f"known {known[0]} .. {known[-1]}): its embedded Flux versions are unknown; pin a known "
-                "release or add it to the matrix from its config/data/flux/ folder"
-            )
-            problems.append(
-                _problem(component, ("chart", "version"), message)
-                if component
-                else _problem(inv.fleet, ("flux", "version"), f"{message} ({where})")
-            )
+            message = (f"flux-operator {pin} is not in the compatibility matrix (generator/data/compat.yaml, "
+                       f"known {known[0]} .. {known[-1]}): its embedded Flux versions are unknown; pin a known "
+                       "release or add it to the matrix from its config/data/flux/ folder")
+            problems.append(_problem(component, ("chart", "version"), message) if component else
+                            _problem(inv.fleet, ("flux", "version"), f"{message} ({where})"))
             continue
         if flux not in embedded:
             able = [v for v in sorted(releases, key=_minor) if flux in releases[v]["flux"]]
-            hint = (
-                f"flux-operator {able[0]} or later embeds it"
-                if able
-                else f"no flux-operator release in the matrix embeds it (newest Flux embedded: {embedded[-1]})"
-            )
-            problems.append(
-                _problem(
-                    inv.fleet,
-                    ("flux", "version"),
-                    f"Flux {flux} cannot be installed by flux-operator {pin} ({where}), which embeds Flux "
-                    f"{embedded[0]} .. {embedded[-1]} (the operator would report 'no match found for semver'); {hint}",
-                )
-            )
+            hint = (f"flux-operator {able[0]} or later embeds it" if able else
+                    f"no flux-operator release in the matrix embeds it (newest Flux embedded: {embedded[-1]})")
+            problems.append(_problem(
+                inv.fleet, ("flux", "version"),
+                f"Flux {flux} cannot be installed by flux-operator {pin} ({where}), which embeds Flux "
+                f"{embedded[0]} .. {embedded[-1]} (the operator would report 'no match found for semver'); {hint}",
+            ))
     return problems
 
 
@@ -255,14 +214,11 @@ def check_chart_kube_versions(inv: Inventory) -> list[Problem]:
             value, _ = _effective(inv, source, "kubernetesVersion")
             version = str(value) if value is not None else DEFAULT_KUBERNETES_VERSION
             if not satisfies(version, constraint):
-                problems.append(
-                    _problem(
-                        component,
-                        ("chart", "version"),
-                        f"chart {chart.name} {chart.version} requires Kubernetes {constraint} (its Chart.yaml "
-                        f"kubeVersion), but cluster '{source.item.name}' runs {version}",
-                    )
-                )
+                problems.append(_problem(
+                    component, ("chart", "version"),
+                    f"chart {chart.name} {chart.version} requires Kubernetes {constraint} (its Chart.yaml "
+                    f"kubeVersion), but cluster '{source.item.name}' runs {version}",
+                ))
     return problems
 
 
@@ -272,14 +228,9 @@ def check_policy_engine(inv: Inventory) -> list[Problem]:
         return []
     engines = [c for c in inv.components if c.item.chart.name == POLICY_ENGINE_CHART]
     if not engines:
-        return [
-            _problem(
-                inv.fleet,
-                ("security",),
-                f"fleet.security renders Kyverno policies, but no component installs the policy engine "
-                f"(a component with chart '{POLICY_ENGINE_CHART}'): the policies would never be enforced",
-            )
-        ]
+        return [_problem(inv.fleet, ("security",),
+                         f"fleet.security renders Kyverno policies, but no component installs the policy engine "
+                         f"(a component with chart '{POLICY_ENGINE_CHART}'): the policies would never be enforced")]
     problems: list[Problem] = []
     engine = engines[0]
     for source in inv.clusters:
@@ -292,15 +243,10 @@ def check_policy_engine(inv: Inventory) -> list[Problem]:
                 enabled, origin = bool(entry["enabled"]), layer
         if source.item.role in engine.item.roles and enabled:
             continue
-        message = (
-            f"cluster '{source.item.name}' gets fleet.security policies but the policy engine "
-            f"'{engine.item.name}' is not enabled there: the policies would never be enforced"
-        )
-        problems.append(
-            _problem(origin, ("components", engine.item.name, "enabled"), message)
-            if origin
-            else _problem(engine, ("enabled",) if "enabled" in engine.raw else ("name",), message)
-        )
+        message = (f"cluster '{source.item.name}' gets fleet.security policies but the policy engine "
+                   f"'{engine.item.name}' is not enabled there: the policies would never be enforced")
+        problems.append(_problem(origin, ("components", engine.item.name, "enabled"), message) if origin
+                        else _problem(engine, ("enabled",) if "enabled" in engine.raw else ("name",), message))
     return problems
 
 

@@ -96,15 +96,8 @@ def image_changes(comparison: Comparison) -> list[ImageChange]:
     for change in sorted(comparison.changes, key=lambda c: c.path):
         before, after = images_of(change.old), images_of(change.new)
         if before != after:
-            out.append(
-                ImageChange(
-                    change.cluster,
-                    change.label,
-                    change.path,
-                    tuple(sorted(before - after)),
-                    tuple(sorted(after - before)),
-                )
-            )
+            out.append(ImageChange(change.cluster, change.label, change.path,
+                                   tuple(sorted(before - after)), tuple(sorted(after - before))))
     return out
 
 
@@ -145,13 +138,13 @@ def _names(root: Path) -> tuple[Any, list[str]]:
     return rendered, [c.name for c in rendered.fleet.clusters]
 
 
-def diff_builds(root: Path, base: str, options: BuildOptions | None = None, tools: Toolset | None = None) -> DiffResult:
+def diff_builds(root: Path, base: str, options: BuildOptions | None = None,
+                tools: Toolset | None = None) -> DiffResult:
     """Build ``base`` and the working tree of the fleet at ``root`` and compare them."""
     options = options or BuildOptions()
     tools = tools or find_tools(root)
-    shared = dataclasses.replace(
-        options, cache_dir=options.cache_dir or default_cache_dir(root), clusters=(), shard=None
-    )
+    shared = dataclasses.replace(options, cache_dir=options.cache_dir or default_cache_dir(root), clusters=(),
+                                 shard=None)
     head_rendered, head_names = _names(root)
     with base_worktree(root, base) as (base_root, commit):
         base_rendered, base_names = _names(base_root)
@@ -159,26 +152,11 @@ def diff_builds(root: Path, base: str, options: BuildOptions | None = None, tool
         from generator.build import select_clusters
 
         chosen = select_clusters(union, options.clusters, options.shard)
-        base_build = (
-            build_fleet(
-                base_root,
-                dataclasses.replace(shared, clusters=tuple(n for n in chosen if n in base_names)),
-                rendered=base_rendered,
-                tools=tools,
-            )
-            if any(n in base_names for n in chosen)
-            else _empty()
-        )
-    head_build = (
-        build_fleet(
-            root,
-            dataclasses.replace(shared, clusters=tuple(n for n in chosen if n in head_names)),
-            rendered=head_rendered,
-            tools=tools,
-        )
-        if any(n in head_names for n in chosen)
-        else _empty()
-    )
+        base_build = build_fleet(base_root, dataclasses.replace(
+            shared, clusters=tuple(n for n in chosen if n in base_names)), rendered=base_rendered, tools=tools) \
+            if any(n in base_names for n in chosen) else _empty()
+    head_build = build_fleet(root, dataclasses.replace(shared, clusters=tuple(n for n in chosen if n in head_names)),
+                             rendered=head_rendered, tools=tools) if any(n in head_names for n in chosen) else _empty()
     comparison = compare_trees(base_build.files(), head_build.files(), old_build=base_build, new_build=head_build)
     warnings = [f"(base) {w}" for w in base_build.warnings] + head_build.warnings
     facts = cluster_facts([base_rendered.fleet, head_rendered.fleet])
@@ -220,10 +198,8 @@ def format_text(result: DiffResult, *, coloured: bool = False, differ: str | Non
     if result.images:
         lines.append("image changes:")
         for image in result.images:
-            lines.append(
-                f"  {image.cluster} {image.resource}: {', '.join(image.removed) or '-'} → "
-                f"{', '.join(image.added) or '-'}"
-            )
+            lines.append(f"  {image.cluster} {image.resource}: {', '.join(image.removed) or '-'} → "
+                         f"{', '.join(image.added) or '-'}")
     out = "\n".join(lines) + "\n"
     for change in sorted(result.comparison.changes, key=lambda c: c.path):
         out += f"\n### {change.cluster}: {change.status} {change.label}\n"
@@ -239,12 +215,9 @@ def format_markdown(result: DiffResult, *, limit: int = DEFAULT_MARKDOWN_LIMIT, 
         return head + "No cluster receives anything different.\n"
     grouped = comparison.by_cluster()
     total = comparison.counts()
-    parts = [
-        head,
-        f"**{len(grouped)} cluster(s) affected** · {total['added']} added · {total['changed']} changed · "
-        f"{total['removed']} removed\n\n",
-        "| Cluster | Added | Changed | Removed |\n|---|---:|---:|---:|\n",
-    ]
+    parts = [head, f"**{len(grouped)} cluster(s) affected** · {total['added']} added · {total['changed']} changed · "
+                   f"{total['removed']} removed\n\n",
+             "| Cluster | Added | Changed | Removed |\n|---|---:|---:|---:|\n"]
     for cluster in grouped:
         counts = comparison.counts(cluster)
         parts.append(f"| `{cluster}` | {counts['added']} | {counts['changed']} | {counts['removed']} |\n")
@@ -258,10 +231,8 @@ def format_markdown(result: DiffResult, *, limit: int = DEFAULT_MARKDOWN_LIMIT, 
     total_changes = len(comparison.changes)
     for cluster, changes in grouped.items():
         counts = comparison.counts(cluster)
-        section = [
-            f"\n<details><summary><b>{cluster}</b>: {counts['added']} added, {counts['changed']} changed, "
-            f"{counts['removed']} removed</summary>\n\n"
-        ]
+        section = [f"\n<details><summary><b>{cluster}</b>: {counts['added']} added, {counts['changed']} changed, "
+                   f"{counts['removed']} removed</summary>\n\n"]
         section += [f"- {c.status} `{c.label}` (`{c.relative}`)\n" for c in changes]
         body = "".join(section)
         if len(text) + len(body) + 200 > limit:
@@ -275,10 +246,8 @@ def format_markdown(result: DiffResult, *, limit: int = DEFAULT_MARKDOWN_LIMIT, 
             shown += 1
         text += "\n</details>\n"
     if shown < total_changes:
-        text += (
-            f"\n> :warning: **Truncated**: {total_changes - shown} of {total_changes} resource diffs are not "
-            f"shown (limit {limit} characters). Run `fleetgen diff --base {result.base}` locally for all.\n"
-        )
+        text += (f"\n> :warning: **Truncated**: {total_changes - shown} of {total_changes} resource diffs are not "
+                 f"shown (limit {limit} characters). Run `fleetgen diff --base {result.base}` locally for all.\n")
     return text
 
 
@@ -346,8 +315,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_build_options(diff)
     diff.add_argument("--base", required=True, metavar="GITREF", help="the commit to compare with, e.g. origin/main")
     diff.add_argument("--format", choices=("text", "markdown", "json"), default="text")
-    diff.add_argument(
-        "--limit", type=int, default=DEFAULT_MARKDOWN_LIMIT, help="markdown: truncate past this many characters"
-    )
+    diff.add_argument("--limit", type=int, default=DEFAULT_MARKDOWN_LIMIT,
+                      help="markdown: truncate past this many characters")
     diff.add_argument("--exit-code", action="store_true", help="exit 1 when anything differs")
     diff.set_defaults(func=cmd_diff)

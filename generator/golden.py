@@ -106,13 +106,8 @@ def resource_label(path: str, build: FleetBuild | None = None) -> str:
     return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
 
 
-def compare_trees(
-    old: Mapping[str, str],
-    new: Mapping[str, str],
-    *,
-    old_build: FleetBuild | None = None,
-    new_build: FleetBuild | None = None,
-) -> Comparison:
+def compare_trees(old: Mapping[str, str], new: Mapping[str, str], *, old_build: FleetBuild | None = None,
+                  new_build: FleetBuild | None = None) -> Comparison:
     """Compare two golden trees (``{"<cluster>/<path>": text}``)."""
     changes = []
     for path in sorted(set(old) | set(new)):
@@ -170,10 +165,8 @@ def summary(comparison: Comparison, *, title: str, resources: bool = True) -> li
     """The blast radius: clusters affected, then per cluster each resource (unless not ``resources``)."""
     grouped = comparison.by_cluster()
     total = comparison.counts()
-    lines = [
-        f"{title}: {len(grouped)} cluster(s) affected, {total['added']} added, {total['changed']} changed, "
-        f"{total['removed']} removed"
-    ]
+    lines = [f"{title}: {len(grouped)} cluster(s) affected, {total['added']} added, {total['changed']} changed, "
+             f"{total['removed']} removed"]
     for cluster, changes in grouped.items():
         counts = comparison.counts(cluster)
         lines.append(f"  {cluster}: {counts['added']} added, {counts['changed']} changed, {counts['removed']} removed")
@@ -196,9 +189,8 @@ def _selected(options: BuildOptions) -> bool:
     return bool(options.clusters or options.shard)
 
 
-def compare_golden(
-    root: Path, golden_dir: Path | None = None, options: BuildOptions | None = None, tools: Toolset | None = None
-) -> GoldenResult:
+def compare_golden(root: Path, golden_dir: Path | None = None, options: BuildOptions | None = None,
+                   tools: Toolset | None = None) -> GoldenResult:
     """Build the (selected) clusters and compare them with the golden tree; writes nothing."""
     options = options or BuildOptions()
     golden_dir = golden_dir or root / GOLDEN_DIR
@@ -207,9 +199,8 @@ def compare_golden(
     return GoldenResult(compare_trees(current, build.files(), new_build=build), build)
 
 
-def update_golden(
-    root: Path, golden_dir: Path | None = None, options: BuildOptions | None = None, tools: Toolset | None = None
-) -> GoldenResult:
+def update_golden(root: Path, golden_dir: Path | None = None, options: BuildOptions | None = None,
+                  tools: Toolset | None = None) -> GoldenResult:
     """Rebuild and write the golden tree: changed and new files written atomically, stale ones deleted."""
     golden_dir = golden_dir or root / GOLDEN_DIR
     result = compare_golden(root, golden_dir, options, tools)
@@ -228,13 +219,8 @@ def update_golden(
     return result
 
 
-def check_golden(
-    root: Path,
-    golden_dir: Path | None = None,
-    options: BuildOptions | None = None,
-    out: TextIO | None = None,
-    tools: Toolset | None = None,
-) -> int:
+def check_golden(root: Path, golden_dir: Path | None = None, options: BuildOptions | None = None,
+                 out: TextIO | None = None, tools: Toolset | None = None) -> int:
     """Compare and print the summary and diffs; 0 when the golden tree is current, else 1."""
     out = out or sys.stdout
     result = compare_golden(root, golden_dir, options, tools)

@@ -141,7 +141,9 @@ def syntax_problem(
     return Problem(display, line, column, "", f"invalid YAML: {message}")
 
 
-_CORE_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq"))
+_CORE_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")
+)
 
 
 def _check_tag(event: yaml.NodeEvent, display: str) -> None:

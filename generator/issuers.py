@@ -40,9 +40,9 @@ def _cert_manager(cluster: ResolvedCluster) -> tuple[str, str] | None:
     return None
 
 
-def _solver(
-    cluster: ResolvedCluster, fleet: ResolvedFleet, namespace: str, account: str
-) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+def _solver(cluster: ResolvedCluster, fleet: ResolvedFleet, namespace: str, account: str) -> tuple[
+    dict[str, Any], list[dict[str, Any]]
+] | None:
     """The cluster's DNS-01 solver and the objects it needs, or None when fleet.dns has no entry for its cloud."""
     dns = fleet.fleet.dns
     c = cluster.cluster
@@ -140,14 +140,9 @@ def plan_issuers(fleet: ResolvedFleet) -> Contribution:
             if hosts and cert_manager is None and any(gateway is c.component for c in cluster.components):
                 file, line, column = source.where()
                 problems.append(
-                    Problem(
-                        file,
-                        line,
-                        column,
-                        _field(source.path),
-                        f"apps {', '.join(hosts)} have a host here but cert-manager is off: "
-                        "the Gateway's certificate would never be issued",
-                    )
+                    Problem(file, line, column, _field(source.path),
+                            f"apps {', '.join(hosts)} have a host here but cert-manager is off: "
+                            "the Gateway's certificate would never be issued")
                 )
             continue
         namespace, account = cert_manager
@@ -163,7 +158,7 @@ def plan_issuers(fleet: ResolvedFleet) -> Contribution:
                         _field((*source.path, "cloud")),
                         f"cluster '{cluster.name}' serves app hosts ({', '.join(hosts)}) but fleet.dns has no "
                         f"{cluster.cluster.cloud} entry, so its Gateway certificate cannot be issued: add "
-                        f'fleet.dns.{cluster.cluster.cloud} (README "App hosts, TLS and DNS")',
+                        f"fleet.dns.{cluster.cluster.cloud} (README \"App hosts, TLS and DNS\")",
                     )
                 )
             continue
@@ -185,13 +180,8 @@ def plan_issuers(fleet: ResolvedFleet) -> Contribution:
         planner.add_yaml(f"{directory}/cluster-issuer.yaml", [*extra, issuer], [fleet_file, *cluster.sources])
         planner.add_yaml(
             f"{directory}/kustomization.yaml",
-            [
-                {
-                    "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                    "kind": "Kustomization",
-                    "resources": ["cluster-issuer.yaml"],
-                }
-            ],
+            [{"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+              "resources": ["cluster-issuer.yaml"]}],
             [fleet_file, *cluster.sources],
         )
         contribution.cluster_configs.setdefault(cluster.name, []).append(directory)
@@ -199,6 +189,7 @@ def plan_issuers(fleet: ResolvedFleet) -> Contribution:
         raise InventoryError(problems)
     contribution.files = planner.files
     return contribution
+
 
 
 def _field(path: tuple[str | int, ...]) -> str:

@@ -219,7 +219,7 @@ def _read_as(error: dict[str, Any], literal: str | None) -> str:
     written = f", written {literal}" if literal and literal != _shown(value) else ""
     read = f"read {_shown(value)} ({_kind(value)}{written})"
     if error["type"] == "string_type" and (isinstance(value, int | float) or value is None):
-        return f'{read}; quote it: "{literal or _shown(value)}"'
+        return f"{read}; quote it: \"{literal or _shown(value)}\""
     return read
 
 
@@ -286,7 +286,7 @@ def ambiguous_booleans(file: LoadedFile) -> list[Problem]:
                 position.column,
                 ".".join(str(p) for p in path),
                 f"read {value} unquoted: YAML 1.1 readers (Kubernetes, Helm) take it for the boolean {meaning}, "
-                f'YAML 1.2 for a string; write {meaning} for the boolean or quote it: "{value}"',
+                f"YAML 1.2 for a string; write {meaning} for the boolean or quote it: \"{value}\"",
             )
         )
     return problems
@@ -802,7 +802,7 @@ def _check_gateway(inv: Inventory) -> list[Problem]:
                         app_source,
                         ("host",),
                         "no component serves app hosts: declare `gateway: {name, listener}` on the component "
-                        'that runs the Gateway (see README "App hosts, TLS and DNS")',
+                        "that runs the Gateway (see README \"App hosts, TLS and DNS\")",
                     )
                 )
     return problems
@@ -810,7 +810,6 @@ def _check_gateway(inv: Inventory) -> list[Problem]:
 
 def _may_share_a_cluster(one: App, other: App) -> bool:
     """Whether two apps can run on one cluster (their environment and cluster lists overlap, or are open)."""
-
     def overlap(a: list[str] | None, b: list[str] | None) -> bool:
         return a is None or b is None or bool(set(a) & set(b))
 

@@ -251,14 +251,8 @@ class AwsDns(Model):
     """Route53 for DNS-01: ambient credentials (an EKS Pod Identity association for cert-manager's service
     account) unless ``roleArn`` is set, then a bound token of a dedicated service account (IRSA-style)."""
 
-    role_arn: (
-        Annotated[
-            str,
-            Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/{}-]{1,512}$"),
-            AfterValidator(_placeholders),
-        ]
-        | None
-    ) = None
+    role_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/{}-]{1,512}$"),
+                        AfterValidator(_placeholders)] | None = None
     hosted_zone_id: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,32}$")] | None = None
 
 
@@ -377,8 +371,6 @@ class AlertSettings(Model):
     ``error`` only failures (notification-controller v1.9.3 eventMatchesAlertSource)."""
 
     event_severity: Literal["info", "error"] = "error"
-
-
 #: The built-in system node group of each cloud (one general-purpose 2-4 vCPU shape per cloud; each matches
 #: ``instanceTypePatterns`` in generator/data/crossplane.yaml). Layers replace the whole list.
 BUILT_IN_INSTANCE_TYPES: dict[str, str] = {"aws": "m6i.large", "gcp": "e2-standard-4", "azure": "Standard_D4s_v5"}
@@ -387,9 +379,8 @@ DEFAULT_KUBERNETES_VERSION = "1.35"
 
 def built_in_node_groups(cloud: str = "aws") -> list[NodeGroup]:
     """The node groups a cluster on ``cloud`` gets when no layer sets ``nodeGroups``."""
-    return [
-        NodeGroup(name="system", instance_type=BUILT_IN_INSTANCE_TYPES[cloud], min_size=2, max_size=4, desired_size=3)
-    ]
+    return [NodeGroup(name="system", instance_type=BUILT_IN_INSTANCE_TYPES[cloud], min_size=2, max_size=4,
+                      desired_size=3)]
 
 
 class Settings(Model):
@@ -630,12 +621,9 @@ class GcpIdentity(Model):
     service_account: Annotated[
         str, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.gserviceaccount\.com$")
     ]
-    workload_identity_provider: (
-        Annotated[
-            str, Field(pattern=r"^projects/\d+/locations/global/workloadIdentityPools/[a-z0-9-]+/providers/[a-z0-9-]+$")
-        ]
-        | None
-    ) = None
+    workload_identity_provider: Annotated[
+        str, Field(pattern=r"^projects/\d+/locations/global/workloadIdentityPools/[a-z0-9-]+/providers/[a-z0-9-]+$")
+    ] | None = None
 
 
 class AzureAdGroup(Model):
@@ -659,9 +647,8 @@ class ProviderRuntime(Model):
 
     max_reconcile_rate: Annotated[int, Field(ge=1, le=1000)] = 100
     poll: Duration = "1m"
-    resources: Resources = Resources(
-        requests=ResourceList(cpu="1", memory="2Gi"), limits=ResourceList(cpu="2", memory="4Gi")
-    )
+    resources: Resources = Resources(requests=ResourceList(cpu="1", memory="2Gi"),
+                                     limits=ResourceList(cpu="2", memory="4Gi"))
 
 
 class HubNetwork(Model):
@@ -677,9 +664,9 @@ class HubAccess(Model):
 
     egress_cidrs: list[Cidr] = Field(default_factory=list)
     network: HubNetwork | None = None
-    flux_role_arn: (
-        Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")] | None
-    ) = None
+    flux_role_arn: Annotated[
+        str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
+    ] | None = None
 
 
 class CrossplaneSettings(Model):
@@ -695,7 +682,9 @@ class CrossplaneSettings(Model):
     runtime: ProviderRuntime = ProviderRuntime()
     hub: HubAccess = HubAccess()
     provider_versions: dict[Cloud, ExactVersion] = Field(default_factory=dict)
-    function_versions: dict[Literal["function-pythonic"], ExactVersion] = Field(default_factory=dict)
+    function_versions: dict[Literal["function-pythonic"], ExactVersion] = Field(
+        default_factory=dict
+    )
 
 
 Fleet.model_rebuild()

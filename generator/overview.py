@@ -208,7 +208,9 @@ class Overview:
 def ordered_clusters(fleet: ResolvedFleet) -> list[ResolvedCluster]:
     """Hubs first, then by environment (in the fleet's promotion order) and name: independent of file order."""
     order = {name: index for index, name in enumerate(fleet.fleet.environments)}
-    return sorted(fleet.clusters, key=lambda c: (c.cluster.role != "hub", order.get(c.cluster.environment, 99), c.name))
+    return sorted(
+        fleet.clusters, key=lambda c: (c.cluster.role != "hub", order.get(c.cluster.environment, 99), c.name)
+    )
 
 
 def topology(fleet: ResolvedFleet) -> Topology:
@@ -322,32 +324,22 @@ def component_header(component: Component) -> str:
 
 def _version_matrix(fleet: ResolvedFleet, clusters: list[ResolvedCluster]) -> Table:
     components = list(fleet.components)
-    headers = (
-        "Cluster",
-        "Cloud",
-        "Region",
-        "Environment",
-        "Kubernetes",
-        "Support",
-        "Flux",
-        *(component_header(c) for c in components),
-    )
+    headers = ("Cluster", "Cloud", "Region", "Environment", "Kubernetes", "Support", "Flux",
+               *(component_header(c) for c in components))
     rows: list[tuple[Cell, ...]] = []
     for cluster in clusters:
         running = {c.name for c in cluster.components}
         version = cluster.settings.kubernetes_version
-        rows.append(
-            (
-                cluster.name,
-                cluster.cluster.cloud,
-                cluster.cluster.region,
-                cluster.cluster.environment + (" (hub)" if cluster.cluster.role == "hub" else ""),
-                version,
-                support_status(cluster.cluster.cloud, version),
-                fleet.fleet.flux.version,
-                *(c.chart.version if c.name in running else NOT_INSTALLED for c in components),
-            )
-        )
+        rows.append((
+            cluster.name,
+            cluster.cluster.cloud,
+            cluster.cluster.region,
+            cluster.cluster.environment + (" (hub)" if cluster.cluster.role == "hub" else ""),
+            version,
+            support_status(cluster.cluster.cloud, version),
+            fleet.fleet.flux.version,
+            *(c.chart.version if c.name in running else NOT_INSTALLED for c in components),
+        ))
     return Table("Versions per cluster (chart versions; — = not installed)", headers, rows)
 
 
@@ -360,36 +352,29 @@ def _policy_section(fleet: ResolvedFleet) -> Section:
     if fleet.fleet.security.image_signing is not None:
         names.append("verify-image-signatures")
     envs = list(fleet.environments)
-    rows: list[tuple[Cell, ...]] = [(name, *(policy_action(env.settings, name) for env in envs)) for name in names]
-    actions = Table(
-        "validationAction per environment (Deny rejects, Audit reports)", ("Policy", *(env.name for env in envs)), rows
-    )
+    rows: list[tuple[Cell, ...]] = [
+        (name, *(policy_action(env.settings, name) for env in envs)) for name in names
+    ]
+    actions = Table("validationAction per environment (Deny rejects, Audit reports)",
+                    ("Policy", *(env.name for env in envs)), rows)
     exceptions: list[tuple[Cell, ...]] = []
     for source in sorted(fleet.inventory.exceptions, key=lambda s: s.item.name):
         entry = source.item
-        exceptions.append(
-            (
-                entry.name,
-                ", ".join(entry.policies),
-                ", ".join(entry.namespaces) + (f" (names: {', '.join(entry.names)})" if entry.names else ""),
-                ", ".join(entry.environments) if entry.environments is not None else "all",
-                entry.owner,
-                entry.expires.isoformat(),
-                entry.reason,
-                Code(str(source.file.position(source.path))),
-            )
-        )
-    exception_table = Table(
-        "Policy exceptions",
-        ("Exception", "Policies", "Namespaces", "Environments", "Owner", "Expires", "Reason", "Set at"),
-        exceptions,
-        "No policy exceptions.",
-    )
-    unknown = sorted(
-        {p for s in fleet.inventory.exceptions for p in s.item.policies}
-        - set(VALIDATING_POLICIES)
-        - {"verify-image-signatures"}
-    )
+        exceptions.append((
+            entry.name,
+            ", ".join(entry.policies),
+            ", ".join(entry.namespaces) + (f" (names: {', '.join(entry.names)})" if entry.names else ""),
+            ", ".join(entry.environments) if entry.environments is not None else "all",
+            entry.owner,
+            entry.expires.isoformat(),
+            entry.reason,
+            Code(str(source.file.position(source.path))),
+        ))
+    exception_table = Table("Policy exceptions", ("Exception", "Policies", "Namespaces", "Environments", "Owner",
+                                                  "Expires", "Reason", "Set at"), exceptions,
+                            "No policy exceptions.")
+    unknown = sorted({p for s in fleet.inventory.exceptions for p in s.item.policies} - set(VALIDATING_POLICIES)
+                     - {"verify-image-signatures"})
     paragraphs = [f"Exceptions name policies that are not rendered: {', '.join(unknown)}."] if unknown else []
     return Section("Policy posture", paragraphs, [actions, exception_table])
 
@@ -413,26 +398,15 @@ def _teams_section(fleet: ResolvedFleet, codeowners: str) -> Section:
         namespaces = sorted({a.target_namespace for a in apps})
         on = [c.name for c in clusters if team.name in c.teams]
         paths = [pattern for pattern, owners in owned if set(team.codeowners) & set(owners)]
-        rows.append(
-            (
-                team.name,
-                ", ".join(a.name for a in apps) or NOT_INSTALLED,
-                ", ".join(namespaces) or NOT_INSTALLED,
-                ", ".join(on) or NOT_INSTALLED,
-                Code(" ".join(paths)) if paths else NOT_INSTALLED,
-            )
-        )
-    return Section(
-        "Teams",
-        [],
-        [
-            Table(
-                "Teams, where their apps run, and what they review",
-                ("Team", "Apps", "Namespaces", "Clusters", "CODEOWNERS paths"),
-                rows,
-            )
-        ],
-    )
+        rows.append((
+            team.name,
+            ", ".join(a.name for a in apps) or NOT_INSTALLED,
+            ", ".join(namespaces) or NOT_INSTALLED,
+            ", ".join(on) or NOT_INSTALLED,
+            Code(" ".join(paths)) if paths else NOT_INSTALLED,
+        ))
+    return Section("Teams", [], [Table("Teams, where their apps run, and what they review",
+                                       ("Team", "Apps", "Namespaces", "Clusters", "CODEOWNERS paths"), rows)])
 
 
 def overview(fleet: ResolvedFleet, codeowners: str) -> Overview:
@@ -457,29 +431,16 @@ def overview(fleet: ResolvedFleet, codeowners: str) -> Overview:
             + (f" Clusters without drift: {', '.join(same)}." if same else "")
         ],
         [
-            Table(
-                "Settings a cluster overrides",
-                ("Cluster", "Setting", "Value", "Environment's value", "Set at"),
-                overrides,
-                "No cluster overrides a setting.",
-            ),
-            Table(
-                "Components and apps a cluster adds or turns off",
-                ("Cluster", "Kind", "Name", "Change", "Why"),
-                membership,
-                "Every cluster runs exactly its environment's components and apps.",
-            ),
+            Table("Settings a cluster overrides", ("Cluster", "Setting", "Value", "Environment's value", "Set at"),
+                  overrides, "No cluster overrides a setting."),
+            Table("Components and apps a cluster adds or turns off", ("Cluster", "Kind", "Name", "Change", "Why"),
+                  membership, "Every cluster runs exactly its environment's components and apps."),
         ],
     )
     sections = [
-        Section(
-            "Versions",
-            [
-                "Chart versions are pinned fleet-wide in inventory/components.yaml; support dates are "
-                "the cloud's published calendar for the cluster's Kubernetes minor."
-            ],
-            [_version_matrix(fleet, clusters)],
-        ),
+        Section("Versions", ["Chart versions are pinned fleet-wide in inventory/components.yaml; support dates are "
+                             "the cloud's published calendar for the cluster's Kubernetes minor."],
+                [_version_matrix(fleet, clusters)]),
         drift,
         _policy_section(fleet),
         _teams_section(fleet, codeowners),
@@ -607,10 +568,8 @@ def blast_radius_mermaid(
     def env_of(name: str) -> str:
         return facts[name].environment if name in facts else "(unknown)"
 
-    envs = sorted(
-        {f.environment for f in facts.values()} | {env_of(n) for n in counts},
-        key=lambda e: (order.get(e, len(order)), e),
-    )
+    envs = sorted({f.environment for f in facts.values()} | {env_of(n) for n in counts},
+                  key=lambda e: (order.get(e, len(order)), e))
     groups = []
     for index, env in enumerate(envs):
         touched = [n for n in sorted(counts) if env_of(n) == env]
@@ -647,14 +606,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     command = subparsers.add_parser(
         "overview", help="the fleet overview (FLEET.md) on stdout, or as one self-contained HTML page"
     )
-    command.add_argument(
-        "root",
-        nargs="?",
-        type=lambda v: Path(v).resolve(),
-        default=Path.cwd(),
-        help="fleet root (inventory/, overlays/)",
-    )
-    command.add_argument(
-        "--html", type=Path, metavar="FILE", help="write an HTML page with the topology drawn by Graphviz (needs `dot`)"
-    )
+    command.add_argument("root", nargs="?", type=lambda v: Path(v).resolve(), default=Path.cwd(),
+                         help="fleet root (inventory/, overlays/)")
+    command.add_argument("--html", type=Path, metavar="FILE",
+                         help="write an HTML page with the topology drawn by Graphviz (needs `dot`)")
     command.set_defaults(func=cmd_overview)

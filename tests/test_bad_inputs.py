@@ -31,7 +31,8 @@ WORKER = Path(__file__).resolve().parent / "corpus_worker.py"
 MEMORY_CAP = 1024 * 1024 * 1024  # RLIMIT_AS (virtual) of the worker; the peak RSS is held to `mib` below
 DEFAULT_LIMITS = {"seconds": 2.0, "mib": 200}
 POD = (
-    "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: default}\nspec:\n  containers: [{name: c, image: x}]\n"
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: default}\n"
+    "spec:\n  containers: [{name: c, image: x}]\n"
 )
 
 

@@ -49,25 +49,14 @@ def _ks(name: str, path: str, **spec: Any) -> dict[str, Any]:
         "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
         "kind": "Kustomization",
         "metadata": {"name": name, "namespace": "flux-system"},
-        "spec": {
-            "interval": "10m",
-            "path": path,
-            "prune": True,
-            "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
-            **spec,
-        },
+        "spec": {"interval": "10m", "path": path, "prune": True,
+                 "sourceRef": {"kind": "GitRepository", "name": "flux-system"}, **spec},
     }
 
 
 def _kustomization(*resources: str, **extra: Any) -> str:
-    return _yaml(
-        {
-            "apiVersion": "kustomize.config.k8s.io/v1beta1",
-            "kind": "Kustomization",
-            "resources": list(resources),
-            **extra,
-        }
-    )
+    return _yaml({"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+                  "resources": list(resources), **extra})
 
 
 MINI_CHART = {
@@ -106,179 +95,86 @@ MINI_CHART = {
 def _fleet() -> dict[str, str]:
     """A small fleet repo exercising every Kustomization field fleetgen implements."""
     instance = {
-        "apiVersion": "fluxcd.controlplane.io/v1",
-        "kind": "FluxInstance",
+        "apiVersion": "fluxcd.controlplane.io/v1", "kind": "FluxInstance",
         "metadata": {"name": "flux", "namespace": "flux-system"},
-        "spec": {
-            "distribution": {"version": "2.9.4", "registry": "ghcr.io/fluxcd"},
-            "sync": {"kind": "GitRepository", "url": URL, "ref": "refs/heads/main", "path": "clusters/c1"},
-        },
+        "spec": {"distribution": {"version": "2.9.4", "registry": "ghcr.io/fluxcd"},
+                 "sync": {"kind": "GitRepository", "url": URL, "ref": "refs/heads/main", "path": "clusters/c1"}},
     }
     apps = _ks(
-        "apps",
-        "./apps",
-        dependsOn=[{"name": "config"}],
-        targetNamespace="team-a",
-        namePrefix="p-",
-        nameSuffix="-s",
+        "apps", "./apps", dependsOn=[{"name": "config"}], targetNamespace="team-a", namePrefix="p-", nameSuffix="-s",
         images=[{"name": "nginx", "newTag": "1.27.0"}],
-        patches=[
-            {
-                "target": {"kind": "Deployment", "name": "web"},
-                "patch": "- op: replace\n  path: /spec/replicas\n  value: 3\n",
-            }
-        ],
-        components=["../components/extra", "../components/absent"],
-        ignoreMissingComponents=True,
+        patches=[{"target": {"kind": "Deployment", "name": "web"},
+                  "patch": "- op: replace\n  path: /spec/replicas\n  value: 3\n"}],
+        components=["../components/extra", "../components/absent"], ignoreMissingComponents=True,
         commonMetadata={"labels": {"owner": "team-a"}, "annotations": {"note": "common"}},
-        postBuild={
-            "substitute": {"greeting": "hello"},
-            "substituteFrom": [
-                {"kind": "ConfigMap", "name": "vars"},
-                {"kind": "Secret", "name": "nope", "optional": True},
-            ],
-        },
+        postBuild={"substitute": {"greeting": "hello"}, "substituteFrom": [{"kind": "ConfigMap", "name": "vars"},
+                                                                            {"kind": "Secret", "name": "nope",
+                                                                             "optional": True}]},
     )
     releases = _ks("releases", "./releases", targetNamespace="team-b", dependsOn=[{"name": "apps"}])
     config = _ks("config", "./config")
     files = {
-        "clusters/c1/kustomization.yaml": _kustomization(
-            "flux-system.yaml", "apps.yaml", "config.yaml", "releases.yaml"
-        ),
+        "clusters/c1/kustomization.yaml": _kustomization("flux-system.yaml", "apps.yaml", "config.yaml",
+                                                         "releases.yaml"),
         "clusters/c1/flux-system.yaml": _yaml(instance),
         "clusters/c1/apps.yaml": _yaml(apps),
         "clusters/c1/config.yaml": _yaml(config),
         "clusters/c1/releases.yaml": _yaml(releases),
         # no kustomization file: kustomize-controller generates one listing every manifest
-        "config/vars.yaml": _yaml(
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {"name": "vars", "namespace": "flux-system"},
-                "data": {"region": "eu-west-1"},
-            }
-        ),
-        "config/nested/issuer.yaml": _yaml(
-            {
-                "apiVersion": "cert-manager.io/v1",
-                "kind": "ClusterIssuer",
-                "metadata": {"name": "letsencrypt"},
-                "spec": {"selfSigned": {}},
-            }
-        ),
+        "config/vars.yaml": _yaml({"apiVersion": "v1", "kind": "ConfigMap",
+                                   "metadata": {"name": "vars", "namespace": "flux-system"},
+                                   "data": {"region": "eu-west-1"}}),
+        "config/nested/issuer.yaml": _yaml({"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
+                                            "metadata": {"name": "letsencrypt"}, "spec": {"selfSigned": {}}}),
         "config/README.md": "not a manifest\n",
         "apps/kustomization.yaml": _kustomization("deploy.yaml", "cm.yaml"),
-        "apps/deploy.yaml": _yaml(
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": "web"},
-                "spec": {
-                    "replicas": 1,
-                    "selector": {"matchLabels": {"app": "web"}},
-                    "template": {
-                        "metadata": {"labels": {"app": "web"}},
-                        "spec": {
-                            "containers": [
-                                {
-                                    "name": "web",
-                                    "image": "nginx:1.25.0",
-                                    "envFrom": [{"configMapRef": {"name": "settings"}}],
-                                }
-                            ]
-                        },
-                    },
-                },
-            }
-        ),
+        "apps/deploy.yaml": _yaml({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "web", "image": "nginx:1.25.0",
+                                                           "envFrom": [{"configMapRef": {"name": "settings"}}]}]}}},
+        }),
         "apps/cm.yaml": _yaml(
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {"name": "settings"},
-                "data": {
-                    "greeting": "${greeting}",
-                    "region": "${region}",
-                    "escaped": "$${greeting}",
-                    "fallback": "${missing:=default-value}",
-                },
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {"name": "raw", "annotations": {"kustomize.toolkit.fluxcd.io/substitute": "disabled"}},
-                "data": {"greeting": "${greeting}"},
-            },
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"},
+             "data": {"greeting": "${greeting}", "region": "${region}", "escaped": "$${greeting}",
+                      "fallback": "${missing:=default-value}"}},
+            {"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": "raw", "annotations": {"kustomize.toolkit.fluxcd.io/substitute": "disabled"}},
+             "data": {"greeting": "${greeting}"}},
         ),
-        "components/extra/kustomization.yaml": _yaml(
-            {
-                "apiVersion": "kustomize.config.k8s.io/v1alpha1",
-                "kind": "Component",
-                "labels": [{"pairs": {"component": "extra"}}],
-            }
-        ),
+        "components/extra/kustomization.yaml": _yaml({
+            "apiVersion": "kustomize.config.k8s.io/v1alpha1", "kind": "Component",
+            "labels": [{"pairs": {"component": "extra"}}],
+        }),
         "releases/kustomization.yaml": _kustomization("values.yaml", "releases.yaml"),
         "releases/values.yaml": _yaml(
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {"name": "mini-values"},
-                "data": {"values.yaml": "a: 1\nb:\n  c: 2\n  keep: true\n", "other": "x: 9\n"},
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "mini-secret"},
-                "data": {"replicas": base64.b64encode(b"5").decode()},
-            },
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "mini-values"},
+             "data": {"values.yaml": "a: 1\nb:\n  c: 2\n  keep: true\n", "other": "x: 9\n"}},
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "mini-secret"},
+             "data": {"replicas": base64.b64encode(b"5").decode()}},
         ),
         "releases/releases.yaml": _yaml(
-            {
-                "apiVersion": "helm.toolkit.fluxcd.io/v2",
-                "kind": "HelmRelease",
-                "metadata": {"name": "mini"},
-                "spec": {
-                    "interval": "10m",
-                    "targetNamespace": "apps",
-                    "chart": {
-                        "spec": {
-                            "chart": "./charts/mini",
-                            "sourceRef": {"kind": "GitRepository", "name": "flux-system", "namespace": "flux-system"},
-                        }
-                    },
-                    "valuesFrom": [
-                        {"kind": "ConfigMap", "name": "mini-values"},
-                        {"kind": "ConfigMap", "name": "mini-values", "valuesKey": "other"},
-                        {"kind": "Secret", "name": "mini-secret", "valuesKey": "replicas", "targetPath": "b.replicas"},
-                        {"kind": "ConfigMap", "name": "absent", "optional": True},
-                    ],
-                    "values": {"b": {"c": 3}, "token": "s3cret"},
-                    "commonMetadata": {"labels": {"tier": "backend"}},
-                },
-            },
-            {
-                "apiVersion": "source.toolkit.fluxcd.io/v1",
-                "kind": "HelmRepository",
-                "metadata": {"name": "upstream"},
-                "spec": {"url": "https://charts.example.com"},
-            },
-            {
-                "apiVersion": "helm.toolkit.fluxcd.io/v2",
-                "kind": "HelmRelease",
-                "metadata": {"name": "upstream"},
-                "spec": {
-                    "interval": "10m",
-                    "releaseName": "up",
-                    "chart": {
-                        "spec": {
-                            "chart": "mini",
-                            "version": "0.1.0",
-                            "sourceRef": {"kind": "HelmRepository", "name": "upstream"},
-                        }
-                    },
-                    "values": {"token": "t"},
-                },
-            },
+            {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+             "metadata": {"name": "mini"},
+             "spec": {"interval": "10m", "targetNamespace": "apps",
+                      "chart": {"spec": {"chart": "./charts/mini", "sourceRef": {
+                          "kind": "GitRepository", "name": "flux-system", "namespace": "flux-system"}}},
+                      "valuesFrom": [{"kind": "ConfigMap", "name": "mini-values"},
+                                     {"kind": "ConfigMap", "name": "mini-values", "valuesKey": "other"},
+                                     {"kind": "Secret", "name": "mini-secret", "valuesKey": "replicas",
+                                      "targetPath": "b.replicas"},
+                                     {"kind": "ConfigMap", "name": "absent", "optional": True}],
+                      "values": {"b": {"c": 3}, "token": "s3cret"},
+                      "commonMetadata": {"labels": {"tier": "backend"}}}},
+            {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",
+             "metadata": {"name": "upstream"}, "spec": {"url": "https://charts.example.com"}},
+            {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+             "metadata": {"name": "upstream"},
+             "spec": {"interval": "10m", "releaseName": "up",
+                      "chart": {"spec": {"chart": "mini", "version": "0.1.0",
+                                         "sourceRef": {"kind": "HelmRepository", "name": "upstream"}}},
+                      "values": {"token": "t"}}},
         ),
     }
     files.update(MINI_CHART)
@@ -286,14 +182,8 @@ def _fleet() -> dict[str, str]:
 
 
 def _build(files: dict[str, str], charts: Path | None = None, kube: str = "1.33") -> ClusterBuild:
-    builder = Builder(
-        files,
-        git_path="",
-        git_url=URL,
-        tools=tools(),
-        options=BuildOptions(use_cache=False, progress=False, charts_dir=charts),
-        cache_dir=None,
-    )
+    builder = Builder(files, git_path="", git_url=URL, tools=tools(),
+                      options=BuildOptions(use_cache=False, progress=False, charts_dir=charts), cache_dir=None)
     try:
         return builder.build_cluster("c1", kube)
     finally:
@@ -340,12 +230,8 @@ def test_target_namespace_prefix_suffix_images_patches_components(small: Cluster
 
 def test_post_build_substitution_and_the_disabled_annotation(small: ClusterBuild) -> None:
     settings = _obj(small, "apps/configmap.team-a.p-settings-s.yaml")
-    assert settings["data"] == {
-        "escaped": "${greeting}",
-        "fallback": "default-value",
-        "greeting": "hello",
-        "region": "eu-west-1",
-    }  # region from substituteFrom ConfigMap of another build
+    assert settings["data"] == {"escaped": "${greeting}", "fallback": "default-value", "greeting": "hello",
+                                "region": "eu-west-1"}  # region from substituteFrom ConfigMap of another build
     raw = _obj(small, "apps/configmap.team-a.p-raw-s.yaml")
     assert raw["data"] == {"greeting": "${greeting}"}
 
@@ -357,9 +243,8 @@ def test_generated_kustomization_lists_every_manifest(small: ClusterBuild) -> No
 
 def test_missing_component_fails_unless_ignored() -> None:
     files = _fleet()
-    files["clusters/c1/apps.yaml"] = files["clusters/c1/apps.yaml"].replace(
-        "ignoreMissingComponents: true", "ignoreMissingComponents: false"
-    )
+    files["clusters/c1/apps.yaml"] = files["clusters/c1/apps.yaml"].replace("ignoreMissingComponents: true",
+                                                                            "ignoreMissingComponents: false")
     with pytest.raises(BuildError, match="Kustomization flux-system/apps"):
         _build(files)
 
@@ -377,16 +262,14 @@ def test_path_outside_the_fleet_and_missing_dependency_are_errors() -> None:
 
 def test_a_flux_envsubst_panic_fails_the_build_naming_the_variable_and_the_file() -> None:
     files = _fleet()
-    path = next(
-        p for p, text in files.items() if '"${missing:=default-value}"' in text or "${missing:=default-value}" in text
-    )
+    path = next(p for p, text in files.items() if "${missing:=default-value}" in text)
     files[path] = files[path].replace("${missing:=default-value}", "${greeting:1:-2}")
     # fluxcd/pkg envsubst v1.7.0 toSubstr slices s[1:-1] and panics; kustomize-controller's reconcile fails
-    with pytest.raises(
-        BuildError,
-        match=rf"Kustomization flux-system/apps: ConfigMap p-settings-s \(in {path}\): .*"
-        r"panic: runtime error: slice bounds out of range \[:-1\] in \$\{greeting:1:-2\} \(variable 'greeting'",
-    ):
+    expected = (
+        rf"Kustomization flux-system/apps: ConfigMap p-settings-s \(in {path}\): .*panic: runtime error: "
+        r"slice bounds out of range \[:-1\] in \$\{greeting:1:-2\} \(variable 'greeting'"
+    )
+    with pytest.raises(BuildError, match=expected):
         _build(files)
 
 
@@ -445,16 +328,15 @@ def test_release_names_follow_helm_controller() -> None:
 
 def test_values_merge_and_target_paths() -> None:
     assert merge_maps({"a": {"b": 1, "c": 2}, "d": 1}, {"a": {"b": 3}, "d": {"e": 1}}) == {
-        "a": {"b": 3, "c": 2},
-        "d": {"e": 1},
-    }
+        "a": {"b": 3, "c": 2}, "d": {"e": 1}}
     values: dict[str, Any] = {"a": {"x": 1}}
     replace_path_value(values, "a.b", "true")
     replace_path_value(values, "a.n", "007")
     replace_path_value(values, "a.q", '"42"')
     replace_path_value(values, "list[1].name", "two")
     replace_path_value(values, r"dotted\.key", "9")
-    assert values == {"a": {"x": 1, "b": True, "n": "007", "q": "42"}, "list": [None, {"name": "two"}], "dotted.key": 9}
+    assert values == {"a": {"x": 1, "b": True, "n": "007", "q": "42"}, "list": [None, {"name": "two"}],
+                      "dotted.key": 9}
 
 
 # --- pure helpers -----------------------------------------------------------------------------------------
@@ -462,24 +344,15 @@ def test_values_merge_and_target_paths() -> None:
 
 def test_edit_kustomization_merges_like_kustomize_controller() -> None:
     original = {"resources": ["a.yaml"], "images": [{"name": "nginx", "newTag": "1"}], "patches": [{"patch": "p0"}]}
-    edited = edit_kustomization(
-        original,
-        {
-            "targetNamespace": "ns",
-            "namePrefix": "x-",
-            "images": [
-                {"name": "nginx", "newName": "ghcr.io/nginx"},
-                {"name": "redis", "digest": "sha256:" + "0" * 64},
-            ],
-            "patches": [{"patch": "p1", "target": {"kind": "Deployment", "name": ""}}],
-            "components": ["../c"],
-        },
-    )
+    edited = edit_kustomization(original, {
+        "targetNamespace": "ns", "namePrefix": "x-",
+        "images": [{"name": "nginx", "newName": "ghcr.io/nginx"}, {"name": "redis", "digest": "sha256:" + "0" * 64}],
+        "patches": [{"patch": "p1", "target": {"kind": "Deployment", "name": ""}}],
+        "components": ["../c"],
+    })
     assert edited["namespace"] == "ns" and edited["namePrefix"] == "x-"
-    assert edited["images"] == [
-        {"name": "nginx", "newName": "ghcr.io/nginx"},
-        {"name": "redis", "digest": "sha256:" + "0" * 64},
-    ]  # same name: replaced whole
+    assert edited["images"] == [{"name": "nginx", "newName": "ghcr.io/nginx"},
+                                {"name": "redis", "digest": "sha256:" + "0" * 64}]  # same name: replaced whole
     assert edited["patches"] == [{"patch": "p0"}, {"patch": "p1", "target": {"kind": "Deployment"}}]
     assert edited["components"] == ["../c"]
     assert original["images"] == [{"name": "nginx", "newTag": "1"}]  # input untouched
@@ -500,10 +373,7 @@ def test_redaction_and_golden_names() -> None:
 
 def test_split_documents_and_shards() -> None:
     assert split_documents("---\na: 1\n---\n# only a comment\n---\nb: |\n  ---x\n") == [
-        "\na: 1\n",
-        "\n# only a comment\n",
-        "\nb: |\n  ---x\n",
-    ]
+        "\na: 1\n", "\n# only a comment\n", "\nb: |\n  ---x\n"]
     names = ["a", "b", "c", "d", "e"]
     assert select_clusters(names, [], parse_shard("2/2")) == ["b", "d"]
     assert select_clusters(names, ["e", "a"], None) == ["a", "e"]
@@ -514,25 +384,17 @@ def test_split_documents_and_shards() -> None:
 
 
 def test_input_closure_follows_references() -> None:
-    tree = FleetTree(
-        {
-            "overlay/kustomization.yaml": (
-                "resources:\n  - ../base\n  - 'extra.yaml'\npatches:\n  - path: ../patches/p.yaml\n"
-            ),
-            "overlay/extra.yaml": "x",
-            "base/kustomization.yaml": "resources: [deploy.yaml]\n",
-            "base/deploy.yaml": "y",
-            "patches/p.yaml": "z",
-            "unrelated/file.yaml": "w",
-        }
-    )
-    assert tree.closure("overlay") == {
-        "overlay/kustomization.yaml",
-        "overlay/extra.yaml",
-        "base/kustomization.yaml",
-        "base/deploy.yaml",
-        "patches/p.yaml",
-    }
+    tree = FleetTree({
+        "overlay/kustomization.yaml": (
+            "resources:\n  - ../base\n  - 'extra.yaml'\npatches:\n  - path: ../patches/p.yaml\n"),
+        "overlay/extra.yaml": "x",
+        "base/kustomization.yaml": "resources: [deploy.yaml]\n",
+        "base/deploy.yaml": "y",
+        "patches/p.yaml": "z",
+        "unrelated/file.yaml": "w",
+    })
+    assert tree.closure("overlay") == {"overlay/kustomization.yaml", "overlay/extra.yaml", "base/kustomization.yaml",
+                                       "base/deploy.yaml", "patches/p.yaml"}
     before = tree.closure_hash("overlay")
     changed = FleetTree({**tree.files, "base/deploy.yaml": "y2"})
     assert changed.closure_hash("overlay") != before
@@ -557,9 +419,8 @@ def test_every_cluster_of_the_reference_fleet_builds(reference: Any) -> None:
         kinds = {r.kind for r in cluster.resources.values()}
         assert {"Kustomization", "HelmRelease", "Namespace"} <= kinds, name
         assert not cluster.warnings, cluster.warnings
-    workloads = [
-        c for c in reference.clusters.values() if any("/helmrelease." in p and p.count("/") == 2 for p in c.resources)
-    ]
+    workloads = [c for c in reference.clusters.values() if any("/helmrelease." in p and p.count("/") == 2
+                                                               for p in c.resources)]
     assert workloads, "no in-repo HelmRelease was templated"
     for cluster in workloads:
         assert any(r.kind == "Deployment" for r in cluster.resources.values()), cluster.name
@@ -613,7 +474,6 @@ def test_skipping_substitution_is_only_a_shortcut(reference: Any) -> None:
 
 def test_parse_stream_keeps_timestamps_as_text() -> None:
     builder = Builder({}, git_url=URL, tools=tools(), options=BuildOptions(use_cache=False), cache_dir=None)
-    docs = builder.parse_stream(
-        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {day: 2024-01-02}\n", "test"
-    )
+    docs = builder.parse_stream("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {day: 2024-01-02}\n",
+                                "test")
     assert docs[0]["data"]["day"] == "2024-01-02"

@@ -139,14 +139,10 @@ def test_a_kind_without_schema_fails_the_check_by_name(
     text = components.read_text()
     anchor = "        kind: Certificate\n"
     assert anchor in text
-    components.write_text(
-        text.replace(
-            "      - apiVersion: cert-manager.io/v1\n" + anchor,
-            "      - apiVersion: example.com/v1\n        kind: Widget\n        metadata: {name: w}\n"
-            "      - apiVersion: cert-manager.io/v1\n" + anchor,
-            1,
-        )
-    )
+    components.write_text(text.replace(
+        "      - apiVersion: cert-manager.io/v1\n" + anchor,
+        "      - apiVersion: example.com/v1\n        kind: Widget\n        metadata: {name: w}\n"
+        "      - apiVersion: cert-manager.io/v1\n" + anchor, 1))
     code = cli.main(["schemas", str(fleet_root), "--no-build"])
     err = capsys.readouterr().err
     assert code == 1
@@ -171,9 +167,8 @@ def test_a_kind_without_schema_fails_the_check_by_name(
 
 def test_a_listed_gap_with_a_schema_is_reported() -> None:
     manifest = cat.load_manifest()
-    stale = manifest.model_copy(
-        update={"gaps": [*manifest.gaps, cat.Gap(kind="helm.toolkit.fluxcd.io/v2 HelmRelease", reason="test")]}
-    )
+    stale = manifest.model_copy(update={"gaps": [*manifest.gaps, cat.Gap(
+        kind="helm.toolkit.fluxcd.io/v2 HelmRelease", reason="test")]})
     result = cat.coverage(plan(REPO), manifest=stale)
     assert result.problems() == [
         "helm.toolkit.fluxcd.io/v2 HelmRelease: listed under gaps: in catalogue.yaml but has a schema now; "
@@ -192,36 +187,14 @@ def test_refresh_reduces_compresses_and_is_reproducible(tmp_path: Path) -> None:
     (crd,) = read_crd_documents(target / "example/example.com_widgets.yaml.gz")
     assert crd["metadata"] == {"name": "widgets.example.com"}
     assert crd["spec"]["versions"] == [
-        {
-            "name": "v1",
-            "served": True,
-            "storage": True,
-            "schema": {
-                "openAPIV3Schema": {
-                    "type": "object",
-                    "properties": {
-                        "spec": {
-                            "type": "object",
-                            "properties": {"description": {"type": "string"}, "size": {"type": "integer"}},
-                        }
-                    },
-                }
-            },
-        },
+        {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+            "type": "object", "properties": {"spec": {"type": "object", "properties": {
+                "description": {"type": "string"}, "size": {"type": "integer"}}}}}}},
         {"name": "v1alpha1", "served": False, "storage": False},
     ]
-    assert (target / "SOURCES.tsv").read_text().splitlines()[1] == "\t".join(
-        [
-            "example/example.com_widgets.yaml",
-            "example/widget-operator",
-            "v1.0.0",
-            "0" * 40,
-            "config/crd/bases/example.com_widgets.yaml",
-            widget_blob(),
-            "Apache-2.0",
-            "example.com/v1 Widget",
-        ]
-    )
+    assert (target / "SOURCES.tsv").read_text().splitlines()[1] == "\t".join([
+        "example/example.com_widgets.yaml", "example/widget-operator", "v1.0.0", "0" * 40,
+        "config/crd/bases/example.com_widgets.yaml", widget_blob(), "Apache-2.0", "example.com/v1 Widget"])
     assert cat.verify(target) == []
     assert cat.refresh(upstream, target).written == []  # same input, same bytes
     assert (target / "example/example.com_widgets.yaml.gz").read_bytes() == data
@@ -233,23 +206,15 @@ def test_refresh_checks_blob_ids_and_writes_nothing_on_a_mismatch(tmp_path: Path
     with pytest.raises(FleetgenError) as raised:
         cat.refresh(upstream, target)
     message = str(raised.value)
-    assert (
-        f"example/example.com_widgets.yaml: git blob id {widget_blob()} differs from the manifest's {'1' * 40}"
+    assert f"example/example.com_widgets.yaml: git blob id {widget_blob()} differs from the manifest's {'1' * 40}" \
         in message
-    )
     assert "nothing was written" in message
     assert sorted(p.name for p in target.iterdir()) == [cat.MANIFEST]
 
     # no blob in the manifest: the upstream folder's SOURCES.tsv is checked instead
     upstream, target = small_catalogue(tmp_path / "second", None)
-    row = [
-        "example.com_widgets.yaml",
-        "example/widget-operator",
-        "v0.9.0",
-        "0" * 40,
-        "config/crd/bases/example.com_widgets.yaml",
-        widget_blob(),
-    ]
+    row = ["example.com_widgets.yaml", "example/widget-operator", "v0.9.0", "0" * 40,
+           "config/crd/bases/example.com_widgets.yaml", widget_blob()]
     (upstream / "example" / "SOURCES.tsv").write_text("\t".join(row) + "\n")
     with pytest.raises(FleetgenError, match=r"SOURCES.tsv says example/widget-operator@v0\.9\.0"):
         cat.refresh(upstream, target)
@@ -318,8 +283,7 @@ def test_reduced_crds_validate_exactly_like_upstream() -> None:
                     continue
                 api_version, kind = f"{crd['spec']['group']}/{version['name']}", crd["spec"]["names"]["kind"]
                 upstream = strict_schema_from_openapi(
-                    version["schema"]["openAPIV3Schema"], api_version=api_version, kind=kind
-                )
+                    version["schema"]["openAPIV3Schema"], api_version=api_version, kind=kind)
                 assert builtin.schema_for(api_version, kind) == _without_descriptions(upstream), (api_version, kind)
                 compared += 1
     assert compared == len(builtin.kinds())
@@ -327,7 +291,9 @@ def test_reduced_crds_validate_exactly_like_upstream() -> None:
 
 # --- licences: our own FluxInstance schema against the AGPL upstream CRD ---
 
-FLUX_OPERATOR_CRDS = [pytest.param(folder, id=folder) for folder in ("flux-operator", "flux-operator-latest")]
+FLUX_OPERATOR_CRDS = [
+    pytest.param(folder, id=folder) for folder in ("flux-operator", "flux-operator-latest")
+]
 
 
 def _schema_differences(ours: dict[str, Any], upstream: dict[str, Any], path: str) -> list[str]:
@@ -341,11 +307,8 @@ def _schema_differences(ours: dict[str, Any], upstream: dict[str, Any], path: st
     if "pattern" in ours and "pattern" in upstream and ours["pattern"] != upstream["pattern"]:
         found.append(f"{path}: pattern {ours['pattern']!r} but upstream {upstream['pattern']!r}")
     if path:
-        found += [
-            f"{path}.{key}: required upstream"
-            for key in upstream.get("required", [])
-            if key not in ours.get("required", [])
-        ]
+        found += [f"{path}.{key}: required upstream" for key in upstream.get("required", [])
+                  if key not in ours.get("required", [])]
     for key, sub in (ours.get("properties") or {}).items():
         if not path and key in ("apiVersion", "kind", "metadata"):
             continue
@@ -369,12 +332,8 @@ def test_own_fluxinstance_schema_matches_the_upstream_crd(folder: str) -> None:
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1" and v["served"]]
     assert ours["properties"]["apiVersion"]["const"] == f"{crd['spec']['group']}/v1"
     assert _schema_differences(ours, version["schema"]["openAPIV3Schema"], "") == []
-    rendered = [
-        doc
-        for p, text in plan(REPO).files.items()
-        if p.endswith("flux-instance.yaml")
-        for doc in yaml.safe_load_all(text)
-    ]
+    rendered = [doc for p, text in plan(REPO).files.items() if p.endswith("flux-instance.yaml")
+                for doc in yaml.safe_load_all(text)]
     assert rendered and all(set(doc["spec"]) <= set(ours["properties"]["spec"]["properties"]) for doc in rendered)
 
 
@@ -394,23 +353,11 @@ def test_a_fresh_clone_without_shared_crds_renders_and_validates(tmp_path: Path)
     env.update({"PYTHONPATH": str(clone), TOOLS_DIR_ENV: str(tools_dir(REPO))})
 
     def fleetgen(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "generator.cli", *argv],
-            cwd=clone,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        return subprocess.run([sys.executable, "-m", "generator.cli", *argv], cwd=clone, env=env,
+                              capture_output=True, text=True, check=False)
 
-    where = subprocess.run(
-        [sys.executable, "-c", "import generator; print(generator.__file__)"],
-        cwd=clone,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    where = subprocess.run([sys.executable, "-c", "import generator; print(generator.__file__)"], cwd=clone,
+                           env=env, capture_output=True, text=True, check=True).stdout
     assert where.startswith(str(clone)), where  # the clone's code and data, not this checkout's
     done = fleetgen("render", ".")
     assert done.returncode == 0, done.stderr

@@ -79,7 +79,9 @@ FULL_VALUES: dict[str, Any] = {
             {"namespace": "envoy-gateway-system", "podLabels": GATEWAY_PROXY},
             {"namespace": "shop", "podLabels": {"app.kubernetes.io/name": "frontend"}},
         ],
-        "allowTo": [{"namespace": "payments", "podLabels": {"app.kubernetes.io/name": "payments"}, "port": 8080}],
+        "allowTo": [
+            {"namespace": "payments", "podLabels": {"app.kubernetes.io/name": "payments"}, "port": 8080}
+        ],
     },
     "env": {"LOG_LEVEL": "info", "A_FIRST": "1", "FEATURE_ON": "true"},
     "envFromSecrets": ["checkout-db", "checkout-api-keys"],
@@ -242,7 +244,9 @@ def test_full_values_render_every_kind(render: Render) -> None:
         "HTTPRoute",
     ],
 )
-def test_each_optional_object_can_be_switched_off(render: Render, overrides: dict[str, Any], absent: str) -> None:
+def test_each_optional_object_can_be_switched_off(
+    render: Render, overrides: dict[str, Any], absent: str
+) -> None:
     kinds = set(by_kind(parse(render(FULL_VALUES, *_set_args(overrides)))))
     assert absent not in kinds
     if absent == "Service":
@@ -309,7 +313,9 @@ def test_rendered_objects_validate_strictly(render: Render, values: dict[str, An
             kubernetes_validate.validate(doc, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
             where = ".".join(str(part) for part in exc.path)
-            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} invalid for {version}: {where}: {exc.message}")
+            pytest.fail(
+                f"{doc['kind']}/{doc['metadata']['name']} invalid for {version}: {where}: {exc.message}"
+            )
 
 
 def crd_validator() -> SchemaValidator:
@@ -392,7 +398,9 @@ def test_token_is_mounted_only_when_enabled(render: Render) -> None:
     assert objects["ServiceAccount"]["metadata"]["annotations"] == {
         "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/checkout"
     }
-    no_sa = by_kind(parse(render(merged(serviceAccount={"create": False, "annotations": {}, "automountToken": False}))))
+    no_sa = by_kind(
+        parse(render(merged(serviceAccount={"create": False, "annotations": {}, "automountToken": False})))
+    )
     assert pod_spec(no_sa)["serviceAccountName"] == "default"
     assert pod_spec(no_sa)["automountServiceAccountToken"] is False
 
@@ -497,7 +505,9 @@ def test_labels_on_every_object_and_the_pod_template(render: Render) -> None:
 
 
 def test_optional_component_and_part_of(render: Render) -> None:
-    labels = by_kind(parse(render({"component": "api", "partOf": "shop-platform"})))["Service"]["metadata"]["labels"]
+    labels = by_kind(parse(render({"component": "api", "partOf": "shop-platform"})))["Service"]["metadata"][
+        "labels"
+    ]
     assert labels["app.kubernetes.io/component"] == "api"
     assert labels["app.kubernetes.io/part-of"] == "shop-platform"
 
@@ -546,20 +556,10 @@ def test_service_and_route(render: Render) -> None:
 
 
 def test_route_without_namespace_or_listener_attaches_to_every_listener_of_a_local_gateway(render: Render) -> None:
-    route = by_kind(
-        parse(
-            render(
-                merged(
-                    route={
-                        "enabled": True,
-                        "hostnames": ["a.example.com"],
-                        "path": "/",
-                        "gateway": {"name": "edge", "namespace": "", "sectionName": ""},
-                    }
-                )
-            )
-        )
-    )["HTTPRoute"]
+    route = by_kind(parse(render(merged(route={
+        "enabled": True, "hostnames": ["a.example.com"], "path": "/",
+        "gateway": {"name": "edge", "namespace": "", "sectionName": ""},
+    }))))["HTTPRoute"]
     assert route["spec"]["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "edge"}]
 
 
@@ -580,7 +580,9 @@ def test_network_policy(render: Render) -> None:
             "ports": app_port,
         },
         {
-            "from": [{**namespace("shop"), "podSelector": {"matchLabels": {"app.kubernetes.io/name": "frontend"}}}],
+            "from": [
+                {**namespace("shop"), "podSelector": {"matchLabels": {"app.kubernetes.io/name": "frontend"}}}
+            ],
             "ports": app_port,
         },
     ]
@@ -602,7 +604,9 @@ def test_network_policy(render: Render) -> None:
 
 
 def test_network_policy_with_no_peers_denies_all_but_dns(render: Render) -> None:
-    policy = by_kind(parse(render({"networkPolicy": {"allowFrom": [], "allowTo": []}})))["NetworkPolicy"]["spec"]
+    policy = by_kind(parse(render({"networkPolicy": {"allowFrom": [], "allowTo": []}})))["NetworkPolicy"][
+        "spec"
+    ]
     assert policy["ingress"] == []
     assert len(policy["egress"]) == 1
     assert policy["egress"][0]["to"] == [
@@ -682,7 +686,9 @@ def test_bad_values_fail_with_the_schema_error(render: Render, values: dict[str,
     ],
     ids=["pdb-blocks-drains", "hpa-min-over-max", "no-image-version", "route-without-service"],
 )
-def test_inconsistent_values_fail_with_a_clear_message(render: Render, values: dict[str, Any], message: str) -> None:
+def test_inconsistent_values_fail_with_a_clear_message(
+    render: Render, values: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ToolError, match="execution error") as caught:
         render(values)
     assert message in str(caught.value)
@@ -720,7 +726,9 @@ def _schema() -> dict[str, Any]:
 
 
 def _default_values() -> dict[str, Any]:
-    values: dict[str, Any] = YAML(typ="safe", pure=True).load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    values: dict[str, Any] = YAML(typ="safe", pure=True).load(
+        (CHART / "values.yaml").read_text(encoding="utf-8")
+    )
     return values
 
 

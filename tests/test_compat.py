@@ -59,14 +59,9 @@ def test_matrix_facts() -> None:
 
 @pytest.mark.parametrize(
     ("version", "constraint", "expected"),
-    [
-        ("1.35", ">= 1.22.0-0", True),
-        ("1.21", ">=1.22.0-0", False),
-        ("1.30", ">=1.25.0-0 <1.31.0", True),
-        ("1.31", ">=1.25.0-0, <1.31.0", False),
-        ("1.20", "<1.21.0 || >=1.30.0", True),
-        ("1.25", "<1.21.0 || >=1.30", False),
-    ],
+    [("1.35", ">= 1.22.0-0", True), ("1.21", ">=1.22.0-0", False), ("1.30", ">=1.25.0-0 <1.31.0", True),
+     ("1.31", ">=1.25.0-0, <1.31.0", False), ("1.20", "<1.21.0 || >=1.30.0", True),
+     ("1.25", "<1.21.0 || >=1.30", False)],
 )
 def test_kube_version_constraints(version: str, constraint: str, expected: bool) -> None:
     assert satisfies(version, constraint) is expected
@@ -100,12 +95,8 @@ def test_operator_release_missing_from_the_matrix(fleet_root: Path, capsys: pyte
     code, err = _render(fleet_root, capsys)
     assert code == 2
     line = _line_of(components, "version: 0.99.0")
-    assert re.search(
-        rf"^inventory/components.yaml:{line}:\d+: components.0.chart.version: flux-operator 0.99.0 "
-        r"is not in the compatibility matrix",
-        err,
-        re.M,
-    ), err
+    assert re.search(rf"^inventory/components.yaml:{line}:\d+: components.0.chart.version: flux-operator 0.99.0 "
+                     r"is not in the compatibility matrix", err, re.M), err
 
 
 def test_flux_release_no_operator_embeds(fleet_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -148,10 +139,8 @@ def test_past_extended_support_is_an_error(fleet_root: Path) -> None:
         load_inventory(fleet_root, today=datetime.date(2028, 4, 1))
     line = _line_of(fleet_root / "overlays/prod.yaml", 'kubernetesVersion: "1.35"')
     text = str(caught.value)
-    assert (
-        f"overlays/prod.yaml:{line}:1: kubernetesVersion: cluster 'prod-us-east-1': Kubernetes 1.35 on EKS "
-        "reached the end of extended support on 2028-03-27 (today is 2028-04-01)"
-    ) in text
+    assert (f"overlays/prod.yaml:{line}:1: kubernetesVersion: cluster 'prod-us-east-1': Kubernetes 1.35 on EKS "
+            "reached the end of extended support on 2028-03-27 (today is 2028-04-01)") in text
 
 
 def test_version_the_cloud_does_not_offer(fleet_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -161,13 +150,10 @@ def test_version_the_cloud_does_not_offer(fleet_root: Path, capsys: pytest.Captu
     code, err = _render(fleet_root, capsys)
     assert code == 2
     line = _line_of(clusters, 'kubernetesVersion: "1.37"')
-    assert re.search(
-        rf"^inventory/clusters/staging.yaml:{line}:\d+: clusters.0.kubernetesVersion: cluster "
-        r"'staging-us-east-1': EKS does not offer Kubernetes 1.37; "
-        r"EKS offers 1.32, 1.33, 1.34, 1.35, 1.36",
-        err,
-        re.M,
-    ), err
+    assert re.search(rf"^inventory/clusters/staging.yaml:{line}:\d+: clusters.0.kubernetesVersion: cluster "
+                     r"'staging-us-east-1': EKS does not offer Kubernetes 1.37; "
+                     r"EKS offers 1.32, 1.33, 1.34, 1.35, 1.36",
+                     err, re.M), err
 
 
 def test_aks_cluster_on_1_37_renders_and_templates(fleet_root: Path) -> None:
@@ -176,15 +162,13 @@ def test_aks_cluster_on_1_37_renders_and_templates(fleet_root: Path) -> None:
 
     from generator.build import BuildOptions, build_fleet
 
-    _edit(
-        fleet_root / "inventory/clusters/staging.yaml",
-        "    cloud: azure\n",
-        '    cloud: azure\n    kubernetesVersion: "1.37"\n',
-    )
+    _edit(fleet_root / "inventory/clusters/staging.yaml", "    cloud: azure\n",
+          '    cloud: azure\n    kubernetesVersion: "1.37"\n')
     fleet = resolve(load_inventory(fleet_root, today=IN_SUPPORT))
     cluster = fleet.cluster("staging-westeurope")
     assert cluster is not None and cluster.settings.kubernetes_version == "1.37"
-    result = build_fleet(fleet_root, BuildOptions(clusters=("staging-westeurope",), use_cache=False), tools=tools())
+    result = build_fleet(fleet_root, BuildOptions(clusters=("staging-westeurope",), use_cache=False),
+                         tools=tools())
     rendered = [key for key in result.clusters["staging-westeurope"].resources if "helmrelease." in key]
     assert rendered, "no in-repo chart was templated for kube 1.37"
 
@@ -194,9 +178,8 @@ def test_aks_cluster_on_1_37_renders_and_templates(fleet_root: Path) -> None:
 
 def test_labels_reach_the_flux_instance_and_the_cluster_objects(fleet_root: Path) -> None:
     assert main(["render", str(fleet_root), "--out", str(fleet_root / "out")]) == 0
-    instance = load_documents(
-        (fleet_root / "out/fleet/clusters/prod-eastus/flux-system/flux-instance.yaml").read_text()
-    )[0]
+    instance = load_documents((fleet_root / "out/fleet/clusters/prod-eastus/flux-system/flux-instance.yaml")
+                              .read_text())[0]
     assert instance["spec"]["commonMetadata"]["labels"] == {"acme.io/owner": "platform", "acme.io/tier": "production"}
     dev = load_documents((fleet_root / "out/fleet/clusters/dev-us-east-1/flux-system/flux-instance.yaml").read_text())
     assert dev[0]["spec"]["commonMetadata"]["labels"] == {"acme.io/owner": "platform"}
@@ -206,11 +189,8 @@ def test_labels_reach_the_flux_instance_and_the_cluster_objects(fleet_root: Path
 
 
 def test_reserved_label_prefix_is_rejected(fleet_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _edit(
-        fleet_root / "overlays/prod.yaml",
-        "labels: {acme.io/tier: production}",
-        "labels: {fleet.gitops.io/cluster: other}",
-    )
+    _edit(fleet_root / "overlays/prod.yaml", "labels: {acme.io/tier: production}",
+          "labels: {fleet.gitops.io/cluster: other}")
     code, err = _render(fleet_root, capsys)
     assert code == 2
     line = _line_of(fleet_root / "overlays/prod.yaml", "fleet.gitops.io/cluster: other")
@@ -263,11 +243,8 @@ def test_built_in_node_group_is_per_cloud(fleet_root: Path) -> None:
 
 
 def test_policies_are_not_a_cloud_setting(fleet_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _edit(
-        fleet_root / "inventory/fleet.yaml",
-        "    azure:\n      nodeGroups:",
-        "    azure:\n      policies: {validationAction: Deny}\n      nodeGroups:",
-    )
+    _edit(fleet_root / "inventory/fleet.yaml", "    azure:\n      nodeGroups:",
+          "    azure:\n      policies: {validationAction: Deny}\n      nodeGroups:")
     code, err = _render(fleet_root, capsys)
     assert code == 2
     assert "defaults.clouds.azure.policies: unknown key 'policies'" in err
@@ -284,12 +261,8 @@ def test_security_without_kyverno_component(fleet_root: Path, capsys: pytest.Cap
     code, err = _render(fleet_root, capsys)
     assert code == 2
     line = _line_of(fleet_root / "inventory/fleet.yaml", "  security:")
-    assert re.search(
-        rf"^inventory/fleet.yaml:{line}:\d+: fleet.security: fleet.security renders Kyverno policies, "
-        r"but no component installs the policy engine",
-        err,
-        re.M,
-    ), err
+    assert re.search(rf"^inventory/fleet.yaml:{line}:\d+: fleet.security: fleet.security renders Kyverno policies, "
+                     r"but no component installs the policy engine", err, re.M), err
 
 
 def test_security_with_kyverno_disabled_in_an_environment(fleet_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -297,12 +270,8 @@ def test_security_with_kyverno_disabled_in_an_environment(fleet_root: Path, caps
     code, err = _render(fleet_root, capsys)
     assert code == 2
     line = _line_of(fleet_root / "overlays/dev.yaml", "kyverno: {enabled: false}")
-    assert re.search(
-        rf"^overlays/dev.yaml:{line}:\d+: components.kyverno.enabled: cluster 'dev-us-east-1' gets "
-        r"fleet.security policies but the policy engine 'kyverno' is not enabled there",
-        err,
-        re.M,
-    ), err
+    assert re.search(rf"^overlays/dev.yaml:{line}:\d+: components.kyverno.enabled: cluster 'dev-us-east-1' gets "
+                     r"fleet.security policies but the policy engine 'kyverno' is not enabled there", err, re.M), err
 
 
 # --- the editor schema ----------------------------------------------------------------------------------------------
@@ -324,18 +293,9 @@ def test_schema_validates_every_reference_file() -> None:
 
 def test_schema_covers_exceptions_and_rejects_bad_files() -> None:
     validator = jsonschema.Draft202012Validator(inventory_json_schema())
-    exceptions = {
-        "exceptions": [
-            {
-                "name": "legacy-batch",
-                "owner": "payments",
-                "reason": "Settlement needs host IPC",
-                "expires": "2027-01-31",
-                "policies": ["disallow-host-namespaces"],
-                "namespaces": ["payments"],
-            }
-        ]
-    }
+    exceptions = {"exceptions": [{"name": "legacy-batch", "owner": "payments", "reason": "Settlement needs host IPC",
+                                  "expires": "2027-01-31", "policies": ["disallow-host-namespaces"],
+                                  "namespaces": ["payments"]}]}
     assert not list(validator.iter_errors(exceptions))
     assert list(validator.iter_errors({"exceptions": [{"name": "x"}]}))  # owner, reason, ... missing
     assert list(validator.iter_errors({"kubernetesVersoin": "1.35"}))  # typo in an overlay
@@ -356,9 +316,6 @@ def test_chart_kube_version_excluding_a_cluster(fleet_root: Path, monkeypatch: p
         load_inventory(fleet_root, today=IN_SUPPORT)
     line = _line_of(fleet_root / "inventory/components.yaml", "name: kyverno, version: 3.9.0")
     text = str(caught.value)
-    assert (
-        f"inventory/components.yaml:{line}:" in text
-        and "chart kyverno 3.9.0 requires Kubernetes "
-        ">=1.25.0-0 <1.36.0-0 (its Chart.yaml kubeVersion), but cluster 'dev-us-east-1' runs 1.36"
-    ) in text
+    assert (f"inventory/components.yaml:{line}:" in text and "chart kyverno 3.9.0 requires Kubernetes "
+            ">=1.25.0-0 <1.36.0-0 (its Chart.yaml kubeVersion), but cluster 'dev-us-east-1' runs 1.36") in text
     assert "cluster 'prod-us-east-1'" not in text  # prod runs 1.35

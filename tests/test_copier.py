@@ -304,7 +304,7 @@ def test_scaffold_renders_tests_and_is_stable(template_repo: Path, tmp_path: Pat
 
     # what CI comments on a pull request: an inventory edit, as per-cluster resource diffs
     apps = dst / "inventory" / "apps.yaml"
-    apps.write_text(apps.read_text().replace('tag: "1.0.0"', 'tag: "1.1.0"'))
+    apps.write_text(apps.read_text().replace("tag: \"1.0.0\"", "tag: \"1.1.0\""))
     invoke(dst, "render")
     comment = invoke(dst, "diff", "--base", "HEAD", "--format", "markdown").stdout
     assert "Deployment" in comment and "1.1.0" in comment, comment

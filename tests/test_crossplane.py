@@ -34,46 +34,25 @@ CROSSPLANE_GROUPS = ("apiextensions.crossplane.io", "pkg.crossplane.io")
 
 CROSSPLANE: Obj = {
     "namespace": "fleet-clusters",
-    "hub": {
-        "egressCidrs": ["203.0.113.10/32"],
-        "network": {"vpcId": "vpc-0a1b2c3d4e5f60718", "routeTableIds": ["rtb-0a1b2c3d4e5f60719"]},
-        "fluxRoleArn": "arn:aws:iam::123456789012:role/fleet-hub-flux",
-    },
+    "hub": {"egressCidrs": ["203.0.113.10/32"],
+            "network": {"vpcId": "vpc-0a1b2c3d4e5f60718", "routeTableIds": ["rtb-0a1b2c3d4e5f60719"]},
+            "fluxRoleArn": "arn:aws:iam::123456789012:role/fleet-hub-flux"},
     "aws": {"accountId": "123456789012", "roleArn": "arn:aws:iam::123456789012:role/crossplane-providers"},
-    "gcp": {
-        "project": "acme-fleet",
-        "serviceAccount": "crossplane@acme-fleet.iam.gserviceaccount.com",
-        "workloadIdentityProvider": "projects/123456789/locations/global/workloadIdentityPools/hub/providers/eks",
-    },
-    "azure": {
-        "subscriptionId": "11111111-2222-3333-4444-555555555555",
-        "tenantId": "66666666-7777-8888-9999-000000000000",
-        "clientId": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
-        "databaseAdmins": {"objectId": "12345678-1234-1234-1234-123456789abc", "name": "platform-dbas"},
-    },
+    "gcp": {"project": "acme-fleet", "serviceAccount": "crossplane@acme-fleet.iam.gserviceaccount.com",
+            "workloadIdentityProvider": "projects/123456789/locations/global/workloadIdentityPools/hub/providers/eks"},
+    "azure": {"subscriptionId": "11111111-2222-3333-4444-555555555555",
+              "tenantId": "66666666-7777-8888-9999-000000000000",
+              "clientId": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+              "databaseAdmins": {"objectId": "12345678-1234-1234-1234-123456789abc", "name": "platform-dbas"}},
 }
 DATA_SERVICES = {
-    "prod-us-east-1": {
-        "databases": [
-            {
-                "name": "orders",
-                "engine": "postgres",
-                "version": "16",
-                "size": "medium",
-                "storageGb": 100,
-                "highAvailability": True,
-            }
-        ],
-        "caches": [{"name": "sessions", "highAvailability": True}],
-    },
-    "prod-europe-west1": {
-        "databases": [{"name": "catalog", "engine": "mysql", "version": "8.0"}],
-        "caches": [{"name": "sessions", "size": "medium"}],
-    },
-    "prod-eastus": {
-        "databases": [{"name": "orders", "version": "17", "storageGb": 64}],
-        "caches": [{"name": "sessions", "size": "large"}],
-    },
+    "prod-us-east-1": {"databases": [{"name": "orders", "engine": "postgres", "version": "16", "size": "medium",
+                                      "storageGb": 100, "highAvailability": True}],
+                       "caches": [{"name": "sessions", "highAvailability": True}]},
+    "prod-europe-west1": {"databases": [{"name": "catalog", "engine": "mysql", "version": "8.0"}],
+                          "caches": [{"name": "sessions", "size": "medium"}]},
+    "prod-eastus": {"databases": [{"name": "orders", "version": "17", "storageGb": 64}],
+                    "caches": [{"name": "sessions", "size": "large"}]},
 }
 
 
@@ -150,8 +129,7 @@ def xr_validator(catalogue: CrdCatalogue | None, infra: Infrastructure) -> Schem
     for xrd in (d for d in infra.documents() if d["kind"] == "CompositeResourceDefinition"):
         for api_version, kind, claim in served_kinds(xrd):
             extra[(api_version, kind)] = strict_schema_from_openapi(
-                xr_openapi(xrd, claim=claim), api_version=api_version, kind=kind
-            )
+                xr_openapi(xrd, claim=claim), api_version=api_version, kind=kind)
     return SchemaValidator(catalogue, kubernetes_version="1.33", extra_schemas=extra)
 
 
@@ -238,25 +216,12 @@ def test_layout_and_headers(full_root: Path) -> None:
     assert {p.split("/")[0] for p in files} == {"apis", "compositions", "providers", "provider-configs", "clusters"}
     for name in ("kubernetescluster", "network", "database", "cache"):
         assert f"apis/{name}/definition.yaml" in files
-    for name in (
-        "aws-eks",
-        "gcp-gke",
-        "azure-aks",
-        "aws-network",
-        "gcp-network",
-        "azure-network",
-        "aws-rds",
-        "gcp-cloudsql",
-        "azure-postgresql",
-        "aws-elasticache",
-        "gcp-memorystore",
-        "azure-redis",
-    ):
+    for name in ("aws-eks", "gcp-gke", "azure-aks", "aws-network", "gcp-network", "azure-network", "aws-rds",
+                 "gcp-cloudsql", "azure-postgresql", "aws-elasticache", "gcp-memorystore", "azure-redis"):
         assert f"compositions/{name}.yaml" in files
     workloads = [c.name for c in resolved(full_root).clusters if c.cluster.role == "workload"]
-    assert sorted(p for p in files if p.startswith("clusters/") and "kustomization" not in p) == sorted(
-        f"clusters/{c}.yaml" for c in workloads
-    )
+    assert sorted(p for p in files if p.startswith("clusters/") and "kustomization" not in p) == \
+        sorted(f"clusters/{c}.yaml" for c in workloads)
     header = HEADER.split("{sources}")[0]
     for path, text in files.items():
         assert text.startswith(header), path
@@ -311,10 +276,8 @@ def test_packages_are_pinned_and_run_with_the_seed_tuning(full: Infrastructure) 
     packages = [d for d in full.documents("providers/") if d["kind"] in ("Provider", "Function")]
     assert {d["kind"] for d in packages} == {"Provider", "Function"}
     for pkg in packages:
-        assert re.match(
-            r"^(xpkg\.crossplane\.io/crossplane-contrib|ghcr\.io/fortra)/[a-z0-9-]+:v\d+\.\d+\.\d+$",
-            pkg["spec"]["package"],
-        )
+        assert re.match(r"^(xpkg\.crossplane\.io/crossplane-contrib|ghcr\.io/fortra)/[a-z0-9-]+:v\d+\.\d+\.\d+$",
+                        pkg["spec"]["package"])
     runtimes = [d for d in full.documents("providers/") if d["kind"] == "DeploymentRuntimeConfig"]
     assert {d["metadata"]["name"] for d in runtimes} == {"aws-providers", "gcp-providers", "azure-providers"}
     for runtime in runtimes:
@@ -324,11 +287,9 @@ def test_packages_are_pinned_and_run_with_the_seed_tuning(full: Infrastructure) 
         assert container["resources"]["limits"] == {"cpu": "2", "memory": "4Gi"}
     for provider in (d for d in packages if d["kind"] == "Provider"):
         name = provider["metadata"]["name"].removeprefix("provider-").removeprefix("family-")
-        assert provider["spec"]["runtimeConfigRef"] == {
-            "apiVersion": "pkg.crossplane.io/v1beta1",
-            "kind": "DeploymentRuntimeConfig",
-            "name": f"{name.split('-')[0]}-providers",
-        }
+        assert provider["spec"]["runtimeConfigRef"] == {"apiVersion": "pkg.crossplane.io/v1beta1",
+                                                        "kind": "DeploymentRuntimeConfig",
+                                                        "name": f"{name.split('-')[0]}-providers"}
 
 
 def test_no_static_credentials_anywhere(full_root: Path) -> None:
@@ -336,12 +297,8 @@ def test_no_static_credentials_anywhere(full_root: Path) -> None:
     for path, text in texts.items():
         for doc in load_documents(text):
             if doc.get("kind") == "ClusterProviderConfig":
-                assert doc["spec"]["credentials"]["source"] in (
-                    "IRSA",
-                    "WebIdentity",
-                    "InjectedIdentity",
-                    "OIDCTokenFile",
-                ), path
+                assert doc["spec"]["credentials"]["source"] in ("IRSA", "WebIdentity", "InjectedIdentity",
+                                                                "OIDCTokenFile"), path
                 assert "secretRef" not in str(doc), path
         assert not re.search(r"(?i)(secretAccessKey|accessKeyId|(?<![a-z])password:|private_key)", text), path
         assert "passwordSecretRef" not in text and "administratorPassword" not in text, path
@@ -355,54 +312,40 @@ def test_workload_identity_per_cloud_from_an_eks_hub(full: Infrastructure) -> No
     azure = by_kind[("ClusterProviderConfig", "azure")]["spec"]
     assert azure["credentials"] == {"source": "OIDCTokenFile"}
     assert azure["clientID"] == CROSSPLANE["azure"]["clientId"]
-    runtimes = {
-        d["metadata"]["name"]: d for d in full.documents("providers/") if d["kind"] == "DeploymentRuntimeConfig"
-    }
+    runtimes = {d["metadata"]["name"]: d for d in full.documents("providers/")
+                if d["kind"] == "DeploymentRuntimeConfig"}
     assert runtimes["aws-providers"]["spec"]["serviceAccountTemplate"]["metadata"]["annotations"] == {
-        "eks.amazonaws.com/role-arn": CROSSPLANE["aws"]["roleArn"]
-    }
+        "eks.amazonaws.com/role-arn": CROSSPLANE["aws"]["roleArn"]}
     gcp_pod = runtimes["gcp-providers"]["spec"]["deploymentTemplate"]["spec"]["template"]["spec"]
     audience = gcp_pod["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["audience"]
     assert audience == "//iam.googleapis.com/" + CROSSPLANE["gcp"]["workloadIdentityProvider"]
     config = next(d for d in full.documents("providers/") if d["kind"] == "ConfigMap")
     assert '"type": "external_account"' in config["data"]["credential-config.json"]
     azure_pod = runtimes["azure-providers"]["spec"]["deploymentTemplate"]["spec"]["template"]["spec"]
-    assert (
-        azure_pod["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["audience"]
-        == "api://AzureADTokenExchange"
-    )
+    assert azure_pod["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["audience"] == \
+        "api://AzureADTokenExchange"
     for cloud in ("aws", "gcp", "azure"):  # pinned names: federation subjects are exact
-        assert (
-            runtimes[f"{cloud}-providers"]["spec"]["serviceAccountTemplate"]["metadata"]["name"] == f"provider-{cloud}"
-        )
+        assert runtimes[f"{cloud}-providers"]["spec"]["serviceAccountTemplate"]["metadata"]["name"] == \
+            f"provider-{cloud}"
 
 
 def test_workload_identity_from_a_gke_hub(tmp_path: Path) -> None:
     root = enable_crossplane(copy_reference_fleet(tmp_path))
-    edit_cluster(
-        root,
-        "management",
-        lambda e: e.update(
-            cloud="gcp",
-            region="us-central1",
-            networking={"vpcCidr": "10.0.0.0/16", "podCidr": "100.90.0.0/16", "serviceCidr": "172.30.0.0/16"},
-            nodeGroups=[
-                {"name": "system", "instanceType": "e2-standard-4", "minSize": 3, "maxSize": 6, "desiredSize": 3}
-            ],
-        ),
-    )
+    edit_cluster(root, "management", lambda e: e.update(
+        cloud="gcp", region="us-central1",
+        networking={"vpcCidr": "10.0.0.0/16", "podCidr": "100.90.0.0/16", "serviceCidr": "172.30.0.0/16"},
+        nodeGroups=[{"name": "system", "instanceType": "e2-standard-4", "minSize": 3, "maxSize": 6,
+                     "desiredSize": 3}]))
     for spoke in ("dev-us-east-1", "prod-us-east-1", "prod-eu-west-1", "staging-us-east-1"):  # no path from GCP
         edit_cluster(root, spoke, lambda e: e["networking"].update(privateEndpoint=False))
     infra = build_infrastructure(resolved(root))
     configs = {d["apiVersion"].split(".")[0]: d for d in infra.documents("provider-configs/")}
     assert configs["aws"]["spec"]["credentials"]["source"] == "WebIdentity"
     assert configs["aws"]["spec"]["credentials"]["webIdentity"]["roleARN"] == CROSSPLANE["aws"]["roleArn"]
-    runtimes = {
-        d["metadata"]["name"]: d for d in infra.documents("providers/") if d["kind"] == "DeploymentRuntimeConfig"
-    }
+    runtimes = {d["metadata"]["name"]: d for d in infra.documents("providers/")
+                if d["kind"] == "DeploymentRuntimeConfig"}
     assert runtimes["gcp-providers"]["spec"]["serviceAccountTemplate"]["metadata"]["annotations"] == {
-        "iam.gke.io/gcp-service-account": CROSSPLANE["gcp"]["serviceAccount"]
-    }
+        "iam.gke.io/gcp-service-account": CROSSPLANE["gcp"]["serviceAccount"]}
     assert not any(d["kind"] == "ConfigMap" for d in infra.documents("providers/"))
 
 
@@ -416,13 +359,8 @@ def test_every_crossplane_object_validates_strictly(variant: Infrastructure, cat
         if doc["apiVersion"].split("/")[0] in CROSSPLANE_GROUPS:
             assert validator.validate(doc) == [], doc["metadata"]["name"]
             checked[doc["kind"]] += 1
-    assert set(checked) == {
-        "CompositeResourceDefinition",
-        "Composition",
-        "Provider",
-        "Function",
-        "DeploymentRuntimeConfig",
-    }
+    assert set(checked) == {"CompositeResourceDefinition", "Composition", "Provider", "Function",
+                            "DeploymentRuntimeConfig"}
     assert checked["CompositeResourceDefinition"] == 4 and checked["Composition"] == 12
 
 
@@ -492,17 +430,14 @@ def test_every_composition_is_one_pinned_pythonic_step(full: Infrastructure) -> 
 
 def test_every_xr_is_composed_and_every_managed_resource_has_a_provider_config(variant: Infrastructure) -> None:
     compositions = rendered(variant)
-    assert set(compositions) == {
-        d["metadata"]["name"] for d in variant.documents("compositions/") if d["kind"] == "Composition"
-    }
+    assert set(compositions) == {d["metadata"]["name"] for d in variant.documents("compositions/")
+                                 if d["kind"] == "Composition"}
     count = 0
     for items in compositions.values():
         for item in items:
             for obj in item.resources.values():
-                if (
-                    obj["apiVersion"].split("/")[0].endswith(".m.upbound.io")
-                    and f"{obj['apiVersion']} {obj['kind']}" not in CATALOGUE_GAPS
-                ):
+                if obj["apiVersion"].split("/")[0].endswith(".m.upbound.io") and \
+                        f"{obj['apiVersion']} {obj['kind']}" not in CATALOGUE_GAPS:
                     assert obj["spec"]["providerConfigRef"] == {"kind": "ClusterProviderConfig", "name": "default"}
                     assert obj["metadata"]["namespace"] == "fleet-clusters"
                     count += 1
@@ -511,42 +446,21 @@ def test_every_xr_is_composed_and_every_managed_resource_has_a_provider_config(v
 
 def test_aws_eks_and_network(full: Infrastructure) -> None:
     network = composed(full, "aws-network")
-    assert kinds(network) == {
-        "VPC": 1,
-        "InternetGateway": 1,
-        "Subnet": 6,
-        "EIP": 1,
-        "NATGateway": 1,
-        "RouteTable": 2,
-        "Route": 2,
-        "RouteTableAssociation": 6,
-    }
+    assert kinds(network) == {"VPC": 1, "InternetGateway": 1, "Subnet": 6, "EIP": 1, "NATGateway": 1,
+                              "RouteTable": 2, "Route": 2, "RouteTableAssociation": 6}
     private = for_provider(network, "subnet-private-us-east-1c")
     assert private["availabilityZone"] == "us-east-1c" and private["mapPublicIpOnLaunch"] is False
     assert for_provider(network, "subnet-public-us-east-1a")["mapPublicIpOnLaunch"] is True
     assert for_provider(network, "nat-gateway")["subnetIdSelector"]["matchLabels"] == {
-        "platform.gitops.io/subnet": "public-us-east-1a"
-    }
+        "platform.gitops.io/subnet": "public-us-east-1a"}
     assert "natGatewayIdSelector" in for_provider(network, "route-private-default")
 
     eks = composed(full, "aws-eks", "prod-us-east-1")
-    assert kinds(eks) == {
-        "Network": 1,
-        "Role": 2,
-        "RolePolicyAttachment": 6,
-        "SecurityGroup": 1,
-        "SecurityGroupIngressRule": 2,
-        "SecurityGroupEgressRule": 1,
-        "Cluster": 1,
-        "ClusterAuth": 1,
-        "OpenIDConnectProvider": 1,
-        "NodeGroup": 2,
-        "VPCPeeringConnection": 1,
-        "VPCPeeringConnectionAccepter": 1,
-        "Route": 2,
-        "AccessEntry": 1,
-        "AccessPolicyAssociation": 1,
-    }
+    assert kinds(eks) == {"Network": 1, "Role": 2, "RolePolicyAttachment": 6, "SecurityGroup": 1,
+                          "SecurityGroupIngressRule": 2, "SecurityGroupEgressRule": 1, "Cluster": 1,
+                          "ClusterAuth": 1, "OpenIDConnectProvider": 1, "NodeGroup": 2,
+                          "VPCPeeringConnection": 1, "VPCPeeringConnectionAccepter": 1, "Route": 2,
+                          "AccessEntry": 1, "AccessPolicyAssociation": 1}
     # the hub's Flux role is cluster admin through an access entry (no kubeconfig Secret for EKS spokes)
     assert for_provider(eks, "hub-flux-access-entry")["principalArn"] == CROSSPLANE["hub"]["fluxRoleArn"]
     # private endpoint, reached through VPC peering with the hub: routes both ways, 443 from the hub's VPC
@@ -556,8 +470,7 @@ def test_aws_eks_and_network(full: Infrastructure) -> None:
     gke = for_provider(composed(full, "gcp-gke", "prod-europe-west1"), "gke-cluster")
     assert gke["privateClusterConfig"]["enablePrivateEndpoint"] is False
     assert gke["masterAuthorizedNetworksConfig"]["cidrBlocks"] == [
-        {"cidrBlock": "203.0.113.10/32", "displayName": "fleet hub"}
-    ]
+        {"cidrBlock": "203.0.113.10/32", "displayName": "fleet hub"}]
     aks = for_provider(composed(full, "azure-aks", "prod-eastus"), "aks-cluster")
     assert aks["privateClusterEnabled"] is False
     assert aks["apiServerAccessProfile"]["authorizedIpRanges"] == ["203.0.113.10/32"]
@@ -575,14 +488,8 @@ def test_aws_eks_and_network(full: Infrastructure) -> None:
 
 def test_gcp_gke_and_network(full: Infrastructure) -> None:
     network = composed(full, "gcp-network")
-    assert kinds(network) == {
-        "Network": 1,
-        "Subnetwork": 1,
-        "Router": 1,
-        "RouterNAT": 1,
-        "GlobalAddress": 1,
-        "Connection": 1,
-    }
+    assert kinds(network) == {"Network": 1, "Subnetwork": 1, "Router": 1, "RouterNAT": 1, "GlobalAddress": 1,
+                              "Connection": 1}
     subnetwork = next(o for o in network.values() if o["kind"] == "Subnetwork")["spec"]["forProvider"]
     assert [r["rangeName"] for r in subnetwork["secondaryIpRange"]] == ["pods", "services"]
     dev = composed(full, "gcp-gke", "dev-us-central1")
@@ -597,11 +504,9 @@ def test_gcp_gke_and_network(full: Infrastructure) -> None:
     eso = for_provider(prod, "external-secrets-workload-identity")
     gsa = "external-secrets@acme-prod.iam.gserviceaccount.com"
     ksa = "external-secrets/external-secrets-store"
-    assert eso == {
-        "serviceAccountId": f"projects/acme-prod/serviceAccounts/{gsa}",
-        "role": "roles/iam.workloadIdentityUser",
-        "member": f"serviceAccount:{CROSSPLANE['gcp']['project']}.svc.id.goog[{ksa}]",
-    }
+    assert eso == {"serviceAccountId": f"projects/acme-prod/serviceAccounts/{gsa}",
+                   "role": "roles/iam.workloadIdentityUser",
+                   "member": f"serviceAccount:{CROSSPLANE['gcp']['project']}.svc.id.goog[{ksa}]"}
     member = for_provider(prod, "node-service-account-logging-logwriter")["member"]
     assert member == "UNKNOWN:node-service-account.status.atProvider.email"
 
@@ -610,9 +515,8 @@ def test_azure_aks_and_network(full: Infrastructure) -> None:
     network = composed(full, "azure-network")
     assert kinds(network) == {"ResourceGroup": 1, "VirtualNetwork": 1, "Subnet": 1}
     aks = composed(full, "azure-aks", "prod-eastus")
-    groups = next(d for d in full.documents("clusters/prod-eastus.yaml") if d["kind"] == "KubernetesCluster")["spec"][
-        "nodeGroups"
-    ]
+    groups = next(d for d in full.documents("clusters/prod-eastus.yaml")
+                  if d["kind"] == "KubernetesCluster")["spec"]["nodeGroups"]
     assert kinds(aks)["KubernetesClusterNodePool"] == len(groups) - 1  # the first group is the default pool
     cluster = for_provider(aks, "aks-cluster")
     assert cluster["workloadIdentityEnabled"] is True and cluster["oidcIssuerEnabled"] is True
@@ -624,7 +528,8 @@ def test_databases_and_caches(full: Infrastructure) -> None:
     rds = for_provider(composed(full, "aws-rds"), "instance")
     assert rds["manageMasterUserPassword"] is True and rds["storageEncrypted"] is True
     cache = composed(full, "aws-elasticache")
-    assert kinds(cache) == {"SubnetGroup": 1, "SecurityGroup": 1, "SecurityGroupIngressRule": 1, "ReplicationGroup": 1}
+    assert kinds(cache) == {"SubnetGroup": 1, "SecurityGroup": 1, "SecurityGroupIngressRule": 1,
+                            "ReplicationGroup": 1}
     assert for_provider(cache, "replication-group")["atRestEncryptionEnabled"] == "true"  # a string upstream
     sql = for_provider(composed(full, "gcp-cloudsql"), "instance")
     assert sql["settings"]["ipConfiguration"]["ipv4Enabled"] is False
@@ -642,40 +547,21 @@ def test_a_cluster_composes_exactly_its_node_groups(full: Infrastructure, cloud:
     comp = composition(full, comp_name)
     xr = copy.deepcopy(rendered(full)[comp_name][0].xr)
     template = xr["spec"]["nodeGroups"][0]
-    xr["spec"]["nodeGroups"] = [
-        {
-            **template,
-            "name": f"pool{i}",
-            "taints": [{"key": f"k{j}", "value": "v", "effect": "NoSchedule"} for j in range(i)],
-        }
-        for i in range(count)
-    ]
+    xr["spec"]["nodeGroups"] = [{**template, "name": f"pool{i}", "taints": [
+        {"key": f"k{j}", "value": "v", "effect": "NoSchedule"} for j in range(i)]} for i in range(count)]
     result = engine.run(comp, xr)
-    pools = {
-        n: o for n, o in result.resources.items() if o["kind"] in ("NodeGroup", "NodePool", "KubernetesClusterNodePool")
-    }
+    pools = {n: o for n, o in result.resources.items() if o["kind"] in ("NodeGroup", "NodePool",
+                                                                         "KubernetesClusterNodePool")}
     expected = count - 1 if cloud == "azure" else count  # AKS: the first group is the cluster's default pool
     assert len(pools) == expected
-    assert sorted(pools) == sorted(
-        f"node-{'group' if cloud == 'aws' else 'pool'}-pool{i}" for i in range(count - expected, count)
-    )
+    assert sorted(pools) == sorted(f"node-{'group' if cloud == 'aws' else 'pool'}-pool{i}"
+                                   for i in range(count - expected, count))
     assert not [r for r in result.results if r[0] in ("SEVERITY_FATAL", "SEVERITY_WARNING")]
 
 
 def _observed(resources: dict[str, Obj], ready: bool) -> Obj:
-    return {
-        **resources,
-        "status": {
-            "atProvider": {"id": "x"},
-            "conditions": [
-                {
-                    "type": "Ready",
-                    "status": "True" if ready else "False",
-                    "reason": "Available" if ready else "Creating",
-                }
-            ],
-        },
-    }
+    return {**resources, "status": {"atProvider": {"id": "x"}, "conditions": [
+        {"type": "Ready", "status": "True" if ready else "False", "reason": "Available" if ready else "Creating"}]}}
 
 
 def test_the_xr_is_ready_only_when_every_composed_resource_is(full: Infrastructure) -> None:
@@ -702,16 +588,15 @@ def test_every_composed_resource_validates_strictly(variant: Infrastructure, cat
     for items in rendered(variant).values():
         for item in items:
             for obj in item.resources.values():
-                if (
-                    obj["apiVersion"].split("/")[0].endswith(".m.upbound.io")
-                    and f"{obj['apiVersion']} {obj['kind']}" not in CATALOGUE_GAPS
-                ):
+                if obj["apiVersion"].split("/")[0].endswith(".m.upbound.io") and \
+                        f"{obj['apiVersion']} {obj['kind']}" not in CATALOGUE_GAPS:
                     assert validator.validate(obj) == [], obj
                     checked[obj["kind"]] += 1
     assert len(checked) >= 30
 
 
-def test_a_wrong_type_in_a_composed_resource_fails_with_its_path(full: Infrastructure, catalogue: CrdCatalogue) -> None:
+def test_a_wrong_type_in_a_composed_resource_fails_with_its_path(full: Infrastructure,
+                                                                  catalogue: CrdCatalogue) -> None:
     validator = SchemaValidator(catalogue, kubernetes_version="1.33")
     group = copy.deepcopy(composed(full, "aws-elasticache")["replication-group"])
     group["spec"]["forProvider"]["atRestEncryptionEnabled"] = True
@@ -721,16 +606,12 @@ def test_a_wrong_type_in_a_composed_resource_fails_with_its_path(full: Infrastru
     assert problems == [
         f"ReplicationGroup/fleet-clusters/{xr}/replication-group: spec.forProvider.atRestEncryptionEnabled: "
         "must be of type string, not boolean (true)",
-        f"ReplicationGroup/fleet-clusters/{xr}/replication-group: spec.forProvider.unknownField: unknown field",
-    ]
+        f"ReplicationGroup/fleet-clusters/{xr}/replication-group: spec.forProvider.unknownField: unknown field"]
 
 
 def test_composition_selection(full: Infrastructure) -> None:
-    compositions = {
-        (d["spec"]["compositeTypeRef"]["kind"], d["metadata"]["labels"]["platform.gitops.io/provider"])
-        for d in full.documents("compositions/")
-        if d["kind"] == "Composition"
-    }
+    compositions = {(d["spec"]["compositeTypeRef"]["kind"], d["metadata"]["labels"]["platform.gitops.io/provider"])
+                    for d in full.documents("compositions/") if d["kind"] == "Composition"}
     for doc in (d for d in full.documents("clusters/") if d["apiVersion"].startswith("platform.gitops.io")):
         wanted = doc["spec"]["crossplane"]["compositionSelector"]["matchLabels"]["platform.gitops.io/provider"]
         assert wanted == doc["spec"]["cloudProvider"]
@@ -748,11 +629,8 @@ def test_cluster_objects_hold_the_resolved_inventory(full: Infrastructure) -> No
     assert prod["kubernetes"]["version"] == "1.35"  # overlays/prod.yaml
     assert [g["name"] for g in prod["nodeGroups"]] == ["system", "applications"]
     assert prod["nodeGroups"][1]["maxSize"] == 30  # the cluster entry
-    assert prod["networking"]["subnets"]["private"][0] == {
-        "name": "private-us-east-1a",
-        "cidr": "10.30.0.0/18",
-        "zone": "us-east-1a",
-    }
+    assert prod["networking"]["subnets"]["private"][0] == {"name": "private-us-east-1a", "cidr": "10.30.0.0/18",
+                                                         "zone": "us-east-1a"}
     assert prod["networking"]["subnets"]["public"][2]["cidr"] == "10.30.224.0/20"
     assert prod["kubeconfigSecretName"] == "prod-us-east-1-kubeconfig"
     assert prod["account"] == CROSSPLANE["aws"]["accountId"]
@@ -776,11 +654,8 @@ def test_legacy_claims_switch(legacy: Infrastructure, full: Infrastructure) -> N
     assert xrd["metadata"]["name"] == "xkubernetesclusters.platform.gitops.io"
     assert xrd["spec"]["scope"] == "LegacyCluster"
     assert xrd["spec"]["names"]["kind"] == "XKubernetesCluster"
-    assert xrd["spec"]["claimNames"] == {
-        "kind": "KubernetesCluster",
-        "plural": "kubernetesclusters",
-        "categories": ["platform"],
-    }
+    assert xrd["spec"]["claimNames"] == {"kind": "KubernetesCluster", "plural": "kubernetesclusters",
+                                         "categories": ["platform"]}
     modern = full.files["apis/kubernetescluster/definition.yaml"][0][0]
     assert modern["apiVersion"] == "apiextensions.crossplane.io/v2" and modern["spec"]["scope"] == "Namespaced"
     assert "claimNames" not in modern["spec"]
@@ -789,20 +664,17 @@ def test_legacy_claims_switch(legacy: Infrastructure, full: Infrastructure) -> N
     resources = composed(legacy, "aws-eks", "prod-us-east-1")  # the claim's XR: generated name, claim label
     assert resources["network"]["kind"] == "XNetwork"
     assert "namespace" not in resources["network"]["metadata"]
-    assert resources["network"]["spec"]["compositionSelector"]["matchLabels"] == {"platform.gitops.io/provider": "aws"}
+    assert resources["network"]["spec"]["compositionSelector"]["matchLabels"] == {
+        "platform.gitops.io/provider": "aws"}
     assert resources["eks-cluster"]["metadata"]["namespace"] == "fleet-clusters"
     assert resources["eks-cluster"]["metadata"]["annotations"]["crossplane.io/external-name"] == "prod-us-east-1"
     claim = next(d for d in legacy.documents("clusters/prod-us-east-1.yaml") if d["kind"] == "KubernetesCluster")
     assert claim["metadata"]["namespace"] == "fleet-clusters"
     assert claim["spec"]["compositionSelector"]["matchLabels"] == {"platform.gitops.io/provider": "aws"}
     assert "crossplane" not in claim["spec"]
-    assert {k: v for k, v in claim["spec"].items() if k != "compositionSelector"} == {
-        k: v
-        for k, v in next(d for d in full.documents("clusters/prod-us-east-1.yaml") if d["kind"] == "KubernetesCluster")[
-            "spec"
-        ].items()
-        if k != "crossplane"
-    }
+    assert {k: v for k, v in claim["spec"].items() if k != "compositionSelector"} == \
+        {k: v for k, v in next(d for d in full.documents("clusters/prod-us-east-1.yaml")
+                               if d["kind"] == "KubernetesCluster")["spec"].items() if k != "crossplane"}
 
 
 # --- real kustomize -----------------------------------------------------------------------------------
@@ -819,14 +691,12 @@ def test_every_folder_builds_with_kustomize(full_root: Path, tmp_path: Path) -> 
     for folder in ("providers", "provider-configs", "apis", "compositions", "clusters"):
         counts[folder] = len(load_documents(tools.kustomize_build.run(tmp_path / "infrastructure" / folder)))
     workloads = len([c for c in fleet.clusters if c.cluster.role == "workload"])
-    assert counts == {"providers": 25, "provider-configs": 3, "apis": 4, "compositions": 12, "clusters": workloads + 6}
+    assert counts == {"providers": 25, "provider-configs": 3, "apis": 4, "compositions": 12,
+                      "clusters": workloads + 6}
     spokes = load_documents(tools.kustomize_build.run(tmp_path / "fleet/clusters/management/spokes"))
     eks = len([c for c in fleet.clusters if c.cluster.role == "workload" and c.cluster.cloud == "aws"])
-    assert Counter(d["kind"] for d in spokes) == {
-        "HelmRelease": workloads,
-        "Kustomization": workloads,
-        "ConfigMap": eks,
-    }
+    assert Counter(d["kind"] for d in spokes) == {"HelmRelease": workloads, "Kustomization": workloads,
+                                                  "ConfigMap": eks}
 
 
 def _bundled_provider_config_schemas() -> dict[tuple[str, str], Obj]:
@@ -847,10 +717,8 @@ def test_provider_configs_validate_against_fleetgens_schemas(variant: Infrastruc
     for config in (c for c in configs if c["kind"] == "ClusterProviderConfig"):
         assert validator.validate(config) == []
         static = copy.deepcopy(config)
-        static["spec"]["credentials"] = {
-            "source": "Secret",
-            "secretRef": {"name": "creds", "namespace": "x", "key": "k"},
-        }
+        static["spec"]["credentials"] = {"source": "Secret", "secretRef": {"name": "creds", "namespace": "x",
+                                                                           "key": "k"}}
         assert validator.validate(static) != []
 
 

@@ -41,11 +41,8 @@ def hub(root: Path) -> dict[str, list[Obj]]:
 
 
 def test_hub_files(root: Path, hub: dict[str, list[Obj]]) -> None:
-    expected = [
-        "clusters/management/crossplane.yaml",
-        "clusters/management/spokes/kustomization.yaml",
-        *(f"clusters/management/spokes/{c}.yaml" for c in WORKLOADS),
-    ]
+    expected = ["clusters/management/crossplane.yaml", "clusters/management/spokes/kustomization.yaml",
+                *(f"clusters/management/spokes/{c}.yaml" for c in WORKLOADS)]
     assert sorted(hub) == sorted(expected)
     assert hub_resources(resolved(root)) == ["crossplane.yaml", "spokes"]
     assert hub["clusters/management/spokes/kustomization.yaml"][0]["resources"] == [f"{c}.yaml" for c in WORKLOADS]
@@ -53,11 +50,8 @@ def test_hub_files(root: Path, hub: dict[str, list[Obj]]) -> None:
 
 def test_hub_syncs_the_infrastructure_repo_in_dependency_order(root: Path, hub: dict[str, list[Obj]]) -> None:
     docs = hub["clusters/management/crossplane.yaml"]
-    assert docs[0] == {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": "fleet-clusters", "labels": {"fleet.gitops.io/layer": "crossplane"}},
-    }
+    assert docs[0] == {"apiVersion": "v1", "kind": "Namespace",
+                       "metadata": {"name": "fleet-clusters", "labels": {"fleet.gitops.io/layer": "crossplane"}}}
     syncs = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "Kustomization"}
     assert {name: [dep["name"] for dep in spec.get("dependsOn", [])] for name, spec in syncs.items()} == {
         "crossplane-providers": ["infra-controllers"],
@@ -100,9 +94,7 @@ def test_every_new_cluster_gets_flux_through_its_kubeconfig(root: Path, hub: dic
         if cluster["spec"]["cloudProvider"] == "aws":  # Flux's workload identity: no kubeconfig Secret at all
             [config] = provider
             assert config["kind"] == "ConfigMap" and config["data"] == {
-                "provider": "aws",
-                "cluster": f"arn:aws:eks:{cluster['spec']['region']}:123456789012:cluster/{name}",
-            }
+                "provider": "aws", "cluster": f"arn:aws:eks:{cluster['spec']['region']}:123456789012:cluster/{name}"}
             kube_config = {"configMapRef": {"name": config["metadata"]["name"]}}
         else:  # GKE and AKS: the kubeconfig Secret the composition writes
             assert provider == []
@@ -114,7 +106,8 @@ def test_every_new_cluster_gets_flux_through_its_kubeconfig(root: Path, hub: dic
         assert release["spec"]["chartRef"] == {"kind": "OCIRepository", "name": "flux-operator"}
         assert release["spec"]["install"]["createNamespace"] is True
         assert sync["kind"] == "Kustomization" and sync["spec"]["prune"] is False
-        assert sync["spec"]["sourceRef"] == {"kind": "GitRepository", "name": "flux-system", "namespace": "flux-system"}
+        assert sync["spec"]["sourceRef"] == {"kind": "GitRepository", "name": "flux-system",
+                                             "namespace": "flux-system"}
         assert sync["spec"]["path"] == f"./fleet/clusters/{name}/flux-system"
         assert f"fleet/clusters/{name}/flux-system/kustomization.yaml" in rendered  # what the spoke then syncs
 
@@ -123,12 +116,8 @@ def test_every_cluster_composition_writes_the_kubeconfig_the_hub_reads(root: Pat
     infra = build_infrastructure(resolved(root))
     for name in ("aws-eks", "gcp-gke", "azure-aks"):
         comp = infra.files[f"compositions/{name}.yaml"][0][0]
-        xr = next(
-            d
-            for d in infra.documents("clusters/")
-            if d.get("spec", {}).get("cloudProvider") == comp["metadata"]["labels"]["platform.gitops.io/provider"]
-            and d["kind"] == "KubernetesCluster"
-        )
+        xr = next(d for d in infra.documents("clusters/") if d.get("spec", {}).get("cloudProvider") ==
+                  comp["metadata"]["labels"]["platform.gitops.io/provider"] and d["kind"] == "KubernetesCluster")
         resources = run(comp, xr).resources
         secret = {"name": xr["spec"]["kubeconfigSecretName"]}
         writers = [n for n, o in resources.items() if o.get("spec", {}).get("writeConnectionSecretToRef") == secret]
@@ -177,13 +166,7 @@ def test_contribution_puts_the_bootstrap_in_the_hubs_sync(root: Path, tmp_path: 
         (tmp_path / rel).write_text(text)
     built = load_documents(find_tools(REPO).kustomize_build.run(tmp_path / "clusters/management"))
     names = {(d["kind"], d["metadata"]["name"]) for d in built}
-    assert {
-        ("Kustomization", "crossplane-clusters"),
-        ("HelmRelease", "flux-operator-prod-eastus"),
-        ("Kustomization", "flux-prod-eastus"),
-        ("OCIRepository", "flux-operator"),
-    } <= names
-    assert (
-        fleet_contribution(resolve(load_inventory(REPO))).files == {}
-        or resolve(load_inventory(REPO)).fleet.crossplane is not None
-    )
+    assert {("Kustomization", "crossplane-clusters"), ("HelmRelease", "flux-operator-prod-eastus"),
+            ("Kustomization", "flux-prod-eastus"), ("OCIRepository", "flux-operator")} <= names
+    assert fleet_contribution(resolve(load_inventory(REPO))).files == {} or \
+        resolve(load_inventory(REPO)).fleet.crossplane is not None

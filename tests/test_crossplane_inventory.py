@@ -39,22 +39,16 @@ def test_the_reference_fleet_with_crossplane_is_valid(root: Path) -> None:
 
 
 def test_subnets_must_lie_inside_the_vpc(root: Path) -> None:
-    edit_cluster(
-        root,
-        "prod-us-east-1",
-        lambda e: e["networking"].update(privateSubnets=["10.30.0.0/18", "10.30.64.0/18", "10.99.0.0/18"]),
-    )
+    edit_cluster(root, "prod-us-east-1", lambda e: e["networking"].update(
+        privateSubnets=["10.30.0.0/18", "10.30.64.0/18", "10.99.0.0/18"]))
     error = one(root, "not inside vpcCidr")
     assert error.startswith("inventory/clusters/prod.yaml:")
     assert ".networking.privateSubnets: subnet 10.99.0.0/18 is not inside vpcCidr 10.30.0.0/16" in error
 
 
 def test_subnets_must_not_overlap(root: Path) -> None:
-    edit_cluster(
-        root,
-        "prod-us-east-1",
-        lambda e: e["networking"].update(publicSubnets=["10.30.192.0/20", "10.30.208.0/20", "10.30.128.0/24"]),
-    )
+    edit_cluster(root, "prod-us-east-1", lambda e: e["networking"].update(
+        publicSubnets=["10.30.192.0/20", "10.30.208.0/20", "10.30.128.0/24"]))
     assert "overlaps subnet 10.30.128.0/18 (private-us-east-1c)" in one(root, "overlaps subnet")
 
 
@@ -62,10 +56,8 @@ def test_zones_must_exist_in_the_region_and_be_three(root: Path) -> None:
     edit_cluster(root, "prod-eu-west-1", lambda e: e["networking"].update(zones=["eu-west-1a", "eu-west-1z"]))
     found = problems(root)
     assert any(".networking.zones: give exactly 3 distinct zones" in p for p in found)
-    assert any(
-        "'eu-west-1z' is not a zone of eu-west-1; expected one of: eu-west-1a, eu-west-1b, eu-west-1c" in p
-        for p in found
-    )
+    assert any("'eu-west-1z' is not a zone of eu-west-1; expected one of: eu-west-1a, eu-west-1b, eu-west-1c" in p
+               for p in found)
 
 
 def test_gke_ranges_must_not_overlap_clusters_that_may_peer(root: Path) -> None:
@@ -117,8 +109,7 @@ def test_instance_types_must_fit_the_cloud_even_when_inherited(root: Path) -> No
     found = [p for p in problems(root) if "not a azure instance type" in p]
     assert found and all(p.startswith("inventory/fleet.yaml:") for p in found)  # defaults.clouds.azure
     assert {"(node groups of azure cluster 'prod-eastus')", "(node groups of azure cluster 'staging-westeurope')"} == {
-        p[p.index("(node groups") :] for p in found
-    }
+        p[p.index("(node groups"):] for p in found}
 
 
 def test_cloud_defaults_give_inheriting_clusters_their_cloud_types(root: Path) -> None:
@@ -130,9 +121,11 @@ def test_cloud_defaults_give_inheriting_clusters_their_cloud_types(root: Path) -
 
 def test_node_groups_are_bounded_by_the_xrd(root: Path) -> None:
     group = {"instanceType": "m6i.large", "minSize": 1, "maxSize": 2, "desiredSize": 1}
-    edit_cluster(root, "prod-eu-west-1", lambda e: e.update(nodeGroups=[{"name": f"g{i}", **group} for i in range(5)]))
+    edit_cluster(root, "prod-eu-west-1", lambda e: e.update(
+        nodeGroups=[{"name": f"g{i}", **group} for i in range(5)]))
     assert not [p for p in problems_or_none(root) if "node groups" in p]  # compositions loop: 5 is fine
-    edit_cluster(root, "prod-eu-west-1", lambda e: e.update(nodeGroups=[{"name": f"g{i}", **group} for i in range(17)]))
+    edit_cluster(root, "prod-eu-west-1", lambda e: e.update(
+        nodeGroups=[{"name": f"g{i}", **group} for i in range(17)]))
     assert "at most 16 node groups" in one(root, "node groups (the XRD's bound)")
 
 
@@ -163,20 +156,10 @@ def test_databases_need_crossplane(fleet_root: Path) -> None:
 
 
 def test_database_rules(root: Path) -> None:
-    edit_cluster(
-        root,
-        "prod-eastus",
-        lambda e: e.update(
-            databases=[
-                {"name": "orders", "engine": "mysql", "version": "8.0", "storageGb": 100, "highAvailability": True}
-            ]
-        ),
-    )
-    edit_cluster(
-        root,
-        "prod-us-east-1",
-        lambda e: e.update(databases=[{"name": "orders", "version": "9"}], caches=[{"name": "orders"}]),
-    )
+    edit_cluster(root, "prod-eastus", lambda e: e.update(databases=[
+        {"name": "orders", "engine": "mysql", "version": "8.0", "storageGb": 100, "highAvailability": True}]))
+    edit_cluster(root, "prod-us-east-1", lambda e: e.update(databases=[{"name": "orders", "version": "9"}],
+                                                           caches=[{"name": "orders"}]))
     found = "\n".join(problems(root))
     assert "engine: postgres" in found and "zone-redundant HA" in found and "GiB" in found
     assert "set fleet.crossplane.azure.databaseAdmins" not in found  # the fixture sets them
@@ -185,11 +168,8 @@ def test_database_rules(root: Path) -> None:
 
 
 def test_cli_exits_2_and_writes_nothing(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    edit_cluster(
-        root,
-        "prod-us-east-1",
-        lambda e: e["networking"].update(privateSubnets=["10.30.0.0/18", "10.30.64.0/18", "10.99.0.0/18"]),
-    )
+    edit_cluster(root, "prod-us-east-1", lambda e: e["networking"].update(
+        privateSubnets=["10.30.0.0/18", "10.30.64.0/18", "10.99.0.0/18"]))
     out = root / "out"
     assert main(["render", str(root), "--out", str(out)]) == 2
     assert tree_digest(out) == {}
@@ -209,11 +189,8 @@ def test_a_private_spoke_in_another_cloud_is_unreachable(root: Path, tmp_path: P
 def test_public_endpoints_need_the_hubs_egress_cidrs(root: Path) -> None:
     edit_yaml(root / "inventory" / "fleet.yaml", lambda d: d["fleet"]["crossplane"]["hub"].pop("egressCidrs"))
     found = [p for p in problems(root) if "egressCidrs is empty" in p]
-    assert {p.split(":")[0] for p in found} == {
-        "inventory/clusters/dev.yaml",
-        "inventory/clusters/prod.yaml",
-        "inventory/clusters/staging.yaml",
-    }
+    assert {p.split(":")[0] for p in found} == {"inventory/clusters/dev.yaml", "inventory/clusters/prod.yaml",
+                                                "inventory/clusters/staging.yaml"}
     assert all(".networking.privateEndpoint: the hub cannot reach cluster" in p for p in found)
 
 
@@ -225,10 +202,7 @@ def test_private_spokes_in_the_hubs_cloud_need_the_hub_network(root: Path) -> No
 
 
 def test_the_function_release_must_be_the_offline_engine(root: Path) -> None:
-    edit_yaml(
-        root / "inventory" / "fleet.yaml",
-        lambda d: d["fleet"]["crossplane"].update(functionVersions={"function-pythonic": "v0.6.1"}),
-    )
-    assert "differs from the function-pythonic release fleetgen composes with offline (v0.1.4)" in one(
-        root, "functionVersions"
-    )
+    edit_yaml(root / "inventory" / "fleet.yaml",
+              lambda d: d["fleet"]["crossplane"].update(functionVersions={"function-pythonic": "v0.6.1"}))
+    assert "differs from the function-pythonic release fleetgen composes with offline (v0.1.4)" in \
+        one(root, "functionVersions")

@@ -34,21 +34,15 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     apps = root / "inventory" / "apps.yaml"
     text = apps.read_text()
     assert 'repository: ghcr.io/acme/checkout, tag: "1.4.2"' in text
-    apps.write_text(
-        text.replace(
-            'repository: ghcr.io/acme/checkout, tag: "1.4.2"', 'repository: ghcr.io/acme/checkout, tag: "1.5.0"'
-        )
-    )
+    apps.write_text(text.replace('repository: ghcr.io/acme/checkout, tag: "1.4.2"',
+                                 'repository: ghcr.io/acme/checkout, tag: "1.5.0"'))
     _git(top, "commit", "--quiet", "-am", "checkout 1.5.0")
     return root
 
 
 def _checkout_clusters() -> set[str]:
-    return {
-        name
-        for name, build in reference_build().clusters.items()
-        if any(r.kind == "HelmRelease" and r.name == "checkout" for r in build.resources.values())
-    }
+    return {name for name, build in reference_build().clusters.items()
+            if any(r.kind == "HelmRelease" and r.name == "checkout" for r in build.resources.values())}
 
 
 def test_diff_reports_the_clusters_and_resources_of_the_change(repo: Path) -> None:
@@ -71,31 +65,19 @@ def test_diff_reports_the_clusters_and_resources_of_the_change(repo: Path) -> No
     markdown = format_markdown(result)
     assert "<details><summary><b>" in markdown and "```diff" in markdown
     # the blast radius above the per-resource diffs: every affected cluster is a node of a Mermaid diagram
-    diagram = markdown[markdown.index("```mermaid\n") : markdown.index("<details>")]
+    diagram = markdown[markdown.index("```mermaid\n"):markdown.index("<details>")]
     assert all(f'["{cluster}<br/>' in diagram for cluster in grouped)
     short = format_markdown(result, limit=1500)
     assert "Truncated" in short and len(short) < 3000
 
 
-def test_diff_command_line_json(
-    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_diff_command_line_json(repo: Path, capsys: pytest.CaptureFixture[str],
+                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLEETGEN_TOOLS_DIR", str(REPO / ".tools"))
     parser = argparse.ArgumentParser(prog="fleetgen")
     register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(
-        [
-            "diff",
-            str(repo),
-            "--base",
-            "HEAD~1",
-            "--format",
-            "json",
-            "--exit-code",
-            "--cache-dir",
-            str(shared_cache_dir()),
-        ]
-    )
+    args = parser.parse_args(["diff", str(repo), "--base", "HEAD~1", "--format", "json", "--exit-code",
+                              "--cache-dir", str(shared_cache_dir())])
     assert args.func(args) == 1
     report = json.loads(capsys.readouterr().out)
     assert set(report["clusters"]) == _checkout_clusters()
@@ -118,9 +100,7 @@ def test_external_differ(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_images_of() -> None:
-    text = (
-        "---\nkind: HelmRelease\nspec:\n  values:\n    image: {repository: r/a, tag: '1'}\n---\n"
-        "kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n        - image: r/b:2\n"
-    )
+    text = ("---\nkind: HelmRelease\nspec:\n  values:\n    image: {repository: r/a, tag: '1'}\n---\n"
+            "kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n        - image: r/b:2\n")
     assert images_of(text) == {"r/a:1", "r/b:2"}
     assert images_of("not: [valid") == set()

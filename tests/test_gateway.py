@@ -40,8 +40,7 @@ def golden_objects(cluster: str) -> list[dict[str, Any]]:
 
 def one(objects: list[dict[str, Any]], kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
     found = [
-        o
-        for o in objects
+        o for o in objects
         if o["kind"] == kind and o["metadata"]["name"] == name and o["metadata"].get("namespace") == namespace
     ]
     assert len(found) == 1, f"{kind} {namespace}/{name}: {len(found)} found"
@@ -88,10 +87,8 @@ def test_every_app_host_is_routed_admitted_and_covered_by_an_issued_certificate(
     assert https["protocol"] == "HTTPS" and https["port"] == 443 and https["tls"]["mode"] == "Terminate"
     secret = https["tls"]["certificateRefs"][0]["name"]
     certificate = next(
-        o
-        for o in objects
-        if o["kind"] == "Certificate"
-        and o["spec"]["secretName"] == secret
+        o for o in objects
+        if o["kind"] == "Certificate" and o["spec"]["secretName"] == secret
         and o["metadata"]["namespace"] == "envoy-gateway-system"
     )
     issuer = one(objects, "ClusterIssuer", certificate["spec"]["issuerRef"]["name"])
@@ -114,9 +111,7 @@ def test_every_app_host_is_routed_admitted_and_covered_by_an_issued_certificate(
         assert route["spec"]["hostnames"] == [hostname]
         parent = route["spec"]["parentRefs"][0]
         assert (parent["name"], parent["namespace"], parent["sectionName"]) == (
-            "fleet",
-            "envoy-gateway-system",
-            "https",
+            "fleet", "envoy-gateway-system", "https"
         )
         assert host_matches(https["hostname"], hostname)
         assert any(host_matches(name, hostname) for name in certificate["spec"]["dnsNames"])
@@ -133,9 +128,8 @@ def test_every_app_host_is_routed_admitted_and_covered_by_an_issued_certificate(
         peers = [peer for rule in policy["spec"]["ingress"] for peer in rule["from"]]
         assert {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "envoy-gateway-system"}},
-            "podSelector": {
-                "matchLabels": {"app.kubernetes.io/component": "proxy", "app.kubernetes.io/managed-by": "envoy-gateway"}
-            },
+            "podSelector": {"matchLabels": {
+                "app.kubernetes.io/component": "proxy", "app.kubernetes.io/managed-by": "envoy-gateway"}},
         } in peers
     for namespace, data in namespaces.items():
         if not any(a.app.target_namespace == namespace for a in resolved.apps):
@@ -151,15 +145,19 @@ def test_crds_come_before_the_objects_that_need_them(cluster: str) -> None:
     source = one(golden_objects(cluster), "OCIRepository", "envoy-gateway", "envoy-gateway-system")
     assert source["spec"]["url"] == "oci://docker.io/envoyproxy/gateway-helm"
     assert source["spec"]["ref"]["tag"] == "v1.9.0"
-    layer_of = {(p.parent.name, p.name.split(".")[0]) for p in (GOLDEN / cluster).rglob("*.yaml")}
+    layer_of = {
+        (p.parent.name, p.name.split(".")[0])
+        for p in (GOLDEN / cluster).rglob("*.yaml")
+    }
     for kind in ("gatewayclass", "gateway", "certificate", "clusterissuer"):
         assert {layer for layer, k in layer_of if k == kind} == {"infra-configs"}, kind
-    route_layers = {p.relative_to(GOLDEN / cluster).parts[0] for p in (GOLDEN / cluster).rglob("httproute.*.yaml")}
+    route_layers = {
+        p.relative_to(GOLDEN / cluster).parts[0] for p in (GOLDEN / cluster).rglob("httproute.*.yaml")
+    }
     app_layers = route_layers - {"infra-configs"}  # infra-configs: the gateway's own HTTP->HTTPS redirect
     assert app_layers and all(layer.startswith("apps-") for layer in app_layers)
     kustomizations = {
-        o["metadata"]["name"]: o
-        for o in golden_objects(cluster)
+        o["metadata"]["name"]: o for o in golden_objects(cluster)
         if o["kind"] == "Kustomization" and o["apiVersion"].startswith("kustomize.toolkit")
     }
     assert kustomizations["infra-configs"]["spec"]["dependsOn"] == [{"name": "infra-controllers"}]
@@ -188,8 +186,7 @@ def test_team_reconcilers_may_manage_routes_and_viewers_only_read_them() -> None
     assert "create" in writer["rules"][0]["verbs"] and writer["rules"][0]["resources"] == ["httproutes"]
     assert set(view["rules"][0]["verbs"]) == {"get", "list", "watch"}
     assert {key for key in view["metadata"]["labels"] if "aggregate-to" in key} == {
-        "rbac.authorization.k8s.io/aggregate-to-view"
-    }
+        "rbac.authorization.k8s.io/aggregate-to-view"}
 
 
 # --- strict schemas: the vendored Gateway API v1.6.1 and cert-manager v1.21.1 CRDs ------------------------
@@ -199,13 +196,9 @@ def test_team_reconcilers_may_manage_routes_and_viewers_only_read_them() -> None
 def validator() -> SchemaValidator:
     """The built-in catalogue: Gateway API v1.6.1 and cert-manager v1.21.1 must be in it."""
     catalogue = CrdCatalogue.builtin()
-    for kind, api in [
-        ("HTTPRoute", "gateway.networking.k8s.io/v1"),
-        ("Gateway", "gateway.networking.k8s.io/v1"),
-        ("GatewayClass", "gateway.networking.k8s.io/v1"),
-        ("ClusterIssuer", "cert-manager.io/v1"),
-        ("Certificate", "cert-manager.io/v1"),
-    ]:
+    for kind, api in [("HTTPRoute", "gateway.networking.k8s.io/v1"), ("Gateway", "gateway.networking.k8s.io/v1"),
+                      ("GatewayClass", "gateway.networking.k8s.io/v1"), ("ClusterIssuer", "cert-manager.io/v1"),
+                      ("Certificate", "cert-manager.io/v1")]:
         assert catalogue.schema_for(api, kind) is not None, f"the built-in catalogue has no {api} {kind}"
     return SchemaValidator(catalogue)
 
@@ -236,50 +229,28 @@ def test_gateway_and_certificate_objects_validate_strictly(validator: SchemaVali
 @pytest.mark.parametrize(
     ("cluster", "kind", "name", "edit", "message"),
     [
-        (
-            "prod-us-east-1",
-            "ClusterIssuer",
-            "letsencrypt",
-            lambda o: o["spec"]["acme"]["solvers"][0]["dns01"]["route53"].update(regin="us-east-1"),
-            "unknown field",
-        ),
-        (
-            "prod-europe-west1",
-            "ClusterIssuer",
-            "letsencrypt",
-            lambda o: o["spec"]["acme"]["solvers"][0]["dns01"]["cloudDNS"].pop("project"),
-            "required",
-        ),
-        (
-            "prod-eastus",
-            "ClusterIssuer",
-            "letsencrypt",
-            lambda o: o["spec"]["acme"]["solvers"][0]["dns01"]["azureDNS"].pop("subscriptionID"),
-            "required",
-        ),
-        ("prod-us-east-1", "Certificate", "fleet-gateway", lambda o: o["spec"].update(dnsName=["x"]), "unknown field"),
-        ("prod-us-east-1", "Gateway", "fleet", lambda o: o["spec"]["listeners"][1].update(port=0), "port"),
-        (
-            "prod-us-east-1",
-            "HTTPRoute",
-            "checkout",
-            lambda o: o["spec"]["rules"][0]["matches"][0]["path"].update(type="Prefix"),
-            "Prefix",
-        ),
+        ("prod-us-east-1", "ClusterIssuer", "letsencrypt",
+         lambda o: o["spec"]["acme"]["solvers"][0]["dns01"]["route53"].update(regin="us-east-1"), "unknown field"),
+        ("prod-europe-west1", "ClusterIssuer", "letsencrypt",
+         lambda o: o["spec"]["acme"]["solvers"][0]["dns01"]["cloudDNS"].pop("project"), "required"),
+        ("prod-eastus", "ClusterIssuer", "letsencrypt",
+         lambda o: o["spec"]["acme"]["solvers"][0]["dns01"]["azureDNS"].pop("subscriptionID"), "required"),
+        ("prod-us-east-1", "Certificate", "fleet-gateway",
+         lambda o: o["spec"].update(dnsName=["x"]), "unknown field"),
+        ("prod-us-east-1", "Gateway", "fleet",
+         lambda o: o["spec"]["listeners"][1].update(port=0), "port"),
+        ("prod-us-east-1", "HTTPRoute", "checkout",
+         lambda o: o["spec"]["rules"][0]["matches"][0]["path"].update(type="Prefix"), "Prefix"),
     ],
-    ids=[
-        "route53-typo",
-        "clouddns-no-project",
-        "azuredns-no-subscription",
-        "certificate-typo",
-        "port-zero",
-        "bad-path-type",
-    ],
+    ids=["route53-typo", "clouddns-no-project", "azuredns-no-subscription", "certificate-typo", "port-zero",
+         "bad-path-type"],
 )
 def test_broken_gateway_objects_fail(
     validator: SchemaValidator, cluster: str, kind: str, name: str, edit: Any, message: str
 ) -> None:
-    obj = copy.deepcopy(next(o for o in golden_objects(cluster) if o["kind"] == kind and o["metadata"]["name"] == name))
+    obj = copy.deepcopy(next(
+        o for o in golden_objects(cluster) if o["kind"] == kind and o["metadata"]["name"] == name
+    ))
     edit(obj)
     problems = validator.validate(obj)
     assert problems and any(message in f"{p.path}: {p.message}" for p in problems), problems
@@ -351,12 +322,10 @@ def test_a_cluster_serving_hosts_cannot_turn_the_gateway_off(
     fleet_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     prod = fleet_root / "inventory" / "clusters" / "prod.yaml"
-    prod.write_text(
-        prod.read_text().replace(
-            "      external-dns:\n        enabled: false\n",
-            "      external-dns:\n        enabled: false\n      envoy-gateway:\n        enabled: false\n",
-        )
-    )
+    prod.write_text(prod.read_text().replace(
+        "      external-dns:\n        enabled: false\n",
+        "      external-dns:\n        enabled: false\n      envoy-gateway:\n        enabled: false\n",
+    ))
     err = _errors(fleet_root, capsys)
     line = _line(prod, "name: prod-eastus")
     assert (
@@ -405,9 +374,8 @@ def test_one_host_on_clusters_two_apps_never_share_is_fine() -> None:
     from generator.models import App
 
     def app(name: str, **fields: Any) -> App:
-        return App.model_validate(
-            {"name": name, "team": "t", "image": {"repository": "ghcr.io/a/b", "tag": "1"}, **fields}
-        )
+        return App.model_validate({"name": name, "team": "t", "image": {"repository": "ghcr.io/a/b", "tag": "1"},
+                                   **fields})
 
     assert _may_share_a_cluster(app("a"), app("b"))
     assert not _may_share_a_cluster(app("a", environments=["dev"]), app("b", environments=["prod"]))

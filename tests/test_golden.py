@@ -48,8 +48,7 @@ def test_one_value_for_one_cluster_names_that_cluster_and_resource(fleet: Path) 
 
     result = compare_golden(fleet, options=options(), tools=tools())
     assert [(c.cluster, c.status, c.label) for c in result.comparison.changes] == [
-        ("prod-us-east-1", "changed", "HelmRelease envoy-gateway-system/envoy-gateway")
-    ]
+        ("prod-us-east-1", "changed", "HelmRelease envoy-gateway-system/envoy-gateway")]
 
     code, out = _check(fleet)
     assert code == 1
@@ -61,7 +60,9 @@ def test_one_value_for_one_cluster_names_that_cluster_and_resource(fleet: Path) 
     assert not any(f"  {c}:" in out for c in other_clusters)
 
     updated = update_golden(fleet, options=options(), tools=tools())
-    assert updated.written == ["prod-us-east-1/infra-controllers/helmrelease.envoy-gateway-system.envoy-gateway.yaml"]
+    assert updated.written == [
+        "prod-us-east-1/infra-controllers/helmrelease.envoy-gateway-system.envoy-gateway.yaml"
+    ]
     assert _check(fleet)[0] == 0
 
 

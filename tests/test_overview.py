@@ -42,10 +42,8 @@ HOSTILE = (
 
 
 #: The reference fleet's one per-cluster component override (inventory/clusters/prod.yaml, prod-us-east-1).
-REPLICAS_KEY = (
-    "components.envoy-gateway.values.config.envoyGateway.envoyProxy.provider.kubernetes.envoyDeployment.replicas"
-)
-
+REPLICAS_KEY = ("components.envoy-gateway.values.config.envoyGateway.envoyProxy.provider.kubernetes."
+                "envoyDeployment.replicas")
 
 def _mermaid_block(text: str) -> str:
     blocks = re.findall(r"^```mermaid\n(.*?)^```$", text, re.S | re.M)
@@ -226,14 +224,12 @@ def _hostile_topology() -> Topology:
 
 def test_mermaid_parses_and_renders_every_diagram(reference: str, tmp_path: Path) -> None:
     fleet = plan(REPO).fleet
-    counts = {
-        "prod-us-east-1": {"added": 1, "changed": 2, "removed": 0},
-        "gone": {"added": 0, "changed": 0, "removed": 4},
-    }
+    counts = {"prod-us-east-1": {"added": 1, "changed": 2, "removed": 0}, "gone": {"added": 0, "changed": 0,
+                                                                                    "removed": 4}}
     facts = {c.name: ClusterFacts(c.name, c.cluster.environment, c.cluster.role) for c in fleet.clusters}
     blast = blast_radius_mermaid(counts, facts, fleet.fleet.environments)
     compact = blast_radius_mermaid(counts, facts, fleet.fleet.environments, compact=True)
-    broken = 'flowchart LR\n  n0["a"] -->|"x"| \n  subgraph'
+    broken = "flowchart LR\n  n0[\"a\"] -->|\"x\"| \n  subgraph"
     topology, hostile, radius, small, invalid = mermaid_results(
         [_mermaid_block(reference), topology_mermaid(_hostile_topology()), blast, compact, broken], tmp_path
     )
@@ -292,7 +288,7 @@ def test_html_page_renders_the_diagram_in_chromium(tmp_path: Path, capsys: pytes
     assert not re.search(r"""\s(?:src|href|xlink:href)=["']?(?:https?:)?//""", source)  # nothing to fetch
     dom = dump_dom(page)
     fleet = plan(REPO).fleet
-    svg = dom[dom.index("<svg") : dom.index("</svg>")]
+    svg = dom[dom.index("<svg"):dom.index("</svg>")]
     for cluster in fleet.clusters:
         assert f'id="cluster-{cluster.name}"' in svg and f">{cluster.name}</text>" in svg, cluster.name
     width, height, pixels = png_pixels(screenshot(page, tmp_path / "fleet.png", size="900,700"))
@@ -305,9 +301,8 @@ def test_html_page_renders_the_diagram_in_chromium(tmp_path: Path, capsys: pytes
         assert close > 500, (rgb, close)
 
 
-def test_overview_without_graphviz_exits_3(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_overview_without_graphviz_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     root = copy_reference_fleet(tmp_path / "fleet")
     empty = tmp_path / "bin"
     empty.mkdir()

@@ -240,13 +240,8 @@ def test_an_environment_and_a_cloud_added_through_copier_are_rendered(tmp_path: 
     dst = copy(template, tmp_path / "fleet", AWS_ONLY)
     commit_all(dst, "scaffold")
     _update(
-        dst,
-        {
-            "environments": ["dev", "qa", "staging", "prod"],
-            "clouds": ["aws", "gcp"],
-            "gcp_region": "europe-west4",
-            "gcp_project": "acme-dns",
-        },
+        dst, {"environments": ["dev", "qa", "staging", "prod"], "clouds": ["aws", "gcp"], "gcp_region": "europe-west4",
+             "gcp_project": "acme-dns"}
     )
 
     assert conflicts(dst) == []

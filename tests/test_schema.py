@@ -273,7 +273,9 @@ def test_pattern_and_format_ranges(validator: SchemaValidator) -> None:
         ({"name": "apps", "labelz": {}}, "metadata.labelz", "unknown field"),
     ],
 )
-def test_metadata_checked(validator: SchemaValidator, metadata: Obj, path: str | None, fragment: str | None) -> None:
+def test_metadata_checked(
+    validator: SchemaValidator, metadata: Obj, path: str | None, fragment: str | None
+) -> None:
     obj = kustomization()
     obj["metadata"] = metadata
     violations = validator.validate(obj)
@@ -325,7 +327,9 @@ def test_kyverno_validating_policy_passes(validator: SchemaValidator) -> None:
     }
     assert validator.validate(policy) == []
     policy["spec"]["validationActions"] = ["Deny", "Deny"]  # x-kubernetes-list-type: set
-    assert messages(validator.validate(policy)) == ['spec.validationActions[1]: duplicate value "Deny" (same as [0])']
+    assert messages(validator.validate(policy)) == [
+        'spec.validationActions[1]: duplicate value "Deny" (same as [0])'
+    ]
 
 
 def xrd_openapi() -> Obj:
@@ -370,7 +374,11 @@ def test_crossplane_xrd_passes_and_xr_checked_with_extra_schema(catalogue: CrdCa
     definition = xrd()
     api_version = f"{definition['spec']['group']}/v1alpha1"
     openapi = definition["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    extra = {(api_version, "XNetwork"): strict_schema_from_openapi(openapi, api_version=api_version, kind="XNetwork")}
+    extra = {
+        (api_version, "XNetwork"): strict_schema_from_openapi(
+            openapi, api_version=api_version, kind="XNetwork"
+        )
+    }
     validator = SchemaValidator(catalogue, extra_schemas=extra)
     assert validator.validate(definition) == []
     xr: Obj = {
@@ -514,11 +522,8 @@ def test_extra_crd_dirs_flag_over_environment(tmp_path: Path, monkeypatch: pytes
 
 def test_extra_crds_add_to_and_override_the_builtin_catalogue(tmp_path: Path) -> None:
     (tmp_path / "widgets.yaml").write_text(SMALL_CRD)
-    override = (
-        SMALL_CRD.replace("group: example.com", "group: helm.toolkit.fluxcd.io")
-        .replace("kind: Widget, plural: widgets", "kind: HelmRelease, plural: helmreleases")
-        .replace("name: v1\n", "name: v2\n")
-    )
+    override = SMALL_CRD.replace("group: example.com", "group: helm.toolkit.fluxcd.io").replace(
+        "kind: Widget, plural: widgets", "kind: HelmRelease, plural: helmreleases").replace("name: v1\n", "name: v2\n")
     (tmp_path / "override.yaml").write_text(override)
     builtin = CrdCatalogue.builtin()
     catalogue = load_catalogue([tmp_path])
@@ -526,8 +531,7 @@ def test_extra_crds_add_to_and_override_the_builtin_catalogue(tmp_path: Path) ->
     assert catalogue.kinds() == builtin.kinds() | {("example.com/v1", "Widget")}
     assert catalogue.source_of("helm.toolkit.fluxcd.io/v2", "HelmRelease") == tmp_path / "override.yaml"
     assert builtin.source_of("helm.toolkit.fluxcd.io/v2", "HelmRelease") == (
-        BUILTIN_CRDS / "flux" / "helm.toolkit.fluxcd.io_helmreleases.yaml.gz"
-    )
+        BUILTIN_CRDS / "flux" / "helm.toolkit.fluxcd.io_helmreleases.yaml.gz")
     only_flux = load_catalogue([tmp_path], groups={"helm.toolkit.fluxcd.io"})  # other groups' files unread
     assert ("example.com/v1", "Widget") not in only_flux.kinds()
 

@@ -148,7 +148,9 @@ def test_extracted_binary_sha_mismatch_is_an_error(
     assert list((root / "bin").iterdir()) == []  # nothing half-written left behind
 
 
-def test_unfitting_path_tools_are_ignored(installed: Path, empty_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unfitting_path_tools_are_ignored(
+    installed: Path, empty_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _script(empty_path, "kubectl", 'echo "Client Version: v1.32.4"; echo "Kustomize Version: v5.5.0"')
     _script(empty_path, "kustomize", "echo v5.7.9")
     _script(empty_path, "helm", "echo v3.16.2")

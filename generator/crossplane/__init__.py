@@ -18,11 +18,5 @@ from generator.crossplane.plan import (
     plan_infrastructure,
 )
 
-__all__ = [
-    "build_hub_bootstrap",
-    "build_infrastructure",
-    "fleet_contribution",
-    "hub_resources",
-    "plan_hub_bootstrap",
-    "plan_infrastructure",
-]
+__all__ = ["build_hub_bootstrap", "build_infrastructure", "fleet_contribution", "hub_resources",
+           "plan_hub_bootstrap", "plan_infrastructure"]

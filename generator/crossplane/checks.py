@@ -261,11 +261,8 @@ def _check_peering(clusters: list[Sourced[Cluster]], plans: dict[str, NetworkPla
     environments = sorted({source.item.environment for source in clusters})
     for environment in environments:
         members = [s for s in clusters if s.item.environment == environment or s.item.role == "hub"]
-        ranges = [
-            (net, (source, key, net))
-            for source in members
-            for key, net in plans[source.item.name].routable(source.item)
-        ]
+        ranges = [(net, (source, key, net))
+                  for source in members for key, net in plans[source.item.name].routable(source.item)]
         for (a, key_a, net_a), (b, key_b, net_b) in overlapping_pairs(ranges):
             if a is b or key_a == key_b == "vpcCidr":
                 continue
@@ -273,8 +270,7 @@ def _check_peering(clusters: list[Sourced[Cluster]], plans: dict[str, NetworkPla
                 a, key_a, net_a, b, key_b, net_b = b, key_b, net_b, a, key_a, net_a
             # report on the cluster whose GKE range is the extra routable one
             here, key, net, other_key, other_net, other = (
-                (a, key_a, net_a, key_b, net_b, b.item)
-                if key_b == "vpcCidr"
+                (a, key_a, net_a, key_b, net_b, b.item) if key_b == "vpcCidr"
                 else (b, key_b, net_b, key_a, net_a, a.item)
             )
             problems.append(
@@ -300,57 +296,26 @@ def _check_reachability(
     hub_cloud, problems = hub.item.cloud, []
     for source in workloads:
         cluster = source.item
-        where = (
-            ("networking", "privateEndpoint")
-            if "privateEndpoint" in (source.raw.get("networking") or {})
+        where = ("networking", "privateEndpoint") if "privateEndpoint" in (source.raw.get("networking") or {}) \
             else ("networking",)
-        )
         if not cluster.networking.private_endpoint:
             if not settings.hub.egress_cidrs:
-                problems.append(
-                    _problem(
-                        source,
-                        where,
-                        (
-                            f"the hub cannot reach cluster '{cluster.name}': its public API endpoint admits only the hub's "
-                            "egress addresses, and fleet.crossplane.hub.egressCidrs is empty"
-                        ),
-                    )
-                )
+                problems.append(_problem(source, where, (
+                    f"the hub cannot reach cluster '{cluster.name}': its public API endpoint admits only the hub's "
+                    "egress addresses, and fleet.crossplane.hub.egressCidrs is empty")))
         elif cluster.cloud != hub_cloud:
-            problems.append(
-                _problem(
-                    source,
-                    where,
-                    (
-                        f"the hub ({hub_cloud}) cannot reach the private API endpoint of {cluster.cloud} cluster "
-                        f"'{cluster.name}': no cross-cloud network path is composed; set networking.privateEndpoint: false "
-                        "(public endpoint restricted to fleet.crossplane.hub.egressCidrs)"
-                    ),
-                )
-            )
+            problems.append(_problem(source, where, (
+                f"the hub ({hub_cloud}) cannot reach the private API endpoint of {cluster.cloud} cluster "
+                f"'{cluster.name}': no cross-cloud network path is composed; set networking.privateEndpoint: false "
+                "(public endpoint restricted to fleet.crossplane.hub.egressCidrs)")))
         elif hub_cloud != "aws":
-            problems.append(
-                _problem(
-                    source,
-                    where,
-                    (
-                        f"the hub cannot reach the private API endpoint of '{cluster.name}': peering is composed for AWS "
-                        f"hubs only, not {hub_cloud}; set networking.privateEndpoint: false"
-                    ),
-                )
-            )
+            problems.append(_problem(source, where, (
+                f"the hub cannot reach the private API endpoint of '{cluster.name}': peering is composed for AWS "
+                f"hubs only, not {hub_cloud}; set networking.privateEndpoint: false")))
         elif settings.hub.network is None:
-            problems.append(
-                _problem(
-                    source,
-                    where,
-                    (
-                        f"the hub reaches the private API endpoint of '{cluster.name}' through VPC peering: set "
-                        "fleet.crossplane.hub.network: {vpcId, routeTableIds} (the hub's VPC and its route tables)"
-                    ),
-                )
-            )
+            problems.append(_problem(source, where, (
+                f"the hub reaches the private API endpoint of '{cluster.name}' through VPC peering: set "
+                "fleet.crossplane.hub.network: {vpcId, routeTableIds} (the hub's VPC and its route tables)")))
     return problems
 
 
@@ -363,16 +328,9 @@ def _check_engine(inv: Inventory) -> list[Problem]:
     engine = f"v{version('crossplane-function-pythonic')}"
     if pinned is None or pinned == engine:
         return []
-    return [
-        _problem(
-            inv.fleet,
-            ("crossplane", "functionVersions", "function-pythonic"),
-            (
-                f"'{pinned}' differs from the function-pythonic release fleetgen composes with offline ({engine}); "
-                "pin that release (or upgrade fleetgen)"
-            ),
-        )
-    ]
+    return [_problem(inv.fleet, ("crossplane", "functionVersions", "function-pythonic"), (
+        f"'{pinned}' differs from the function-pythonic release fleetgen composes with offline ({engine}); "
+        "pin that release (or upgrade fleetgen)"))]
 
 
 def check_inventory(inv: Inventory) -> list[Problem]:

@@ -47,13 +47,8 @@ def script_resource_kinds(name: str) -> set[str]:
 
 def _parameters(facts: Facts, **extra: Any) -> Obj:
     mode = facts.mode
-    return {
-        "legacy": mode.legacy,
-        "namespace": mode.namespace,
-        "networkApiVersion": mode.api_version,
-        "networkKind": mode.xr_kind(NETWORK.kind),
-        **extra,
-    }
+    return {"legacy": mode.legacy, "namespace": mode.namespace, "networkApiVersion": mode.api_version,
+            "networkKind": mode.xr_kind(NETWORK.kind), **extra}
 
 
 def composition(name: str, facts: Facts, kind: str, cloud: str, api: str, parameters: Obj | None = None) -> Obj:
@@ -67,19 +62,10 @@ def composition(name: str, facts: Facts, kind: str, cloud: str, api: str, parame
         "spec": {
             "compositeTypeRef": {"apiVersion": mode.api_version, "kind": mode.xr_kind(kind)},
             "mode": "Pipeline",
-            "pipeline": [
-                {
-                    "step": "compose",
-                    "functionRef": {"name": FUNCTION_NAME},
-                    "input": {
-                        "apiVersion": INPUT_API_VERSION,
-                        "kind": "Composite",
-                        "step": module,
-                        "parameters": _parameters(facts, **(parameters or {})),
-                        "composite": script(module),
-                    },
-                }
-            ],
+            "pipeline": [{
+                "step": "compose", "functionRef": {"name": FUNCTION_NAME},
+                "input": {"apiVersion": INPUT_API_VERSION, "kind": "Composite", "step": module,
+                          "parameters": _parameters(facts, **(parameters or {})), "composite": script(module)}}],
         },
     }
 
@@ -96,14 +82,14 @@ def aws_eks(facts: Facts) -> Obj:
 
 def aws_rds(facts: Facts) -> Obj:
     """RDS: subnet group, security group, encrypted instance."""
-    return composition(
-        "aws-rds", facts, DATABASE.kind, "aws", DATABASE.short, {"sizes": facts.sizes["database"]["aws"]}
-    )
+    return composition("aws-rds", facts, DATABASE.kind, "aws", DATABASE.short,
+                       {"sizes": facts.sizes["database"]["aws"]})
 
 
 def aws_elasticache(facts: Facts) -> Obj:
     """ElastiCache: subnet group, security group, encrypted Redis replication group."""
-    return composition("aws-elasticache", facts, CACHE.kind, "aws", CACHE.short, {"sizes": facts.sizes["cache"]["aws"]})
+    return composition("aws-elasticache", facts, CACHE.kind, "aws", CACHE.short,
+                       {"sizes": facts.sizes["cache"]["aws"]})
 
 
 def gcp_network(facts: Facts) -> Obj:
@@ -118,19 +104,14 @@ def gcp_gke(facts: Facts) -> Obj:
 
 def gcp_cloudsql(facts: Facts) -> Obj:
     """Cloud SQL with private IP."""
-    return composition(
-        "gcp-cloudsql",
-        facts,
-        DATABASE.kind,
-        "gcp",
-        DATABASE.short,
-        {"sizes": facts.sizes["database"]["gcp"], "versions": facts.engine_versions["gcp"]},
-    )
+    return composition("gcp-cloudsql", facts, DATABASE.kind, "gcp", DATABASE.short,
+                       {"sizes": facts.sizes["database"]["gcp"], "versions": facts.engine_versions["gcp"]})
 
 
 def gcp_memorystore(facts: Facts) -> Obj:
     """Memorystore for Redis."""
-    return composition("gcp-memorystore", facts, CACHE.kind, "gcp", CACHE.short, {"sizes": facts.sizes["cache"]["gcp"]})
+    return composition("gcp-memorystore", facts, CACHE.kind, "gcp", CACHE.short,
+                       {"sizes": facts.sizes["cache"]["gcp"]})
 
 
 def azure_network(facts: Facts) -> Obj:
@@ -156,19 +137,9 @@ def azure_postgresql(facts: Facts) -> Obj:
 
 def azure_redis(facts: Facts) -> Obj:
     """Azure Cache for Redis."""
-    return composition(
-        "azure-redis",
-        facts,
-        CACHE.kind,
-        "azure",
-        CACHE.short,
-        {
-            "sizes": {
-                size: {"skuName": sku[0], "family": sku[1], "capacity": sku[2]}
-                for size, sku in facts.sizes["cache"]["azure"].items()
-            }
-        },
-    )
+    return composition("azure-redis", facts, CACHE.kind, "azure", CACHE.short,
+                       {"sizes": {size: {"skuName": sku[0], "family": sku[1], "capacity": sku[2]}
+                                  for size, sku in facts.sizes["cache"]["azure"].items()}})
 
 
 Builder = Callable[[Facts], Obj]

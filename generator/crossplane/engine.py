@@ -88,13 +88,8 @@ def pythonic_input(composition: Mapping[str, Any]) -> Obj:
     raise CompositionError(f"Composition {name}: no {FUNCTION_NAME} step to run offline")
 
 
-def run(
-    composition: Mapping[str, Any],
-    xr: Mapping[str, Any],
-    observed: Mapping[str, Mapping[str, Any]] | None = None,
-    *,
-    render_unknowns: bool = False,
-) -> Composed:
+def run(composition: Mapping[str, Any], xr: Mapping[str, Any],
+        observed: Mapping[str, Mapping[str, Any]] | None = None, *, render_unknowns: bool = False) -> Composed:
     """One pass of the composition function for ``xr`` with ``observed`` composed resources (name → object).
 
     With ``render_unknowns`` a value that depends on a status not observed yet is written as ``UNKNOWN:<path>``
@@ -108,8 +103,7 @@ def run(
         meta=fnv1.RequestMeta(tag="fleetgen"),
         observed=fnv1.State(
             composite=fnv1.Resource(resource=_struct(xr)),
-            resources={name: fnv1.Resource(resource=_struct(obj)) for name, obj in (observed or {}).items()},
-        ),
+            resources={name: fnv1.Resource(resource=_struct(obj)) for name, obj in (observed or {}).items()}),
         input=_struct(pythonic_input(composition)),
     )
     logging.getLogger(FUNCTION_NAME).setLevel(logging.CRITICAL)
@@ -170,29 +164,17 @@ def choose_composition(xr: Mapping[str, Any], compositions: list[Obj]) -> Obj:
     """The Composition Crossplane would pick for ``xr``: its compositionRef, else the one whose type matches and
     whose labels match the compositionSelector (exactly one, or the XR cannot be composed deterministically)."""
     selection = _selection(xr)
-    typed = [
-        c
-        for c in compositions
-        if c["spec"]["compositeTypeRef"] == {"apiVersion": xr.get("apiVersion"), "kind": xr.get("kind")}
-    ]
+    typed = [c for c in compositions if c["spec"]["compositeTypeRef"] == {"apiVersion": xr.get("apiVersion"),
+                                                                           "kind": xr.get("kind")}]
     ref = (selection.get("compositionRef") or {}).get("name")
     wanted = (selection.get("compositionSelector") or {}).get("matchLabels") or {}
-    found = [
-        c
-        for c in typed
-        if (
-            c["metadata"]["name"] == ref
-            if ref
-            else all((c["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())
-        )
-    ]
+    found = [c for c in typed if (c["metadata"]["name"] == ref if ref else
+                                  all((c["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items()))]
     if len(found) != 1:
         meta = xr.get("metadata") or {}
         names = ", ".join(sorted(c["metadata"]["name"] for c in found)) or "none"
-        raise CompositionError(
-            f"{xr.get('kind')} {meta.get('namespace', '')}/{meta.get('name')}: "
-            f"{len(found)} Compositions match ({names}); expected exactly one"
-        )
+        raise CompositionError(f"{xr.get('kind')} {meta.get('namespace', '')}/{meta.get('name')}: "
+                               f"{len(found)} Compositions match ({names}); expected exactly one")
     return found[0]
 
 
@@ -202,11 +184,8 @@ def claim_to_composite(claim: Mapping[str, Any], xr_kinds: set[tuple[str, str]])
     if (str(claim.get("apiVersion")), kind) not in xr_kinds:
         return None
     meta = claim.get("metadata") or {}
-    labels = {
-        **(meta.get("labels") or {}),
-        "crossplane.io/claim-name": meta.get("name"),
-        "crossplane.io/claim-namespace": meta.get("namespace"),
-    }
+    labels = {**(meta.get("labels") or {}), "crossplane.io/claim-name": meta.get("name"),
+              "crossplane.io/claim-namespace": meta.get("namespace")}
     return {**claim, "kind": kind, "metadata": {"name": meta.get("name"), "labels": labels}}
 
 
@@ -221,17 +200,11 @@ class ComposedXR:
 
 def compose_objects(objects: list[Obj], *, render_unknowns: bool = True) -> list[ComposedXR]:
     """Compose every XR (or legacy claim) among ``objects`` with the Compositions among them, nested XRs too."""
-    compositions = [
-        o
-        for o in objects
-        if (_group(str(o.get("apiVersion"))), o.get("kind")) == COMPOSITION_KIND
-        and any(
-            s.get("functionRef", {}).get("name") == FUNCTION_NAME for s in (o.get("spec") or {}).get("pipeline") or []
-        )
-    ]
-    xr_kinds = {
-        (c["spec"]["compositeTypeRef"]["apiVersion"], c["spec"]["compositeTypeRef"]["kind"]) for c in compositions
-    }
+    compositions = [o for o in objects if (_group(str(o.get("apiVersion"))), o.get("kind")) == COMPOSITION_KIND
+                    and any(s.get("functionRef", {}).get("name") == FUNCTION_NAME
+                            for s in (o.get("spec") or {}).get("pipeline") or [])]
+    xr_kinds = {(c["spec"]["compositeTypeRef"]["apiVersion"], c["spec"]["compositeTypeRef"]["kind"])
+                for c in compositions}
     pending: list[Obj] = []
     for obj in objects:
         if (obj.get("apiVersion"), obj.get("kind")) in xr_kinds:
@@ -249,9 +222,7 @@ def compose_objects(objects: list[Obj], *, render_unknowns: bool = True) -> list
         out.append(ComposedXR(xr, comp["metadata"]["name"], resources))
         for obj in resources.values():
             if (obj.get("apiVersion"), obj.get("kind")) in xr_kinds:
-                nested = {
-                    **obj,
-                    "metadata": {k: v for k, v in obj["metadata"].items() if k not in ("generateName", "annotations")},
-                }
+                nested = {**obj, "metadata": {k: v for k, v in obj["metadata"].items()
+                                              if k not in ("generateName", "annotations")}}
                 pending.append(nested)
     return out

@@ -45,10 +45,8 @@ class NetworkPlan:
         net = cluster.networking
         ranges = [("vpcCidr", ipaddress.IPv4Network(net.vpc_cidr))]
         if cluster.cloud == "gcp":
-            ranges += [
-                ("podCidr", ipaddress.IPv4Network(net.pod_cidr)),
-                ("serviceCidr", ipaddress.IPv4Network(net.service_cidr)),
-            ]
+            ranges += [("podCidr", ipaddress.IPv4Network(net.pod_cidr)),
+                       ("serviceCidr", ipaddress.IPv4Network(net.service_cidr))]
         return ranges
 
 
@@ -95,49 +93,29 @@ def check_plan(cluster: Cluster, region_zones: list[str]) -> list[tuple[tuple[st
     net = cluster.networking
     vpc = ipaddress.IPv4Network(net.vpc_cidr)
     if len(region_zones) < ZONES:
-        problems.append(
-            (
-                ("region",),
-                f"region '{cluster.region}' has {len(region_zones)} availability zone(s); "
-                f"fleetgen spreads every cluster over {ZONES}",
-            )
-        )
+        problems.append((("region",), f"region '{cluster.region}' has {len(region_zones)} availability zone(s); "
+                                      f"fleetgen spreads every cluster over {ZONES}"))
     if net.zones is not None:
         if len(net.zones) != ZONES or len(set(net.zones)) != ZONES:
             problems.append((("networking", "zones"), f"give exactly {ZONES} distinct zones"))
         for index, zone in enumerate(net.zones):
             if zone not in region_zones:
-                problems.append(
-                    (
-                        ("networking", "zones", index),
-                        f"'{zone}' is not a zone of {cluster.region}; expected one of: {', '.join(region_zones)}",
-                    )
-                )
+                problems.append((("networking", "zones", index),
+                                 f"'{zone}' is not a zone of {cluster.region}; expected one of: "
+                                 f"{', '.join(region_zones)}"))
     if cluster.cloud != "aws" and net.public_subnets:
-        problems.append(
-            (
-                ("networking", "publicSubnets"),
-                f"public subnets are only used on aws; {cluster.cloud} clusters have one node subnet",
-            )
-        )
+        problems.append((("networking", "publicSubnets"),
+                         f"public subnets are only used on aws; {cluster.cloud} clusters have one node subnet"))
     if cluster.cloud != "aws" and net.private_subnets and len(net.private_subnets) != 1:
-        problems.append(
-            (
-                ("networking", "privateSubnets"),
-                f"{cluster.cloud} clusters have exactly one node subnet (privateSubnets: [one CIDR])",
-            )
-        )
+        problems.append((("networking", "privateSubnets"),
+                         f"{cluster.cloud} clusters have exactly one node subnet (privateSubnets: [one CIDR])"))
     if cluster.cloud == "aws":
         for key, given in (("privateSubnets", net.private_subnets), ("publicSubnets", net.public_subnets)):
             if given is not None and len(given) != ZONES:
                 problems.append((("networking", key), f"give exactly {ZONES} subnets, one per zone"))
         if vpc.prefixlen > 24:
-            problems.append(
-                (
-                    ("networking", "vpcCidr"),
-                    f"{vpc} is too small to carve {2 * ZONES} subnets; use /24 or larger (e.g. /16)",
-                )
-            )
+            problems.append((("networking", "vpcCidr"),
+                             f"{vpc} is too small to carve {2 * ZONES} subnets; use /24 or larger (e.g. /16)"))
     if cluster.cloud == "gcp" and vpc.prefixlen > 27:
         problems.append((("networking", "vpcCidr"), f"{vpc} is too small for nodes and a /28 control plane"))
     plan = plan_network(cluster, region_zones)
@@ -159,10 +137,6 @@ def check_plan(cluster: Cluster, region_zones: list[str]) -> list[tuple[tuple[st
     if plan.control_plane_cidr is not None:
         control = ipaddress.IPv4Network(plan.control_plane_cidr)
         if any(control.overlaps(b) for b, _ in seen):
-            problems.append(
-                (
-                    ("networking", "privateSubnets"),
-                    f"the node subnet overlaps the GKE control-plane range {control} (last /28 of the VPC)",
-                )
-            )
+            problems.append((("networking", "privateSubnets"),
+                             f"the node subnet overlaps the GKE control-plane range {control} (last /28 of the VPC)"))
     return problems

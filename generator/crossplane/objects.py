@@ -40,25 +40,16 @@ def account(settings: CrossplaneSettings, cloud: str) -> str | None:
 
 def tags(fleet: Fleet, cluster: ResolvedCluster, **extra: str) -> dict[str, str]:
     """Tags/labels put on every cloud resource (lowercase values, valid as GCP labels too)."""
-    return {
-        "fleet": fleet.organization,
-        "environment": cluster.cluster.environment,
-        "cluster": cluster.name,
-        "managed-by": "fleetgen",
-        **extra,
-    }
+    return {"fleet": fleet.organization, "environment": cluster.cluster.environment,
+            "cluster": cluster.name, "managed-by": "fleetgen", **extra}
 
 
 def _envelope(mode: Mode, kind: str, name: str, labels: dict[str, str], spec: Obj, selector: dict[str, str]) -> Obj:
     """A composite (v2) or claim (legacy) in the cluster-object namespace, selecting its composition by cloud."""
     selection = {"compositionSelector": {"matchLabels": selector}}
     body = {**selection, **spec} if mode.legacy else {"crossplane": selection, **spec}
-    return {
-        "apiVersion": mode.api_version,
-        "kind": kind,
-        "metadata": {"name": name, "namespace": mode.namespace, "labels": labels},
-        "spec": body,
-    }
+    return {"apiVersion": mode.api_version, "kind": kind,
+            "metadata": {"name": name, "namespace": mode.namespace, "labels": labels}, "spec": body}
 
 
 def eks_cluster_arn(settings: CrossplaneSettings, cluster: ResolvedCluster) -> str | None:
@@ -81,12 +72,8 @@ def hub_access(fleet: Fleet, cluster: ResolvedCluster, hub: ResolvedCluster | No
         return access
     network = settings.hub.network
     if hub is not None and network is not None and hub.cluster.cloud == cluster.cluster.cloud == "aws":
-        access["peering"] = {
-            "hubCidr": hub.cluster.networking.vpc_cidr,
-            "hubRegion": hub.cluster.region,
-            "hubVpcId": network.vpc_id,
-            "hubRouteTableIds": list(network.route_table_ids),
-        }
+        access["peering"] = {"hubCidr": hub.cluster.networking.vpc_cidr, "hubRegion": hub.cluster.region,
+                             "hubVpcId": network.vpc_id, "hubRouteTableIds": list(network.route_table_ids)}
         if settings.aws is not None:
             access["peering"]["hubAccountId"] = settings.aws.account_id
     return access
@@ -99,23 +86,16 @@ def secrets_identity(fleet: Fleet, cluster: ResolvedCluster) -> Obj | None:
     backend = fleet.security.secrets
     settings = fleet.crossplane
     c = cluster.cluster
-    if (
-        backend is None
-        or backend.gcp is None
-        or settings is None
-        or settings.gcp is None
-        or c.cloud != "gcp"
-        or cluster.settings.secrets_backend != "cloud"
-    ):
+    if backend is None or backend.gcp is None or settings is None or settings.gcp is None or c.cloud != "gcp" \
+            or cluster.settings.secrets_backend != "cloud":
         return None
-    values = {"cluster": c.name, "environment": c.environment, "region": c.region, "organization": fleet.organization}
+    values = {"cluster": c.name, "environment": c.environment, "region": c.region,
+              "organization": fleet.organization}
     project = backend.gcp.project_id.format(project="", **values)
     email = backend.gcp.service_account.format(project=project, **values)
     subject = f"{backend.namespace}/{backend.service_account}"
-    return {
-        "serviceAccountId": f"projects/{project}/serviceAccounts/{email}",
-        "member": f"serviceAccount:{settings.gcp.project}.svc.id.goog[{subject}]",
-    }
+    return {"serviceAccountId": f"projects/{project}/serviceAccounts/{email}",
+            "member": f"serviceAccount:{settings.gcp.project}.svc.id.goog[{subject}]"}
 
 
 def cluster_spec(fleet: Fleet, cluster: ResolvedCluster, hub: ResolvedCluster | None = None) -> Obj:
@@ -127,14 +107,8 @@ def cluster_spec(fleet: Fleet, cluster: ResolvedCluster, hub: ResolvedCluster | 
     plan = plan_network(c, zones)
     groups = []
     for group in cluster.settings.node_groups:
-        entry: Obj = {
-            "name": group.name,
-            "instanceType": group.instance_type,
-            "minSize": group.min_size,
-            "maxSize": group.max_size,
-            "desiredSize": group.desired_size,
-            "diskSizeGb": group.disk_size_gb,
-        }
+        entry: Obj = {"name": group.name, "instanceType": group.instance_type, "minSize": group.min_size,
+                      "maxSize": group.max_size, "desiredSize": group.desired_size, "diskSizeGb": group.disk_size_gb}
         if group.labels:
             entry["labels"] = dict(sorted(group.labels.items()))
         if group.taints:
@@ -143,75 +117,43 @@ def cluster_spec(fleet: Fleet, cluster: ResolvedCluster, hub: ResolvedCluster | 
     subnets: dict[str, list[dict[str, str]]] = {}
     for subnet in plan.subnets:
         subnets.setdefault(subnet.tier, []).append(subnet.as_dict())
-    networking: Obj = {
-        "vpcCidr": c.networking.vpc_cidr,
-        "podCidr": c.networking.pod_cidr,
-        "serviceCidr": c.networking.service_cidr,
-        "dnsServiceIp": dns_service_ip(c.networking.service_cidr),
-        "privateEndpoint": c.networking.private_endpoint,
-        "zones": list(plan.zones),
-        "subnets": subnets,
-        "hubAccess": hub_access(fleet, cluster, hub),
-    }
+    networking: Obj = {"vpcCidr": c.networking.vpc_cidr, "podCidr": c.networking.pod_cidr,
+                       "serviceCidr": c.networking.service_cidr,
+                       "dnsServiceIp": dns_service_ip(c.networking.service_cidr),
+                       "privateEndpoint": c.networking.private_endpoint, "zones": list(plan.zones),
+                       "subnets": subnets, "hubAccess": hub_access(fleet, cluster, hub)}
     if plan.control_plane_cidr:
         networking["controlPlaneCidr"] = plan.control_plane_cidr
     spec: Obj = {"cloudProvider": c.cloud, "region": c.region, "environment": c.environment}
     cloud_account = account(settings, c.cloud)
     if cloud_account:
         spec["account"] = cloud_account
-    spec.update(
-        {
-            "providerConfigName": PROVIDER_CONFIG_NAME,
-            "tags": tags(fleet, cluster),
-            "kubernetes": {"version": cluster.settings.kubernetes_version},
-            "nodeGroups": groups,
-            "networking": networking,
-            "kubeconfigSecretName": kubeconfig_secret(c.name),
-        }
-    )
+    spec.update({"providerConfigName": PROVIDER_CONFIG_NAME, "tags": tags(fleet, cluster),
+                 "kubernetes": {"version": cluster.settings.kubernetes_version}, "nodeGroups": groups,
+                 "networking": networking, "kubeconfigSecretName": kubeconfig_secret(c.name)})
     identity = secrets_identity(fleet, cluster)
     if identity:
         spec["secretsIdentity"] = identity
     return spec
 
 
-def cluster_documents(
-    fleet: Fleet, cluster: ResolvedCluster, mode: Mode, hub: ResolvedCluster | None = None
-) -> list[Obj]:
+def cluster_documents(fleet: Fleet, cluster: ResolvedCluster, mode: Mode,
+                      hub: ResolvedCluster | None = None) -> list[Obj]:
     """The KubernetesCluster of one workload cluster, then its Databases and Caches."""
     c = cluster.cluster
     # The inventory's cluster labels, then fleetgen's own (reserved prefixes: see models.RESERVED_LABEL_PREFIXES).
-    labels = {
-        **dict(sorted(cluster.settings.labels.items())),
-        CLOUD_LABEL: c.cloud,
-        ENVIRONMENT_LABEL: c.environment,
-        FLEET_CLUSTER_LABEL: c.name,
-    }
+    labels = {**dict(sorted(cluster.settings.labels.items())),
+              CLOUD_LABEL: c.cloud, ENVIRONMENT_LABEL: c.environment, FLEET_CLUSTER_LABEL: c.name}
     selector: dict[str, str] = {PROVIDER_LABEL: c.cloud}
     docs = [_envelope(mode, CLUSTER.kind, c.name, labels, cluster_spec(fleet, cluster, hub), selector)]
-    common: dict[str, Any] = {
-        "cloudProvider": c.cloud,
-        "region": c.region,
-        "providerConfigName": PROVIDER_CONFIG_NAME,
-        "network": {"name": c.name, "cidr": c.networking.vpc_cidr},
-    }
+    common: dict[str, Any] = {"cloudProvider": c.cloud, "region": c.region, "providerConfigName": PROVIDER_CONFIG_NAME,
+                              "network": {"name": c.name, "cidr": c.networking.vpc_cidr}}
     for db in c.databases:
-        spec = {
-            **common,
-            "tags": tags(fleet, cluster, database=db.name),
-            "engine": db.engine,
-            "version": db.version,
-            "size": db.size,
-            "storageGb": db.storage_gb,
-            "highAvailability": db.high_availability,
-        }
+        spec = {**common, "tags": tags(fleet, cluster, database=db.name), "engine": db.engine, "version": db.version,
+                "size": db.size, "storageGb": db.storage_gb, "highAvailability": db.high_availability}
         docs.append(_envelope(mode, DATABASE.kind, f"{c.name}-{db.name}", labels, spec, selector))
     for cache in c.caches:
-        spec = {
-            **common,
-            "tags": tags(fleet, cluster, cache=cache.name),
-            "size": cache.size,
-            "highAvailability": cache.high_availability,
-        }
+        spec = {**common, "tags": tags(fleet, cluster, cache=cache.name), "size": cache.size,
+                "highAvailability": cache.high_availability}
         docs.append(_envelope(mode, CACHE.kind, f"{c.name}-{cache.name}", labels, spec, selector))
     return docs

@@ -33,47 +33,24 @@ def runtime_config_name(cloud: str) -> str:
 
 def functions(pins: Mapping[str, Mapping[str, str]], overrides: Mapping[str, str]) -> list[Obj]:
     """The composition functions, pinned."""
-    return [
-        {
-            "apiVersion": "pkg.crossplane.io/v1",
-            "kind": "Function",
-            "metadata": {"name": name},
-            "spec": {"package": f"{pin['package']}:{overrides.get(name, pin['version'])}"},
-        }
-        for name, pin in sorted(pins.items())
-    ]
+    return [{"apiVersion": "pkg.crossplane.io/v1", "kind": "Function", "metadata": {"name": name},
+             "spec": {"package": f"{pin['package']}:{overrides.get(name, pin['version'])}"}}
+            for name, pin in sorted(pins.items())]
 
 
 def providers(cloud: str, pin: Mapping[str, Any], members: Iterable[str], version: str) -> list[Obj]:
     """The provider family of ``cloud`` and exactly the members in ``members``, all on one version."""
     names = [pin["family"], *(f"provider-{cloud}-{member}" for member in sorted(set(members)))]
-    return [
-        {
-            "apiVersion": "pkg.crossplane.io/v1",
-            "kind": "Provider",
-            "metadata": {"name": name},
-            "spec": {
-                "package": f"{pin['registry']}/{name}:{version}",
-                "runtimeConfigRef": {
-                    "apiVersion": "pkg.crossplane.io/v1beta1",
-                    "kind": "DeploymentRuntimeConfig",
-                    "name": runtime_config_name(cloud),
-                },
-            },
-        }
-        for name in names
-    ]
+    return [{"apiVersion": "pkg.crossplane.io/v1", "kind": "Provider", "metadata": {"name": name},
+             "spec": {"package": f"{pin['registry']}/{name}:{version}",
+                      "runtimeConfigRef": {"apiVersion": "pkg.crossplane.io/v1beta1",
+                                           "kind": "DeploymentRuntimeConfig", "name": runtime_config_name(cloud)}}}
+            for name in names]
 
 
 def _projected_token(name: str, audience: str, path: str) -> Obj:
-    return {
-        "name": name,
-        "projected": {
-            "sources": [
-                {"serviceAccountToken": {"audience": audience, "expirationSeconds": TOKEN_EXPIRY, "path": path}}
-            ]
-        },
-    }
+    return {"name": name, "projected": {"sources": [{"serviceAccountToken": {
+        "audience": audience, "expirationSeconds": TOKEN_EXPIRY, "path": path}}]}}
 
 
 def gcp_credential_config(settings: CrossplaneSettings) -> str:
@@ -86,7 +63,7 @@ def gcp_credential_config(settings: CrossplaneSettings) -> str:
         "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
         "token_url": "https://sts.googleapis.com/v1/token",
         "service_account_impersonation_url": "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/"
-        f"{gcp.service_account}:generateAccessToken",
+                                             f"{gcp.service_account}:generateAccessToken",
         "credential_source": {"file": f"{GCP_TOKEN_DIR}/token", "format": {"type": "text"}},
     }
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
@@ -100,11 +77,9 @@ def provider_service_account(cloud: str) -> str:
 def runtime(cloud: str, settings: CrossplaneSettings, hub_cloud: str) -> list[Obj]:
     """The DeploymentRuntimeConfig of ``cloud``'s providers (and a ConfigMap it mounts, for GCP federation)."""
     tuning = settings.runtime
-    container: Obj = {
-        "name": "package-runtime",
-        "args": [f"--max-reconcile-rate={tuning.max_reconcile_rate}", f"--poll={tuning.poll}"],
-        "resources": tuning.resources.model_dump(mode="json"),
-    }
+    container: Obj = {"name": "package-runtime",
+                      "args": [f"--max-reconcile-rate={tuning.max_reconcile_rate}", f"--poll={tuning.poll}"],
+                      "resources": tuning.resources.model_dump(mode="json")}
     pod: Obj = {"containers": [container]}
     annotations: dict[str, str] = {}
     extra: list[Obj] = []
@@ -121,25 +96,17 @@ def runtime(cloud: str, settings: CrossplaneSettings, hub_cloud: str) -> list[Ob
             annotations["iam.gke.io/gcp-service-account"] = settings.gcp.service_account
         else:
             provider = settings.gcp.workload_identity_provider
-            pod["volumes"] = [
-                _projected_token("gcp-token", f"//iam.googleapis.com/{provider}", "token"),
-                {"name": "gcp-credential-config", "configMap": {"name": GCP_CREDENTIALS_CONFIGMAP}},
-            ]
+            pod["volumes"] = [_projected_token("gcp-token", f"//iam.googleapis.com/{provider}", "token"),
+                              {"name": "gcp-credential-config",
+                               "configMap": {"name": GCP_CREDENTIALS_CONFIGMAP}}]
             container["volumeMounts"] = [
                 {"name": "gcp-token", "mountPath": GCP_TOKEN_DIR, "readOnly": True},
-                {"name": "gcp-credential-config", "mountPath": GCP_CONFIG_DIR, "readOnly": True},
-            ]
-            container["env"] = [
-                {"name": "GOOGLE_APPLICATION_CREDENTIALS", "value": f"{GCP_CONFIG_DIR}/credential-config.json"}
-            ]
-            extra.append(
-                {
-                    "apiVersion": "v1",
-                    "kind": "ConfigMap",
-                    "metadata": {"name": GCP_CREDENTIALS_CONFIGMAP, "namespace": CROSSPLANE_NAMESPACE},
-                    "data": {"credential-config.json": gcp_credential_config(settings)},
-                }
-            )
+                {"name": "gcp-credential-config", "mountPath": GCP_CONFIG_DIR, "readOnly": True}]
+            container["env"] = [{"name": "GOOGLE_APPLICATION_CREDENTIALS",
+                                 "value": f"{GCP_CONFIG_DIR}/credential-config.json"}]
+            extra.append({"apiVersion": "v1", "kind": "ConfigMap",
+                          "metadata": {"name": GCP_CREDENTIALS_CONFIGMAP, "namespace": CROSSPLANE_NAMESPACE},
+                          "data": {"credential-config.json": gcp_credential_config(settings)}})
     else:
         assert settings.azure is not None
         pod["volumes"] = [_projected_token("azure-token", "api://AzureADTokenExchange", AZURE_TOKEN_FILE)]
@@ -150,12 +117,8 @@ def runtime(cloud: str, settings: CrossplaneSettings, hub_cloud: str) -> list[Ob
     spec["serviceAccountTemplate"] = {"metadata": {"name": provider_service_account(cloud)}}
     if annotations:
         spec["serviceAccountTemplate"]["metadata"]["annotations"] = annotations
-    drc = {
-        "apiVersion": "pkg.crossplane.io/v1beta1",
-        "kind": "DeploymentRuntimeConfig",
-        "metadata": {"name": runtime_config_name(cloud)},
-        "spec": spec,
-    }
+    drc = {"apiVersion": "pkg.crossplane.io/v1beta1", "kind": "DeploymentRuntimeConfig",
+           "metadata": {"name": runtime_config_name(cloud)}, "spec": spec}
     return [*extra, drc]
 
 
@@ -167,31 +130,17 @@ def provider_config(cloud: str, settings: CrossplaneSettings, hub_cloud: str, co
         if hub_cloud == "aws":
             spec = {"credentials": {"source": "IRSA"}}
         else:
-            spec = {
-                "credentials": {
-                    "source": "WebIdentity",
-                    "webIdentity": {
-                        "roleARN": settings.aws.role_arn,
-                        "tokenConfig": {"source": "Filesystem", "fs": {"path": f"{AWS_TOKEN_DIR}/token"}},
-                    },
-                }
-            }
+            spec = {"credentials": {"source": "WebIdentity", "webIdentity": {
+                "roleARN": settings.aws.role_arn,
+                "tokenConfig": {"source": "Filesystem", "fs": {"path": f"{AWS_TOKEN_DIR}/token"}}}}}
     elif cloud == "gcp":
         assert settings.gcp is not None
         spec = {"projectID": settings.gcp.project, "credentials": {"source": "InjectedIdentity"}}
     else:
         azure = settings.azure
         assert azure is not None
-        spec = {
-            "credentials": {"source": "OIDCTokenFile"},
-            "clientID": azure.client_id,
-            "tenantID": azure.tenant_id,
-            "subscriptionID": azure.subscription_id,
-            "oidcTokenFilePath": f"{AZURE_TOKEN_DIR}/{AZURE_TOKEN_FILE}",
-        }
-    return {
-        "apiVersion": f"{config_group}/v1beta1",
-        "kind": "ClusterProviderConfig",
-        "metadata": {"name": PROVIDER_CONFIG_NAME},
-        "spec": spec,
-    }
+        spec = {"credentials": {"source": "OIDCTokenFile"}, "clientID": azure.client_id,
+                "tenantID": azure.tenant_id, "subscriptionID": azure.subscription_id,
+                "oidcTokenFilePath": f"{AZURE_TOKEN_DIR}/{AZURE_TOKEN_FILE}"}
+    return {"apiVersion": f"{config_group}/v1beta1", "kind": "ClusterProviderConfig",
+            "metadata": {"name": PROVIDER_CONFIG_NAME}, "spec": spec}

@@ -36,13 +36,8 @@ def facts_of(fleet: ResolvedFleet) -> compositions.Facts:
     assert settings is not None
     data = crossplane_data()
     azure = settings.azure
-    return compositions.Facts(
-        mode_of(settings),
-        data["sizes"],
-        data["engineVersions"],
-        azure.tenant_id if azure else None,
-        azure.database_admins if azure else None,
-    )
+    return compositions.Facts(mode_of(settings), data["sizes"], data["engineVersions"],
+                              azure.tenant_id if azure else None, azure.database_admins if azure else None)
 
 
 @dataclass
@@ -89,18 +84,13 @@ def build_infrastructure(fleet: ResolvedFleet) -> Infrastructure:
     cache_clouds: list[str] = sorted({c.cluster.cloud for c in workloads if c.cluster.caches})
 
     apis: list[tuple[api.Api, Obj, list[str], dict[str, compositions.Builder]]] = [
-        (
-            api.CLUSTER,
-            api.cluster_schema(data["limits"], data["instanceTypePatterns"]),
-            clouds,
-            compositions.CLUSTER_COMPOSITIONS,
-        ),
+        (api.CLUSTER, api.cluster_schema(data["limits"], data["instanceTypePatterns"]), clouds,
+         compositions.CLUSTER_COMPOSITIONS),
         (api.NETWORK, api.network_schema(), clouds, compositions.NETWORK_COMPOSITIONS),
     ]
     if db_clouds:
-        apis.append(
-            (api.DATABASE, api.database_schema(data["databaseVersions"]), db_clouds, compositions.DATABASE_COMPOSITIONS)
-        )
+        apis.append((api.DATABASE, api.database_schema(data["databaseVersions"]), db_clouds,
+                     compositions.DATABASE_COMPOSITIONS))
     if cache_clouds:
         apis.append((api.CACHE, api.cache_schema(), cache_clouds, compositions.CACHE_COMPOSITIONS))
 
@@ -127,33 +117,21 @@ def build_infrastructure(fleet: ResolvedFleet) -> Infrastructure:
         by_group = {group: member for member, group in pin["members"].items()}
         members = sorted(by_group[g] for g in groups[cloud] if g in by_group)
         version = {str(k): v for k, v in settings.provider_versions.items()}.get(cloud, pin["version"])
-        infra.add(
-            f"providers/{cloud}.yaml",
-            [*packages.runtime(cloud, settings, hub_cloud), *packages.providers(cloud, pin, members, version)],
-            [fleet_file],
-        )
+        infra.add(f"providers/{cloud}.yaml", [*packages.runtime(cloud, settings, hub_cloud),
+                                              *packages.providers(cloud, pin, members, version)], [fleet_file])
         provider_files.append(f"{cloud}.yaml")
-        infra.add(
-            f"provider-configs/{cloud}.yaml",
-            [packages.provider_config(cloud, settings, hub_cloud, pin["configGroup"])],
-            [fleet_file],
-        )
+        infra.add(f"provider-configs/{cloud}.yaml",
+                  [packages.provider_config(cloud, settings, hub_cloud, pin["configGroup"])], [fleet_file])
         config_files.append(f"{cloud}.yaml")
     infra.add("providers/kustomization.yaml", [_kustomization(provider_files)], [fleet_file])
     infra.add("provider-configs/kustomization.yaml", [_kustomization(config_files)], [fleet_file])
 
     for cluster in workloads:
-        infra.add(
-            f"clusters/{cluster.name}.yaml",
-            cluster_documents(fleet.fleet, cluster, mode, hub),
-            cluster_files[cluster.name],
-        )
+        infra.add(f"clusters/{cluster.name}.yaml", cluster_documents(fleet.fleet, cluster, mode, hub),
+                  cluster_files[cluster.name])
     declared = {s.item.name: s.file.file for s in fleet.inventory.clusters}
-    infra.add(
-        "clusters/kustomization.yaml",
-        [_kustomization([f"{c.name}.yaml" for c in workloads])],
-        sorted({declared[c.name] for c in workloads}),
-    )
+    infra.add("clusters/kustomization.yaml", [_kustomization([f"{c.name}.yaml" for c in workloads])],
+              sorted({declared[c.name] for c in workloads}))
     return infra
 
 
@@ -183,23 +161,15 @@ def build_hub_bootstrap(fleet: ResolvedFleet) -> dict[str, tuple[list[Obj], list
     base = f"clusters/{hub.name}"
     sources = sorted({*hub.sources, fleet_file})
     files: dict[str, tuple[list[Obj], list[str]]] = {
-        f"{base}/crossplane.yaml": (
-            bootstrap.sync_documents(
-                settings,
-                chart,
-                lambda step: _flux_path(settings.infrastructure_path, step),
-                steps,
-                {"fleet.gitops.io/layer": "crossplane"},
-            ),
-            sources,
-        )
-    }
+        f"{base}/crossplane.yaml": (bootstrap.sync_documents(
+            settings, chart, lambda step: _flux_path(settings.infrastructure_path, step), steps,
+            {"fleet.gitops.io/layer": "crossplane"}), sources)}
     for cluster in workloads:
-        files[f"{base}/spokes/{cluster.name}.yaml"] = (
-            bootstrap.spoke_documents(settings, cluster, values, lambda path: _flux_path(fleet.fleet.git.path, path)),
-            sorted({*cluster.sources, fleet_file}),
-        )
-    files[f"{base}/spokes/kustomization.yaml"] = ([_kustomization([f"{c.name}.yaml" for c in workloads])], sources)
+        files[f"{base}/spokes/{cluster.name}.yaml"] = (bootstrap.spoke_documents(
+            settings, cluster, values, lambda path: _flux_path(fleet.fleet.git.path, path)),
+            sorted({*cluster.sources, fleet_file}))
+    files[f"{base}/spokes/kustomization.yaml"] = (
+        [_kustomization([f"{c.name}.yaml" for c in workloads])], sources)
     return files
 
 

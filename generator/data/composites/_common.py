@@ -47,9 +47,7 @@ def compose(xr, name, api_version, kind, labels=None, for_provider=None, managed
         resource.metadata.labels[key] = value
     if managed:
         resource.spec.providerConfigRef.kind = "ClusterProviderConfig"
-        resource.spec.providerConfigRef.name = (
-            str(xr.spec.providerConfigName) if xr.spec.providerConfigName else "default"
-        )
+        resource.spec.providerConfigRef.name = str(xr.spec.providerConfigName) if xr.spec.providerConfigName else "default"
         resource.spec.forProvider = dict(for_provider or {})
         if init_provider:
             resource.spec.initProvider = dict(init_provider)
@@ -75,16 +73,9 @@ def nested_network(xr, cloud):
     network.metadata.name = xr_name(xr)
     selection = {"compositionSelector": {"matchLabels": {PROVIDER_LABEL: cloud}}}
     net = xr.spec.networking
-    spec = {
-        "cloudProvider": cloud,
-        "region": str(xr.spec.region),
-        "tags": tags(xr),
-        "vpcCidr": str(net.vpcCidr),
-        "podCidr": str(net.podCidr),
-        "serviceCidr": str(net.serviceCidr),
-        "zones": [str(z) for z in net.zones],
-        "subnets": plain(net.subnets),
-    }
+    spec = {"cloudProvider": cloud, "region": str(xr.spec.region), "tags": tags(xr),
+            "vpcCidr": str(net.vpcCidr), "podCidr": str(net.podCidr), "serviceCidr": str(net.serviceCidr),
+            "zones": [str(z) for z in net.zones], "subnets": plain(net.subnets)}
     if xr.spec.providerConfigName:
         spec["providerConfigName"] = str(xr.spec.providerConfigName)
     if params.legacy == True:

@@ -8,113 +8,58 @@ class Composite(BaseComposite):
         controller = selector(controller=True)
         aks = "containerservice.azure.m.upbound.io/v1beta1"
         network = nested_network(self, "azure")
-        identity = compose(
-            self,
-            "control-plane-identity",
-            "managedidentity.azure.m.upbound.io/v1beta1",
-            "UserAssignedIdentity",
-            labels={ROLE_LABEL: "control-plane"},
-            for_provider={
-                "location": location,
-                "tags": tags(self),
-                "name": f"{name}-control-plane",
-                "resourceGroupNameSelector": in_network(self),
-            },
-        )
-        assignment = compose(
-            self,
-            "control-plane-network-contributor",
-            "authorization.azure.m.upbound.io/v1beta1",
-            "RoleAssignment",
-            for_provider={"roleDefinitionName": "Network Contributor", "principalType": "ServicePrincipal"},
-        )
+        identity = compose(self, "control-plane-identity", "managedidentity.azure.m.upbound.io/v1beta1",
+                           "UserAssignedIdentity", labels={ROLE_LABEL: "control-plane"}, for_provider={
+                               "location": location, "tags": tags(self), "name": f"{name}-control-plane",
+                               "resourceGroupNameSelector": in_network(self)})
+        assignment = compose(self, "control-plane-network-contributor", "authorization.azure.m.upbound.io/v1beta1",
+                             "RoleAssignment", for_provider={"roleDefinitionName": "Network Contributor",
+                                                             "principalType": "ServicePrincipal"})
         assignment.spec.forProvider.scope = network.observed.status.resourceGroupId
         assignment.spec.forProvider.principalId = identity.status.atProvider.principalId
         net = self.spec.networking
         groups = node_groups(self)
         first = groups[0]
-        default_pool = {
-            "name": str(first.name),
-            "vmSize": str(first.instanceType),
-            "autoScalingEnabled": True,
-            "minCount": int(first.minSize),
-            "maxCount": int(first.maxSize),
-            "osDiskSizeGb": int(first.diskSizeGb),
-            "zones": [str(z) for z in net.zones],
-            "vnetSubnetIdSelector": in_network(self, (TIER_LABEL, "private")),
-            "temporaryNameForRotation": "rotation",
-            "upgradeSettings": {"maxSurge": "33%"},
-        }
+        default_pool = {"name": str(first.name), "vmSize": str(first.instanceType), "autoScalingEnabled": True,
+                        "minCount": int(first.minSize), "maxCount": int(first.maxSize),
+                        "osDiskSizeGb": int(first.diskSizeGb), "zones": [str(z) for z in net.zones],
+                        "vnetSubnetIdSelector": in_network(self, (TIER_LABEL, "private")),
+                        "temporaryNameForRotation": "rotation", "upgradeSettings": {"maxSurge": "33%"}}
         if first.labels:
             default_pool["nodeLabels"] = labels_of(first.labels)
         if any(str(t.key) == "CriticalAddonsOnly" for t in (first.taints or [])):
             default_pool["onlyCriticalAddonsEnabled"] = True
-        cluster = compose(
-            self,
-            "aks-cluster",
-            aks,
-            "KubernetesCluster",
-            for_provider={
-                "location": location,
-                "tags": tags(self),
-                "dnsPrefix": name,
-                "kubernetesVersion": str(self.spec.kubernetes.version),
-                "resourceGroupNameSelector": in_network(self),
-                "skuTier": "Standard",
-                "localAccountDisabled": False,
-                "oidcIssuerEnabled": True,
-                "workloadIdentityEnabled": True,
-                "privateClusterEnabled": net.hubAccess.endpoint == "private",
-                "identity": {
-                    "type": "UserAssigned",
-                    "identityIdsSelector": selector((ROLE_LABEL, "control-plane"), controller=True),
-                },
-                "networkProfile": {
-                    "networkPlugin": "azure",
-                    "networkPluginMode": "overlay",
-                    "networkDataPlane": "cilium",
-                    "networkPolicy": "cilium",
-                    "loadBalancerSku": "standard",
-                    "podCidr": str(net.podCidr),
-                    "serviceCidr": str(net.serviceCidr),
-                    "dnsServiceIp": str(net.dnsServiceIp),
-                },
-                "defaultNodePool": default_pool,
-            },
-            init_provider={"defaultNodePool": {"nodeCount": int(first.desiredSize)}},
-        )
+        cluster = compose(self, "aks-cluster", aks, "KubernetesCluster", for_provider={
+            "location": location, "tags": tags(self), "dnsPrefix": name,
+            "kubernetesVersion": str(self.spec.kubernetes.version),
+            "resourceGroupNameSelector": in_network(self), "skuTier": "Standard", "localAccountDisabled": False,
+            "oidcIssuerEnabled": True, "workloadIdentityEnabled": True,
+            "privateClusterEnabled": net.hubAccess.endpoint == "private",
+            "identity": {"type": "UserAssigned",
+                         "identityIdsSelector": selector((ROLE_LABEL, "control-plane"), controller=True)},
+            "networkProfile": {"networkPlugin": "azure", "networkPluginMode": "overlay", "networkDataPlane": "cilium",
+                               "networkPolicy": "cilium", "loadBalancerSku": "standard",
+                               "podCidr": str(net.podCidr), "serviceCidr": str(net.serviceCidr),
+                               "dnsServiceIp": str(net.dnsServiceIp)},
+            "defaultNodePool": default_pool}, init_provider={"defaultNodePool": {"nodeCount": int(first.desiredSize)}})
         cluster.externalName = name
         if net.hubAccess.endpoint == "public":  # the public endpoint admits the hub's egress addresses only
             cluster.spec.forProvider.apiServerAccessProfile.authorizedIpRanges = [
-                str(c) for c in net.hubAccess.allowedCidrs
-            ]
+                str(c) for c in net.hubAccess.allowedCidrs]
         cluster.spec.writeConnectionSecretToRef.name = str(self.spec.kubeconfigSecretName)
         self.status.oidcIssuerUrl = cluster.status.atProvider.oidcIssuerUrl
         for group in groups[1:]:
-            for_provider = {
-                "tags": tags(self),
-                "orchestratorVersion": str(self.spec.kubernetes.version),
-                "kubernetesClusterIdSelector": controller,
-                "mode": "User",
-                "autoScalingEnabled": True,
-                "vmSize": str(group.instanceType),
-                "minCount": int(group.minSize),
-                "maxCount": int(group.maxSize),
-                "osDiskSizeGb": int(group.diskSizeGb),
-                "zones": [str(z) for z in net.zones],
-                "vnetSubnetIdSelector": in_network(self, (TIER_LABEL, "private")),
-                "upgradeSettings": {"maxSurge": "33%"},
-            }
+            for_provider = {"tags": tags(self), "orchestratorVersion": str(self.spec.kubernetes.version),
+                            "kubernetesClusterIdSelector": controller, "mode": "User", "autoScalingEnabled": True,
+                            "vmSize": str(group.instanceType), "minCount": int(group.minSize),
+                            "maxCount": int(group.maxSize), "osDiskSizeGb": int(group.diskSizeGb),
+                            "zones": [str(z) for z in net.zones],
+                            "vnetSubnetIdSelector": in_network(self, (TIER_LABEL, "private")),
+                            "upgradeSettings": {"maxSurge": "33%"}}
             if group.labels:
                 for_provider["nodeLabels"] = labels_of(group.labels)
             if group.taints:
                 for_provider["nodeTaints"] = [f"{t.key}={t.value}:{t.effect}" for t in group.taints]
-            pool = compose(
-                self,
-                f"node-pool-{group.name}",
-                aks,
-                "KubernetesClusterNodePool",
-                for_provider=for_provider,
-                init_provider={"nodeCount": int(group.desiredSize)},
-            )
+            pool = compose(self, f"node-pool-{group.name}", aks, "KubernetesClusterNodePool",
+                           for_provider=for_provider, init_provider={"nodeCount": int(group.desiredSize)})
             pool.externalName = str(group.name)

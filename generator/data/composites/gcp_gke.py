@@ -10,104 +10,50 @@ class Composite(BaseComposite):
         platform = "cloudplatform.gcp.m.upbound.io/v1beta1"
         container = "container.gcp.m.upbound.io/v1beta1"
         nested_network(self, "gcp")
-        account = compose(
-            self,
-            "node-service-account",
-            platform,
-            "ServiceAccount",
-            for_provider={"displayName": "GKE nodes", "description": "Managed by fleetgen (Crossplane)"},
-        )
+        account = compose(self, "node-service-account", platform, "ServiceAccount", for_provider={
+            "displayName": "GKE nodes", "description": "Managed by fleetgen (Crossplane)"})
         account.externalName = name[:24].rstrip("-") + "-nodes"
         self.status.nodeServiceAccountEmail = account.status.atProvider.email
         for role in ("logging.logWriter", "monitoring.metricWriter", "monitoring.viewer", "artifactregistry.reader"):
-            member = compose(
-                self,
-                f"node-service-account-{role.replace('.', '-').lower()}",
-                platform,
-                "ProjectIAMMember",
-                for_provider={"role": f"roles/{role}", "project": project},
-            )
-            member.spec.forProvider.member = (
-                f"serviceAccount:{self.status.nodeServiceAccountEmail}"
-                if self.status.nodeServiceAccountEmail
-                else self.status.nodeServiceAccountEmail
-            )
+            member = compose(self, f"node-service-account-{role.replace('.', '-').lower()}", platform,
+                             "ProjectIAMMember", for_provider={"role": f"roles/{role}", "project": project})
+            member.spec.forProvider.member = f"serviceAccount:{self.status.nodeServiceAccountEmail}" \
+                if self.status.nodeServiceAccountEmail else self.status.nodeServiceAccountEmail
         net = self.spec.networking
-        cluster = compose(
-            self,
-            "gke-cluster",
-            container,
-            "Cluster",
-            for_provider={
-                "location": region,
-                "resourceLabels": tags(self),
-                "minMasterVersion": str(self.spec.kubernetes.version),
-                "removeDefaultNodePool": True,
-                "initialNodeCount": 1,
-                "deletionProtection": str(self.spec.environment) == "prod",
-                "nodeLocations": [str(z) for z in net.zones],
-                "networkSelector": in_network(self),
-                "subnetworkSelector": in_network(self, (TIER_LABEL, "private")),
-                "ipAllocationPolicy": {"clusterSecondaryRangeName": "pods", "servicesSecondaryRangeName": "services"},
-                "privateClusterConfig": {
-                    "enablePrivateNodes": True,
-                    "enablePrivateEndpoint": net.hubAccess.endpoint == "private",
-                    "masterIpv4CidrBlock": str(net.controlPlaneCidr),
-                },
-                "workloadIdentityConfig": {"workloadPool": f"{project}.svc.id.goog"},
-                "releaseChannel": {"channel": "UNSPECIFIED"},
-            },
-        )
+        cluster = compose(self, "gke-cluster", container, "Cluster", for_provider={
+            "location": region, "resourceLabels": tags(self), "minMasterVersion": str(self.spec.kubernetes.version),
+            "removeDefaultNodePool": True, "initialNodeCount": 1,
+            "deletionProtection": str(self.spec.environment) == "prod",
+            "nodeLocations": [str(z) for z in net.zones],
+            "networkSelector": in_network(self), "subnetworkSelector": in_network(self, (TIER_LABEL, "private")),
+            "ipAllocationPolicy": {"clusterSecondaryRangeName": "pods", "servicesSecondaryRangeName": "services"},
+            "privateClusterConfig": {"enablePrivateNodes": True,
+                                     "enablePrivateEndpoint": net.hubAccess.endpoint == "private",
+                                     "masterIpv4CidrBlock": str(net.controlPlaneCidr)},
+            "workloadIdentityConfig": {"workloadPool": f"{project}.svc.id.goog"},
+            "releaseChannel": {"channel": "UNSPECIFIED"}})
         cluster.externalName = name
         if net.hubAccess.endpoint == "public":  # the public endpoint admits the hub's egress addresses only
             cluster.spec.forProvider.masterAuthorizedNetworksConfig.cidrBlocks = [
-                {"cidrBlock": str(c), "displayName": "fleet hub"} for c in net.hubAccess.allowedCidrs
-            ]
+                {"cidrBlock": str(c), "displayName": "fleet hub"} for c in net.hubAccess.allowedCidrs]
         cluster.spec.writeConnectionSecretToRef.name = str(self.spec.kubeconfigSecretName)
         if self.spec.secretsIdentity:  # External Secrets' KSA may act as the secrets project's GSA
-            compose(
-                self,
-                "external-secrets-workload-identity",
-                platform,
-                "ServiceAccountIAMMember",
-                for_provider={
-                    "serviceAccountId": str(self.spec.secretsIdentity.serviceAccountId),
-                    "role": "roles/iam.workloadIdentityUser",
-                    "member": str(self.spec.secretsIdentity.member),
-                },
-            )
+            compose(self, "external-secrets-workload-identity", platform, "ServiceAccountIAMMember", for_provider={
+                "serviceAccountId": str(self.spec.secretsIdentity.serviceAccountId),
+                "role": "roles/iam.workloadIdentityUser", "member": str(self.spec.secretsIdentity.member)})
         for group in node_groups(self):
-            node_config = {
-                "machineType": str(group.instanceType),
-                "diskSizeGb": int(group.diskSizeGb),
-                "resourceLabels": tags(self),
-                "oauthScopes": ["https://www.googleapis.com/auth/cloud-platform"],
-                "serviceAccountSelector": controller,
-                "workloadMetadataConfig": {"mode": "GKE_METADATA"},
-            }
+            node_config = {"machineType": str(group.instanceType), "diskSizeGb": int(group.diskSizeGb),
+                           "resourceLabels": tags(self),
+                           "oauthScopes": ["https://www.googleapis.com/auth/cloud-platform"],
+                           "serviceAccountSelector": controller, "workloadMetadataConfig": {"mode": "GKE_METADATA"}}
             if group.labels:
                 node_config["labels"] = labels_of(group.labels)
             if group.taints:
-                node_config["taint"] = [
-                    {"key": str(t.key), "value": str(t.value), "effect": EFFECTS_UPPER[str(t.effect)]}
-                    for t in group.taints
-                ]
-            pool = compose(
-                self,
-                f"node-pool-{group.name}",
-                container,
-                "NodePool",
-                for_provider={
-                    "location": region,
-                    "clusterSelector": controller,
-                    "initialNodeCount": 1,
-                    "autoscaling": {
-                        "locationPolicy": "BALANCED",
-                        "totalMinNodeCount": int(group.minSize),
-                        "totalMaxNodeCount": int(group.maxSize),
-                    },
-                    "management": {"autoRepair": True, "autoUpgrade": True},
-                    "nodeConfig": node_config,
-                },
-            )
+                node_config["taint"] = [{"key": str(t.key), "value": str(t.value),
+                                         "effect": EFFECTS_UPPER[str(t.effect)]} for t in group.taints]
+            pool = compose(self, f"node-pool-{group.name}", container, "NodePool", for_provider={
+                "location": region, "clusterSelector": controller, "initialNodeCount": 1,
+                "autoscaling": {"locationPolicy": "BALANCED", "totalMinNodeCount": int(group.minSize),
+                                "totalMaxNodeCount": int(group.maxSize)},
+                "management": {"autoRepair": True, "autoUpgrade": True}, "nodeConfig": node_config})
             pool.externalName = str(group.name)
