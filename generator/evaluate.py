@@ -442,6 +442,24 @@ def autogen_specs(spec: Mapping[str, Any]) -> dict[str, Obj]:
     return out
 
 
+def autogen_status(spec: Mapping[str, Any]) -> Obj:
+    """``status.autogen`` as Kyverno writes it: ``{configs: {name: {spec, targets}}}`` (targets sorted)."""
+    configs: Obj = {}
+    for config, generated in autogen_specs(spec).items():
+        controllers = ((spec.get("autogen") or {}).get("podControllers") or {}).get("controllers")
+        wanted = set(AUTOGEN_CONTROLLERS) if controllers is None else {str(c) for c in controllers}
+        targets = sorted(
+            (
+                {"group": g, "version": v, "resource": r, "kind": k}
+                for n, (g, v, r, k, ref) in AUTOGEN_CONTROLLERS.items()
+                if n in wanted and ref == config
+            ),
+            key=lambda t: (t["group"], t["version"], t["resource"], t["kind"]),
+        )
+        configs[config] = {"spec": generated, "targets": targets}
+    return {"configs": configs} if configs else {}
+
+
 @dataclass(frozen=True)
 class Validation:
     """One ``validations`` entry."""
@@ -991,7 +1009,7 @@ class Evaluator:
         old = without_nulls(old_object) if old_object is not None else None
         if operation == "DELETE":  # the API server sends the deleted object as oldObject and no object
             target, old = None, old if old is not None else target
-        activation = {
+        activation: dict[str, Any] = {
             "object": target,
             "oldObject": old,
             "request": {

@@ -13,7 +13,6 @@ from conformance import flux_suite
 from conformance.flux_suite import Expansion, FuncCall
 
 from generator import substitute
-
 from generator.substitute import SubstitutionError, SubstitutionPanic, collect_variables, envsubst, substitute_object
 from generator.tools import find_tools
 
