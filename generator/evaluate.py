@@ -1472,7 +1472,7 @@ def load_manifests(paths: Sequence[str]) -> list[tuple[str, Obj]]:
 
 
 def cluster_policy_objects(root: Any, cluster: str, options: Any = None, rendered: Any = None) -> list[Obj]:
-    """The Kyverno policies, PolicyExceptions and Namespaces cluster ``cluster`` receives (from its build)."""
+    """The Kyverno policies, PolicyExceptions, Namespaces and HelmReleases cluster ``cluster`` receives."""
     import dataclasses
 
     from generator.build import BuildOptions, build_fleet
@@ -1490,6 +1490,7 @@ def cluster_policy_objects(root: Any, cluster: str, options: Any = None, rendere
         for resource in build.clusters[cluster].resources.values()
         if (resource.kind == "Namespace" and resource.api_version == "v1")
         or split_api_version(resource.api_version)[0] == POLICY_GROUP
+        or resource.kind == "HelmRelease"  # the Kyverno release's features.policyExceptions (ExceptionSettings)
         for doc in _fast_load(resource.text)
     ]
 
