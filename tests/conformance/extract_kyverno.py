@@ -10,6 +10,8 @@ Copies, from the tag's tree (``git show``: the clone's checkout does not matter)
   templates they use;
 * every CLI test folder under test/cli whose files contain a ValidatingPolicy or NamespacedValidatingPolicy
   (the ``kyverno test`` fixtures Kyverno's CI runs);
+* the ``kyverno apply`` Go tests about ValidatingPolicies (cmd/cli/kubectl-kyverno/commands/apply/command_test.go)
+  and every folder their cases read;
 * the Helm values the conformance workflow installs Kyverno with for those folders (scripts/config/{standard,
   default,force-failure-policy-ignore}/kyverno.yaml), and LICENSE and NOTICE (Apache-2.0).
 
@@ -39,6 +41,9 @@ CONFIGS = (
     "scripts/config/force-failure-policy-ignore/kyverno.yaml",
     ".github/workflows/tests-conformance.yaml",
 )
+#: The ``kyverno apply`` Go tests about ValidatingPolicies, and the folders their cases read.
+APPLY_TEST = "cmd/cli/kubectl-kyverno/commands/apply/command_test.go"
+APPLY_FUNCTIONS = ("Test_Apply_ValidatingPolicies", "Test_Apply_ValidatingPoliciesWithMultipleCRDS")
 OUT = Path(__file__).parent / "kyverno"
 
 
@@ -76,6 +81,22 @@ def cli_folders(repo: Path, tag: str) -> set[str]:
     return folders
 
 
+def apply_folders(repo: Path, tag: str) -> set[str]:
+    """Folders the ``kyverno apply`` ValidatingPolicy test cases read (paths relative to the test's folder)."""
+    import posixpath
+    import re
+
+    text = git(repo, "show", f"{tag}:{APPLY_TEST}")
+    base = posixpath.dirname(APPLY_TEST)
+    folders = set()
+    for function in APPLY_FUNCTIONS:
+        body = re.search(rf"func {function}\(t \*testing\.T\) \{{(.*?)\n\}}\n", text, re.S)
+        assert body, function
+        for path in re.findall(r'"(\.\./[^"]+)"', body.group(1)):
+            folders.add(posixpath.dirname(posixpath.normpath(posixpath.join(base, path))))
+    return folders
+
+
 def main() -> None:
     """Extract into tests/conformance/kyverno/."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -87,7 +108,8 @@ def main() -> None:
     if commit != args.commit:
         raise SystemExit(f"{args.tag} is {commit}, not the pinned {args.commit}")
     files: dict[str, str] = {}
-    for prefix in (*CHAINSAW, *sorted(cli_folders(args.repo, args.tag)), *CONFIGS, "LICENSE", "NOTICE"):
+    folders = sorted(cli_folders(args.repo, args.tag) | apply_folders(args.repo, args.tag))
+    for prefix in (*CHAINSAW, *folders, *CONFIGS, APPLY_TEST, "LICENSE", "NOTICE"):
         files.update(tree(args.repo, args.tag, prefix))
     if OUT.exists():
         shutil.rmtree(OUT)

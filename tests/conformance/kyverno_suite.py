@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +28,12 @@ import yaml
 
 from generator.evaluate import (
     POLICY_GROUP,
-    autogen_status,
     VALIDATING_KINDS,
     Evaluator,
     ExceptionSettings,
     PolicyError,
     PolicyRejected,
+    autogen_status,
     split_api_version,
 )
 
@@ -291,6 +292,18 @@ def _cli_objects(folder: Path, spec: Any, key: str) -> list[dict[str, Any]]:
     return out
 
 
+def _values(path: Path) -> tuple[list[dict[str, Any]], str]:
+    """The Namespaces a CLI values file defines (``namespaceSelector``, ``namespaces``), and a refusal for the rest."""
+    values = _load(path)[0]
+    namespaces: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": e["name"], "labels": e.get("labels") or {}}}
+        for e in values.get("namespaceSelector") or []
+    ]
+    namespaces += [{**n, "apiVersion": "v1", "kind": "Namespace"} for n in values.get("namespaces") or []]
+    injected = values.get("policies") or values.get("globalValues") or values.get("subresources")
+    return namespaces, "values.yaml sets policy or global values the CLI injects" if injected else ""
+
+
 def _cli_status(outcomes: list[Any]) -> str:
     statuses = {o.status for o in outcomes}
     for status in ("unknown", "error", "fail", "pass", "skip"):
@@ -316,19 +329,8 @@ def cli_cases() -> Iterator[Case]:
             )
             namespaces: list[dict[str, Any]] = []
             if test.get("variables") or test.get("values"):
-                values = _load(folder / str(test.get("variables") or test.get("values")))[0]
-                for entry in values.get("namespaceSelector") or []:
-                    namespaces.append(
-                        {
-                            "apiVersion": "v1",
-                            "kind": "Namespace",
-                            "metadata": {"name": entry["name"], "labels": entry.get("labels") or {}},
-                        }
-                    )
-                for namespace in values.get("namespaces") or []:
-                    namespaces.append({**namespace, "kind": "Namespace"})
-                if values.get("policies") or values.get("globalValues") or values.get("subresources"):
-                    refusals.append("values.yaml sets policy or global values the CLI injects")
+                namespaces, values_refusal = _values(folder / str(test.get("variables") or test.get("values")))
+                refusals.extend([values_refusal] if values_refusal else [])
             cluster_objects = _cli_objects(folder, test, "clusterResources") + (
                 _cli_objects(folder, {"context": [test["context"]]}, "context") if test.get("context") else []
             )
@@ -392,8 +394,80 @@ def cli_cases() -> Iterator[Case]:
 
 
 def all_cases() -> list[Case]:
-    """Every chainsaw and CLI case, in a stable order."""
-    return [*chainsaw_cases(), *cli_cases()]
+    """Every chainsaw, CLI and ``kyverno apply`` case, in a stable order."""
+    return [*chainsaw_cases(), *cli_cases(), *apply_cases()]
+
+
+APPLY_TEST = ROOT / "cmd" / "cli" / "kubectl-kyverno" / "commands" / "apply" / "command_test.go"
+APPLY_FUNCTIONS = ("Test_Apply_ValidatingPolicies", "Test_Apply_ValidatingPoliciesWithMultipleCRDS")
+_SUMMARY_KEYS = ("Pass", "Fail", "Skip", "Error", "Warn")
+
+
+def _apply_path(path: str) -> Path:
+    import posixpath
+
+    return ROOT / posixpath.normpath(posixpath.join("cmd/cli/kubectl-kyverno/commands/apply", path))
+
+
+def apply_cases() -> Iterator[Case]:
+    """Each ``kyverno apply`` Go test case about ValidatingPolicies: the policy report's summary counts."""
+    text = APPLY_TEST.read_text()
+    for function in APPLY_FUNCTIONS:
+        body = re.search(rf"func {function}\(t \*testing\.T\) \{{(.*?)\n\}}\n", text, re.S)
+        assert body, function
+        for index, entry in enumerate(re.split(r"\n\t\t\{\n", body.group(1))[1:]):
+            config = re.search(r"config: ApplyCommandConfig\{(.*?)\n\t\t\t\}", entry, re.S)
+            summary = re.search(r"Summary: openreportsv1alpha1\.ReportSummary\{(.*?)\}", entry, re.S)
+            if not (config and summary):
+                continue
+            fields = dict(re.findall(r"(\w+):\s+(\[\]string\{[^}]*\}|\"[^\"]*\"|\w+),", config.group(1)))
+            paths = {k: re.findall(r'"([^"]+)"', v) for k, v in fields.items()}
+            expected = dict(re.findall(r"(\w+):\s+(\d+)", summary.group(1)))
+            expected_text = " ".join(f"{k.lower()}={expected.get(k, '0')}" for k in _SUMMARY_KEYS)
+            read = paths.get("ResourcePaths") or paths.get("JSONPaths") or []
+            case_id = f"apply/{function}[{index}] " + " ".join(f"{Path(p).parent.name}/{Path(p).name}" for p in read)
+            policies = [d for p in paths.get("PolicyPaths", []) for d in _load(_apply_path(p))]
+            exceptions = [d for p in paths.get("Exception", []) for d in _load(_apply_path(p))]
+            context = [
+                r
+                for p in paths.get("ContextPath", [])
+                for d in _load(_apply_path(p))
+                for r in (d.get("spec") or {}).get("resources") or []
+            ]
+            namespaces, values_refusal = (
+                _values(_apply_path(paths["ValuesFile"][0])) if paths.get("ValuesFile") else ([], "")
+            )
+            try:
+                evaluator = Evaluator(
+                    [p for p in policies if p.get("kind") in VALIDATING_KINDS],
+                    [e for e in exceptions if e.get("kind") == "PolicyException"],
+                    namespaces,
+                    now=NOW,
+                    exception_settings=ExceptionSettings(True, "*"),
+                    cluster_objects=context + namespaces,
+                    complete=True,
+                )
+            except PolicyError as exc:
+                yield Case(case_id, expected_text, refusal=str(exc))
+                continue
+            if values_refusal:
+                yield Case(case_id, expected_text, refusal=values_refusal)
+                continue
+            if paths.get("JSONPaths"):
+                yield Case(case_id, expected_text, refusal="JSON payloads: fleetgen evaluates Kubernetes objects only")
+                continue
+            counts = dict.fromkeys(_SUMMARY_KEYS, 0)
+            refusal = ""
+            for path in paths.get("ResourcePaths", []):
+                for resource in _load(_apply_path(path)):
+                    if resource.get("kind") == "CustomResourceDefinition":
+                        continue
+                    for outcome in evaluator.outcomes(resource, operation="CREATE"):
+                        if outcome.status == "unknown":
+                            refusal = outcome.message
+                        counts[outcome.status.capitalize()] = counts.get(outcome.status.capitalize(), 0) + 1
+            actual_text = " ".join(f"{k.lower()}={counts[k]}" for k in _SUMMARY_KEYS)
+            yield Case(case_id, expected_text, actual_text, refusal)
 
 
 if __name__ == "__main__":
