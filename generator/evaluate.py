@@ -1,24 +1,29 @@
 """Offline evaluation of Kyverno ValidatingPolicies (``policies.kyverno.io/v1``) with a real CEL engine.
 
 The engine is the ``common-expression-language`` package (``import cel``: cel-rust, fast) plus the
-Kubernetes string, list-aggregate and sets extensions from ``cel.stdlib``. The evaluation follows the
-admission semantics of a ValidatingPolicy:
+Kubernetes string, list-aggregate and sets extensions from ``cel.stdlib``; the optional syntax ``a.?b`` is
+rewritten for it (generator/celoptional.py) and Kyverno's pure libraries are added (generator/kyvernolibs.py).
+The evaluation follows Kyverno v1.19.0's admission semantics (sources cited at "policies and exceptions"):
 
 1. ``matchConstraints``: ``resourceRules`` (apiGroups, apiVersions, resources, operations, scope,
    resourceNames), ``excludeResourceRules``, ``namespaceSelector`` (the namespace's labels, with the
    automatic ``kubernetes.io/metadata.name``; a Namespace is matched on its own labels) and ``objectSelector``;
-2. ``matchConditions`` (all must be true);
-3. PolicyExceptions (``policies.kyverno.io/v1``) that reference the policy, are not expired and whose
-   ``matchConditions`` hold: the resource is skipped;
-4. ``variables`` (evaluated lazily, in order, only when an expression uses them) and ``validations``:
-   ``false`` is a violation with ``messageExpression`` (else ``message``); an evaluation error is a
-   violation too unless ``failurePolicy: Ignore``.
+   a NamespacedValidatingPolicy only sees objects of its namespace; a Pod policy also runs as its autogen variants
+   (Deployments, DaemonSets, StatefulSets, ReplicaSets, Jobs, CronJobs) unless ``autogen`` narrows it;
+2. PolicyExceptions (honoured as the cluster's Kyverno release configures ``features.policyExceptions``) that
+   reference the policy, are not expired and whose ``matchConditions`` hold: a full one skips the policy, one
+   with ``images``/``allowedValues`` feeds the ``exceptions`` CEL variable;
+3. ``matchConditions``: a false one skips the policy; errors skip it under ``failurePolicy: Ignore`` and are an
+   error result otherwise;
+4. ``variables`` (lazy) and ``validations`` in order: the first false one is the policy's failure
+   (``messageExpression``, ``message``, or "CEL expression validation failed at index N"); an evaluation error
+   is an error result. Deny blocks on a failure or an error; ``evaluation.admission.enabled: false`` never does.
 
 Objects are evaluated as a CREATE request (rules for CREATE or UPDATE apply). Nothing passes silently:
-syntax the engine cannot parse (``.?``, ``Object{}``) and functions it does not have (Kyverno's
-``resource.Get``, ``http``, ``image``, ...) are rejected when the policy is loaded, naming the policy
-and the expression. ImageValidatingPolicies (they need registries) and Mutating/GeneratingPolicies are
-reported as not evaluated offline.
+syntax the engine cannot parse and library calls that cannot be known offline (``http``, ``globalContext``,
+image data, ``resource.post``) are refused when the policy is loaded, naming the policy and the expression;
+``resource.get`` of an object the build does not contain is an "unknown" finding, never a pass.
+ImageValidatingPolicies (they need registries) and Mutating/GeneratingPolicies are reported as not evaluated.
 """
 
 from __future__ import annotations
