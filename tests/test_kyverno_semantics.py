@@ -155,3 +155,16 @@ def test_other_optional_constructs_are_refused() -> None:
         with pytest.raises(PolicyError, match="optional syntax"):
             CompiledPolicy.parse(policy(source))
     assert celoptional.desugar("a ? b : c") == "a ? b : c"
+
+
+def test_clusters_share_an_evaluator_only_when_what_it_reads_is_equal() -> None:
+    from generator.evaluate import _policy_fingerprint
+
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "apps", "namespace": "shop"}}
+    other = {**config, "data": {"allowed": "web"}}
+    plain = policy()
+    assert _policy_fingerprint([plain, config]) == _policy_fingerprint([plain, other])
+    reading = policy("resource.get('v1', 'configmaps', 'shop', 'apps').data.allowed == 'web'")
+    assert _policy_fingerprint([reading, config]) != _policy_fingerprint([reading, other])
+    release = {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease", "metadata": {"name": "kyverno"}}
+    assert _policy_fingerprint([plain]) != _policy_fingerprint([plain, release])
