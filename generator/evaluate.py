@@ -474,22 +474,22 @@ class Validation:
     message_expression: Expression | None
 
 
-def _check_libraries(expression: Expression) -> None:
+def _check_libraries(source: str, where: str) -> None:
     """Refuse Kyverno library calls whose answer offline evaluation cannot know (http, registries, globalContext)."""
-    for match in _LIBRARY_CALL.finditer(expression.source):
+    for match in _LIBRARY_CALL.finditer(source):
         receiver, function = match.groups()
         if receiver == "resource" and function in ("post", "Post"):
             raise PolicyError(
-                f"{expression.where}: resource.{function}() cannot be known offline: it creates an object through the "
+                f"{where}: resource.{function}() cannot be known offline: it creates an object through the "
                 "API server (e.g. a SubjectAccessReview) and reads the server's answer"
             )
         if function in RESOURCE_FUNCTIONS and receiver not in ("resource", *OFFLINE_UNKNOWABLE):
             raise PolicyError(
-                f"{expression.where}: {receiver}.{function}() is not a library fleetgen evaluates offline"
+                f"{where}: {receiver}.{function}() is not a library fleetgen evaluates offline"
             )
         if receiver in OFFLINE_UNKNOWABLE:
             raise PolicyError(
-                f"{expression.where}: {receiver}.{match.group(2)}() cannot be known offline: "
+                f"{where}: {receiver}.{match.group(2)}() cannot be known offline: "
                 f"{OFFLINE_UNKNOWABLE[receiver]}"
             )
 
@@ -497,7 +497,7 @@ def _check_libraries(expression: Expression) -> None:
 def _compile(source: Any, where: str) -> Expression:
     """Compile a policy expression: Kyverno library calls that cannot be known offline are refused by name first."""
     if isinstance(source, str):
-        _check_libraries(Expression(where, source, None, ()))  # type: ignore[arg-type]
+        _check_libraries(source, where)
     return compile_expression(source, where)
 
 
