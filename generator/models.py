@@ -280,6 +280,12 @@ class Dns(Model):
     azure: AzureDns | None = None
 
 
+class Delivery(Model):
+    """Who delivers the apps: Flux (HelmReleases per cluster) or Argo CD on the hub (ApplicationSets)."""
+
+    apps: Literal["flux", "argocd"] = "flux"
+
+
 class Fleet(Model):
     """The organisation-wide facts: who, where the fleet repo lives, which Flux."""
 
@@ -293,6 +299,7 @@ class Fleet(Model):
     crossplane: CrossplaneSettings | None = None
     security: Security = Security()
     dns: Dns = Dns()
+    delivery: Delivery = Delivery()
 
 
 # --- layered settings (built-in defaults ⊕ fleet defaults ⊕ overlays/<env> ⊕ cluster) ------------
