@@ -191,7 +191,8 @@ def _cluster_config_template(fleet: ResolvedFleet, cluster: ResolvedCluster) -> 
     if cluster.cluster.cloud == "aws":
         role = crossplane.hub.flux_role_arn if crossplane is not None else None
         role_part = f',"roleARN":"{role}"' if role else ""
-        return f'{{"awsAuthConfig":{{"clusterName":"{cluster.name}"{role_part}}},"tlsClientConfig":{{"caData":"{ca}"}}}}'
+        auth = f'{{"clusterName":"{cluster.name}"{role_part}}}'
+        return f'{{"awsAuthConfig":{auth},"tlsClientConfig":{{"caData":"{ca}"}}}}'
     return (
         f"{{{{- $user := (index (.{KUBECONFIG_KEY} | fromYaml).users 0).user -}}}}"
         f'{{{{- $tls := dict "caData" (get {first} "certificate-authority-data") -}}}}'

@@ -133,7 +133,8 @@ def expand(appsets: list[Obj], clusters: dict[str, Obj]) -> list[Obj]:
             raise ArgoExpandError(f"{what}: only goTemplate with missingkey=error is expanded offline")
         for generator in spec.get("generators") or []:
             if set(generator) != {"clusters"}:
-                raise ArgoExpandError(f"{what}: only the cluster generator is expanded offline, not {sorted(generator)}")
+                raise ArgoExpandError(f"{what}: only the cluster generator is expanded offline, "
+                                      f"not {sorted(generator)}")
             selector = (generator["clusters"] or {}).get("selector") or {}
             for name in sorted(clusters):
                 params = clusters[name]
@@ -153,11 +154,11 @@ def _allowed(project: Obj, app: Obj, obj: Obj, cluster_scoped: bool) -> str | No
     group = str(obj.get("apiVersion", "")).rpartition("/")[0]
     kind = str(obj.get("kind"))
     lists = spec.get("clusterResourceWhitelist") if cluster_scoped else spec.get("namespaceResourceWhitelist")
-    if lists is not None or cluster_scoped:
-        if not any(fnmatch.fnmatchcase(group, str(e.get("group", ""))) and fnmatch.fnmatchcase(kind, str(e["kind"]))
-                   for e in lists or []):
-            return (f"{'cluster' if cluster_scoped else 'namespace'}-scoped {group or 'core'}/{kind} is not "
-                    f"permitted in project {project['metadata']['name']}")
+    listed = any(fnmatch.fnmatchcase(group, str(e.get("group", ""))) and fnmatch.fnmatchcase(kind, str(e["kind"]))
+                 for e in lists or [])
+    if (lists is not None or cluster_scoped) and not listed:
+        return (f"{'cluster' if cluster_scoped else 'namespace'}-scoped {group or 'core'}/{kind} is not "
+                f"permitted in project {project['metadata']['name']}")
     destination = app["spec"]["destination"]
     if not any(fnmatch.fnmatchcase(str(destination.get("name")), str(d.get("name", "*")))
                and fnmatch.fnmatchcase(str(destination.get("namespace")), str(d.get("namespace", "*")))

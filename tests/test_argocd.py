@@ -134,14 +134,14 @@ def test_cluster_secrets_are_references_never_credentials() -> None:
                and o["metadata"]["name"] == "cluster-prod-us-east-1")
     template = eks["spec"]["target"]["template"]
     assert template["metadata"]["labels"]["argocd.argoproj.io/secret-type"] == "cluster"
-    assert '"awsAuthConfig":{"clusterName":"prod-us-east-1","roleARN":"arn:aws:iam::123456789012:role/fleet-hub-flux"}' \
-        in template["data"]["config"]
+    role = "arn:aws:iam::123456789012:role/fleet-hub-flux"
+    assert f'"awsAuthConfig":{{"clusterName":"prod-us-east-1","roleARN":"{role}"}}' in template["data"]["config"]
     assert eks["spec"]["data"] == [{"secretKey": "kubeconfig",
                                     "remoteRef": {"key": "prod-us-east-1-kubeconfig", "property": "kubeconfig"}}]
     aks = next(o for o in hub.values() if o["metadata"]["name"] == "cluster-prod-eastus")
     assert "awsAuthConfig" not in aks["spec"]["target"]["template"]["data"]["config"]
-    role = next(o for o in hub.values() if o["kind"] == "Role" and o["metadata"]["namespace"] == "fleet-clusters")
-    assert role["rules"][0]["verbs"] == ["get"] and "prod-us-east-1-kubeconfig" in role["rules"][0]["resourceNames"]
+    reader = next(o for o in hub.values() if o["kind"] == "Role" and o["metadata"]["namespace"] == "fleet-clusters")
+    assert reader["rules"][0]["verbs"] == ["get"] and "prod-us-east-1-kubeconfig" in reader["rules"][0]["resourceNames"]
 
 
 def test_argocd_fleet_validates_strictly_and_passes_the_policies(capsys: pytest.CaptureFixture[str]) -> None:
@@ -172,7 +172,7 @@ def test_flux_variables_become_cluster_secret_annotations() -> None:
               "metadata": {"labels": {}, "annotations": {"fleet.gitops.io/cluster_domain": "c1.example.com"}}}
     assert render(converted, params, "t") == {"a": "x.c1.example.com", "b": ["${literal}", "{{ not a template }}"],
                                               "c": 3}
-    with pytest.raises(ArgoExpandError, match="no annotation 'fleet.gitops.io/missing'"):
+    with pytest.raises(ArgoExpandError, match=r"no annotation 'fleet\.gitops\.io/missing'"):
         render('{{ index .metadata.annotations "fleet.gitops.io/missing" }}', params, "t")
     with pytest.raises(ArgoExpandError, match="only known on the hub"):
         render("{{.server}}", params, "t")
