@@ -1318,7 +1318,8 @@ class Builder:
 
         built = [(res.group, doc) for res in state.build.resources.values()
                  if res.kind in ("Composition", "KubernetesCluster", "XKubernetesCluster", "Database", "XDatabase",
-                                 "Cache", "XCache", "Network", "XNetwork", "DnsFailover", "XDnsFailover") for doc in _load(res.text)]
+                                 "Cache", "XCache", "Network", "XNetwork", "DnsFailover", "XDnsFailover")
+                 for doc in _load(res.text)]
         if not any(doc.get("kind") == "Composition" for _, doc in built):
             return
         groups = {(str(_meta(doc).get("name")), str(doc.get("kind"))): group for group, doc in built}
