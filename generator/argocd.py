@@ -322,7 +322,8 @@ def plan_argocd(fleet: ResolvedFleet) -> Contribution:
         "metadata": {"name": "apps-argocd", "namespace": FLUX_NAMESPACE},
         "spec": {"dependsOn": [{"name": "infra-configs"}], "interval": tuning.interval,
                  "retryInterval": tuning.retry_interval, "timeout": tuning.timeout, "prune": tuning.prune,
-                 "wait": True, "sourceRef": {"kind": "GitRepository", "name": "flux-system"}, "path": path},
+                 # no wait: a cluster Secret stays pending until Crossplane has created its cluster
+                 "wait": False, "sourceRef": {"kind": "GitRepository", "name": "flux-system"}, "path": path},
     }
     hub_file = f"clusters/{the_hub.name}/apps-argocd.yaml"
     planner.add_yaml(hub_file, [kustomization], [*the_hub.sources, fleet.inventory.fleet.file.file])
