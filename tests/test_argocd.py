@@ -106,6 +106,11 @@ def test_hub_gets_projects_and_application_sets_and_spokes_no_app_kustomizations
     assert {d["namespace"] for d in project["spec"]["destinations"]} == {"catalog", "storefront"}
     assert {"name": "dev-us-east-1", "namespace": "storefront"} not in project["spec"]["destinations"]
     assert "clusterResourceWhitelist" not in project["spec"]
+    # Argo CD itself on the hub, HA in prod (argo-cd chart 10.1.1 README "HA mode without autoscaling")
+    release = objects(build, HUB, "infra-controllers/helmrelease.argocd.argo-cd.yaml")
+    values = next(iter(release.values()))["spec"]["values"]
+    assert values["redis-ha"] == {"enabled": True} and values["server"]["replicas"] == 2
+    assert values["repoServer"]["replicas"] == 2 and values["applicationSet"]["replicas"] == 2
 
 
 def test_every_cluster_receives_the_same_app_objects_as_with_flux() -> None:
