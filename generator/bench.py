@@ -126,6 +126,7 @@ def make_fleet(source: Path, dest: Path, count: int, seed: int = SEED) -> list[s
     if apps_file.is_file():
         apps = _load(apps_file)
         for app in apps.get("apps", []):
+            app.pop("failover", None)  # names reference clusters the synthetic fleet does not have
             if app.get("clusters") is not None:
                 app["clusters"] = prod[: max(2, len(prod) // 5)]
         apps_file.write_text(dump_documents([apps]), encoding="utf-8")

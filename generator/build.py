@@ -855,6 +855,8 @@ class Builder:
         self._dumped: dict[bytes, str] = {}
         self._chart_hashes: dict[str, str] = {}
         self._charts_hash: str | None = None
+        #: (hub, folder of the hub's Argo CD objects) when Argo CD delivers the apps
+        self.argocd: tuple[str, str] | None = None
 
     # -- the work tree (materialised only when a step has to run a tool) --
 
@@ -1102,6 +1104,10 @@ class Builder:
         state = _Cluster(name, kube_version, build=ClusterBuild(name))
         self._walk(state)
         self._releases(state)
+        if self.argocd is not None:  # apps delivered by the hub's Argo CD (generator/argocd_build.py)
+            from generator.argocd_build import deliver
+
+            deliver(self, state, *self.argocd)
         self._compose(state)
         state.build.resources = dict(sorted(state.build.resources.items()))
         trace = {"dirs": sorted(state.dirs), "charts": sorted(list(c) for c in state.charts)}
@@ -1314,7 +1320,8 @@ class Builder:
 
         built = [(res.group, doc) for res in state.build.resources.values()
                  if res.kind in ("Composition", "KubernetesCluster", "XKubernetesCluster", "Database", "XDatabase",
-                                 "Cache", "XCache", "Network", "XNetwork") for doc in _load(res.text)]
+                                 "Cache", "XCache", "Network", "XNetwork", "DnsFailover", "XDnsFailover")
+                 for doc in _load(res.text)]
         if not any(doc.get("kind") == "Composition" for _, doc in built):
             return
         groups = {(str(_meta(doc).get("name")), str(doc.get("kind"))): group for group, doc in built}
@@ -1438,7 +1445,10 @@ class Builder:
             result = merge_maps(result, loaded)
         return merge_maps(result, inline)
 
-    def _release(self, state: _Cluster, hr: Obj, api_versions: list[str]) -> None:
+    def _release(self, state: _Cluster, hr: Obj, api_versions: list[str], group: str | None = None,
+                 decorate: Callable[[Obj, str], None] | None = None) -> None:
+        """Template one release into the cluster's resources under ``group`` (default: beside its HelmRelease).
+        ``decorate`` replaces helm-controller's labels (another deliverer, e.g. Argo CD's tracking annotation)."""
         meta, spec = _meta(hr), _spec(hr)
         hr_ns, hr_name = str(meta.get("namespace") or "default"), str(meta.get("name"))
         what = f"cluster {state.name}: HelmRelease {hr_ns}/{hr_name}"
@@ -1470,7 +1480,8 @@ class Builder:
         key = digest("helm", self.fingerprint, chart[0], str(chart[1]), chart[2], name, namespace, canonical(values),
                      state.kube_version, canonical(api_versions), canonical(flags), canonical(values_files),
                      str(bool(chart_spec.get("ignoreMissingValuesFiles"))), canonical(renderers),
-                     canonical(common), hr_name, hr_ns, canonical(sorted(state.crd_scopes.items())))
+                     canonical(common), hr_name, hr_ns, canonical(sorted(state.crd_scopes.items())),
+                     "" if decorate is None else f"decorated\0{group}")
 
         if self.options.record_naive:
             location = f"tree/{chart[1]}" if chart[0] == "repo" else str(chart[1])
@@ -1502,17 +1513,20 @@ class Builder:
             for obj in self.parse_stream(output, f"{what}: helm template"):
                 set_metadata(obj, "labels", dict((common or {}).get("labels") or {}))
                 set_metadata(obj, "annotations", dict((common or {}).get("annotations") or {}))
-                set_metadata(obj, "labels", {f"{HELM_GROUP}/name": hr_name, f"{HELM_GROUP}/namespace": hr_ns})
                 kind = str(obj.get("kind"))
                 obj_ns = str(_meta(obj).get("namespace") or "")
                 if not obj_ns and kind not in CLUSTER_SCOPED and state.crd_scopes.get(kind) != "Cluster":
                     obj_ns = namespace
+                if decorate is None:
+                    set_metadata(obj, "labels", {f"{HELM_GROUP}/name": hr_name, f"{HELM_GROUP}/namespace": hr_ns})
+                else:
+                    decorate(obj, obj_ns)
                 self._add(step, obj, obj_ns)
             step.data = [None] * len(step.ids)
             return step
 
         step = self._step(key, compute, _Step.to_json, _Step.from_json)
-        group = f"{hr['_group']}/helmrelease.{hr_ns}.{hr_name}"
+        group = group or f"{hr['_group']}/helmrelease.{hr_ns}.{hr_name}"
         for (api_version, kind, obj_ns, obj_name), text in zip(step.ids, step.texts, strict=True):
             rel = f"{group}/{golden_name(kind, obj_ns, obj_name)}"
             if rel in state.build.resources:
@@ -1644,6 +1658,11 @@ def build_fleet(root: Path, options: BuildOptions | None = None, *, rendered: An
     mounts = {str(crossplane.infrastructure_path): "infrastructure"} if crossplane is not None else {}
     builder = Builder(rendered.files, git_path=fleet.fleet.git.path, fleet_root="fleet", mounts=mounts,
                       git_url=fleet.fleet.git.url, tools=tools, options=options, cache_dir=cache_dir)
+    if getattr(fleet.fleet, "delivery", None) is not None and fleet.fleet.delivery.apps == "argocd":
+        from generator.argocd import APPS_DIR, hub
+
+        the_hub = hub(fleet)
+        builder.argocd = (the_hub.name, f"fleet/{APPS_DIR}") if the_hub is not None else None
     jobs = max(1, options.jobs or os.cpu_count() or 1)
     builder.stats.clusters = len(chosen)
     results: dict[str, ClusterBuild] = {}

@@ -280,6 +280,12 @@ class Dns(Model):
     azure: AzureDns | None = None
 
 
+class Delivery(Model):
+    """Who delivers the apps: Flux (HelmReleases per cluster) or Argo CD on the hub (ApplicationSets)."""
+
+    apps: Literal["flux", "argocd"] = "flux"
+
+
 class Fleet(Model):
     """The organisation-wide facts: who, where the fleet repo lives, which Flux."""
 
@@ -293,6 +299,7 @@ class Fleet(Model):
     crossplane: CrossplaneSettings | None = None
     security: Security = Security()
     dns: Dns = Dns()
+    delivery: Delivery = Delivery()
 
 
 # --- layered settings (built-in defaults ⊕ fleet defaults ⊕ overlays/<env> ⊕ cluster) ------------
@@ -531,6 +538,16 @@ class AppSecret(Model):
     refresh_interval: Duration = "1h"
 
 
+class AppFailover(Model):
+    """Global DNS failover for an app served by two clusters (README "Multi-region prod: DNS failover")."""
+
+    primary: DnsLabel
+    secondary: DnsLabel
+    hosted_zone_id: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,32}$")] | None = None
+    health_check_path: Annotated[str, Field(pattern=r"^/[^\s]*$", max_length=255)] | None = None
+    database: Annotated[str, Field(pattern=DNS_LABEL, max_length=20)] | None = None
+
+
 class App(Model):
     """An application: one HelmRelease of the in-repo service chart per cluster it runs on."""
 
@@ -551,6 +568,7 @@ class App(Model):
     env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(default_factory=dict)
     values: Values = Field(default_factory=dict)
     secrets: list[AppSecret] = Field(default_factory=list)
+    failover: AppFailover | None = None
 
     @property
     def target_namespace(self) -> str:

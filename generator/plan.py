@@ -257,10 +257,16 @@ def plan_fleet(
             planner.add_yaml(f"{base}/configs/objects.yaml", canonical(component.configs), sources)
             planner.add_yaml(f"{base}/configs/kustomization.yaml", [_kustomization(["objects.yaml"])], sources)
 
+    argocd = fleet.fleet.delivery.apps == "argocd"  # the hub's Argo CD delivers apps (generator/argocd.py)
     for app in fleet.apps:
         base = f"apps/base/{app.name}"
         sources = [app_files[app.name], *(t.file.file for t in inv.teams if t.item.name == app.team)]
         team = next(t for t in fleet.teams if t.name == app.team)
+        if argocd:  # only the ExternalSecrets, an Application source of their own
+            if app_external_secrets(app, fleet):
+                planner.add_yaml(f"{base}/external-secrets.yaml", app_external_secrets(app, fleet),
+                                 [*sources, fleet_file])
+            continue
         planner.add_template(
             f"{base}/release.yaml",
             "fleet/app-release.yaml.j2",
@@ -310,7 +316,7 @@ def plan_fleet(
             ],
             sources,
         )
-        for team_name in env.teams:
+        for team_name in [] if argocd else env.teams:
             _plan_team_apps(
                 planner, f"apps/overlays/{env.name}/{team_name}", env.team_apps(team_name), sources, env_only=True
             )
@@ -452,7 +458,7 @@ def _plan_cluster(
     controllers = _cluster_overlay(planner, cluster, "controllers", sources)
     configs = _cluster_overlay(planner, cluster, "configs", sources, cluster_dirs) if has_configs else None
     team_paths: dict[str, str] = {}
-    for team in cluster.teams:
+    for team in [] if fleet.fleet.delivery.apps == "argocd" else cluster.teams:
         if cluster.team_differs(team):
             own = f"apps/clusters/{cluster.name}/{team}"
             _plan_team_apps(planner, own, cluster.team_apps(team), sources, env_only=False)

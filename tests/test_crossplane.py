@@ -47,7 +47,8 @@ CROSSPLANE: Obj = {
 }
 DATA_SERVICES = {
     "prod-us-east-1": {"databases": [{"name": "orders", "engine": "postgres", "version": "16", "size": "medium",
-                                      "storageGb": 100, "highAvailability": True}],
+                                      "storageGb": 100, "highAvailability": True},
+                                     {"name": "storefront"}],  # replicated: apps.yaml storefront-web failover
                        "caches": [{"name": "sessions", "highAvailability": True}]},
     "prod-europe-west1": {"databases": [{"name": "catalog", "engine": "mysql", "version": "8.0"}],
                           "caches": [{"name": "sessions", "size": "medium"}]},
@@ -240,6 +241,7 @@ def _without_data_services(root: Path) -> Path:
         lines = path.read_text().splitlines(keepends=True)
         kept, skipping = [], False
         for line in lines:
+            line = line.replace(", database: storefront}", "}")  # the failover's replicated database
             if line.strip() in ("databases:", "caches:"):
                 skipping = True
                 continue
@@ -361,14 +363,15 @@ def test_every_crossplane_object_validates_strictly(variant: Infrastructure, cat
             checked[doc["kind"]] += 1
     assert set(checked) == {"CompositeResourceDefinition", "Composition", "Provider", "Function",
                             "DeploymentRuntimeConfig"}
-    assert checked["CompositeResourceDefinition"] == 4 and checked["Composition"] == 12
+    assert checked["CompositeResourceDefinition"] == 5 and checked["Composition"] == 13  # + DnsFailover (aws)
 
 
 def test_cluster_objects_validate_against_their_own_xrd(variant: Infrastructure, catalogue: CrdCatalogue) -> None:
     validator = xr_validator(catalogue, variant)
     platform = [d for d in variant.documents("clusters/") if d["apiVersion"].startswith("platform.gitops.io/")]
     workloads = len([p for p in variant.files if p.startswith("clusters/") and "kustomization" not in p])
-    assert Counter(d["kind"] for d in platform) == {"KubernetesCluster": workloads, "Database": 3, "Cache": 3}
+    assert Counter(d["kind"] for d in platform) == {"KubernetesCluster": workloads, "Database": 4, "Cache": 3,
+                                                               "DnsFailover": 1}  # storefront-web failover
     for doc in platform:
         assert validator.validate(doc) == [], doc["metadata"]["name"]
         schema = xrd_of(variant, doc["kind"])["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
@@ -691,8 +694,9 @@ def test_every_folder_builds_with_kustomize(full_root: Path, tmp_path: Path) -> 
     for folder in ("providers", "provider-configs", "apis", "compositions", "clusters"):
         counts[folder] = len(load_documents(tools.kustomize_build.run(tmp_path / "infrastructure" / folder)))
     workloads = len([c for c in fleet.clusters if c.cluster.role == "workload"])
-    assert counts == {"providers": 25, "provider-configs": 3, "apis": 4, "compositions": 12,
-                      "clusters": workloads + 6}
+    # the storefront-web failover adds its XRD, Composition, DnsFailover, a Database and the route53/kms providers
+    assert counts == {"providers": 27, "provider-configs": 3, "apis": 5, "compositions": 13,
+                      "clusters": workloads + 8}
     spokes = load_documents(tools.kustomize_build.run(tmp_path / "fleet/clusters/management/spokes"))
     eks = len([c for c in fleet.clusters if c.cluster.role == "workload" and c.cluster.cloud == "aws"])
     assert Counter(d["kind"] for d in spokes) == {"HelmRelease": workloads, "Kustomization": workloads,

@@ -40,7 +40,9 @@ CLUSTER = Api("KubernetesCluster", "kubernetesclusters", "A Kubernetes cluster (
 NETWORK = Api("Network", "networks", "A cluster network: VPC/VNet, subnets, and egress (NAT) where the cloud needs it.")
 DATABASE = Api("Database", "databases", "A managed SQL database in a cluster's network.")
 CACHE = Api("Cache", "caches", "A managed Redis cache in a cluster's network.")
-APIS = (CLUSTER, NETWORK, DATABASE, CACHE)
+DNS_FAILOVER = Api("DnsFailover", "dnsfailovers",
+                   "Global DNS failover: health-checked PRIMARY/SECONDARY records for an app served by two clusters.")
+APIS = (CLUSTER, NETWORK, DATABASE, CACHE, DNS_FAILOVER)
 
 
 def cel_string(text: str) -> str:
@@ -229,9 +231,36 @@ def database_schema(versions: Mapping[str, list[str]]) -> Obj:
                            "version": _string(pattern=r"^[0-9]+(\.[0-9]+)?$", max_length=8),
                            "size": {"type": "string", "enum": ["small", "medium", "large"], "default": "small"},
                            "storageGb": {"type": "integer", "minimum": 20, "maximum": 16384, "default": 64},
-                           "highAvailability": {"type": "boolean", "default": False}}}
+                           "highAvailability": {"type": "boolean", "default": False},
+                           "replicas": {"type": "array", "maxItems": 4,
+                                        "description": "Read replicas in other regions (multi-region prod).",
+                                        "items": {"type": "object", "required": ["region", "network"],
+                                                  "properties": {
+                                                      "region": _string(pattern="^[a-z0-9-]+$", max_length=32),
+                                                      "network": _network_ref()}}}}}
     status = {"type": "object", "properties": {"endpoint": _string(max_length=512)}}
     return {"type": "object", "required": ["spec"], "properties": {"spec": spec, "status": status}}
+
+
+def dns_failover_schema() -> Obj:
+    """openAPIV3Schema of DnsFailover: a global name and the two clusters' hosts it fails over between."""
+    hostname = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$"
+    endpoint = {"type": "object", "required": ["role", "cluster", "target", "healthCheckPath"], "properties": {
+        "role": {"type": "string", "enum": ["PRIMARY", "SECONDARY"]},
+        "cluster": _string(pattern=DNS_LABEL, max_length=63),
+        "target": _string(pattern=hostname, description="The cluster's own host name for the app."),
+        "healthCheckPath": _string(pattern="^/", max_length=255)}}
+    spec = {"type": "object", "required": ["cloudProvider", "region", "zoneId", "name", "endpoints"],
+            "x-kubernetes-validations": [{"rule": "self.endpoints.exists(e, e.role == 'PRIMARY') && "
+                                                  "self.endpoints.exists(e, e.role == 'SECONDARY')",
+                                          "message": "give one PRIMARY and one SECONDARY endpoint"}],
+            "properties": {**_common_spec(),
+                           "zoneId": _string(pattern="^[A-Z0-9]{1,32}$", max_length=32,
+                                             description="Route 53 hosted zone of the name."),
+                           "name": _string(pattern=hostname, description="The global name clients use."),
+                           "ttl": {"type": "integer", "minimum": 0, "maximum": 86400, "default": 60},
+                           "endpoints": {"type": "array", "minItems": 2, "maxItems": 2, "items": endpoint}}}
+    return {"type": "object", "required": ["spec"], "properties": {"spec": spec}}
 
 
 def cache_schema() -> Obj:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from generator.crossplane.api import CACHE, CLUSTER, DATABASE, NETWORK
+from generator.crossplane.api import CACHE, CLUSTER, DATABASE, DNS_FAILOVER, NETWORK
 from generator.crossplane.common import API_LABEL, PROVIDER_LABEL, Mode, Obj
 from generator.crossplane.engine import FUNCTION_NAME, INPUT_API_VERSION
 from generator.models import AzureAdGroup
@@ -142,8 +142,14 @@ def azure_redis(facts: Facts) -> Obj:
                                   for size, sku in facts.sizes["cache"]["azure"].items()}})
 
 
+def aws_dnsfailover(facts: Facts) -> Obj:
+    """Route 53 health checks and PRIMARY/SECONDARY failover records for an app served by two clusters."""
+    return composition("aws-dnsfailover", facts, DNS_FAILOVER.kind, "aws", DNS_FAILOVER.short)
+
+
 Builder = Callable[[Facts], Obj]
 CLUSTER_COMPOSITIONS: dict[str, Builder] = {"aws": aws_eks, "gcp": gcp_gke, "azure": azure_aks}
 NETWORK_COMPOSITIONS: dict[str, Builder] = {"aws": aws_network, "gcp": gcp_network, "azure": azure_network}
 DATABASE_COMPOSITIONS: dict[str, Builder] = {"aws": aws_rds, "gcp": gcp_cloudsql, "azure": azure_postgresql}
 CACHE_COMPOSITIONS: dict[str, Builder] = {"aws": aws_elasticache, "gcp": gcp_memorystore, "azure": azure_redis}
+DNS_FAILOVER_COMPOSITIONS: dict[str, Builder] = {"aws": aws_dnsfailover}

@@ -148,11 +148,11 @@ def cluster_documents(fleet: Fleet, cluster: ResolvedCluster, mode: Mode,
     docs = [_envelope(mode, CLUSTER.kind, c.name, labels, cluster_spec(fleet, cluster, hub), selector)]
     common: dict[str, Any] = {"cloudProvider": c.cloud, "region": c.region, "providerConfigName": PROVIDER_CONFIG_NAME,
                               "network": {"name": c.name, "cidr": c.networking.vpc_cidr}}
-    for db in c.databases:
+    for db in sorted(c.databases, key=lambda d: d.name):  # by name: the inventory's order never matters
         spec = {**common, "tags": tags(fleet, cluster, database=db.name), "engine": db.engine, "version": db.version,
                 "size": db.size, "storageGb": db.storage_gb, "highAvailability": db.high_availability}
         docs.append(_envelope(mode, DATABASE.kind, f"{c.name}-{db.name}", labels, spec, selector))
-    for cache in c.caches:
+    for cache in sorted(c.caches, key=lambda d: d.name):
         spec = {**common, "tags": tags(fleet, cluster, cache=cache.name), "size": cache.size,
                 "highAvailability": cache.high_availability}
         docs.append(_envelope(mode, CACHE.kind, f"{c.name}-{cache.name}", labels, spec, selector))

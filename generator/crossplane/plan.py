@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from generator.crossplane import api, bootstrap, compositions, packages
 from generator.crossplane.common import Mode, Obj
 from generator.crossplane.data import crossplane_data
+from generator.crossplane.failover import add_failover, check_failover, failover_apps
 from generator.crossplane.objects import cluster_documents
 from generator.models import CrossplaneSettings
 from generator.plan import Contribution, Planner
@@ -93,6 +94,9 @@ def build_infrastructure(fleet: ResolvedFleet) -> Infrastructure:
                      compositions.DATABASE_COMPOSITIONS))
     if cache_clouds:
         apis.append((api.CACHE, api.cache_schema(), cache_clouds, compositions.CACHE_COMPOSITIONS))
+    check_failover(fleet)
+    if failover_apps(fleet):  # multi-region prod: global DNS failover (generator/crossplane/failover.py)
+        apis.append((api.DNS_FAILOVER, api.dns_failover_schema(), ["aws"], compositions.DNS_FAILOVER_COMPOSITIONS))
 
     groups: dict[str, set[str]] = {cloud: set() for cloud in clouds}
     api_files, composition_files = [], []
@@ -127,8 +131,10 @@ def build_infrastructure(fleet: ResolvedFleet) -> Infrastructure:
     infra.add("provider-configs/kustomization.yaml", [_kustomization(config_files)], [fleet_file])
 
     for cluster in workloads:
-        infra.add(f"clusters/{cluster.name}.yaml", cluster_documents(fleet.fleet, cluster, mode, hub),
-                  cluster_files[cluster.name])
+        infra.add(f"clusters/{cluster.name}.yaml",
+                  add_failover(fleet, cluster, mode, cluster_documents(fleet.fleet, cluster, mode, hub)),
+                  sorted({*cluster_files[cluster.name], *(s.file.file for s in fleet.inventory.apps
+                                                          if s.item.failover is not None)}))
     declared = {s.item.name: s.file.file for s in fleet.inventory.clusters}
     infra.add("clusters/kustomization.yaml", [_kustomization([f"{c.name}.yaml" for c in workloads])],
               sorted({declared[c.name] for c in workloads}))
