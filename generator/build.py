@@ -1485,6 +1485,11 @@ class Builder:
         meta, spec = _meta(hr), _spec(hr)
         hr_ns, hr_name = str(meta.get("namespace") or "default"), str(meta.get("name"))
         what = f"cluster {state.name}: HelmRelease {hr_ns}/{hr_name}"
+        if spec.get("kubeConfig"):  # helm-controller installs it into the cluster the kubeconfig points at
+            state.build.warnings.append(f"HelmRelease {hr_ns}/{hr_name}: installs into another cluster "
+                                        "(spec.kubeConfig): kept as the resolved HelmRelease, not templated here")
+            self.stats.add(releases_kept=1)
+            return
         chart = self._chart(state, hr, what)
         values = self._values(state, hr, what) if chart is not None else None
         if chart is None or values is None:
