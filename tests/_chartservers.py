@@ -35,8 +35,9 @@ def helm(tools: Toolset, home: Path) -> Command:
 
 
 def package_chart(tools: Toolset, name: str, version: str, dest: Path, *, values: dict[str, object] | None = None,
-                  work: Path) -> Path:
-    """The fixture chart packaged as ``name`` ``version`` (values.yaml overridden by ``values``) into dest."""
+                  work: Path, sign: tuple[str, Path] | None = None) -> Path:
+    """The fixture chart packaged as ``name`` ``version`` (values.yaml overridden by ``values``) into dest;
+    ``sign`` = (key name, secret keyring) also writes its provenance file (``helm package --sign``)."""
     source = work / f"src-{name}-{version}" / name
     if source.exists():
         shutil.rmtree(source)
@@ -49,7 +50,8 @@ def package_chart(tools: Toolset, name: str, version: str, dest: Path, *, values
         current["fixture"].update(values)
         (source / "values.yaml").write_text(dump_documents([current]))
     dest.mkdir(parents=True, exist_ok=True)
-    helm(tools, work / "helm").run("package", source, "--destination", dest)
+    signing = ("--sign", "--key", sign[0], "--keyring", str(sign[1])) if sign else ()
+    helm(tools, work / "helm").run("package", source, "--destination", dest, *signing)
     return dest / f"{name}-{version}.tgz"
 
 
@@ -73,8 +75,13 @@ class HttpChartRepository:
         return f"http://127.0.0.1:{self.port}"
 
     def publish(self, archive: Path) -> None:
-        """Add (or replace) an archive and re-index the repository."""
+        """Add (or replace) an archive, with its provenance file when it has one, and re-index the repository."""
         shutil.copyfile(archive, self.directory / archive.name)
+        prov = archive.with_name(archive.name + ".prov")
+        if prov.is_file():
+            shutil.copyfile(prov, self.directory / prov.name)
+        else:
+            (self.directory / prov.name).unlink(missing_ok=True)
         (self.directory / "index.yaml").unlink(missing_ok=True)
         helm(self.tools, self.directory.parent / "helm-index").run("repo", "index", self.directory, "--url", self.url)
 
@@ -167,3 +174,24 @@ def _free_port() -> int:
 
 def temp_dir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+def signing_key(directory: Path, name: str) -> tuple[Path, Path]:
+    """A new passphrase-less OpenPGP signing key made with gpg: (secret keyring, public keyring) files that
+    ``helm package --sign`` and ``helm pull --verify`` read."""
+    home = directory / "gnupg"
+    home.mkdir(parents=True, mode=0o700)
+    gpg = Command(("gpg", "--batch", "--homedir", str(home)))
+    gpg.run("--passphrase", "", "--quick-gen-key", f"{name} <{name}@fleetgen.invalid>", "rsa2048", "sign", "never")
+    secret, public = directory / "secring.gpg", directory / "pubring.gpg"
+    secret.write_bytes(_binary(gpg, "--export-secret-keys"))
+    public.write_bytes(_binary(gpg, "--export"))
+    return secret, public
+
+
+def _binary(gpg: Command, *args: str) -> bytes:
+    """gpg's binary output (Command returns text, so it writes to a file)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.gpg"
+        gpg.run("--output", str(out), *args)
+        return out.read_bytes()

@@ -22,7 +22,14 @@ from pathlib import Path
 
 import pytest
 from _buildkit import tools
-from _chartservers import HttpChartRepository, OciRegistry, package_chart, registry_binary, temp_dir
+from _chartservers import (
+    HttpChartRepository,
+    OciRegistry,
+    package_chart,
+    registry_binary,
+    signing_key,
+    temp_dir,
+)
 from conftest import REPO, copy_reference_fleet, tree_digest
 from pydantic import ValidationError
 
@@ -379,3 +386,41 @@ def test_plain_http_sources_only_on_loopback_addresses() -> None:
         resolver.fetch(ChartRequest("HelmRepository", "http://charts.example.com", "x", "1.0.0"), False)
     with pytest.raises(Exception, match="only accepted on loopback"):
         resolver.fetch(ChartRequest("OCIRepository", "oci://registry.example.com/x", "x", "tag:1"), True)
+
+
+# --- provenance ------------------------------------------------------------------------------------------------
+
+
+def test_provenance_is_verified_where_the_inventory_asks(
+        sources: Sources, locked: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chart with ``keyring:`` is pulled with ``helm pull --verify``: its .prov must be signed by that keyring."""
+    root, _ = locked
+    copy = tmp_path / "fleet"
+    shutil.copytree(root, copy)
+    monkeypatch.setenv(CHART_CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv("FLEETGEN_TOOLS_DIR", TOOLS_DIR)
+    secret, public = signing_key(tmp_path / "publisher", "publisher")
+    _, other = signing_key(tmp_path / "stranger", "stranger")
+    (copy / "keys").mkdir()
+    shutil.copyfile(public, copy / "keys" / "cert-manager.gpg")
+    components = copy / "inventory" / "components.yaml"
+    text = components.read_text()
+    version = next(v for _, n, v in sources.charts if n == "cert-manager")
+    line = f"name: cert-manager, version: {version}}}"
+    assert line in text
+    components.write_text(text.replace(line, line[:-1] + ", keyring: keys/cert-manager.gpg}"))
+    signed = package_chart(tools(), "cert-manager", version, tmp_path / "signed", work=tmp_path,
+                           sign=("publisher", secret))
+    sources.start()
+    try:
+        code, _, err = fleetgen("lock", str(copy))  # no .prov published yet
+        assert code == 1 and "chart cert-manager" in err and "helm pull failed" in err, err
+        sources.http.publish(signed)
+        code, _, err = fleetgen("lock", str(copy))
+        assert code == 0, err
+        shutil.copyfile(other, copy / "keys" / "cert-manager.gpg")  # a keyring that did not sign it
+        code, _, err = fleetgen("lock", str(copy))
+        assert code == 1 and "chart cert-manager" in err and "helm pull failed" in err, err
+    finally:
+        sources.http.publish(sources.archives["cert-manager"])
+        sources.stop()
