@@ -80,12 +80,19 @@ class Sources:
         return root
 
 
+def missing(reason: str) -> None:
+    """Skip for a tool that cannot be installed here; in CI (``CI`` set) fail instead."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="module")
 def sources() -> Iterator[Sources]:
     binary = registry_binary()
     if binary is None:
-        pytest.skip("docker-registry is not installed and cannot be (needs root and apt-get: "
-                    "`apt-get install docker-registry`); .ci/run installs it")
+        missing("docker-registry is not installed and cannot be (needs root and apt-get: "
+                "`apt-get install docker-registry`); .ci/run installs it")
     work = temp_dir("fleetgen-chart-sources-")
     charts = [(m["repo"], m["name"], m["version"])
               for m in _CHART_LINE.finditer((REPO / "inventory" / "components.yaml").read_text())]
@@ -394,6 +401,8 @@ def test_plain_http_sources_only_on_loopback_addresses() -> None:
 def test_provenance_is_verified_where_the_inventory_asks(
         sources: Sources, locked: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A chart with ``keyring:`` is pulled with ``helm pull --verify``: its .prov must be signed by that keyring."""
+    if shutil.which("gpg") is None:
+        missing("gpg is not installed (`apt-get install gnupg`; .ci/run installs it)")
     root, _ = locked
     copy = tmp_path / "fleet"
     shutil.copytree(root, copy)
