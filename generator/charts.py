@@ -347,13 +347,15 @@ def oci_repository_request(repository: Mapping[str, Any]) -> tuple[ChartRequest,
     return ChartRequest("OCIRepository", url, url.rsplit("/", 1)[-1], how), bool(spec.get("insecure"))
 
 
-def resolver_for(root: Path, tools: Toolset, fleet: Any, *, offline: bool = False,
-                 relock: bool = False) -> ChartResolver:
-    """The chart resolver of a fleet root: its lock, the chart cache and the inventory's keyrings."""
+def resolver_for(root: Path, tools: Toolset, fleet: Any, *, offline: bool = False, relock: bool = False,
+                 cache_root: Path | None = None) -> ChartResolver:
+    """The chart resolver of a fleet root: its lock, the chart cache (of ``cache_root``, default ``root``: a
+    diff's base checkout uses the working tree's) and the inventory's keyrings."""
     from generator.lock import lock_path, read_lock
 
     lock = Lock({}) if relock else read_lock(lock_path(root))
-    return ChartResolver(tools, lock, ChartCache(chart_cache_dir(root)), offline=offline, relock=relock,
+    cache = ChartCache(chart_cache_dir(cache_root or root))
+    return ChartResolver(tools, lock, cache, offline=offline, relock=relock,
                          keyrings=keyrings(root, fleet))
 
 
