@@ -264,7 +264,7 @@ def test_same_version_other_bytes_fails_the_build_until_relocked(
     sources.start()
     try:
         tampered = _republish(sources, chart, version)
-        code, out, err = fleetgen("golden", str(copy), "--no-cache")
+        code, out, err = fleetgen("golden", str(copy), "--no-cache", "--cluster", "dev-us-east-1")
         assert code == 1, out + err
         assert f"chart {chart} " in err and "fleetgen.lock" in err and "fleetgen lock" in err
         assert f"expected {entry.sha256}, found {file_sha256(tampered)}" in err, err
@@ -273,7 +273,7 @@ def test_same_version_other_bytes_fails_the_build_until_relocked(
         assert code == 0, err
         assert re.search(rf"^changed: chart {chart} .*sha256:{entry.sha256} -> .*sha256:{file_sha256(tampered)}$",
                          out, re.M), out
-        code, out, err = fleetgen("golden", str(copy), "--no-cache")
+        code, out, err = fleetgen("golden", str(copy), "--no-cache", "--cluster", "dev-us-east-1")
     finally:
         _republish_original(sources, chart)
         sources.stop()
