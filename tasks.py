@@ -44,6 +44,12 @@ def golden(c: Context, update: bool = False) -> None:
 
 
 @task(pre=[tools])
+def lock(c: Context) -> None:
+    """Fetch every upstream chart of the reference fleet and pin its sha256 in fleetgen.lock (needs network)."""
+    c.run(f"{CLI} lock {ROOT}")
+
+
+@task(pre=[tools])
 def diff(c: Context, base: str = "HEAD", format: str = "text") -> None:
     """Per-cluster, per-resource diff of what clusters receive between git ref BASE and the working tree."""
     c.run(f"{CLI} diff {ROOT} --base {base} --format {format}")

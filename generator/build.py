@@ -42,7 +42,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from generator.charts import (
+    ChartResolver,
+    helm_repository_request,
+    oci_repository_request,
+    offline_resolver,
+    resolver_for,
+)
 from generator.errors import FleetgenError, ToolError, UsageError
+from generator.lock import ChartRequest
 from generator.secretscan import REDACTED
 from generator.tools import Toolset, find_tools
 from generator.yamlio import dump_documents, load_documents
@@ -717,8 +725,12 @@ class FleetBuild:
 
     @property
     def warnings(self) -> list[str]:
-        """Every cluster's warnings, prefixed by the cluster name."""
-        return [f"{name}: {w}" for name, build in self.clusters.items() for w in build.warnings]
+        """Every cluster's warnings, prefixed by the names of the clusters that have it (one line each)."""
+        where: dict[str, list[str]] = {}
+        for name, build in self.clusters.items():
+            for warning in build.warnings:
+                where.setdefault(warning, []).append(name)
+        return [f"{', '.join(names)}: {warning}" for warning, names in where.items()]
 
 
 @dataclass(frozen=True)
@@ -760,6 +772,7 @@ class BuildOptions:
     work_dir: Path | None = None
     progress: bool | None = None
     record_naive: bool = False
+    offline: bool = False  # upstream charts from the chart cache only (generator/charts.py)
 
 
 @dataclass
@@ -830,6 +843,7 @@ class Builder:
         git_path: str = "",
         fleet_root: str = "",
         mounts: Mapping[str, str] | None = None,
+        charts: ChartResolver | None = None,
     ) -> None:
         """``files`` is the rendered output (relative paths); the fleet repo is its ``fleet_root`` folder,
         found at ``git_path`` in the git repository Flux syncs. ``mounts`` maps further folders of that git
@@ -857,6 +871,7 @@ class Builder:
         self._charts_hash: str | None = None
         #: (hub, folder of the hub's Argo CD objects) when Argo CD delivers the apps
         self.argocd: tuple[str, str] | None = None
+        self.charts = charts or offline_resolver(tools)
 
     # -- the work tree (materialised only when a step has to run a tool) --
 
@@ -1120,7 +1135,8 @@ class Builder:
         it templated, its Kubernetes version, the --charts folder, the code and tools. Empty if unknowable."""
         if not isinstance(trace, Mapping):
             return ""
-        parts = [self.fingerprint, name, kube_version, self.git_url, canonical(self.mounts), self._charts_listing()]
+        parts = [self.fingerprint, name, kube_version, self.git_url, canonical(self.mounts), self._charts_listing(),
+                 self.charts.fingerprint()]
         for directory in trace.get("dirs") or []:
             if directory not in self.tree.dirs:
                 return ""
@@ -1360,8 +1376,9 @@ class Builder:
             source_spec = _spec(source)
             if chart_ref.get("kind") == "OCIRepository":
                 ref = _map(source_spec.get("ref"))
-                return self._local_chart(str(source_spec.get("url", "")).rstrip("/").rsplit("/", 1)[-1],
-                                         str(ref.get("tag") or ref.get("semver") or ""), state, what)
+                return self._upstream_chart(oci_repository_request(source), state, what) or self._local_chart(
+                    str(source_spec.get("url", "")).rstrip("/").rsplit("/", 1)[-1],
+                    str(ref.get("tag") or ref.get("semver") or ""), state, what)
             return self._local_chart(str(source_spec.get("chart", "")), str(source_spec.get("version") or ""),
                                      state, what)
         source_ref = _map(chart_spec.get("sourceRef"))
@@ -1374,7 +1391,35 @@ class Builder:
             state.build.warnings.append(f"{what}: chart from GitRepository {source_ref.get('name')}, "
                                         "not the fleet repo: not templated")
             return None
-        return self._local_chart(str(chart_spec.get("chart", "")), str(chart_spec.get("version") or ""), state, what)
+        repository = state.find("HelmRepository", str(source_ref.get("namespace") or namespace),
+                                str(source_ref.get("name"))) if source_ref.get("kind") == "HelmRepository" else None
+        request: tuple[ChartRequest, bool] | str | None = None
+        if repository is not None:
+            request = helm_repository_request(repository, str(chart_spec.get("chart", "")),
+                                              str(chart_spec.get("version") or ""))
+        elif source_ref.get("kind") == "HelmRepository":
+            request = (f"HelmRepository {source_ref.get('namespace') or namespace}/{source_ref.get('name')} is not "
+                       "in the cluster's builds")
+        return self._upstream_chart(request, state, what) or self._local_chart(
+            str(chart_spec.get("chart", "")), str(chart_spec.get("version") or ""), state, what)
+
+    def _upstream_chart(self, request: tuple[ChartRequest, bool] | str | None, state: _Cluster,
+                        what: str) -> tuple[str, Path, str] | None:
+        """A locked upstream chart from the chart cache (fetched when missing and online), else None with a
+        warning naming it unless ``--charts`` may still have it."""
+        if request is None:
+            return None
+        release = what.split(": ", 1)[-1]  # the same line in every cluster, so the CLI prints it once
+        if isinstance(request, str):
+            warning = f"{release}: {request}: not templated"
+        else:
+            found = self.charts.resolve(request[0], plain_http=request[1])
+            if found.path is not None:
+                return "local", found.path, found.sha256
+            warning = f"{release}: {found.warning}"
+        if self.options.charts_dir is None:
+            state.build.warnings.append(warning)
+        return None
 
     def _local_chart(self, name: str, version: str, state: _Cluster, what: str) -> tuple[str, Path, str] | None:
         charts = self.options.charts_dir
@@ -1452,6 +1497,11 @@ class Builder:
         meta, spec = _meta(hr), _spec(hr)
         hr_ns, hr_name = str(meta.get("namespace") or "default"), str(meta.get("name"))
         what = f"cluster {state.name}: HelmRelease {hr_ns}/{hr_name}"
+        if spec.get("kubeConfig"):  # helm-controller installs it into the cluster the kubeconfig points at
+            state.build.warnings.append(f"HelmRelease {hr_ns}/{hr_name}: installs into another cluster "
+                                        "(spec.kubeConfig): kept as the resolved HelmRelease, not templated here")
+            self.stats.add(releases_kept=1)
+            return
         chart = self._chart(state, hr, what)
         values = self._values(state, hr, what) if chart is not None else None
         if chart is None or values is None:
@@ -1639,7 +1689,7 @@ def default_cache_dir(root: Path) -> Path:
 
 
 def build_fleet(root: Path, options: BuildOptions | None = None, *, rendered: Any = None,
-                tools: Toolset | None = None) -> FleetBuild:
+                tools: Toolset | None = None, charts: ChartResolver | None = None) -> FleetBuild:
     """Render (in memory) and build the fleet at ``root``: every selected cluster's resources.
 
     ``rendered`` may be a precomputed ``generator.render.plan(root)``.
@@ -1657,7 +1707,8 @@ def build_fleet(root: Path, options: BuildOptions | None = None, *, rendered: An
     crossplane = getattr(fleet.fleet, "crossplane", None)
     mounts = {str(crossplane.infrastructure_path): "infrastructure"} if crossplane is not None else {}
     builder = Builder(rendered.files, git_path=fleet.fleet.git.path, fleet_root="fleet", mounts=mounts,
-                      git_url=fleet.fleet.git.url, tools=tools, options=options, cache_dir=cache_dir)
+                      git_url=fleet.fleet.git.url, tools=tools, options=options, cache_dir=cache_dir,
+                      charts=charts or resolver_for(root, tools, fleet, offline=options.offline))
     if getattr(fleet.fleet, "delivery", None) is not None and fleet.fleet.delivery.apps == "argocd":
         from generator.argocd import APPS_DIR, hub
 
@@ -1733,6 +1784,8 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
                         help="folder of upstream chart archives (<name>-<version>.tgz) or folders to template too")
     parser.add_argument("--cache-dir", type=Path, metavar="DIR", help="step cache (default: ROOT/.cache/fleetgen)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the step cache")
+    parser.add_argument("--offline", action="store_true",
+                        help="template upstream charts from the chart cache and fleetgen.lock only; fetch nothing")
 
 
 def options_from(args: argparse.Namespace, **extra: Any) -> BuildOptions:
@@ -1744,7 +1797,7 @@ def options_from(args: argparse.Namespace, **extra: Any) -> BuildOptions:
     return BuildOptions(clusters=tuple(args.cluster), shard=args.shard, jobs=args.jobs,
                         charts_dir=args.charts.resolve() if args.charts else None,
                         cache_dir=args.cache_dir.resolve() if args.cache_dir else None,
-                        use_cache=not args.no_cache, **extra)
+                        use_cache=not args.no_cache, offline=bool(getattr(args, "offline", False)), **extra)
 
 
 def cmd_build(args: argparse.Namespace) -> int:

@@ -126,9 +126,10 @@ def parser() -> argparse.ArgumentParser:
     tools.add_argument("--root", type=_root, default=Path.cwd())
     tools.set_defaults(func=cmd_tools)
 
-    from generator import build, catalogue, evaluate, overview
+    from generator import build, catalogue, evaluate, lock, overview
 
     build.register(sub)  # build, golden, diff
+    lock.register(sub)  # lock (upstream charts)
     evaluate.register(sub)  # validate, policy test
     catalogue.register(sub)  # schemas
     overview.register(sub)  # overview (FLEET.md / --html)

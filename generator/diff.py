@@ -152,9 +152,12 @@ def diff_builds(root: Path, base: str, options: BuildOptions | None = None,
         from generator.build import select_clusters
 
         chosen = select_clusters(union, options.clusters, options.shard)
+        from generator.charts import resolver_for
+
+        base_charts = resolver_for(base_root, tools, base_rendered.fleet, offline=options.offline, cache_root=root)
         base_build = build_fleet(base_root, dataclasses.replace(
-            shared, clusters=tuple(n for n in chosen if n in base_names)), rendered=base_rendered, tools=tools) \
-            if any(n in base_names for n in chosen) else _empty()
+            shared, clusters=tuple(n for n in chosen if n in base_names)), rendered=base_rendered, tools=tools,
+            charts=base_charts) if any(n in base_names for n in chosen) else _empty()
     head_build = build_fleet(root, dataclasses.replace(shared, clusters=tuple(n for n in chosen if n in head_names)),
                              rendered=head_rendered, tools=tools) if any(n in head_names for n in chosen) else _empty()
     comparison = compare_trees(base_build.files(), head_build.files(), old_build=base_build, new_build=head_build)

@@ -454,12 +454,30 @@ class Cluster(Settings):
 # --- components, apps, teams -----------------------------------------------------------------------
 
 
+def _chart_repository(value: str) -> str:
+    """https:// or oci://; plain http:// only on a loopback address (a local chart server)."""
+    from generator.charts import is_loopback
+
+    if value.startswith("http://") and not is_loopback(value):
+        raise ValueError("plain http:// is only accepted for a loopback address (127.0.0.1, ::1, localhost); use https")
+    return value
+
+
 class Chart(Model):
     """An upstream Helm chart pinned to one exact version."""
 
-    repository: Annotated[str, Field(pattern=r"^(https|oci)://[^\s]+$")]
+    repository: Annotated[str, Field(pattern=r"^(https?|oci)://[^\s]+$"), AfterValidator(_chart_repository)]
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")]
     version: ExactVersion
+    #: GPG keyring (relative to the fleet root) to verify the chart's provenance file with (`helm pull --verify`).
+    keyring: str | None = None
+
+    @property
+    def plain_http(self) -> bool:
+        """Whether the source is a plain-http registry on a loopback address (Flux needs ``insecure: true``)."""
+        from generator.charts import is_loopback
+
+        return self.repository.startswith("oci://") and is_loopback(self.repository)
 
 
 class GatewayRef(Model):

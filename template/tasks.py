@@ -74,6 +74,14 @@ def validate(c: Context, shard: str = "") -> None:
 
 
 @task
+def lock(c: Context) -> None:
+    """Fetch every upstream chart as Flux resolves it and pin its sha256 in fleetgen.lock (then `invoke golden
+    --update` templates it into the golden files; review the diff)."""
+    tools(c)
+    _fleetgen(c, f"lock {ROOT}")
+
+
+@task
 def diff(c: Context, base: str = "origin/HEAD", format: str = "text") -> None:
     """What every cluster receives differently between BASE (a git ref) and the working tree."""
     _fleetgen(c, f"diff {ROOT} --base {base} --format {format}")
