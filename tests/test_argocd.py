@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 from _buildkit import options, reference_build, tools
-from conftest import copy_reference_fleet
+from conftest import REPO, copy_reference_fleet
 
 from generator.argocd import argo_values
 from generator.argocd_build import ArgoExpandError, _allowed, expand, render, selector_matches
 from generator.build import FleetBuild, build_fleet
 from generator.cli import main
+from generator.tools import TOOLS_DIR_ENV, tools_dir
 from generator.yamlio import load_documents
 
 HUB = "management"
@@ -149,7 +150,10 @@ def test_cluster_secrets_are_references_never_credentials() -> None:
     assert reader["rules"][0]["verbs"] == ["get"] and "prod-us-east-1-kubeconfig" in reader["rules"][0]["resourceNames"]
 
 
-def test_argocd_fleet_validates_strictly_and_passes_the_policies(capsys: pytest.CaptureFixture[str]) -> None:
+def test_argocd_fleet_validates_strictly_and_passes_the_policies(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TOOLS_DIR_ENV, str(tools_dir(REPO)))  # the fleet copy has no .tools of its own
     assert main(["validate", str(argocd_root())]) == 0
     out = capsys.readouterr().out
     assert "0 denied" in out and "0 schema violations" in out
