@@ -383,6 +383,33 @@ def built_in_node_groups(cloud: str = "aws") -> list[NodeGroup]:
                       desired_size=3)]
 
 
+class CanarySettings(Model):
+    """Progressive delivery of every app on a cluster with a Flagger Canary (README "Canary releases").
+
+    ``successRate`` (lowest % of non-5xx responses) and ``latencyMs`` (highest p99 in ms) are the analysis
+    thresholds of apps behind the Gateway (weighted traffic, ``maxWeight``/``stepWeight`` or ``stepWeights``);
+    apps without a host run ``iterations`` blue/green checks. ``threshold`` failed checks roll back."""
+
+    enabled: bool = False
+    interval: Duration = "1m"
+    threshold: Annotated[int, Field(ge=1, le=100)] = 5
+    max_weight: Annotated[int, Field(ge=1, le=100)] = 50
+    step_weight: Annotated[int, Field(ge=1, le=100)] = 10
+    step_weights: list[Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=list, max_length=20)
+    iterations: Annotated[int, Field(ge=1, le=1000)] = 10
+    success_rate: Annotated[float, Field(ge=0, le=100)] = 99.0
+    latency_ms: Annotated[int, Field(ge=1, le=600000)] = 500
+    progress_deadline_seconds: Annotated[int, Field(ge=60, le=3600)] = 600
+
+    @model_validator(mode="after")
+    def _weights(self) -> CanarySettings:
+        if self.step_weight > self.max_weight:
+            raise ValueError(f"stepWeight ({self.step_weight}) must not exceed maxWeight ({self.max_weight})")
+        if self.step_weights != sorted(set(self.step_weights)):
+            raise ValueError(f"stepWeights {self.step_weights} must increase strictly")
+        return self
+
+
 class Settings(Model):
     """Everything that layers: each field may be set in defaults, an overlay, or on a cluster."""
 
@@ -396,6 +423,7 @@ class Settings(Model):
     alerts: AlertSettings = AlertSettings()
     policies: PolicySettings = PolicySettings()
     secrets_backend: Literal["cloud", "vault"] = "cloud"
+    canary: CanarySettings = CanarySettings()
 
 
 class CloudDefaults(Model):

@@ -25,6 +25,20 @@ app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end -}}
 
 {{/*
+Pod selector of the NetworkPolicy and PodDisruptionBudget. With a Flagger Canary the pods of the primary
+Deployment (which Flagger creates with app.kubernetes.io/name: <name>-primary and every other pod label
+kept: fluxcd/flagger v1.44.0 pkg/canary/util.go makePrimaryLabels) and of the canary are both selected by
+app.kubernetes.io/instance; without one, by the Deployment's own selector.
+*/}}
+{{- define "service.podSelectorLabels" -}}
+{{- if .Values.canary.enabled -}}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
+{{- else -}}
+{{- include "service.selectorLabels" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 All labels: the recommended app.kubernetes.io set plus .Values.labels. The schema forbids
 app.kubernetes.io/* keys in .Values.labels, so the two sets never collide; they are merged into one map
 anyway and printed sorted, so no key can ever appear twice.
@@ -99,6 +113,12 @@ path and what was expected.
 {{- $pdb := .Values.podDisruptionBudget -}}
 {{- if and $pdb.enabled (gt $min 1) (not (kindIs "string" $pdb.minAvailable)) (ge (int $pdb.minAvailable) $min) -}}
 {{- fail (printf "podDisruptionBudget.minAvailable (%d) must be less than the replica count (%d), or no voluntary disruption (node drain) is ever allowed" (int $pdb.minAvailable) $min) -}}
+{{- end -}}
+{{- if and .Values.canary.enabled (not .Values.service.enabled) -}}
+{{- fail "canary.enabled requires service.enabled: Flagger creates the Services from service.port" -}}
+{{- end -}}
+{{- if and .Values.canary.enabled (eq .Values.canary.provider "gatewayapi:v1") (not .Values.route.enabled) -}}
+{{- fail "canary.provider gatewayapi:v1 shifts traffic on the HTTPRoute: it needs route.enabled (or use provider kubernetes)" -}}
 {{- end -}}
 {{- if and .Values.route.enabled (not .Values.service.enabled) -}}
 {{- fail "route.enabled requires service.enabled: the HTTPRoute sends traffic to the Service" -}}
