@@ -98,6 +98,14 @@ FULL_VALUES: dict[str, Any] = {
         "path": "/checkout",
         "gateway": {"name": "fleet", "namespace": "envoy-gateway-system", "sectionName": "https"},
     },
+    # off here: with a Canary, Flagger owns the Service and HTTPRoute (tests/test_canary.py renders it on)
+    "canary": {
+        "enabled": False,
+        "provider": "gatewayapi:v1",
+        "progressDeadlineSeconds": 600,
+        "analysis": {"interval": "1m", "threshold": 5, "maxWeight": 50, "stepWeight": 10, "stepWeights": [],
+                     "iterations": 10, "metrics": [], "alerts": []},
+    },
 }
 
 Render = Callable[..., str]
