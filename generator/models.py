@@ -410,6 +410,12 @@ class CanarySettings(Model):
         return self
 
 
+class MeshSettings(Model):
+    """Service mesh policy where the mesh runs: the PeerAuthentication mode of enrolled team namespaces."""
+
+    mtls: Literal["STRICT", "PERMISSIVE"] = "PERMISSIVE"
+
+
 class Settings(Model):
     """Everything that layers: each field may be set in defaults, an overlay, or on a cluster."""
 
@@ -424,6 +430,7 @@ class Settings(Model):
     policies: PolicySettings = PolicySettings()
     secrets_backend: Literal["cloud", "vault"] = "cloud"
     canary: CanarySettings = CanarySettings()
+    mesh: MeshSettings = MeshSettings()
 
 
 class CloudDefaults(Model):
@@ -509,6 +516,10 @@ class Component(Model):
     crds: Literal["Create", "CreateReplace", "Skip"] = "CreateReplace"
     interval: Duration = "30m"
     timeout: Duration = "10m"
+    #: False: the namespace exists already (kube-system) or another component of the same namespace creates it.
+    create_namespace: bool = True
+    #: Extra labels of the namespace the component creates (e.g. mesh enrolment of the Gateway's namespace).
+    namespace_labels: dict[Annotated[str, Field(pattern=LABEL_KEY)], LabelValue] = Field(default_factory=dict)
 
 
 class Image(Model):
@@ -595,6 +606,8 @@ class Team(Model):
     codeowners: list[Annotated[str, Field(pattern=r"^@[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)?$")]] = Field(
         default_factory=list
     )
+    #: Enrol the team's namespaces in the service mesh where it runs (README "Service mesh").
+    mesh: bool = False
 
 
 class PolicyExceptionEntry(Model):

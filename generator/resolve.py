@@ -20,6 +20,7 @@ from generator.loader import (
     platforms,
     settings_layers,
 )
+from generator.mesh import check_mesh, mesh_values, runs_mesh
 from generator.models import App, Cluster, Component, ComponentSettings, Fleet, Settings, Team, built_in_node_groups
 
 BUILT_IN = "(built-in default)"
@@ -202,7 +203,10 @@ class ResolvedCluster:
     def tenants_differ(self) -> bool:
         """Whether namespaces/RBAC of this cluster differ from its environment's."""
         names = [a.name for a in self.apps] != [a.name for a in self.environment.apps]
-        return names or self.settings.tenancy != self.environment.settings.tenancy
+        mesh = (runs_mesh(self.components), self.settings.mesh) != (
+            runs_mesh(self.environment.components), self.environment.settings.mesh
+        )
+        return names or mesh or self.settings.tenancy != self.environment.settings.tenancy
 
 
 def _signature(items: tuple[ResolvedComponent, ...] | tuple[ResolvedApp, ...], env_only: bool = False) -> list[Any]:
@@ -336,6 +340,13 @@ def _canary_override(environment: dict[str, Any], cluster: dict[str, Any]) -> di
     return cluster or {"canary": {"enabled": False}}
 
 
+def _mesh_override(team: Team, environment: bool, cluster: bool) -> dict[str, Any]:
+    """Mesh values a cluster layer must set when the mesh runs there and not in its environment, or the reverse."""
+    if environment == cluster or not team.mesh:
+        return {}
+    return {"networkPolicy": {"ambient": cluster}}
+
+
 def _enabled(settings: Settings, section: str, name: str, default: bool) -> bool:
     entry = getattr(settings, section).get(name)
     return default if entry is None or entry.enabled is None else bool(entry.enabled)
@@ -369,7 +380,10 @@ def resolve(inv: Inventory) -> ResolvedFleet:
                 teams[a.team],
                 LayeredValues(
                     app_base_values(a, teams[a.team], fleet, apps, gateway),
-                    merge(_app_env_values(a, env_name, settings), canary(a, settings)),
+                    merge(
+                        merge(_app_env_values(a, env_name, settings), canary(a, settings)),
+                        mesh_values(teams[a.team], runs_mesh(env_components)),
+                    ),
                     {},
                 ),
             )
@@ -406,9 +420,15 @@ def resolve(inv: Inventory) -> ResolvedFleet:
                 teams[a.team],
                 LayeredValues(
                     app_base_values(a, teams[a.team], fleet, apps, gateway),
-                    merge(_app_env_values(a, cluster.environment, env.settings), canary(a, env.settings)),
-                    merge(_cluster_values(layer.data, "apps", a.name), _canary_override(canary(a, env.settings),
-                                                                                         canary(a, settings))),
+                    merge(
+                        merge(_app_env_values(a, cluster.environment, env.settings), canary(a, env.settings)),
+                        mesh_values(teams[a.team], runs_mesh(env.components)),
+                    ),
+                    merge(
+                        merge(_cluster_values(layer.data, "apps", a.name),
+                              _canary_override(canary(a, env.settings), canary(a, settings))),
+                        _mesh_override(teams[a.team], runs_mesh(env.components), runs_mesh(resolved_components)),
+                    ),
                 ),
             )
             for a in apps
@@ -439,6 +459,8 @@ def resolve(inv: Inventory) -> ResolvedFleet:
                 tuple(sources),
             )
         )
+    if any(runs_mesh(c.components) and c.settings.mesh.mtls == "STRICT" for c in clusters):
+        check_mesh([(a.item, a) for a in inv.apps], {t.item.name: (t.item, t) for t in inv.teams})
     return ResolvedFleet(
         inv, fleet, tuple(components), tuple(apps), tuple(teams.values()), tuple(environments.values()), tuple(clusters)
     )

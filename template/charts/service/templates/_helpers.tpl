@@ -124,3 +124,17 @@ path and what was expected.
 {{- fail "route.enabled requires service.enabled: the HTTPRoute sends traffic to the Service" -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+NetworkPolicy ingress rule of pods in the Istio ambient mesh: ztunnel SNATs the kubelet's probes to
+169.254.7.127 (istio.io "Ambient and Kubernetes NetworkPolicy").
+*/}}
+{{- define "service.probeIngress" -}}
+# kubelet probes of ambient pods, SNATed by ztunnel to this link-local address
+- from:
+    - ipBlock:
+        cidr: 169.254.7.127/32
+  ports:
+    - port: {{ int .Values.containerPort }}
+      protocol: TCP
+{{- end }}
