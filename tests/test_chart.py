@@ -82,6 +82,7 @@ FULL_VALUES: dict[str, Any] = {
         "allowTo": [
             {"namespace": "payments", "podLabels": {"app.kubernetes.io/name": "payments"}, "port": 8080}
         ],
+        "ambient": False,  # on in tests/test_mesh.py (golden prod NetworkPolicies)
     },
     "env": {"LOG_LEVEL": "info", "A_FIRST": "1", "FEATURE_ON": "true"},
     "envFromSecrets": ["checkout-db", "checkout-api-keys"],

@@ -168,3 +168,16 @@ def test_one_cluster_without_the_mesh_gets_its_own_tenants_and_app_values(fleet_
             ambient = app.values.merged.get("networkPolicy", {}).get("ambient", False)
             expected = cluster.cluster.environment == "prod" and cluster.name != "prod-eastus" and app.team.mesh
             assert ambient == expected, (cluster.name, app.name)
+
+
+def test_chart_ambient_without_peers_admits_only_the_probes(tmp_path: Path) -> None:
+    from generator.tools import find_tools
+
+    values = tmp_path / "values.json"
+    values.write_text('{"networkPolicy": {"enabled": true, "allowFrom": [], "allowTo": [], "ambient": true}}')
+    text = find_tools(REPO).helm.run("template", "shop", str(REPO / "charts" / "service"), "--namespace", "shop",
+                                     "--values", str(values), "--show-only", "templates/networkpolicy.yaml", cwd=REPO)
+    (policy,) = load_documents(text)
+    assert policy["spec"]["ingress"] == [{"from": [{"ipBlock": {"cidr": "169.254.7.127/32"}}],
+                                          "ports": [{"port": 8080, "protocol": "TCP"}]}]
+    assert all(HBONE not in rule["ports"] for rule in policy["spec"]["egress"])  # DNS only: no tunnel to kube-dns
