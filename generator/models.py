@@ -390,6 +390,39 @@ def built_in_node_groups(cloud: str = "aws") -> list[NodeGroup]:
                       desired_size=3)]
 
 
+class CanarySettings(Model):
+    """Progressive delivery of every app on a cluster with a Flagger Canary (README "Canary releases").
+
+    ``successRate`` (lowest % of non-5xx responses) and ``latencyMs`` (highest p99 in ms) are the analysis
+    thresholds of apps behind the Gateway (weighted traffic, ``maxWeight``/``stepWeight`` or ``stepWeights``);
+    apps without a host run ``iterations`` blue/green checks. ``threshold`` failed checks roll back."""
+
+    enabled: bool = False
+    interval: Duration = "1m"
+    threshold: Annotated[int, Field(ge=1, le=100)] = 5
+    max_weight: Annotated[int, Field(ge=1, le=100)] = 50
+    step_weight: Annotated[int, Field(ge=1, le=100)] = 10
+    step_weights: list[Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=list, max_length=20)
+    iterations: Annotated[int, Field(ge=1, le=1000)] = 10
+    success_rate: Annotated[float, Field(ge=0, le=100)] = 99.0
+    latency_ms: Annotated[int, Field(ge=1, le=600000)] = 500
+    progress_deadline_seconds: Annotated[int, Field(ge=60, le=3600)] = 600
+
+    @model_validator(mode="after")
+    def _weights(self) -> CanarySettings:
+        if self.step_weight > self.max_weight:
+            raise ValueError(f"stepWeight ({self.step_weight}) must not exceed maxWeight ({self.max_weight})")
+        if self.step_weights != sorted(set(self.step_weights)):
+            raise ValueError(f"stepWeights {self.step_weights} must increase strictly")
+        return self
+
+
+class MeshSettings(Model):
+    """Service mesh policy where the mesh runs: the PeerAuthentication mode of enrolled team namespaces."""
+
+    mtls: Literal["STRICT", "PERMISSIVE"] = "PERMISSIVE"
+
+
 class Settings(Model):
     """Everything that layers: each field may be set in defaults, an overlay, or on a cluster."""
 
@@ -403,6 +436,8 @@ class Settings(Model):
     alerts: AlertSettings = AlertSettings()
     policies: PolicySettings = PolicySettings()
     secrets_backend: Literal["cloud", "vault"] = "cloud"
+    canary: CanarySettings = CanarySettings()
+    mesh: MeshSettings = MeshSettings()
 
 
 class CloudDefaults(Model):
@@ -506,6 +541,10 @@ class Component(Model):
     crds: Literal["Create", "CreateReplace", "Skip"] = "CreateReplace"
     interval: Duration = "30m"
     timeout: Duration = "10m"
+    #: False: the namespace exists already (kube-system) or another component of the same namespace creates it.
+    create_namespace: bool = True
+    #: Extra labels of the namespace the component creates (e.g. mesh enrolment of the Gateway's namespace).
+    namespace_labels: dict[Annotated[str, Field(pattern=LABEL_KEY)], LabelValue] = Field(default_factory=dict)
 
 
 class Image(Model):
@@ -603,6 +642,8 @@ class Team(Model):
     codeowners: list[Annotated[str, Field(pattern=r"^@[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)?$")]] = Field(
         default_factory=list
     )
+    #: Enrol the team's namespaces in the service mesh where it runs (README "Service mesh").
+    mesh: bool = False
 
 
 class PolicyExceptionEntry(Model):

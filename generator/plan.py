@@ -21,6 +21,7 @@ import yaml  # type: ignore[import-untyped,unused-ignore]
 from generator.errors import FleetgenError, InventoryError
 from generator.externalsecrets import app_external_secrets
 from generator.guard import read_text, walk_files
+from generator.mesh import namespace_labels, runs_mesh
 from generator.models import Component, Settings
 from generator.resolve import (
     ResolvedApp,
@@ -230,14 +231,14 @@ def plan_fleet(
         base = f"infrastructure/base/{component.name}"
         sources = [component_files[component.name]]
         # flux-system exists before Flux syncs anything; owning it here would let a prune delete Flux itself
-        own_namespace = component.namespace != FLUX_NAMESPACE
+        own_namespace = component.namespace != FLUX_NAMESPACE and component.create_namespace
         if own_namespace:
             planner.add_template(
                 f"{base}/namespace.yaml",
                 "fleet/namespace.yaml.j2",
                 sources,
                 name=component.namespace,
-                labels={"fleet.gitops.io/component": component.name},
+                labels={**component.namespace_labels, "fleet.gitops.io/component": component.name},
             )
         planner.add_template(f"{base}/source.yaml", "fleet/chart-source.yaml.j2", sources, component=component)
         planner.add_template(
@@ -321,7 +322,9 @@ def plan_fleet(
                 planner, f"apps/overlays/{env.name}/{team_name}", env.team_apps(team_name), sources, env_only=True
             )
         if env.apps:
-            _plan_tenants(planner, f"tenants/overlays/{env.name}", env.apps, env.settings, sources)
+            _plan_tenants(
+                planner, f"tenants/overlays/{env.name}", env.apps, env.settings, sources, runs_mesh(env.components)
+            )
 
     for cluster in fleet.clusters:
         _plan_cluster(planner, fleet, cluster, flux_path, extra)
@@ -370,7 +373,12 @@ def _plan_team_apps(
 
 
 def _plan_tenants(
-    planner: Planner, directory: str, apps: tuple[ResolvedApp, ...], settings: Settings, sources: list[str]
+    planner: Planner,
+    directory: str,
+    apps: tuple[ResolvedApp, ...],
+    settings: Settings,
+    sources: list[str],
+    mesh_on: bool,
 ) -> None:
     """Namespaces (Pod Security labels), reconciler service accounts and RBAC of every team with apps here."""
     files = []
@@ -383,6 +391,8 @@ def _plan_tenants(
             team=team_apps[0].team,
             namespaces=sorted({a.app.target_namespace for a in team_apps}),
             tenancy=settings.tenancy,
+            mesh_labels=namespace_labels(team_apps[0].team, mesh_on),
+            mtls=settings.mesh.mtls,
             tenant_service_account=TENANT_SERVICE_ACCOUNT,
             reconciler_role=TENANT_RECONCILER_ROLE,
         )
@@ -419,7 +429,7 @@ def _cluster_overlay(
                 _delete_patch(*_source_kind(component), component.name, component.namespace),
                 *(
                     []
-                    if component.namespace == FLUX_NAMESPACE
+                    if component.namespace == FLUX_NAMESPACE or not component.create_namespace
                     else [_delete_patch("v1", "Namespace", component.namespace, None)]
                 ),
             ]
@@ -470,7 +480,9 @@ def _plan_cluster(
         tenants_dir = f"tenants/overlays/{c.environment}"
         if cluster.tenants_differ:
             tenants_dir = f"tenants/clusters/{cluster.name}"
-            _plan_tenants(planner, tenants_dir, cluster.apps, cluster.settings, sources)
+            _plan_tenants(
+                planner, tenants_dir, cluster.apps, cluster.settings, sources, runs_mesh(cluster.components)
+            )
         tenants_path = flux_path(tenants_dir)
     context = {
         "cluster": c,

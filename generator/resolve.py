@@ -10,6 +10,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from generator.canary import canary_controller, canary_values
 from generator.loader import (
     Inventory,
     Layer,
@@ -19,6 +20,7 @@ from generator.loader import (
     platforms,
     settings_layers,
 )
+from generator.mesh import check_mesh, mesh_values, runs_mesh
 from generator.models import App, Cluster, Component, ComponentSettings, Fleet, Settings, Team, built_in_node_groups
 
 BUILT_IN = "(built-in default)"
@@ -201,7 +203,10 @@ class ResolvedCluster:
     def tenants_differ(self) -> bool:
         """Whether namespaces/RBAC of this cluster differ from its environment's."""
         names = [a.name for a in self.apps] != [a.name for a in self.environment.apps]
-        return names or self.settings.tenancy != self.environment.settings.tenancy
+        mesh = (runs_mesh(self.components), self.settings.mesh) != (
+            runs_mesh(self.environment.components), self.environment.settings.mesh
+        )
+        return names or mesh or self.settings.tenancy != self.environment.settings.tenancy
 
 
 def _signature(items: tuple[ResolvedComponent, ...] | tuple[ResolvedApp, ...], env_only: bool = False) -> list[Any]:
@@ -252,6 +257,8 @@ def app_base_values(
     An app with a ``host`` gets an HTTPRoute for ``<host>.<cluster domain>`` attached to the gateway
     component's Gateway, and its NetworkPolicy admits the gateway's data plane pods. The policy also admits
     every app that depends on it; egress goes to every app it depends on, on that app's port (DNS always).
+    Peers are selected by ``app.kubernetes.io/instance`` (the release name, the app's name): Flagger keeps it on
+    a Canary's primary pods, whose ``app.kubernetes.io/name`` becomes ``<app>-primary``.
     """
     by_name = {a.name: a for a in apps}
     allow_from: list[dict[str, Any]] = []
@@ -263,10 +270,14 @@ def app_base_values(
     for other in sorted(apps, key=lambda a: a.name):
         if app.name in other.depends_on:
             allow_from.append(
-                {"namespace": other.target_namespace, "podLabels": {"app.kubernetes.io/name": other.name}}
+                {"namespace": other.target_namespace, "podLabels": {"app.kubernetes.io/instance": other.name}}
             )
     allow_to = [
-        {"namespace": by_name[d].target_namespace, "podLabels": {"app.kubernetes.io/name": d}, "port": by_name[d].port}
+        {
+            "namespace": by_name[d].target_namespace,
+            "podLabels": {"app.kubernetes.io/instance": d},
+            "port": by_name[d].port,
+        }
         for d in sorted(app.depends_on)
     ]
     values: dict[str, Any] = {
@@ -322,6 +333,20 @@ def _cluster_values(raw: dict[str, Any], section: str, name: str) -> dict[str, A
     return values
 
 
+def _canary_override(environment: dict[str, Any], cluster: dict[str, Any]) -> dict[str, Any]:
+    """Canary values a cluster layer must set when its canary settings differ from its environment's."""
+    if cluster == environment:
+        return {}
+    return cluster or {"canary": {"enabled": False}}
+
+
+def _mesh_override(team: Team, environment: bool, cluster: bool) -> dict[str, Any]:
+    """Mesh values a cluster layer must set when the mesh runs there and not in its environment, or the reverse."""
+    if environment == cluster or not team.mesh:
+        return {}
+    return {"networkPolicy": {"ambient": cluster}}
+
+
 def _enabled(settings: Settings, section: str, name: str, default: bool) -> bool:
     entry = getattr(settings, section).get(name)
     return default if entry is None or entry.enabled is None else bool(entry.enabled)
@@ -334,6 +359,11 @@ def resolve(inv: Inventory) -> ResolvedFleet:
     components = [c.item for c in inv.components]
     apps = [a.item for a in inv.apps]
     gateway = gateway_component(components)
+    controller = canary_controller(components)
+
+    def canary(app: App, settings: Settings) -> dict[str, Any]:
+        values = canary_values(app, settings.canary, settings.alerts.event_severity, fleet, gateway, controller)
+        return {"canary": values} if values else {}
 
     environments: dict[str, ResolvedEnvironment] = {}
     for env_name in fleet.environments:
@@ -349,7 +379,12 @@ def resolve(inv: Inventory) -> ResolvedFleet:
                 a,
                 teams[a.team],
                 LayeredValues(
-                    app_base_values(a, teams[a.team], fleet, apps, gateway), _app_env_values(a, env_name, settings), {}
+                    app_base_values(a, teams[a.team], fleet, apps, gateway),
+                    merge(
+                        merge(_app_env_values(a, env_name, settings), canary(a, settings)),
+                        mesh_values(teams[a.team], runs_mesh(env_components)),
+                    ),
+                    {},
                 ),
             )
             for a in apps
@@ -385,8 +420,15 @@ def resolve(inv: Inventory) -> ResolvedFleet:
                 teams[a.team],
                 LayeredValues(
                     app_base_values(a, teams[a.team], fleet, apps, gateway),
-                    _app_env_values(a, cluster.environment, env.settings),
-                    _cluster_values(layer.data, "apps", a.name),
+                    merge(
+                        merge(_app_env_values(a, cluster.environment, env.settings), canary(a, env.settings)),
+                        mesh_values(teams[a.team], runs_mesh(env.components)),
+                    ),
+                    merge(
+                        merge(_cluster_values(layer.data, "apps", a.name),
+                              _canary_override(canary(a, env.settings), canary(a, settings))),
+                        _mesh_override(teams[a.team], runs_mesh(env.components), runs_mesh(resolved_components)),
+                    ),
                 ),
             )
             for a in apps
@@ -417,6 +459,8 @@ def resolve(inv: Inventory) -> ResolvedFleet:
                 tuple(sources),
             )
         )
+    if any(runs_mesh(c.components) and c.settings.mesh.mtls == "STRICT" for c in clusters):
+        check_mesh([(a.item, a) for a in inv.apps], {t.item.name: (t.item, t) for t in inv.teams})
     return ResolvedFleet(
         inv, fleet, tuple(components), tuple(apps), tuple(teams.values()), tuple(environments.values()), tuple(clusters)
     )

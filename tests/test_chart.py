@@ -82,6 +82,7 @@ FULL_VALUES: dict[str, Any] = {
         "allowTo": [
             {"namespace": "payments", "podLabels": {"app.kubernetes.io/name": "payments"}, "port": 8080}
         ],
+        "ambient": False,  # on in tests/test_mesh.py (golden prod NetworkPolicies)
     },
     "env": {"LOG_LEVEL": "info", "A_FIRST": "1", "FEATURE_ON": "true"},
     "envFromSecrets": ["checkout-db", "checkout-api-keys"],
@@ -97,6 +98,14 @@ FULL_VALUES: dict[str, Any] = {
         "hostnames": ["shop.example.com"],
         "path": "/checkout",
         "gateway": {"name": "fleet", "namespace": "envoy-gateway-system", "sectionName": "https"},
+    },
+    # off here: with a Canary, Flagger owns the Service and HTTPRoute (tests/test_canary.py renders it on)
+    "canary": {
+        "enabled": False,
+        "provider": "gatewayapi:v1",
+        "progressDeadlineSeconds": 600,
+        "analysis": {"interval": "1m", "threshold": 5, "maxWeight": 50, "stepWeight": 10, "stepWeights": [],
+                     "iterations": 10, "metrics": [], "alerts": []},
     },
 }
 

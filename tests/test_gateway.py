@@ -107,7 +107,10 @@ def test_every_app_host_is_routed_admitted_and_covered_by_an_issued_certificate(
     assert hosts, "the reference fleet serves hosts on every workload cluster"
     for app in hosts:
         ns, hostname = app.app.target_namespace, f"{app.app.host}.{cluster}.{DOMAIN}"
-        route = one(objects, "HTTPRoute", app.name, ns)
+        canary = _gateway_canary(objects, app.name, ns)
+        # with a Flagger Canary (provider gatewayapi:v1) Flagger owns the route: the one it creates from the
+        # Canary (fluxcd/flagger v1.44.0 pkg/router/gateway_api.go), else the chart's
+        route = _flagger_route(canary) if canary else one(objects, "HTTPRoute", app.name, ns)
         assert route["spec"]["hostnames"] == [hostname]
         parent = route["spec"]["parentRefs"][0]
         assert (parent["name"], parent["namespace"], parent["sectionName"]) == (
@@ -121,8 +124,11 @@ def test_every_app_host_is_routed_admitted_and_covered_by_an_issued_certificate(
         for expression in selector["selector"]["matchExpressions"]:
             assert expression["operator"] == "Exists" and expression["key"] in labels
         backend = route["spec"]["rules"][0]["backendRefs"][0]
-        service = one(objects, "Service", backend["name"], ns)
-        assert backend["port"] == service["spec"]["ports"][0]["port"]
+        if canary:  # Flagger creates the Services from the Canary: <name>-primary on service.port
+            assert backend["port"] == canary["spec"]["service"]["port"]
+        else:
+            service = one(objects, "Service", backend["name"], ns)
+            assert backend["port"] == service["spec"]["ports"][0]["port"]
         # the app's NetworkPolicy admits the gateway's data plane (Envoy Gateway's proxy pod labels)
         policy = one(objects, "NetworkPolicy", app.name, ns)
         peers = [peer for rule in policy["spec"]["ingress"] for peer in rule["from"]]
@@ -134,6 +140,28 @@ def test_every_app_host_is_routed_admitted_and_covered_by_an_issued_certificate(
     for namespace, data in namespaces.items():
         if not any(a.app.target_namespace == namespace for a in resolved.apps):
             assert "fleet.gitops.io/team" not in data["metadata"].get("labels", {}), f"{namespace} could attach routes"
+
+
+def _gateway_canary(objects: list[dict[str, Any]], name: str, namespace: str) -> dict[str, Any] | None:
+    return next(
+        (o for o in objects if o["kind"] == "Canary" and o["metadata"]["name"] == name
+         and o["metadata"]["namespace"] == namespace and o["spec"]["provider"] == "gatewayapi:v1"),
+        None,
+    )
+
+
+def _flagger_route(canary: dict[str, Any]) -> dict[str, Any]:
+    """The HTTPRoute Flagger's gatewayapi router creates for a Canary (Reconcile in pkg/router/gateway_api.go)."""
+    service = canary["spec"]["service"]
+    name = service.get("name", canary["spec"]["targetRef"]["name"])
+    return {"spec": {
+        "parentRefs": service["gatewayRefs"],
+        "hostnames": service["hosts"],
+        "rules": [{"backendRefs": [
+            {"name": f"{name}-primary", "port": service["port"], "weight": 100},
+            {"name": f"{name}-canary", "port": service["port"], "weight": 0},
+        ]}],
+    }}
 
 
 @pytest.mark.parametrize("cluster", [c.name for c in WORKLOADS])
@@ -155,7 +183,12 @@ def test_crds_come_before_the_objects_that_need_them(cluster: str) -> None:
         p.relative_to(GOLDEN / cluster).parts[0] for p in (GOLDEN / cluster).rglob("httproute.*.yaml")
     }
     app_layers = route_layers - {"infra-configs"}  # infra-configs: the gateway's own HTTP->HTTPS redirect
-    assert app_layers and all(layer.startswith("apps-") for layer in app_layers)
+    # with Canaries (prod) Flagger creates the app routes; the Canaries come with the apps
+    canary_layers = {
+        p.relative_to(GOLDEN / cluster).parts[0] for p in (GOLDEN / cluster).rglob("canary.*.yaml")
+    }
+    assert app_layers or canary_layers
+    assert all(layer.startswith("apps-") for layer in app_layers | canary_layers)
     kustomizations = {
         o["metadata"]["name"]: o for o in golden_objects(cluster)
         if o["kind"] == "Kustomization" and o["apiVersion"].startswith("kustomize.toolkit")
@@ -239,7 +272,7 @@ def test_gateway_and_certificate_objects_validate_strictly(validator: SchemaVali
          lambda o: o["spec"].update(dnsName=["x"]), "unknown field"),
         ("prod-us-east-1", "Gateway", "fleet",
          lambda o: o["spec"]["listeners"][1].update(port=0), "port"),
-        ("prod-us-east-1", "HTTPRoute", "checkout",
+        ("staging-us-east-1", "HTTPRoute", "checkout",
          lambda o: o["spec"]["rules"][0]["matches"][0]["path"].update(type="Prefix"), "Prefix"),
     ],
     ids=["route53-typo", "clouddns-no-project", "azuredns-no-subscription", "certificate-typo", "port-zero",

@@ -25,6 +25,20 @@ app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end -}}
 
 {{/*
+Pod selector of the NetworkPolicy and PodDisruptionBudget. With a Flagger Canary the pods of the primary
+Deployment (which Flagger creates with app.kubernetes.io/name: <name>-primary and every other pod label
+kept: fluxcd/flagger v1.44.0 pkg/canary/util.go makePrimaryLabels) and of the canary are both selected by
+app.kubernetes.io/instance; without one, by the Deployment's own selector.
+*/}}
+{{- define "service.podSelectorLabels" -}}
+{{- if .Values.canary.enabled -}}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
+{{- else -}}
+{{- include "service.selectorLabels" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 All labels: the recommended app.kubernetes.io set plus .Values.labels. The schema forbids
 app.kubernetes.io/* keys in .Values.labels, so the two sets never collide; they are merged into one map
 anyway and printed sorted, so no key can ever appear twice.
@@ -100,7 +114,27 @@ path and what was expected.
 {{- if and $pdb.enabled (gt $min 1) (not (kindIs "string" $pdb.minAvailable)) (ge (int $pdb.minAvailable) $min) -}}
 {{- fail (printf "podDisruptionBudget.minAvailable (%d) must be less than the replica count (%d), or no voluntary disruption (node drain) is ever allowed" (int $pdb.minAvailable) $min) -}}
 {{- end -}}
+{{- if and .Values.canary.enabled (not .Values.service.enabled) -}}
+{{- fail "canary.enabled requires service.enabled: Flagger creates the Services from service.port" -}}
+{{- end -}}
+{{- if and .Values.canary.enabled (eq .Values.canary.provider "gatewayapi:v1") (not .Values.route.enabled) -}}
+{{- fail "canary.provider gatewayapi:v1 shifts traffic on the HTTPRoute: it needs route.enabled (or use provider kubernetes)" -}}
+{{- end -}}
 {{- if and .Values.route.enabled (not .Values.service.enabled) -}}
 {{- fail "route.enabled requires service.enabled: the HTTPRoute sends traffic to the Service" -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+NetworkPolicy ingress rule of pods in the Istio ambient mesh: ztunnel SNATs the kubelet's probes to
+169.254.7.127 (istio.io "Ambient and Kubernetes NetworkPolicy").
+*/}}
+{{- define "service.probeIngress" -}}
+# kubelet probes of ambient pods, SNATed by ztunnel to this link-local address
+- from:
+    - ipBlock:
+        cidr: 169.254.7.127/32
+  ports:
+    - port: {{ int .Values.containerPort }}
+      protocol: TCP
+{{- end }}
