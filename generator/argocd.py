@@ -52,6 +52,7 @@ APP_KINDS: tuple[tuple[str, str], ...] = (
     ("networking.k8s.io", "NetworkPolicy"),
     ("gateway.networking.k8s.io", "HTTPRoute"),
     ("external-secrets.io", "ExternalSecret"),
+    ("flagger.app", "Canary"),
 )
 _VARIABLE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

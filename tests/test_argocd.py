@@ -126,11 +126,13 @@ def test_every_cluster_receives_the_same_app_objects_as_with_flux() -> None:
             assert got[key] == obj, (cluster, key)
         compared += len(want)
     assert compared > 60  # every workload cluster's apps, not an empty comparison
-    tracked = objects(argo, "prod-us-east-1", "argocd/application.argocd.checkout-prod-us-east-1/")
-    route = next(o for o in tracked.values() if o["kind"] == "HTTPRoute")
+    tracked = objects(argo, "staging-us-east-1", "argocd/application.argocd.checkout-staging-us-east-1/")
+    route = next(o for o in tracked.values() if o["kind"] == "HTTPRoute")  # in prod Flagger owns the route
     assert route["metadata"]["annotations"][TRACKING] == (
-        "checkout-prod-us-east-1:gateway.networking.k8s.io/HTTPRoute:checkout/checkout")
-    assert route["spec"]["hostnames"] == ["checkout.prod-us-east-1.acme.example.com"]
+        "checkout-staging-us-east-1:gateway.networking.k8s.io/HTTPRoute:checkout/checkout")
+    assert route["spec"]["hostnames"] == ["checkout.staging-us-east-1.acme.example.com"]
+    canary = objects(argo, "prod-us-east-1", "argocd/application.argocd.checkout-prod-us-east-1/")
+    assert any(o["kind"] == "Canary" for o in canary.values())
 
 
 def test_cluster_secrets_are_references_never_credentials() -> None:
