@@ -531,6 +531,37 @@ class AppSecret(Model):
     refresh_interval: Duration = "1h"
 
 
+#: an SLO objective in percent of good events, e.g. 99.9
+SloPercent = Annotated[float, Field(gt=50, lt=100)]
+
+
+class AvailabilitySlo(Model):
+    """Share of requests that must not fail (HTTP 5xx is a failure)."""
+
+    objective: SloPercent
+
+
+class LatencySlo(Model):
+    """Share of requests that must be served within ``threshold`` (a bucket boundary of the app's histogram)."""
+
+    objective: SloPercent
+    threshold: Annotated[str, Field(pattern=r"^(?:[1-9][0-9]{0,5}ms|[1-9][0-9]{0,3}(?:\.[0-9]{1,3})?s)$")]
+
+
+class AppSlo(Model):
+    """Service level objectives of an app, turned into multi-window multi-burn-rate rules (generator/slo.py)."""
+
+    window: Annotated[str, Field(pattern=r"^[1-9][0-9]?d$")] = "30d"
+    availability: AvailabilitySlo | None = None
+    latency: LatencySlo | None = None
+
+    @model_validator(mode="after")
+    def _some_objective(self) -> AppSlo:
+        if self.availability is None and self.latency is None:
+            raise ValueError("set availability, latency or both")
+        return self
+
+
 class App(Model):
     """An application: one HelmRelease of the in-repo service chart per cluster it runs on."""
 
@@ -551,6 +582,7 @@ class App(Model):
     env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(default_factory=dict)
     values: Values = Field(default_factory=dict)
     secrets: list[AppSecret] = Field(default_factory=list)
+    slo: AppSlo | None = None
 
     @property
     def target_namespace(self) -> str:

@@ -30,9 +30,9 @@ NAMESPACE = "shop"
 TARGET_KUBERNETES = (1, 33)
 
 DEFAULT_KINDS = {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "NetworkPolicy"}
-ALL_KINDS = DEFAULT_KINDS | {"HorizontalPodAutoscaler", "HTTPRoute"}
+ALL_KINDS = DEFAULT_KINDS | {"HorizontalPodAutoscaler", "HTTPRoute", "ServiceMonitor"}
 #: Kinds defined by CRDs (Gateway API v1.6.1): validated against the CRD catalogue, not kubernetes-validate.
-CRD_KINDS = {"HTTPRoute"}
+CRD_KINDS = {"HTTPRoute", "ServiceMonitor"}
 GATEWAY_PROXY = {"app.kubernetes.io/component": "proxy", "app.kubernetes.io/managed-by": "envoy-gateway"}
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -97,6 +97,12 @@ FULL_VALUES: dict[str, Any] = {
         "hostnames": ["shop.example.com"],
         "path": "/checkout",
         "gateway": {"name": "fleet", "namespace": "envoy-gateway-system", "sectionName": "https"},
+    },
+    "metrics": {
+        "enabled": True,
+        "path": "/internal/metrics",
+        "interval": "15s",
+        "scraper": {"namespace": "monitoring", "podLabels": {"app.kubernetes.io/name": "prometheus"}},
     },
 }
 
@@ -179,7 +185,8 @@ def kubernetes_version() -> str:
 
 def leaf_paths(node: Any, prefix: str = "") -> Iterator[str]:
     """Dotted paths of values.yaml: every key of a nested object; maps and lists that are data stop there."""
-    if isinstance(node, dict) and node and prefix not in {"env", "labels", "podAnnotations"}:
+    data_maps = {"env", "labels", "podAnnotations", "metrics.scraper.podLabels"}
+    if isinstance(node, dict) and node and prefix not in data_maps:
         for key, value in node.items():
             yield from leaf_paths(value, f"{prefix}.{key}" if prefix else key)
     else:
@@ -234,6 +241,7 @@ def test_full_values_render_every_kind(render: Render) -> None:
         ({"podDisruptionBudget": {"enabled": False}}, "PodDisruptionBudget"),
         ({"networkPolicy": {"enabled": False}}, "NetworkPolicy"),
         ({"route": {"enabled": False}}, "HTTPRoute"),
+        ({"metrics": {"enabled": False}}, "ServiceMonitor"),
     ],
     ids=[
         "Service",
@@ -242,6 +250,7 @@ def test_full_values_render_every_kind(render: Render) -> None:
         "PodDisruptionBudget",
         "NetworkPolicy",
         "HTTPRoute",
+        "ServiceMonitor",
     ],
 )
 def test_each_optional_object_can_be_switched_off(
@@ -250,7 +259,7 @@ def test_each_optional_object_can_be_switched_off(
     kinds = set(by_kind(parse(render(FULL_VALUES, *_set_args(overrides)))))
     assert absent not in kinds
     if absent == "Service":
-        assert kinds == ALL_KINDS - {"Service", "HTTPRoute"}
+        assert kinds == ALL_KINDS - {"Service", "HTTPRoute", "ServiceMonitor"}
     else:
         assert kinds == ALL_KINDS - {absent}
 
@@ -582,6 +591,12 @@ def test_network_policy(render: Render) -> None:
         {
             "from": [
                 {**namespace("shop"), "podSelector": {"matchLabels": {"app.kubernetes.io/name": "frontend"}}}
+            ],
+            "ports": app_port,
+        },
+        {  # metrics.enabled: the scraper
+            "from": [
+                {**namespace("monitoring"), "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
             ],
             "ports": app_port,
         },
