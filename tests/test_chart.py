@@ -98,6 +98,12 @@ FULL_VALUES: dict[str, Any] = {
         "path": "/checkout",
         "gateway": {"name": "fleet", "namespace": "envoy-gateway-system", "sectionName": "https"},
     },
+    "otlp": {
+        "enabled": True,
+        "endpoint": "http://alloy.alloy.svc:4318",
+        "protocol": "http/protobuf",
+        "collector": {"namespace": "alloy", "podLabels": {"app.kubernetes.io/name": "alloy"}, "port": 4318},
+    },
     "metrics": {
         "enabled": True,
         "path": "/internal/metrics",
@@ -185,7 +191,7 @@ def kubernetes_version() -> str:
 
 def leaf_paths(node: Any, prefix: str = "") -> Iterator[str]:
     """Dotted paths of values.yaml: every key of a nested object; maps and lists that are data stop there."""
-    data_maps = {"env", "labels", "podAnnotations", "metrics.scraper.podLabels"}
+    data_maps = {"env", "labels", "podAnnotations", "metrics.scraper.podLabels", "otlp.collector.podLabels"}
     if isinstance(node, dict) and node and prefix not in data_maps:
         for key, value in node.items():
             yield from leaf_paths(value, f"{prefix}.{key}" if prefix else key)
@@ -527,6 +533,11 @@ def test_env_sorted_by_name_and_env_from_secrets(render: Render) -> None:
         {"name": "A_FIRST", "value": "1"},
         {"name": "FEATURE_ON", "value": "true"},
         {"name": "LOG_LEVEL", "value": "info"},
+        # otlp.enabled: the OpenTelemetry SDK's variables, after the app's own
+        {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://alloy.alloy.svc:4318"},
+        {"name": "OTEL_EXPORTER_OTLP_PROTOCOL", "value": "http/protobuf"},
+        {"name": "OTEL_SERVICE_NAME", "value": "checkout-api"},
+        {"name": "OTEL_RESOURCE_ATTRIBUTES", "value": f"k8s.namespace.name={NAMESPACE}"},
     ]
     assert main["envFrom"] == [
         {"secretRef": {"name": "checkout-db"}},
@@ -614,6 +625,10 @@ def test_network_policy(render: Render) -> None:
                 }
             ],
             "ports": [{"port": 8080, "protocol": "TCP"}],
+        },
+        {  # otlp.enabled: the agent's OTLP receiver
+            "to": [{**namespace("alloy"), "podSelector": {"matchLabels": {"app.kubernetes.io/name": "alloy"}}}],
+            "ports": [{"port": 4318, "protocol": "TCP"}],
         },
     ]
 
