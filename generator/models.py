@@ -604,6 +604,36 @@ class AppFailover(Model):
     health_check_path: Annotated[str, Field(pattern=r"^/[^\s]*$", max_length=255)] | None = None
     database: Annotated[str, Field(pattern=DNS_LABEL, max_length=20)] | None = None
 
+#: an SLO objective in percent of good events, e.g. 99.9
+SloPercent = Annotated[float, Field(gt=50, lt=100)]
+
+
+class AvailabilitySlo(Model):
+    """Share of requests that must not fail (HTTP 5xx is a failure)."""
+
+    objective: SloPercent
+
+
+class LatencySlo(Model):
+    """Share of requests that must be served within ``threshold`` (a bucket boundary of the app's histogram)."""
+
+    objective: SloPercent
+    threshold: Annotated[str, Field(pattern=r"^(?:[1-9][0-9]{0,5}ms|[1-9][0-9]{0,3}(?:\.[0-9]{1,3})?s)$")]
+
+
+class AppSlo(Model):
+    """Service level objectives of an app, turned into multi-window multi-burn-rate rules (generator/slo.py)."""
+
+    window: Annotated[str, Field(pattern=r"^[1-9][0-9]?d$")] = "30d"
+    availability: AvailabilitySlo | None = None
+    latency: LatencySlo | None = None
+
+    @model_validator(mode="after")
+    def _some_objective(self) -> AppSlo:
+        if self.availability is None and self.latency is None:
+            raise ValueError("set availability, latency or both")
+        return self
+
 
 class App(Model):
     """An application: one HelmRelease of the in-repo service chart per cluster it runs on."""
@@ -626,6 +656,7 @@ class App(Model):
     values: Values = Field(default_factory=dict)
     secrets: list[AppSecret] = Field(default_factory=list)
     failover: AppFailover | None = None
+    slo: AppSlo | None = None
 
     @property
     def target_namespace(self) -> str:

@@ -291,6 +291,8 @@ def app_base_values(
         "envFromSecrets": sorted(secret.name for secret in app.secrets),
         "networkPolicy": {"enabled": True, "allowFrom": allow_from, "allowTo": allow_to},
     }
+    if app.slo is not None:
+        values["metrics"] = {"enabled": True}   # the SLO rules read what the ServiceMonitor scrapes
     if app.host and gateway is not None and gateway.gateway is not None:
         values["route"] = {
             "enabled": True,

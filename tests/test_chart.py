@@ -30,9 +30,9 @@ NAMESPACE = "shop"
 TARGET_KUBERNETES = (1, 33)
 
 DEFAULT_KINDS = {"Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "NetworkPolicy"}
-ALL_KINDS = DEFAULT_KINDS | {"HorizontalPodAutoscaler", "HTTPRoute"}
+ALL_KINDS = DEFAULT_KINDS | {"HorizontalPodAutoscaler", "HTTPRoute", "ServiceMonitor"}
 #: Kinds defined by CRDs (Gateway API v1.6.1): validated against the CRD catalogue, not kubernetes-validate.
-CRD_KINDS = {"HTTPRoute"}
+CRD_KINDS = {"HTTPRoute", "ServiceMonitor"}
 GATEWAY_PROXY = {"app.kubernetes.io/component": "proxy", "app.kubernetes.io/managed-by": "envoy-gateway"}
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -106,6 +106,18 @@ FULL_VALUES: dict[str, Any] = {
         "progressDeadlineSeconds": 600,
         "analysis": {"interval": "1m", "threshold": 5, "maxWeight": 50, "stepWeight": 10, "stepWeights": [],
                      "iterations": 10, "metrics": [], "alerts": []},
+    },
+    "otlp": {
+        "enabled": True,
+        "endpoint": "http://alloy.alloy.svc:4318",
+        "protocol": "http/protobuf",
+        "collector": {"namespace": "alloy", "podLabels": {"app.kubernetes.io/name": "alloy"}, "port": 4318},
+    },
+    "metrics": {
+        "enabled": True,
+        "path": "/internal/metrics",
+        "interval": "15s",
+        "scraper": {"namespace": "monitoring", "podLabels": {"app.kubernetes.io/name": "prometheus"}},
     },
 }
 
@@ -188,7 +200,8 @@ def kubernetes_version() -> str:
 
 def leaf_paths(node: Any, prefix: str = "") -> Iterator[str]:
     """Dotted paths of values.yaml: every key of a nested object; maps and lists that are data stop there."""
-    if isinstance(node, dict) and node and prefix not in {"env", "labels", "podAnnotations"}:
+    data_maps = {"env", "labels", "podAnnotations", "metrics.scraper.podLabels", "otlp.collector.podLabels"}
+    if isinstance(node, dict) and node and prefix not in data_maps:
         for key, value in node.items():
             yield from leaf_paths(value, f"{prefix}.{key}" if prefix else key)
     else:
@@ -243,6 +256,7 @@ def test_full_values_render_every_kind(render: Render) -> None:
         ({"podDisruptionBudget": {"enabled": False}}, "PodDisruptionBudget"),
         ({"networkPolicy": {"enabled": False}}, "NetworkPolicy"),
         ({"route": {"enabled": False}}, "HTTPRoute"),
+        ({"metrics": {"enabled": False}}, "ServiceMonitor"),
     ],
     ids=[
         "Service",
@@ -251,6 +265,7 @@ def test_full_values_render_every_kind(render: Render) -> None:
         "PodDisruptionBudget",
         "NetworkPolicy",
         "HTTPRoute",
+        "ServiceMonitor",
     ],
 )
 def test_each_optional_object_can_be_switched_off(
@@ -259,7 +274,7 @@ def test_each_optional_object_can_be_switched_off(
     kinds = set(by_kind(parse(render(FULL_VALUES, *_set_args(overrides)))))
     assert absent not in kinds
     if absent == "Service":
-        assert kinds == ALL_KINDS - {"Service", "HTTPRoute"}
+        assert kinds == ALL_KINDS - {"Service", "HTTPRoute", "ServiceMonitor"}
     else:
         assert kinds == ALL_KINDS - {absent}
 
@@ -527,6 +542,11 @@ def test_env_sorted_by_name_and_env_from_secrets(render: Render) -> None:
         {"name": "A_FIRST", "value": "1"},
         {"name": "FEATURE_ON", "value": "true"},
         {"name": "LOG_LEVEL", "value": "info"},
+        # otlp.enabled: the OpenTelemetry SDK's variables, after the app's own
+        {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://alloy.alloy.svc:4318"},
+        {"name": "OTEL_EXPORTER_OTLP_PROTOCOL", "value": "http/protobuf"},
+        {"name": "OTEL_SERVICE_NAME", "value": "checkout-api"},
+        {"name": "OTEL_RESOURCE_ATTRIBUTES", "value": f"k8s.namespace.name={NAMESPACE}"},
     ]
     assert main["envFrom"] == [
         {"secretRef": {"name": "checkout-db"}},
@@ -594,6 +614,12 @@ def test_network_policy(render: Render) -> None:
             ],
             "ports": app_port,
         },
+        {  # metrics.enabled: the scraper
+            "from": [
+                {**namespace("monitoring"), "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+            ],
+            "ports": app_port,
+        },
     ]
     assert policy["egress"] == [
         {
@@ -608,6 +634,10 @@ def test_network_policy(render: Render) -> None:
                 }
             ],
             "ports": [{"port": 8080, "protocol": "TCP"}],
+        },
+        {  # otlp.enabled: the agent's OTLP receiver
+            "to": [{**namespace("alloy"), "podSelector": {"matchLabels": {"app.kubernetes.io/name": "alloy"}}}],
+            "ports": [{"port": 4318, "protocol": "TCP"}],
         },
     ]
 
