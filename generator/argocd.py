@@ -53,6 +53,8 @@ APP_KINDS: tuple[tuple[str, str], ...] = (
     ("gateway.networking.k8s.io", "HTTPRoute"),
     ("external-secrets.io", "ExternalSecret"),
     ("flagger.app", "Canary"),
+    ("monitoring.coreos.com", "ServiceMonitor"),
+    ("monitoring.coreos.com", "PrometheusRule"),  # the app's SLO rules (apps/base/<app>/slo.yaml)
 )
 _VARIABLE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -124,17 +126,18 @@ def _repo_path(fleet: ResolvedFleet, path: str) -> str:
 
 
 def _application_set(fleet: ResolvedFleet, namespace: str, name: str, app: ResolvedApp,
-                     clusters: list[str], has_secrets: bool) -> dict[str, Any]:
+                     clusters: list[str], plain_files: list[str]) -> dict[str, Any]:
     git = fleet.fleet.git
     labels = {TEAM_LABEL: app.team.name, APP_LABEL: app.name}
     sources: list[dict[str, Any]] = [{
         "repoURL": git.url, "targetRevision": git.branch, "path": _repo_path(fleet, "charts/service"),
         "helm": {"releaseName": app.name, "valuesObject": argo_values(canonical(app.values.merged))},
     }]
-    if has_secrets:
+    if plain_files:  # the app's ExternalSecrets and SLO rules, applied as they are (Argo CD's brace glob)
+        include = plain_files[0] if len(plain_files) == 1 else "{" + ",".join(plain_files) + "}"
         sources.append({"repoURL": git.url, "targetRevision": git.branch,
                         "path": _repo_path(fleet, f"apps/base/{app.name}"),
-                        "directory": {"include": "external-secrets.yaml"}})
+                        "directory": {"include": include}})
     return {
         "apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
         "metadata": {"name": name, "namespace": namespace, "labels": labels},
@@ -304,13 +307,15 @@ def plan_argocd(fleet: ResolvedFleet) -> Contribution:
                      [_repository_secret(fleet, namespace), *(_cluster_secret(fleet, namespace, c) for c in spokes)],
                      sources)
     resources = ["projects.yaml", "access.yaml", "clusters.yaml"]
-    secrets_of = {a.name: bool(a.secrets) for a in fleet.apps}
+    plain_files = {a.name: [name for name, present in (("external-secrets.yaml", bool(a.secrets)),
+                                                        ("slo.yaml", a.slo is not None)) if present]
+                   for a in fleet.apps}
     for app_name, targets in sorted(_app_targets(fleet).items()):
         groups: dict[str, tuple[ResolvedApp, list[str]]] = {}
         for cluster, app in targets:
             key = f"{app_name}-{cluster.name}" if app.values.cluster else f"{app_name}-{cluster.cluster.environment}"
             groups.setdefault(key, (app, []))[1].append(cluster.name)
-        docs = [_application_set(fleet, namespace, key, app, clusters, secrets_of[app_name])
+        docs = [_application_set(fleet, namespace, key, app, clusters, plain_files[app_name])
                 for key, (app, clusters) in sorted(groups.items())]
         planner.add_yaml(f"{APPS_DIR}/{app_name}.yaml", docs, sources)
         resources.append(f"{app_name}.yaml")

@@ -167,6 +167,16 @@ def _allowed(project: Obj, app: Obj, obj: Obj, cluster_scoped: bool) -> str | No
     return None
 
 
+def _brace_alternatives(pattern: str) -> list[str]:
+    """``{a,b}`` alternatives of an Argo CD ``directory.include`` glob (one level, as its docs show), each an
+    fnmatch pattern."""
+    if pattern.startswith("{") and pattern.endswith("}") and "{" not in pattern[1:-1]:
+        return pattern[1:-1].split(",")
+    if "{" in pattern:
+        raise ArgoExpandError(f"directory.include '{pattern}': only a whole-pattern {{a,b}} alternation is expanded")
+    return [pattern]
+
+
 def deliver(builder: Builder, state: _Cluster, hub: str, directory: str) -> None:
     """Add to ``state`` what Argo CD delivers: the generated Applications on the hub, their objects elsewhere."""
     from generator.build import golden_name
@@ -228,8 +238,9 @@ def deliver(builder: Builder, state: _Cluster, hub: str, directory: str) -> None
             elif "directory" in source:
                 folder = builder.repo_path(str(source["path"]), where)
                 include = str((source.get("directory") or {}).get("include") or "*")
+                patterns = _brace_alternatives(include)
                 for rel in sorted(builder.tree.below(folder)):
-                    if not fnmatch.fnmatchcase(posixpath.relpath(rel, folder), include):
+                    if not any(fnmatch.fnmatchcase(posixpath.relpath(rel, folder), p) for p in patterns):
                         continue
                     for obj in builder.parse_stream(builder.tree.files[rel], f"{where}: {rel}"):
                         obj_ns = str(obj.get("metadata", {}).get("namespace") or namespace)

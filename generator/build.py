@@ -179,7 +179,7 @@ def _code_fingerprint() -> str:
     as loaded by this process."""
     here = Path(__file__).resolve().parent
     parts = [BUILD_FORMAT]
-    for name in ("build.py", "substitute.py", "yamlio.py", "crossplane/engine.py"):
+    for name in ("build.py", "substitute.py", "yamlio.py", "crossplane/engine.py", "argocd_build.py", "charts.py"):
         path = here / name
         parts.append(path.read_text(encoding="utf-8") if path.is_file() else "")
     parts.append(_engine_version())

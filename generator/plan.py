@@ -264,10 +264,12 @@ def plan_fleet(
         base = f"apps/base/{app.name}"
         sources = [app_files[app.name], *(t.file.file for t in inv.teams if t.item.name == app.team)]
         team = next(t for t in fleet.teams if t.name == app.team)
-        if argocd:  # only the ExternalSecrets, an Application source of their own
+        if argocd:  # only the ExternalSecrets and SLO rules, an Application source of their own
             if app_external_secrets(app, fleet):
                 planner.add_yaml(f"{base}/external-secrets.yaml", app_external_secrets(app, fleet),
                                  [*sources, fleet_file])
+            if (slo := slo_rule(app)) is not None:
+                planner.add_yaml(f"{base}/slo.yaml", [slo], sources)
             continue
         planner.add_template(
             f"{base}/release.yaml",

@@ -36,7 +36,9 @@ def make_argocd_fleet(root: Path) -> Path:
                                        "  environments: [dev, staging, prod]\n  delivery: {apps: argocd}\n"),
                           encoding="utf-8")
     hub_file = root / "inventory" / "clusters" / "management.yaml"
-    hub_file.write_text(hub_file.read_text(encoding="utf-8") + "    components:\n      argo-cd: {enabled: true}\n",
+    hub = hub_file.read_text(encoding="utf-8")
+    assert hub.count("    components:\n") == 1, "the hub entry's components mapping, to add argo-cd to"
+    hub_file.write_text(hub.replace("    components:\n", "    components:\n      argo-cd: {enabled: true}\n"),
                         encoding="utf-8")
     return root
 
@@ -219,3 +221,17 @@ def test_a_kind_outside_the_project_is_refused() -> None:
     elsewhere = {"spec": {"destination": {"name": "c2", "namespace": "payments"}}}
     assert "destination" in str(_allowed(project, elsewhere, {"apiVersion": "apps/v1", "kind": "Deployment"},
                                          cluster_scoped=False))
+
+
+def test_projects_admit_every_kind_the_service_chart_renders() -> None:
+    from generator.argocd import APP_KINDS
+
+    rendered = set()
+    for template in sorted((REPO / "charts" / "service" / "templates").glob("*.yaml")):
+        text = template.read_text(encoding="utf-8")
+        api = re.search(r"^apiVersion: ([^\s]+)$", text, re.M)
+        kind = re.search(r"^kind: ([A-Za-z]+)$", text, re.M)
+        if api and kind:
+            group = api.group(1).rpartition("/")[0] if "/" in api.group(1) else ""
+            rendered.add((group, kind.group(1)))
+    assert rendered and rendered <= set(APP_KINDS), rendered - set(APP_KINDS)
