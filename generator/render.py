@@ -7,6 +7,7 @@ from pathlib import Path
 
 from generator import writer
 from generator.crossplane import fleet_contribution, plan_infrastructure
+from generator.imageautomation import plan_image_automation
 from generator.issuers import plan_issuers
 from generator.loader import load_inventory
 from generator.overview import FLEET_FILE, fleet_markdown
@@ -26,7 +27,7 @@ class Rendered:
 def plan(root: Path) -> Rendered:
     """Everything a render would write for the fleet at ``root``; writes nothing."""
     fleet = resolve(load_inventory(root))
-    contributions = [plan_policies(fleet), plan_issuers(fleet), fleet_contribution(fleet)]
+    contributions = [plan_policies(fleet), plan_issuers(fleet), fleet_contribution(fleet), plan_image_automation(fleet)]
     files = {f"fleet/{path}": text for path, text in plan_fleet(fleet, root / "charts", contributions).items()}
     files.update({f"infrastructure/{path}": text for path, text in plan_infrastructure(fleet).items()})
     files["CODEOWNERS"] = codeowners(fleet)  # at the output (repository) root, where GitHub and GitLab look
