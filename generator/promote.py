@@ -23,6 +23,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
+from generator.build import BuildOptions
 from generator.errors import InventoryError, Problem, UsageError
 from generator.guard import read_text
 from generator.resolve import ResolvedFleet
@@ -146,10 +147,10 @@ def set_image(text: str, display: str, app: str, tag: str, digest: str) -> str:
 
 
 def promote(root: Path, app: str, target: str, source: str | None = None, *, force: bool = False,
-            jobs: int | None = None) -> tuple[Promotion, str]:
+            jobs: int | None = None, options: BuildOptions | None = None) -> tuple[Promotion, str]:
     """Promote, print nothing: returns the promotion and the blast-radius report. Writes the overlay only
     after the promoted fleet rendered and built."""
-    from generator.build import BuildOptions, build_fleet, default_cache_dir
+    from generator.build import build_fleet, default_cache_dir
     from generator.golden import compare_trees, summary
     from generator.render import plan
     from generator.tools import find_tools
@@ -159,7 +160,7 @@ def promote(root: Path, app: str, target: str, source: str | None = None, *, for
     if promotion.old == promotion.new:
         return promotion, f"{app} already runs {promotion.new[0]} in {target}: nothing to change\n"
     tools = find_tools(root)
-    options = BuildOptions(cache_dir=default_cache_dir(root), **({"jobs": jobs} if jobs else {}))
+    options = options or BuildOptions(cache_dir=default_cache_dir(root), jobs=jobs)
     with tempfile.TemporaryDirectory(prefix="fleetgen-promote-") as tmp:
         aside = Path(tmp) / "fleet"
         aside.mkdir()
