@@ -73,6 +73,14 @@ def validate(c: Context, shard: str = "") -> None:
     _fleetgen(c, f"validate {ROOT}{crds}" + _shard(shard))
 
 
+@task(pre=[tools], help={"app": "the app to promote", "to": "target environment", "from_": "source environment "
+                         "(default: the previous one)", "force": "allow skipping an environment"})
+def promote(c: Context, app: str, to: str, from_: str = "", force: bool = False) -> None:
+    """Run in environment TO the image APP runs in the previous environment (edits overlays/TO.yaml in place)
+    and print the blast radius; then `invoke render`, commit, and open a pull request (prod needs SRE review)."""
+    _fleetgen(c, f"promote {ROOT} {app} --to {to}" + (f" --from {from_}" if from_ else "") + (" --force" if force else ""))
+
+
 @task
 def diff(c: Context, base: str = "origin/HEAD", format: str = "text") -> None:
     """What every cluster receives differently between BASE (a git ref) and the working tree."""
