@@ -54,7 +54,8 @@ def diff(c: Context, base: str = "HEAD", format: str = "text") -> None:
 def promote(c: Context, app: str, to: str, from_: str = "", force: bool = False) -> None:
     """Run in environment TO the image APP runs in the previous environment (edits overlays/TO.yaml in place)
     and print the blast radius; then `invoke render` and open a PR."""
-    c.run(f"{CLI} promote {ROOT} {app} --to {to}" + (f" --from {from_}" if from_ else "") + (" --force" if force else ""))
+    options = (f" --from {from_}" if from_ else "") + (" --force" if force else "")
+    c.run(f"{CLI} promote {ROOT} {app} --to {to}{options}")
 
 
 @task(pre=[tools])

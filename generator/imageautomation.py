@@ -70,7 +70,6 @@ def automations(fleet: ResolvedFleet) -> list[Automation]:
     """Every environment's image automation (none without apps that have an ``imagePolicy``); raises an
     InventoryError naming file:line when the inventory cannot have them."""
     inv = fleet.inventory
-    settings = fleet.fleet.image_automation
     policy_apps = [a for a in fleet.apps if a.image_policy is not None]
     problems: list[Problem] = []
     envs = environments(fleet)
@@ -138,7 +137,9 @@ def _check_markers(fleet: ResolvedFleet, found: list[Automation]) -> list[Proble
         text = read_text(inv.root / layer.file.file, inv.root, layer.file.file)
         markers = {m.path: m for m in find_markers(text)}
         automation = served.get(layer.file.file)
-        wanted = {("apps", a.name, "image", "tag"): marker(a.name) for a in (automation.apps if automation else ())}
+        wanted: dict[tuple[str | int, ...], str] = {
+            ("apps", a.name, "image", "tag"): marker(a.name) for a in (automation.apps if automation else ())
+        }
         for path, setter in wanted.items():
             got = markers.get(path)
             if got is None or got.setter != setter:

@@ -27,7 +27,7 @@ from generator.build import BuildOptions
 from generator.errors import InventoryError, Problem, UsageError
 from generator.guard import read_text
 from generator.resolve import ResolvedFleet
-from generator.setters import _replace_scalar
+from generator.setters import replace_scalar
 
 #: Folders of a fleet root a render reads (copied to build the promoted fleet aside).
 _INPUTS = ("inventory", "overlays", "charts")
@@ -93,7 +93,8 @@ def plan_promotion(fleet: ResolvedFleet, app: str, target: str, source: str | No
                                       f"{envs[index - 1] if index else 'none'}); use --force to do it anyway")])
     runs = _runs(fleet, app, source)
     if not runs:
-        raise _problem(fleet, app, f"app '{app}' does not run in {source}: nothing to promote", f"apps.{app}.environments")
+        raise _problem(fleet, app, f"app '{app}' does not run in {source}: nothing to promote",
+                       f"apps.{app}.environments")
     if len(runs) > 1:
         shown = ", ".join(t + (f"@{d}" if d else "") for t, d in sorted(runs))
         raise _problem(fleet, app, f"the clusters of {source} run different images of '{app}' ({shown}): "
@@ -133,7 +134,7 @@ def set_image(text: str, display: str, app: str, tag: str, digest: str) -> str:
     if isinstance(image, CommentedMap) and all(k in image and isinstance(image[k], str) for k in wanted):
         for key, value in wanted.items():
             line, column = image.lc.value(key)
-            lines[line], _ = _replace_scalar(lines[line], column, value)
+            lines[line], _ = replace_scalar(lines[line], column, value)
         return "\n".join(lines)
     # add what is missing with the round-trip writer (keeps comments; block style as the reference overlays)
     apps = data.setdefault("apps", CommentedMap())

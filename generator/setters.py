@@ -166,7 +166,7 @@ def _yaml11_non_string(value: str) -> bool:
         return False
 
 
-def _replace_scalar(line: str, column: int, new: str) -> tuple[str, str]:
+def replace_scalar(line: str, column: int, new: str) -> tuple[str, str]:
     """``line`` with the single-line scalar starting at 0-based ``column`` set to ``new`` (style kept, a plain
     YAML 1.1 non-string double-quoted); returns (new line, old value)."""
     quote = line[column] if column < len(line) else ""
@@ -199,7 +199,7 @@ def apply_setters(text: str, policies: Mapping[str, LatestRef], file: str = "") 
         if marker.setter not in values:
             continue  # upstream: an unknown setter is no marker
         new = values[marker.setter]
-        updated, old = _replace_scalar(lines[marker.line - 1], marker.column - 1, new)
+        updated, old = replace_scalar(lines[marker.line - 1], marker.column - 1, new)
         if old != new:
             lines[marker.line - 1] = updated
             changes.append(Change(file, marker.setter, old, new))

@@ -78,7 +78,8 @@ def validate(c: Context, shard: str = "") -> None:
 def promote(c: Context, app: str, to: str, from_: str = "", force: bool = False) -> None:
     """Run in environment TO the image APP runs in the previous environment (edits overlays/TO.yaml in place)
     and print the blast radius; then `invoke render`, commit, and open a pull request (prod needs SRE review)."""
-    _fleetgen(c, f"promote {ROOT} {app} --to {to}" + (f" --from {from_}" if from_ else "") + (" --force" if force else ""))
+    options = (f" --from {from_}" if from_ else "") + (" --force" if force else "")
+    _fleetgen(c, f"promote {ROOT} {app} --to {to}{options}")
 
 
 @task

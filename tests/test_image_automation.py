@@ -118,9 +118,9 @@ def test_update_paths_never_overlap(fleet_root: Path) -> None:
         "  environments: [dev, staging, prod]\n",
         "  environments: [dev, staging, prod]\n  imageAutomation: {environments: [dev, staging]}\n"))
     staging = fleet_root / "overlays" / "staging.yaml"
-    staging.write_text(staging.read_text() + "apps:\n"
-                       "  catalog:\n    image:\n      tag: \"0.19.3\" # {\"$imagepolicy\": \"flux-system:catalog:tag\"}\n"
-                       "  checkout:\n    image:\n      tag: \"1.4.2\" # {\"$imagepolicy\": \"flux-system:checkout:tag\"}\n")
+    staging.write_text(staging.read_text() + "apps:\n" + "".join(
+        f'  {app}:\n    image:\n      tag: "{tag}" # {{"$imagepolicy": "flux-system:{app}:tag"}}\n'
+        for app, tag in (("catalog", "0.19.3"), ("checkout", "1.4.2"))))
     found = automations(resolve(load_inventory(fleet_root)))
     assert [a.environment for a in found] == ["dev", "staging"]
     paths = [Path(a.update_path) for a in found]
@@ -206,3 +206,14 @@ def test_promote_refuses_to_skip_and_writes_nothing(fleet_root: Path, capsys: py
     assert main(["promote", str(fleet_root), "storefront-web", "--to", "staging"]) == 2
     assert "inventory/apps.yaml:" in capsys.readouterr().err
     assert tree_digest(fleet_root) == before
+
+
+def test_readme_mermaid_diagrams_render(tmp_path: Path) -> None:
+    """Every Mermaid diagram of the README (the image automation loop among them) parses and renders."""
+    from _browser import mermaid_results
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    diagrams = [block.split("```", 1)[0] for block in text.split("```mermaid\n")[1:]]
+    assert any("ImageUpdateAutomation" in d for d in diagrams)
+    results = mermaid_results(diagrams, tmp_path)
+    assert all(r["ok"] for r in results), [r.get("error") for r in results]
