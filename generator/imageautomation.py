@@ -169,10 +169,12 @@ def _objects(fleet: ResolvedFleet, automation: Automation) -> list[dict[str, obj
         assert policy is not None
         meta = {"name": app.name, "namespace": FLUX_NAMESPACE,
                 "labels": {"app.kubernetes.io/name": app.name, **labels}}
-        documents.append({
-            "apiVersion": API_VERSION, "kind": "ImageRepository", "metadata": meta,
-            "spec": {"image": app.image.repository, "interval": settings.scan_interval},
-        })
+        repository: dict[str, object] = {"image": app.image.repository, "interval": settings.scan_interval}
+        if settings.provider != "generic":
+            repository["provider"] = settings.provider
+        if settings.secret_name:
+            repository["secretRef"] = {"name": settings.secret_name}
+        documents.append({"apiVersion": API_VERSION, "kind": "ImageRepository", "metadata": meta, "spec": repository})
         if policy.semver is not None:
             choice: dict[str, object] = {"semver": {"range": policy.semver}}
         elif policy.numerical is not None:

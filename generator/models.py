@@ -300,6 +300,9 @@ class ImageAutomation(Model):
     push_branch: Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]+$")] = "image-updates"
     root_path: Annotated[str, Field(pattern=r"^(?:[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*)?$")] = ""
     author: CommitAuthor = CommitAuthor()
+    # how image-reflector-controller signs in to the registry (ImageRepository spec.provider / spec.secretRef)
+    provider: Literal["generic", "aws", "azure", "gcp"] = "generic"
+    secret_name: DnsLabel | None = None  # a docker-registry Secret in flux-system (never in git)
 
 
 class Fleet(Model):

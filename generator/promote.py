@@ -116,11 +116,12 @@ def plan_promotion(fleet: ResolvedFleet, app: str, target: str, source: str | No
     overlay = layer.file.file
     text = read_text(inv.root / overlay, inv.root, overlay)
     old = sorted(old_runs)[0]
-    return Promotion(app, source, target, old, new, overlay, set_image(text, overlay, app, *new))
+    return Promotion(app, source, target, old, new, overlay, set_image(text, overlay, app, *new, old_digest=old[1]))
 
 
-def set_image(text: str, display: str, app: str, tag: str, digest: str) -> str:
-    """``text`` with ``apps.<app>.image.tag`` (and ``digest``, when set or already there) set."""
+def set_image(text: str, display: str, app: str, tag: str, digest: str, old_digest: str = "") -> str:
+    """``text`` with ``apps.<app>.image.tag`` set, and ``digest`` when the source has one, the target ran one
+    (``old_digest``: a digest from a lower layer must not stay under the new tag) or the entry has one."""
     reader = YAML(typ="rt")
     reader.preserve_quotes = True
     reader.width = 4096
@@ -129,7 +130,8 @@ def set_image(text: str, display: str, app: str, tag: str, digest: str) -> str:
     if not isinstance(data, CommentedMap):
         raise InventoryError([Problem(display, 1, 1, "", "an overlay must be a mapping")])
     image = ((data.get("apps") or {}).get(app) or {}).get("image")
-    wanted = {"tag": tag, **({"digest": digest} if digest or (isinstance(image, dict) and "digest" in image) else {})}
+    keep_digest = digest or old_digest or (isinstance(image, dict) and "digest" in image)
+    wanted = {"tag": tag, **({"digest": digest} if keep_digest else {})}
     lines = text.split("\n")
     if isinstance(image, CommentedMap) and all(k in image and isinstance(image[k], str) for k in wanted):
         for key, value in wanted.items():

@@ -116,13 +116,18 @@ def test_update_paths_never_overlap(fleet_root: Path) -> None:
     fleet_file = fleet_root / "inventory" / "fleet.yaml"
     fleet_file.write_text(fleet_file.read_text().replace(
         "  environments: [dev, staging, prod]\n",
-        "  environments: [dev, staging, prod]\n  imageAutomation: {environments: [dev, staging]}\n"))
+        "  environments: [dev, staging, prod]\n"
+        "  imageAutomation: {environments: [dev, staging], provider: aws, secretName: ghcr-pull}\n"))
     staging = fleet_root / "overlays" / "staging.yaml"
     staging.write_text(staging.read_text() + "apps:\n" + "".join(
         f'  {app}:\n    image:\n      tag: "{tag}" # {{"$imagepolicy": "flux-system:{app}:tag"}}\n'
         for app, tag in (("catalog", "0.19.3"), ("checkout", "1.4.2"))))
     found = automations(resolve(load_inventory(fleet_root)))
     assert [a.environment for a in found] == ["dev", "staging"]
+    files = plan(fleet_root).files
+    staging_file = f"fleet/clusters/{found[1].cluster.name}/image-automation.yaml"
+    assert "path: ./overlays/staging.yaml" in files[staging_file]
+    assert "  provider: aws\n  secretRef:\n    name: ghcr-pull\n" in files[staging_file]
     paths = [Path(a.update_path) for a in found]
     for one in paths:
         for other in paths:
@@ -175,6 +180,7 @@ def test_promote_to_staging_changes_only_staging(fleet_root: Path) -> None:
     staging.write_text(staging.read_text() + "# a note the promotion must keep\n")
     before = staging.read_text()
     before_build = build_fleet(fleet_root, options(), tools=tools())
+    before_render = plan(fleet_root).files
 
     promotion, report = promote(fleet_root, "checkout", "staging", options=options())
 
@@ -183,6 +189,9 @@ def test_promote_to_staging_changes_only_staging(fleet_root: Path) -> None:
     added = ["apps:", "  checkout:", "    image:", '      tag: "1.5.0"']
     assert "\n".join(added) in after  # the image is added in block style ...
     assert [line for line in after.splitlines() if line not in added] == before.splitlines()  # ... nothing else moves
+    after_render = plan(fleet_root).files
+    changed = {p for p in before_render.keys() | after_render.keys() if before_render.get(p) != after_render.get(p)}
+    assert changed == {"fleet/apps/overlays/staging/payments/kustomization.yaml"}  # the renders differ only there
     after_build = build_fleet(fleet_root, options(), tools=tools())
     affected = {c.cluster for c in compare_trees(before_build.files(), after_build.files()).changes}
     fleet = resolve(load_inventory(fleet_root))
