@@ -16,6 +16,8 @@ its ``release/v1.2.x`` head is unchanged there; Flux 2.9.4 ships v1.2.4; kyaml v
   whose ``"$imagepolicy"`` names a known setter; anything else (text after the JSON, an unknown setter) is no
   marker. Only scalar nodes are set; a value's head comment sits on the mapping key in go-yaml v3, so in a
   mapping only the same-line comment counts: ``tag: "1.4.2" # {"$imagepolicy": "flux-system:checkout:tag"}``.
+  (This module reads same-line comments only, so a head-comment marker above a sequence item, which upstream
+  would honour, is not seen here; fleetgen's inventory markers are mapping values.)
 - **Replacement.** The scalar's whole value becomes the setter's value; its quoting style is kept, except that
   a plain scalar whose new value YAML 1.1 reads as a non-string (``1.5``, ``yes``) is double-quoted
   (``yaml.FormatNonStringStyle``). Only files with a changed value are written.
