@@ -55,6 +55,15 @@ def diff(c: Context, base: str = "HEAD", format: str = "text") -> None:
     c.run(f"{CLI} diff {ROOT} --base {base} --format {format}")
 
 
+@task(pre=[tools], help={"app": "the app to promote", "to": "target environment", "from_": "source environment "
+                         "(default: the previous one)", "force": "allow skipping an environment"})
+def promote(c: Context, app: str, to: str, from_: str = "", force: bool = False) -> None:
+    """Run in environment TO the image APP runs in the previous environment (edits overlays/TO.yaml in place)
+    and print the blast radius; then `invoke render` and open a PR."""
+    options = (f" --from {from_}" if from_ else "") + (" --force" if force else "")
+    c.run(f"{CLI} promote {ROOT} {app} --to {to}{options}")
+
+
 @task(pre=[tools])
 def validate(c: Context) -> None:
     """Evaluate every cluster's Kyverno policies offline, strict schemas, and a secret scan."""

@@ -126,13 +126,14 @@ def parser() -> argparse.ArgumentParser:
     tools.add_argument("--root", type=_root, default=Path.cwd())
     tools.set_defaults(func=cmd_tools)
 
-    from generator import build, catalogue, evaluate, lock, overview
+    from generator import build, catalogue, evaluate, lock, overview, promote
 
     build.register(sub)  # build, golden, diff
     lock.register(sub)  # lock (upstream charts)
     evaluate.register(sub)  # validate, policy test
     catalogue.register(sub)  # schemas
     overview.register(sub)  # overview (FLEET.md / --html)
+    promote.register(sub)  # promote (an app's image to the next environment)
     return main
 
 

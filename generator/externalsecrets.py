@@ -109,7 +109,7 @@ def app_external_secrets(app: App, fleet: ResolvedFleet) -> list[dict[str, Any]]
     if backend is None or not app.secrets:
         return []
     documents = []
-    for secret in sorted(app.secrets, key=lambda s: s.name):  # entry order never matters
+    for secret in sorted(app.secrets, key=lambda s: s.name):  # entry order never changes the output
         spec: dict[str, Any] = {
             "refreshInterval": secret.refresh_interval,
             "secretStoreRef": {"kind": "ClusterSecretStore", "name": backend.store_name},

@@ -245,6 +245,7 @@ class Security(Model):
     system_namespaces: list[DnsLabel] = Field(default_factory=lambda: list(SYSTEM_NAMESPACES))
     security_team: DnsLabel | None = None
     platform_team: DnsLabel | None = None
+    sre_team: DnsLabel | None = None  # reviews prod changes (CODEOWNERS; seed: "SRE Review + Approval")
 
 
 class AwsDns(Model):
@@ -284,6 +285,28 @@ class Delivery(Model):
     """Who delivers the apps: Flux (HelmReleases per cluster) or Argo CD on the hub (ApplicationSets)."""
 
     apps: Literal["flux", "argocd"] = "flux"
+class CommitAuthor(Model):
+    """The Git author of the commits image automation pushes."""
+
+    name: Annotated[str, Field(min_length=1, max_length=100)] = "Flux image automation"
+    email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+
+
+class ImageAutomation(Model):
+    """Where Flux image automation runs and how it writes the new tags back (see generator/imageautomation.py).
+
+    Each listed environment gets one ImageUpdateAutomation (on its first workload cluster by name) whose
+    ``spec.update.path`` is that environment's overlay file: the only file it may write."""
+
+    environments: list[DnsLabel] | None = None  # default: the first of fleet.environments
+    interval: Duration = "30m"  # how often the automation may commit
+    scan_interval: Duration = "5m"  # how often ImageRepositories list the registry's tags
+    push_branch: Annotated[str, Field(pattern=r"^[A-Za-z0-9._/-]+$")] = "image-updates"
+    root_path: Annotated[str, Field(pattern=r"^(?:[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*)?$")] = ""
+    author: CommitAuthor = CommitAuthor()
+    # how image-reflector-controller signs in to the registry (ImageRepository spec.provider / spec.secretRef)
+    provider: Literal["generic", "aws", "azure", "gcp"] = "generic"
+    secret_name: DnsLabel | None = None  # a docker-registry Secret in flux-system (never in git)
 
 
 class Fleet(Model):
@@ -300,6 +323,7 @@ class Fleet(Model):
     security: Security = Security()
     dns: Dns = Dns()
     delivery: Delivery = Delivery()
+    image_automation: ImageAutomation = ImageAutomation()
 
 
 # --- layered settings (built-in defaults ⊕ fleet defaults ⊕ overlays/<env> ⊕ cluster) ------------
@@ -350,11 +374,24 @@ class ComponentSettings(Model):
     values: Values = Field(default_factory=dict)
 
 
+ImageTag = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"), AfterValidator(_not_latest)]
+ImageDigest = Annotated[str, Field(pattern=r"^(sha256:[a-f0-9]{64})?$")]
+
+
+class ImageOverride(Model):
+    """The image tag (and digest) an environment or cluster runs instead of the app's ``image``: where image
+    automation writes (its setter marker) and what ``fleetgen promote`` sets."""
+
+    tag: ImageTag | None = None
+    digest: ImageDigest | None = None
+
+
 class AppSettings(Model):
-    """Per-layer toggle, replicas and chart values of one application."""
+    """Per-layer toggle, replicas, image and chart values of one application."""
 
     enabled: bool | None = None
     replicas: Annotated[int, Field(ge=0, le=1000)] | None = None
+    image: ImageOverride | None = None
     values: Values = Field(default_factory=dict)
 
 
@@ -553,8 +590,32 @@ class Image(Model):
     repository: Annotated[
         str, Field(pattern=r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::\d+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)+$")
     ]
-    tag: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"), AfterValidator(_not_latest)]
-    digest: Annotated[str, Field(pattern=r"^(sha256:[a-f0-9]{64})?$")] = ""
+    tag: ImageTag
+    digest: ImageDigest = ""
+
+
+class TagFilter(Model):
+    """Which tags an image policy considers (ImagePolicy ``spec.filterTags``: a regular expression and the
+    capture group to compare, e.g. ``{pattern: '^main-(?P<ts>[0-9]+)$', extract: '$ts'}``)."""
+
+    pattern: Annotated[str, Field(min_length=1, max_length=512)]
+    extract: str = ""
+
+
+class ImagePolicySpec(Model):
+    """How image automation picks the newest tag (ImagePolicy ``spec.policy``): exactly one of a semver range,
+    numerical or alphabetical order."""
+
+    semver: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    numerical: Literal["asc", "desc"] | None = None
+    alphabetical: Literal["asc", "desc"] | None = None
+    filter_tags: TagFilter | None = None
+
+    @model_validator(mode="after")
+    def _one_policy(self) -> ImagePolicySpec:
+        if sum(x is not None for x in (self.semver, self.numerical, self.alphabetical)) != 1:
+            raise ValueError("set exactly one of semver (a range like '>=1.4.0 <2.0.0'), numerical or alphabetical")
+        return self
 
 
 class ResourceList(Model):
@@ -643,6 +704,7 @@ class App(Model):
     namespace: DnsLabel | None = None
     description: str = ""
     image: Image
+    image_policy: ImagePolicySpec | None = None
     port: Annotated[int, Field(ge=1024, le=65535)] = 8080
     resources: Resources = Resources()
     probes: Probes = Probes()

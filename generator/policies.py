@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -370,6 +370,32 @@ def plan_policies(fleet: ResolvedFleet) -> Contribution:
 # --- CODEOWNERS -----------------------------------------------------------------------------------------------
 
 
+def _prod_rows(fleet: ResolvedFleet, out: str, owners: Callable[..., str]) -> list[tuple[str, str]]:
+    """Prod changes need the SRE team too (seed: "PR: staging → prod, SRE Review + Approval"): the last
+    environment's overlay (where `fleetgen promote` writes its image tags), its clusters' inventory files
+    and everything rendered for them. ``security.sreTeam`` defaults to the platform team."""
+    envs = fleet.fleet.environments
+    if len(envs) < 2:
+        return []
+    security = fleet.fleet.security
+    sre, platform, sec = security.sre_team or security.platform_team, security.platform_team, security.security_team
+    prod = envs[-1]
+    inv = fleet.inventory
+    rows: list[tuple[str, str]] = []
+    layer = inv.overlays.get(prod)
+    if layer is not None and layer.file is not None:
+        rows.append((f"/{layer.file.file}", owners(sec, sre)))
+    prod_clusters = [s for s in inv.clusters if s.item.environment == prod]
+    for file in sorted({s.file.file for s in prod_clusters}):
+        rows.append((f"/{file}", owners(platform, sre)))
+    rows.append((f"{out}infrastructure/overlays/{prod}/", owners(platform, sre)))
+    for team in sorted({a.team for a in fleet.apps}):
+        rows.append((f"{out}apps/overlays/{prod}/{team}/", owners(team, sre)))
+    for source in sorted(prod_clusters, key=lambda s: s.item.name):
+        rows.append((f"{out}clusters/{source.item.name}/", owners(platform, sre)))
+    return rows
+
+
 def codeowners(fleet: ResolvedFleet, fleet_prefix: str | None = None) -> str:
     """CODEOWNERS for the repository root (``OUT/CODEOWNERS``): inventory and app paths → owning teams,
     policies, secret stores, tenants, overlays and exceptions → the security team. GitHub uses the last
@@ -410,6 +436,7 @@ def codeowners(fleet: ResolvedFleet, fleet_prefix: str | None = None) -> str:
     ]
     for file in sorted({s.file.file for s in inv.teams} | {s.file.file for s in inv.exceptions}):
         rows.append((f"/{file}", owners(sec)))
+    rows += _prod_rows(fleet, out, owners)
     # review of the review machinery itself: CI, hooks and this file
     for path in ("/CODEOWNERS", "/.github/", "/.gitlab-ci.yml", "/.pre-commit-config.yaml"):
         rows.append((path, owners(sec, platform)))

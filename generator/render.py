@@ -9,6 +9,7 @@ from generator import writer
 from generator.argocd import plan_argocd
 from generator.canary_plan import plan_canary
 from generator.crossplane import fleet_contribution, plan_infrastructure
+from generator.imageautomation import plan_image_automation
 from generator.issuers import plan_issuers
 from generator.loader import load_inventory
 from generator.overview import FLEET_FILE, fleet_markdown
@@ -29,7 +30,7 @@ def plan(root: Path) -> Rendered:
     """Everything a render would write for the fleet at ``root``; writes nothing."""
     fleet = resolve(load_inventory(root))
     contributions = [plan_policies(fleet), plan_issuers(fleet), plan_canary(fleet), fleet_contribution(fleet),
-                     plan_argocd(fleet)]
+                     plan_argocd(fleet), plan_image_automation(fleet)]
     files = {f"fleet/{path}": text for path, text in plan_fleet(fleet, root / "charts", contributions).items()}
     files.update({f"infrastructure/{path}": text for path, text in plan_infrastructure(fleet).items()})
     files["CODEOWNERS"] = codeowners(fleet)  # at the output (repository) root, where GitHub and GitLab look

@@ -323,6 +323,8 @@ def _app_env_values(app: App, env: str, settings: Settings) -> dict[str, Any]:
     if layered is not None:
         if layered.replicas is not None:
             values["replicas"] = layered.replicas
+        if layered.image is not None:
+            values["image"] = layered.image.model_dump(exclude_none=True)
         values = merge(values, layered.values)
     return values
 
@@ -332,6 +334,9 @@ def _cluster_values(raw: dict[str, Any], section: str, name: str) -> dict[str, A
     values: dict[str, Any] = copy.deepcopy(entry.get("values") or {})
     if section == "apps" and entry.get("replicas") is not None:
         values = merge({"replicas": entry["replicas"]}, values)
+    if section == "apps" and entry.get("image"):
+        image = {k: v for k, v in entry["image"].items() if k in ("tag", "digest") and v is not None}
+        values = merge({"image": image}, values)
     return values
 
 

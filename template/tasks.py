@@ -73,6 +73,15 @@ def validate(c: Context, shard: str = "") -> None:
     _fleetgen(c, f"validate {ROOT}{crds}" + _shard(shard))
 
 
+@task(pre=[tools], help={"app": "the app to promote", "to": "target environment", "from_": "source environment "
+                         "(default: the previous one)", "force": "allow skipping an environment"})
+def promote(c: Context, app: str, to: str, from_: str = "", force: bool = False) -> None:
+    """Run in environment TO the image APP runs in the previous environment (edits overlays/TO.yaml in place)
+    and print the blast radius; then `invoke render`, commit, and open a pull request (prod needs SRE review)."""
+    options = (f" --from {from_}" if from_ else "") + (" --force" if force else "")
+    _fleetgen(c, f"promote {ROOT} {app} --to {to}{options}")
+
+
 @task
 def lock(c: Context) -> None:
     """Fetch every upstream chart as Flux resolves it and pin its sha256 in fleetgen.lock (then `invoke golden

@@ -76,7 +76,12 @@ def test_github_workflow_is_hardened(rendered: dict[str, Path]) -> None:
     uses = [line.split("uses: ", 1)[1] for line in rendered["github"].read_text().splitlines() if "uses: " in line]
     assert uses and all(PINNED_USE.match(u) for u in uses), uses
     checkouts = [s for s in steps if s.get("uses", "").startswith("actions/checkout@")]
-    assert len(checkouts) == 3 and all(s["with"]["persist-credentials"] is False for s in checkouts)
+    assert len(checkouts) == 4 and all(s["with"]["persist-credentials"] is False for s in checkouts)
+    # image automation's branch: only the job that renders its tags onto the default branch runs there
+    jobs = workflow["jobs"]
+    assert jobs["image-updates"]["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/image-updates'"
+    assert all(jobs[j]["if"] == "github.ref != 'refs/heads/image-updates'" for j in ("render", "verify"))
+    assert "invoke render" in _steps({"jobs": {"j": jobs["image-updates"]}})[-1]["run"]
     comment = next(s for s in steps if s.get("name") == "comment on the pull request")
     assert comment["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
     assert "GITHUB_STEP_SUMMARY" in next(s["run"] for s in steps if "fleetgen diff" in s.get("run", ""))
