@@ -481,6 +481,9 @@ class Component(Model):
     crds: Literal["Create", "CreateReplace", "Skip"] = "CreateReplace"
     interval: Duration = "30m"
     timeout: Duration = "10m"
+    # false: Helm does not wait for the release's pods (HelmRelease install/upgrade disableWait), for a chart whose
+    # pods need an object of the configs layer, which is applied only once every HelmRelease is ready
+    wait: bool = True
 
 
 class Image(Model):
