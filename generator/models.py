@@ -473,6 +473,8 @@ class Component(Model):
     chart: Chart
     release_name: DnsLabel | None = None
     roles: Annotated[list[Role], Field(min_length=1)] = Field(default_factory=lambda: list(ALL_ROLES))
+    # the clouds whose clusters run it (e.g. an add-on a managed service provides natively elsewhere)
+    clouds: Annotated[list[Cloud], Field(min_length=1)] = Field(default_factory=lambda: ["aws", "gcp", "azure"])
     enabled: bool = True
     depends_on: list[DnsLabel] = Field(default_factory=list)
     values: Values = Field(default_factory=dict)

@@ -87,6 +87,8 @@ def ha_problems(release: dict[str, Any], configs: list[dict[str, Any]], entry: d
             minimum = _get(values, pdb["minAvailable"])
             if not isinstance(minimum, int) or minimum < 1:
                 problems.append(f"{name}: {pdb['minAvailable']} is {minimum!r}, expected >= 1 (no PodDisruptionBudget)")
+        if "present" in pdb and not _get(values, pdb["present"]):
+            problems.append(f"{name}: {pdb['present']} is unset (no PodDisruptionBudget)")
         if "extraObject" in pdb and not _named_pdb(values.get("extraObjects"), pdb["extraObject"]):
             problems.append(f"{name}: no PodDisruptionBudget {pdb['extraObject']} in extraObjects")
         if "config" in pdb and not _named_pdb(
