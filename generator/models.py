@@ -79,6 +79,7 @@ FluxComponent = Literal[
 ]
 FLUX_COMPONENTS: tuple[FluxComponent, ...] = get_args(FluxComponent)
 ALL_ROLES: tuple[Role, ...] = ("hub", "workload")
+ALL_CLOUDS: tuple[Cloud, ...] = ("aws", "gcp", "azure")
 
 
 class FluxSettings(Model):
@@ -474,7 +475,7 @@ class Component(Model):
     release_name: DnsLabel | None = None
     roles: Annotated[list[Role], Field(min_length=1)] = Field(default_factory=lambda: list(ALL_ROLES))
     # the clouds whose clusters run it (e.g. an add-on a managed service provides natively elsewhere)
-    clouds: Annotated[list[Cloud], Field(min_length=1)] = Field(default_factory=lambda: ["aws", "gcp", "azure"])
+    clouds: Annotated[list[Cloud], Field(min_length=1)] = Field(default_factory=lambda: list(ALL_CLOUDS))
     enabled: bool = True
     depends_on: list[DnsLabel] = Field(default_factory=list)
     values: Values = Field(default_factory=dict)
