@@ -336,6 +336,7 @@ def test_a_cluster_serving_hosts_cannot_turn_the_gateway_off(
 
 def test_only_one_component_serves_hosts(fleet_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     components = fleet_root / "inventory" / "components.yaml"
+    index = components.read_text().count("\n  - name: ")  # the new entry's index: after every existing one
     components.write_text(
         components.read_text()
         + "\n  - name: other-gateway\n    namespace: other-gateway\n"
@@ -344,9 +345,9 @@ def test_only_one_component_serves_hosts(fleet_root: Path, capsys: pytest.Captur
     )
     err = _errors(fleet_root, capsys)
     line = _line(components, "gateway: {name: edge")
-    assert f"inventory/components.yaml:{line}:5: components.8.gateway: component 'envoy-gateway'" in err
+    assert f"inventory/components.yaml:{line}:5: components.{index}.gateway: component 'envoy-gateway'" in err
     assert "only one component may declare gateway" in err
-    assert "components.8.gateway.name: no Gateway 'edge' in namespace 'other-gateway'" in err
+    assert f"components.{index}.gateway.name: no Gateway 'edge' in namespace 'other-gateway'" in err
 
 
 @pytest.mark.parametrize("cluster", [c.name for c in WORKLOADS])
