@@ -79,6 +79,7 @@ FluxComponent = Literal[
 ]
 FLUX_COMPONENTS: tuple[FluxComponent, ...] = get_args(FluxComponent)
 ALL_ROLES: tuple[Role, ...] = ("hub", "workload")
+ALL_CLOUDS: tuple[Cloud, ...] = ("aws", "gcp", "azure")
 
 
 class FluxSettings(Model):
@@ -570,6 +571,8 @@ class Component(Model):
     chart: Chart
     release_name: DnsLabel | None = None
     roles: Annotated[list[Role], Field(min_length=1)] = Field(default_factory=lambda: list(ALL_ROLES))
+    # the clouds whose clusters run it (e.g. an add-on a managed service provides natively elsewhere)
+    clouds: Annotated[list[Cloud], Field(min_length=1)] = Field(default_factory=lambda: list(ALL_CLOUDS))
     enabled: bool = True
     depends_on: list[DnsLabel] = Field(default_factory=list)
     values: Values = Field(default_factory=dict)
@@ -582,6 +585,9 @@ class Component(Model):
     create_namespace: bool = True
     #: Extra labels of the namespace the component creates (e.g. mesh enrolment of the Gateway's namespace).
     namespace_labels: dict[Annotated[str, Field(pattern=LABEL_KEY)], LabelValue] = Field(default_factory=dict)
+    # false: Helm does not wait for the release's pods (HelmRelease install/upgrade disableWait), for a chart whose
+    # pods need an object of the configs layer, which is applied only once every HelmRelease is ready
+    wait: bool = True
 
 
 class Image(Model):

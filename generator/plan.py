@@ -33,6 +33,7 @@ from generator.resolve import (
     gateway_component,
     merge,
 )
+from generator.sharding import SHARD_KEY, hub_shards
 from generator.slo import slo_rule
 from generator.yamlio import dump_documents, dump_flow, load_documents
 
@@ -502,6 +503,11 @@ def _plan_cluster(
         "tenants_path": tenants_path,
         "team_paths": team_paths,
         "tenant_service_account": TENANT_SERVICE_ACCOUNT,
+        # the hub reconciles every spoke's bootstrap when it provisions clusters (generator/sharding.py)
+        "shard_key": SHARD_KEY,
+        "shards": hub_shards(sum(x.cluster.role == "workload" for x in fleet.clusters))
+        if c.role == "hub" and fleet.fleet.crossplane
+        else [],
     }
     planner.add_template(f"{base}/flux-system/flux-instance.yaml", "fleet/flux-instance.yaml.j2", sources, **context)
     planner.add_yaml(f"{base}/flux-system/kustomization.yaml", [_kustomization(["flux-instance.yaml"])], sources)

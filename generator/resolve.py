@@ -419,7 +419,9 @@ def resolve(inv: Inventory) -> ResolvedFleet:
                 ),
             )
             for c in components
-            if cluster.role in c.roles and _enabled(settings, "components", c.name, c.enabled)
+            if cluster.role in c.roles
+            and cluster.cloud in c.clouds
+            and _enabled(settings, "components", c.name, c.enabled)
         )
         resolved_apps = tuple(
             ResolvedApp(

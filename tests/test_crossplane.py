@@ -459,11 +459,13 @@ def test_aws_eks_and_network(full: Infrastructure) -> None:
     assert "natGatewayIdSelector" in for_provider(network, "route-private-default")
 
     eks = composed(full, "aws-eks", "prod-us-east-1")
-    assert kinds(eks) == {"Network": 1, "Role": 2, "RolePolicyAttachment": 6, "SecurityGroup": 1,
+    assert kinds(eks) == {"Network": 1, "Role": 3, "RolePolicyAttachment": 6, "SecurityGroup": 1,
                           "SecurityGroupIngressRule": 2, "SecurityGroupEgressRule": 1, "Cluster": 1,
                           "ClusterAuth": 1, "OpenIDConnectProvider": 1, "NodeGroup": 2,
                           "VPCPeeringConnection": 1, "VPCPeeringConnectionAccepter": 1, "Route": 2,
-                          "AccessEntry": 1, "AccessPolicyAssociation": 1}
+                          "AccessEntry": 1, "AccessPolicyAssociation": 1,
+                          # Cluster Autoscaler's identity (EKS Pod Identity)
+                          "Addon": 1, "RolePolicy": 1, "PodIdentityAssociation": 1}
     # the hub's Flux role is cluster admin through an access entry (no kubeconfig Secret for EKS spokes)
     assert for_provider(eks, "hub-flux-access-entry")["principalArn"] == CROSSPLANE["hub"]["fluxRoleArn"]
     # private endpoint, reached through VPC peering with the hub: routes both ways, 443 from the hub's VPC
@@ -694,8 +696,9 @@ def test_every_folder_builds_with_kustomize(full_root: Path, tmp_path: Path) -> 
     for folder in ("providers", "provider-configs", "apis", "compositions", "clusters"):
         counts[folder] = len(load_documents(tools.kustomize_build.run(tmp_path / "infrastructure" / folder)))
     workloads = len([c for c in fleet.clusters if c.cluster.role == "workload"])
-    # the storefront-web failover adds its XRD, Composition, DnsFailover, a Database and the route53/kms providers
-    assert counts == {"providers": 27, "provider-configs": 3, "apis": 5, "compositions": 13,
+    # the storefront-web failover adds its XRD, Composition, DnsFailover, a Database and the route53/kms providers;
+    # insights and operationalinsights come with the AKS audit logs
+    assert counts == {"providers": 29, "provider-configs": 3, "apis": 5, "compositions": 13,
                       "clusters": workloads + 8}
     spokes = load_documents(tools.kustomize_build.run(tmp_path / "fleet/clusters/management/spokes"))
     eks = len([c for c in fleet.clusters if c.cluster.role == "workload" and c.cluster.cloud == "aws"])

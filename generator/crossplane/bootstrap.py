@@ -19,6 +19,7 @@ from generator.crossplane.data import crossplane_data
 from generator.crossplane.objects import eks_cluster_arn, kubeconfig_secret
 from generator.models import Chart, CrossplaneSettings
 from generator.resolve import ResolvedCluster, ResolvedFleet, canonical
+from generator.sharding import SHARD_KEY
 
 FLUX_NAMESPACE = "flux-system"
 KUSTOMIZE = "kustomize.toolkit.fluxcd.io/v1"
@@ -84,10 +85,12 @@ def sync_documents(settings: CrossplaneSettings, chart: Chart, infra_path: Calla
 
 
 def spoke_documents(settings: CrossplaneSettings, cluster: ResolvedCluster, values: dict[str, Any],
-                    flux_path: Callable[[str], str]) -> list[Obj]:
-    """What makes a new cluster run Flux: the Flux Operator and its FluxInstance, applied through its kubeconfig."""
+                    flux_path: Callable[[str], str], shard: str | None = None) -> list[Obj]:
+    """What makes a new cluster run Flux: the Flux Operator and its FluxInstance, applied through its kubeconfig
+    (by the hub's controllers of ``shard``, when the hub is sharded: generator/sharding.py)."""
     name = cluster.name
     labels = {"fleet.gitops.io/cluster": name}
+    reconciled_by = {SHARD_KEY: shard} if shard else {}
     arn = eks_cluster_arn(settings, cluster) if cluster.cluster.cloud == "aws" else None
     provider: list[Obj] = []
     if arn and settings.hub.flux_role_arn:
@@ -102,7 +105,8 @@ def spoke_documents(settings: CrossplaneSettings, cluster: ResolvedCluster, valu
         kube_config = {"secretRef": {"name": kubeconfig_secret(name), "key": crossplane_data()["kubeconfigKey"]}}
     release: Obj = {
         "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
-        "metadata": {"name": f"flux-operator-{name}", "namespace": settings.namespace, "labels": labels},
+        "metadata": {"name": f"flux-operator-{name}", "namespace": settings.namespace,
+                     "labels": {**labels, **reconciled_by}},
         "spec": {"interval": "30m", "timeout": "10m", "releaseName": "flux-operator",
                  "targetNamespace": FLUX_NAMESPACE, "storageNamespace": FLUX_NAMESPACE, "kubeConfig": kube_config,
                  "chartRef": {"kind": "OCIRepository", "name": "flux-operator"},
@@ -113,7 +117,7 @@ def spoke_documents(settings: CrossplaneSettings, cluster: ResolvedCluster, valu
         release["spec"]["values"] = values
     sync: Obj = {
         "apiVersion": KUSTOMIZE, "kind": "Kustomization",
-        "metadata": {"name": f"flux-{name}", "namespace": settings.namespace, "labels": labels},
+        "metadata": {"name": f"flux-{name}", "namespace": settings.namespace, "labels": {**labels, **reconciled_by}},
         "spec": {"interval": "10m", "retryInterval": "1m", "timeout": "5m", "prune": False, "wait": False,
                  "kubeConfig": kube_config,
                  "sourceRef": {"kind": "GitRepository", "name": FLUX_NAMESPACE, "namespace": FLUX_NAMESPACE},

@@ -13,6 +13,7 @@ from generator.crossplane.objects import cluster_documents
 from generator.models import CrossplaneSettings
 from generator.plan import Contribution, Planner
 from generator.resolve import ResolvedCluster, ResolvedFleet
+from generator.sharding import hub_shards, spoke_shard
 
 
 def mode_of(settings: CrossplaneSettings) -> Mode:
@@ -170,10 +171,11 @@ def build_hub_bootstrap(fleet: ResolvedFleet) -> dict[str, tuple[list[Obj], list
         f"{base}/crossplane.yaml": (bootstrap.sync_documents(
             settings, chart, lambda step: _flux_path(settings.infrastructure_path, step), steps,
             {"fleet.gitops.io/layer": "crossplane"}), sources)}
+    shards = hub_shards(len(workloads))
     for cluster in workloads:
         files[f"{base}/spokes/{cluster.name}.yaml"] = (bootstrap.spoke_documents(
-            settings, cluster, values, lambda path: _flux_path(fleet.fleet.git.path, path)),
-            sorted({*cluster.sources, fleet_file}))
+            settings, cluster, values, lambda path: _flux_path(fleet.fleet.git.path, path),
+            spoke_shard(cluster.name, shards)), sorted({*cluster.sources, fleet_file}))
     files[f"{base}/spokes/kustomization.yaml"] = (
         [_kustomization([f"{c.name}.yaml" for c in workloads])], sources)
     return files

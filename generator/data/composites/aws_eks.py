@@ -1,3 +1,9 @@
+# Where the `cluster-autoscaler` component runs (inventory/components.yaml: namespace and rbac.serviceAccount.name);
+# tests/test_autoscaling.py checks the two agree.
+AUTOSCALER_NAMESPACE = "cluster-autoscaler"
+AUTOSCALER_SERVICE_ACCOUNT = "cluster-autoscaler"
+
+
 class Composite(BaseComposite):
     """EKS: the Network, IAM roles and policies, control-plane security group, cluster, kubeconfig, OIDC
     provider, and one managed node group per entry of spec.nodeGroups (any number)."""
@@ -78,6 +84,43 @@ class Composite(BaseComposite):
             pool = compose(self, f"node-group-{group.name}", eks, "NodeGroup", for_provider=for_provider,
                            init_provider={"scalingConfig": {"desiredSize": int(group.desiredSize)}})
             pool.externalName = str(group.name)
+        self.compose_autoscaler_identity(name, region)
+
+    def compose_autoscaler_identity(self, name, region):
+        """Cluster Autoscaler's AWS identity (EKS Pod Identity): the agent add-on, a role only the EKS pod identity
+        service may assume, a policy that scales this cluster's node groups only, and the association with the
+        `cluster-autoscaler` component's service account. EKS tags every managed node group's Auto Scaling group
+        with k8s.io/cluster-autoscaler/enabled and k8s.io/cluster-autoscaler/<cluster>, which the autoscaler's
+        auto-discovery (chart value autoDiscovery.clusterName) and the policy's condition match."""
+        iam = "iam.aws.m.upbound.io/v1beta1"
+        eks = "eks.aws.m.upbound.io/v1beta1"
+        controller = selector(controller=True)
+        compose(self, "pod-identity-agent", eks, "Addon", for_provider={
+            "region": region, "tags": tags(self), "clusterNameSelector": controller,
+            "addonName": "eks-pod-identity-agent"})
+        trust = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
+             "Action": ["sts:AssumeRole", "sts:TagSession"]}]}
+        compose(self, "autoscaler-role", iam, "Role", labels={ROLE_LABEL: "autoscaler"},
+                for_provider={"assumeRolePolicy": json.dumps(trust, indent=2) + "\n", "tags": tags(self)})
+        # kubernetes/autoscaler cluster-autoscaler-1.35.0 cloudprovider/aws/README.md "Full Cluster Autoscaler
+        # Features Policy", with the write actions restricted to this cluster's Auto Scaling groups by tag
+        policy = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Resource": "*", "Action": [
+                "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
+                "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeScalingActivities",
+                "ec2:DescribeImages", "ec2:DescribeInstanceTypes", "ec2:DescribeLaunchTemplateVersions",
+                "ec2:GetInstanceTypesFromInstanceRequirements", "eks:DescribeNodegroup"]},
+            {"Effect": "Allow", "Resource": "*",
+             "Action": ["autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup"],
+             "Condition": {"StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{name}": "owned"}}}]}
+        compose(self, "autoscaler-role-policy", iam, "RolePolicy", for_provider={
+            "policy": json.dumps(policy, indent=2) + "\n",
+            "roleSelector": selector((ROLE_LABEL, "autoscaler"), controller=True)})
+        compose(self, "autoscaler-pod-identity", eks, "PodIdentityAssociation", for_provider={
+            "region": region, "tags": tags(self), "clusterNameSelector": controller,
+            "namespace": AUTOSCALER_NAMESPACE, "serviceAccount": AUTOSCALER_SERVICE_ACCOUNT,
+            "roleArnSelector": selector((ROLE_LABEL, "autoscaler"), controller=True)})
 
     def compose_peering(self, peering, region, control_plane):
         """A private endpoint: peer the cluster VPC with the hub's, route both ways, admit the hub on 443."""

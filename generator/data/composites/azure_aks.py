@@ -48,6 +48,7 @@ class Composite(BaseComposite):
                 str(c) for c in net.hubAccess.allowedCidrs]
         cluster.spec.writeConnectionSecretToRef.name = str(self.spec.kubeconfigSecretName)
         self.status.oidcIssuerUrl = cluster.status.atProvider.oidcIssuerUrl
+        self.compose_audit_logs(name, location, cluster)
         for group in groups[1:]:
             for_provider = {"tags": tags(self), "orchestratorVersion": str(self.spec.kubernetes.version),
                             "kubernetesClusterIdSelector": controller, "mode": "User", "autoScalingEnabled": True,
@@ -63,3 +64,20 @@ class Composite(BaseComposite):
             pool = compose(self, f"node-pool-{group.name}", aks, "KubernetesClusterNodePool",
                            for_provider=for_provider, init_provider={"nodeCount": int(group.desiredSize)})
             pool.externalName = str(group.name)
+
+    def compose_audit_logs(self, name, location, cluster):
+        """Control-plane audit logs: a Log Analytics workspace per cluster and the cluster's diagnostic setting
+        sending the AKS categories kube-audit-admin (audit events without get/list) and guard (Entra ID
+        authentication) to it (provider-upjet-azure v2.7.0 operationalinsights Workspace, insights
+        MonitorDiagnosticSetting)."""
+        workspace = compose(self, "audit-workspace", "operationalinsights.azure.m.upbound.io/v1beta1", "Workspace",
+                            for_provider={"location": location, "tags": tags(self), "sku": "PerGB2018",
+                                          "retentionInDays": 90 if str(self.spec.environment) == "prod" else 30,
+                                          "resourceGroupNameSelector": in_network(self)})
+        workspace.externalName = f"{name}-audit"
+        setting = compose(self, "audit-diagnostic-setting", "insights.azure.m.upbound.io/v1beta1",
+                          "MonitorDiagnosticSetting", for_provider={
+                              "name": "fleet-audit", "logAnalyticsDestinationType": "Dedicated",
+                              "enabledLog": [{"category": "kube-audit-admin"}, {"category": "guard"}]})
+        setting.spec.forProvider.targetResourceId = cluster.status.atProvider.id
+        setting.spec.forProvider.logAnalyticsWorkspaceId = workspace.status.atProvider.id

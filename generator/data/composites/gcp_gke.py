@@ -31,6 +31,10 @@ class Composite(BaseComposite):
                                      "enablePrivateEndpoint": net.hubAccess.endpoint == "private",
                                      "masterIpv4CidrBlock": str(net.controlPlaneCidr)},
             "workloadIdentityConfig": {"workloadPool": f"{project}.svc.id.goog"},
+            # Control-plane logs to Cloud Logging (provider-upjet-gcp v3.0.0 Cluster loggingConfig.enableComponents);
+            # the Kubernetes audit log is Cloud Audit Logs' Admin Activity log, always on for GKE
+            "loggingConfig": {"enableComponents": ["SYSTEM_COMPONENTS", "APISERVER", "CONTROLLER_MANAGER",
+                                                   "SCHEDULER", "WORKLOADS"]},
             "releaseChannel": {"channel": "UNSPECIFIED"}})
         cluster.externalName = name
         if net.hubAccess.endpoint == "public":  # the public endpoint admits the hub's egress addresses only

@@ -1,0 +1,161 @@
+"""High availability in prod: every platform HelmRelease of every prod cluster runs its workloads with at least two
+replicas, a PodDisruptionBudget and a spread over zones.
+
+Read from the golden files (what each cluster receives, post-build substitution applied) against
+``generator/data/ha.yaml``, the per-chart map of where those settings live at the pinned chart version. A component
+whose chart or version has no entry there fails: the map has to be looked up again for a new chart or an upgrade.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import REPO
+from ruamel.yaml import YAML
+
+from generator.loader import load_inventory
+from generator.resolve import resolve
+from generator.yamlio import load_documents
+
+HA_MAP = REPO / "generator" / "data" / "ha.yaml"
+ZONE = "topology.kubernetes.io/zone"
+PROD = "prod"
+
+
+@cache
+def ha_map() -> dict[str, Any]:
+    charts: dict[str, Any] = YAML(typ="safe").load(HA_MAP.read_text(encoding="utf-8"))["charts"]
+    return charts
+
+
+@cache
+def prod_releases() -> list[tuple[str, str, str, dict[str, Any], list[dict[str, Any]]]]:
+    """(cluster, chart, version, HelmRelease, the cluster's configs objects) for every prod component release."""
+    fleet = resolve(load_inventory(REPO))
+    out = []
+    for cluster in fleet.clusters:
+        if cluster.cluster.environment != PROD:
+            continue
+        golden = REPO / "golden" / cluster.name
+        configs = [doc for path in sorted((golden / "infra-configs").glob("*.yaml")) for doc in _docs(path)]
+        for component in cluster.components:
+            chart = component.component.chart
+            path = golden / "infra-controllers" / f"helmrelease.{component.component.namespace}.{component.name}.yaml"
+            (release,) = _docs(path)
+            out.append((cluster.name, chart.name, chart.version, release, configs))
+    return out
+
+
+def _docs(path: Path) -> list[dict[str, Any]]:
+    return [d for d in load_documents(path.read_text(encoding="utf-8")) if d]
+
+
+def _get(values: dict[str, Any], dotted: str) -> Any:
+    node: Any = values
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _named_pdb(objects: list[Any], name: str) -> bool:
+    return any(
+        isinstance(o, dict) and o.get("kind") == "PodDisruptionBudget" and o.get("metadata", {}).get("name") == name
+        for o in objects or []
+    )
+
+
+def ha_problems(release: dict[str, Any], configs: list[dict[str, Any]], entry: dict[str, Any]) -> list[str]:
+    """What keeps one HelmRelease's workloads from being highly available, per the chart's map entry."""
+    values = release["spec"].get("values") or {}
+    namespace = release["metadata"]["namespace"]
+    problems = []
+    for workload in entry.get("workloads", []):
+        name = workload["name"]
+        replicas = _get(values, workload["replicas"])
+        if not isinstance(replicas, int) or replicas < 2:
+            problems.append(f"{name}: {workload['replicas']} is {replicas!r}, expected >= 2")
+        pdb = workload["pdb"]
+        if "flag" in pdb and _get(values, pdb["flag"]) is not True:
+            problems.append(f"{name}: {pdb['flag']} is not true (no PodDisruptionBudget)")
+        if "minAvailable" in pdb:
+            minimum = _get(values, pdb["minAvailable"])
+            if not isinstance(minimum, int) or minimum < 1:
+                problems.append(f"{name}: {pdb['minAvailable']} is {minimum!r}, expected >= 1 (no PodDisruptionBudget)")
+        if "present" in pdb and not _get(values, pdb["present"]):
+            problems.append(f"{name}: {pdb['present']} is unset (no PodDisruptionBudget)")
+        if "extraObject" in pdb and not _named_pdb(values.get("extraObjects"), pdb["extraObject"]):
+            problems.append(f"{name}: no PodDisruptionBudget {pdb['extraObject']} in extraObjects")
+        if "config" in pdb and not _named_pdb(
+            [c for c in configs if c.get("metadata", {}).get("namespace") == namespace], pdb["config"]
+        ):
+            problems.append(f"{name}: no PodDisruptionBudget {namespace}/{pdb['config']} among the configs")
+        spread = workload["spread"]
+        if "constraints" in spread:
+            constraints = _get(values, spread["constraints"]) or []
+            if not any(isinstance(c, dict) and c.get("topologyKey") == ZONE for c in constraints):
+                problems.append(f"{name}: {spread['constraints']} has no {ZONE} constraint")
+        if "affinity" in spread:
+            anti = _get(values, spread["affinity"] + ".podAntiAffinity") or {}
+            kinds = [f"{when}DuringSchedulingIgnoredDuringExecution" for when in ("required", "preferred")]
+            terms = [t.get("podAffinityTerm", t) for key in kinds for t in anti.get(key, [])]
+            if not any(t.get("topologyKey") == ZONE for t in terms):
+                problems.append(f"{name}: {spread['affinity']} has no podAntiAffinity over {ZONE}")
+    return problems
+
+
+def test_prod_platform_releases_are_highly_available() -> None:
+    releases = prod_releases()
+    assert {cluster for cluster, *_ in releases} >= {"management", "prod-us-east-1"}
+    problems = []
+    for cluster, chart, version, release, configs in releases:
+        entry = ha_map().get(chart)
+        if entry is None:
+            problems.append(f"{cluster}: chart {chart} has no entry in {HA_MAP.name}")
+            continue
+        if entry["version"] != version:
+            problems.append(f"{cluster}: {chart} {version} is pinned, {HA_MAP.name} describes {entry['version']}")
+            continue
+        if not entry.get("workloads") and not entry.get("singletons"):
+            problems.append(f"{cluster}: {chart}: the map lists no workload")
+        problems += [f"{cluster}: {release['metadata']['name']}: {p}" for p in ha_problems(release, configs, entry)]
+    assert not problems, "\n".join(problems)
+
+
+def test_every_singleton_says_why() -> None:
+    for chart, entry in ha_map().items():
+        for singleton in entry.get("singletons", []):
+            assert len(singleton.get("reason", "")) > 40, f"{chart}: singleton {singleton['name']} without a reason"
+        assert entry.get("source"), f"{chart}: no upstream source cited"
+
+
+def _release(chart: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    _, _, _, release, configs = next(r for r in prod_releases() if r[1] == chart and r[0] != "management")
+    return copy.deepcopy(release), configs, ha_map()[chart]
+
+
+@pytest.mark.parametrize(
+    ("chart", "edit", "expected"),
+    [
+        ("cert-manager", lambda v: v["webhook"].update(replicaCount=1), "webhook: webhook.replicaCount is 1"),
+        ("cert-manager", lambda v: v["cainjector"].pop("podDisruptionBudget"), "cainjector.podDisruptionBudget"),
+        ("kyverno", lambda v: v["reportsController"].pop("topologySpreadConstraints"), "reports-controller"),
+        ("gateway-helm", lambda v: v["podDisruptionBudget"].update(minAvailable=0), "envoy-gateway: podDisruption"),
+        ("falco", lambda v: v["falcosidekick"].pop("affinity"), "falcosidekick: falcosidekick.affinity"),
+    ],
+)
+def test_a_missing_setting_is_reported(chart: str, edit: Any, expected: str) -> None:
+    release, configs, entry = _release(chart)
+    assert ha_problems(release, configs, entry) == []
+    edit(release["spec"]["values"])
+    assert any(expected in p for p in ha_problems(release, configs, entry))
+
+
+def test_falcosidekick_pdb_must_be_in_the_release_namespace() -> None:
+    release, configs, entry = _release("falco")
+    assert ha_problems(release, [c for c in configs if c.get("kind") != "PodDisruptionBudget"], entry)
