@@ -1,0 +1,34 @@
+"""Rendering at scale keeps its bytes: a whole synthetic render is pinned by one hash.
+
+The hash was computed on the code before the scaling work (issue 15), so every optimisation of loading,
+planning or rendering must reproduce today's output byte for byte. A change that intentionally changes
+rendered output (a template, a model default, the reference inventory the synthetic fleet copies) updates
+``SYNTHETIC_50`` together with ``fleetgen golden . --update``, after reading the golden diff.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from generator.bench import make_fleet
+from generator.render import plan
+
+REPO = Path(__file__).resolve().parent.parent
+#: sha256 over every (path, text) of the 50-cluster synthetic fleet's render (seed bench.SEED), and its file count.
+SYNTHETIC_50 = ("8cd8d61db383b93cb595d7ae4a5e1dc3f0a5cbcd15201281152e52e8d3768605", 827)
+
+
+def render_digest(files: dict[str, str]) -> str:
+    """One sha256 over every path and text of a render, in path order."""
+    digest = hashlib.sha256()
+    for path, text in sorted(files.items()):
+        digest.update(path.encode() + b"\0" + text.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def test_synthetic_render_is_byte_identical(tmp_path: Path) -> None:
+    root = tmp_path / "fleet"
+    make_fleet(REPO, root, 50)
+    files = plan(root).files
+    assert (render_digest(files), len(files)) == SYNTHETIC_50
