@@ -140,9 +140,20 @@ def load_file(path: Path, display: str, root: Path | None = None) -> LoadedFile:
 def load_text(text: str, display: str) -> LoadedFile:
     """Parse one YAML document with positions: pre-scanned by the guard (depth, alias budget) first; syntax
     errors become InventoryError."""
-    from generator.guard import prescan_yaml, syntax_problem
+    from generator.fastload import fast_load
+    from generator.guard import prescan_yaml
 
     prescan_yaml(text, display)
+    fast = fast_load(text, display)
+    if fast is not None:
+        return fast
+    return ruamel_load_text(text, display)
+
+
+def ruamel_load_text(text: str, display: str) -> LoadedFile:
+    """``load_text`` through ruamel's composer (every case ``fastload`` leaves to it, and its reference)."""
+    from generator.guard import syntax_problem
+
     reader = YAML(typ="rt")
     reader.allow_duplicate_keys = False
     reader.preserve_quotes = True
