@@ -10,6 +10,8 @@ change type, break a document or inject keys.
 from __future__ import annotations
 
 import datetime
+import hashlib
+import pickle
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -272,17 +274,35 @@ _Dumper.add_representer(str, _represent_str)
 _Dumper.add_representer(dict, _represent_dict)
 
 
+#: Emitted text of recent document lists, by a digest of their pickle (which encodes every value and its exact
+#: type, so equal pickles emit equal text); a fleet repeats many documents (patches, kustomizations). Bounded:
+#: cleared when full, so memory stays flat in fleet size.
+_DUMPED: dict[bytes, str] = {}
+_DUMPED_SIZE = 1 << 14
+
+
 def dump_documents(documents: Iterable[Any]) -> str:
     """Emit documents as one YAML stream, each starting with ``---``; the only YAML writer of fleetgen."""
-    text: str = yaml.dump_all(
-        list(documents),
-        Dumper=_Dumper,
-        explicit_start=True,
-        default_flow_style=False,
-        sort_keys=False,
-        width=4096,
-        allow_unicode=True,
-    )
+    docs = list(documents)
+    try:
+        key = hashlib.blake2b(pickle.dumps(docs, protocol=5), digest_size=20).digest()
+    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
+        key = b""  # not picklable: emitted without the memo
+    text = _DUMPED.get(key) if key else None
+    if text is None:
+        text = yaml.dump_all(
+            docs,
+            Dumper=_Dumper,
+            explicit_start=True,
+            default_flow_style=False,
+            sort_keys=False,
+            width=4096,
+            allow_unicode=True,
+        )
+        if key:
+            if len(_DUMPED) >= _DUMPED_SIZE:
+                _DUMPED.clear()
+            _DUMPED[key] = text
     return text
 
 

@@ -152,3 +152,10 @@ def test_arbitrary_data_dumps_and_loads_like_the_generic_path(docs: list[Any]) -
     text = yamlio.dump_documents(docs)
     assert _same(yamlio.load_documents(text), generic_load(text))
     assert yamlio.dump_flow(docs) == yamlio.dump_flow(generic_load(yamlio.dump_documents([docs]))[0])
+
+
+def test_the_dump_memo_tells_equal_values_of_other_types_apart() -> None:
+    variants: list[Any] = [1, 1.0, True, "1", None, "", [1], {"1": 1}, -0.0, 0.0, 0, False]
+    for value in variants * 2:  # the second round is served by the memo
+        expected = generic_dump([{"v": value}], explicit_start=True, default_flow_style=False, width=4096)
+        assert yamlio.dump_documents([{"v": value}]) == expected
