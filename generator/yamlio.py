@@ -10,6 +10,7 @@ change type, break a document or inject keys.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import pickle
 import re
@@ -290,20 +291,29 @@ def dump_documents(documents: Iterable[Any]) -> str:
         key = b""  # not picklable: emitted without the memo
     text = _DUMPED.get(key) if key else None
     if text is None:
-        text = yaml.dump_all(
-            docs,
-            Dumper=_Dumper,
-            explicit_start=True,
-            default_flow_style=False,
-            sort_keys=False,
-            width=4096,
-            allow_unicode=True,
-        )
+        text = _fast_emitter().dump(docs)  # libyaml's exact text for the common documents, else None
+        if text is None:
+            text = yaml.dump_all(
+                docs,
+                Dumper=_Dumper,
+                explicit_start=True,
+                default_flow_style=False,
+                sort_keys=False,
+                width=4096,
+                allow_unicode=True,
+            )
         if key:
             if len(_DUMPED) >= _DUMPED_SIZE:
                 _DUMPED.clear()
             _DUMPED[key] = text
     return text
+
+
+@functools.cache
+def _fast_emitter() -> Any:
+    from generator.fastemit import FastEmitter
+
+    return FastEmitter(_YAML_PLAIN_OTHER_TYPE, yaml.resolver.Resolver().resolve)
 
 
 def dump_flow(value: Any) -> str:

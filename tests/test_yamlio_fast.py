@@ -4,6 +4,7 @@ PyYAML's generic SafeRepresenter/SafeConstructor give: same bytes out, same data
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -159,3 +160,82 @@ def test_the_dump_memo_tells_equal_values_of_other_types_apart() -> None:
     for value in variants * 2:  # the second round is served by the memo
         expected = generic_dump([{"v": value}], explicit_start=True, default_flow_style=False, width=4096)
         assert yamlio.dump_documents([{"v": value}]) == expected
+
+
+def _libyaml_dump(docs: list[Any]) -> str:
+    text: str = yaml.dump_all(
+        docs,
+        Dumper=yamlio._Dumper,
+        explicit_start=True,
+        default_flow_style=False,
+        sort_keys=False,
+        width=4096,
+        allow_unicode=True,
+    )
+    return text
+
+
+def test_fast_emitter_writes_libyaml_bytes_on_golden_and_synthetic_files(tmp_path: Path) -> None:
+    from generator.bench import make_fleet
+    from generator.render import plan
+
+    emitter = yamlio._fast_emitter()
+    make_fleet(REPO, tmp_path / "fleet", 30)
+    texts = [p.read_text(encoding="utf-8") for p in GOLDEN]
+    texts += [t for p, t in plan(tmp_path / "fleet").files.items() if p.endswith((".yaml", ".yml"))]
+    covered = 0
+    for text in texts:
+        try:
+            docs = yamlio.load_documents(text)
+        except yaml.YAMLError:
+            continue  # a Helm chart template, not YAML
+        fast = emitter.dump(docs)
+        if fast is not None:
+            covered += 1
+            assert fast == _libyaml_dump(docs), text[:200]
+    assert covered > len(texts) * 3 // 4  # the fast path is the common path
+
+
+EMITTER_CASES: list[Any] = [  # the fast path writes these
+    {"a": "x: y", "b": "x:y", "c": "#x", "d": "x #y", "e": "x#y", "f": "-x", "g": "- x", "h": "-", "i": "?x", "j": ":"},
+    {"k": "---x", "l": "...", "m": " x", "n": "x ", "o": "'", "p": '"', "q": "a'b", "r": "${x}", "s": "*.x", "t": "@x"},
+    {"u": "on", "v": "1.30", "w": "0x1F", "x": "2026-01-01", "y": "=", "z": "<<", "aa": "~", "ac": "[x]", "ad": "a:"},
+    {"lit": "a\nb\n", "lit2": "a\n\nb", "lit3": "a\n  b\n", "lit7": [{"x": "a\nb"}, "c\nd"]},
+    [{"a": [{"b": {"c": [1, [2, [3, {}]], []]}}]}, ["x\ny", {"k": "v"}], [[["z"]]]],
+    {"t": True, "f": False, "n": None, "i": -3, "big": 10**30, "e": {}, "l": []},
+    {"on": 1, "1": 2, "a b": 3, "a: b": 4, "'q'": 5},
+]
+UNSUPPORTED: list[Any] = [  # left to libyaml
+    {"empty": ""},
+    {"lit4": " a\nb"},
+    {"lit5": "a\n\n"},
+    {"lit6": "a \nb"},
+    {"float": 1.5},
+    {"long": "x" * 1001},
+    {"key" * 40: 1},
+    {"é": "ü"},
+    {"tab": "a\tb"},
+    {1: "int key"},
+    "root scalar",
+    {},
+]
+
+
+@pytest.mark.parametrize("document", EMITTER_CASES)
+def test_fast_emitter_cases(document: Any) -> None:
+    assert yamlio._fast_emitter().dump([document]) == _libyaml_dump([document])
+    assert yamlio.dump_documents([document]) == _libyaml_dump([document])
+
+
+@pytest.mark.parametrize("document", UNSUPPORTED)
+def test_fast_emitter_leaves_the_rest_to_libyaml(document: Any) -> None:
+    assert yamlio._fast_emitter().dump([document]) is None
+    assert yamlio.dump_documents([document]) == _libyaml_dump([document])
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(documents, min_size=1, max_size=3))
+def test_fast_emitter_on_arbitrary_data(docs: list[Any]) -> None:
+    fast = yamlio._fast_emitter().dump(docs)
+    if fast is not None:
+        assert fast == _libyaml_dump(docs)
