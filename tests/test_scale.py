@@ -32,3 +32,16 @@ def test_synthetic_render_is_byte_identical(tmp_path: Path) -> None:
     make_fleet(REPO, root, 50)
     files = plan(root).files
     assert (render_digest(files), len(files)) == SYNTHETIC_50
+
+
+def test_last_slash28_is_the_last_listed_subnet() -> None:
+    import ipaddress
+    import random
+
+    from generator.crossplane.network import last_slash28
+
+    rng = random.Random(15)
+    for _ in range(300):
+        prefix = rng.randint(8, 28)
+        vpc = ipaddress.IPv4Network((rng.getrandbits(32), prefix), strict=False)
+        assert last_slash28(vpc) == list(vpc.subnets(new_prefix=28))[-1]
