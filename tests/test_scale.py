@@ -45,3 +45,12 @@ def test_last_slash28_is_the_last_listed_subnet() -> None:
         prefix = rng.randint(8, 28)
         vpc = ipaddress.IPv4Network((rng.getrandbits(32), prefix), strict=False)
         assert last_slash28(vpc) == list(vpc.subnets(new_prefix=28))[-1]
+
+
+def test_render_only_bench_measures_a_small_fleet(tmp_path: Path) -> None:
+    from generator.bench import measure_render, report_render
+
+    result = measure_render(12, seed=7, keep=tmp_path)  # raises if a re-render changes files or an edit none
+    assert result["files"] == len(plan(tmp_path / "fleet-root").files)
+    assert 1 <= result["edit_files"] < result["files"]
+    assert report_render([result]).splitlines()[2].startswith(f"| 12 | {result['files']:,} |")
