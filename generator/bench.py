@@ -72,8 +72,9 @@ def synthetic_clusters(count: int, environments: Sequence[str], clouds: Mapping[
             "region": region,
             "environment": env,
             "networking": {  # disjoint everywhere: GKE routes pod and service ranges between peered VPCs
-                "vpcCidr": f"10.{index // 16}.{(index % 16) * 16}.0/20",
-                "podCidr": f"100.{64 + index // 16}.{(index % 16) * 16}.0/20",
+                # past 3072/4096 clusters the ranges continue in the next first octet (101.x, 11.x)
+                "vpcCidr": f"{10 + index // 4096}.{index // 16 % 256}.{(index % 16) * 16}.0/20",
+                "podCidr": f"{100 + (64 + index // 16) // 256}.{(64 + index // 16) % 256}.{(index % 16) * 16}.0/20",
                 "serviceCidr": f"172.{16 + index // 64}.{(index % 64) * 4}.0/22",
             },
         }
