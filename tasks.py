@@ -77,10 +77,11 @@ def schemas(c: Context, from_: str = "") -> None:
     c.run(f"{CLI} schemas {ROOT}{source}")
 
 
-@task(pre=[tools])
-def bench(c: Context, clusters: str = "100 500") -> None:
+@task(pre=[tools], help={"render_only": "only render: 250 500 1000 2000 5000 clusters unless --clusters"})
+def bench(c: Context, clusters: str = "", render_only: bool = False) -> None:
     """Benchmark render and build on synthetic fleets (times, ratios against a naive build, peak RSS)."""
-    c.run(f"{PY} -m generator.bench --clusters {clusters}")
+    sizes = f" --clusters {clusters}" if clusters else ""
+    c.run(f"{PY} -m generator.bench{sizes}{' --render-only' if render_only else ''}")
 
 
 @task

@@ -120,9 +120,10 @@ def plan_issuers(fleet: ResolvedFleet) -> Contribution:
     fleet_file = fleet.inventory.fleet.file.file
     problems: list[Problem] = []
     gateway = gateway_component(fleet.components)
+    cluster_sources = {s.item.name: s for s in fleet.inventory.clusters}  # by name: no scan per cluster
     for cluster in fleet.clusters:
         hosts = sorted(a.name for a in cluster.apps if a.app.host)
-        source = next(s for s in fleet.inventory.clusters if s.item.name == cluster.name)
+        source = cluster_sources[cluster.name]
         if hosts and not any(gateway is c.component for c in cluster.components):
             file, line, column = source.where()
             problems.append(

@@ -258,8 +258,14 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
 
 
+_SOURCES: list[tuple[ResolvedFleet, dict[str, Sourced[Cluster]]]] = []
+
+
 def _source(fleet: ResolvedFleet, name: str) -> Sourced[Cluster]:
-    return next(s for s in fleet.inventory.clusters if s.item.name == name)
+    """The inventory entry of cluster ``name``, by an index built once per fleet (not a scan per cluster)."""
+    if not _SOURCES or _SOURCES[0][0] is not fleet:
+        _SOURCES[:] = [(fleet, {s.item.name: s for s in fleet.inventory.clusters})]
+    return _SOURCES[0][1][name]
 
 
 def override_rows(fleet: ResolvedFleet, cluster: ResolvedCluster) -> list[tuple[Cell, ...]]:

@@ -65,9 +65,21 @@ def _non_finite(value: Any) -> bool:
     return False
 
 
+_FINALIZED: dict[str, str] = {}
+
+
 def _finalize(value: Any) -> Any:
     """Render every expression as a JSON scalar/flow value: safe YAML whatever the string holds (characters YAML
     forbids escaped as \\uXXXX; infinities, which JSON cannot write, as YAML flow ``.inf``)."""
+    if type(value) is str:  # the common case, remembered: templates repeat the same strings per cluster
+        text = _FINALIZED.get(value)
+        if text is None:
+            if len(_FINALIZED) >= 1 << 16:
+                _FINALIZED.clear()
+            text = _FINALIZED[value] = _NOT_YAML_PRINTABLE.sub(
+                lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False)
+            )
+        return text
     if isinstance(value, jinja2.Undefined):
         return value
     if _non_finite(value):

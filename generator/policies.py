@@ -315,8 +315,9 @@ def _check_clusters(fleet: ResolvedFleet) -> None:
     problems: list[Problem] = []
     app_sources = {s.item.name: s for s in fleet.inventory.apps}
     kyverno = any(c.chart.name == "kyverno" for c in fleet.components)
+    cluster_sources = {s.item.name: s for s in fleet.inventory.clusters}  # by name: no scan per cluster
     for cluster in fleet.clusters:
-        source = next(s for s in fleet.inventory.clusters if s.item.name == cluster.name)
+        source = cluster_sources[cluster.name]
         if kyverno and not runs(cluster, "kyverno"):
             file, line, column = source.where("name")
             problems.append(

@@ -61,6 +61,11 @@ def _split(network: ipaddress.IPv4Network, extra_bits: int) -> list[ipaddress.IP
     return list(network.subnets(prefixlen_diff=extra_bits))
 
 
+def last_slash28(vpc: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+    """The last /28 of ``vpc`` (prefix at most 28), computed, not found by listing every /28 in it."""
+    return ipaddress.IPv4Network((int(vpc.network_address) + vpc.num_addresses - 16, 28))
+
+
 def plan_network(cluster: Cluster, region_zones: list[str]) -> NetworkPlan:
     """Subnets of ``cluster``: as written in the inventory, else carved from the VPC.
 
@@ -83,7 +88,7 @@ def plan_network(cluster: Cluster, region_zones: list[str]) -> NetworkPlan:
     nodes = net.private_subnets[0] if net.private_subnets else (str(halves[0]) if halves else str(vpc))
     control_plane = None
     if cluster.cloud == "gcp":
-        control_plane = str(list(vpc.subnets(new_prefix=28))[-1]) if vpc.prefixlen <= 28 else None
+        control_plane = str(last_slash28(vpc)) if vpc.prefixlen <= 28 else None
     return NetworkPlan(tuple(zones), (Subnet("nodes", "private", nodes),), control_plane)
 
 
