@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from generator.build import BuildOptions, FleetBuild, NaiveStep, build_fleet
+from generator.build.builder import BuildOptions, FleetBuild, NaiveStep, build_fleet
 from generator.command import Command
 from generator.errors import FleetgenError
 from generator.tools import Toolset, find_tools
@@ -103,7 +103,7 @@ def synthetic_clusters(count: int, environments: Sequence[str], clouds: Mapping[
 
 def make_fleet(source: Path, dest: Path, count: int, seed: int = SEED) -> list[str]:
     """Write a synthetic fleet root of ``count`` clusters at ``dest``; returns the cluster names."""
-    from generator.loader import platforms
+    from generator.inventory.loader import platforms
 
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("overlays", "charts"):
@@ -114,7 +114,7 @@ def make_fleet(source: Path, dest: Path, count: int, seed: int = SEED) -> list[s
     fleet = _load(inventory / "fleet.yaml")
     environments = list(fleet["fleet"]["environments"])
     data = platforms()
-    from generator.compat import kubernetes_support
+    from generator.inventory.compat import kubernetes_support
 
     offered = [set(kubernetes_support(cloud)) for cloud in data["clouds"]]
     versions = sorted(set.intersection(*offered), key=lambda v: tuple(int(p) for p in v.split(".")))
@@ -173,7 +173,7 @@ def _timed_build(root: Path, options: BuildOptions, rendered: Any, tools: Toolse
 
 def measure(count: int, *, jobs: int | None, seed: int, keep: Path | None, naive: bool) -> dict[str, Any]:
     """All measurements for one fleet size (run in a fresh process for a clean peak RSS)."""
-    from generator.render import plan, render
+    from generator.render.pipeline import plan, render
 
     source = _repo_root()
     tools = find_tools(source)
@@ -240,7 +240,7 @@ def _cpu_seconds() -> float:
 def measure_render(count: int, *, seed: int, keep: Path | None) -> dict[str, Any]:
     """Render-only measurements for one fleet size (a fresh process): the full render to disk, a re-render
     with nothing changed, and the render after a one-cluster edit; peak RSS of the process."""
-    from generator.render import render
+    from generator.render.pipeline import render
 
     source = _repo_root()
     base = keep or Path(tempfile.mkdtemp(prefix=f"fleetgen-render-{count}-"))

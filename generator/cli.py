@@ -24,7 +24,7 @@ def _root(value: str) -> Path:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """Render the fleet repo (or check that the committed one is up to date)."""
-    from generator.render import render
+    from generator.render.pipeline import render
 
     out = args.out.resolve() if args.out else args.root / "out"
     changes = render(args.root, out, check=args.check, force=args.force)
@@ -43,7 +43,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_schema(_: argparse.Namespace) -> int:
     """Print the JSON Schema of inventory and overlay files (for editors)."""
-    from generator.schema_export import inventory_json_schema
+    from generator.inventory.schema_export import inventory_json_schema
 
     print(json.dumps(inventory_json_schema(), indent=2, sort_keys=True))
     return 0
@@ -51,8 +51,8 @@ def cmd_schema(_: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """Print a cluster's resolved settings with the file:line that set each value."""
-    from generator.loader import load_inventory
-    from generator.resolve import resolve
+    from generator.inventory.loader import load_inventory
+    from generator.inventory.resolve import resolve
 
     fleet = resolve(load_inventory(args.root))
     cluster = fleet.cluster(args.cluster)
@@ -72,7 +72,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _flatten(cluster: object) -> dict[str, object]:
-    from generator.resolve import IDENTITY_FIELDS, ResolvedCluster
+    from generator.inventory.resolve import IDENTITY_FIELDS, ResolvedCluster
 
     assert isinstance(cluster, ResolvedCluster)
     data = cluster.settings.model_dump(by_alias=True, mode="json")
@@ -126,7 +126,10 @@ def parser() -> argparse.ArgumentParser:
     tools.add_argument("--root", type=_root, default=Path.cwd())
     tools.set_defaults(func=cmd_tools)
 
-    from generator import build, catalogue, evaluate, lock, overview, promote
+    from generator.build import builder as build
+    from generator.build import lock
+    from generator.render import overview
+    from generator.verify import catalogue, evaluate, promote
 
     build.register(sub)  # build, golden, diff
     lock.register(sub)  # lock (upstream charts)

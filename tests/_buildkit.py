@@ -12,7 +12,7 @@ from typing import Any
 
 from conftest import REPO
 
-from generator.build import BuildOptions, FleetBuild, build_fleet
+from generator.build.builder import BuildOptions, FleetBuild, build_fleet
 from generator.tools import Toolset, find_tools
 
 

@@ -13,10 +13,10 @@ import pytest
 from _buildkit import options, reference_build, tools
 from conftest import REPO, copy_reference_fleet
 
-from generator.argocd import argo_values
-from generator.argocd_build import ArgoExpandError, _allowed, expand, render, selector_matches
-from generator.build import FleetBuild, build_fleet
+from generator.build.argocd import ArgoExpandError, _allowed, expand, render, selector_matches
+from generator.build.builder import FleetBuild, build_fleet
 from generator.cli import main
+from generator.render.argocd import argo_values
 from generator.tools import TOOLS_DIR_ENV, tools_dir
 from generator.yamlio import load_documents
 
@@ -224,7 +224,7 @@ def test_a_kind_outside_the_project_is_refused() -> None:
 
 
 def test_projects_admit_every_kind_the_service_chart_renders() -> None:
-    from generator.argocd import APP_KINDS
+    from generator.render.argocd import APP_KINDS
 
     rendered = set()
     for template in sorted((REPO / "charts" / "service" / "templates").glob("*.yaml")):

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from conftest import REPO
 
-from generator.loader import load_inventory
-from generator.resolve import ResolvedCluster, resolve
+from generator.inventory.loader import load_inventory
+from generator.inventory.resolve import ResolvedCluster, resolve
 from generator.yamlio import load_documents
 
 GOLDEN = REPO / "golden"

@@ -15,7 +15,7 @@ import pytest
 from _buildkit import options, reference_build, tools
 from conftest import REPO
 
-from generator.build import (
+from generator.build.builder import (
     REDACTED,
     Builder,
     BuildError,
@@ -413,7 +413,7 @@ def reference() -> Iterator[Any]:
 
 
 def test_every_cluster_of_the_reference_fleet_builds(reference: Any) -> None:
-    from generator.render import plan
+    from generator.render.pipeline import plan
 
     names = [c.name for c in plan(REPO).fleet.clusters]
     assert list(reference.clusters) == names
@@ -440,7 +440,7 @@ def test_reference_build_is_deterministic_and_cached(reference: Any) -> None:
 
 def test_bench_fleet_is_a_valid_inventory(tmp_path: Path) -> None:
     from generator.bench import edit_one_cluster, make_fleet
-    from generator.render import plan
+    from generator.render.pipeline import plan
 
     names = make_fleet(REPO, tmp_path / "bench", 12, seed=7)
     assert len(names) == 12 and len(set(names)) == 12
@@ -461,8 +461,8 @@ def test_bench_fleet_is_a_valid_inventory(tmp_path: Path) -> None:
 
 def test_skipping_substitution_is_only_a_shortcut(reference: Any) -> None:
     """Objects fleetgen does not send through substitution come out of Flux's round trip unchanged."""
-    from generator.build import _may_change
-    from generator.substitute import substitute_object
+    from generator.build.builder import _may_change
+    from generator.build.substitute import substitute_object
 
     variables = {"cluster_name": "x", "unused": "y"}
     checked = 0

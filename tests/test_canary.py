@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 from conftest import REPO
 
-from generator.canary import METRIC_TEMPLATES
 from generator.cli import main
 from generator.command import Command
-from generator.loader import load_inventory
-from generator.render import plan
-from generator.resolve import resolve
-from generator.schema import CrdCatalogue, SchemaValidator
+from generator.inventory.canary import METRIC_TEMPLATES
+from generator.inventory.loader import load_inventory
+from generator.inventory.resolve import resolve
+from generator.render.pipeline import plan
+from generator.verify.schema import CrdCatalogue, SchemaValidator
 from generator.yamlio import load_documents
 
 GOLDEN = REPO / "golden"

@@ -21,7 +21,7 @@ from ruamel.yaml import YAML
 
 from generator.command import Command
 from generator.errors import ToolError
-from generator.schema import CrdCatalogue, SchemaValidator
+from generator.verify.schema import CrdCatalogue, SchemaValidator
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "service"

@@ -33,10 +33,10 @@ from _chartservers import (
 from conftest import REPO, copy_reference_fleet, tree_digest
 from pydantic import ValidationError
 
-from generator.charts import CHART_CACHE_ENV, ChartCache, ChartResolver, file_sha256
+from generator.build.charts import CHART_CACHE_ENV, ChartCache, ChartResolver, file_sha256
+from generator.build.lock import ChartRequest, Lock, read_lock
 from generator.cli import main
-from generator.lock import ChartRequest, Lock, read_lock
-from generator.models import Chart
+from generator.inventory.models import Chart
 from generator.tools import TOOLS_DIR_ENV
 from generator.yamlio import load_documents
 

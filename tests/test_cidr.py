@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from generator.cidr import overlapping_pairs
+from generator.inventory.cidr import overlapping_pairs
 
 
 def _random_blocks(rng: random.Random, count: int) -> list[tuple[ipaddress.IPv4Network, int]]:

@@ -14,11 +14,11 @@ import pytest
 from conftest import REPO, tree_digest
 
 from generator.cli import main
-from generator.compat import compat_data, embedded_flux_versions, kubernetes_support, satisfies
 from generator.errors import InventoryError, InventoryWarning
-from generator.loader import load_inventory
-from generator.resolve import resolve
-from generator.schema_export import inventory_json_schema
+from generator.inventory.compat import compat_data, embedded_flux_versions, kubernetes_support, satisfies
+from generator.inventory.loader import load_inventory
+from generator.inventory.resolve import resolve
+from generator.inventory.schema_export import inventory_json_schema
 from generator.yamlio import load_documents
 
 #: A day on which every version in the reference fleet is in standard support (independent of the real date).
@@ -160,7 +160,7 @@ def test_aks_cluster_on_1_37_renders_and_templates(fleet_root: Path) -> None:
     """1.37 on AKS is accepted and reaches helm template as --kube-version v1.37.0 (the service chart renders)."""
     from _buildkit import tools
 
-    from generator.build import BuildOptions, build_fleet
+    from generator.build.builder import BuildOptions, build_fleet
 
     _edit(fleet_root / "inventory/clusters/staging.yaml", "    cloud: azure\n",
           '    cloud: azure\n    kubernetesVersion: "1.37"\n')
@@ -307,7 +307,7 @@ def test_chart_kube_version_excluding_a_cluster(fleet_root: Path, monkeypatch: p
     """A chart whose Chart.yaml kubeVersion excludes a cluster's version is an error at the chart pin."""
     import copy
 
-    import generator.compat as compat
+    import generator.inventory.compat as compat
 
     data = copy.deepcopy(compat.compat_data())
     data["charts"]["kyverno"]["3.9.0"] = {"kubeVersion": ">=1.25.0-0 <1.36.0-0"}

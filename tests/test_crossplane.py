@@ -17,16 +17,16 @@ import pytest
 from conftest import REPO, copy_reference_fleet
 from ruamel.yaml import YAML
 
-from generator.catalogue import load_manifest
-from generator.crossplane import build_infrastructure, engine, plan_hub_bootstrap, plan_infrastructure
-from generator.crossplane.api import served_kinds, xr_openapi
-from generator.crossplane.engine import ComposedXR, compose_objects
-from generator.crossplane.plan import Infrastructure
-from generator.loader import load_inventory
-from generator.plan import HEADER
-from generator.resolve import ResolvedFleet, resolve
-from generator.schema import CrdCatalogue, SchemaValidator, strict_schema_from_openapi
+from generator.inventory.loader import load_inventory
+from generator.inventory.resolve import ResolvedFleet, resolve
+from generator.render.crossplane import build_infrastructure, engine, plan_hub_bootstrap, plan_infrastructure
+from generator.render.crossplane.api import served_kinds, xr_openapi
+from generator.render.crossplane.engine import ComposedXR, compose_objects
+from generator.render.crossplane.plan import Infrastructure
+from generator.render.planner import HEADER
 from generator.tools import find_tools
+from generator.verify.catalogue import load_manifest
+from generator.verify.schema import CrdCatalogue, SchemaValidator, strict_schema_from_openapi
 from generator.yamlio import load_documents
 
 Obj = dict[str, Any]

@@ -10,20 +10,20 @@ import pytest
 from conftest import REPO, copy_reference_fleet
 from test_crossplane import edit_yaml, enable_crossplane, resolved
 
-from generator.crossplane import (
+from generator.inventory.loader import load_inventory
+from generator.inventory.resolve import resolve
+from generator.render.crossplane import (
     build_hub_bootstrap,
     build_infrastructure,
     fleet_contribution,
     hub_resources,
     plan_hub_bootstrap,
 )
-from generator.crossplane.engine import run
-from generator.loader import load_inventory
-from generator.plan import plan_fleet
-from generator.render import plan
-from generator.resolve import resolve
-from generator.schema import CrdCatalogue, SchemaValidator
+from generator.render.crossplane.engine import run
+from generator.render.pipeline import plan
+from generator.render.planner import plan_fleet
 from generator.tools import find_tools
+from generator.verify.schema import CrdCatalogue, SchemaValidator
 from generator.yamlio import load_documents
 
 Obj = dict[str, Any]

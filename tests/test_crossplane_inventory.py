@@ -12,7 +12,7 @@ from test_crossplane import edit_cluster, edit_yaml, enable_crossplane
 
 from generator.cli import main
 from generator.errors import InventoryError
-from generator.loader import load_inventory
+from generator.inventory.loader import load_inventory
 
 
 def problems(root: Path) -> list[str]:

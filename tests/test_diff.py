@@ -13,8 +13,8 @@ import pytest
 from _buildkit import options, reference_build, shared_cache_dir, tools
 from conftest import REPO, copy_reference_fleet
 
-from generator.build import register
-from generator.diff import diff_builds, format_markdown, format_text, images_of
+from generator.build.builder import register
+from generator.verify.diff import diff_builds, format_markdown, format_text, images_of
 
 GIT = ("git", "-c", "user.name=fleetgen tests", "-c", "user.email=tests@example.com", "-c", "commit.gpgsign=false")
 
@@ -42,8 +42,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _checkout_clusters() -> set[str]:
     # not the clusters whose environment overlay pins checkout's own tag (dev: image automation writes it there)
-    from generator.loader import load_inventory
-    from generator.resolve import resolve
+    from generator.inventory.loader import load_inventory
+    from generator.inventory.resolve import resolve
 
     settings = {c.name: c.settings.apps.get("checkout") for c in resolve(load_inventory(REPO)).clusters}
     return {name for name, build in reference_build().clusters.items()
@@ -97,7 +97,7 @@ def test_diff_command_line_json(repo: Path, capsys: pytest.CaptureFixture[str],
 
 
 def test_external_differ(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from generator.diff import render_result
+    from generator.verify.diff import render_result
 
     result = diff_builds(repo, "HEAD~1", options(clusters=("prod-us-east-1",)), tools=tools())
     monkeypatch.setenv("FLEETGEN_DIFF", "diff -u --label old --label new")

@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 
 from generator.cli import main
-from generator.crossplane import engine
+from generator.render.crossplane import engine
 from generator.yamlio import load_documents
 
 HUB = REPO / "golden" / "management"

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from conftest import REPO
 
-from generator.render import plan
-from generator.schema import CrdCatalogue, SchemaValidator, rendered_extra_schemas
-from generator.substitute import substitute_object
+from generator.build.substitute import substitute_object
+from generator.render.pipeline import plan
 from generator.tools import find_tools
+from generator.verify.schema import CrdCatalogue, SchemaValidator, rendered_extra_schemas
 from generator.yamlio import load_documents
 
 

@@ -12,8 +12,14 @@ import yaml
 from conformance import flux_suite
 from conformance.flux_suite import Expansion, FuncCall
 
-from generator import substitute
-from generator.substitute import SubstitutionError, SubstitutionPanic, collect_variables, envsubst, substitute_object
+from generator.build import substitute
+from generator.build.substitute import (
+    SubstitutionError,
+    SubstitutionPanic,
+    collect_variables,
+    envsubst,
+    substitute_object,
+)
 from generator.tools import find_tools
 
 TESTDATA = flux_suite.ROOT / "kustomize" / "testdata"
@@ -136,7 +142,7 @@ def test_panic_fails_the_substitution_naming_the_variable() -> None:
 
 
 def test_the_failing_expression_is_found_in_its_file() -> None:
-    from generator.build import _written_in
+    from generator.build.builder import _written_in
 
     files = {"apps/web/config.yaml": "data:\n  x: ${v:1:-2}\n", "apps/web/other.yaml": "x: 1\n"}
     assert _written_in(files, "apps/web", "${v:1:-2}") == " (in apps/web/config.yaml)"

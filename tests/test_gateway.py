@@ -18,11 +18,11 @@ import pytest
 from conftest import REPO
 
 from generator.cli import main
-from generator.issuers import plan_issuers
-from generator.loader import load_inventory
-from generator.render import plan
-from generator.resolve import resolve
-from generator.schema import CrdCatalogue, SchemaValidator
+from generator.inventory.loader import load_inventory
+from generator.inventory.resolve import resolve
+from generator.render.issuers import plan_issuers
+from generator.render.pipeline import plan
+from generator.verify.schema import CrdCatalogue, SchemaValidator
 from generator.yamlio import load_documents
 
 GOLDEN = REPO / "golden"
@@ -404,8 +404,8 @@ def test_two_apps_cannot_claim_one_host_on_a_cluster(fleet_root: Path, capsys: p
 
 
 def test_one_host_on_clusters_two_apps_never_share_is_fine() -> None:
-    from generator.loader import _may_share_a_cluster
-    from generator.models import App
+    from generator.inventory.loader import _may_share_a_cluster
+    from generator.inventory.models import App
 
     def app(name: str, **fields: Any) -> App:
         return App.model_validate({"name": name, "team": "t", "image": {"repository": "ghcr.io/a/b", "tag": "1"},

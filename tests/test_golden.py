@@ -12,8 +12,8 @@ import pytest
 from _buildkit import options, reference_build, shared_cache_dir, tools
 from conftest import REPO, copy_reference_fleet
 
-from generator.build import register
-from generator.golden import check_golden, compare_golden, read_tree, update_golden
+from generator.build.builder import register
+from generator.verify.golden import check_golden, compare_golden, read_tree, update_golden
 
 
 @pytest.fixture

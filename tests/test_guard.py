@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from generator.errors import InventoryError
-from generator.golden import read_tree
 from generator.guard import MAX_DEPTH, prescan_yaml, read_text, walk_files
-from generator.loader import load_inventory
-from generator.writer import parse_manifest
+from generator.inventory.loader import load_inventory
+from generator.render.writer import parse_manifest
+from generator.verify.golden import read_tree
 
 
 def _nodes(count: int) -> str:

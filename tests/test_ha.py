@@ -17,8 +17,8 @@ import pytest
 from conftest import REPO
 from ruamel.yaml import YAML
 
-from generator.loader import load_inventory
-from generator.resolve import resolve
+from generator.inventory.loader import load_inventory
+from generator.inventory.resolve import resolve
 from generator.yamlio import load_documents
 
 HA_MAP = REPO / "generator" / "data" / "ha.yaml"

@@ -9,8 +9,8 @@ from typing import Any
 
 from conftest import REPO
 
-from generator.loader import load_inventory
-from generator.resolve import resolve
+from generator.inventory.loader import load_inventory
+from generator.inventory.resolve import resolve
 from generator.yamlio import load_documents
 
 

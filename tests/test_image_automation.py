@@ -10,16 +10,16 @@ import pytest
 from _buildkit import options, tools
 from conftest import REPO, tree_digest
 
-from generator.build import build_fleet
+from generator.build.builder import build_fleet
 from generator.cli import main
 from generator.errors import InventoryError
-from generator.golden import compare_trees
-from generator.imageautomation import automations, marker
-from generator.loader import load_inventory
-from generator.promote import promote
-from generator.render import plan, render
-from generator.resolve import resolve
-from generator.setters import LatestRef, apply_setters, find_markers, marker_of, update_path
+from generator.inventory.loader import load_inventory
+from generator.inventory.resolve import resolve
+from generator.inventory.setters import LatestRef, apply_setters, find_markers, marker_of, update_path
+from generator.render.imageautomation import automations, marker
+from generator.render.pipeline import plan, render
+from generator.verify.golden import compare_trees
+from generator.verify.promote import promote
 
 CHECKOUT = {"flux-system:checkout": LatestRef("ghcr.io/acme/checkout", "1.5.0")}
 

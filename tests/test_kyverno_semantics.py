@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from generator import celoptional
-from generator.evaluate import (
+from generator.verify import celoptional
+from generator.verify.evaluate import (
     CompiledPolicy,
     Evaluator,
     ExceptionSettings,
@@ -158,7 +158,7 @@ def test_other_optional_constructs_are_refused() -> None:
 
 
 def test_clusters_share_an_evaluator_only_when_what_it_reads_is_equal() -> None:
-    from generator.evaluate import _policy_fingerprint
+    from generator.verify.evaluate import _policy_fingerprint
 
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "apps", "namespace": "shop"}}
     other = {**config, "data": {"allowed": "web"}}

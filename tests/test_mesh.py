@@ -14,11 +14,11 @@ import pytest
 from conftest import REPO
 
 from generator.cli import main
-from generator.loader import load_inventory
-from generator.mesh import AMBIENT, DATAPLANE_LABEL
-from generator.render import plan
-from generator.resolve import resolve
-from generator.schema import CrdCatalogue, SchemaValidator
+from generator.inventory.loader import load_inventory
+from generator.inventory.mesh import AMBIENT, DATAPLANE_LABEL
+from generator.inventory.resolve import resolve
+from generator.render.pipeline import plan
+from generator.verify.schema import CrdCatalogue, SchemaValidator
 from generator.yamlio import load_documents
 
 GOLDEN = REPO / "golden"

@@ -10,8 +10,8 @@ import pytest
 from _buildkit import reference_build
 from conftest import REPO
 
-from generator.loader import load_inventory
-from generator.resolve import ResolvedCluster, resolve
+from generator.inventory.loader import load_inventory
+from generator.inventory.resolve import ResolvedCluster, resolve
 from generator.yamlio import load_documents
 
 HUB_ONLY = {"grafana", "thanos", "loki", "tempo"}

@@ -18,9 +18,7 @@ from conftest import REPO, copy_reference_fleet
 from markdown_it import MarkdownIt
 
 from generator.cli import main
-from generator.diff import DiffResult, format_markdown
-from generator.golden import Change, Comparison
-from generator.overview import (
+from generator.render.overview import (
     FLEET_FILE,
     ClusterFacts,
     Edge,
@@ -34,7 +32,9 @@ from generator.overview import (
     topology_dot,
     topology_mermaid,
 )
-from generator.render import plan, render
+from generator.render.pipeline import plan, render
+from generator.verify.diff import DiffResult, format_markdown
+from generator.verify.golden import Change, Comparison
 
 HOSTILE = (
     '</details><script>alert(1)</script> | ``` "q" [x](javascript:alert(1)) <img src=x onerror=alert(1)> $x$ *b* #1;'

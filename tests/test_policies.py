@@ -14,13 +14,13 @@ import pytest
 from conftest import REPO
 
 from generator.errors import InventoryError
-from generator.evaluate import Evaluator, compile_expression
-from generator.loader import load_inventory
-from generator.models import TENANCY_POLICY, VALIDATING_POLICIES
-from generator.policies import cel_literal, codeowners, plan_policies
-from generator.render import Rendered, plan
-from generator.resolve import resolve
-from generator.schema import CrdCatalogue, SchemaValidator
+from generator.inventory.loader import load_inventory
+from generator.inventory.models import TENANCY_POLICY, VALIDATING_POLICIES
+from generator.inventory.resolve import resolve
+from generator.render.pipeline import Rendered, plan
+from generator.render.policies import cel_literal, codeowners, plan_policies
+from generator.verify.evaluate import Evaluator, compile_expression
+from generator.verify.schema import CrdCatalogue, SchemaValidator
 from generator.yamlio import load_documents
 
 TODAY = datetime.date(2026, 11, 27)

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from conftest import REPO
 
-from generator.evaluate import Evaluator, Finding, PolicyError, compile_expression, policy_names
-from generator.models import VALIDATING_POLICIES
-from generator.render import plan
-from generator.schema import SchemaValidator
+from generator.inventory.models import VALIDATING_POLICIES
+from generator.render.pipeline import plan
+from generator.verify.evaluate import Evaluator, Finding, PolicyError, compile_expression, policy_names
+from generator.verify.schema import SchemaValidator
 from generator.yamlio import load_documents
 
 FIXTURES = Path(__file__).parent / "fixtures" / "policies"

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generator.cli import main
-from generator.setters import find_markers
+from generator.inventory.setters import find_markers
 from generator.yamlio import LoadedFile, dump_documents, load_documents, load_file
 
 settings.register_profile(

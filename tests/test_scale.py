@@ -12,7 +12,7 @@ import hashlib
 from pathlib import Path
 
 from generator.bench import make_fleet
-from generator.render import plan
+from generator.render.pipeline import plan
 
 REPO = Path(__file__).resolve().parent.parent
 #: sha256 over every (path, text) of the 50-cluster synthetic fleet's render (seed bench.SEED), and its file count.
@@ -38,7 +38,7 @@ def test_last_slash28_is_the_last_listed_subnet() -> None:
     import ipaddress
     import random
 
-    from generator.crossplane.network import last_slash28
+    from generator.inventory.network import last_slash28
 
     rng = random.Random(15)
     for _ in range(300):

@@ -1,4 +1,4 @@
-"""Tests of generator.schema: strict CRD and core-kind validation of rendered objects."""
+"""Tests of generator.verify.schema: strict CRD and core-kind validation of rendered objects."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from conftest import SHARED_CRDS, needs_shared_crds
 
 from generator.errors import FleetgenError
-from generator.schema import (
+from generator.verify.schema import (
     BUILTIN_CRDS,
     CrdCatalogue,
     SchemaValidator,

@@ -1,6 +1,6 @@
 """The hub's Flux is sharded for large fleets: past 100 spokes the hub's FluxInstance gets one more set of controllers
 per started hundred, and every spoke's bootstrap objects (the Flux Operator HelmRelease and the ``flux-<cluster>``
-Kustomization) carry the shard label of one of them (generator/sharding.py)."""
+Kustomization) carry the shard label of one of them (generator/render/sharding.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 from conftest import REPO
 
 from generator.bench import make_fleet
-from generator.render import plan
-from generator.sharding import SHARD_KEY, hub_shards, spoke_shard
+from generator.render.pipeline import plan
+from generator.render.sharding import SHARD_KEY, hub_shards, spoke_shard
 from generator.yamlio import load_documents
 
 SCHEMA = json.loads((REPO / "generator/data/schemas/fluxinstance.json").read_text(encoding="utf-8"))

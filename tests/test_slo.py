@@ -11,11 +11,11 @@ import pytest
 from _buildkit import options, reference_build, tools
 from conftest import REPO
 
-from generator.build import build_fleet
-from generator.loader import load_inventory
-from generator.models import App, AppSlo
-from generator.resolve import resolve
-from generator.slo import slo_rule, threshold_seconds
+from generator.build.builder import build_fleet
+from generator.inventory.loader import load_inventory
+from generator.inventory.models import App, AppSlo
+from generator.inventory.resolve import resolve
+from generator.render.slo import slo_rule, threshold_seconds
 from generator.yamlio import load_documents
 
 

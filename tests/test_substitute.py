@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from generator.build.substitute import SubstitutionError, collect_variables, envsubst, substitute_object
 from generator.errors import FleetgenError
-from generator.substitute import SubstitutionError, collect_variables, envsubst, substitute_object
 
 
 def configmap(data: dict[str, Any], **metadata: Any) -> dict[str, Any]:

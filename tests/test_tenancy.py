@@ -19,15 +19,16 @@ import pytest
 from _buildkit import shared_cache_dir
 from conftest import REPO
 
-from generator import cli, evaluate
-from generator.evaluate import Evaluator
-from generator.loader import load_inventory
-from generator.models import TENANCY_POLICY
-from generator.plan import FLUX_NAMESPACE, TENANT_SERVICE_ACCOUNT
-from generator.render import plan
-from generator.resolve import resolve
-from generator.schema import CrdCatalogue, SchemaValidator
+from generator import cli
+from generator.inventory.loader import load_inventory
+from generator.inventory.models import TENANCY_POLICY
+from generator.inventory.resolve import resolve
+from generator.render.pipeline import plan
+from generator.render.planner import FLUX_NAMESPACE, TENANT_SERVICE_ACCOUNT
 from generator.tools import TOOLS_DIR_ENV, tools_dir
+from generator.verify import evaluate
+from generator.verify.evaluate import Evaluator
+from generator.verify.schema import CrdCatalogue, SchemaValidator
 from generator.yamlio import load_documents
 
 FIXTURES = Path(__file__).parent / "fixtures" / "policies"

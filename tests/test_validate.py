@@ -11,9 +11,10 @@ import pytest
 from _buildkit import options, shared_cache_dir
 from conftest import REPO
 
-from generator import cli, evaluate
-from generator.evaluate import validate_fleet
+from generator import cli
 from generator.tools import TOOLS_DIR_ENV, tools_dir
+from generator.verify import evaluate
+from generator.verify.evaluate import validate_fleet
 
 FIXTURES = Path(__file__).parent / "fixtures" / "policies"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from generator.secretscan import entropy, looks_secret, scan
+from generator.verify.secretscan import entropy, looks_secret, scan
 
 RANDOM = "Zx9kQ2vB7pL4mW8nR3tY6uI1"
 

@@ -177,7 +177,7 @@ def _libyaml_dump(docs: list[Any]) -> str:
 
 def test_fast_emitter_writes_libyaml_bytes_on_golden_and_synthetic_files(tmp_path: Path) -> None:
     from generator.bench import make_fleet
-    from generator.render import plan
+    from generator.render.pipeline import plan
 
     emitter = yamlio._fast_emitter()
     make_fleet(REPO, tmp_path / "fleet", 30)

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from generator.evaluate import (
+from generator.verify.evaluate import (
     POLICY_GROUP,
     VALIDATING_KINDS,
     Evaluator,

@@ -1,0 +1,484 @@
+"""Resolve: layer built-in defaults ⊕ fleet defaults ⊕ overlays/<env> ⊕ cluster, recording provenance.
+
+Merge rules (the same as a JSON merge patch, which is also what kustomize applies to a HelmRelease):
+maps merge key by key, lists and scalars replace, and ``null`` removes a key.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from generator.inventory.canary import canary_controller, canary_values
+from generator.inventory.loader import (
+    Inventory,
+    Layer,
+    Sourced,
+    cluster_settings_layer,
+    defaults_layer,
+    platforms,
+    settings_layers,
+)
+from generator.inventory.mesh import check_mesh, mesh_values, runs_mesh
+from generator.inventory.models import (
+    App,
+    Cluster,
+    Component,
+    ComponentSettings,
+    Fleet,
+    Settings,
+    Team,
+    built_in_node_groups,
+)
+
+BUILT_IN = "(built-in default)"
+IDENTITY_FIELDS = {"name", "cloud", "region", "environment", "role", "networking"}
+_NO_SETTINGS = ComponentSettings()
+
+
+def merge(base: Any, patch: Any) -> Any:
+    """JSON-merge-patch ``patch`` onto ``base`` without changing either."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    if not isinstance(base, dict):
+        base = {}
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge(out.get(key), value)
+    return out
+
+
+def canonical(value: Any) -> Any:
+    """Free-form inventory maps (values, labels, configs) with keys sorted, so key order never matters."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
+def _built_in(provenance: dict[str, str], prefix: str, value: Any) -> None:
+    """Mark ``prefix`` and every leaf below it as set by fleetgen's built-in defaults."""
+    if isinstance(value, dict) and value:
+        for key, child in value.items():
+            _built_in(provenance, f"{prefix}.{key}" if prefix else str(key), child)
+    else:
+        provenance[prefix] = BUILT_IN
+
+
+def _layer_provenance(
+    provenance: dict[str, str], layer: Layer, data: dict[str, Any], path: tuple[Any, ...] = ()
+) -> None:
+    assert layer.file is not None
+    file = layer.file
+    for key, value in data.items():
+        full = (*path, key)
+        dotted = ".".join(str(p) for p in full)
+        if isinstance(value, dict) and value:
+            for stale in [k for k in provenance if k == dotted]:
+                del provenance[stale]
+            _layer_provenance(provenance, layer, value, full)
+        else:
+            for stale in [k for k in provenance if k == dotted or k.startswith(dotted + ".")]:
+                del provenance[stale]
+            if value is not None:
+                provenance[dotted] = str(file.position((*layer.path, *full)))
+
+
+def cluster_layer(source: Sourced[Cluster]) -> Layer:
+    """The settings written directly on a cluster entry, as a layer."""
+    return cluster_settings_layer(source)
+
+
+@dataclass(frozen=True)
+class LayeredValues:
+    """Chart values of a release split by the layer that sets them (base, environment, cluster)."""
+
+    base: dict[str, Any]
+    environment: dict[str, Any]
+    cluster: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        for name in ("base", "environment", "cluster"):
+            object.__setattr__(self, name, canonical(getattr(self, name)))
+
+    @property
+    def merged(self) -> dict[str, Any]:
+        """What the HelmRelease ends up with after kustomize applies the overlays."""
+        result: dict[str, Any] = merge(merge(self.base, self.environment), self.cluster)
+        return result
+
+
+@dataclass(frozen=True)
+class ResolvedComponent:
+    """A platform component as it runs on one cluster (or in one environment overlay)."""
+
+    component: Component
+    values: LayeredValues
+
+    @property
+    def name(self) -> str:
+        """The component name."""
+        return self.component.name
+
+
+@dataclass(frozen=True)
+class ResolvedApp:
+    """An application as it runs on one cluster (or in one environment overlay)."""
+
+    app: App
+    team: Team
+    values: LayeredValues
+
+    @property
+    def name(self) -> str:
+        """The app name."""
+        return self.app.name
+
+
+@dataclass(frozen=True)
+class ResolvedEnvironment:
+    """An environment overlay: what every workload cluster of the environment gets by default."""
+
+    name: str
+    settings: Settings
+    components: tuple[ResolvedComponent, ...]
+    apps: tuple[ResolvedApp, ...]
+
+    @property
+    def teams(self) -> list[str]:
+        """Teams with at least one app in this environment's overlay."""
+        return sorted({a.team.name for a in self.apps})
+
+    def team_apps(self, team: str) -> tuple[ResolvedApp, ...]:
+        """This environment's apps owned by ``team``."""
+        return tuple(a for a in self.apps if a.team.name == team)
+
+
+@dataclass(frozen=True)
+class ResolvedCluster:
+    """One cluster with every setting resolved, and the file:line that set each value."""
+
+    cluster: Cluster
+    settings: Settings
+    environment: ResolvedEnvironment
+    components: tuple[ResolvedComponent, ...]
+    apps: tuple[ResolvedApp, ...]
+    provenance: dict[str, str] = field(compare=False)
+    sources: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The cluster name."""
+        return self.cluster.name
+
+    def variables(self, fleet: Fleet) -> dict[str, str]:
+        """The Flux post-build substitution variables of this cluster."""
+        return {
+            "cluster_name": self.cluster.name,
+            "cluster_environment": self.cluster.environment,
+            "cluster_region": self.cluster.region,
+            "cluster_cloud": self.cluster.cloud,
+            "cluster_domain": f"{self.cluster.name}.{fleet.domain}",
+            "fleet_domain": fleet.domain,
+            "organization": fleet.organization,
+            **platforms()["clouds"][self.cluster.cloud].get("variables", {}),
+        }
+
+    @property
+    def infrastructure_differs(self) -> bool:
+        """Whether the cluster needs its own infrastructure overlay (not just its environment's)."""
+        return _signature(self.components) != _signature(self.environment.components, env_only=True)
+
+    @property
+    def teams(self) -> list[str]:
+        """Teams with at least one app on this cluster."""
+        return sorted({a.team.name for a in self.apps})
+
+    def team_apps(self, team: str) -> tuple[ResolvedApp, ...]:
+        """This cluster's apps owned by ``team``."""
+        return tuple(a for a in self.apps if a.team.name == team)
+
+    def team_differs(self, team: str) -> bool:
+        """Whether the cluster needs its own overlay for ``team``'s apps (not the environment's)."""
+        mine = _signature(self.team_apps(team))
+        return mine != _signature(self.environment.team_apps(team), env_only=True)
+
+    @property
+    def tenants_differ(self) -> bool:
+        """Whether namespaces/RBAC of this cluster differ from its environment's."""
+        names = [a.name for a in self.apps] != [a.name for a in self.environment.apps]
+        mesh = (runs_mesh(self.components), self.settings.mesh) != (
+            runs_mesh(self.environment.components), self.environment.settings.mesh
+        )
+        return names or mesh or self.settings.tenancy != self.environment.settings.tenancy
+
+
+def _signature(items: tuple[ResolvedComponent, ...] | tuple[ResolvedApp, ...], env_only: bool = False) -> list[Any]:
+    return [(i.name, i.values.base, i.values.environment, {} if env_only else i.values.cluster) for i in items]
+
+
+@dataclass(frozen=True)
+class ResolvedFleet:
+    """The whole fleet, resolved: the input of plan."""
+
+    inventory: Inventory
+    fleet: Fleet
+    components: tuple[Component, ...]
+    apps: tuple[App, ...]
+    teams: tuple[Team, ...]
+    environments: tuple[ResolvedEnvironment, ...]
+    clusters: tuple[ResolvedCluster, ...]
+
+    def cluster(self, name: str) -> ResolvedCluster | None:
+        """The resolved cluster called ``name``."""
+        return next((c for c in self.clusters if c.name == name), None)
+
+
+def _settings_of(layers: list[Layer], cloud: str = "aws") -> tuple[dict[str, Any], dict[str, str]]:
+    """Built-in defaults (node groups per cloud) with ``layers`` merged on top, and where each value came from."""
+    built_in = Settings(node_groups=built_in_node_groups(cloud))
+    data: dict[str, Any] = built_in.model_dump(by_alias=True, mode="json")
+    provenance: dict[str, str] = {}
+    _built_in(provenance, "", data)
+    for layer in layers:
+        if layer.file is None:
+            continue
+        data = merge(data, layer.data)
+        _layer_provenance(provenance, layer, layer.data)
+    return data, provenance
+
+
+def gateway_component(components: tuple[Component, ...] | list[Component]) -> Component | None:
+    """The platform component that serves app hosts (the one with a ``gateway`` entry), if any."""
+    return next((c for c in components if c.gateway is not None), None)
+
+
+def app_base_values(
+    app: App, team: Team, fleet: Fleet, apps: tuple[App, ...] | list[App], gateway: Component | None
+) -> dict[str, Any]:
+    """The service chart's values for an app before environment and cluster layers.
+
+    An app with a ``host`` gets an HTTPRoute for ``<host>.<cluster domain>`` attached to the gateway
+    component's Gateway, and its NetworkPolicy admits the gateway's data plane pods. The policy also admits
+    every app that depends on it; egress goes to every app it depends on, on that app's port (DNS always).
+    Peers are selected by ``app.kubernetes.io/instance`` (the release name, the app's name): Flagger keeps it on
+    a Canary's primary pods, whose ``app.kubernetes.io/name`` becomes ``<app>-primary``.
+    """
+    by_name = {a.name: a for a in apps}
+    allow_from: list[dict[str, Any]] = []
+    if app.host and gateway is not None and gateway.gateway is not None:
+        peer: dict[str, Any] = {"namespace": gateway.namespace}
+        if gateway.gateway.data_plane_labels:
+            peer["podLabels"] = dict(sorted(gateway.gateway.data_plane_labels.items()))
+        allow_from.append(peer)
+    for other in sorted(apps, key=lambda a: a.name):
+        if app.name in other.depends_on:
+            allow_from.append(
+                {"namespace": other.target_namespace, "podLabels": {"app.kubernetes.io/instance": other.name}}
+            )
+    allow_to = [
+        {
+            "namespace": by_name[d].target_namespace,
+            "podLabels": {"app.kubernetes.io/instance": d},
+            "port": by_name[d].port,
+        }
+        for d in sorted(app.depends_on)
+    ]
+    values: dict[str, Any] = {
+        "image": {"repository": app.image.repository, "tag": app.image.tag, "digest": app.image.digest},
+        "containerPort": app.port,
+        "resources": app.resources.model_dump(mode="json"),
+        "probes": {"liveness": {"path": app.probes.liveness}, "readiness": {"path": app.probes.readiness}},
+        "partOf": fleet.organization,
+        "labels": {"fleet.gitops.io/team": team.name},
+        "env": dict(sorted(app.env.items())),
+        "envFromSecrets": sorted(secret.name for secret in app.secrets),
+        "networkPolicy": {"enabled": True, "allowFrom": allow_from, "allowTo": allow_to},
+    }
+    if app.slo is not None:
+        values["metrics"] = {"enabled": True}   # the SLO rules read what the ServiceMonitor scrapes
+    if app.host and gateway is not None and gateway.gateway is not None:
+        values["route"] = {
+            "enabled": True,
+            "hostnames": [f"{app.host}.${{cluster_domain}}"],
+            "gateway": {
+                "name": gateway.gateway.name,
+                "namespace": gateway.namespace,
+                "sectionName": gateway.gateway.listener,
+            },
+        }
+    result: dict[str, Any] = canonical(merge(values, app.values))
+    return result
+
+
+def _app_env_values(app: App, env: str, settings: Settings) -> dict[str, Any]:
+    values: dict[str, Any] = {"labels": {"fleet.gitops.io/environment": env}}
+    if env in app.autoscaling:
+        scaling = app.autoscaling[env]
+        values["autoscaling"] = {
+            "enabled": True,
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "targetCPUUtilizationPercentage": scaling.target_cpu_utilization,
+        }
+    elif env in app.replicas:
+        values["replicas"] = app.replicas[env]
+    layered = settings.apps.get(app.name)
+    if layered is not None:
+        if layered.replicas is not None:
+            values["replicas"] = layered.replicas
+        if layered.image is not None:
+            values["image"] = layered.image.model_dump(exclude_none=True)
+        values = merge(values, layered.values)
+    return values
+
+
+def _cluster_values(raw: dict[str, Any], section: str, name: str) -> dict[str, Any]:
+    entry = (raw.get(section) or {}).get(name) or {}
+    values: dict[str, Any] = copy.deepcopy(entry.get("values") or {})
+    if section == "apps" and entry.get("replicas") is not None:
+        values = merge({"replicas": entry["replicas"]}, values)
+    if section == "apps" and entry.get("image"):
+        image = {k: v for k, v in entry["image"].items() if k in ("tag", "digest") and v is not None}
+        values = merge({"image": image}, values)
+    return values
+
+
+def _canary_override(environment: dict[str, Any], cluster: dict[str, Any]) -> dict[str, Any]:
+    """Canary values a cluster layer must set when its canary settings differ from its environment's."""
+    if cluster == environment:
+        return {}
+    return cluster or {"canary": {"enabled": False}}
+
+
+def _mesh_override(team: Team, environment: bool, cluster: bool) -> dict[str, Any]:
+    """Mesh values a cluster layer must set when the mesh runs there and not in its environment, or the reverse."""
+    if environment == cluster or not team.mesh:
+        return {}
+    return {"networkPolicy": {"ambient": cluster}}
+
+
+def _enabled(settings: Settings, section: str, name: str, default: bool) -> bool:
+    entry = getattr(settings, section).get(name)
+    return default if entry is None or entry.enabled is None else bool(entry.enabled)
+
+
+def resolve(inv: Inventory) -> ResolvedFleet:
+    """Layer the inventory into per-environment and per-cluster views."""
+    fleet = inv.fleet.item
+    teams = {t.item.name: t.item for t in inv.teams}
+    components = [c.item for c in inv.components]
+    apps = [a.item for a in inv.apps]
+    gateway = gateway_component(components)
+    controller = canary_controller(components)
+
+    def canary(app: App, settings: Settings) -> dict[str, Any]:
+        values = canary_values(app, settings.canary, settings.alerts.event_severity, fleet, gateway, controller)
+        return {"canary": values} if values else {}
+
+    environments: dict[str, ResolvedEnvironment] = {}
+    for env_name in fleet.environments:
+        data, _ = _settings_of([defaults_layer(inv), inv.overlays[env_name]])
+        settings = Settings.model_validate(data)
+        env_components = tuple(
+            ResolvedComponent(c, LayeredValues(c.values, settings.components.get(c.name, _NO_SETTINGS).values, {}))
+            for c in components
+            if "workload" in c.roles and _enabled(settings, "components", c.name, c.enabled)
+        )
+        env_apps = tuple(
+            ResolvedApp(
+                a,
+                teams[a.team],
+                LayeredValues(
+                    app_base_values(a, teams[a.team], fleet, apps, gateway),
+                    merge(
+                        merge(_app_env_values(a, env_name, settings), canary(a, settings)),
+                        mesh_values(teams[a.team], runs_mesh(env_components)),
+                    ),
+                    {},
+                ),
+            )
+            for a in apps
+            if (a.environments is None or env_name in a.environments)
+            and a.clusters is None
+            and _enabled(settings, "apps", a.name, True)
+        )
+        environments[env_name] = ResolvedEnvironment(env_name, settings, env_components, env_apps)
+
+    clusters = []
+    for source in inv.clusters:
+        cluster = source.item
+        env = environments[cluster.environment]
+        layers = settings_layers(inv, source)
+        layer = layers[-1]
+        data, provenance = _settings_of(layers, cluster.cloud)
+        settings = Settings.model_validate(data)
+        resolved_components = tuple(
+            ResolvedComponent(
+                c,
+                LayeredValues(
+                    c.values,
+                    env.settings.components.get(c.name, _NO_SETTINGS).values,
+                    _cluster_values(layer.data, "components", c.name),
+                ),
+            )
+            for c in components
+            if cluster.role in c.roles
+            and cluster.cloud in c.clouds
+            and _enabled(settings, "components", c.name, c.enabled)
+        )
+        resolved_apps = tuple(
+            ResolvedApp(
+                a,
+                teams[a.team],
+                LayeredValues(
+                    app_base_values(a, teams[a.team], fleet, apps, gateway),
+                    merge(
+                        merge(_app_env_values(a, cluster.environment, env.settings), canary(a, env.settings)),
+                        mesh_values(teams[a.team], runs_mesh(env.components)),
+                    ),
+                    merge(
+                        merge(_cluster_values(layer.data, "apps", a.name),
+                              _canary_override(canary(a, env.settings), canary(a, settings))),
+                        _mesh_override(teams[a.team], runs_mesh(env.components), runs_mesh(resolved_components)),
+                    ),
+                ),
+            )
+            for a in apps
+            if cluster.role == "workload"
+            and (a.environments is None or cluster.environment in a.environments)
+            and (a.clusters is None or cluster.name in a.clusters)
+            and _enabled(settings, "apps", a.name, True)
+        )
+        identity = cluster.model_dump(by_alias=True, mode="json", include=IDENTITY_FIELDS)
+        _built_in(provenance, "", identity)
+        written = {k: v for k, v in source.raw.items() if k in identity}
+        _layer_provenance(provenance, Layer(f"cluster {cluster.name}", written, source.file, source.path), written)
+        sources = sorted(
+            {
+                source.file.file,
+                inv.fleet.file.file,
+                *(layer.file.file for layer in (inv.defaults, inv.overlays[cluster.environment]) if layer.file),
+            }
+        )
+        clusters.append(
+            ResolvedCluster(
+                cluster,
+                settings,
+                env,
+                resolved_components,
+                resolved_apps,
+                dict(sorted(provenance.items())),
+                tuple(sources),
+            )
+        )
+    if any(runs_mesh(c.components) and c.settings.mesh.mtls == "STRICT" for c in clusters):
+        check_mesh([(a.item, a) for a in inv.apps], {t.item.name: (t.item, t) for t in inv.teams})
+    return ResolvedFleet(
+        inv, fleet, tuple(components), tuple(apps), tuple(teams.values()), tuple(environments.values()), tuple(clusters)
+    )

@@ -1,0 +1,207 @@
+"""Plan the infrastructure repo (OUT/infrastructure/) and the hub's extra fleet files, as ``{path: text}``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from generator.inventory.crossplane_data import crossplane_data
+from generator.inventory.models import CrossplaneSettings
+from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
+from generator.render.crossplane import api, bootstrap, compositions, packages
+from generator.render.crossplane.common import Mode, Obj
+from generator.render.crossplane.failover import add_failover, check_failover, failover_apps
+from generator.render.crossplane.objects import cluster_documents
+from generator.render.planner import Contribution, Planner
+from generator.render.sharding import hub_shards, spoke_shard
+
+
+def mode_of(settings: CrossplaneSettings) -> Mode:
+    """API mode and names of a fleet's Crossplane settings."""
+    data = crossplane_data()
+    return Mode(settings.legacy_claims, settings.namespace, data["group"], data["version"])
+
+
+def workload_clusters(fleet: ResolvedFleet) -> list[ResolvedCluster]:
+    """The clusters Crossplane provisions (the hub exists before Crossplane does)."""
+    return [c for c in fleet.clusters if c.cluster.role == "workload"]
+
+
+def hub_cluster(fleet: ResolvedFleet) -> ResolvedCluster | None:
+    """The management cluster."""
+    return next((c for c in fleet.clusters if c.cluster.role == "hub"), None)
+
+
+def facts_of(fleet: ResolvedFleet) -> compositions.Facts:
+    """Fleet-wide facts the compositions are rendered with."""
+    settings = fleet.fleet.crossplane
+    assert settings is not None
+    data = crossplane_data()
+    azure = settings.azure
+    return compositions.Facts(mode_of(settings), data["sizes"], data["engineVersions"],
+                              azure.tenant_id if azure else None, azure.database_admins if azure else None)
+
+
+@dataclass
+class Infrastructure:
+    """The infrastructure repo as objects: ``{path: (documents, source files)}``."""
+
+    files: dict[str, tuple[list[Obj], list[str]]] = field(default_factory=dict)
+
+    def add(self, path: str, documents: list[Obj], sources: list[str]) -> None:
+        """Add one file (documents are copied, so no two places share an object and YAML has no aliases)."""
+        self.files[path] = (unshared(documents), sources)
+
+    def documents(self, prefix: str = "") -> list[Obj]:
+        """Every document of the files below ``prefix``."""
+        return [doc for path, (docs, _) in sorted(self.files.items()) if path.startswith(prefix) for doc in docs]
+
+
+def unshared(documents: list[Obj]) -> list[Obj]:
+    """A deep copy in which no object is shared (YAML emitters turn shared objects into anchors)."""
+    copied: list[Obj] = json.loads(json.dumps(documents))
+    return copied
+
+
+def _kustomization(resources: list[str]) -> Obj:
+    return {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}
+
+
+def build_infrastructure(fleet: ResolvedFleet) -> Infrastructure:
+    """Every object of the infrastructure repo, grouped by file (empty without ``fleet.crossplane``)."""
+    infra = Infrastructure()
+    settings = fleet.fleet.crossplane
+    workloads = workload_clusters(fleet)
+    if settings is None or not workloads:
+        return infra
+    data = crossplane_data()
+    facts = facts_of(fleet)
+    mode = facts.mode
+    hub = hub_cluster(fleet)
+    hub_cloud = hub.cluster.cloud if hub else "aws"
+    fleet_file = fleet.inventory.fleet.file.file
+    cluster_files = {c.name: sorted({*c.sources}) for c in workloads}
+    clouds: list[str] = sorted({c.cluster.cloud for c in workloads})
+    db_clouds: list[str] = sorted({c.cluster.cloud for c in workloads if c.cluster.databases})
+    cache_clouds: list[str] = sorted({c.cluster.cloud for c in workloads if c.cluster.caches})
+
+    apis: list[tuple[api.Api, Obj, list[str], dict[str, compositions.Builder]]] = [
+        (api.CLUSTER, api.cluster_schema(data["limits"], data["instanceTypePatterns"]), clouds,
+         compositions.CLUSTER_COMPOSITIONS),
+        (api.NETWORK, api.network_schema(), clouds, compositions.NETWORK_COMPOSITIONS),
+    ]
+    if db_clouds:
+        apis.append((api.DATABASE, api.database_schema(data["databaseVersions"]), db_clouds,
+                     compositions.DATABASE_COMPOSITIONS))
+    if cache_clouds:
+        apis.append((api.CACHE, api.cache_schema(), cache_clouds, compositions.CACHE_COMPOSITIONS))
+    check_failover(fleet)
+    if failover_apps(fleet):  # multi-region prod: global DNS failover (generator/render/crossplane/failover.py)
+        apis.append((api.DNS_FAILOVER, api.dns_failover_schema(), ["aws"], compositions.DNS_FAILOVER_COMPOSITIONS))
+
+    groups: dict[str, set[str]] = {cloud: set() for cloud in clouds}
+    api_files, composition_files = [], []
+    for platform_api, schema, api_clouds, builders in apis:
+        path = f"apis/{platform_api.short}/definition.yaml"
+        infra.add(path, [api.definition(platform_api, schema, mode)], [fleet_file])
+        api_files.append(f"{platform_api.short}/definition.yaml")
+        for cloud in api_clouds:
+            comp = builders[cloud](facts)
+            name = comp["metadata"]["name"]
+            infra.add(f"compositions/{name}.yaml", [comp], [fleet_file])
+            composition_files.append(f"{name}.yaml")
+            groups[cloud].update(compositions.script_resource_kinds(name.replace("-", "_")))
+    infra.add("apis/kustomization.yaml", [_kustomization(sorted(api_files))], [fleet_file])
+    infra.add("compositions/kustomization.yaml", [_kustomization(sorted(composition_files))], [fleet_file])
+
+    function_versions = {str(k): v for k, v in settings.function_versions.items()}
+    infra.add("providers/functions.yaml", packages.functions(data["functions"], function_versions), [fleet_file])
+    provider_files, config_files = ["functions.yaml"], []
+    for cloud in clouds:
+        pin = data["providers"][cloud]
+        by_group = {group: member for member, group in pin["members"].items()}
+        members = sorted(by_group[g] for g in groups[cloud] if g in by_group)
+        version = {str(k): v for k, v in settings.provider_versions.items()}.get(cloud, pin["version"])
+        infra.add(f"providers/{cloud}.yaml", [*packages.runtime(cloud, settings, hub_cloud),
+                                              *packages.providers(cloud, pin, members, version)], [fleet_file])
+        provider_files.append(f"{cloud}.yaml")
+        infra.add(f"provider-configs/{cloud}.yaml",
+                  [packages.provider_config(cloud, settings, hub_cloud, pin["configGroup"])], [fleet_file])
+        config_files.append(f"{cloud}.yaml")
+    infra.add("providers/kustomization.yaml", [_kustomization(provider_files)], [fleet_file])
+    infra.add("provider-configs/kustomization.yaml", [_kustomization(config_files)], [fleet_file])
+
+    for cluster in workloads:
+        infra.add(f"clusters/{cluster.name}.yaml",
+                  add_failover(fleet, cluster, mode, cluster_documents(fleet.fleet, cluster, mode, hub)),
+                  sorted({*cluster_files[cluster.name], *(s.file.file for s in fleet.inventory.apps
+                                                          if s.item.failover is not None)}))
+    declared = {s.item.name: s.file.file for s in fleet.inventory.clusters}
+    infra.add("clusters/kustomization.yaml", [_kustomization([f"{c.name}.yaml" for c in workloads])],
+              sorted({declared[c.name] for c in workloads}))
+    return infra
+
+
+def plan_infrastructure(fleet: ResolvedFleet) -> dict[str, str]:
+    """Files of OUT/infrastructure/ (paths relative to it), each with the generated header."""
+    planner = Planner()
+    for path, (documents, sources) in sorted(build_infrastructure(fleet).files.items()):
+        planner.add_yaml(path, documents, sources)
+    return dict(sorted(planner.files.items()))
+
+
+def _flux_path(prefix: str, path: str) -> str:
+    return "./" + "/".join(p for p in (prefix.strip("/"), path) if p)
+
+
+def build_hub_bootstrap(fleet: ResolvedFleet) -> dict[str, tuple[list[Obj], list[str]]]:
+    """The hub's extra fleet files as objects: ``{path relative to OUT/fleet: (documents, sources)}``."""
+    settings = fleet.fleet.crossplane
+    hub = hub_cluster(fleet)
+    workloads = workload_clusters(fleet)
+    if settings is None or hub is None or not workloads:
+        return {}
+    chart, values = bootstrap.flux_operator_chart(fleet)
+    infra = build_infrastructure(fleet)
+    steps = [step for step in bootstrap.STEPS if any(p.startswith(step + "/") for p in infra.files)]
+    fleet_file = fleet.inventory.fleet.file.file
+    base = f"clusters/{hub.name}"
+    sources = sorted({*hub.sources, fleet_file})
+    files: dict[str, tuple[list[Obj], list[str]]] = {
+        f"{base}/crossplane.yaml": (bootstrap.sync_documents(
+            settings, chart, lambda step: _flux_path(settings.infrastructure_path, step), steps,
+            {"fleet.gitops.io/layer": "crossplane"}), sources)}
+    shards = hub_shards(len(workloads))
+    for cluster in workloads:
+        files[f"{base}/spokes/{cluster.name}.yaml"] = (bootstrap.spoke_documents(
+            settings, cluster, values, lambda path: _flux_path(fleet.fleet.git.path, path),
+            spoke_shard(cluster.name, shards)), sorted({*cluster.sources, fleet_file}))
+    files[f"{base}/spokes/kustomization.yaml"] = (
+        [_kustomization([f"{c.name}.yaml" for c in workloads])], sources)
+    return files
+
+
+def plan_hub_bootstrap(fleet: ResolvedFleet) -> dict[str, str]:
+    """Extra files of OUT/fleet/ for the hub (paths relative to OUT/fleet), each with the generated header."""
+    planner = Planner()
+    for path, (documents, sources) in sorted(build_hub_bootstrap(fleet).items()):
+        planner.add_yaml(path, unshared(documents), sources)
+    return dict(sorted(planner.files.items()))
+
+
+def hub_resources(fleet: ResolvedFleet) -> list[str]:
+    """Entries to add to ``clusters/<hub>/kustomization.yaml`` resources (empty when nothing is rendered)."""
+    return ["crossplane.yaml", "spokes"] if build_hub_bootstrap(fleet) else []
+
+
+def fleet_contribution(fleet: ResolvedFleet) -> Contribution:
+    """The hub bootstrap as a :class:`generator.render.planner.Contribution` to ``plan_fleet`` (files and hub resources)."""
+    files = plan_hub_bootstrap(fleet)
+    hub = hub_cluster(fleet)
+    contribution = Contribution(files=files)
+    if files and hub is not None:
+        contribution.cluster_resources[hub.name] = [f"clusters/{hub.name}/{entry}" for entry in hub_resources(fleet)]
+        # the spoke bootstrap HelmReleases, Kustomizations and the Flux Operator chart source live there
+        assert fleet.fleet.crossplane is not None
+        contribution.flux_namespaces[hub.name] = [fleet.fleet.crossplane.namespace]
+    return contribution

@@ -1,0 +1,619 @@
+"""Overview: the fleet as people read it — ``FLEET.md`` (Markdown + Mermaid) and ``fleetgen overview --html``.
+
+Plan stage only (no I/O): ``fleet_markdown`` returns the text ``fleetgen render`` writes to ``OUT/FLEET.md``.
+``fleet_html`` needs an SVG of the topology, which ``render_svg`` makes with Graphviz ``dot`` (through the one
+``Command`` wrapper) at build time, so the page needs no network and no JavaScript when viewed.
+
+Every inventory string reaches the output through one escaping function per format: ``markdown_text``
+(backslash-escapes ASCII punctuation, CommonMark §2.4), ``mermaid_label`` (a quoted label whose unsafe
+characters are Mermaid entity codes ``#NNN;``), ``dot_string`` (a DOT quoted string) and Jinja's HTML
+autoescape. Node and subgraph identifiers are generated (``n0``, ``g0``), never taken from the inventory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import json
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from generator.command import Command
+from generator.errors import ToolError
+from generator.inventory.compat import kubernetes_support
+from generator.inventory.loader import Sourced
+from generator.inventory.models import VALIDATING_POLICIES, Cluster, Component, HubAccess
+from generator.inventory.resolve import IDENTITY_FIELDS, ResolvedCluster, ResolvedFleet, cluster_layer
+from generator.render.planner import template_environment
+
+FLEET_FILE = "FLEET.md"
+NOT_INSTALLED = "—"
+
+# --- reachability and support dates ------------------------------------------------------------------------
+
+
+def reachability(cluster: ResolvedCluster, hub: HubAccess | None) -> str:
+    """How the hub reaches this cluster's API server and signs in, as the inventory checks enforce it
+    (generator/inventory/crossplane_checks.py): a public endpoint admits only ``fleet.crossplane.hub.egressCidrs``; a
+    private one is reached through the VPC peering the AWS composition creates with the hub's network. EKS
+    spokes are signed in to with Flux's workload identity when ``hub.fluxRoleArn`` is set, others with the
+    kubeconfig Secret their composition writes (generator/render/crossplane/bootstrap.py)."""
+    cloud = cluster.cluster.cloud
+    path = "VPC peering, private endpoint" if cluster.cluster.networking.private_endpoint else "public endpoint"
+    if hub is not None and not cluster.cluster.networking.private_endpoint and hub.egress_cidrs:
+        path += ", hub egress only"
+    sign_in = "workload identity" if cloud == "aws" and hub is not None and hub.flux_role_arn else "kubeconfig"
+    return f"{path} / {sign_in}"
+
+
+def support_dates(cloud: str, version: str) -> tuple[datetime.date | None, datetime.date | None]:
+    """End of standard and of extended support of Kubernetes ``version`` on ``cloud`` (None: not known).
+
+    From the compatibility matrix (generator/data/compat.yaml, sources cited there), the same data the
+    inventory checks use.
+    """
+    entry = kubernetes_support(cloud).get(version)
+    return (entry.end_of_standard, entry.end_of_extended) if entry else (None, None)
+
+
+def _approximate(cloud: str, version: str) -> tuple[str, ...]:
+    entry = kubernetes_support(cloud).get(version)
+    return entry.approximate if entry else ()
+
+
+def support_status(cloud: str, version: str) -> str:
+    """Support dates as words, e.g. ``standard support ends 2027-03-27`` (never compared with today)."""
+    standard, extended = support_dates(cloud, version)
+    parts = []
+    if standard:
+        parts.append(f"standard support ends {standard.isoformat()}")
+    if extended:
+        about = "about " if "endOfExtendedSupport" in _approximate(cloud, version) else ""
+        parts.append(f"extended support ends {about}{extended.isoformat()}")
+    return "; ".join(parts) or f"no support dates known for {cloud} {version}"
+
+
+# --- escaping ---------------------------------------------------------------------------------------------------
+
+_MARKDOWN_SPECIAL = set("\\`*_[]{}<>()#+!|~$&")
+_MERMAID_SAFE = re.compile(r"[A-Za-z0-9 .,:/()@+=_-]")
+
+
+def markdown_text(value: object) -> str:
+    """Inline Markdown showing ``value`` literally: every ASCII punctuation mark that can start inline markup,
+    a link, HTML, an entity, math or a table cell is backslash-escaped (CommonMark allows it for any ASCII
+    punctuation); line breaks become spaces. For inline positions (table cells, after a heading mark, inside a
+    sentence): the templates never start a line with an inventory string. Names like ``prod-us-east-1`` and
+    versions like ``2.9.4`` stay readable."""
+    text = re.sub(r"[\r\n\t]", " ", str(value))
+    return "".join("\\" + char if char in _MARKDOWN_SPECIAL else char for char in text)
+
+
+def markdown_code(value: object) -> str:
+    """A Markdown code span showing ``value`` literally, also inside a GFM table cell (``|`` escaped)."""
+    text = re.sub(r"[\r\n\t]", " ", str(value)).replace("|", "\\|")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def mermaid_escape(value: object) -> str:
+    """Text for inside a quoted Mermaid label: every character outside a small safe set becomes the entity
+    code ``#NNN;`` (Mermaid decodes ``#<decimal>;``), so quotes, brackets, pipes, backticks, ``<`` and line
+    breaks can neither end the label nor become HTML."""
+    return "".join(c if _MERMAID_SAFE.fullmatch(c) else f"#{ord(c)};" for c in str(value))
+
+
+def mermaid_label(*lines: object) -> Markup:
+    """A quoted Mermaid label of one or more escaped lines."""
+    return Markup('"' + "<br/>".join(mermaid_escape(line) for line in lines) + '"')
+
+
+def dot_string(*lines: object) -> Markup:
+    """A quoted DOT string of one or more lines (backslashes and quotes escaped, so no DOT escape survives)."""
+    escaped = [str(line).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") for line in lines]
+    return Markup('"' + "\\n".join(escaped) + '"')
+
+
+# --- the overview as data -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Code:
+    """A table cell shown in monospace (keys, values, file:line)."""
+
+    text: str
+
+
+Cell = str | Code
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table with a caption; ``empty`` is said instead when it has no rows."""
+
+    caption: str
+    headers: tuple[str, ...]
+    rows: list[tuple[Cell, ...]]
+    empty: str = "None."
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled part of the overview: paragraphs, then tables."""
+
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Node:
+    """A cluster in the topology diagram."""
+
+    id: str
+    name: str
+    role: str
+    environment: str
+    kubernetes: str
+
+
+@dataclass(frozen=True)
+class Group:
+    """A subgraph: a cloud holding regions, or a region holding clusters."""
+
+    id: str
+    label: str
+    groups: list[Group] = field(default_factory=list)
+    nodes: list[Node] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """Hub → spoke, labelled with the reachability path."""
+
+    source: str
+    target: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Clusters grouped by cloud and region, and the hub's edges to its spokes."""
+
+    clouds: list[Group]
+    edges: list[Edge]
+    hubs: list[str]
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Everything FLEET.md and the HTML page show, as plain data (format-independent)."""
+
+    title: str
+    summary: str
+    topology: Topology
+    sections: list[Section]
+
+
+def ordered_clusters(fleet: ResolvedFleet) -> list[ResolvedCluster]:
+    """Hubs first, then by environment (in the fleet's promotion order) and name: independent of file order."""
+    order = {name: index for index, name in enumerate(fleet.fleet.environments)}
+    return sorted(
+        fleet.clusters, key=lambda c: (c.cluster.role != "hub", order.get(c.cluster.environment, 99), c.name)
+    )
+
+
+def topology(fleet: ResolvedFleet) -> Topology:
+    """Clusters grouped by cloud, then region; an edge from every hub to every workload cluster."""
+    clusters = ordered_clusters(fleet)
+    ids = {c.name: f"n{i}" for i, c in enumerate(clusters)}
+    clouds: list[Group] = []
+    for ci, cloud in enumerate(sorted({c.cluster.cloud for c in clusters})):
+        in_cloud = [c for c in clusters if c.cluster.cloud == cloud]
+        regions = [
+            Group(
+                f"g{ci}r{ri}",
+                region,
+                nodes=[
+                    Node(ids[c.name], c.name, c.cluster.role, c.cluster.environment, c.settings.kubernetes_version)
+                    for c in in_cloud
+                    if c.cluster.region == region
+                ],
+            )
+            for ri, region in enumerate(sorted({c.cluster.region for c in in_cloud}))
+        ]
+        clouds.append(Group(f"g{ci}", cloud, groups=regions))
+    hubs = [c for c in clusters if c.cluster.role == "hub"]
+    access = fleet.fleet.crossplane.hub if fleet.fleet.crossplane is not None else None
+    edges = [
+        Edge(ids[hub.name], ids[spoke.name], reachability(spoke, access))
+        for hub in hubs
+        for spoke in clusters
+        if spoke.cluster.role != "hub"
+    ]
+    return Topology(clouds, edges, [ids[h.name] for h in hubs])
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted leaves of a map, as resolve's provenance names them (lists and empty maps are leaves)."""
+    if isinstance(value, dict) and (value or not prefix):
+        out: dict[str, Any] = {}
+        for key, child in value.items():
+            out.update(_flatten(child, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value}
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
+
+
+_SOURCES: list[tuple[ResolvedFleet, dict[str, Sourced[Cluster]]]] = []
+
+
+def _source(fleet: ResolvedFleet, name: str) -> Sourced[Cluster]:
+    """The inventory entry of cluster ``name``, by an index built once per fleet (not a scan per cluster)."""
+    if not _SOURCES or _SOURCES[0][0] is not fleet:
+        _SOURCES[:] = [(fleet, {s.item.name: s for s in fleet.inventory.clusters})]
+    return _SOURCES[0][1][name]
+
+
+def override_rows(fleet: ResolvedFleet, cluster: ResolvedCluster) -> list[tuple[Cell, ...]]:
+    """Settings written on the cluster entry: key, the cluster's value, its environment's value, file:line."""
+    source = _source(fleet, cluster.name)
+    layer = cluster_layer(source)
+    mine = _flatten(cluster.settings.model_dump(by_alias=True, mode="json"))
+    theirs = _flatten(cluster.environment.settings.model_dump(by_alias=True, mode="json"))
+    rows: list[tuple[Cell, ...]] = []
+    for key, written in sorted(_flatten(layer.data).items()):
+        if key.split(".")[0] in IDENTITY_FIELDS:
+            continue
+        where = cluster.provenance.get(key) or str(source.file.position((*source.path, *key.split("."))))
+        value = "(removed)" if written is None else _json(mine.get(key, written))
+        environment = _json(theirs[key]) if key in theirs else "(not set)"
+        rows.append((cluster.name, Code(key), Code(value), Code(environment), Code(where)))
+    return rows
+
+
+def membership_rows(fleet: ResolvedFleet, cluster: ResolvedCluster) -> list[tuple[Cell, ...]]:
+    """Components and apps the cluster runs that its environment does not, and the reverse, with the reason."""
+    env = cluster.environment
+    source = _source(fleet, cluster.name)
+    rows: list[tuple[Cell, ...]] = []
+
+    def why(section: str, name: str, fallback: str) -> Cell:
+        entry = (source.raw.get(section) or {}).get(name) or {}
+        if "enabled" in entry:
+            where = source.file.position((*source.path, section, name, "enabled"))
+            return Code(f"enabled: {_json(entry['enabled'])} at {where}")
+        return fallback
+
+    mine = {c.name: c for c in cluster.components}
+    theirs = {c.name: c for c in env.components}
+    for component in fleet.components:
+        name = component.name
+        roles = ", ".join(component.roles)
+        if name in mine and name not in theirs:
+            rows.append((cluster.name, "component", name, "adds", why("components", name, f"roles: {roles}")))
+        elif name in theirs and name not in mine:
+            fallback = f"roles: {roles} (this cluster: {cluster.cluster.role})"
+            rows.append((cluster.name, "component", name, "turns off", why("components", name, fallback)))
+    app_sources = {s.item.name: s for s in fleet.inventory.apps}
+    my_apps = {a.name for a in cluster.apps}
+    env_apps = {a.name for a in env.apps}
+    for app in sorted(fleet.apps, key=lambda a: a.name):
+        app_source = app_sources[app.name]
+        if app.name in my_apps and app.name not in env_apps:
+            listed = f"listed in clusters at {app_source.file.position((*app_source.path, 'clusters'))}"
+            rows.append((cluster.name, "app", app.name, "adds", why("apps", app.name, listed)))
+        elif app.name in env_apps and app.name not in my_apps:
+            fallback = f"apps run on workload clusters only (this cluster: {cluster.cluster.role})"
+            rows.append((cluster.name, "app", app.name, "turns off", why("apps", app.name, fallback)))
+    return rows
+
+
+def component_header(component: Component) -> str:
+    """A component's column in the version matrix: its name, and its chart's when that differs."""
+    name, chart = component.name, component.chart.name
+    return name if name == chart else f"{name} ({chart})"
+
+
+def _version_matrix(fleet: ResolvedFleet, clusters: list[ResolvedCluster]) -> Table:
+    components = list(fleet.components)
+    headers = ("Cluster", "Cloud", "Region", "Environment", "Kubernetes", "Support", "Flux",
+               *(component_header(c) for c in components))
+    rows: list[tuple[Cell, ...]] = []
+    for cluster in clusters:
+        running = {c.name for c in cluster.components}
+        version = cluster.settings.kubernetes_version
+        rows.append((
+            cluster.name,
+            cluster.cluster.cloud,
+            cluster.cluster.region,
+            cluster.cluster.environment + (" (hub)" if cluster.cluster.role == "hub" else ""),
+            version,
+            support_status(cluster.cluster.cloud, version),
+            fleet.fleet.flux.version,
+            *(c.chart.version if c.name in running else NOT_INSTALLED for c in components),
+        ))
+    return Table("Versions per cluster (chart versions; — = not installed)", headers, rows)
+
+
+def _policy_section(fleet: ResolvedFleet) -> Section:
+    from generator.render.policies import policy_action, validating_policies
+
+    if not any(c.chart.name == "kyverno" for c in fleet.components):
+        return Section("Policy posture", ["No policy engine: the fleet installs no kyverno component."])
+    names = validating_policies(fleet)
+    if fleet.fleet.security.image_signing is not None:
+        names.append("verify-image-signatures")
+    envs = list(fleet.environments)
+    rows: list[tuple[Cell, ...]] = [
+        (name, *(policy_action(env.settings, name) for env in envs)) for name in names
+    ]
+    actions = Table("validationAction per environment (Deny rejects, Audit reports)",
+                    ("Policy", *(env.name for env in envs)), rows)
+    exceptions: list[tuple[Cell, ...]] = []
+    for source in sorted(fleet.inventory.exceptions, key=lambda s: s.item.name):
+        entry = source.item
+        exceptions.append((
+            entry.name,
+            ", ".join(entry.policies),
+            ", ".join(entry.namespaces) + (f" (names: {', '.join(entry.names)})" if entry.names else ""),
+            ", ".join(entry.environments) if entry.environments is not None else "all",
+            entry.owner,
+            entry.expires.isoformat(),
+            entry.reason,
+            Code(str(source.file.position(source.path))),
+        ))
+    exception_table = Table("Policy exceptions", ("Exception", "Policies", "Namespaces", "Environments", "Owner",
+                                                  "Expires", "Reason", "Set at"), exceptions,
+                            "No policy exceptions.")
+    unknown = sorted({p for s in fleet.inventory.exceptions for p in s.item.policies} - set(VALIDATING_POLICIES)
+                     - {"verify-image-signatures"})
+    paragraphs = [f"Exceptions name policies that are not rendered: {', '.join(unknown)}."] if unknown else []
+    return Section("Policy posture", paragraphs, [actions, exception_table])
+
+
+def codeowners_paths(text: str) -> list[tuple[str, list[str]]]:
+    """``(pattern, owners)`` per line of a CODEOWNERS file."""
+    rows = []
+    for line in text.splitlines():
+        parts = line.split()
+        if parts and not parts[0].startswith("#"):
+            rows.append((parts[0], parts[1:]))
+    return rows
+
+
+def _teams_section(fleet: ResolvedFleet, codeowners: str) -> Section:
+    owned = codeowners_paths(codeowners)
+    clusters = ordered_clusters(fleet)
+    rows: list[tuple[Cell, ...]] = []
+    for team in sorted(fleet.teams, key=lambda t: t.name):
+        apps = sorted((a for a in fleet.apps if a.team == team.name), key=lambda a: a.name)
+        namespaces = sorted({a.target_namespace for a in apps})
+        on = [c.name for c in clusters if team.name in c.teams]
+        paths = [pattern for pattern, owners in owned if set(team.codeowners) & set(owners)]
+        rows.append((
+            team.name,
+            ", ".join(a.name for a in apps) or NOT_INSTALLED,
+            ", ".join(namespaces) or NOT_INSTALLED,
+            ", ".join(on) or NOT_INSTALLED,
+            Code(" ".join(paths)) if paths else NOT_INSTALLED,
+        ))
+    return Section("Teams", [], [Table("Teams, where their apps run, and what they review",
+                                       ("Team", "Apps", "Namespaces", "Clusters", "CODEOWNERS paths"), rows)])
+
+
+def overview(fleet: ResolvedFleet, codeowners: str) -> Overview:
+    """The overview of a resolved fleet (``codeowners``: the rendered CODEOWNERS text)."""
+    clusters = ordered_clusters(fleet)
+    clouds = sorted({c.cluster.cloud for c in clusters})
+    hubs = [c.name for c in clusters if c.cluster.role == "hub"]
+    summary = (
+        f"{len(clusters)} clusters on {', '.join(clouds) or 'no cloud'}; environments "
+        f"{', '.join(fleet.fleet.environments)}; hub {', '.join(hubs) or 'none'}; Flux {fleet.fleet.flux.version}; "
+        f"{len(fleet.components)} platform components, {len(fleet.apps)} apps, {len(fleet.teams)} teams."
+    )
+    overrides = [row for c in clusters for row in override_rows(fleet, c)]
+    membership = [row for c in clusters for row in membership_rows(fleet, c)]
+    drifting = {str(row[0]) for row in (*overrides, *membership)}
+    same = [c.name for c in clusters if c.name not in drifting]
+    drift = Section(
+        "Drift from the environment",
+        [
+            "What each cluster sets itself instead of taking it from its environment (overlays/<env>.yaml over "
+            "the inventory defaults), with the file:line that sets it."
+            + (f" Clusters without drift: {', '.join(same)}." if same else "")
+        ],
+        [
+            Table("Settings a cluster overrides", ("Cluster", "Setting", "Value", "Environment's value", "Set at"),
+                  overrides, "No cluster overrides a setting."),
+            Table("Components and apps a cluster adds or turns off", ("Cluster", "Kind", "Name", "Change", "Why"),
+                  membership, "Every cluster runs exactly its environment's components and apps."),
+        ],
+    )
+    sections = [
+        Section("Versions", ["Chart versions are pinned fleet-wide in inventory/components.yaml; support dates are "
+                             "the cloud's published calendar for the cluster's Kubernetes minor."],
+                [_version_matrix(fleet, clusters)]),
+        drift,
+        _policy_section(fleet),
+        _teams_section(fleet, codeowners),
+    ]
+    return Overview(f"Fleet overview: {fleet.fleet.organization}", summary, topology(fleet), sections)
+
+
+# --- formats --------------------------------------------------------------------------------------------------
+
+
+def _markdown_finalize(value: Any) -> Any:
+    if isinstance(value, jinja2.Undefined):
+        return value
+    if isinstance(value, Markup):
+        return str(value)
+    if isinstance(value, Code):
+        return markdown_code(value.text)
+    return markdown_text(value)
+
+
+def _mermaid_finalize(value: Any) -> Any:
+    if isinstance(value, jinja2.Undefined | Markup):
+        return value
+    return mermaid_label(value)
+
+
+def _dot_finalize(value: Any) -> Any:
+    if isinstance(value, jinja2.Undefined | Markup):
+        return value
+    return dot_string(value)
+
+
+@functools.cache
+def _environment(finalize: Any, autoescape: bool = False) -> jinja2.Environment:
+    """One environment per output format (built once: templates are compiled once per process)."""
+    env = template_environment(finalize, autoescape=autoescape)
+    env.filters["label"] = lambda *lines: mermaid_label(*lines)
+    env.filters["dot"] = lambda *lines: dot_string(*lines)
+    env.filters["id"] = lambda value: Markup(re.sub(r"[^A-Za-z0-9_]", "_", str(value)))
+    env.tests["code"] = lambda value: isinstance(value, Code)
+    return env
+
+
+def topology_mermaid(topo: Topology) -> str:
+    """The topology as a Mermaid flowchart (without the code fence)."""
+    return _environment(_mermaid_finalize).get_template("overview/topology.mmd.j2").render(topology=topo)
+
+
+def fleet_markdown(fleet: ResolvedFleet, codeowners: str) -> str:
+    """The text of FLEET.md."""
+    view = overview(fleet, codeowners)
+    env = _environment(_markdown_finalize)
+    return env.get_template("overview/FLEET.md.j2").render(
+        overview=view, mermaid=Markup(topology_mermaid(view.topology))
+    )
+
+
+def topology_dot(topo: Topology) -> str:
+    """The topology as a Graphviz digraph."""
+    return _environment(_dot_finalize).get_template("overview/topology.dot.j2").render(topology=topo)
+
+
+def render_svg(dot_source: str, dot: Command | None = None) -> str:
+    """SVG of a DOT graph, made by Graphviz ``dot`` (the XML prolog and DOCTYPE removed, for inlining)."""
+    command = dot or Command(("dot",))
+    try:
+        svg = command.run("-Tsvg", stdin=dot_source, timeout=120)
+    except ToolError as exc:
+        if "not found" in str(exc):
+            raise ToolError(
+                f"{exc}. `fleetgen overview --html` draws the topology with Graphviz: install it "
+                "(Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz)"
+            ) from exc
+        raise
+    start = svg.find("<svg")
+    if start < 0:
+        raise ToolError(f"dot -Tsvg printed no <svg> element:\n{svg[:500]}")
+    return svg[start:]
+
+
+def fleet_html(fleet: ResolvedFleet, codeowners: str, svg: str) -> str:
+    """One self-contained HTML page: the overview with the topology as inline SVG (no scripts, no links)."""
+    view = overview(fleet, codeowners)
+    env = _environment(None, autoescape=True)
+    return env.get_template("overview/fleet.html.j2").render(overview=view, svg=Markup(svg))
+
+
+def html_page(fleet: ResolvedFleet, codeowners: str, dot: Command | None = None) -> str:
+    """The HTML page, with the SVG drawn by Graphviz now."""
+    return fleet_html(fleet, codeowners, render_svg(topology_dot(topology(fleet)), dot))
+
+
+# --- blast radius (fleetgen diff --format markdown) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClusterFacts:
+    """What the blast-radius diagram shows of a cluster."""
+
+    name: str
+    environment: str
+    role: str
+
+
+def cluster_facts(fleets: Iterable[ResolvedFleet]) -> dict[str, ClusterFacts]:
+    """Facts of every cluster of the given fleets (later fleets win: pass base, then head)."""
+    facts: dict[str, ClusterFacts] = {}
+    for fleet in fleets:
+        for cluster in fleet.clusters:
+            facts[cluster.name] = ClusterFacts(cluster.name, cluster.cluster.environment, cluster.cluster.role)
+    return facts
+
+
+def blast_radius_mermaid(
+    counts: Mapping[str, Mapping[str, int]],
+    facts: Mapping[str, ClusterFacts],
+    environments: Sequence[str] = (),
+    compact: bool = False,
+) -> str:
+    """A Mermaid flowchart of the clusters a change touches, per environment, with added/changed/removed
+    counts; the untouched clusters of each environment are one grey node. ``compact``: one node per
+    environment for all its touched clusters (for very large changes)."""
+    order = {name: index for index, name in enumerate(environments)}
+
+    def env_of(name: str) -> str:
+        return facts[name].environment if name in facts else "(unknown)"
+
+    envs = sorted({f.environment for f in facts.values()} | {env_of(n) for n in counts},
+                  key=lambda e: (order.get(e, len(order)), e))
+    groups = []
+    for index, env in enumerate(envs):
+        touched = [n for n in sorted(counts) if env_of(n) == env]
+        untouched = sum(1 for n, f in facts.items() if f.environment == env and n not in counts)
+        total = {k: sum(counts[n].get(k, 0) for n in touched) for k in ("added", "changed", "removed")}
+        groups.append({"id": f"e{index}", "name": env, "touched": touched, "untouched": untouched, "total": total})
+    ids = {name: f"c{i}" for i, name in enumerate(sorted(counts))}
+    template = _environment(_mermaid_finalize).get_template("overview/blast.mmd.j2")
+    return template.render(groups=groups, ids=ids, counts=counts, facts=facts, compact=compact)
+
+
+# --- command line ---------------------------------------------------------------------------------------------
+
+
+def cmd_overview(args: argparse.Namespace) -> int:
+    """``fleetgen overview [ROOT] [--html FILE]``: FLEET.md to stdout, or the self-contained HTML page."""
+    from generator.render.pipeline import plan
+    from generator.render.writer import atomic_write
+
+    rendered = plan(args.root)
+    codeowners = rendered.files["CODEOWNERS"]
+    if args.html is None:
+        sys.stdout.write(rendered.files[FLEET_FILE])
+        return 0
+    page = html_page(rendered.fleet, codeowners)
+    target = args.html.resolve()
+    atomic_write(target, page)
+    print(f"wrote {target} ({len(rendered.fleet.clusters)} clusters, {len(page.encode())} bytes)")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``fleetgen overview``."""
+    command = subparsers.add_parser(
+        "overview", help="the fleet overview (FLEET.md) on stdout, or as one self-contained HTML page"
+    )
+    command.add_argument("root", nargs="?", type=lambda v: Path(v).resolve(), default=Path.cwd(),
+                         help="fleet root (inventory/, overlays/)")
+    command.add_argument("--html", type=Path, metavar="FILE",
+                         help="write an HTML page with the topology drawn by Graphviz (needs `dot`)")
+    command.set_defaults(func=cmd_overview)
