@@ -30,7 +30,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from generator.build.builder import BuildOptions, FleetBuild, NaiveStep, build_fleet
+from generator.build.fleet import build_fleet
+from generator.build.model import BuildOptions, FleetBuild, NaiveStep
 from generator.command import Command
 from generator.errors import FleetgenError
 from generator.tools import Toolset, find_tools
@@ -103,7 +104,7 @@ def synthetic_clusters(count: int, environments: Sequence[str], clouds: Mapping[
 
 def make_fleet(source: Path, dest: Path, count: int, seed: int = SEED) -> list[str]:
     """Write a synthetic fleet root of ``count`` clusters at ``dest``; returns the cluster names."""
-    from generator.inventory.loader import platforms
+    from generator.inventory.entries import platforms
 
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("overlays", "charts"):

@@ -24,7 +24,15 @@ from ruamel.yaml import YAML
 from ruamel.yaml.nodes import ScalarNode as RuamelScalarNode
 from ruamel.yaml.resolver import VersionedResolver
 
-from generator.yamlio import _YAML11_BOOL_WORDS, LoadedFile, Path_, Position, _literal, _plain, _Source
+from generator.yamlsource import (
+    YAML11_BOOL_WORDS,
+    LoadedFile,
+    Path_,
+    Position,
+    WrittenSource,
+    plain_data,
+    written_literal,
+)
 
 _STR = "tag:yaml.org,2002:str"
 #: Text that may hold a construct the fast path leaves to ruamel (anchor, alias, tag, explicit key,
@@ -57,7 +65,7 @@ def _typed(value: str) -> Any:
     """An unquoted non-string scalar as ruamel constructs it, converted like ``yamlio._plain``."""
     reader = YAML(typ="rt")
     reader.preserve_quotes = True
-    return _plain(reader.load(f"value: {value}\n")["value"], "", (), {}, _Source([], {}, []))
+    return plain_data(reader.load(f"value: {value}\n")["value"], "", (), {}, WrittenSource([], {}, []))
 
 
 def fast_load(text: str, display: str) -> LoadedFile | None:
@@ -69,7 +77,7 @@ def fast_load(text: str, display: str) -> LoadedFile | None:
     except yaml.YAMLError:
         return None
     positions: dict[Path_, Position] = {(): Position(display, 1, 1)}
-    source = _Source(text.splitlines(), {}, [])
+    source = WrittenSource(text.splitlines(), {}, [])
     try:
         data = _convert(root, display, (), positions, source, set())
     except _Ruamel:
@@ -91,20 +99,20 @@ def _scalar(node: Any) -> tuple[Any, bool]:
     return _typed(node.value), False
 
 
-def _note(node: Any, value: Any, unquoted_str: bool, path: Path_, source: _Source) -> None:
-    """What ``_Source.note`` records for the value at ``path`` (see yamlio)."""
+def _note(node: Any, value: Any, unquoted_str: bool, path: Path_, source: WrittenSource) -> None:
+    """What ``WrittenSource.note`` records for the value at ``path`` (see yamlio)."""
     if not isinstance(node, yaml.ScalarNode) or node.style:
         return
     if unquoted_str:
-        if value in _YAML11_BOOL_WORDS:
+        if value in YAML11_BOOL_WORDS:
             source.ambiguous.append(path)
         return
     mark = node.start_mark
-    source.literals[path] = _literal(source.lines, mark.line, mark.column)
+    source.literals[path] = written_literal(source.lines, mark.line, mark.column)
 
 
 def _convert(
-    node: Any, file: str, path: Path_, positions: dict[Path_, Position], source: _Source, seen: set[int]
+    node: Any, file: str, path: Path_, positions: dict[Path_, Position], source: WrittenSource, seen: set[int]
 ) -> Any:
     if node is None:
         return None

@@ -9,128 +9,22 @@ change type, break a document or inject keys.
 
 from __future__ import annotations
 
-import datetime
 import functools
 import hashlib
 import pickle
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml  # type: ignore[import-untyped,unused-ignore]
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.scalarstring import ScalarString
 
 from generator.errors import InventoryError, Problem
+from generator.yamlsource import LoadedFile, Path_, Position, WrittenSource, plain_data
 
-Path_ = tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class Position:
-    """A place in a source file (1-based line and column)."""
-
-    file: str
-    line: int
-    column: int
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}"
-
-
-@dataclass
-class LoadedFile:
-    """Plain data of one YAML file plus the position of every key and item in it."""
-
-    file: str
-    data: Any
-    positions: dict[Path_, Position]
-    literals: dict[Path_, str] = field(default_factory=dict)
-    """How each non-string scalar was written (``1.30`` for the number 1.3), by path."""
-    ambiguous: tuple[Path_, ...] = ()
-    """Paths of unquoted values that YAML 1.1 reads as booleans (``on``, ``no``) but YAML 1.2 as strings."""
-
-    def position(self, path: Iterable[str | int]) -> Position:
-        """The position of ``path``, or of its nearest parent that has one."""
-        key = tuple(path)
-        while key:
-            if key in self.positions:
-                return self.positions[key]
-            key = key[:-1]
-        return self.positions.get((), Position(self.file, 1, 1))
-
-
-_YAML11_BOOL_WORDS = frozenset(
-    ["y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"]
-)
 """Plain scalars that YAML 1.1 readers (Kubernetes, Helm, kubectl) take for booleans, YAML 1.2 for strings."""
-_LITERAL_END = re.compile(r"\s+#|\s*[,\]}]|\s*$")
-
-
-def _literal(lines: list[str], line: int, column: int) -> str:
-    """The text of a plain scalar as written at 0-based ``line``/``column`` (for messages)."""
-    if not 0 <= line < len(lines):
-        return ""
-    rest = lines[line][column:]
-    end = _LITERAL_END.search(rest)
-    return rest[: end.start() if end else len(rest)].strip()
-
-
-def _plain(node: Any, file: str, path: Path_, positions: dict[Path_, Position], source: _Source) -> Any:
-    """Convert ruamel round-trip nodes to plain Python data, recording positions and written literals."""
-    if isinstance(node, CommentedMap):
-        out: dict[str, Any] = {}
-        here = positions.get(path, Position(file, 1, 1))
-        for key, value in node.items():
-            # a key merged in by `<<: *anchor` has no position of its own: it points at the mapping
-            line, col, value_line, value_col = (node.lc.data or {}).get(key, (here.line - 1, here.column - 1) * 2)
-            child = (*path, str(key))
-            positions[child] = Position(file, line + 1, col + 1)
-            if key in (node.lc.data or {}):
-                source.note(value, child, (value_line, value_col))
-            out[str(key)] = _plain(value, file, child, positions, source)
-        return out
-    if isinstance(node, CommentedSeq):
-        items: list[Any] = []
-        for index, value in enumerate(node):
-            line, col = node.lc.item(index)
-            child = (*path, index)
-            positions[child] = Position(file, line + 1, col + 1)
-            source.note(value, child, (line, col))
-            items.append(_plain(value, file, child, positions, source))
-        return items
-    if isinstance(node, bool) or node is None:
-        return node
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if isinstance(node, datetime.datetime | datetime.date):
-        return node.isoformat()
-    return str(node)
-
-
-@dataclass
-class _Source:
-    """Collects, while converting, what non-string scalars and YAML 1.1 boolean words looked like as written."""
-
-    lines: list[str]
-    literals: dict[Path_, str]
-    ambiguous: list[Path_]
-
-    def note(self, value: Any, path: Path_, at: Iterable[int]) -> None:
-        if isinstance(value, ScalarString | CommentedMap | CommentedSeq):
-            return
-        if isinstance(value, str):
-            if value in _YAML11_BOOL_WORDS:
-                self.ambiguous.append(path)
-            return
-        line, column = at
-        self.literals[path] = _literal(self.lines, line, column)
 
 
 def load_file(path: Path, display: str, root: Path | None = None) -> LoadedFile:
@@ -169,8 +63,8 @@ def ruamel_load_text(text: str, display: str) -> LoadedFile:
     except YAMLError as exc:
         raise InventoryError([Problem(display, 1, 1, "", f"invalid YAML: {exc}")]) from exc
     positions: dict[Path_, Position] = {(): Position(display, 1, 1)}
-    source = _Source(text.splitlines(), {}, [])
-    data = _plain(raw, display, (), positions, source)
+    source = WrittenSource(text.splitlines(), {}, [])
+    data = plain_data(raw, display, (), positions, source)
     return LoadedFile(display, data, positions, source.literals, tuple(source.ambiguous))
 
 

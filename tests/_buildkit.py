@@ -12,7 +12,8 @@ from typing import Any
 
 from conftest import REPO
 
-from generator.build.builder import BuildOptions, FleetBuild, build_fleet
+from generator.build.fleet import build_fleet
+from generator.build.model import BuildOptions, FleetBuild
 from generator.tools import Toolset, find_tools
 
 

@@ -14,7 +14,8 @@ from _buildkit import options, reference_build, tools
 from conftest import REPO, copy_reference_fleet
 
 from generator.build.argocd import ArgoExpandError, _allowed, expand, render, selector_matches
-from generator.build.builder import FleetBuild, build_fleet
+from generator.build.fleet import build_fleet
+from generator.build.model import FleetBuild
 from generator.cli import main
 from generator.render.argocd import argo_values
 from generator.tools import TOOLS_DIR_ENV, tools_dir

@@ -15,25 +15,21 @@ import pytest
 from _buildkit import options, reference_build, tools
 from conftest import REPO
 
-from generator.build.builder import (
+from generator.build.fleet import build_fleet, parse_shard, select_clusters
+from generator.build.helm import merge_maps, release_name, replace_path_value
+from generator.build.kustomize import edit_kustomization
+from generator.build.model import (
     REDACTED,
-    Builder,
     BuildError,
     BuildOptions,
     ClusterBuild,
-    FleetTree,
-    build_fleet,
-    edit_kustomization,
     golden_name,
-    merge_maps,
     parse_golden_name,
-    parse_shard,
     redact,
-    release_name,
-    replace_path_value,
-    select_clusters,
     split_documents,
 )
+from generator.build.tree import FleetTree
+from generator.build.walker import Builder
 from generator.errors import UsageError
 from generator.yamlio import dump_documents, load_documents
 
@@ -461,19 +457,19 @@ def test_bench_fleet_is_a_valid_inventory(tmp_path: Path) -> None:
 
 def test_skipping_substitution_is_only_a_shortcut(reference: Any) -> None:
     """Objects fleetgen does not send through substitution come out of Flux's round trip unchanged."""
-    from generator.build.builder import _may_change
+    from generator.build.model import may_change
     from generator.build.substitute import substitute_object
 
     variables = {"cluster_name": "x", "unused": "y"}
     checked = 0
     for cluster in list(reference.clusters.values())[:3]:
         for _, obj in cluster.objects():
-            if not _may_change(obj):
+            if not may_change(obj):
                 assert substitute_object(obj, variables) == obj, obj
                 checked += 1
     assert checked > 50
-    assert _may_change({"spec": {"replicas": 1.0}}) and _may_change({"a": "${x}"})
-    assert not _may_change({"spec": {"replicas": 1, "ratio": 0.5, "on": True}})
+    assert may_change({"spec": {"replicas": 1.0}}) and may_change({"a": "${x}"})
+    assert not may_change({"spec": {"replicas": 1, "ratio": 0.5, "on": True}})
 
 
 def test_parse_stream_keeps_timestamps_as_text() -> None:

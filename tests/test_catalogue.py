@@ -20,10 +20,11 @@ from conftest import REPO, SHARED_CRDS, needs_shared_crds
 
 from generator import cli
 from generator.errors import FleetgenError
+from generator.openapi import strict_schema_from_openapi
 from generator.render.pipeline import plan
 from generator.tools import TOOLS_DIR_ENV, tools_dir
 from generator.verify import catalogue as cat
-from generator.verify.schema import BUILTIN_CRDS, CrdCatalogue, read_crd_documents, strict_schema_from_openapi
+from generator.verify.schema import BUILTIN_CRDS, CrdCatalogue, read_crd_documents
 
 #: Byte-for-byte upstream CRD files the catalogue vendors that ../shared/crds lacks (function-pythonic v0.1.4's
 #: input definition; the refresh checks its git blob id against the manifest).

@@ -160,7 +160,8 @@ def test_aks_cluster_on_1_37_renders_and_templates(fleet_root: Path) -> None:
     """1.37 on AKS is accepted and reaches helm template as --kube-version v1.37.0 (the service chart renders)."""
     from _buildkit import tools
 
-    from generator.build.builder import BuildOptions, build_fleet
+    from generator.build.fleet import build_fleet
+    from generator.build.model import BuildOptions
 
     _edit(fleet_root / "inventory/clusters/staging.yaml", "    cloud: azure\n",
           '    cloud: azure\n    kubernetesVersion: "1.37"\n')

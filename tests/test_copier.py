@@ -29,7 +29,7 @@ import yaml
 from conftest import REPO
 from plumbum import local
 
-from generator.inventory.loader import platforms
+from generator.inventory.entries import platforms
 from generator.tools import tools_dir
 
 TEMPLATE = REPO / "template"

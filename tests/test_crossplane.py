@@ -19,6 +19,7 @@ from ruamel.yaml import YAML
 
 from generator.inventory.loader import load_inventory
 from generator.inventory.resolve import ResolvedFleet, resolve
+from generator.openapi import strict_schema_from_openapi
 from generator.render.crossplane import build_infrastructure, engine, plan_hub_bootstrap, plan_infrastructure
 from generator.render.crossplane.api import served_kinds, xr_openapi
 from generator.render.crossplane.engine import ComposedXR, compose_objects
@@ -26,7 +27,7 @@ from generator.render.crossplane.plan import Infrastructure
 from generator.render.planner import HEADER
 from generator.tools import find_tools
 from generator.verify.catalogue import load_manifest
-from generator.verify.schema import CrdCatalogue, SchemaValidator, strict_schema_from_openapi
+from generator.verify.schema import CrdCatalogue, SchemaValidator
 from generator.yamlio import load_documents
 
 Obj = dict[str, Any]

@@ -3,7 +3,6 @@ the clusters and resources the second commit changes, in text, markdown and JSON
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import subprocess
@@ -13,7 +12,7 @@ import pytest
 from _buildkit import options, reference_build, shared_cache_dir, tools
 from conftest import REPO, copy_reference_fleet
 
-from generator.build.builder import register
+from generator import cli
 from generator.verify.diff import diff_builds, format_markdown, format_text, images_of
 
 GIT = ("git", "-c", "user.name=fleetgen tests", "-c", "user.email=tests@example.com", "-c", "commit.gpgsign=false")
@@ -80,8 +79,7 @@ def test_diff_reports_the_clusters_and_resources_of_the_change(repo: Path) -> No
 def test_diff_command_line_json(repo: Path, capsys: pytest.CaptureFixture[str],
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLEETGEN_TOOLS_DIR", str(REPO / ".tools"))
-    parser = argparse.ArgumentParser(prog="fleetgen")
-    register(parser.add_subparsers(dest="command", required=True))
+    parser = cli.parser()
     args = parser.parse_args(["diff", str(repo), "--base", "HEAD~1", "--format", "json", "--exit-code",
                               "--cache-dir", str(shared_cache_dir())])
     assert args.func(args) == 1

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from generator.bench import make_fleet
 from generator.fastload import fast_load
-from generator.yamlio import LoadedFile, dump_documents, ruamel_load_text
+from generator.yamlio import dump_documents, ruamel_load_text
+from generator.yamlsource import LoadedFile
 
 
 def _same(a: Any, b: Any) -> bool:

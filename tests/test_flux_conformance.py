@@ -12,14 +12,10 @@ import yaml
 from conformance import flux_suite
 from conformance.flux_suite import Expansion, FuncCall
 
-from generator.build import substitute
-from generator.build.substitute import (
-    SubstitutionError,
-    SubstitutionPanic,
-    collect_variables,
-    envsubst,
-    substitute_object,
-)
+from generator.build import envsubst as substitute  # the functions of Flux's funcs.go
+from generator.build.envsubst import envsubst
+from generator.build.model import SubstitutionError, SubstitutionPanic
+from generator.build.substitute import collect_variables, substitute_object
 from generator.tools import find_tools
 
 TESTDATA = flux_suite.ROOT / "kustomize" / "testdata"
@@ -142,7 +138,7 @@ def test_panic_fails_the_substitution_naming_the_variable() -> None:
 
 
 def test_the_failing_expression_is_found_in_its_file() -> None:
-    from generator.build.builder import _written_in
+    from generator.build.kustomize import _written_in
 
     files = {"apps/web/config.yaml": "data:\n  x: ${v:1:-2}\n", "apps/web/other.yaml": "x: 1\n"}
     assert _written_in(files, "apps/web", "${v:1:-2}") == " (in apps/web/config.yaml)"

@@ -404,7 +404,7 @@ def test_two_apps_cannot_claim_one_host_on_a_cluster(fleet_root: Path, capsys: p
 
 
 def test_one_host_on_clusters_two_apps_never_share_is_fine() -> None:
-    from generator.inventory.loader import _may_share_a_cluster
+    from generator.inventory.checks import _may_share_a_cluster
     from generator.inventory.models import App
 
     def app(name: str, **fields: Any) -> App:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import re
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 from _buildkit import options, reference_build, shared_cache_dir, tools
 from conftest import REPO, copy_reference_fleet
 
-from generator.build.builder import register
+from generator import cli
 from generator.verify.golden import check_golden, compare_golden, read_tree, update_golden
 
 
@@ -108,8 +107,7 @@ def test_golden_of_a_removed_cluster_is_stale(fleet: Path) -> None:
 
 
 def test_golden_command_line(fleet: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    parser = argparse.ArgumentParser(prog="fleetgen")
-    register(parser.add_subparsers(dest="command", required=True))
+    parser = cli.parser()
     cache = ["--cache-dir", str(shared_cache_dir())]
     args = parser.parse_args(["golden", str(fleet), *cache])
     assert args.func(args) == 0

@@ -10,7 +10,7 @@ import pytest
 from _buildkit import options, tools
 from conftest import REPO, tree_digest
 
-from generator.build.builder import build_fleet
+from generator.build.fleet import build_fleet
 from generator.cli import main
 from generator.errors import InventoryError
 from generator.inventory.loader import load_inventory

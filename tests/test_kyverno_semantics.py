@@ -9,14 +9,9 @@ from typing import Any
 import pytest
 
 from generator.verify import celoptional
-from generator.verify.evaluate import (
-    CompiledPolicy,
-    Evaluator,
-    ExceptionSettings,
-    PolicyError,
-    PolicyRejected,
-    autogen_specs,
-)
+from generator.verify.cel import PolicyError
+from generator.verify.evaluate import Evaluator
+from generator.verify.policy import CompiledPolicy, ExceptionSettings, PolicyRejected, autogen_specs
 
 POD = {
     "apiVersion": "v1",
@@ -158,7 +153,7 @@ def test_other_optional_constructs_are_refused() -> None:
 
 
 def test_clusters_share_an_evaluator_only_when_what_it_reads_is_equal() -> None:
-    from generator.verify.evaluate import _policy_fingerprint
+    from generator.verify.validate import _policy_fingerprint
 
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "apps", "namespace": "shop"}}
     other = {**config, "data": {"allowed": "web"}}

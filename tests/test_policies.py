@@ -19,7 +19,8 @@ from generator.inventory.models import TENANCY_POLICY, VALIDATING_POLICIES
 from generator.inventory.resolve import resolve
 from generator.render.pipeline import Rendered, plan
 from generator.render.policies import cel_literal, codeowners, plan_policies
-from generator.verify.evaluate import Evaluator, compile_expression
+from generator.verify.cel import compile_expression
+from generator.verify.evaluate import Evaluator
 from generator.verify.schema import CrdCatalogue, SchemaValidator
 from generator.yamlio import load_documents
 

@@ -15,7 +15,8 @@ from conftest import REPO
 
 from generator.inventory.models import VALIDATING_POLICIES
 from generator.render.pipeline import plan
-from generator.verify.evaluate import Evaluator, Finding, PolicyError, compile_expression, policy_names
+from generator.verify.cel import PolicyError, compile_expression
+from generator.verify.evaluate import Evaluator, Finding, policy_names
 from generator.verify.schema import SchemaValidator
 from generator.yamlio import load_documents
 

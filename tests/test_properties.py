@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 
 from generator.cli import main
 from generator.inventory.setters import find_markers
-from generator.yamlio import LoadedFile, dump_documents, load_documents, load_file
+from generator.yamlio import dump_documents, load_documents, load_file
+from generator.yamlsource import LoadedFile
 
 settings.register_profile(
     "default",

@@ -12,6 +12,7 @@ import pytest
 from conftest import SHARED_CRDS, needs_shared_crds
 
 from generator.errors import FleetgenError
+from generator.openapi import python_pattern, strict_schema_from_openapi
 from generator.verify.schema import (
     BUILTIN_CRDS,
     CrdCatalogue,
@@ -21,9 +22,7 @@ from generator.verify.schema import (
     extra_crd_dirs,
     load_catalogue,
     nearest_core_version,
-    python_pattern,
     read_crd_documents,
-    strict_schema_from_openapi,
 )
 
 Obj = dict[str, Any]

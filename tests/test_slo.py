@@ -11,7 +11,7 @@ import pytest
 from _buildkit import options, reference_build, tools
 from conftest import REPO
 
-from generator.build.builder import build_fleet
+from generator.build.fleet import build_fleet
 from generator.inventory.loader import load_inventory
 from generator.inventory.models import App, AppSlo
 from generator.inventory.resolve import resolve

@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from generator.build.substitute import SubstitutionError, collect_variables, envsubst, substitute_object
+from generator.build.envsubst import envsubst
+from generator.build.model import SubstitutionError
+from generator.build.substitute import collect_variables, substitute_object
 from generator.errors import FleetgenError
 
 

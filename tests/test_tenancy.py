@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import argparse
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ from generator.inventory.resolve import resolve
 from generator.render.pipeline import plan
 from generator.render.planner import FLUX_NAMESPACE, TENANT_SERVICE_ACCOUNT
 from generator.tools import TOOLS_DIR_ENV, tools_dir
-from generator.verify import evaluate
 from generator.verify.evaluate import Evaluator
 from generator.verify.schema import CrdCatalogue, SchemaValidator
 from generator.yamlio import load_documents
@@ -173,9 +171,6 @@ def run_cli(
     argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> tuple[int, str, str]:
     parser = cli.parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "validate" not in sub.choices:
-        evaluate.register(sub)
     monkeypatch.setattr(cli, "parser", lambda: parser)
     monkeypatch.setenv(TOOLS_DIR_ENV, str(tools_dir(REPO)))
     code = cli.main(argv)

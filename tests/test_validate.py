@@ -3,7 +3,6 @@ the rendered Kyverno policies evaluated offline with CEL, strict schemas, and th
 
 from __future__ import annotations
 
-import argparse
 import datetime
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from conftest import REPO
 from generator import cli
 from generator.tools import TOOLS_DIR_ENV, tools_dir
 from generator.verify import evaluate
-from generator.verify.evaluate import validate_fleet
+from generator.verify.validate import validate_fleet
 
 FIXTURES = Path(__file__).parent / "fixtures" / "policies"
 
@@ -22,9 +21,6 @@ FIXTURES = Path(__file__).parent / "fixtures" / "policies"
 def run(argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """Run the fleetgen command line (with ``validate`` and ``policy`` registered) and capture its output."""
     parser = cli.parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "validate" not in sub.choices:
-        evaluate.register(sub)
     monkeypatch.setattr(cli, "parser", lambda: parser)
     monkeypatch.delenv("FLEETGEN_CRDS", raising=False)  # the built-in catalogue only
     monkeypatch.setenv(TOOLS_DIR_ENV, str(tools_dir(REPO)))  # fleet copies have no .tools of their own

@@ -34,7 +34,8 @@ from generator.errors import FleetgenError
 from generator.render.argocd import CLUSTER_SECRET_LABEL
 
 if TYPE_CHECKING:
-    from generator.build.builder import Builder, _Cluster
+    from generator.build.model import ClusterState
+    from generator.build.walker import Builder
 
 Obj = dict[str, Any]
 TRACKING_ANNOTATION = "argocd.argoproj.io/tracking-id"
@@ -177,9 +178,9 @@ def _brace_alternatives(pattern: str) -> list[str]:
     return [pattern]
 
 
-def deliver(builder: Builder, state: _Cluster, hub: str, directory: str) -> None:
+def deliver(builder: Builder, state: ClusterState, hub: str, directory: str) -> None:
     """Add to ``state`` what Argo CD delivers: the generated Applications on the hub, their objects elsewhere."""
-    from generator.build.builder import golden_name
+    from generator.build.model import golden_name
 
     what = f"cluster {state.name}: Argo CD ({directory})"
     if directory not in builder.tree.dirs:
@@ -195,7 +196,7 @@ def deliver(builder: Builder, state: _Cluster, hub: str, directory: str) -> None
             body = {k: v for k, v in app.items()}
             ns, name = str(app["metadata"]["namespace"]), str(app["metadata"]["name"])
             group = f"apps-argocd/applicationset.{ns}.{appset}"
-            from generator.build.builder import BuiltResource
+            from generator.build.model import BuiltResource
 
             state.build.resources[f"{group}/{golden_name('Application', ns, name)}"] = BuiltResource(
                 "argoproj.io/v1alpha1", "Application", ns, name, group, builder.golden_text(body))
@@ -246,7 +247,7 @@ def deliver(builder: Builder, state: _Cluster, hub: str, directory: str) -> None
                         obj_ns = str(obj.get("metadata", {}).get("namespace") or namespace)
                         obj.setdefault("metadata", {})["namespace"] = obj_ns
                         decorate(obj, obj_ns)
-                        from generator.build.builder import BuiltResource
+                        from generator.build.model import BuiltResource
 
                         kind, name = str(obj["kind"]), str(obj["metadata"]["name"])
                         state.build.resources[f"{group}/{golden_name(kind, obj_ns, name)}"] = BuiltResource(

@@ -29,7 +29,6 @@ leaves a chart missing from the cache as the resolved HelmRelease, with a warnin
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import os
 import re
 import shutil
@@ -45,6 +44,7 @@ from urllib.parse import urlsplit
 from generator.build.lock import ChartRequest, Lock, LockedChart
 from generator.command import Command
 from generator.errors import FleetgenError, ToolError
+from generator.inventory.models import is_loopback
 from generator.tools import Toolset
 from generator.yamlio import load_documents
 
@@ -76,17 +76,6 @@ def chart_cache_dir(root: Path) -> Path:
     """The chart cache: ``$FLEETGEN_CHART_CACHE`` if set, else ``ROOT/.cache/fleetgen/charts``."""
     override = os.environ.get(CHART_CACHE_ENV)
     return Path(os.path.abspath(Path(override).expanduser() if override else root / CHART_CACHE_SUBDIR))
-
-
-def is_loopback(url: str) -> bool:
-    """Whether a URL's host is a loopback address (``localhost``, 127.0.0.0/8, ``::1``)."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def file_sha256(path: Path) -> str:

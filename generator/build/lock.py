@@ -119,37 +119,6 @@ def lock_text(charts: Iterable[tuple[ChartRequest, LockedChart]]) -> str:
 # --- `fleetgen lock` ----------------------------------------------------------------------------------------
 
 
-def write_lock(root: Path, jobs: int | None = None) -> tuple[Lock, Lock]:
-    """Resolve and fetch every upstream chart the fleet's clusters use, as Flux would, and write the lock.
-
-    Returns (old lock, new lock). Every cluster is walked (a chart only one cluster uses is locked too) and
-    templated, so a chart that does not template fails here rather than in CI.
-    """
-    import os
-    import tempfile
-
-    from generator.build.builder import BuildOptions, build_fleet
-    from generator.build.charts import resolver_for
-    from generator.render.pipeline import plan
-    from generator.tools import find_tools
-
-    path = lock_path(root)
-    old = read_lock(path)
-    rendered = plan(root)
-    tools = find_tools(root)
-    resolver = resolver_for(root, tools, rendered.fleet, relock=True)
-    build_fleet(root, BuildOptions(jobs=jobs, use_cache=False, progress=False), rendered=rendered, tools=tools,
-                charts=resolver)
-    new = Lock(dict(resolver.locked))
-    text = lock_text(new.charts.items())
-    if not path.is_file() or path.read_text(encoding="utf-8") != text:
-        fd, tmp = tempfile.mkstemp(prefix=".fleetgen-lock.", dir=root)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    return old, new
-
-
 def lock_changes(old: Lock, new: Lock) -> list[str]:
     """``added:``/``changed:``/``removed:`` lines between two locks, sorted."""
     lines = []
@@ -163,22 +132,3 @@ def lock_changes(old: Lock, new: Lock) -> list[str]:
             lines.append(f"changed: {request.label}: {before.version} sha256:{before.sha256} -> "
                          f"{after.version} sha256:{after.sha256}")
     return lines
-
-
-def cmd_lock(args: Any) -> int:
-    """``fleetgen lock``: fetch every upstream chart and (re)write fleetgen.lock."""
-    old, new = write_lock(args.root, args.jobs)
-    for line in lock_changes(old, new):
-        print(line)
-    print(f"locked {len(new.charts)} charts in {lock_path(args.root)}")
-    return 0
-
-
-def register(subparsers: Any) -> None:
-    """Add the ``lock`` subcommand to fleetgen's parser."""
-    lock = subparsers.add_parser("lock", help="fetch every upstream chart as Flux resolves it and pin it in "
-                                              "fleetgen.lock (sha256 of each archive)")
-    lock.add_argument("root", nargs="?", type=lambda v: Path(v).resolve(), default=Path.cwd(),
-                      help="fleet root (inventory/, overlays/)")
-    lock.add_argument("--jobs", "-j", type=int, default=None, help="parallel cluster builds")
-    lock.set_defaults(func=cmd_lock)

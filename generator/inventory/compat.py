@@ -16,7 +16,7 @@ from importlib import resources
 from typing import Any
 
 from generator.errors import Problem
-from generator.inventory.loader import Inventory, Layer, Sourced, _problem, settings_layers
+from generator.inventory.entries import Inventory, Layer, Sourced, problem_at, settings_layers
 from generator.inventory.models import DEFAULT_KUBERNETES_VERSION, Cluster, Component
 
 #: The chart of the policy engine that enforces ``fleet.security`` (Kyverno: the policies are policies.kyverno.io).
@@ -121,8 +121,8 @@ def _effective(inv: Inventory, source: Sourced[Cluster], key: str) -> tuple[Any,
 def _at(source: Sourced[Cluster], origin: Layer | None, key: str, message: str) -> Problem:
     """A problem at the layer that set ``key`` for this cluster (or at the cluster, for a built-in default)."""
     if origin is None:
-        return _problem(source, ("name",), f"{message} (the built-in default; set {key} in a layer)")
-    return _problem(origin, (key,), message)
+        return problem_at(source, ("name",), f"{message} (the built-in default; set {key} in a layer)")
+    return problem_at(origin, (key,), message)
 
 
 def check_kubernetes_versions(inv: Inventory, today: datetime.date) -> tuple[list[Problem], list[Problem]]:
@@ -184,14 +184,14 @@ def check_flux_operator(inv: Inventory) -> list[Problem]:
             message = (f"flux-operator {pin} is not in the compatibility matrix (generator/data/compat.yaml, "
                        f"known {known[0]} .. {known[-1]}): its embedded Flux versions are unknown; pin a known "
                        "release or add it to the matrix from its config/data/flux/ folder")
-            problems.append(_problem(component, ("chart", "version"), message) if component else
-                            _problem(inv.fleet, ("flux", "version"), f"{message} ({where})"))
+            problems.append(problem_at(component, ("chart", "version"), message) if component else
+                            problem_at(inv.fleet, ("flux", "version"), f"{message} ({where})"))
             continue
         if flux not in embedded:
             able = [v for v in sorted(releases, key=_minor) if flux in releases[v]["flux"]]
             hint = (f"flux-operator {able[0]} or later embeds it" if able else
                     f"no flux-operator release in the matrix embeds it (newest Flux embedded: {embedded[-1]})")
-            problems.append(_problem(
+            problems.append(problem_at(
                 inv.fleet, ("flux", "version"),
                 f"Flux {flux} cannot be installed by flux-operator {pin} ({where}), which embeds Flux "
                 f"{embedded[0]} .. {embedded[-1]} (the operator would report 'no match found for semver'); {hint}",
@@ -214,7 +214,7 @@ def check_chart_kube_versions(inv: Inventory) -> list[Problem]:
             value, _ = _effective(inv, source, "kubernetesVersion")
             version = str(value) if value is not None else DEFAULT_KUBERNETES_VERSION
             if not satisfies(version, constraint):
-                problems.append(_problem(
+                problems.append(problem_at(
                     component, ("chart", "version"),
                     f"chart {chart.name} {chart.version} requires Kubernetes {constraint} (its Chart.yaml "
                     f"kubeVersion), but cluster '{source.item.name}' runs {version}",
@@ -228,7 +228,7 @@ def check_policy_engine(inv: Inventory) -> list[Problem]:
         return []
     engines = [c for c in inv.components if c.item.chart.name == POLICY_ENGINE_CHART]
     if not engines:
-        return [_problem(inv.fleet, ("security",),
+        return [problem_at(inv.fleet, ("security",),
                          f"fleet.security renders Kyverno policies, but no component installs the policy engine "
                          f"(a component with chart '{POLICY_ENGINE_CHART}'): the policies would never be enforced")]
     problems: list[Problem] = []
@@ -245,8 +245,8 @@ def check_policy_engine(inv: Inventory) -> list[Problem]:
             continue
         message = (f"cluster '{source.item.name}' gets fleet.security policies but the policy engine "
                    f"'{engine.item.name}' is not enabled there: the policies would never be enforced")
-        problems.append(_problem(origin, ("components", engine.item.name, "enabled"), message) if origin
-                        else _problem(engine, ("enabled",) if "enabled" in engine.raw else ("name",), message))
+        problems.append(problem_at(origin, ("components", engine.item.name, "enabled"), message) if origin
+                        else problem_at(engine, ("enabled",) if "enabled" in engine.raw else ("name",), message))
     return problems
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from generator.errors import Problem
 from generator.inventory.cidr import overlapping_pairs
 from generator.inventory.crossplane_data import crossplane_data
-from generator.inventory.loader import Inventory, Layer, Sourced, _problem, platforms, settings_layers
+from generator.inventory.entries import Inventory, Layer, Sourced, platforms, problem_at, settings_layers
 from generator.inventory.models import Cluster, NodeGroup, built_in_node_groups
 from generator.inventory.network import NetworkPlan, check_plan, plan_network
 
@@ -39,14 +39,14 @@ def _where(
     message: str,
 ) -> Problem:
     if origin is None:
-        return _problem(
+        return problem_at(
             source,
             ("name",),
             message + " (from the built-in default node group; set nodeGroups on this cluster or its environment)",
         )
     if origin is source:
-        return _problem(source, ("nodeGroups", *sub), message)
-    return _problem(
+        return problem_at(source, ("nodeGroups", *sub), message)
+    return problem_at(
         origin, ("nodeGroups", *sub), f"{message} (node groups of {source.item.cloud} cluster '{source.item.name}')"
     )
 
@@ -132,7 +132,7 @@ def _check_data_services(source: Sourced[Cluster], crossplane: bool, settings: A
         for index, item in enumerate(getattr(cluster, section)):
             if not crossplane:
                 problems.append(
-                    _problem(
+                    problem_at(
                         source,
                         (section, index),
                         f"{section} are provisioned by Crossplane: add a fleet.crossplane section",
@@ -141,7 +141,7 @@ def _check_data_services(source: Sourced[Cluster], crossplane: bool, settings: A
                 continue
             if item.name in names:
                 problems.append(
-                    _problem(
+                    problem_at(
                         source, (section, index, "name"), f"duplicate name '{item.name}' (also in {names[item.name]})"
                     )
                 )
@@ -151,7 +151,7 @@ def _check_data_services(source: Sourced[Cluster], crossplane: bool, settings: A
             versions = data["databaseVersions"][item.engine]
             if item.version not in versions:
                 problems.append(
-                    _problem(
+                    problem_at(
                         source,
                         (section, index, "version"),
                         f"{item.engine} version '{item.version}' is not supported; "
@@ -161,7 +161,7 @@ def _check_data_services(source: Sourced[Cluster], crossplane: bool, settings: A
             if cluster.cloud == "azure":
                 if item.engine != "postgres":
                     problems.append(
-                        _problem(
+                        problem_at(
                             source,
                             (section, index, "engine"),
                             "on azure, databases are PostgreSQL flexible servers (engine: postgres)",
@@ -169,7 +169,7 @@ def _check_data_services(source: Sourced[Cluster], crossplane: bool, settings: A
                     )
                 if item.high_availability:
                     problems.append(
-                        _problem(
+                        problem_at(
                             source,
                             (section, index, "highAvailability"),
                             "zone-redundant HA is not composed on azure yet",
@@ -177,7 +177,7 @@ def _check_data_services(source: Sourced[Cluster], crossplane: bool, settings: A
                     )
                 if item.storage_gb not in data["azureStorageGb"]:
                     problems.append(
-                        _problem(
+                        problem_at(
                             source,
                             (section, index, "storageGb"),
                             f"Azure flexible servers take one of: {', '.join(map(str, data['azureStorageGb']))} GiB",
@@ -185,7 +185,7 @@ def _check_data_services(source: Sourced[Cluster], crossplane: bool, settings: A
                     )
                 if settings is not None and (settings.azure is None or settings.azure.database_admins is None):
                     problems.append(
-                        _problem(
+                        problem_at(
                             source,
                             (section, index),
                             "azure databases use Entra ID authentication only: "
@@ -207,7 +207,7 @@ def _check_path(inv: Inventory) -> list[Problem]:
     if not clash:
         return []
     return [
-        _problem(
+        problem_at(
             inv.fleet,
             ("crossplane", "infrastructurePath"),
             f"'{path}' overlaps the fleet tree (fleet.git.path '{prefix}'): the fleet and the "
@@ -229,7 +229,7 @@ def _check_identities(inv: Inventory, hub_cloud: str | None, clouds: set[str]) -
     for cloud in sorted(clouds):
         if getattr(settings, cloud) is None:
             problems.append(
-                _problem(
+                problem_at(
                     inv.fleet, ("crossplane",), f"workload clusters run on {cloud}: set fleet.crossplane.{needs[cloud]}"
                 )
             )
@@ -240,7 +240,7 @@ def _check_identities(inv: Inventory, hub_cloud: str | None, clouds: set[str]) -
         and settings.gcp.workload_identity_provider is None
     ):
         problems.append(
-            _problem(
+            problem_at(
                 inv.fleet,
                 ("crossplane", "gcp"),
                 f"the hub runs on {hub_cloud}, so GCP access uses workload identity federation: "
@@ -254,7 +254,7 @@ def _check_identities(inv: Inventory, hub_cloud: str | None, clouds: set[str]) -
 def _check_peering(clusters: list[Sourced[Cluster]], plans: dict[str, NetworkPlan]) -> list[Problem]:
     """Routable ranges of clusters that may peer (same environment, or the hub with anyone) must not overlap.
 
-    One sweep per environment over its clusters' routable ranges and the hub's (generator/inventory/cidr.py), so the check
+    One sweep per environment over its clusters' routable ranges and the hub's (inventory/cidr.py), so the check
     grows with the clusters and the overlaps found, not with every pair of clusters."""
     problems: list[Problem] = []
     order = {source.item.name: index for index, source in enumerate(clusters)}
@@ -274,7 +274,7 @@ def _check_peering(clusters: list[Sourced[Cluster]], plans: dict[str, NetworkPla
                 else (b, key_b, net_b, key_a, net_a, a.item)
             )
             problems.append(
-                _problem(
+                problem_at(
                     here,
                     ("networking", key),
                     f"{net} overlaps {other_key} {other_net} of cluster '{other.name}', "
@@ -300,20 +300,20 @@ def _check_reachability(
             else ("networking",)
         if not cluster.networking.private_endpoint:
             if not settings.hub.egress_cidrs:
-                problems.append(_problem(source, where, (
+                problems.append(problem_at(source, where, (
                     f"the hub cannot reach cluster '{cluster.name}': its public API endpoint admits only the hub's "
                     "egress addresses, and fleet.crossplane.hub.egressCidrs is empty")))
         elif cluster.cloud != hub_cloud:
-            problems.append(_problem(source, where, (
+            problems.append(problem_at(source, where, (
                 f"the hub ({hub_cloud}) cannot reach the private API endpoint of {cluster.cloud} cluster "
                 f"'{cluster.name}': no cross-cloud network path is composed; set networking.privateEndpoint: false "
                 "(public endpoint restricted to fleet.crossplane.hub.egressCidrs)")))
         elif hub_cloud != "aws":
-            problems.append(_problem(source, where, (
+            problems.append(problem_at(source, where, (
                 f"the hub cannot reach the private API endpoint of '{cluster.name}': peering is composed for AWS "
                 f"hubs only, not {hub_cloud}; set networking.privateEndpoint: false")))
         elif settings.hub.network is None:
-            problems.append(_problem(source, where, (
+            problems.append(problem_at(source, where, (
                 f"the hub reaches the private API endpoint of '{cluster.name}' through VPC peering: set "
                 "fleet.crossplane.hub.network: {vpcId, routeTableIds} (the hub's VPC and its route tables)")))
     return problems
@@ -328,7 +328,7 @@ def _check_engine(inv: Inventory) -> list[Problem]:
     engine = f"v{version('crossplane-function-pythonic')}"
     if pinned is None or pinned == engine:
         return []
-    return [_problem(inv.fleet, ("crossplane", "functionVersions", "function-pythonic"), (
+    return [problem_at(inv.fleet, ("crossplane", "functionVersions", "function-pythonic"), (
         f"'{pinned}' differs from the function-pythonic release fleetgen composes with offline ({engine}); "
         "pin that release (or upgrade fleetgen)"))]
 
@@ -360,10 +360,10 @@ def check_inventory(inv: Inventory) -> list[Problem]:
         if cluster.role != "workload":
             continue
         for sub, message in check_plan(cluster, zones):
-            problems.append(_problem(source, sub, message))
+            problems.append(problem_at(source, sub, message))
         problems.extend(_check_node_groups(inv, source))
         if cluster.cloud == "gcp" and not cluster.name[0].isalpha():
-            problems.append(_problem(source, ("name",), "GKE cluster names start with a letter"))
+            problems.append(problem_at(source, ("name",), "GKE cluster names start with a letter"))
     known = [c for c in inv.clusters if c.item.name in plans]
     problems.extend(_check_peering(known, plans))
     return sorted(set(problems), key=lambda p: (p.file, p.line, p.column, p.field, p.message))

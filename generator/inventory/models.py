@@ -7,6 +7,7 @@ import ipaddress
 import re
 import string
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -529,7 +530,6 @@ class Cluster(Settings):
 
 def _chart_repository(value: str) -> str:
     """https:// or oci://; plain http:// only on a loopback address (a local chart server)."""
-    from generator.build.charts import is_loopback
 
     if value.startswith("http://") and not is_loopback(value):
         raise ValueError("plain http:// is only accepted for a loopback address (127.0.0.1, ::1, localhost); use https")
@@ -548,7 +548,6 @@ class Chart(Model):
     @property
     def plain_http(self) -> bool:
         """Whether the source is a plain-http registry on a loopback address (Flux needs ``insecure: true``)."""
-        from generator.build.charts import is_loopback
 
         return self.repository.startswith("oci://") and is_loopback(self.repository)
 
@@ -865,3 +864,14 @@ class CrossplaneSettings(Model):
 
 Fleet.model_rebuild()
 Cluster.model_rebuild()
+
+
+def is_loopback(url: str) -> bool:
+    """Whether a URL's host is a loopback address (``localhost``, 127.0.0.0/8, ``::1``)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

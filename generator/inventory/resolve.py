@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from generator.inventory.canary import canary_controller, canary_values
-from generator.inventory.loader import (
+from generator.inventory.entries import (
     Inventory,
     Layer,
     Sourced,

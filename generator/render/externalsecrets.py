@@ -15,7 +15,7 @@ from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
 ESO_API = "external-secrets.io/v1"
 
 
-def _fill(template: str, cluster: ResolvedCluster, fleet: ResolvedFleet, **extra: str) -> str:
+def fill_in(template: str, cluster: ResolvedCluster, fleet: ResolvedFleet, **extra: str) -> str:
     """Replace ``{cluster}``, ``{environment}``, ``{region}``, ``{organization}`` (and ``extra``) in a template."""
     c = cluster.cluster
     values = {
@@ -45,8 +45,8 @@ def secret_store(cluster: ResolvedCluster, fleet: ResolvedFleet) -> tuple[str, d
             spec["namespace"] = vault.namespace
         spec["auth"] = {
             "kubernetes": {
-                "mountPath": _fill(vault.mount_path, cluster, fleet),
-                "role": _fill(vault.role, cluster, fleet),
+                "mountPath": fill_in(vault.mount_path, cluster, fleet),
+                "role": fill_in(vault.role, cluster, fleet),
                 "serviceAccountRef": account,
             }
         }
@@ -55,10 +55,10 @@ def secret_store(cluster: ResolvedCluster, fleet: ResolvedFleet) -> tuple[str, d
         aws = backend.aws
         if aws is None:
             raise ValueError(f"cluster {c.name}: fleet.security.secrets.aws is not configured")
-        role = f"arn:aws:iam::{aws.account_id}:role/{_fill(aws.role_name, cluster, fleet)}"
+        role = f"arn:aws:iam::{aws.account_id}:role/{fill_in(aws.role_name, cluster, fleet)}"
         spec = {
             "service": "SecretsManager",
-            "region": _fill(aws.region, cluster, fleet),
+            "region": fill_in(aws.region, cluster, fleet),
             "auth": {"jwt": {"serviceAccountRef": account}},
         }
         return "aws-secrets-manager", {"aws": spec}, {"eks.amazonaws.com/role-arn": role}
@@ -68,7 +68,7 @@ def secret_store(cluster: ResolvedCluster, fleet: ResolvedFleet) -> tuple[str, d
             raise ValueError(f"cluster {c.name}: fleet.security.secrets.azure is not configured")
         spec = {
             "authType": "WorkloadIdentity",
-            "vaultUrl": f"https://{_fill(azure.vault_name, cluster, fleet)}.vault.azure.net",
+            "vaultUrl": f"https://{fill_in(azure.vault_name, cluster, fleet)}.vault.azure.net",
             "tenantId": azure.tenant_id,
             "serviceAccountRef": account,
         }
@@ -80,7 +80,7 @@ def secret_store(cluster: ResolvedCluster, fleet: ResolvedFleet) -> tuple[str, d
     gcp = backend.gcp
     if gcp is None:
         raise ValueError(f"cluster {c.name}: fleet.security.secrets.gcp is not configured")
-    project = _fill(gcp.project_id, cluster, fleet)
+    project = fill_in(gcp.project_id, cluster, fleet)
     crossplane = fleet.fleet.crossplane
     spec = {
         "projectID": project,
@@ -94,7 +94,7 @@ def secret_store(cluster: ResolvedCluster, fleet: ResolvedFleet) -> tuple[str, d
             }
         },
     }
-    gsa = _fill(gcp.service_account, cluster, fleet, project=project)
+    gsa = fill_in(gcp.service_account, cluster, fleet, project=project)
     return "gcp-secret-manager", {"gcpsm": spec}, {"iam.gke.io/gcp-service-account": gsa}
 
 

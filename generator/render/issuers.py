@@ -21,7 +21,7 @@ from typing import Any
 
 from generator.errors import InventoryError, Problem
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet, gateway_component
-from generator.render.externalsecrets import _fill
+from generator.render.externalsecrets import fill_in
 from generator.render.planner import Contribution, Planner
 
 ISSUER_DIR = "infrastructure/issuers"
@@ -56,19 +56,19 @@ def _solver(cluster: ResolvedCluster, fleet: ResolvedFleet, namespace: str, acco
             route53["hostedZoneID"] = dns.aws.hosted_zone_id
         extra: list[dict[str, Any]] = []
         if dns.aws.role_arn:
-            route53["role"] = _fill(dns.aws.role_arn, cluster, fleet)
+            route53["role"] = fill_in(dns.aws.role_arn, cluster, fleet)
             route53["auth"] = {"kubernetes": {"serviceAccountRef": {"name": ROUTE53_SERVICE_ACCOUNT}}}
             extra = _token_rbac(namespace, account)
         return {"selector": selector, "dns01": {"route53": route53}}, extra
     if c.cloud == "gcp":
         if dns.gcp is None:
             return None
-        return {"selector": selector, "dns01": {"cloudDNS": {"project": _fill(dns.gcp.project, cluster, fleet)}}}, []
+        return {"selector": selector, "dns01": {"cloudDNS": {"project": fill_in(dns.gcp.project, cluster, fleet)}}}, []
     if dns.azure is None:
         return None
     azure = {
         "subscriptionID": dns.azure.subscription_id,
-        "resourceGroupName": _fill(dns.azure.resource_group, cluster, fleet),
+        "resourceGroupName": fill_in(dns.azure.resource_group, cluster, fleet),
         "environment": "AzurePublicCloud",
         "managedIdentity": {"clientID": dns.azure.client_id},
     }
@@ -190,7 +190,6 @@ def plan_issuers(fleet: ResolvedFleet) -> Contribution:
         raise InventoryError(problems)
     contribution.files = planner.files
     return contribution
-
 
 
 def _field(path: tuple[str | int, ...]) -> str:

@@ -12,15 +12,12 @@ autoescape. Node and subgraph identifiers are generated (``n0``, ``g0``), never 
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import functools
 import json
 import re
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -29,7 +26,7 @@ from markupsafe import Markup
 from generator.command import Command
 from generator.errors import ToolError
 from generator.inventory.compat import kubernetes_support
-from generator.inventory.loader import Sourced
+from generator.inventory.entries import Sourced
 from generator.inventory.models import VALIDATING_POLICIES, Cluster, Component, HubAccess
 from generator.inventory.resolve import IDENTITY_FIELDS, ResolvedCluster, ResolvedFleet, cluster_layer
 from generator.render.planner import template_environment
@@ -585,35 +582,3 @@ def blast_radius_mermaid(
     ids = {name: f"c{i}" for i, name in enumerate(sorted(counts))}
     template = _environment(_mermaid_finalize).get_template("overview/blast.mmd.j2")
     return template.render(groups=groups, ids=ids, counts=counts, facts=facts, compact=compact)
-
-
-# --- command line ---------------------------------------------------------------------------------------------
-
-
-def cmd_overview(args: argparse.Namespace) -> int:
-    """``fleetgen overview [ROOT] [--html FILE]``: FLEET.md to stdout, or the self-contained HTML page."""
-    from generator.render.pipeline import plan
-    from generator.render.writer import atomic_write
-
-    rendered = plan(args.root)
-    codeowners = rendered.files["CODEOWNERS"]
-    if args.html is None:
-        sys.stdout.write(rendered.files[FLEET_FILE])
-        return 0
-    page = html_page(rendered.fleet, codeowners)
-    target = args.html.resolve()
-    atomic_write(target, page)
-    print(f"wrote {target} ({len(rendered.fleet.clusters)} clusters, {len(page.encode())} bytes)")
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``fleetgen overview``."""
-    command = subparsers.add_parser(
-        "overview", help="the fleet overview (FLEET.md) on stdout, or as one self-contained HTML page"
-    )
-    command.add_argument("root", nargs="?", type=lambda v: Path(v).resolve(), default=Path.cwd(),
-                         help="fleet root (inventory/, overlays/)")
-    command.add_argument("--html", type=Path, metavar="FILE",
-                         help="write an HTML page with the topology drawn by Graphviz (needs `dot`)")
-    command.set_defaults(func=cmd_overview)

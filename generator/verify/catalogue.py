@@ -13,7 +13,6 @@ schema in the catalogue, kubernetes-validate (core kinds), fleetgen's own schema
 
 from __future__ import annotations
 
-import argparse
 import ast
 import dataclasses
 import gzip
@@ -21,7 +20,6 @@ import hashlib
 import importlib.resources
 import json
 import re
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,7 +33,7 @@ MANIFEST = "catalogue.yaml"
 SOURCES = "SOURCES.tsv"
 SOURCES_HEADER = "file\trepository\ttag\tcommit\tpath\tblob\tlicence\tkinds"
 _BLOB = re.compile(r"^[0-9a-f]{40}$")
-_HINT = (
+SCHEMA_HINT = (
     "add its upstream CRD file to generator/data/crds/catalogue.yaml (one line `<file>: <blob id>` under its "
     "source) and run `invoke schemas --from DIR`; if no CRD can be vendored, list it under `gaps:` with the reason"
 )
@@ -496,56 +494,3 @@ def coverage(rendered: Any, build: Any = None, catalogue: CrdCatalogue | None = 
     known = [gap for gap in manifest.gaps if gap.key in uncovered]
     stale = [gap for gap in manifest.gaps if gap.key not in uncovered]
     return Coverage(kinds, missing, known, stale)
-
-
-# --- The command ---
-
-
-def cmd_schemas(args: argparse.Namespace) -> int:
-    """``fleetgen schemas [ROOT] [--from DIR]``: refresh (with --from) and check the built-in catalogue."""
-    from generator.build.builder import build_fleet, options_from
-    from generator.render.pipeline import plan
-
-    catalogue_dir = args.catalogue.resolve() if args.catalogue else BUILTIN_CRDS
-    if args.source is not None:
-        report = refresh(args.source.resolve(), catalogue_dir)
-        print(f"{catalogue_dir}: {report.summary()}")
-        for path in [*report.written, *(f"{p} (removed)" for p in report.removed)]:
-            print(f"  {path}")
-    problems = verify(catalogue_dir)
-    if problems:
-        raise FleetgenError(f"the catalogue in {catalogue_dir} does not match {MANIFEST}:\n  "
-                            + "\n  ".join(problems))
-    rendered = plan(args.root)
-    build = None if args.no_build else build_fleet(args.root, options_from(args), rendered=rendered)
-    catalogue = CrdCatalogue.load(catalogue_dir)  # as just written (the process-wide built-in copy may be older)
-    result = coverage(rendered, build, catalogue, load_manifest(catalogue_dir))
-    for gap in result.gaps:
-        print(f"warning: {gap.kind}: no schema (known gap: {gap.reason})", file=sys.stderr)
-    if result.problems():
-        raise FleetgenError(f"{len(result.problems())} kind(s) fleetgen renders lack a schema or a gap entry:\n  "
-                            + "\n  ".join(result.problems()) + f"\nTo fix: {_HINT}.")
-    print(f"every kind the fleet at {args.root} renders has a schema: {len(result.kinds)} kinds checked "
-          f"({len(catalogue.kinds())} served by the catalogue), {len(result.gaps)} known gap(s)")
-    return 0
-
-
-def register(subparsers: Any) -> None:
-    """Add ``schemas`` to fleetgen's parser."""
-    from generator.build.builder import add_build_options
-
-    schemas = subparsers.add_parser(
-        "schemas",
-        help="refresh the built-in schema catalogue (--from DIR) and check every rendered kind has a schema",
-        description="Without --from: check the vendored catalogue against generator/data/crds/catalogue.yaml "
-        "and that every kind the fleet at ROOT renders has a schema. With --from DIR: first re-vendor every "
-        "file the manifest lists from DIR (laid out <dir>/<file>), checking git blob ids.",
-    )
-    add_build_options(schemas)
-    schemas.add_argument("--from", dest="source", type=Path, metavar="DIR",
-                         help="folder of upstream CRD files laid out <dir>/<file> (e.g. flux/...yaml)")
-    schemas.add_argument("--catalogue", type=Path, metavar="DIR",
-                         help="catalogue folder to refresh and check (default: the installed generator/data/crds)")
-    schemas.add_argument("--no-build", action="store_true",
-                         help="check the rendered files and the code's kinds only, without building the clusters")
-    schemas.set_defaults(func=cmd_schemas)

@@ -9,28 +9,20 @@ marker past a size limit), ``json`` for machines. ``FLEETGEN_DIFF`` names an ext
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
 import os
 import shlex
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from generator.build.builder import (
-    BuildOptions,
-    FleetBuild,
-    add_build_options,
-    build_fleet,
-    default_cache_dir,
-    options_from,
-)
+from generator.build.fleet import build_fleet, default_cache_dir
+from generator.build.model import BuildOptions, FleetBuild
 from generator.command import Command
 from generator.errors import ToolError, UsageError
 from generator.render.overview import ClusterFacts, blast_radius_mermaid, cluster_facts
@@ -156,7 +148,7 @@ def diff_builds(root: Path, base: str, options: BuildOptions | None = None,
     with base_worktree(root, base) as (base_root, commit):
         base_rendered, base_names = _names(base_root)
         union = head_names + [n for n in base_names if n not in head_names]
-        from generator.build.builder import select_clusters
+        from generator.build.fleet import select_clusters
 
         chosen = select_clusters(union, options.clusters, options.shard)
         from generator.build.charts import resolver_for
@@ -175,7 +167,7 @@ def diff_builds(root: Path, base: str, options: BuildOptions | None = None,
 
 
 def _empty() -> FleetBuild:
-    from generator.build.builder import BuildStats
+    from generator.build.model import BuildStats
 
     return FleetBuild({}, BuildStats())
 
@@ -307,25 +299,3 @@ def render_result(result: DiffResult, fmt: str, *, stream: TextIO, limit: int = 
     if fmt == "markdown":
         return format_markdown(result, limit=limit, differ=differ)
     return format_text(result, coloured=use_colour(stream), differ=differ)
-
-
-def cmd_diff(args: argparse.Namespace) -> int:
-    """``fleetgen diff --base REF``: what changes for every cluster between REF and the working tree."""
-    options = options_from(args)
-    result = diff_builds(args.root, args.base, options)
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    sys.stdout.write(render_result(result, args.format, stream=sys.stdout, limit=args.limit))
-    return 1 if args.exit_code and not result.comparison.clean else 0
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``fleetgen diff``."""
-    diff = subparsers.add_parser("diff", help="what every cluster receives differently between a git ref and now")
-    add_build_options(diff)
-    diff.add_argument("--base", required=True, metavar="GITREF", help="the commit to compare with, e.g. origin/main")
-    diff.add_argument("--format", choices=("text", "markdown", "json"), default="text")
-    diff.add_argument("--limit", type=int, default=DEFAULT_MARKDOWN_LIMIT,
-                      help="markdown: truncate past this many characters")
-    diff.add_argument("--exit-code", action="store_true", help="exit 1 when anything differs")
-    diff.set_defaults(func=cmd_diff)

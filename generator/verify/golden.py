@@ -8,7 +8,6 @@ labelled by cluster and resource. Only ``update`` writes, and only files that ch
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import os
 import sys
@@ -17,14 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TextIO
 
-from generator.build.builder import (
-    BuildOptions,
-    FleetBuild,
-    add_build_options,
-    build_fleet,
-    options_from,
-    parse_golden_name,
-)
+from generator.build.fleet import build_fleet
+from generator.build.model import BuildOptions, FleetBuild, parse_golden_name
 from generator.errors import InventoryError, Problem
 from generator.guard import MAX_MANIFEST_BYTES as MAX_GOLDEN_BYTES
 from generator.guard import check_path, walk_files
@@ -238,28 +231,3 @@ def check_golden(root: Path, golden_dir: Path | None = None, options: BuildOptio
         print(colour(change.unified("golden", "built"), coloured), end="", file=out)
     print("\nrun `fleetgen golden --update` (or `invoke golden --update`) to accept these changes", file=out)
     return 1
-
-
-def cmd_golden(args: argparse.Namespace) -> int:
-    """``fleetgen golden``: compare (exit 1 on any difference) or, with --update, write."""
-    options = options_from(args)
-    golden_dir = args.golden.resolve() if args.golden else args.root / GOLDEN_DIR
-    if not args.update:
-        return check_golden(args.root, golden_dir, options)
-    result = update_golden(args.root, golden_dir, options)
-    for warning in result.build.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    if result.comparison.clean:
-        print(f"golden files are up to date ({golden_dir})")
-    else:
-        print("\n".join(summary(result.comparison, title=f"updated {golden_dir}", resources=False)))
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``fleetgen golden``."""
-    golden = subparsers.add_parser("golden", help="compare the build of every cluster with golden/ (or --update)")
-    add_build_options(golden)
-    golden.add_argument("--update", action="store_true", help="write the golden files instead of comparing")
-    golden.add_argument("--golden", type=Path, metavar="DIR", help="golden folder (default: ROOT/golden)")
-    golden.set_defaults(func=cmd_golden)

@@ -10,11 +10,9 @@ exit 2 with file:line and write nothing.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import io
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +21,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-from generator.build.builder import BuildOptions
+from generator.build.model import BuildOptions
 from generator.errors import InventoryError, Problem, UsageError
 from generator.guard import read_text
 from generator.inventory.resolve import ResolvedFleet
@@ -58,7 +56,7 @@ def _runs(fleet: ResolvedFleet, app: str, env: str) -> set[tuple[str, str]]:
     return found
 
 
-def _problem(fleet: ResolvedFleet, app: str, message: str, field: str = "") -> InventoryError:
+def problem_at(fleet: ResolvedFleet, app: str, message: str, field: str = "") -> InventoryError:
     source = next((s for s in fleet.inventory.apps if s.item.name == app), None)
     if source is None:
         return InventoryError([Problem(fleet.inventory.fleet.file.file, 1, 1, field, message)])
@@ -93,16 +91,16 @@ def plan_promotion(fleet: ResolvedFleet, app: str, target: str, source: str | No
                                       f"{envs[index - 1] if index else 'none'}); use --force to do it anyway")])
     runs = _runs(fleet, app, source)
     if not runs:
-        raise _problem(fleet, app, f"app '{app}' does not run in {source}: nothing to promote",
+        raise problem_at(fleet, app, f"app '{app}' does not run in {source}: nothing to promote",
                        f"apps.{app}.environments")
     if len(runs) > 1:
         shown = ", ".join(t + (f"@{d}" if d else "") for t, d in sorted(runs))
-        raise _problem(fleet, app, f"the clusters of {source} run different images of '{app}' ({shown}): "
+        raise problem_at(fleet, app, f"the clusters of {source} run different images of '{app}' ({shown}): "
                                    "align them (cluster-level apps.<app>.image) before promoting")
     new = next(iter(runs))
     old_runs = _runs(fleet, app, target)
     if not old_runs:
-        raise _problem(fleet, app, f"app '{app}' does not run in {target}", f"apps.{app}.environments")
+        raise problem_at(fleet, app, f"app '{app}' does not run in {target}", f"apps.{app}.environments")
     for cluster in inv.clusters:
         raw = ((cluster.raw.get("apps") or {}).get(app) or {}).get("image")
         if cluster.item.environment == target and raw:
@@ -153,7 +151,7 @@ def promote(root: Path, app: str, target: str, source: str | None = None, *, for
             jobs: int | None = None, options: BuildOptions | None = None) -> tuple[Promotion, str]:
     """Promote, print nothing: returns the promotion and the blast-radius report. Writes the overlay only
     after the promoted fleet rendered and built."""
-    from generator.build.builder import build_fleet, default_cache_dir
+    from generator.build.fleet import build_fleet, default_cache_dir
     from generator.render.pipeline import plan
     from generator.tools import find_tools
     from generator.verify.golden import compare_trees, summary
@@ -184,24 +182,3 @@ def promote(root: Path, app: str, target: str, source: str | None = None, *, for
     tmp_file.write_text(promotion.text, encoding="utf-8")
     tmp_file.replace(target_file)
     return promotion, report
-
-
-def cmd_promote(args: argparse.Namespace) -> int:
-    """``fleetgen promote``."""
-    _, report = promote(args.root.resolve(), args.app, args.to, args.from_, force=args.force, jobs=args.jobs)
-    sys.stdout.write(report)
-    return 0
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``promote`` to the command line."""
-    from generator.cli import _root
-
-    sub = subparsers.add_parser("promote", help="run in ENV the image the previous environment runs")
-    sub.add_argument("root", nargs="?", type=_root, default=Path.cwd(), help="fleet root (inventory/, overlays/)")
-    sub.add_argument("app")
-    sub.add_argument("--to", required=True, help="the environment to promote to")
-    sub.add_argument("--from", dest="from_", help="take the image from this environment (default: the previous one)")
-    sub.add_argument("--force", action="store_true", help="allow skipping environments of the promotion order")
-    sub.add_argument("--jobs", type=int, help="parallel builds for the blast radius (default: cores)")
-    sub.set_defaults(func=cmd_promote)

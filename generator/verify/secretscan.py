@@ -21,6 +21,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from generator.build.model import REDACTED
+
 PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("private key", re.compile(r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----")),
     ("AWS access key id", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b")),
@@ -40,8 +42,6 @@ CREDENTIAL_NAMES = re.compile(
 REFERENCE_NAMES = re.compile(r"(ref|name|names|path|file|keys|selector|existingsecret)$")
 #: API groups whose objects hold references to secrets by design (ExternalSecret ``secretKey`` ...).
 REFERENCE_GROUPS = ("external-secrets.io", "generators.external-secrets.io")
-#: What the build writes in place of Secret data; never a finding.
-REDACTED = "**redacted**"
 MIN_ENTROPY_LENGTH = 16
 ENTROPY_BITS = 3.5
 

@@ -26,16 +26,10 @@ from typing import Any
 
 import yaml
 
-from generator.verify.evaluate import (
-    POLICY_GROUP,
-    VALIDATING_KINDS,
-    Evaluator,
-    ExceptionSettings,
-    PolicyError,
-    PolicyRejected,
-    autogen_status,
-    split_api_version,
-)
+from generator.verify.cel import POLICY_GROUP, PolicyError
+from generator.verify.evaluate import Evaluator
+from generator.verify.matching import split_api_version
+from generator.verify.policy import VALIDATING_KINDS, ExceptionSettings, PolicyRejected, autogen_status
 
 ROOT = Path(__file__).parent / "kyverno"
 CHAINSAW = ROOT / "test" / "conformance" / "chainsaw"

@@ -384,7 +384,7 @@ _METADATA = {"name", "namespace", "uid", "generateName", "labels", "annotations"
 
 def xr_schemas(documents: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Obj]:
     """Strict JSON schemas of every composite (and legacy claim) kind the XRDs in ``documents`` define."""
-    from generator.verify.schema import strict_schema_from_openapi
+    from generator.openapi import strict_schema_from_openapi
 
     schemas: dict[tuple[str, str], Obj] = {}
     for doc in documents:

@@ -94,7 +94,7 @@ def app_host(fleet: Fleet, app: App, cluster: str | None = None) -> str:
 def add_failover(fleet: ResolvedFleet, cluster: ResolvedCluster, mode: Mode, docs: list[Obj]) -> list[Obj]:
     """``cluster``'s objects (``objects.cluster_documents``) with its databases' replicas and its DnsFailover XRs."""
     from generator.render.crossplane.api import DATABASE, DNS_FAILOVER
-    from generator.render.crossplane.objects import _envelope
+    from generator.render.crossplane.objects import envelope
 
     kinds = {mode.xr_kind(DATABASE.kind), DATABASE.kind}
     first = docs[0]
@@ -108,7 +108,7 @@ def add_failover(fleet: ResolvedFleet, cluster: ResolvedCluster, mode: Mode, doc
     common = {"cloudProvider": spec["cloudProvider"], "region": spec["region"],
               "providerConfigName": spec["providerConfigName"], "tags": spec["tags"]}
     selection = (first["spec"] if mode.legacy else first["spec"]["crossplane"])["compositionSelector"]["matchLabels"]
-    return docs + failover_documents(fleet, cluster, mode, DNS_FAILOVER.kind, _envelope,
+    return docs + failover_documents(fleet, cluster, mode, DNS_FAILOVER.kind, envelope,
                                      dict(first["metadata"]["labels"]), dict(selection), common)
 
 

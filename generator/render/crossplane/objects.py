@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from generator.inventory.loader import platforms
+from generator.inventory.entries import platforms
 from generator.inventory.models import CrossplaneSettings, Fleet
 from generator.inventory.network import plan_network
 from generator.inventory.resolve import ResolvedCluster
@@ -44,7 +44,7 @@ def tags(fleet: Fleet, cluster: ResolvedCluster, **extra: str) -> dict[str, str]
             "cluster": cluster.name, "managed-by": "fleetgen", **extra}
 
 
-def _envelope(mode: Mode, kind: str, name: str, labels: dict[str, str], spec: Obj, selector: dict[str, str]) -> Obj:
+def envelope(mode: Mode, kind: str, name: str, labels: dict[str, str], spec: Obj, selector: dict[str, str]) -> Obj:
     """A composite (v2) or claim (legacy) in the cluster-object namespace, selecting its composition by cloud."""
     selection = {"compositionSelector": {"matchLabels": selector}}
     body = {**selection, **spec} if mode.legacy else {"crossplane": selection, **spec}
@@ -145,15 +145,15 @@ def cluster_documents(fleet: Fleet, cluster: ResolvedCluster, mode: Mode,
     labels = {**dict(sorted(cluster.settings.labels.items())),
               CLOUD_LABEL: c.cloud, ENVIRONMENT_LABEL: c.environment, FLEET_CLUSTER_LABEL: c.name}
     selector: dict[str, str] = {PROVIDER_LABEL: c.cloud}
-    docs = [_envelope(mode, CLUSTER.kind, c.name, labels, cluster_spec(fleet, cluster, hub), selector)]
+    docs = [envelope(mode, CLUSTER.kind, c.name, labels, cluster_spec(fleet, cluster, hub), selector)]
     common: dict[str, Any] = {"cloudProvider": c.cloud, "region": c.region, "providerConfigName": PROVIDER_CONFIG_NAME,
                               "network": {"name": c.name, "cidr": c.networking.vpc_cidr}}
     for db in sorted(c.databases, key=lambda d: d.name):  # by name: the inventory's order never matters
         spec = {**common, "tags": tags(fleet, cluster, database=db.name), "engine": db.engine, "version": db.version,
                 "size": db.size, "storageGb": db.storage_gb, "highAvailability": db.high_availability}
-        docs.append(_envelope(mode, DATABASE.kind, f"{c.name}-{db.name}", labels, spec, selector))
+        docs.append(envelope(mode, DATABASE.kind, f"{c.name}-{db.name}", labels, spec, selector))
     for cache in sorted(c.caches, key=lambda d: d.name):
         spec = {**common, "tags": tags(fleet, cluster, cache=cache.name), "size": cache.size,
                 "highAvailability": cache.high_availability}
-        docs.append(_envelope(mode, CACHE.kind, f"{c.name}-{cache.name}", labels, spec, selector))
+        docs.append(envelope(mode, CACHE.kind, f"{c.name}-{cache.name}", labels, spec, selector))
     return docs

@@ -195,7 +195,7 @@ def hub_resources(fleet: ResolvedFleet) -> list[str]:
 
 
 def fleet_contribution(fleet: ResolvedFleet) -> Contribution:
-    """The hub bootstrap as a :class:`generator.render.planner.Contribution` to ``plan_fleet`` (files and hub resources)."""
+    """The hub bootstrap as a :class:`~generator.render.planner.Contribution` for ``plan_fleet``."""
     files = plan_hub_bootstrap(fleet)
     hub = hub_cluster(fleet)
     contribution = Contribution(files=files)

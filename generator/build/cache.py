@@ -1,0 +1,113 @@
+"""Content-addressed steps: an on-disk cache keyed by everything a step reads, and single flight per key."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from generator.build.model import (
+    BUILD_FORMAT,
+    T,
+    digest,
+)
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """Hash of the code whose behaviour a cached step depends on (the build stage, the YAML emitter, the offline
+    composition engine), as loaded by this process."""
+    package = Path(__file__).resolve().parent.parent
+    parts = [BUILD_FORMAT]
+    names = sorted(p.relative_to(package).as_posix() for p in (package / "build").glob("*.py"))
+    for name in [*names, "yamlio.py", "render/crossplane/engine.py"]:
+        path = package / name
+        parts.append(name + "\n" + (path.read_text(encoding="utf-8") if path.is_file() else ""))
+    parts.append(_engine_version())
+    return digest(*parts)
+
+
+def _engine_version() -> str:
+    """The composition function release that composes the hub's XRs offline (it shapes the golden files)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("crossplane-function-pythonic")
+    except PackageNotFoundError:
+        return ""
+
+
+class StepCache:
+    """Content-addressed JSON results on disk (``<dir>/<k[:2]>/<k>.json``); None disables it."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+
+    def _path(self, key: str) -> Path:
+        assert self.directory is not None
+        folder, _, name = key.rpartition("/")
+        return self.directory / (folder or key[:2]) / f"{name}.json"
+
+    def get(self, key: str) -> Any | None:
+        """The stored result for key, or None."""
+        if self.directory is None:
+            return None
+        path = self._path(key)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def get_cluster(self, key: str) -> Any | None:
+        """The last build stored for a cluster (``clusters/<key>.json``), or None."""
+        return self.get(f"clusters/{key}")
+
+    def put_cluster(self, key: str, value: Any) -> None:
+        """Replace the build stored for a cluster."""
+        self.put(f"clusters/{key}", value)
+
+    def put(self, key: str, value: Any) -> None:
+        """Store a result atomically (safe with concurrent writers)."""
+        if self.directory is None:
+            return
+        path = self._path(key)
+        folder = path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:8]}.", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(value, handle, ensure_ascii=False, separators=(",", ":"))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+class SingleFlight:
+    """Compute each key once per run, even when several threads ask for it at the same time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._futures: dict[str, Future[Any]] = {}
+
+    def get(self, key: str, compute: Callable[[], T]) -> T:
+        """The value of key, computing it here if no other thread is."""
+        with self._lock:
+            future = self._futures.get(key)
+            owner = future is None
+            if future is None:
+                future = self._futures[key] = Future()
+        if owner:
+            try:
+                future.set_result(compute())
+            except BaseException as exc:
+                future.set_exception(exc)
+                raise
+        result: T = future.result()
+        return result

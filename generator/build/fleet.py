@@ -1,0 +1,164 @@
+"""Many clusters: render (or take) the fleet's file plan, build the selected clusters in parallel threads, and
+collect what each receives (``FleetBuild``)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from generator.build.charts import (
+    ChartResolver,
+    resolver_for,
+)
+from generator.build.lock import Lock, lock_path, lock_text, read_lock
+from generator.build.model import (
+    CACHE_SUBDIR,
+    BuildOptions,
+    ClusterBuild,
+    FleetBuild,
+)
+from generator.build.walker import Builder
+from generator.errors import UsageError
+from generator.tools import Toolset, find_tools
+
+
+def select_clusters(names: Sequence[str], wanted: Sequence[str], shard: tuple[int, int] | None) -> list[str]:
+    """The clusters to build: the named ones (all when none), then this shard's share (1-based i of n)."""
+    unknown = sorted(set(wanted) - set(names))
+    if unknown:
+        raise UsageError(f"unknown cluster(s) {', '.join(unknown)}; clusters: {', '.join(names)}")
+    chosen = [n for n in names if not wanted or n in wanted]
+    if shard is not None:
+        index, count = shard
+        chosen = [n for position, n in enumerate(chosen) if position % count == index - 1]
+    return chosen
+
+
+def parse_shard(value: str) -> tuple[int, int]:
+    """``i/n`` with 1 <= i <= n."""
+    match = re.fullmatch(r"(\d+)/(\d+)", value.strip())
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise UsageError(f"--shard {value!r}: expected i/n with 1 <= i <= n, e.g. 2/4")
+    return int(match[1]), int(match[2])
+
+
+def default_cache_dir(root: Path) -> Path:
+    """Where the step cache of a fleet root lives."""
+    return root / CACHE_SUBDIR
+
+
+def build_fleet(root: Path, options: BuildOptions | None = None, *, rendered: Any = None,
+                tools: Toolset | None = None, charts: ChartResolver | None = None) -> FleetBuild:
+    """Render (in memory) and build the fleet at ``root``: every selected cluster's resources.
+
+    ``rendered`` may be a precomputed ``generator.render.pipeline.plan(root)``.
+    """
+    from generator.render.pipeline import plan
+
+    options = options or BuildOptions()
+    started = time.perf_counter()
+    rendered = rendered if rendered is not None else plan(root)
+    fleet = rendered.fleet
+    names = [c.name for c in fleet.clusters]
+    chosen = select_clusters(names, options.clusters, options.shard)
+    tools = tools or find_tools(root)
+    cache_dir = options.cache_dir or default_cache_dir(root)
+    crossplane = getattr(fleet.fleet, "crossplane", None)
+    mounts = {str(crossplane.infrastructure_path): "infrastructure"} if crossplane is not None else {}
+    builder = Builder(rendered.files, git_path=fleet.fleet.git.path, fleet_root="fleet", mounts=mounts,
+                      git_url=fleet.fleet.git.url, tools=tools, options=options, cache_dir=cache_dir,
+                      charts=charts or resolver_for(root, tools, fleet, offline=options.offline))
+    if getattr(fleet.fleet, "delivery", None) is not None and fleet.fleet.delivery.apps == "argocd":
+        from generator.render.argocd import APPS_DIR, hub
+
+        the_hub = hub(fleet)
+        builder.argocd = (the_hub.name, f"fleet/{APPS_DIR}") if the_hub is not None else None
+    jobs = max(1, options.jobs or os.cpu_count() or 1)
+    builder.stats.clusters = len(chosen)
+    results: dict[str, ClusterBuild] = {}
+    try:
+        with _progress(options.progress, len(chosen)) as advance, ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(builder.build_cluster, name, _kube_version(fleet, name)): name for name in chosen}
+            try:
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    advance(futures[future])
+            except BaseException:
+                for pending in futures:
+                    pending.cancel()
+                raise
+    finally:
+        builder.close()
+    builder.stats.seconds = time.perf_counter() - started
+    ordered = {name: results[name] for name in chosen}
+    return FleetBuild(ordered, builder.stats, builder.naive)
+
+
+def _kube_version(fleet: Any, name: str) -> str:
+    cluster = fleet.cluster(name)
+    if cluster is None:
+        raise UsageError(f"unknown cluster '{name}'")
+    return str(cluster.settings.kubernetes_version)
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool | None, total: int) -> Iterator[Callable[[str], None]]:
+    """A rich progress bar on stderr when it is a terminal (or when asked); else nothing."""
+    show = sys.stderr.isatty() if enabled is None else enabled
+    if not show or total == 0:
+        yield lambda _name: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("building"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("", total=total)
+        yield lambda name: bar.update(task, advance=1, description=name)
+
+
+def write_tree(out: Path, files: Mapping[str, str]) -> None:
+    """Write ``{relative path: text}`` under ``out`` (for ``build --out``)."""
+    for rel, text in files.items():
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+
+
+def write_lock(root: Path, jobs: int | None = None) -> tuple[Lock, Lock]:
+    """Resolve and fetch every upstream chart the fleet's clusters use, as Flux would, and write the lock.
+
+    Returns (old lock, new lock). Every cluster is walked (a chart only one cluster uses is locked too) and
+    templated, so a chart that does not template fails here rather than in CI.
+    """
+    import os
+
+    from generator.build.charts import resolver_for
+    from generator.build.fleet import build_fleet
+    from generator.build.model import BuildOptions
+    from generator.render.pipeline import plan
+    from generator.tools import find_tools
+
+    path = lock_path(root)
+    old = read_lock(path)
+    rendered = plan(root)
+    tools = find_tools(root)
+    resolver = resolver_for(root, tools, rendered.fleet, relock=True)
+    build_fleet(root, BuildOptions(jobs=jobs, use_cache=False, progress=False), rendered=rendered, tools=tools,
+                charts=resolver)
+    new = Lock(dict(resolver.locked))
+    text = lock_text(new.charts.items())
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        fd, tmp = tempfile.mkstemp(prefix=".fleetgen-lock.", dir=root)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    return old, new

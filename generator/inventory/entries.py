@@ -1,0 +1,160 @@
+"""The loaded inventory: validated entries with the file and path each came from, and the settings layers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from generator.errors import Problem
+from generator.inventory.models import (
+    App,
+    Cluster,
+    Component,
+    Defaults,
+    Fleet,
+    PolicyExceptionEntry,
+    Settings,
+    Team,
+)
+from generator.yamlsource import LoadedFile, Path_
+
+T = TypeVar("T", bound=BaseModel)
+
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    "fleet": Fleet,
+    "defaults": Defaults,
+    "components": Component,
+    "clusters": Cluster,
+    "apps": App,
+    "teams": Team,
+    "exceptions": PolicyExceptionEntry,
+}
+
+
+LAYERED: tuple[type[BaseModel], ...] = (Settings, Cluster)  # and their subclasses (Defaults)
+
+
+LIST_SECTIONS = ("components", "clusters", "apps", "teams", "exceptions")
+
+
+CLUSTER_VARIABLES = (
+    "cluster_name",
+    "cluster_environment",
+    "cluster_region",
+    "cluster_cloud",
+    "cluster_domain",
+    "fleet_domain",
+    "organization",
+)
+
+
+@dataclass(frozen=True)
+class Sourced(Generic[T]):
+    """A validated item and where it was written."""
+
+    item: T
+    file: LoadedFile
+    path: Path_
+    raw: dict[str, Any]
+
+    def where(self, *sub: str | int) -> tuple[str, int, int]:
+        """File, line and column of a key below this item."""
+        position = self.file.position((*self.path, *sub))
+        return position.file, position.line, position.column
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of settings (fleet defaults, an overlay, or a cluster) as written, with positions."""
+
+    name: str
+    data: dict[str, Any]
+    file: LoadedFile | None
+    path: Path_ = ()
+
+
+@dataclass
+class Inventory:
+    """The validated inventory of one fleet root."""
+
+    root: Path
+    fleet: Sourced[Fleet]
+    defaults: Layer
+    overlays: dict[str, Layer]
+    components: list[Sourced[Component]] = field(default_factory=list)
+    clusters: list[Sourced[Cluster]] = field(default_factory=list)
+    apps: list[Sourced[App]] = field(default_factory=list)
+    teams: list[Sourced[Team]] = field(default_factory=list)
+    exceptions: list[Sourced[PolicyExceptionEntry]] = field(default_factory=list)
+    #: Problems worth a look that do not stop a render (e.g. a Kubernetes version past standard support).
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[str]:
+        """Every inventory and overlay file, relative to the root."""
+        found = {self.fleet.file.file, *(o.file.file for o in self.overlays.values() if o.file)}
+        for group in (self.components, self.clusters, self.apps, self.teams, self.exceptions):
+            found.update(s.file.file for s in group)
+        return sorted(found)
+
+
+def _settings_keys() -> set[str]:
+    return {f.alias or name for name, f in Settings.model_fields.items()}
+
+
+def cloud_defaults_layer(inv: Inventory, cloud: str) -> Layer:
+    """``defaults.clouds.<cloud>``: settings for every cluster on one cloud (empty when not written)."""
+    data = (inv.defaults.data.get("clouds") or {}).get(cloud) if inv.defaults.file else None
+    if not data:
+        return Layer(f"fleet defaults for {cloud}", {}, None)
+    return Layer(f"fleet defaults for {cloud}", data, inv.defaults.file, (*inv.defaults.path, "clouds", cloud))
+
+
+def defaults_layer(inv: Inventory) -> Layer:
+    """The ``defaults`` section without its per-cloud part."""
+    data = {k: v for k, v in inv.defaults.data.items() if k != "clouds"}
+    return Layer(inv.defaults.name, data, inv.defaults.file, inv.defaults.path)
+
+
+def cluster_settings_layer(source: Sourced[Cluster]) -> Layer:
+    """The settings written directly on a cluster entry, as a layer."""
+    keys = _settings_keys()
+    return Layer(
+        f"cluster {source.item.name}", {k: v for k, v in source.raw.items() if k in keys}, source.file, source.path
+    )
+
+
+def settings_layers(inv: Inventory, source: Sourced[Cluster]) -> list[Layer]:
+    """A cluster's layers in merge order: defaults ⊕ defaults.clouds.<cloud> ⊕ overlays/<env> ⊕ the cluster."""
+    overlay = inv.overlays.get(source.item.environment, Layer(f"overlays/{source.item.environment}", {}, None))
+    return [defaults_layer(inv), cloud_defaults_layer(inv, source.item.cloud), overlay, cluster_settings_layer(source)]
+
+
+def substitution_variables() -> tuple[str, ...]:
+    """Every variable Flux substitutes in this fleet: cluster facts plus per-cloud variables."""
+    cloud_vars = {name for cloud in platforms()["clouds"].values() for name in cloud.get("variables", {})}
+    return tuple(sorted({*CLUSTER_VARIABLES, *cloud_vars}))
+
+
+@cache
+def platforms() -> dict[str, Any]:
+    """Clouds, regions, zones and Kubernetes versions fleetgen supports."""
+    from generator.yamlio import load_documents
+
+    text = resources.files("generator").joinpath("data/platforms.yaml").read_text(encoding="utf-8")
+    data: dict[str, Any] = load_documents(text)[0]
+    return data
+
+
+def problem_at(source: Sourced[Any] | Layer, sub: Path_, message: str) -> Problem:
+    """A problem at ``sub`` below an item or layer; the field is the full dotted path as written."""
+    assert source.file is not None
+    full = (*source.path, *sub)
+    pos = source.file.position(full)
+    return Problem(pos.file, pos.line, pos.column, ".".join(str(p) for p in full), message)
