@@ -18,14 +18,7 @@ from generator import __version__
 from generator.build.fleet import build_fleet, parse_shard, write_lock, write_tree
 from generator.build.lock import lock_changes, lock_path
 from generator.build.model import BuildOptions
-from generator.errors import (
-    FleetgenError,
-    InventoryError,
-    InventoryWarning,
-    OutputConflict,
-    ToolError,
-    UsageError,
-)
+from generator.errors import FleetgenError, InventoryError, InventoryWarning, OutputConflict, ToolError, UsageError
 from generator.inventory.resolve import IDENTITY_FIELDS, ResolvedCluster
 from generator.render.overview import FLEET_FILE, html_page
 from generator.render.writer import atomic_write
@@ -33,12 +26,7 @@ from generator.tools import find_tools
 from generator.verify.catalogue import MANIFEST, SCHEMA_HINT, coverage, load_manifest, refresh, verify
 from generator.verify.diff import DEFAULT_MARKDOWN_LIMIT, diff_builds, render_result
 from generator.verify.evaluate import policy_names
-from generator.verify.golden import (
-    GOLDEN_DIR,
-    check_golden,
-    summary,
-    update_golden,
-)
+from generator.verify.golden import GOLDEN_DIR, check_golden, summary, update_golden
 from generator.verify.promote import promote
 from generator.verify.schema import BUILTIN_CRDS, CrdCatalogue
 from generator.verify.validate import format_report, policy_test, report_json, validate_fleet

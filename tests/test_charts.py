@@ -22,14 +22,7 @@ from pathlib import Path
 
 import pytest
 from _buildkit import tools
-from _chartservers import (
-    HttpChartRepository,
-    OciRegistry,
-    package_chart,
-    registry_binary,
-    signing_key,
-    temp_dir,
-)
+from _chartservers import HttpChartRepository, OciRegistry, package_chart, registry_binary, signing_key, temp_dir
 from conftest import REPO, copy_reference_fleet, tree_digest
 from pydantic import ValidationError
 

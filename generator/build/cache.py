@@ -12,11 +12,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from generator.build.model import (
-    BUILD_FORMAT,
-    T,
-    digest,
-)
+from generator.build.model import BUILD_FORMAT, T, digest
 
 
 @functools.cache

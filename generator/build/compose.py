@@ -3,13 +3,7 @@ function-pythonic engine), so every composed managed resource is in the hub's bu
 
 from __future__ import annotations
 
-from generator.build.model import (
-    BuiltResource,
-    ClusterState,
-    golden_name,
-    load_yaml,
-    meta_of,
-)
+from generator.build.model import BuiltResource, ClusterState, golden_name, load_yaml, meta_of
 from generator.build.steps import StepRunner
 
 

@@ -14,17 +14,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from generator.build.charts import (
-    ChartResolver,
-    resolver_for,
-)
+from generator.build.charts import ChartResolver, resolver_for
 from generator.build.lock import Lock, lock_path, lock_text, read_lock
-from generator.build.model import (
-    CACHE_SUBDIR,
-    BuildOptions,
-    ClusterBuild,
-    FleetBuild,
-)
+from generator.build.model import CACHE_SUBDIR, BuildOptions, ClusterBuild, FleetBuild
 from generator.build.walker import Builder
 from generator.errors import UsageError
 from generator.tools import Toolset, find_tools

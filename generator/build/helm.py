@@ -15,10 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from generator.build.charts import (
-    helm_repository_request,
-    oci_repository_request,
-)
+from generator.build.charts import helm_repository_request, oci_repository_request
 from generator.build.kustomize import edit_kustomization
 from generator.build.lock import ChartRequest
 from generator.build.model import (

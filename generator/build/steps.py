@@ -13,10 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.build.cache import SingleFlight, StepCache, code_fingerprint
-from generator.build.charts import (
-    ChartResolver,
-    offline_resolver,
-)
+from generator.build.charts import ChartResolver, offline_resolver
 from generator.build.model import (
     NEEDED_KINDS,
     BuildError,

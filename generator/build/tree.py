@@ -9,12 +9,7 @@ import re
 import threading
 from collections.abc import Mapping
 
-from generator.build.model import (
-    KUSTOMIZATION_FILES,
-    BuildError,
-    digest,
-    load_yaml,
-)
+from generator.build.model import KUSTOMIZATION_FILES, BuildError, digest, load_yaml
 
 _PATH_TOKEN = re.compile(r"""'([^'\n]*)'|"([^"\n]*)"|([^\s,\[\]{}'"#]+)""")
 

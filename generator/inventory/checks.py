@@ -28,13 +28,7 @@ from generator.inventory.entries import (
     settings_layers,
     substitution_variables,
 )
-from generator.inventory.models import (
-    ACTION_POLICIES,
-    VALIDATING_POLICIES,
-    App,
-    Cluster,
-    Settings,
-)
+from generator.inventory.models import ACTION_POLICIES, VALIDATING_POLICIES, App, Cluster, Settings
 from generator.yamlsource import Path_
 
 _VARIABLE = re.compile(r"(?<!\$)\$\{([^}:=\-+?#%/^,]*)")

@@ -11,16 +11,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from generator.errors import Problem
-from generator.inventory.models import (
-    App,
-    Cluster,
-    Component,
-    Defaults,
-    Fleet,
-    PolicyExceptionEntry,
-    Settings,
-    Team,
-)
+from generator.inventory.models import App, Cluster, Component, Defaults, Fleet, PolicyExceptionEntry, Settings, Team
 from generator.yamlsource import LoadedFile, Path_
 
 T = TypeVar("T", bound=BaseModel)

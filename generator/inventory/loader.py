@@ -20,20 +20,8 @@ from pydantic.alias_generators import to_camel
 from generator.errors import InventoryError, InventoryWarning, Problem
 from generator.guard import walk_files
 from generator.inventory.checks import check_names, cross_check
-from generator.inventory.entries import (
-    LAYERED,
-    LIST_SECTIONS,
-    SECTIONS,
-    Inventory,
-    Layer,
-    Sourced,
-    T,
-)
-from generator.inventory.models import (
-    Defaults,
-    Fleet,
-    Settings,
-)
+from generator.inventory.entries import LAYERED, LIST_SECTIONS, SECTIONS, Inventory, Layer, Sourced, T
+from generator.inventory.models import Defaults, Fleet, Settings
 from generator.yamlio import load_file
 from generator.yamlsource import LoadedFile, Path_
 

@@ -34,18 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from generator.verify import kyvernolibs
-from generator.verify.cel import (
-    POLICY_GROUP,
-    EvaluationError,
-    Expression,
-    Obj,
-    cel_context,
-)
-from generator.verify.matching import (
-    CLUSTER_SCOPED,
-    resource_of,
-    split_api_version,
-)
+from generator.verify.cel import POLICY_GROUP, EvaluationError, Expression, Obj, cel_context
+from generator.verify.matching import CLUSTER_SCOPED, resource_of, split_api_version
 from generator.verify.policy import VALIDATING_KINDS, CompiledException, CompiledPolicy, ExceptionSettings
 
 # --- results ------------------------------------------------------------------------------------------------

@@ -6,9 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from generator.verify.cel import (
-    PolicyError,
-)
+from generator.verify.cel import PolicyError
 
 #: Kinds that are cluster-scoped (core and the CRDs fleetgen renders); anything else is namespaced.
 CLUSTER_SCOPED = frozenset(

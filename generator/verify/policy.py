@@ -9,16 +9,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from generator.verify.cel import (
-    Expression,
-    Obj,
-    PolicyError,
-    compile_expression,
-)
-from generator.verify.matching import (
-    LabelSelector,
-    ResourceRule,
-)
+from generator.verify.cel import Expression, Obj, PolicyError, compile_expression
+from generator.verify.matching import LabelSelector, ResourceRule
 
 #
 # Semantics follow Kyverno v1.19.0 (kyverno/kyverno@ee97ce09538b09b6f1b03853cc41a62654d6a58f):

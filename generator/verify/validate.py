@@ -8,14 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from generator.verify.cel import (
-    POLICY_GROUP,
-    Obj,
-)
+from generator.verify.cel import POLICY_GROUP, Obj
 from generator.verify.evaluate import Evaluation, Evaluator, Finding
-from generator.verify.matching import (
-    split_api_version,
-)
+from generator.verify.matching import split_api_version
 
 
 @dataclass
