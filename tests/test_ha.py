@@ -150,6 +150,8 @@ def _release(chart: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str
         ("kyverno", lambda v: v["reportsController"].pop("topologySpreadConstraints"), "reports-controller"),
         ("gateway-helm", lambda v: v["podDisruptionBudget"].update(minAvailable=0), "envoy-gateway: podDisruption"),
         ("falco", lambda v: v["falcosidekick"].pop("affinity"), "falcosidekick: falcosidekick.affinity"),
+        ("flagger", lambda v: v.pop("affinity"), "flagger: affinity has no podAntiAffinity"),
+        ("istiod", lambda v: v.update(autoscaleMin=1), "istiod: autoscaleMin is 1"),
     ],
 )
 def test_a_missing_setting_is_reported(chart: str, edit: Any, expected: str) -> None:
