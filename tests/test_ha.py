@@ -121,7 +121,7 @@ def test_prod_platform_releases_are_highly_available() -> None:
         if entry["version"] != version:
             problems.append(f"{cluster}: {chart} {version} is pinned, {HA_MAP.name} describes {entry['version']}")
             continue
-        if not entry.get("workloads") and not entry.get("singletons"):
+        if not any(entry.get(key) for key in ("workloads", "singletons", "daemonsets", "noWorkloads")):
             problems.append(f"{cluster}: {chart}: the map lists no workload")
         problems += [f"{cluster}: {release['metadata']['name']}: {p}" for p in ha_problems(release, configs, entry)]
     assert not problems, "\n".join(problems)
@@ -131,6 +131,9 @@ def test_every_singleton_says_why() -> None:
     for chart, entry in ha_map().items():
         for singleton in entry.get("singletons", []):
             assert len(singleton.get("reason", "")) > 40, f"{chart}: singleton {singleton['name']} without a reason"
+        if "noWorkloads" in entry:
+            assert len(entry["noWorkloads"]) > 40, f"{chart}: noWorkloads without a reason"
+            assert not entry.get("workloads") and not entry.get("daemonsets"), f"{chart}: noWorkloads but lists pods"
         assert entry.get("source"), f"{chart}: no upstream source cited"
 
 
@@ -147,6 +150,8 @@ def _release(chart: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str
         ("kyverno", lambda v: v["reportsController"].pop("topologySpreadConstraints"), "reports-controller"),
         ("gateway-helm", lambda v: v["podDisruptionBudget"].update(minAvailable=0), "envoy-gateway: podDisruption"),
         ("falco", lambda v: v["falcosidekick"].pop("affinity"), "falcosidekick: falcosidekick.affinity"),
+        ("flagger", lambda v: v.pop("affinity"), "flagger: affinity has no podAntiAffinity"),
+        ("istiod", lambda v: v.update(autoscaleMin=1), "istiod: autoscaleMin is 1"),
     ],
 )
 def test_a_missing_setting_is_reported(chart: str, edit: Any, expected: str) -> None:
