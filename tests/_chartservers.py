@@ -179,13 +179,21 @@ def temp_dir(prefix: str) -> Path:
 def signing_key(directory: Path, name: str) -> tuple[Path, Path]:
     """A new passphrase-less OpenPGP signing key made with gpg: (secret keyring, public keyring) files that
     ``helm package --sign`` and ``helm pull --verify`` read."""
-    home = directory / "gnupg"
-    home.mkdir(parents=True, mode=0o700)
+    # a short home: gpg-agent's sockets live in it, and a Unix socket path must stay under 108 bytes (pytest's
+    # temporary folders under xdist are long enough to break the agent)
+    home = Path(tempfile.mkdtemp(prefix="gpg-"))
+    home.chmod(0o700)
+    directory.mkdir(parents=True, exist_ok=True)
     gpg = Command(("gpg", "--batch", "--homedir", str(home)))
-    gpg.run("--passphrase", "", "--quick-gen-key", f"{name} <{name}@fleetgen.invalid>", "rsa2048", "sign", "never")
-    secret, public = directory / "secring.gpg", directory / "pubring.gpg"
-    secret.write_bytes(_binary(gpg, "--export-secret-keys"))
-    public.write_bytes(_binary(gpg, "--export"))
+    try:
+        gpg.run("--passphrase", "", "--quick-gen-key", f"{name} <{name}@fleetgen.invalid>", "rsa2048", "sign", "never")
+        secret, public = directory / "secring.gpg", directory / "pubring.gpg"
+        secret.write_bytes(_binary(gpg, "--export-secret-keys"))
+        public.write_bytes(_binary(gpg, "--export"))
+    finally:
+        if shutil.which("gpgconf"):
+            Command(("gpgconf", "--homedir", str(home))).run("--kill", "gpg-agent")
+        shutil.rmtree(home, ignore_errors=True)
     return secret, public
 
 

@@ -30,9 +30,14 @@ def composed(folder: Path) -> dict[str, dict[str, Any]]:
 
 
 def route_hosts(cluster: str) -> set[str]:
+    """Hosts the cluster's Gateway serves: HTTPRoutes, and the routes Flagger creates for a gatewayapi Canary."""
     hosts: set[str] = set()
     for path in (REPO / "golden" / cluster).rglob("httproute.*.yaml"):
         hosts.update(load(path)["spec"].get("hostnames") or [])
+    for path in (REPO / "golden" / cluster).rglob("canary.*.yaml"):
+        service = load(path)["spec"]["service"]
+        if service.get("gatewayRefs"):
+            hosts.update(service.get("hosts") or [])
     return hosts
 
 
