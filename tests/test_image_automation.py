@@ -182,7 +182,7 @@ def test_promote_to_staging_changes_only_staging(fleet_root: Path) -> None:
     before_build = build_fleet(fleet_root, options(), tools=tools())
     before_render = plan(fleet_root).files
 
-    promotion, report = promote(fleet_root, "checkout", "staging", options=options())
+    promotion, report = promote(fleet_root, "checkout", "staging", options=options(), tools=tools())
 
     assert (promotion.source, promotion.old[0], promotion.new[0]) == ("dev", "1.4.2", "1.5.0")
     after = staging.read_text()
@@ -201,7 +201,7 @@ def test_promote_to_staging_changes_only_staging(fleet_root: Path) -> None:
 
     # a second promotion replaces the tag in place, character for character
     dev.write_text(dev.read_text().replace('"1.5.0" # {"$imagepolicy"', '"1.6.1" # {"$imagepolicy"'))
-    promote(fleet_root, "checkout", "staging", options=options())
+    promote(fleet_root, "checkout", "staging", options=options(), tools=tools())
     assert staging.read_text() == after.replace('tag: "1.5.0"', 'tag: "1.6.1"')
 
 

@@ -26,6 +26,7 @@ from generator.errors import InventoryError, Problem, UsageError
 from generator.guard import read_text
 from generator.inventory.resolve import ResolvedFleet
 from generator.inventory.setters import replace_scalar
+from generator.tools import Toolset
 
 #: Folders of a fleet root a render reads (copied to build the promoted fleet aside).
 _INPUTS = ("inventory", "overlays", "charts")
@@ -148,9 +149,10 @@ def set_image(text: str, display: str, app: str, tag: str, digest: str, old_dige
 
 
 def promote(root: Path, app: str, target: str, source: str | None = None, *, force: bool = False,
-            jobs: int | None = None, options: BuildOptions | None = None) -> tuple[Promotion, str]:
+            jobs: int | None = None, options: BuildOptions | None = None,
+            tools: Toolset | None = None) -> tuple[Promotion, str]:
     """Promote, print nothing: returns the promotion and the blast-radius report. Writes the overlay only
-    after the promoted fleet rendered and built."""
+    after the promoted fleet rendered and built (with ``tools``, default: those found for ``root``)."""
     from generator.build.fleet import build_fleet, default_cache_dir
     from generator.render.pipeline import plan
     from generator.tools import find_tools
@@ -160,7 +162,7 @@ def promote(root: Path, app: str, target: str, source: str | None = None, *, for
     promotion = plan_promotion(current.fleet, app, target, source, force)
     if promotion.old == promotion.new:
         return promotion, f"{app} already runs {promotion.new[0]} in {target}: nothing to change\n"
-    tools = find_tools(root)
+    tools = tools or find_tools(root)
     options = options or BuildOptions(cache_dir=default_cache_dir(root), jobs=jobs)
     with tempfile.TemporaryDirectory(prefix="fleetgen-promote-") as tmp:
         aside = Path(tmp) / "fleet"
