@@ -47,7 +47,9 @@ def _solver(cluster: ResolvedCluster, fleet: ResolvedFleet, namespace: str, acco
     dns = fleet.fleet.dns
     c = cluster.cluster
     zone = f"{c.name}.{fleet.fleet.domain}"
-    selector = {"dnsZones": [zone]}
+    # The hub also solves for the fleet-level hosts it publishes (metrics.<domain>, ...: generator.render.ingest)
+    zones = [zone, fleet.fleet.domain] if c.role == "hub" else [zone]
+    selector = {"dnsZones": zones}
     if c.cloud == "aws":
         if dns.aws is None:
             return None
@@ -111,7 +113,8 @@ def _token_rbac(namespace: str, account: str) -> list[dict[str, Any]]:
 
 
 def plan_issuers(fleet: ResolvedFleet) -> Contribution:
-    """The ClusterIssuer of every workload cluster running cert-manager. A cluster that runs apps with a
+    """The ClusterIssuer of every workload cluster running cert-manager, and of the hub when it runs the gateway
+    component (it publishes the fleet's ingest endpoints under ``<domain>``). A cluster that runs apps with a
     ``host`` must also run the gateway component and cert-manager, and have a DNS identity for its cloud in
     ``fleet.dns``; otherwise an inventory error names the cluster entry."""
     planner = Planner()
@@ -137,7 +140,8 @@ def plan_issuers(fleet: ResolvedFleet) -> Contribution:
                 )
             )
         cert_manager = _cert_manager(cluster)
-        if cluster.cluster.role != "workload" or cert_manager is None:
+        runs_gateway = any(gateway is c.component for c in cluster.components)
+        if (cluster.cluster.role != "workload" and not runs_gateway) or cert_manager is None:
             if hosts and cert_manager is None and any(gateway is c.component for c in cluster.components):
                 file, line, column = source.where()
                 problems.append(

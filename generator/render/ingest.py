@@ -1,0 +1,241 @@
+"""The hub's ingest endpoints and how every cluster authenticates to them.
+
+The hub's components declare, as configs, the routes that publish them (``inventory/components.yaml``: an
+HTTPRoute to Thanos Receive's router, an HTTPRoute to Loki's distributors, a GRPCRoute to Tempo's OTLP
+receiver, the HTTPRoute of Grafana), each attached to a section of the Gateway ``fleet-ingest``. From those
+routes this module renders, on the hub (``infrastructure/ingest/<hub>/``):
+
+- the Gateway ``fleet-ingest`` (Gateway API v1.6.1, standard channel) in the gateway component's namespace:
+  one HTTPS listener per route section, on 443, with the route's host, TLS terminated with one certificate
+  for all of them, and each listener admitting only that route's kind from that route's namespace;
+- the Certificate of those hosts, from the hub's ACME DNS-01 ClusterIssuer (``generator.render.issuers``);
+- the SecurityPolicy ``fleet-ingest`` (Envoy Gateway v1.9.0 ``gateway.envoyproxy.io/v1alpha1``,
+  ``spec.basicAuth.users``: an Opaque Secret whose key ``.htpasswd`` holds ``user:{SHA}hash`` lines;
+  api/v1alpha1/basic_auth_types.go) targeting the listeners of the routes labelled
+  ``fleet.gitops.io/ingest: push`` (a Gateway ``sectionName`` target: api/v1alpha1/securitypolicy_types.go);
+- the ExternalSecret that assembles that htpasswd Secret from one line per cluster, read from the hub's
+  secret store (key ``fleet-ingest-<cluster>``, property ``htpasswd``).
+
+On every cluster whose agents push to the hub (kube-prometheus-stack's Prometheus, Alloy: found by chart,
+like cert-manager in ``issuers``), an ExternalSecret ``fleet-ingest`` in each such component's namespace
+reads the cluster's own password from its secret store (same key, property ``password``) and writes the
+Secret ``fleet-ingest`` (``username`` = cluster name, ``password``) that the component values reference.
+Each cluster has its own credential: revoking one cluster is removing its line; no secret is in Git.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from generator.errors import InventoryError, Problem
+from generator.inventory.resolve import ResolvedCluster, ResolvedFleet, gateway_component
+from generator.render.externalsecrets import ESO_API
+from generator.render.issuers import ISSUER
+from generator.render.planner import Contribution, Planner
+
+INGEST_DIR = "infrastructure/ingest"
+#: The Gateway the hub's ingest routes attach to (their parentRefs name it).
+GATEWAY = "fleet-ingest"
+#: Routes with this label are push endpoints: their listeners require a cluster's credential.
+PUSH_LABEL = "fleet.gitops.io/ingest"
+PUSH_VALUE = "push"
+#: The Secret every pushing component reads (username, password) and the hub's htpasswd Secret.
+CREDENTIAL_SECRET = "fleet-ingest"
+USERS_SECRET = "fleet-ingest-users"
+#: Charts whose pods push to the hub: kube-prometheus-stack (remote write), Alloy (logs and traces).
+CLIENT_CHARTS = ("kube-prometheus-stack", "alloy")
+ROUTE_KINDS = ("HTTPRoute", "GRPCRoute")
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+
+
+def remote_key(cluster: str) -> str:
+    """The secret-store key of a cluster's ingest credential (properties ``password`` and ``htpasswd``)."""
+    return f"{CREDENTIAL_SECRET}-{cluster}"
+
+
+def _substitute(text: str, variables: dict[str, str]) -> str:
+    """Flux's ``${var}`` substitution of one string, with the cluster's variables."""
+    for name, value in variables.items():
+        text = text.replace("${" + name + "}", value)
+    return text
+
+
+def ingest_routes(cluster: ResolvedCluster) -> list[dict[str, Any]]:
+    """The route configs of the cluster's components attached to the Gateway ``fleet-ingest``."""
+    routes = []
+    for item in cluster.components:
+        for config in item.component.configs:
+            if config.get("kind") not in ROUTE_KINDS:
+                continue
+            parents = config.get("spec", {}).get("parentRefs", [])
+            if any(p.get("name") == GATEWAY and p.get("kind", "Gateway") == "Gateway" for p in parents):
+                routes.append(config)
+    return routes
+
+
+def _clients(cluster: ResolvedCluster) -> list[str]:
+    """Namespaces of the cluster's components that push to the hub."""
+    return sorted({c.component.namespace for c in cluster.components if c.component.chart.name in CLIENT_CHARTS})
+
+
+def _listener(route: dict[str, Any], section: str, variables: dict[str, str]) -> dict[str, Any]:
+    hostnames = route.get("spec", {}).get("hostnames", [])
+    namespace = route["metadata"]["namespace"]
+    return {
+        "name": section,
+        "protocol": "HTTPS",
+        "port": 443,
+        "hostname": _substitute(hostnames[0], variables),
+        "tls": {"mode": "Terminate", "certificateRefs": [{"name": f"{GATEWAY}-tls"}]},
+        "allowedRoutes": {
+            "kinds": [{"group": GATEWAY_GROUP, "kind": route["kind"]}],
+            "namespaces": {"from": "Selector",
+                           "selector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}},
+        },
+    }
+
+
+def _hub_objects(hub: ResolvedCluster, fleet: ResolvedFleet, routes: list[dict[str, Any]], namespace: str,
+                 gateway_class: str, store: str, members: list[str]) -> list[dict[str, Any]]:
+    """Gateway, Certificate, SecurityPolicy and htpasswd ExternalSecret of the hub."""
+    variables = hub.variables(fleet.fleet)
+    listeners: dict[str, dict[str, Any]] = {}
+    push: set[str] = set()
+    for route in routes:
+        for parent in route["spec"]["parentRefs"]:
+            if parent.get("name") != GATEWAY:
+                continue
+            section = parent["sectionName"]
+            listeners[section] = _listener(route, section, variables)
+            if route["metadata"].get("labels", {}).get(PUSH_LABEL) == PUSH_VALUE:
+                push.add(section)
+    ordered = [listeners[name] for name in sorted(listeners)]
+    hosts = sorted({listener["hostname"] for listener in ordered})
+    objects: list[dict[str, Any]] = [
+        {
+            "apiVersion": f"{GATEWAY_GROUP}/v1",
+            "kind": "Gateway",
+            "metadata": {"name": GATEWAY, "namespace": namespace},
+            "spec": {"gatewayClassName": gateway_class, "listeners": ordered},
+        },
+        {
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Certificate",
+            "metadata": {"name": GATEWAY, "namespace": namespace},
+            "spec": {
+                "secretName": f"{GATEWAY}-tls",
+                "dnsNames": hosts,
+                "issuerRef": {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": ISSUER},
+                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+            },
+        },
+    ]
+    if not push:
+        return objects
+    objects.append({
+        "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+        "kind": "SecurityPolicy",
+        "metadata": {"name": GATEWAY, "namespace": namespace},
+        "spec": {
+            "targetRefs": [{"group": GATEWAY_GROUP, "kind": "Gateway", "name": GATEWAY, "sectionName": section}
+                           for section in sorted(push)],
+            "basicAuth": {"users": {"name": USERS_SECRET}},
+        },
+    })
+    lines = "\n".join(f'{{{{ index . "{member}" }}}}' for member in members)
+    objects.append({
+        "apiVersion": ESO_API,
+        "kind": "ExternalSecret",
+        "metadata": {"name": USERS_SECRET, "namespace": namespace},
+        "spec": {
+            "refreshInterval": "10m",
+            "secretStoreRef": {"kind": "ClusterSecretStore", "name": store},
+            "target": {
+                "name": USERS_SECRET,
+                "creationPolicy": "Owner",
+                "template": {"engineVersion": "v2", "mergePolicy": "Replace",
+                             "data": {".htpasswd": lines + "\n"}},
+            },
+            "data": [{"secretKey": member, "remoteRef": {"key": remote_key(member), "property": "htpasswd"}}
+                     for member in members],
+        },
+    })
+    return objects
+
+
+def _credential(cluster: ResolvedCluster, namespace: str, store: str) -> dict[str, Any]:
+    """The ExternalSecret writing a cluster's ingest credential into one namespace."""
+    return {
+        "apiVersion": ESO_API,
+        "kind": "ExternalSecret",
+        "metadata": {"name": CREDENTIAL_SECRET, "namespace": namespace},
+        "spec": {
+            "refreshInterval": "10m",
+            "secretStoreRef": {"kind": "ClusterSecretStore", "name": store},
+            "target": {
+                "name": CREDENTIAL_SECRET,
+                "creationPolicy": "Owner",
+                "template": {"engineVersion": "v2", "mergePolicy": "Replace",
+                             "data": {"username": cluster.name, "password": "{{ .password }}"}},
+            },
+            "data": [{"secretKey": "password", "remoteRef": {"key": remote_key(cluster.name), "property": "password"}}],
+        },
+    }
+
+
+def _gateway_class(fleet: ResolvedFleet) -> tuple[str, str] | None:
+    """(namespace, GatewayClass) of the gateway component's own Gateway, or None without a gateway component."""
+    gateway = gateway_component(fleet.components)
+    if gateway is None:
+        return None
+    for config in gateway.configs:
+        if config.get("kind") == "Gateway":
+            return gateway.namespace, str(config["spec"]["gatewayClassName"])
+    return None
+
+
+def plan_ingest(fleet: ResolvedFleet) -> Contribution:
+    """The hub's ingest Gateway and the ingest credential of every cluster (see the module docstring)."""
+    planner = Planner()
+    contribution = Contribution()
+    fleet_file = fleet.inventory.fleet.file.file
+    hubs = [(c, ingest_routes(c)) for c in fleet.clusters]
+    hubs = [(c, routes) for c, routes in hubs if routes]
+    if not hubs:
+        return contribution
+    backend = fleet.fleet.security.secrets
+    problems: list[Problem] = []
+    gateway = _gateway_class(fleet)
+    cluster_sources = {s.item.name: s for s in fleet.inventory.clusters}
+    for hub, _ in hubs:
+        missing = []
+        if backend is None:
+            missing.append("fleet.security.secrets (the clusters' ingest credentials come from the secret store)")
+        if gateway is None or not any(gateway_component(fleet.components) is c.component for c in hub.components):
+            missing.append("the gateway component (it serves the Gateway fleet-ingest)")
+        if missing:
+            file, line, column = cluster_sources[hub.name].where()
+            problems.append(Problem(file, line, column, ".".join(str(p) for p in cluster_sources[hub.name].path),
+                                    f"cluster '{hub.name}' publishes ingest routes (Gateway {GATEWAY}) but needs "
+                                    + " and ".join(missing)))
+    if problems:
+        raise InventoryError(problems)
+    assert backend is not None and gateway is not None
+    members = sorted(c.name for c in fleet.clusters if _clients(c))
+    for cluster in fleet.clusters:
+        documents = [_credential(cluster, namespace, backend.store_name) for namespace in _clients(cluster)]
+        routes = next((r for c, r in hubs if c is cluster), None)
+        if routes:
+            documents.extend(_hub_objects(cluster, fleet, routes, gateway[0], gateway[1], backend.store_name,
+                                          members))
+        if not documents:
+            continue
+        directory = f"{INGEST_DIR}/{cluster.name}"
+        sources = [fleet_file, *cluster.sources]
+        planner.add_yaml(f"{directory}/ingest.yaml", documents, sources)
+        planner.add_yaml(f"{directory}/kustomization.yaml",
+                         [{"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+                           "resources": ["ingest.yaml"]}], sources)
+        contribution.cluster_configs.setdefault(cluster.name, []).append(directory)
+    contribution.files = planner.files
+    return contribution
