@@ -304,7 +304,10 @@ def test_aws_without_role_uses_ambient_pod_identity_and_gcp_fills_placeholders(f
     assert aws[0]["spec"]["acme"]["solvers"][0]["dns01"] == {"route53": {"region": "us-east-1"}}
     gcp = load_documents(contribution.files["infrastructure/issuers/dev-us-central1/cluster-issuer.yaml"])
     assert gcp[0]["spec"]["acme"]["solvers"][0]["dns01"] == {"cloudDNS": {"project": "acme-dev-dns"}}
-    assert "management" not in {p.split("/")[2] for p in contribution.files}  # the hub serves no app hosts
+    # the hub runs the gateway for the fleet's ingest hosts: its issuer also solves the fleet's own zone
+    hub = load_documents(contribution.files["infrastructure/issuers/management/cluster-issuer.yaml"])
+    assert hub[0]["spec"]["acme"]["solvers"][0]["selector"] == {
+        "dnsZones": ["management.acme.example.com", "acme.example.com"]}
     assert contribution.cluster_configs["prod-eastus"] == ["infrastructure/issuers/prod-eastus"]
 
 

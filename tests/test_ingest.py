@@ -1,0 +1,190 @@
+"""The hub's ingest endpoints on the real build of the reference fleet: every address a cluster pushes to
+(Prometheus remote write, Alloy's loki.write and OTLP exporter) is served by an HTTPS listener of the hub's
+Gateway fleet-ingest, with a certificate its issuer can solve, a route on that listener to the right Service
+and port, and a SecurityPolicy that requires the cluster's own credential, which the cluster carries."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from _buildkit import options, reference_build, tools
+from conftest import REPO
+
+from generator.build.fleet import build_fleet
+from generator.errors import InventoryError
+from generator.inventory.loader import load_inventory
+from generator.inventory.resolve import resolve
+from generator.render.ingest import plan_ingest
+from generator.yamlio import load_documents
+
+HUB = "management"
+CLUSTERS = [c.name for c in resolve(load_inventory(REPO)).clusters]
+
+
+def _objects(cluster: str) -> list[dict[str, Any]]:
+    build = reference_build().clusters[cluster]
+    return [load_documents(res.text)[0] for res in build.resources.values()]
+
+
+def _one(objects: list[dict[str, Any]], kind: str, namespace: str | None, name: str) -> dict[str, Any]:
+    found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name
+             and o["metadata"].get("namespace") == namespace]
+    assert len(found) == 1, (kind, namespace, name, len(found))
+    return found[0]
+
+
+def _release_values(objects: list[dict[str, Any]], namespace: str) -> dict[str, Any] | None:
+    releases = [o for o in objects if o["kind"] == "HelmRelease" and o["metadata"]["namespace"] == namespace]
+    return releases[0]["spec"]["values"] if releases else None
+
+
+def _push_targets(cluster: str) -> list[tuple[str, str, str]]:
+    """(what, host, path or gRPC service) of every address the cluster's agents push to, from their values."""
+    objects = _objects(cluster)
+    targets = []
+    monitoring = _release_values(objects, "monitoring")
+    assert monitoring is not None
+    for write in monitoring["prometheus"]["prometheusSpec"]["remoteWrite"]:
+        url = urlsplit(write["url"])
+        assert url.scheme == "https"
+        targets.append(("metrics", url.hostname or "", url.path))
+    alloy = _release_values(objects, "alloy")
+    if alloy is not None:
+        config = alloy["alloy"]["configMap"]["content"]
+        for url in re.findall(r'url = "([^"]+)"', config):
+            parsed = urlsplit(url)
+            assert parsed.scheme == "https"
+            targets.append(("logs", parsed.hostname or "", parsed.path))
+        (endpoint,) = re.findall(r'otelcol\.exporter\.otlp "hub" \{\s*client \{\s*endpoint = "([^"]+)"', config)
+        host, port = endpoint.rsplit(":", 1)
+        assert port == "443"  # the Gateway's HTTPS listener; TLS is the OTLP exporter's default
+        targets.append(("traces", host, "opentelemetry.proto.collector.trace.v1.TraceService"))
+    return targets
+
+
+def _hub_route(hub: list[dict[str, Any]], host: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Gateway listener serving ``host`` and the one route attached to it."""
+    gateway = _one(hub, "Gateway", "envoy-gateway-system", "fleet-ingest")
+    listeners = [listener for listener in gateway["spec"]["listeners"] if listener["hostname"] == host]
+    assert len(listeners) == 1, host
+    listener = listeners[0]
+    routes = [o for o in hub if o["kind"] in ("HTTPRoute", "GRPCRoute")
+              and any(p["name"] == "fleet-ingest" and p.get("namespace") == "envoy-gateway-system"
+                      and p.get("sectionName") == listener["name"] for p in o["spec"]["parentRefs"])]
+    assert len(routes) == 1, host
+    return listener, routes[0]
+
+
+@pytest.mark.parametrize("cluster", CLUSTERS)
+def test_every_push_address_is_served_by_an_authenticated_tls_listener_of_the_hub(cluster: str) -> None:
+    hub = _objects(HUB)
+    certificate = _one(hub, "Certificate", "envoy-gateway-system", "fleet-ingest")
+    issuer = _one(hub, "ClusterIssuer", None, certificate["spec"]["issuerRef"]["name"])
+    zones = [z for s in issuer["spec"]["acme"]["solvers"] for z in s["selector"]["dnsZones"]]
+    policy = _one(hub, "SecurityPolicy", "envoy-gateway-system", "fleet-ingest")
+    guarded = {(t["kind"], t["name"], t["sectionName"]) for t in policy["spec"]["targetRefs"]}
+    targets = _push_targets(cluster)
+    assert {what for what, _, _ in targets} == ({"metrics", "logs", "traces"} if cluster != HUB else {"metrics"})
+    for what, host, path in targets:
+        listener, route = _hub_route(hub, host)
+        assert listener["protocol"] == "HTTPS" and listener["port"] == 443
+        assert listener["tls"]["mode"] == "Terminate"
+        assert listener["tls"]["certificateRefs"] == [{"name": certificate["spec"]["secretName"]}]
+        assert host in certificate["spec"]["dnsNames"]
+        assert any(host.endswith("." + zone) for zone in zones), (host, zones)  # DNS-01 solvable by the hub
+        # the listener admits exactly this route: its kind, its namespace
+        allowed = listener["allowedRoutes"]
+        assert allowed["kinds"] == [{"group": "gateway.networking.k8s.io", "kind": route["kind"]}]
+        assert allowed["namespaces"]["selector"]["matchLabels"] == {
+            "kubernetes.io/metadata.name": route["metadata"]["namespace"]}
+        assert route["spec"]["hostnames"] == [host]
+        (rule,) = route["spec"]["rules"]
+        if route["kind"] == "HTTPRoute":
+            assert [m["path"] for m in rule["matches"]] == [{"type": "Exact", "value": path}], what
+        else:
+            assert [m["method"]["service"] for m in rule["matches"]] == [path], what
+        # no caller picks a tenant of the single-tenant stores
+        removed = [h for f in rule["filters"] for h in f["requestHeaderModifier"]["remove"]]
+        assert removed == (["THANOS-TENANT"] if what == "metrics" else ["X-Scope-OrgID"])
+        assert ("Gateway", "fleet-ingest", listener["name"]) in guarded, what
+
+
+def test_the_hub_accepts_exactly_the_credentials_of_the_clusters_that_push() -> None:
+    hub = _objects(HUB)
+    policy = _one(hub, "SecurityPolicy", "envoy-gateway-system", "fleet-ingest")
+    users = policy["spec"]["basicAuth"]["users"]
+    assert users.get("kind", "Secret") == "Secret" and "namespace" not in users  # same namespace, no grant
+    secret = _one(hub, "ExternalSecret", "envoy-gateway-system", users["name"])
+    assert secret["spec"]["target"]["name"] == users["name"]
+    # Envoy Gateway v1.9.0 reads the key ".htpasswd" (api/v1alpha1/basic_auth_types.go BasicAuthUsersSecretKey)
+    template = secret["spec"]["target"]["template"]["data"][".htpasswd"]
+    entries = {d["secretKey"]: d["remoteRef"] for d in secret["spec"]["data"]}
+    assert sorted(entries) == sorted(CLUSTERS)  # every cluster runs Prometheus, which pushes
+    for cluster, ref in entries.items():
+        assert ref == {"key": f"fleet-ingest-{cluster}", "property": "htpasswd"}
+        assert f'{{{{ index . "{cluster}" }}}}' in template.splitlines()
+    store = _one(hub, "ClusterSecretStore", None, secret["spec"]["secretStoreRef"]["name"])
+    assert store["kind"] == "ClusterSecretStore"
+
+
+@pytest.mark.parametrize("cluster", CLUSTERS)
+def test_each_cluster_carries_its_own_credential(cluster: str) -> None:
+    objects = _objects(cluster)
+    for namespace in ("monitoring", "alloy"):
+        values = _release_values(objects, namespace)
+        if values is None:
+            continue
+        secret = _one(objects, "ExternalSecret", namespace, "fleet-ingest")
+        assert secret["spec"]["target"]["template"]["data"]["username"] == cluster
+        assert secret["spec"]["data"] == [{"secretKey": "password",
+                                           "remoteRef": {"key": f"fleet-ingest-{cluster}", "property": "password"}}]
+        _one(objects, "ClusterSecretStore", None, secret["spec"]["secretStoreRef"]["name"])
+        if namespace == "monitoring":
+            (write,) = values["prometheus"]["prometheusSpec"]["remoteWrite"]
+            assert write["basicAuth"] == {"username": {"name": "fleet-ingest", "key": "username"},
+                                          "password": {"name": "fleet-ingest", "key": "password"}}
+        else:
+            config = values["alloy"]["configMap"]["content"]
+            volume = values["controller"]["volumes"]["extra"][0]
+            mount = values["alloy"]["mounts"]["extra"][0]
+            assert volume["secret"]["secretName"] == "fleet-ingest" and mount["name"] == volume["name"]
+            assert f'filename  = "{mount["mountPath"]}/password"' in config
+            assert config.count(f'username = "{cluster}"') == 2  # loki.write and the OTLP exporter
+            assert "basic_auth {" in config and "auth     = otelcol.auth.basic.hub.handler" in config
+
+
+def test_a_hub_publishing_ingest_routes_needs_a_secret_store(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "inventory", tmp_path / "inventory")
+    shutil.copytree(REPO / "overlays", tmp_path / "overlays")
+    fleet_file = tmp_path / "inventory" / "fleet.yaml"
+    text = fleet_file.read_text()
+    start = text.index("    secrets:\n")
+    end = text.index("\n\ndefaults:")
+    fleet_file.write_text(text[:start].rstrip("\n") + text[end:])
+    with pytest.raises(InventoryError, match=r"fleet\.security\.secrets"):
+        plan_ingest(resolve(load_inventory(tmp_path)))
+
+
+CHARTS = os.environ.get("FLEETGEN_TEST_UPSTREAM_CHARTS", "")
+
+
+@pytest.mark.skipif(not CHARTS, reason="set FLEETGEN_TEST_UPSTREAM_CHARTS to a folder with thanos-1.22.0.tgz, "
+                                       "loki-18.11.0.tgz, tempo-2.2.4.tgz (upstream charts are not downloadable here)")
+def test_routes_reach_the_services_the_charts_render() -> None:
+    """Each ingest route's backend is a Service port of ``helm template`` of the hub's upstream charts."""
+    build = build_fleet(REPO, options(clusters=(HUB,), charts_dir=Path(CHARTS)), tools=tools())
+    objects = [load_documents(r.text)[0] for r in build.clusters[HUB].resources.values()]
+    services = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objects if o["kind"] == "Service"}
+    routes = [o for o in objects if o["kind"] in ("HTTPRoute", "GRPCRoute")
+              and o["metadata"].get("labels", {}).get("fleet.gitops.io/ingest") == "push"]
+    assert len(routes) == 3
+    for route in routes:
+        for backend in route["spec"]["rules"][0]["backendRefs"]:
+            service = services[(route["metadata"]["namespace"], backend["name"])]
+            assert backend["port"] in [p["port"] for p in service["spec"]["ports"]], backend
