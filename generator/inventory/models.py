@@ -283,6 +283,37 @@ class Dns(Model):
     azure: AzureDns | None = None
 
 
+GroupName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@ -]{0,199}$")]  # no quote: JMESPath literal
+
+
+class GrafanaSso(Model):
+    """Grafana's single sign-on with the organisation's OpenID Connect provider (Grafana ``auth.generic_oauth``;
+    rendered by generator/render/grafana_sso.py). The client secret is read from the hub's secret store."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")] = "SSO"
+    client_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,199}$")]
+    # the provider's authorization, token and userinfo endpoints (its /.well-known/openid-configuration:
+    # authorization_endpoint, token_endpoint, userinfo_endpoint); Grafana's generic OAuth does not discover them
+    auth_url: Annotated[str, Field(pattern=r"^https://[^\s]+$", max_length=500)]
+    token_url: Annotated[str, Field(pattern=r"^https://[^\s]+$", max_length=500)]
+    api_url: Annotated[str, Field(pattern=r"^https://[^\s]+$", max_length=500)]
+    scopes: Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z0-9._:/-]+$")]], Field(min_length=1)] = Field(
+        default_factory=lambda: ["openid", "email", "profile"])
+    groups_claim: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "groups"
+    admin_groups: list[GroupName] = Field(default_factory=list)
+    editor_groups: list[GroupName] = Field(default_factory=list)
+    #: empty: every user the provider authenticates may sign in (as Viewer unless an admin/editor group matches)
+    viewer_groups: list[GroupName] = Field(default_factory=list)
+    #: key of the client secret in the hub's secret store (property ``client-secret``)
+    client_secret_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_/.-]{0,199}$")] = "grafana-oauth"
+
+
+class Grafana(Model):
+    """The fleet's Grafana on the hub: how people sign in."""
+
+    sso: GrafanaSso | None = None
+
+
 class Delivery(Model):
     """Who delivers the apps: Flux (HelmReleases per cluster) or Argo CD on the hub (ApplicationSets)."""
 
@@ -324,6 +355,7 @@ class Fleet(Model):
     crossplane: CrossplaneSettings | None = None
     security: Security = Security()
     dns: Dns = Dns()
+    grafana: Grafana = Grafana()
     delivery: Delivery = Delivery()
     image_automation: ImageAutomation = ImageAutomation()
 

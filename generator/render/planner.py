@@ -123,6 +123,8 @@ class Contribution:
     files: dict[str, str] = field(default_factory=dict)
     env_configs: dict[str, list[str]] = field(default_factory=dict)
     cluster_configs: dict[str, list[str]] = field(default_factory=dict)
+    #: Kustomize patches of one cluster's configs layer (e.g. inventory settings merged into a component config)
+    cluster_config_patches: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     cluster_resources: dict[str, list[str]] = field(default_factory=dict)
     flux_namespaces: dict[str, list[str]] = field(default_factory=dict)
 
@@ -226,6 +228,7 @@ def plan_fleet(
         for source, target in (
             (contribution.env_configs, extra.env_configs),
             (contribution.cluster_configs, extra.cluster_configs),
+            (contribution.cluster_config_patches, extra.cluster_config_patches),
             (contribution.cluster_resources, extra.cluster_resources),
             (contribution.flux_namespaces, extra.flux_namespaces),
         ):
@@ -421,12 +424,13 @@ def _plan_tenants(
 
 
 def _cluster_overlay(
-    planner: Planner, cluster: ResolvedCluster, layer: str, sources: list[str], extra_dirs: list[str] | None = None
+    planner: Planner, cluster: ResolvedCluster, layer: str, sources: list[str], extra_dirs: list[str] | None = None,
+    extra_patches: list[dict[str, Any]] | None = None,
 ) -> str:
     """Path (relative to the fleet root) the cluster's Kustomization for ``layer`` builds."""
     env = cluster.environment
     env_dir = f"infrastructure/overlays/{env.name}/{layer}"
-    if not cluster.infrastructure_differs and not extra_dirs:
+    if not cluster.infrastructure_differs and not extra_dirs and not extra_patches:
         return env_dir
     own = f"infrastructure/clusters/{cluster.name}/{layer}"
     env_items = {c.name: c for c in env.components}
@@ -457,6 +461,7 @@ def _cluster_overlay(
             for obj in component.configs:
                 meta = obj["metadata"]
                 patches.append(_delete_patch(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")))
+    patches += extra_patches or []
     if layer == "controllers":
         for name, item in sorted(mine.items()):
             env_values = item.values.environment if name not in env_items else {}
@@ -486,7 +491,8 @@ def _plan_cluster(
         or bool(cluster_dirs)
     )
     controllers = _cluster_overlay(planner, cluster, "controllers", sources)
-    configs = _cluster_overlay(planner, cluster, "configs", sources, cluster_dirs) if has_configs else None
+    configs = (_cluster_overlay(planner, cluster, "configs", sources, cluster_dirs,
+                                extra.cluster_config_patches.get(cluster.name)) if has_configs else None)
     team_paths: dict[str, str] = {}
     for team in [] if fleet.fleet.delivery.apps == "argocd" else cluster.teams:
         if cluster.team_differs(team):
