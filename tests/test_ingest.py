@@ -19,7 +19,9 @@ from conftest import REPO
 from generator.build.fleet import build_fleet
 from generator.errors import InventoryError
 from generator.inventory.loader import load_inventory
+from generator.inventory.models import GrafanaSso
 from generator.inventory.resolve import resolve
+from generator.render.grafana_sso import role_attribute_path
 from generator.render.ingest import plan_ingest
 from generator.yamlio import load_documents
 
@@ -188,3 +190,53 @@ def test_routes_reach_the_services_the_charts_render() -> None:
         for backend in route["spec"]["rules"][0]["backendRefs"]:
             service = services[(route["metadata"]["namespace"], backend["name"])]
             assert backend["port"] in [p["port"] for p in service["spec"]["ports"]], backend
+
+
+def test_grafana_is_served_with_tls_and_signs_in_through_the_fleets_provider() -> None:
+    hub = _objects(HUB)
+    sso = resolve(load_inventory(REPO)).fleet.grafana.sso
+    assert sso is not None
+    listener, route = _hub_route(hub, "grafana.acme.example.com")
+    assert listener["protocol"] == "HTTPS" and listener["tls"]["certificateRefs"] == [{"name": "fleet-ingest-tls"}]
+    policy = _one(hub, "SecurityPolicy", "envoy-gateway-system", "fleet-ingest")
+    assert listener["name"] not in {t["sectionName"] for t in policy["spec"]["targetRefs"]}  # people sign in
+    grafana = _one(hub, "Grafana", "grafana", "fleet")
+    # the operator's Service <name>-service on port 3000 (grafana-operator v5.24.0)
+    assert route["spec"]["rules"][0]["backendRefs"] == [{"name": "fleet-service", "port": 3000}]
+    assert route["metadata"]["namespace"] == grafana["metadata"]["namespace"]
+    config = grafana["spec"]["config"]
+    assert config["server"]["root_url"] == "https://grafana.acme.example.com"
+    assert config["auth"]["disable_login_form"] == "true"
+    oauth = config["auth.generic_oauth"]
+    assert (oauth["enabled"], oauth["client_id"], oauth["auth_url"], oauth["token_url"], oauth["api_url"]) == (
+        "true", sso.client_id, sso.auth_url, sso.token_url, sso.api_url)
+    assert oauth["role_attribute_path"].startswith("contains(groups[*], 'platform') && 'Admin'")
+    assert "client_secret" not in oauth  # never a value: the environment, from the Secret below
+    (container,) = grafana["spec"]["deployment"]["spec"]["template"]["spec"]["containers"]
+    (env,) = container["env"]
+    assert container["name"] == "grafana" and env["name"] == "GF_AUTH_GENERIC_OAUTH_CLIENT_SECRET"
+    ref = env["valueFrom"]["secretKeyRef"]
+    secret = _one(hub, "ExternalSecret", "grafana", ref["name"])
+    assert secret["spec"]["data"] == [{"secretKey": ref["key"],
+                                       "remoteRef": {"key": sso.client_secret_key, "property": ref["key"]}}]
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda t: t.replace("authUrl: https://", "authUrl: http://"), "authUrl"),
+    (lambda t: t.replace("adminGroups: [platform]", "adminGroups: [\"it's\"]"), "adminGroups"),
+])
+def test_grafana_sso_settings_are_checked_with_file_and_line(tmp_path: Path, edit: Any, message: str) -> None:
+    shutil.copytree(REPO / "inventory", tmp_path / "inventory")
+    shutil.copytree(REPO / "overlays", tmp_path / "overlays")
+    fleet_file = tmp_path / "inventory" / "fleet.yaml"
+    fleet_file.write_text(edit(fleet_file.read_text()))
+    with pytest.raises(InventoryError, match=message) as caught:
+        load_inventory(tmp_path)
+    assert "inventory/fleet.yaml:" in str(caught.value)
+
+
+def test_the_grafana_sso_role_mapping_follows_the_groups() -> None:
+    sso = GrafanaSso(client_id="c", auth_url="https://a", token_url="https://t", api_url="https://u",
+                     admin_groups=["ops"], viewer_groups=["dev", "qa"])
+    assert role_attribute_path(sso) == ("contains(groups[*], 'ops') && 'Admin' || contains(groups[*], 'dev') && "
+                                        "'Viewer' || contains(groups[*], 'qa') && 'Viewer'")

@@ -228,12 +228,13 @@ def plan_fleet(
         for source, target in (
             (contribution.env_configs, extra.env_configs),
             (contribution.cluster_configs, extra.cluster_configs),
-            (contribution.cluster_config_patches, extra.cluster_config_patches),
             (contribution.cluster_resources, extra.cluster_resources),
             (contribution.flux_namespaces, extra.flux_namespaces),
         ):
             for key, paths in source.items():
                 target.setdefault(key, []).extend(paths)
+        for key, cluster_patches in contribution.cluster_config_patches.items():
+            extra.cluster_config_patches.setdefault(key, []).extend(cluster_patches)
     inv = fleet.inventory
     fleet_file = inv.fleet.file.file
     component_files = {c.item.name: c.file.file for c in inv.components}
