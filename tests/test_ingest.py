@@ -22,6 +22,7 @@ from generator.inventory.loader import load_inventory
 from generator.inventory.models import GrafanaSso
 from generator.inventory.resolve import resolve
 from generator.render.grafana_sso import role_attribute_path
+from generator.render.ingest import INGEST_DIR as INGEST
 from generator.render.ingest import plan_ingest
 from generator.yamlio import load_documents
 
@@ -161,7 +162,7 @@ def test_each_cluster_carries_its_own_credential(cluster: str) -> None:
             assert "basic_auth {" in config and "auth     = otelcol.auth.basic.hub.handler" in config
 
 
-def test_a_hub_publishing_ingest_routes_needs_a_secret_store(tmp_path: Path) -> None:
+def test_without_a_secret_store_the_endpoints_stay_guarded_and_the_secrets_are_the_operators(tmp_path: Path) -> None:
     shutil.copytree(REPO / "inventory", tmp_path / "inventory")
     shutil.copytree(REPO / "overlays", tmp_path / "overlays")
     fleet_file = tmp_path / "inventory" / "fleet.yaml"
@@ -169,8 +170,13 @@ def test_a_hub_publishing_ingest_routes_needs_a_secret_store(tmp_path: Path) -> 
     start = text.index("    secrets:\n")
     end = text.index("\n\ndefaults:")
     fleet_file.write_text(text[:start].rstrip("\n") + text[end:])
-    with pytest.raises(InventoryError, match=r"fleet\.security\.secrets"):
-        plan_ingest(resolve(load_inventory(tmp_path)))
+    apps = tmp_path / "inventory" / "apps.yaml"
+    apps.write_text(re.sub(r"    secrets:\n(      - [^\n]+\n)+", "", apps.read_text()))  # app secrets need a store
+    files = plan_ingest(resolve(load_inventory(tmp_path))).files
+    kinds = {path: [o["kind"] for o in load_documents(text)] for path, text in files.items()
+             if path.endswith("/ingest.yaml")}
+    assert list(kinds) == [f"{INGEST}/{HUB}/ingest.yaml"]  # no credential ExternalSecret on any cluster
+    assert kinds[f"{INGEST}/{HUB}/ingest.yaml"] == ["Gateway", "Certificate", "SecurityPolicy"]
 
 
 CHARTS = os.environ.get("FLEETGEN_TEST_UPSTREAM_CHARTS", "")

@@ -13,6 +13,7 @@ configs layer (so a change of the settings changes the Grafana object and the op
   override) from the Secret ``grafana-oauth``, which an ExternalSecret reads from the hub's secret store — the
   operator merges ``spec.deployment`` into its Deployment, container ``grafana`` by name (grafana-operator v5.24.0
   controllers/reconcilers/grafana/deployment_reconciler.go; examples/grafana/keycloak_sso/resources.yaml).
+  Without a secrets backend no ExternalSecret is rendered: the operator creates that Secret by hand.
 """
 
 from __future__ import annotations
@@ -76,11 +77,6 @@ def plan_grafana_sso(fleet: ResolvedFleet) -> Contribution:
                     if cfg.get("kind") == "Grafana" and cfg.get("apiVersion") == GRAFANA_API]
         for grafana in grafanas:
             found = True
-            if backend is None:
-                position = fleet.inventory.fleet.file.position(("fleet", "grafana", "sso"))
-                raise InventoryError([Problem(position.file, position.line, position.column, "fleet.grafana.sso",
-                                              "Grafana's client secret is read from the secret store: set "
-                                              "fleet.security.secrets")])
             name, namespace = grafana["metadata"]["name"], grafana["metadata"]["namespace"]
             patch = {
                 "apiVersion": GRAFANA_API,
@@ -99,6 +95,8 @@ def plan_grafana_sso(fleet: ResolvedFleet) -> Contribution:
                 {"target": {"group": "grafana.integreatly.org", "kind": "Grafana", "name": name,
                             "namespace": namespace},
                  "patch": dump_documents([patch])})
+            if backend is None:  # no secrets backend: the operator creates the Secret grafana-oauth by hand
+                continue
             secret = {
                 "apiVersion": ESO_API,
                 "kind": "ExternalSecret",

@@ -21,6 +21,9 @@ like cert-manager in ``issuers``), an ExternalSecret ``fleet-ingest`` in each su
 reads the cluster's own password from its secret store (same key, property ``password``) and writes the
 Secret ``fleet-ingest`` (``username`` = cluster name, ``password``) that the component values reference.
 Each cluster has its own credential: revoking one cluster is removing its line; no secret is in Git.
+Without a secrets backend (``fleet.security.secrets``) no ExternalSecret is rendered: the Secrets keep their names
+and the operator creates them by hand; until then Envoy Gateway answers the guarded routes with 500 (fail closed:
+internal/gatewayapi/securitypolicy.go at v1.9.0).
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ def _listener(route: dict[str, Any], section: str, variables: dict[str, str]) ->
 
 
 def _hub_objects(hub: ResolvedCluster, fleet: ResolvedFleet, routes: list[dict[str, Any]], namespace: str,
-                 gateway_class: str, store: str, members: list[str]) -> list[dict[str, Any]]:
+                 gateway_class: str, store: str | None, members: list[str]) -> list[dict[str, Any]]:
     """Gateway, Certificate, SecurityPolicy and htpasswd ExternalSecret of the hub."""
     variables = hub.variables(fleet.fleet)
     listeners: dict[str, dict[str, Any]] = {}
@@ -142,6 +145,8 @@ def _hub_objects(hub: ResolvedCluster, fleet: ResolvedFleet, routes: list[dict[s
             "basicAuth": {"users": {"name": USERS_SECRET}},
         },
     })
+    if store is None:
+        return objects
     lines = "\n".join(f'{{{{ index . "{member}" }}}}' for member in members)
     objects.append({
         "apiVersion": ESO_API,
@@ -208,26 +213,21 @@ def plan_ingest(fleet: ResolvedFleet) -> Contribution:
     gateway = _gateway_class(fleet)
     cluster_sources = {s.item.name: s for s in fleet.inventory.clusters}
     for hub, _ in hubs:
-        missing = []
-        if backend is None:
-            missing.append("fleet.security.secrets (the clusters' ingest credentials come from the secret store)")
         if gateway is None or not any(gateway_component(fleet.components) is c.component for c in hub.components):
-            missing.append("the gateway component (it serves the Gateway fleet-ingest)")
-        if missing:
             file, line, column = cluster_sources[hub.name].where()
             problems.append(Problem(file, line, column, ".".join(str(p) for p in cluster_sources[hub.name].path),
-                                    f"cluster '{hub.name}' publishes ingest routes (Gateway {GATEWAY}) but needs "
-                                    + " and ".join(missing)))
+                                    f"cluster '{hub.name}' publishes ingest routes (Gateway {GATEWAY}) but runs no "
+                                    "gateway component to serve that Gateway"))
     if problems:
         raise InventoryError(problems)
-    assert backend is not None and gateway is not None
+    assert gateway is not None
+    store = backend.store_name if backend is not None else None
     members = sorted(c.name for c in fleet.clusters if _clients(c))
     for cluster in fleet.clusters:
-        documents = [_credential(cluster, namespace, backend.store_name) for namespace in _clients(cluster)]
+        documents = [] if store is None else [_credential(cluster, ns, store) for ns in _clients(cluster)]
         routes = next((r for c, r in hubs if c is cluster), None)
         if routes:
-            documents.extend(_hub_objects(cluster, fleet, routes, gateway[0], gateway[1], backend.store_name,
-                                          members))
+            documents.extend(_hub_objects(cluster, fleet, routes, gateway[0], gateway[1], store, members))
         if not documents:
             continue
         directory = f"{INGEST_DIR}/{cluster.name}"
