@@ -37,7 +37,12 @@ CROSSPLANE: Obj = {
     "namespace": "fleet-clusters",
     "hub": {"egressCidrs": ["203.0.113.10/32"],
             "network": {"vpcId": "vpc-0a1b2c3d4e5f60718", "routeTableIds": ["rtb-0a1b2c3d4e5f60719"]},
-            "fluxRoleArn": "arn:aws:iam::123456789012:role/fleet-hub-flux"},
+            "fluxRoleArn": "arn:aws:iam::123456789012:role/fleet-hub-flux",
+            "fluxGcp": {"workloadIdentityProvider":
+                        "projects/123456789/locations/global/workloadIdentityPools/hub/providers/eks",
+                        "serviceAccount": "fleet-hub-flux@acme-fleet.iam.gserviceaccount.com"},
+            "fluxAzure": {"clientId": "7b3e9d21-4c5a-4f8e-a1d6-2e9c0b7f5a43",
+                          "principalId": "1f6a8c3d-9b2e-4d7f-8a05-c4e1b3d9f276"}},
     "aws": {"accountId": "123456789012", "roleArn": "arn:aws:iam::123456789012:role/crossplane-providers"},
     "gcp": {"project": "acme-fleet", "serviceAccount": "crossplane@acme-fleet.iam.gserviceaccount.com",
             "workloadIdentityProvider": "projects/123456789/locations/global/workloadIdentityPools/hub/providers/eks"},
