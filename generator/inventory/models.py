@@ -838,7 +838,8 @@ class HubFluxGcp(Model):
     issuer): the pool provider that trusts it and the Google service account they impersonate."""
 
     workload_identity_provider: Annotated[
-        str, Field(pattern=r"^projects/\d{1,30}/locations/global/workloadIdentityPools/[a-z0-9-]+/providers/[a-z0-9-]+$")
+        str, Field(pattern=r"^projects/\d{1,30}/locations/global/workloadIdentityPools/[a-z0-9-]+/providers/"
+                           r"[a-z0-9-]+$")
     ]
     service_account: Annotated[
         str, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.gserviceaccount\.com$")

@@ -235,8 +235,8 @@ def plan_fleet(
         ):
             for key, paths in source.items():
                 target.setdefault(key, []).extend(paths)
-        for key, patches in contribution.flux_patches.items():
-            extra.flux_patches.setdefault(key, []).extend(patches)
+        for key, instance_patches in contribution.flux_patches.items():
+            extra.flux_patches.setdefault(key, []).extend(instance_patches)
     inv = fleet.inventory
     fleet_file = inv.fleet.file.file
     component_files = {c.item.name: c.file.file for c in inv.components}
