@@ -505,7 +505,8 @@ def test_gcp_gke_and_network(full: Infrastructure) -> None:
     assert [r["rangeName"] for r in subnetwork["secondaryIpRange"]] == ["pods", "services"]
     dev = composed(full, "gcp-gke", "dev-us-central1")
     prod = composed(full, "gcp-gke", "prod-europe-west1")
-    assert kinds(dev)["NodePool"] >= 1 and kinds(dev)["ProjectIAMMember"] == 4
+    # the node service account's four roles and the hub's Flux (tests/test_hub_identity.py)
+    assert kinds(dev)["NodePool"] >= 1 and kinds(dev)["ProjectIAMMember"] == 5
     assert for_provider(dev, "gke-cluster")["deletionProtection"] is False
     assert for_provider(prod, "gke-cluster")["deletionProtection"] is True  # prod
     cluster = for_provider(prod, "gke-cluster")
