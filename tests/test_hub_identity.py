@@ -191,6 +191,7 @@ def test_the_patches_apply_to_kustomize_and_helm_controller_and_their_shards(tmp
                     "AZURE_AUTHORITY_HOST", "AZURE_FEDERATED_TOKEN_FILE"} == set(env)
             assert env["AZURE_FEDERATED_TOKEN_FILE"] == "/var/run/service-account/azure-token"
             assert set(volumes) == {"temp", "hub-federation-tokens", "flux-gcp-federation"}
+            assert volumes["flux-gcp-federation"]["configMap"]["optional"] is True  # no bootstrap deadlock
             audiences = {s["serviceAccountToken"]["path"]: s["serviceAccountToken"]["audience"]
                          for s in volumes["hub-federation-tokens"]["projected"]["sources"]}
             assert audiences["azure-token"] == "api://AzureADTokenExchange"

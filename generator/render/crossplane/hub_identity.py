@@ -140,7 +140,9 @@ def hub_flux_patches(settings: CrossplaneSettings) -> list[dict[str, Any]]:
             "expirationSeconds": 3600, "path": "gcp-token"}})
         env.append({"name": "GOOGLE_APPLICATION_CREDENTIALS", "value": f"{GCP_CONFIG_DIR}/{GCP_CONFIG_FILE}"})
         mounts.append({"name": GCP_CONFIG_MAP, "mountPath": GCP_CONFIG_DIR, "readOnly": True})
-        volumes.append({"name": GCP_CONFIG_MAP, "configMap": {"name": GCP_CONFIG_MAP}})
+        # optional: the controllers must start before their first sync applies the ConfigMap (a bootstrap that
+        # applies only the FluxInstance); the kubelet fills the volume in once it exists
+        volumes.append({"name": GCP_CONFIG_MAP, "configMap": {"name": GCP_CONFIG_MAP, "optional": True}})
     if hub.flux_azure is not None and settings.azure is not None:
         tokens.append({"serviceAccountToken": {"audience": AZURE_AUDIENCE, "expirationSeconds": 3600,
                                                "path": "azure-token"}})
