@@ -37,7 +37,12 @@ CROSSPLANE: Obj = {
     "namespace": "fleet-clusters",
     "hub": {"egressCidrs": ["203.0.113.10/32"],
             "network": {"vpcId": "vpc-0a1b2c3d4e5f60718", "routeTableIds": ["rtb-0a1b2c3d4e5f60719"]},
-            "fluxRoleArn": "arn:aws:iam::123456789012:role/fleet-hub-flux"},
+            "fluxRoleArn": "arn:aws:iam::123456789012:role/fleet-hub-flux",
+            "fluxGcp": {"workloadIdentityProvider":
+                        "projects/123456789/locations/global/workloadIdentityPools/hub/providers/eks",
+                        "serviceAccount": "fleet-hub-flux@acme-fleet.iam.gserviceaccount.com"},
+            "fluxAzure": {"clientId": "7b3e9d21-4c5a-4f8e-a1d6-2e9c0b7f5a43",
+                          "principalId": "1f6a8c3d-9b2e-4d7f-8a05-c4e1b3d9f276"}},
     "aws": {"accountId": "123456789012", "roleArn": "arn:aws:iam::123456789012:role/crossplane-providers"},
     "gcp": {"project": "acme-fleet", "serviceAccount": "crossplane@acme-fleet.iam.gserviceaccount.com",
             "workloadIdentityProvider": "projects/123456789/locations/global/workloadIdentityPools/hub/providers/eks"},
@@ -500,7 +505,8 @@ def test_gcp_gke_and_network(full: Infrastructure) -> None:
     assert [r["rangeName"] for r in subnetwork["secondaryIpRange"]] == ["pods", "services"]
     dev = composed(full, "gcp-gke", "dev-us-central1")
     prod = composed(full, "gcp-gke", "prod-europe-west1")
-    assert kinds(dev)["NodePool"] >= 1 and kinds(dev)["ProjectIAMMember"] == 4
+    # the node service account's four roles and the hub's Flux (tests/test_hub_identity.py)
+    assert kinds(dev)["NodePool"] >= 1 and kinds(dev)["ProjectIAMMember"] == 5
     assert for_provider(dev, "gke-cluster")["deletionProtection"] is False
     assert for_provider(prod, "gke-cluster")["deletionProtection"] is True  # prod
     cluster = for_provider(prod, "gke-cluster")
@@ -702,9 +708,9 @@ def test_every_folder_builds_with_kustomize(full_root: Path, tmp_path: Path) -> 
     assert counts == {"providers": 29, "provider-configs": 3, "apis": 5, "compositions": 13,
                       "clusters": workloads + 8}
     spokes = load_documents(tools.kustomize_build.run(tmp_path / "fleet/clusters/management/spokes"))
-    eks = len([c for c in fleet.clusters if c.cluster.role == "workload" and c.cluster.cloud == "aws"])
+    # every spoke is signed in to with Flux's workload identity (one kubeConfig ConfigMap each)
     assert Counter(d["kind"] for d in spokes) == {"HelmRelease": workloads, "Kustomization": workloads,
-                                                  "ConfigMap": eks}
+                                                  "ConfigMap": workloads}
 
 
 def _bundled_provider_config_schemas() -> dict[tuple[str, str], Obj]:

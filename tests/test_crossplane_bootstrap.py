@@ -91,14 +91,16 @@ def test_every_new_cluster_gets_flux_through_its_kubeconfig(root: Path, hub: dic
     for name in WORKLOADS:
         cluster = next(d for d in infra.documents(f"clusters/{name}.yaml") if d["kind"] == "KubernetesCluster")
         *provider, release, sync = hub[f"clusters/management/spokes/{name}.yaml"]
-        if cluster["spec"]["cloudProvider"] == "aws":  # Flux's workload identity: no kubeconfig Secret at all
-            [config] = provider
-            assert config["kind"] == "ConfigMap" and config["data"] == {
-                "provider": "aws", "cluster": f"arn:aws:eks:{cluster['spec']['region']}:123456789012:cluster/{name}"}
-            kube_config = {"configMapRef": {"name": config["metadata"]["name"]}}
-        else:  # GKE and AKS: the kubeconfig Secret the composition writes
-            assert provider == []
-            kube_config = {"secretRef": {"name": cluster["spec"]["kubeconfigSecretName"], "key": "kubeconfig"}}
+        # Flux's workload identity on every cloud: no kubeconfig Secret at all (tests/test_hub_identity.py)
+        region, cloud = cluster["spec"]["region"], cluster["spec"]["cloudProvider"]
+        expected = {
+            "aws": f"arn:aws:eks:{region}:123456789012:cluster/{name}",
+            "gcp": f"projects/acme-fleet/locations/{region}/clusters/{name}",
+            "azure": f"/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/{name}-network/providers/"
+                     f"Microsoft.ContainerService/managedClusters/{name}"}[cloud]
+        [config] = provider
+        assert config["kind"] == "ConfigMap" and config["data"] == {"provider": cloud, "cluster": expected}
+        kube_config = {"configMapRef": {"name": config["metadata"]["name"]}}
         for obj in (release, sync):
             assert obj["metadata"]["namespace"] == cluster["metadata"]["namespace"]  # next to the cluster object
             assert obj["spec"]["kubeConfig"] == kube_config
@@ -148,8 +150,7 @@ def test_hub_objects_validate_strictly(hub: dict[str, list[Obj]]) -> None:
             if doc.get("apiVersion") != "kustomize.config.k8s.io/v1beta1":
                 assert validator.validate(doc) == [], path
                 checked += 1
-    aws = len([n for n in WORKLOADS if "-us-east-1" in n or "-eu-west-1" in n])  # + their provider ConfigMaps
-    assert checked == 1 + 5 + 1 + 2 * len(WORKLOADS) + aws
+    assert checked == 1 + 5 + 1 + 3 * len(WORKLOADS)  # HelmRelease, Kustomization and provider ConfigMap each
 
 
 def test_reference_inventory_is_untouched() -> None:

@@ -241,7 +241,8 @@ def test_mermaid_parses_and_renders_every_diagram(reference: str, tmp_path: Path
     for region in {c.cluster.region for c in fleet.clusters} | {"aws", "gcp", "azure"}:
         assert region in topology["text"]
     assert "VPC peering, private endpoint / workload identity" in topology["text"]
-    assert "public endpoint, hub egress only / kubeconfig" in topology["text"]
+    assert "public endpoint, hub egress only / workload identity" in topology["text"]  # GKE/AKS spokes too
+    assert "/ kubeconfig" not in topology["text"]
     assert hostile["ok"], hostile.get("error")
     assert hostile["elements"] == [] and hostile["text"].count(HOSTILE) >= 3  # node, region and edge, literally
     assert 'x"]:::hub · Kubernetes 1.36' in hostile["text"]

@@ -319,6 +319,31 @@ def _check_reachability(
     return problems
 
 
+# The hub's Flux signs in to GKE and AKS spokes with workload identity (kubeConfig.configMapRef, provider gcp/azure;
+# generator/render/crossplane/hub_identity.py): the identity it federates to must be in the inventory.
+HUB_FLUX_IDENTITY = {
+    "gcp": "fluxGcp: {workloadIdentityProvider, serviceAccount} (the pool provider trusting the hub's issuer and "
+           "the Google service account its kustomize-/helm-controller impersonate)",
+    "azure": "fluxAzure: {clientId, principalId} (the managed identity its kustomize-/helm-controller federate to)",
+}
+
+
+def _check_hub_flux_identity(inv: Inventory, workloads: list[Sourced[Cluster]]) -> list[Problem]:
+    """A GKE or AKS spoke needs the hub's Flux identity in that cloud: without it the hub could not sign in."""
+    settings = inv.fleet.item.crossplane
+    assert settings is not None
+    problems = []
+    for cloud, what in HUB_FLUX_IDENTITY.items():
+        spokes = sorted(s.item.name for s in workloads if s.item.cloud == cloud)
+        identity = settings.hub.flux_gcp if cloud == "gcp" else settings.hub.flux_azure
+        if spokes and identity is None:
+            where = ("crossplane", "hub") if "hub" in (inv.fleet.raw.get("crossplane") or {}) else ("crossplane",)
+            problems.append(problem_at(inv.fleet, where, (
+                f"the hub signs in to {cloud} cluster(s) {', '.join(spokes)} with Flux's workload identity: "
+                f"set fleet.crossplane.hub.{what}")))
+    return problems
+
+
 def _check_engine(inv: Inventory) -> list[Problem]:
     """The Function package must be the release fleetgen runs offline (golden files show what the hub does)."""
     from importlib.metadata import version
@@ -349,6 +374,7 @@ def check_inventory(inv: Inventory) -> list[Problem]:
     problems.extend(_check_identities(inv, hub.cloud if hub else None, {c.item.cloud for c in workloads}))
     hub_source = next((c for c in inv.clusters if c.item.role == "hub"), None)
     problems.extend(_check_reachability(inv, hub_source, workloads))
+    problems.extend(_check_hub_flux_identity(inv, workloads))
     problems.extend(_check_engine(inv))
     plans: dict[str, NetworkPlan] = {}
     for source in inv.clusters:

@@ -865,6 +865,27 @@ class HubNetwork(Model):
     route_table_ids: Annotated[list[Annotated[str, Field(pattern=r"^rtb-[0-9a-f]{8,17}$")]], Field(min_length=1)]
 
 
+class HubFluxGcp(Model):
+    """The GCP identity of the hub's kustomize-/helm-controller (workload identity federation from the hub's
+    issuer): the pool provider that trusts it and the Google service account they impersonate."""
+
+    workload_identity_provider: Annotated[
+        str, Field(pattern=r"^projects/\d{1,30}/locations/global/workloadIdentityPools/[a-z0-9-]+/providers/"
+                           r"[a-z0-9-]+$")
+    ]
+    service_account: Annotated[
+        str, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.gserviceaccount\.com$")
+    ]
+
+
+class HubFluxAzure(Model):
+    """The Azure identity of the hub's kustomize-/helm-controller: a user-assigned managed identity (tenant
+    ``fleet.crossplane.azure.tenantId``) with a federated credential for the hub's issuer."""
+
+    client_id: Uuid
+    principal_id: Uuid
+
+
 class HubAccess(Model):
     """How the hub reaches the spokes' API servers: public endpoints admit only its egress addresses; private
     endpoints need a network path (peering with the hub network, composed for spokes in the hub's cloud)."""
@@ -874,6 +895,8 @@ class HubAccess(Model):
     flux_role_arn: Annotated[
         str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
     ] | None = None
+    flux_gcp: HubFluxGcp | None = None
+    flux_azure: HubFluxAzure | None = None
 
 
 class CrossplaneSettings(Model):

@@ -41,13 +41,15 @@ def reachability(cluster: ResolvedCluster, hub: HubAccess | None) -> str:
     """How the hub reaches this cluster's API server and signs in, as the inventory checks enforce it
     (generator/inventory/crossplane_checks.py): a public endpoint admits only ``fleet.crossplane.hub.egressCidrs``; a
     private one is reached through the VPC peering the AWS composition creates with the hub's network. EKS
-    spokes are signed in to with Flux's workload identity when ``hub.fluxRoleArn`` is set, others with the
-    kubeconfig Secret their composition writes (generator/render/crossplane/bootstrap.py)."""
+    spokes are signed in to with Flux's workload identity when ``hub.fluxRoleArn`` is set, GKE/AKS spokes with
+    ``hub.fluxGcp``/``fluxAzure`` (required for them), others with the kubeconfig Secret their composition writes
+    (generator/render/crossplane/bootstrap.py, hub_identity.py)."""
     cloud = cluster.cluster.cloud
     path = "VPC peering, private endpoint" if cluster.cluster.networking.private_endpoint else "public endpoint"
     if hub is not None and not cluster.cluster.networking.private_endpoint and hub.egress_cidrs:
         path += ", hub egress only"
-    sign_in = "workload identity" if cloud == "aws" and hub is not None and hub.flux_role_arn else "kubeconfig"
+    identity = {"aws": hub.flux_role_arn, "gcp": hub.flux_gcp, "azure": hub.flux_azure}[cloud] if hub else None
+    sign_in = "workload identity" if identity else "kubeconfig"
     return f"{path} / {sign_in}"
 
 

@@ -127,6 +127,9 @@ class Contribution:
     cluster_config_patches: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     cluster_resources: dict[str, list[str]] = field(default_factory=dict)
     flux_namespaces: dict[str, list[str]] = field(default_factory=dict)
+    #: per cluster: FluxInstance ``spec.kustomize.patches`` and extra files of its ``flux-system`` folder
+    flux_patches: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    flux_system_files: dict[str, list[str]] = field(default_factory=dict)
 
 
 #: The kinds each Flux controller reconciles and reports events for: the kinds of the Alert eventSources enum
@@ -230,11 +233,14 @@ def plan_fleet(
             (contribution.cluster_configs, extra.cluster_configs),
             (contribution.cluster_resources, extra.cluster_resources),
             (contribution.flux_namespaces, extra.flux_namespaces),
+            (contribution.flux_system_files, extra.flux_system_files),
         ):
             for key, paths in source.items():
                 target.setdefault(key, []).extend(paths)
         for key, cluster_patches in contribution.cluster_config_patches.items():
             extra.cluster_config_patches.setdefault(key, []).extend(cluster_patches)
+        for key, instance_patches in contribution.flux_patches.items():
+            extra.flux_patches.setdefault(key, []).extend(instance_patches)
     inv = fleet.inventory
     fleet_file = inv.fleet.file.file
     component_files = {c.item.name: c.file.file for c in inv.components}
@@ -528,8 +534,10 @@ def _plan_cluster(
         if c.role == "hub" and fleet.fleet.crossplane
         else [],
     }
+    context["flux_patches"] = extra.flux_patches.get(c.name, [])
     planner.add_template(f"{base}/flux-system/flux-instance.yaml", "fleet/flux-instance.yaml.j2", sources, **context)
-    planner.add_yaml(f"{base}/flux-system/kustomization.yaml", [_kustomization(["flux-instance.yaml"])], sources)
+    planner.add_yaml(f"{base}/flux-system/kustomization.yaml",
+                     [_kustomization(["flux-instance.yaml", *extra.flux_system_files.get(c.name, [])])], sources)
     planner.add_template(f"{base}/infrastructure.yaml", "fleet/infrastructure.yaml.j2", sources, **context)
     resources = ["flux-system", "infrastructure.yaml"]
     if tenants_path:

@@ -94,3 +94,37 @@ def plain(value):
 def node_groups(xr):
     """The XR's node groups, any number, in order."""
     return list(xr.spec.nodeGroups) if xr.spec.nodeGroups else []
+
+
+# --- The hub's Flux signs in to GKE/AKS spokes with workload identity (generator/render/crossplane/hub_identity.py)
+# The grants it needs on each cluster; the XR carries the hub's identity in spec.networking.hubAccess.
+HUB_FLUX_GKE_ROLE = "roles/container.admin"
+HUB_FLUX_AKS_ROLES = {"cluster-user": "Azure Kubernetes Service Cluster User Role",
+                      "rbac-cluster-admin": "Azure Kubernetes Service RBAC Cluster Admin"}
+
+
+def hub_flux_gke_grant(xr, project):
+    """GKE: the hub's Flux service account may get the cluster (endpoint, CA) and administer its Kubernetes API.
+    GKE IAM binds at the project, so spokes of one project share the binding: no cluster's deletion revokes it
+    (managementPolicies without Delete)."""
+    account = xr.spec.networking.hubAccess.fluxGcpServiceAccount
+    if not account:
+        return None
+    grant = compose(xr, "hub-flux-container-admin", "cloudplatform.gcp.m.upbound.io/v1beta1", "ProjectIAMMember",
+                    for_provider={"project": project, "role": HUB_FLUX_GKE_ROLE, "member": f"serviceAccount:{account}"})
+    grant.spec.managementPolicies = ["Observe", "Create", "Update", "LateInitialize"]
+    return grant
+
+
+def hub_flux_aks_grants(xr, cluster):
+    """AKS: Entra ID integration with Azure RBAC for Kubernetes authorization, and the hub's Flux identity's roles
+    on this cluster (the AKS API calls Flux makes, and cluster-admin inside it)."""
+    principal = xr.spec.networking.hubAccess.fluxAzurePrincipalId
+    if not principal:
+        return
+    cluster.spec.forProvider.azureActiveDirectoryRoleBasedAccessControl = {"azureRbacEnabled": True}
+    for name, role in HUB_FLUX_AKS_ROLES.items():
+        assignment = compose(xr, f"hub-flux-{name}", "authorization.azure.m.upbound.io/v1beta1", "RoleAssignment",
+                             for_provider={"roleDefinitionName": role, "principalId": str(principal),
+                                           "principalType": "ServicePrincipal"})
+        assignment.spec.forProvider.scope = cluster.status.atProvider.id

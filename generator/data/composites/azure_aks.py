@@ -47,6 +47,7 @@ class Composite(BaseComposite):
             cluster.spec.forProvider.apiServerAccessProfile.authorizedIpRanges = [
                 str(c) for c in net.hubAccess.allowedCidrs]
         cluster.spec.writeConnectionSecretToRef.name = str(self.spec.kubeconfigSecretName)
+        hub_flux_aks_grants(self, cluster)  # the hub's Flux signs in with workload identity (_common.py)
         self.status.oidcIssuerUrl = cluster.status.atProvider.oidcIssuerUrl
         self.compose_audit_logs(name, location, cluster)
         for group in groups[1:]:

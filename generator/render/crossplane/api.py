@@ -140,6 +140,12 @@ def _hub_access() -> Obj:
                 "allowedCidrs": {**cidrs, "description": "The hub's egress CIDRs (public endpoints admit only these)."},
                 "fluxRoleArn": _string(pattern="^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", max_length=600,
                                        description="IAM role of the hub's Flux controllers (EKS access entry)."),
+                "fluxGcpServiceAccount": _string(
+                    pattern="^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+[.]iam[.]gserviceaccount[.]com$", max_length=254,
+                    description="Google service account of the hub's Flux controllers (GKE IAM on the project)."),
+                "fluxAzurePrincipalId": _string(
+                    pattern="^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", max_length=36,
+                    description="Object ID of the hub's Flux managed identity (AKS role assignments)."),
                 "peering": {"type": "object", "required": ["hubCidr", "hubRegion", "hubVpcId", "hubRouteTableIds"],
                             "description": "VPC peering with the hub's network (private endpoints, AWS).",
                             "properties": {

@@ -1,9 +1,10 @@
 """The hub's Flux wiring (OUT/fleet/clusters/<hub>/): sync the infrastructure repo, and bootstrap new clusters.
 
-Hub-and-spoke, the Flux way: the hub reconciles objects *on* a spoke through ``spec.kubeConfig``: on EKS spokes
-with ``configMapRef`` (Flux's workload identity, provider aws: the hub's controllers sign in with
-``fleet.crossplane.hub.fluxRoleArn``, granted by an EKS access entry the composition creates); elsewhere with
-``secretRef``, the kubeconfig Secret the spoke's composition writes next to its cluster object. For each workload
+Hub-and-spoke, the Flux way: the hub reconciles objects *on* a spoke through ``spec.kubeConfig``: with
+``configMapRef`` (Flux's workload identity, provider aws|gcp|azure: the hub's controllers sign in with
+``fleet.crossplane.hub.fluxRoleArn`` / ``fluxGcp`` / ``fluxAzure``, granted by the spoke's composition;
+generator/render/crossplane/hub_identity.py); an EKS spoke of a hub without ``fluxRoleArn`` with ``secretRef``, the
+kubeconfig Secret the spoke's composition writes next to its cluster object. For each workload
 cluster the hub installs the Flux Operator there (HelmRelease) and applies ``clusters/<cluster>/flux-system``
 (the FluxInstance), after which the new cluster syncs its own ``clusters/<cluster>`` path. The hub never prunes on
 a spoke, and keeps re-applying the FluxInstance, which repairs a spoke whose Flux was removed.
@@ -18,6 +19,7 @@ from generator.inventory.crossplane_data import crossplane_data
 from generator.inventory.models import Chart, CrossplaneSettings
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet, canonical
 from generator.render.crossplane.common import Obj
+from generator.render.crossplane.hub_identity import kubeconfig_provider
 from generator.render.crossplane.objects import eks_cluster_arn, kubeconfig_secret
 from generator.render.sharding import SHARD_KEY
 
@@ -93,15 +95,16 @@ def spoke_documents(settings: CrossplaneSettings, cluster: ResolvedCluster, valu
     reconciled_by = {SHARD_KEY: shard} if shard else {}
     arn = eks_cluster_arn(settings, cluster) if cluster.cluster.cloud == "aws" else None
     provider: list[Obj] = []
-    if arn and settings.hub.flux_role_arn:
-        # Flux's own workload identity (kubeConfig.configMapRef, provider aws; Flux 2.6+): the hub's controllers
-        # sign in with their IAM role, which the cluster composition grants through an EKS access entry.
+    data = kubeconfig_provider(settings, cluster, arn)
+    if data:
+        # Flux's own workload identity (kubeConfig.configMapRef, provider aws|gcp|azure; Flux 2.6+): the hub's
+        # controllers sign in with their identity, which the cluster composition grants (hub_identity.py).
         config = f"{name}-kubeconfig-provider"
         kube_config: Obj = {"configMapRef": {"name": config}}
         provider.append({"apiVersion": "v1", "kind": "ConfigMap",
                          "metadata": {"name": config, "namespace": settings.namespace, "labels": labels},
-                         "data": {"provider": "aws", "cluster": arn}})
-    else:  # GKE and AKS spokes: the kubeconfig Secret the composition writes (see README)
+                         "data": data})
+    else:  # EKS spokes of a hub without fluxRoleArn: the kubeconfig Secret the composition writes (see README)
         kube_config = {"secretRef": {"name": kubeconfig_secret(name), "key": crossplane_data()["kubeconfigKey"]}}
     release: Obj = {
         "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",

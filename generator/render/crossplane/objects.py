@@ -67,6 +67,10 @@ def hub_access(fleet: Fleet, cluster: ResolvedCluster, hub: ResolvedCluster | No
     access: Obj = {"endpoint": "private" if cluster.cluster.networking.private_endpoint else "public"}
     if cluster.cluster.cloud == "aws" and settings.hub.flux_role_arn:
         access["fluxRoleArn"] = settings.hub.flux_role_arn  # the hub's Flux signs in with it (EKS access entry)
+    if cluster.cluster.cloud == "gcp" and settings.hub.flux_gcp:  # granted on the project (hub_identity.py)
+        access["fluxGcpServiceAccount"] = settings.hub.flux_gcp.service_account
+    if cluster.cluster.cloud == "azure" and settings.hub.flux_azure:  # granted on the AKS cluster
+        access["fluxAzurePrincipalId"] = settings.hub.flux_azure.principal_id
     if access["endpoint"] == "public":
         access["allowedCidrs"] = list(settings.hub.egress_cidrs)
         return access

@@ -8,12 +8,15 @@ from dataclasses import dataclass, field
 from generator.inventory.crossplane_data import crossplane_data
 from generator.inventory.models import CrossplaneSettings
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
-from generator.render.crossplane import api, bootstrap, compositions, packages
+from generator.render.crossplane import api, bootstrap, compositions, hub_identity, packages
 from generator.render.crossplane.common import Mode, Obj
 from generator.render.crossplane.failover import add_failover, check_failover, failover_apps
 from generator.render.crossplane.objects import cluster_documents
 from generator.render.planner import Contribution, Planner
 from generator.render.sharding import hub_shards, spoke_shard
+
+#: The objects the hub's federated Flux controllers mount, next to its FluxInstance (hub_identity.py).
+FEDERATION_FILE = "hub-federation.yaml"
 
 
 def mode_of(settings: CrossplaneSettings) -> Mode:
@@ -204,4 +207,15 @@ def fleet_contribution(fleet: ResolvedFleet) -> Contribution:
         # the spoke bootstrap HelmReleases, Kustomizations and the Flux Operator chart source live there
         assert fleet.fleet.crossplane is not None
         contribution.flux_namespaces[hub.name] = [fleet.fleet.crossplane.namespace]
+        # the hub's controllers federate to GCP/Azure for GKE/AKS spokes (hub_identity.py)
+        patches = hub_identity.hub_flux_patches(fleet.fleet.crossplane)
+        if patches:
+            contribution.flux_patches[hub.name] = patches
+        federation = hub_identity.hub_federation_documents(fleet.fleet.crossplane)
+        if federation:
+            planner = Planner()
+            planner.add_yaml(f"clusters/{hub.name}/flux-system/{FEDERATION_FILE}", federation,
+                             [*hub.sources, fleet.inventory.fleet.file.file])
+            contribution.files.update(planner.files)
+            contribution.flux_system_files[hub.name] = [FEDERATION_FILE]
     return contribution
