@@ -11,6 +11,7 @@ from generator.render import writer
 from generator.render.argocd import plan_argocd
 from generator.render.canary import plan_canary
 from generator.render.crossplane import fleet_contribution, plan_infrastructure
+from generator.render.globaltls import plan_global_tls
 from generator.render.imageautomation import plan_image_automation
 from generator.render.issuers import plan_issuers
 from generator.render.overview import FLEET_FILE, fleet_markdown
@@ -30,7 +31,7 @@ def plan(root: Path) -> Rendered:
     """Everything a render would write for the fleet at ``root``; writes nothing."""
     fleet = resolve(load_inventory(root))
     contributions = [plan_policies(fleet), plan_issuers(fleet), plan_canary(fleet), fleet_contribution(fleet),
-                     plan_argocd(fleet), plan_image_automation(fleet)]
+                     plan_argocd(fleet), plan_image_automation(fleet), plan_global_tls(fleet)]
     files = {f"fleet/{path}": text for path, text in plan_fleet(fleet, root / "charts", contributions).items()}
     files.update({f"infrastructure/{path}": text for path, text in plan_infrastructure(fleet).items()})
     files["CODEOWNERS"] = codeowners(fleet)  # at the output (repository) root, where GitHub and GitLab look
