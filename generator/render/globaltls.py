@@ -59,6 +59,7 @@ def plan_global_tls(fleet: ResolvedFleet) -> Contribution:
         return contribution
     gateway_object = _gateway_object(fleet, gateway)
     sources = {s.item.name: s.file.file for s in fleet.inventory.apps}
+    cluster_files = {s.item.name: s.file.file for s in fleet.inventory.clusters}
     component_file = next(s.file.file for s in fleet.inventory.components if s.item is gateway)
     for cluster in fleet.clusters:
         apps = serving[cluster.name]
@@ -68,7 +69,7 @@ def plan_global_tls(fleet: ResolvedFleet) -> Contribution:
         for app in apps:
             docs += _objects(fleet, gateway, gateway_object, app)
         directory = f"{GLOBAL_HOSTS_DIR}/{cluster.name}"
-        files = [component_file, *cluster.sources, *(sources[a.name] for a in apps)]
+        files = [component_file, cluster_files[cluster.name], *(sources[a.name] for a in apps)]
         planner.add_yaml(f"{directory}/global-hosts.yaml", docs, files)
         planner.add_yaml(
             f"{directory}/kustomization.yaml",
