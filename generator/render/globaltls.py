@@ -96,13 +96,16 @@ def _gateway_object(fleet: ResolvedFleet, gateway: Component) -> dict[str, Any]:
     entry = next(s for s in fleet.inventory.components if s.item is gateway)
     found = [o for o in gateway.configs if o.get("kind") == "Gateway"
              and (o.get("metadata") or {}).get("name") == gateway.gateway.name]
-    allowed = ((found[0].get("spec") or {}).get("allowedListeners") or {}).get("namespaces") or {} if found else {}
-    if not found or allowed.get("from") not in ("Same", "All"):
+    spec = (found[0].get("spec") or {}) if found else {}
+    allowed = (spec.get("allowedListeners") or {}).get("namespaces") or {}
+    has_listener = any(item.get("name") == gateway.gateway.listener for item in spec.get("listeners") or [])
+    if not found or not has_listener or allowed.get("from") not in ("Same", "All"):
         file, line, column = entry.where("configs") if "configs" in entry.raw else entry.where()
         raise InventoryError([Problem(
             file, line, column, ".".join(str(p) for p in (*entry.path, "configs")),
             f"apps with failover serve their global name through a ListenerSet in {gateway.namespace}: the "
-            f"Gateway '{gateway.gateway.name}' of these configs must admit it with "
+            f"Gateway '{gateway.gateway.name}' of these configs must have the listener "
+            f"'{gateway.gateway.listener}' and admit the ListenerSet with "
             "spec.allowedListeners: {namespaces: {from: Same}} (README \"Multi-region prod\")")])
     result: dict[str, Any] = found[0]
     return result
