@@ -89,7 +89,9 @@ def test_hub_gets_projects_and_application_sets_and_spokes_no_app_kustomizations
     kinds = {(o["kind"], o["metadata"]["name"]) for o in hub.values()}
     assert {("AppProject", "payments"), ("AppProject", "storefront")} <= kinds
     appsets = {name for kind, name in kinds if kind == "ApplicationSet"}
-    assert {"checkout-dev", "checkout-staging", "checkout-prod", "storefront-web-prod"} <= appsets
+    # storefront-web's failover pair has a cluster layer (its global name: test_global_tls.py): one set per cluster
+    assert {"checkout-dev", "checkout-staging", "checkout-prod", "storefront-web-prod-us-east-1",
+            "storefront-web-prod-eu-west-1"} <= appsets
     # the Applications the controller generates: one per app and cluster the inventory says, nothing more
     generated = {o["metadata"]["name"] for o in hub.values() if o["kind"] == "Application"}
     expected = {f"{a}-{c}" for c, cluster in reference_build().clusters.items()

@@ -140,7 +140,7 @@ def test_canary_targets_the_charts_deployment_and_ports_match(cluster: str) -> N
             assert spec["service"]["gatewayRefs"] == [{
                 "group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway["name"],
                 "namespace": gateway["namespace"], "sectionName": gateway["sectionName"],
-            }]
+            }, *route.get("extraParentRefs", [])]  # a failover app's global-name listener (test_global_tls.py)
             assert spec["service"]["hosts"] == route["hostnames"]
             assert not [o for o in of_kind(objects, "HTTPRoute") if o["metadata"]["namespace"] == ns]
             assert "maxWeight" in spec["analysis"] or "stepWeights" in spec["analysis"]

@@ -94,9 +94,12 @@ def test_every_app_host_is_routed_admitted_and_covered_by_an_issued_certificate(
     issuer = one(objects, "ClusterIssuer", certificate["spec"]["issuerRef"]["name"])
     assert certificate["spec"]["issuerRef"]["kind"] == "ClusterIssuer"
     solvers = issuer["spec"]["acme"]["solvers"]
-    assert [sorted(s) for s in solvers] == [["dns01", "selector"]], "DNS-01 only: no HTTP-01 solver pods anywhere"
+    # the cluster's zone first; a failover pair's clusters also solve their apps' global names
+    # (exact names in the apex zone: tests/test_global_tls.py)
+    assert all(sorted(s) == ["dns01", "selector"] for s in solvers), "DNS-01 only: no HTTP-01 solver pods anywhere"
+    assert all(list(s["selector"]) == ["dnsNames"] for s in solvers[1:])
     provider = {"aws": "route53", "gcp": "cloudDNS", "azure": "azureDNS"}[resolved.cluster.cloud]
-    assert list(solvers[0]["dns01"]) == [provider]
+    assert all(list(s["dns01"]) == [provider] for s in solvers)
     assert solvers[0]["selector"]["dnsZones"] == [f"{cluster}.{DOMAIN}"]
     assert not any(o["kind"] == "Pod" or "acme.cert-manager.io" in o["apiVersion"] for o in objects)
 
@@ -111,7 +114,10 @@ def test_every_app_host_is_routed_admitted_and_covered_by_an_issued_certificate(
         # with a Flagger Canary (provider gatewayapi:v1) Flagger owns the route: the one it creates from the
         # Canary (fluxcd/flagger v1.44.0 pkg/router/gateway_api.go), else the chart's
         route = _flagger_route(canary) if canary else one(objects, "HTTPRoute", app.name, ns)
-        assert route["spec"]["hostnames"] == [hostname]
+        # first the cluster's host; a failover pair's clusters also serve the global name (tests/test_global_tls.py)
+        served_globally = app.app.failover is not None and cluster in (app.app.failover.primary,
+                                                                         app.app.failover.secondary)
+        assert route["spec"]["hostnames"] == [hostname, *([f"{app.app.host}.{DOMAIN}"] if served_globally else [])]
         parent = route["spec"]["parentRefs"][0]
         assert (parent["name"], parent["namespace"], parent["sectionName"]) == (
             "fleet", "envoy-gateway-system", "https"

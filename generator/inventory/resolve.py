@@ -20,6 +20,7 @@ from generator.inventory.entries import (
     platforms,
     settings_layers,
 )
+from generator.inventory.globalhosts import global_route_values
 from generator.inventory.mesh import check_mesh, mesh_values, runs_mesh
 from generator.inventory.models import (
     App,
@@ -443,7 +444,9 @@ def resolve(inv: Inventory) -> ResolvedFleet:
                         mesh_values(teams[a.team], runs_mesh(env.components)),
                     ),
                     merge(
-                        merge(_cluster_values(layer.data, "apps", a.name),
+                        # the failover pair serves the global name too (generator/inventory/globalhosts.py)
+                        merge(merge(global_route_values(a, cluster.name, fleet, gateway),
+                                    _cluster_values(layer.data, "apps", a.name)),
                               _canary_override(canary(a, env.settings), canary(a, settings))),
                         _mesh_override(teams[a.team], runs_mesh(env.components), runs_mesh(resolved_components)),
                     ),

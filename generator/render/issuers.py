@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from generator.errors import InventoryError, Problem
+from generator.inventory.globalhosts import global_solvers, serves_global_name
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet, gateway_component
 from generator.render.externalsecrets import fill_in
 from generator.render.planner import Contribution, Planner
@@ -168,6 +169,8 @@ def plan_issuers(fleet: ResolvedFleet) -> Contribution:
                 )
             continue
         solver_entry, extra = solver
+        # the global names of failover apps this cluster serves, in the zone of <domain> (inventory/globalhosts.py)
+        served = [a.app for a in cluster.apps if serves_global_name(a.app, cluster.name, gateway)]
         issuer = {
             "apiVersion": "cert-manager.io/v1",
             "kind": "ClusterIssuer",
@@ -177,7 +180,7 @@ def plan_issuers(fleet: ResolvedFleet) -> Contribution:
                     "server": dns.acme_server,
                     "email": dns.email or f"platform@{fleet.fleet.domain}",
                     "privateKeySecretRef": {"name": f"{ISSUER}-account-key"},
-                    "solvers": [solver_entry],
+                    "solvers": [solver_entry, *global_solvers(fleet.fleet, served, solver_entry)],
                 }
             },
         }

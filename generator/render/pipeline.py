@@ -11,6 +11,7 @@ from generator.render import writer
 from generator.render.argocd import plan_argocd
 from generator.render.canary import plan_canary
 from generator.render.crossplane import fleet_contribution, plan_infrastructure
+from generator.render.globaltls import plan_global_tls
 from generator.render.grafana_sso import plan_grafana_sso
 from generator.render.imageautomation import plan_image_automation
 from generator.render.ingest import plan_ingest
@@ -33,7 +34,7 @@ def plan(root: Path) -> Rendered:
     fleet = resolve(load_inventory(root))
     contributions = [plan_policies(fleet), plan_issuers(fleet), plan_canary(fleet), fleet_contribution(fleet),
                      plan_argocd(fleet), plan_image_automation(fleet), plan_ingest(fleet),
-                     plan_grafana_sso(fleet)]
+                     plan_grafana_sso(fleet), plan_global_tls(fleet)]
     files = {f"fleet/{path}": text for path, text in plan_fleet(fleet, root / "charts", contributions).items()}
     files.update({f"infrastructure/{path}": text for path, text in plan_infrastructure(fleet).items()})
     files["CODEOWNERS"] = codeowners(fleet)  # at the output (repository) root, where GitHub and GitLab look

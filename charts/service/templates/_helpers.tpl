@@ -138,3 +138,24 @@ NetworkPolicy ingress rule of pods in the Istio ambient mesh: ztunnel SNATs the 
     - port: {{ int .Values.containerPort }}
       protocol: TCP
 {{- end }}
+
+{{/*
+Gateway API ParentReferences (route.extraParentRefs) as a YAML list, fields in the API's order; used by the
+HTTPRoute's parentRefs and the Canary's gatewayRefs, which Flagger copies into the HTTPRoute it owns.
+*/}}
+{{- define "service.parentRefs" -}}
+{{- range . }}
+- group: {{ default "gateway.networking.k8s.io" .group | quote }}
+  kind: {{ default "Gateway" .kind | quote }}
+  name: {{ required "route.extraParentRefs[].name is required" .name | quote }}
+  {{- with .namespace }}
+  namespace: {{ . | quote }}
+  {{- end }}
+  {{- with .sectionName }}
+  sectionName: {{ . | quote }}
+  {{- end }}
+  {{- with .port }}
+  port: {{ int . }}
+  {{- end }}
+{{- end }}
+{{- end }}

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from generator.errors import InventoryError, Problem
+from generator.inventory.globalhosts import hosted_zone
 from generator.inventory.models import App, Fleet
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
 from generator.render.crossplane.common import Mode, Obj
@@ -32,11 +33,9 @@ def failover_apps(fleet: ResolvedFleet) -> list[App]:
 
 
 def zone_id(fleet: Fleet, app: App) -> str | None:
-    """The Route 53 hosted zone of ``<host>.<domain>``: the app's, else ``fleet.dns.aws.hostedZoneId``."""
-    assert app.failover is not None
-    if app.failover.hosted_zone_id:
-        return app.failover.hosted_zone_id
-    return fleet.dns.aws.hosted_zone_id if fleet.dns.aws is not None else None
+    """The Route 53 hosted zone of ``<host>.<domain>``: the app's, else ``fleet.dns.aws.hostedZoneId`` (the zone
+    cert-manager's solver of the global name writes to as well: generator/inventory/globalhosts.py)."""
+    return hosted_zone(fleet, app)
 
 
 def check_failover(fleet: ResolvedFleet) -> None:
