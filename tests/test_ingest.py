@@ -5,7 +5,6 @@ and port, and a SecurityPolicy that requires the cluster's own credential, which
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
@@ -179,14 +178,13 @@ def test_without_a_secret_store_the_endpoints_stay_guarded_and_the_secrets_are_t
     assert kinds[f"{INGEST}/{HUB}/ingest.yaml"] == ["Gateway", "Certificate", "SecurityPolicy"]
 
 
-CHARTS = os.environ.get("FLEETGEN_TEST_UPSTREAM_CHARTS", "")
+#: thanos 1.22.0, loki 18.11.0, tempo 2.2.4 packaged at their release tags (tests/fixtures/upstream-charts/SOURCES.md)
+CHARTS = REPO / "tests" / "fixtures" / "upstream-charts"
 
 
-@pytest.mark.skipif(not CHARTS, reason="set FLEETGEN_TEST_UPSTREAM_CHARTS to a folder with thanos-1.22.0.tgz, "
-                                       "loki-18.11.0.tgz, tempo-2.2.4.tgz (upstream charts are not downloadable here)")
 def test_routes_reach_the_services_the_charts_render() -> None:
     """Each ingest route's backend is a Service port of ``helm template`` of the hub's upstream charts."""
-    build = build_fleet(REPO, options(clusters=(HUB,), charts_dir=Path(CHARTS)), tools=tools())
+    build = build_fleet(REPO, options(clusters=(HUB,), charts_dir=CHARTS), tools=tools())
     objects = [load_documents(r.text)[0] for r in build.clusters[HUB].resources.values()]
     services = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objects if o["kind"] == "Service"}
     routes = [o for o in objects if o["kind"] in ("HTTPRoute", "GRPCRoute")
