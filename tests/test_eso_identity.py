@@ -153,7 +153,8 @@ def test_the_same_account_needs_no_role_chain(tmp_path: Path) -> None:
     assert not any(name.startswith("external-secrets-target") for name in eks)
     read = json.loads(for_provider(eks, "external-secrets-role-policy")["policy"])["Statement"][0]
     assert read["Resource"] == f"arn:aws:secretsmanager:us-east-1:{CLUSTER_ACCOUNT}:secret:*"
-    names = [d["metadata"]["name"] for d in infra.documents("provider-configs/") if d["kind"] == "ClusterProviderConfig"]
+    names = [d["metadata"]["name"] for d in infra.documents("provider-configs/")
+             if d["kind"] == "ClusterProviderConfig"]
     assert "external-secrets" not in names
 
 
