@@ -517,7 +517,8 @@ class Networking(Model):
     pod_cidr: Cidr
     service_cidr: Cidr
     private_endpoint: bool = True
-    zones: list[Annotated[str, Field(pattern=r"^[a-z0-9-]+$")]] | None = None
+    # the zones by name, or how many of the region's first zones (default 3; checked against the region's zones)
+    zones: list[Annotated[str, Field(pattern=r"^[a-z0-9-]+$")]] | Annotated[int, Field(ge=1)] | None = None
     private_subnets: list[Cidr] | None = None
     public_subnets: list[Cidr] | None = None
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from generator.inventory.network import MAX_ZONES
 from generator.render.crossplane.common import Mode
 
 Obj = dict[str, Any]
@@ -116,13 +117,13 @@ def network_fields() -> Obj:
         "vpcCidr": _immutable(_string(pattern=CIDR, description="VPC / VNet address range.")),
         "podCidr": _string(pattern=CIDR, description="Pod range (GKE secondary range, AKS overlay)."),
         "serviceCidr": _string(pattern=CIDR, description="Kubernetes service range."),
-        "zones": {"type": "array", "minItems": 3, "maxItems": 3,
+        "zones": {"type": "array", "minItems": 1, "maxItems": MAX_ZONES,
                   "items": _string(pattern="^[a-z0-9-]+$", max_length=32),
                   "description": "Availability zones the network and nodes are spread over."},
         "subnets": {"type": "object", "required": ["private"], "properties": {
-            "private": {"type": "array", "minItems": 1, "maxItems": 3, "items": _subnet(),
+            "private": {"type": "array", "minItems": 1, "maxItems": MAX_ZONES, "items": _subnet(),
                         "description": "Node subnets: one per zone on AWS, one regional subnet elsewhere."},
-            "public": {"type": "array", "maxItems": 3, "items": _subnet(),
+            "public": {"type": "array", "maxItems": MAX_ZONES, "items": _subnet(),
                        "description": "Public subnets (AWS: load balancers and the NAT gateway)."}}},
         "controlPlaneCidr": _string(pattern=CIDR, description="GKE private control-plane range (/28)."),
     }
