@@ -238,3 +238,20 @@ def test_the_identity_resources_validate_strictly_and_a_wrong_type_fails(infra: 
     assert [str(v) for v in validator.validate(wrong)] == [
         "PodIdentityAssociation/fleet-clusters/prod-us-east-1/external-secrets-pod-identity: "
         'spec.forProvider.targetRoleArn: must be of type string, not array (["arn:aws:iam::111122223333:role/x"])']
+
+
+def test_more_aks_clusters_than_one_identity_may_federate_are_refused(tmp_path: Path) -> None:
+    root = copy_reference_fleet(tmp_path)
+    extra = "".join(
+        f"  - name: staging-aks-{i}\n    cloud: azure\n    region: westeurope\n    environment: staging\n"
+        f"    networking: {{vpcCidr: 10.{100 + i}.0.0/16, podCidr: 100.65.0.0/16, serviceCidr: 172.21.0.0/16,"
+        " privateEndpoint: false}\n" for i in range(19))  # + staging-westeurope and prod-eastus: 21
+    path = root / "inventory/clusters/staging.yaml"
+    path.write_text(path.read_text() + extra)
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(root)
+    found = [p for p in caught.value.problems if p.field == "fleet.security.secrets.azure.identityId"]
+    assert [p.message for p in found] == [
+        "21 AKS clusters would each federate this identity, Azure allows 20 federated credentials per identity"]
+    path.write_text(path.read_text().split("  - name: staging-aks-18\n")[0])  # 20 clusters: accepted
+    load_inventory(root)
