@@ -41,11 +41,6 @@ class AwsEsoIdentity:
     target_role_name: str | None
     """The role in the secrets account the association chains to (None: same account, no chaining)."""
 
-    @property
-    def cluster_account(self) -> str:
-        """The account of the EKS cluster."""
-        return self.cluster_arn.split(":")[4]
-
     def as_spec(self) -> dict[str, str]:
         """The ``spec.secretsIdentity.aws`` of the cluster object."""
         spec = {"clusterArn": self.cluster_arn, "namespace": self.namespace, "serviceAccount": self.service_account,

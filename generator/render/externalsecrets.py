@@ -1,8 +1,8 @@
 """External Secrets: the ClusterSecretStore of each cluster and the ExternalSecrets of each app.
 
 Only references are rendered: the store authenticates with the cluster's workload identity (EKS Pod Identity on
-clusters the hub composes, else IRSA; Azure workload identity, GKE workload identity) or Vault's Kubernetes auth, and an ExternalSecret names a key in
-the backend. No secret value ever appears in the output.
+clusters the hub composes, else IRSA; Azure workload identity, GKE workload identity) or Vault's Kubernetes auth,
+and an ExternalSecret names a key in the backend. No secret value ever appears in the output.
 """
 
 from __future__ import annotations
