@@ -102,6 +102,17 @@ def synthetic_clusters(count: int, environments: Sequence[str], clouds: Mapping[
     return clusters
 
 
+def _without_federation_beyond_azure_limit(path: Path, fleet: Any, clusters: list[Any]) -> None:
+    """Drop the ESO identity's per-AKS-cluster federation when more AKS clusters than Azure allows would use it
+    (the loader refuses that fleet: generator/inventory/crossplane_checks.py)."""
+    from generator.inventory.crossplane_checks import AZURE_FEDERATED_CREDENTIALS
+
+    azure = ((fleet["fleet"].get("security") or {}).get("secrets") or {}).get("azure") or {}
+    if "identityId" in azure and sum(c["cloud"] == "azure" for c in clusters) > AZURE_FEDERATED_CREDENTIALS:
+        del azure["identityId"]
+        path.write_text(dump_documents([fleet]), encoding="utf-8")
+
+
 def make_fleet(source: Path, dest: Path, count: int, seed: int = SEED) -> list[str]:
     """Write a synthetic fleet root of ``count`` clusters at ``dest``; returns the cluster names."""
     from generator.inventory.entries import platforms
@@ -123,6 +134,7 @@ def make_fleet(source: Path, dest: Path, count: int, seed: int = SEED) -> list[s
     (inventory / "clusters").mkdir()
     (inventory / "clusters" / "synthetic.yaml").write_text(dump_documents([{"clusters": clusters}]), encoding="utf-8")
     names = [c["name"] for c in clusters]
+    _without_federation_beyond_azure_limit(inventory / "fleet.yaml", fleet, clusters)
     prod = [c["name"] for c in clusters if c["environment"] == "prod" and c.get("role") != "hub"]
     apps_file = inventory / "apps.yaml"
     if apps_file.is_file():

@@ -313,7 +313,8 @@ def test_no_static_credentials_anywhere(full_root: Path) -> None:
 
 
 def test_workload_identity_per_cloud_from_an_eks_hub(full: Infrastructure) -> None:
-    by_kind = {(d["kind"], d["apiVersion"].split(".")[0]): d for d in full.documents("provider-configs/")}
+    by_kind = {(d["kind"], d["apiVersion"].split(".")[0]): d for d in full.documents("provider-configs/")
+               if d.get("metadata", {}).get("name") == "default"}
     assert by_kind[("ClusterProviderConfig", "aws")]["spec"] == {"credentials": {"source": "IRSA"}}
     gcp = by_kind[("ClusterProviderConfig", "gcp")]["spec"]
     assert gcp == {"projectID": "acme-fleet", "credentials": {"source": "InjectedIdentity"}}
@@ -447,7 +448,11 @@ def test_every_xr_is_composed_and_every_managed_resource_has_a_provider_config(v
             for obj in item.resources.values():
                 if obj["apiVersion"].split("/")[0].endswith(".m.upbound.io") and \
                         f"{obj['apiVersion']} {obj['kind']}" not in CATALOGUE_GAPS:
-                    assert obj["spec"]["providerConfigRef"] == {"kind": "ClusterProviderConfig", "name": "default"}
+                    # External Secrets' target role lives in the secrets account: created through its config
+                    target = obj["metadata"]["annotations"]["crossplane.io/composition-resource-name"] \
+                        .startswith("external-secrets-target-")
+                    assert obj["spec"]["providerConfigRef"] == {"kind": "ClusterProviderConfig",
+                                                                "name": "external-secrets" if target else "default"}
                     assert obj["metadata"]["namespace"] == "fleet-clusters"
                     count += 1
     assert count > 150
@@ -465,13 +470,15 @@ def test_aws_eks_and_network(full: Infrastructure) -> None:
     assert "natGatewayIdSelector" in for_provider(network, "route-private-default")
 
     eks = composed(full, "aws-eks", "prod-us-east-1")
-    assert kinds(eks) == {"Network": 1, "Role": 3, "RolePolicyAttachment": 6, "SecurityGroup": 1,
+    # Roles: cluster, nodes, Cluster Autoscaler's and External Secrets' Pod Identity roles, ESO's target role in
+    # the secrets account; RolePolicies: the autoscaler's, ESO's role chain, the target role's read policy
+    assert kinds(eks) == {"Network": 1, "Role": 5, "RolePolicyAttachment": 6, "SecurityGroup": 1,
                           "SecurityGroupIngressRule": 2, "SecurityGroupEgressRule": 1, "Cluster": 1,
                           "ClusterAuth": 1, "OpenIDConnectProvider": 1, "NodeGroup": 2,
                           "VPCPeeringConnection": 1, "VPCPeeringConnectionAccepter": 1, "Route": 2,
                           "AccessEntry": 1, "AccessPolicyAssociation": 1,
-                          # Cluster Autoscaler's identity (EKS Pod Identity)
-                          "Addon": 1, "RolePolicy": 1, "PodIdentityAssociation": 1}
+                          # Cluster Autoscaler's and External Secrets' identities (EKS Pod Identity)
+                          "Addon": 1, "RolePolicy": 3, "PodIdentityAssociation": 2}
     # the hub's Flux role is cluster admin through an access entry (no kubeconfig Secret for EKS spokes)
     assert for_provider(eks, "hub-flux-access-entry")["principalArn"] == CROSSPLANE["hub"]["fluxRoleArn"]
     # private endpoint, reached through VPC peering with the hub: routes both ways, 443 from the hub's VPC
@@ -705,7 +712,7 @@ def test_every_folder_builds_with_kustomize(full_root: Path, tmp_path: Path) -> 
     workloads = len([c for c in fleet.clusters if c.cluster.role == "workload"])
     # the storefront-web failover adds its XRD, Composition, DnsFailover, a Database and the route53/kms providers;
     # insights and operationalinsights come with the AKS audit logs
-    assert counts == {"providers": 29, "provider-configs": 3, "apis": 5, "compositions": 13,
+    assert counts == {"providers": 29, "provider-configs": 4, "apis": 5, "compositions": 13,
                       "clusters": workloads + 8}
     spokes = load_documents(tools.kustomize_build.run(tmp_path / "fleet/clusters/management/spokes"))
     # every spoke is signed in to with Flux's workload identity (one kubeConfig ConfigMap each)
@@ -727,7 +734,7 @@ def test_provider_configs_validate_against_fleetgens_schemas(variant: Infrastruc
     assert len(schemas) == 3
     validator = SchemaValidator(None, kubernetes_version="1.33", extra_schemas=schemas)
     configs = list(variant.documents("provider-configs/"))
-    assert len([c for c in configs if c["kind"] == "ClusterProviderConfig"]) == 3
+    assert len([c for c in configs if c["kind"] == "ClusterProviderConfig"]) == 4  # + the secrets account's
     for config in (c for c in configs if c["kind"] == "ClusterProviderConfig"):
         assert validator.validate(config) == []
         static = copy.deepcopy(config)

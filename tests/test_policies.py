@@ -280,11 +280,17 @@ def test_a_cluster_secret_store_per_cluster_for_its_cloud() -> None:
     stores = [o for o in objects if o["kind"] == "ClusterSecretStore"]
     assert len(stores) == len(reference().fleet.clusters)
     providers = {o["metadata"]["labels"]["fleet.gitops.io/secrets-provider"]: o["spec"]["provider"] for o in stores}
-    aws = providers["aws-secrets-manager"]["aws"]
-    assert aws["service"] == "SecretsManager"
-    assert aws["auth"] == {
+    # the hub is not composed by Crossplane: its store signs in as the store's service account (IRSA role)
+    hub = objects_under(reference(), "infrastructure/secret-stores/management")
+    hub_aws = next(o for o in hub if o["kind"] == "ClusterSecretStore")["spec"]["provider"]["aws"]
+    assert hub_aws["service"] == "SecretsManager"
+    assert hub_aws["auth"] == {
         "jwt": {"serviceAccountRef": {"name": "external-secrets-store", "namespace": "external-secrets"}}
     }
+    # a composed EKS cluster: the ESO controller's Pod Identity (no auth block, no store service account)
+    spoke = objects_under(reference(), "infrastructure/secret-stores/prod-us-east-1")
+    assert [o["kind"] for o in spoke] == ["ClusterSecretStore"]
+    assert spoke[0]["spec"]["provider"] == {"aws": {"service": "SecretsManager", "region": "us-east-1"}}
     assert providers["azure-key-vault"]["azurekv"]["authType"] == "WorkloadIdentity"
     assert providers["gcp-secret-manager"]["gcpsm"]["auth"]["workloadIdentity"]["clusterName"] in {
         "dev-us-central1",
@@ -293,7 +299,7 @@ def test_a_cluster_secret_store_per_cluster_for_its_cloud() -> None:
     accounts = {
         o["metadata"]["annotations"].get("eks.amazonaws.com/role-arn") for o in objects if o["kind"] == "ServiceAccount"
     }
-    assert "arn:aws:iam::111122223333:role/prod-us-east-1-external-secrets" in accounts
+    assert "arn:aws:iam::111122223333:role/management-external-secrets" in accounts
     text = "\n".join(reference().files.values())
     assert "kind: Secret\n" not in text
 

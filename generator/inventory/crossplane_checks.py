@@ -251,6 +251,39 @@ def _check_identities(inv: Inventory, hub_cloud: str | None, clouds: set[str]) -
     return problems
 
 
+def _check_secrets_account(inv: Inventory, clouds: set[str]) -> list[Problem]:
+    """EKS clusters' External Secrets roles in another account need a provider role there (esoidentity)."""
+    fleet = inv.fleet.item
+    backend = fleet.security.secrets
+    settings = fleet.crossplane
+    if "aws" not in clouds or backend is None or backend.aws is None or settings is None or settings.aws is None:
+        return []
+    aws = backend.aws
+    if aws.account_id == settings.aws.account_id or aws.provider_role_arn is not None:
+        return []
+    return [problem_at(inv.fleet, ("security", "secrets", "aws", "accountId"),
+                       f"secrets account {aws.account_id} is not the clusters' account {settings.aws.account_id}: "
+                       "each EKS cluster's External Secrets role there is created by Crossplane through "
+                       "providerRoleArn, a role in the secrets account the providers may assume "
+                       "(arn:aws:iam::<secrets account>:role/<name>)")]
+
+
+AZURE_FEDERATED_CREDENTIALS = 20
+"""Federated identity credentials one user-assigned identity may have (Microsoft Entra workload identity limits)."""
+
+
+def _check_federation_limit(inv: Inventory, workloads: list[Sourced[Cluster]]) -> list[Problem]:
+    """Every AKS cluster federates the one ESO identity: Azure allows 20 credentials on it."""
+    backend = inv.fleet.item.security.secrets
+    aks = [c for c in workloads if c.item.cloud == "azure"]
+    if backend is None or backend.azure is None or backend.azure.identity_id is None \
+            or len(aks) <= AZURE_FEDERATED_CREDENTIALS:
+        return []
+    return [problem_at(inv.fleet, ("security", "secrets", "azure", "identityId"),
+                       f"{len(aks)} AKS clusters would each federate this identity, Azure allows "
+                       f"{AZURE_FEDERATED_CREDENTIALS} federated credentials per identity")]
+
+
 def _check_peering(clusters: list[Sourced[Cluster]], plans: dict[str, NetworkPlan]) -> list[Problem]:
     """Routable ranges of clusters that may peer (same environment, or the hub with anyone) must not overlap.
 
@@ -372,6 +405,8 @@ def check_inventory(inv: Inventory) -> list[Problem]:
     hub = next((c.item for c in inv.clusters if c.item.role == "hub"), None)
     workloads = [c for c in inv.clusters if c.item.role == "workload"]
     problems.extend(_check_identities(inv, hub.cloud if hub else None, {c.item.cloud for c in workloads}))
+    problems.extend(_check_secrets_account(inv, {c.item.cloud for c in workloads}))
+    problems.extend(_check_federation_limit(inv, workloads))
     hub_source = next((c for c in inv.clusters if c.item.role == "hub"), None)
     problems.extend(_check_reachability(inv, hub_source, workloads))
     problems.extend(_check_hub_flux_identity(inv, workloads))

@@ -198,6 +198,13 @@ class AwsSecrets(Model):
     account_id: Annotated[str, Field(pattern=r"^\d{12}$")]
     role_name: Template = "{cluster}-external-secrets"
     region: Template = "{region}"
+    # A role in the secrets account that Crossplane's AWS providers may assume (assumeRoleChain) to create each
+    # cluster's target role there; needed when accountId differs from fleet.crossplane.aws.accountId.
+    provider_role_arn: Annotated[str, Field(pattern=r"^arn:aws:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]+$")] | None = None
+
+
+AZURE_IDENTITY_ID = (r"^/subscriptions/[0-9a-f-]{36}/resourceGroups/[-A-Za-z0-9_.()]+/providers/"
+                     r"Microsoft\.ManagedIdentity/userAssignedIdentities/[A-Za-z0-9][-A-Za-z0-9_]+$")
 
 
 class AzureSecrets(Model):
@@ -206,6 +213,9 @@ class AzureSecrets(Model):
     tenant_id: Annotated[str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     client_id: Annotated[str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     vault_name: Template = "{organization}-{environment}"
+    # The user-assigned identity whose client ID is clientId (its ARM resource ID): with it, every AKS cluster's
+    # composition federates it with the cluster's OIDC issuer (a FederatedIdentityCredential).
+    identity_id: Annotated[str, Field(pattern=AZURE_IDENTITY_ID)] | None = None
 
 
 class GcpSecrets(Model):
@@ -539,7 +549,8 @@ class Networking(Model):
     pod_cidr: Cidr
     service_cidr: Cidr
     private_endpoint: bool = True
-    zones: list[Annotated[str, Field(pattern=r"^[a-z0-9-]+$")]] | None = None
+    # the zones by name, or how many of the region's first zones (default 3; checked against the region's zones)
+    zones: list[Annotated[str, Field(pattern=r"^[a-z0-9-]+$")]] | Annotated[int, Field(ge=1)] | None = None
     private_subnets: list[Cidr] | None = None
     public_subnets: list[Cidr] | None = None
 

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from generator.inventory.models import Cluster
 
 ZONES = 3
-"""Availability zones every cluster is spread over (subnets on AWS, node locations on GCP and Azure)."""
+"""Availability zones a cluster is spread over unless ``networking.zones`` says otherwise (subnets on AWS, node
+locations on GCP and Azure)."""
+MAX_ZONES = 8
+"""Most zones one cluster may use (bounds the XRD's lists; the region's own zones are the real limit)."""
+MIN_ZONES = {"aws": 2, "gcp": 1, "azure": 1}
+"""EKS needs subnets in at least two Availability Zones (Amazon EKS user guide, "VPC and subnet requirements");
+a GKE regional cluster may place nodes in one zone, an AKS pool may use one zone."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +57,16 @@ class NetworkPlan:
 
 
 def default_zones(cluster: Cluster, region_zones: list[str]) -> list[str]:
-    """The zones a cluster uses: as written, else the first three of its region."""
-    return list(cluster.networking.zones) if cluster.networking.zones else list(region_zones[:ZONES])
+    """The zones a cluster uses: the list as written, else the first ``zones`` (a count, default 3) of its region."""
+    zones = cluster.networking.zones
+    if isinstance(zones, list):
+        return list(zones)
+    return list(region_zones[:ZONES if zones is None else zones])
+
+
+def _bits(count: int) -> int:
+    """Prefix bits that split a range into at least ``count`` equal parts."""
+    return max(count - 1, 0).bit_length()
 
 
 def _split(network: ipaddress.IPv4Network, extra_bits: int) -> list[ipaddress.IPv4Network]:
@@ -69,17 +83,19 @@ def last_slash28(vpc: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
 def plan_network(cluster: Cluster, region_zones: list[str]) -> NetworkPlan:
     """Subnets of ``cluster``: as written in the inventory, else carved from the VPC.
 
-    AWS: the VPC is split in four; three quarters are the private subnets (one per zone), the last quarter
-    is split in four again for the three public subnets. GCP and Azure: the first half of the VPC is the node
-    subnet; GKE's private control plane takes the last /28 of the VPC.
+    AWS, N zones: the VPC is split in the fewest equal parts that leave one over (N + 1 or more: four for three
+    zones); the first N are the private subnets (one per zone), the last part is split again for the N public
+    subnets. GCP and Azure: the first half of the VPC is the node subnet (regional: it spans the zones); GKE's
+    private control plane takes the last /28 of the VPC.
     """
     net = cluster.networking
     vpc = ipaddress.IPv4Network(net.vpc_cidr)
     zones = default_zones(cluster, region_zones)
     if cluster.cloud == "aws":
-        quarters = _split(vpc, 2)
-        private = list(net.private_subnets) if net.private_subnets else [str(q) for q in quarters[:ZONES]]
-        public_default = [str(q) for q in _split(quarters[3], 2)[:ZONES]] if quarters else []
+        count = len(zones)
+        parts = _split(vpc, _bits(count + 1))
+        private = list(net.private_subnets) if net.private_subnets else [str(q) for q in parts[:count]]
+        public_default = [str(q) for q in _split(parts[-1], _bits(count))[:count]] if parts else []
         public = list(net.public_subnets) if net.public_subnets else public_default
         subnets = [Subnet(f"private-{z}", "private", c, z) for z, c in zip(zones, private, strict=False)]
         subnets += [Subnet(f"public-{z}", "public", c, z) for z, c in zip(zones, public, strict=False)]
@@ -97,12 +113,16 @@ def check_plan(cluster: Cluster, region_zones: list[str]) -> list[tuple[tuple[st
     problems: list[tuple[tuple[str | int, ...], str]] = []
     net = cluster.networking
     vpc = ipaddress.IPv4Network(net.vpc_cidr)
-    if len(region_zones) < ZONES:
-        problems.append((("region",), f"region '{cluster.region}' has {len(region_zones)} availability zone(s); "
-                                      f"fleetgen spreads every cluster over {ZONES}"))
-    if net.zones is not None:
-        if len(net.zones) != ZONES or len(set(net.zones)) != ZONES:
-            problems.append((("networking", "zones"), f"give exactly {ZONES} distinct zones"))
+    zones = default_zones(cluster, region_zones)
+    count = len(net.zones) if isinstance(net.zones, list) else (ZONES if net.zones is None else net.zones)
+    least, most = MIN_ZONES[cluster.cloud], min(len(region_zones), MAX_ZONES)
+    at: tuple[str | int, ...] = ("networking", "zones") if net.zones is not None else ("region",)
+    if not least <= count <= most or len(set(zones)) != len(zones):
+        why = " (EKS needs subnets in at least two Availability Zones)" if cluster.cloud == "aws" else ""
+        note = "" if net.zones is not None else f"the default of {ZONES} zones does not fit: set networking.zones; "
+        problems.append((at, f"{note}give {least} to {most} distinct zones of {cluster.region} "
+                                f"({', '.join(region_zones)}){why}"))
+    if isinstance(net.zones, list):
         for index, zone in enumerate(net.zones):
             if zone not in region_zones:
                 problems.append((("networking", "zones", index),
@@ -116,11 +136,13 @@ def check_plan(cluster: Cluster, region_zones: list[str]) -> list[tuple[tuple[st
                          f"{cluster.cloud} clusters have exactly one node subnet (privateSubnets: [one CIDR])"))
     if cluster.cloud == "aws":
         for key, given in (("privateSubnets", net.private_subnets), ("publicSubnets", net.public_subnets)):
-            if given is not None and len(given) != ZONES:
-                problems.append((("networking", key), f"give exactly {ZONES} subnets, one per zone"))
-        if vpc.prefixlen > 24:
-            problems.append((("networking", "vpcCidr"),
-                             f"{vpc} is too small to carve {2 * ZONES} subnets; use /24 or larger (e.g. /16)"))
+            if given is not None and len(given) != len(zones):
+                problems.append((("networking", key), f"give exactly {len(zones)} subnets, one per zone"))
+        largest = 28 - _bits(len(zones) + 1) - _bits(len(zones))  # every public subnet at least a /28
+        if vpc.prefixlen > largest:
+            problems.append((("networking", "vpcCidr"), f"{vpc} is too small to carve {2 * len(zones)} subnets "
+                                                       f"for {len(zones)} zones; use /{largest} or larger (e.g. /16)"))
+            return problems
     if cluster.cloud == "gcp" and vpc.prefixlen > 27:
         problems.append((("networking", "vpcCidr"), f"{vpc} is too small for nodes and a /28 control plane"))
     plan = plan_network(cluster, region_zones)

@@ -1,8 +1,8 @@
 """External Secrets: the ClusterSecretStore of each cluster and the ExternalSecrets of each app.
 
-Only references are rendered: the store authenticates with the cluster's workload identity (IRSA, Azure
-workload identity, GKE workload identity) or Vault's Kubernetes auth, and an ExternalSecret names a key in
-the backend. No secret value ever appears in the output.
+Only references are rendered: the store authenticates with the cluster's workload identity (EKS Pod Identity on
+clusters the hub composes, else IRSA; Azure workload identity, GKE workload identity) or Vault's Kubernetes auth,
+and an ExternalSecret names a key in the backend. No secret value ever appears in the output.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 from generator.inventory.models import App
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
+from generator.render import esoidentity
 
 ESO_API = "external-secrets.io/v1"
 
@@ -29,8 +30,11 @@ def fill_in(template: str, cluster: ResolvedCluster, fleet: ResolvedFleet, **ext
     return template.format(**values)
 
 
-def secret_store(cluster: ResolvedCluster, fleet: ResolvedFleet) -> tuple[str, dict[str, Any], dict[str, str]]:
-    """The provider name, ClusterSecretStore ``spec.provider`` and ServiceAccount annotations of a cluster."""
+def secret_store(
+    cluster: ResolvedCluster, fleet: ResolvedFleet
+) -> tuple[str, dict[str, Any], dict[str, str] | None]:
+    """The provider name, ClusterSecretStore ``spec.provider`` and the annotations of the ServiceAccount the store
+    signs in as (None: the store names no ServiceAccount, it uses the ESO controller's own identity)."""
     backend = fleet.fleet.security.secrets
     if backend is None:
         raise ValueError("no secrets backend configured")
@@ -55,6 +59,11 @@ def secret_store(cluster: ResolvedCluster, fleet: ResolvedFleet) -> tuple[str, d
         aws = backend.aws
         if aws is None:
             raise ValueError(f"cluster {c.name}: fleet.security.secrets.aws is not configured")
+        if esoidentity.aws_identity(fleet.fleet, cluster) is not None:
+            # composed with the cluster: EKS Pod Identity on the ESO controller (chained to the secrets account's
+            # role), so no auth block: ESO then uses the AWS SDK's default chain (generator/render/esoidentity.py)
+            return "aws-secrets-manager", {"aws": {"service": "SecretsManager",
+                                                   "region": fill_in(aws.region, cluster, fleet)}}, None
         role = f"arn:aws:iam::{aws.account_id}:role/{fill_in(aws.role_name, cluster, fleet)}"
         spec = {
             "service": "SecretsManager",

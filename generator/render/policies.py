@@ -292,6 +292,7 @@ def _plan_secret_store(planner: Planner, fleet: ResolvedFleet, cluster: Resolved
         provider=provider,
         provider_name=provider_name,
         sa_annotations=annotations,
+        service_account=annotations is not None,
     )
     planner.add_yaml(
         f"{directory}/kustomization.yaml",

@@ -85,6 +85,8 @@ class Composite(BaseComposite):
                            init_provider={"scalingConfig": {"desiredSize": int(group.desiredSize)}})
             pool.externalName = str(group.name)
         self.compose_autoscaler_identity(name, region)
+        if self.spec.secretsIdentity.aws:
+            self.compose_external_secrets_identity(region)
 
     def compose_autoscaler_identity(self, name, region):
         """Cluster Autoscaler's AWS identity (EKS Pod Identity): the agent add-on, a role only the EKS pod identity
@@ -121,6 +123,63 @@ class Composite(BaseComposite):
             "region": region, "tags": tags(self), "clusterNameSelector": controller,
             "namespace": AUTOSCALER_NAMESPACE, "serviceAccount": AUTOSCALER_SERVICE_ACCOUNT,
             "roleArnSelector": selector((ROLE_LABEL, "autoscaler"), controller=True)})
+
+    def compose_external_secrets_identity(self, region):
+        """External Secrets' AWS identity (EKS Pod Identity, generator/render/esoidentity.py): a role only the EKS
+        pod identity service may assume, associated with the ESO controller's service account. When the secrets
+        live in another account, the association chains to a target role there (provider-upjet-aws v2.6.0
+        PodIdentityAssociation targetRoleArn; EKS assumes both roles) whose trust admits this role only with this
+        cluster's, namespace's and service account's session tags (AWS EKS user guide, "Access AWS Resources using
+        EKS Pod Identity Target IAM Roles"); that role is created through the secrets account's provider config."""
+        iam = "iam.aws.m.upbound.io/v1beta1"
+        identity = self.spec.secretsIdentity.aws
+        cluster_arn = str(identity.clusterArn)
+        role_arn = f"arn:aws:iam::{cluster_arn.split(':')[4]}:role/{identity.roleName}"
+        trust = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
+             "Action": ["sts:AssumeRole", "sts:TagSession"]}]}
+        role = compose(self, "external-secrets-role", iam, "Role", labels={ROLE_LABEL: "external-secrets"},
+                       for_provider={"assumeRolePolicy": json.dumps(trust, indent=2) + "\n", "tags": tags(self)})
+        role.externalName = str(identity.roleName)
+        # external-secrets docs, AWS Secrets Manager "IAM Policy": what reading a secret needs
+        read = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": [
+            "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret", "secretsmanager:ListSecretVersionIds",
+            "secretsmanager:GetResourcePolicy"],
+            "Resource": f"arn:aws:secretsmanager:{identity.secretsRegion}:{identity.secretsAccountId}:secret:*"}]}
+        association = {"region": region, "tags": tags(self), "clusterNameSelector": selector(controller=True),
+                       "namespace": str(identity.namespace), "serviceAccount": str(identity.serviceAccount),
+                       "roleArnSelector": selector((ROLE_LABEL, "external-secrets"), controller=True)}
+        if identity.targetRoleName:
+            target_arn = f"arn:aws:iam::{identity.secretsAccountId}:role/{identity.targetRoleName}"
+            chain = {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"], "Resource": target_arn}]}
+            compose(self, "external-secrets-role-chain", iam, "RolePolicy", for_provider={
+                "policy": json.dumps(chain, indent=2) + "\n",
+                "roleSelector": selector((ROLE_LABEL, "external-secrets"), controller=True)})
+            target_trust = {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{cluster_arn.split(':')[4]}:root"},
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
+                "Condition": {"StringEquals": {"aws:RequestTag/eks-cluster-arn": cluster_arn,
+                                               "aws:RequestTag/kubernetes-namespace": str(identity.namespace),
+                                               "aws:RequestTag/kubernetes-service-account":
+                                                   str(identity.serviceAccount)},
+                              "ArnEquals": {"aws:PrincipalARN": role_arn}}}]}
+            target = compose(self, "external-secrets-target-role", iam, "Role",
+                             labels={ROLE_LABEL: "external-secrets-target"}, for_provider={
+                                 "assumeRolePolicy": json.dumps(target_trust, indent=2) + "\n", "tags": tags(self)})
+            target.externalName = str(identity.targetRoleName)
+            target.spec.providerConfigRef.name = str(identity.targetProviderConfigName)
+            target_read = compose(self, "external-secrets-target-role-policy", iam, "RolePolicy", for_provider={
+                "policy": json.dumps(read, indent=2) + "\n",
+                "roleSelector": selector((ROLE_LABEL, "external-secrets-target"), controller=True)})
+            target_read.spec.providerConfigRef.name = str(identity.targetProviderConfigName)
+            association["targetRoleArn"] = target_arn
+        else:
+            compose(self, "external-secrets-role-policy", iam, "RolePolicy", for_provider={
+                "policy": json.dumps(read, indent=2) + "\n",
+                "roleSelector": selector((ROLE_LABEL, "external-secrets"), controller=True)})
+        compose(self, "external-secrets-pod-identity", "eks.aws.m.upbound.io/v1beta1", "PodIdentityAssociation",
+                for_provider=association)
 
     def compose_peering(self, peering, region, control_plane):
         """A private endpoint: peer the cluster VPC with the hub's, route both ways, admit the hub on 443."""

@@ -50,6 +50,8 @@ class Composite(BaseComposite):
         hub_flux_aks_grants(self, cluster)  # the hub's Flux signs in with workload identity (_common.py)
         self.status.oidcIssuerUrl = cluster.status.atProvider.oidcIssuerUrl
         self.compose_audit_logs(name, location, cluster)
+        if self.spec.secretsIdentity.azure:
+            self.compose_external_secrets_federation(name, cluster)
         for group in groups[1:]:
             for_provider = {"tags": tags(self), "orchestratorVersion": str(self.spec.kubernetes.version),
                             "kubernetesClusterIdSelector": controller, "mode": "User", "autoScalingEnabled": True,
@@ -65,6 +67,18 @@ class Composite(BaseComposite):
             pool = compose(self, f"node-pool-{group.name}", aks, "KubernetesClusterNodePool",
                            for_provider=for_provider, init_provider={"nodeCount": int(group.desiredSize)})
             pool.externalName = str(group.name)
+
+    def compose_external_secrets_federation(self, name, cluster):
+        """External Secrets' Azure identity (generator/render/esoidentity.py): a federated identity credential on the
+        fleet's ESO user-assigned identity that trusts this cluster's OIDC issuer for the store's service account
+        (provider-upjet-azure v2.7.0 FederatedIdentityCredential; the issuer is held back until AKS reports it)."""
+        identity = self.spec.secretsIdentity.azure
+        credential = compose(self, "external-secrets-federated-credential",
+                             "managedidentity.azure.m.upbound.io/v1beta1", "FederatedIdentityCredential",
+                             for_provider={"userAssignedIdentityId": str(identity.identityId),
+                                           "subject": str(identity.subject), "audience": [str(identity.audience)]})
+        credential.spec.forProvider.issuer = cluster.status.atProvider.oidcIssuerUrl
+        credential.externalName = f"{name}-external-secrets"
 
     def compose_audit_logs(self, name, location, cluster):
         """Control-plane audit logs: a Log Analytics workspace per cluster and the cluster's diagnostic setting

@@ -42,7 +42,7 @@ class Composite(BaseComposite):
                 {"cidrBlock": str(c), "displayName": "fleet hub"} for c in net.hubAccess.allowedCidrs]
         cluster.spec.writeConnectionSecretToRef.name = str(self.spec.kubeconfigSecretName)
         hub_flux_gke_grant(self, project)  # the hub's Flux signs in with workload identity (_common.py)
-        if self.spec.secretsIdentity:  # External Secrets' KSA may act as the secrets project's GSA
+        if self.spec.secretsIdentity.member:  # External Secrets' KSA may act as the secrets project's GSA
             compose(self, "external-secrets-workload-identity", platform, "ServiceAccountIAMMember", for_provider={
                 "serviceAccountId": str(self.spec.secretsIdentity.serviceAccountId),
                 "role": "roles/iam.workloadIdentityUser", "member": str(self.spec.secretsIdentity.member)})

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from generator.inventory.network import MAX_ZONES
 from generator.render.crossplane.common import Mode
 
 Obj = dict[str, Any]
@@ -91,19 +92,38 @@ def _subnet() -> Obj:
         "zone": _string(pattern="^[a-z0-9-]+$", max_length=32)}}
 
 
+def _secrets_identity() -> Obj:
+    """External Secrets' grant composed with the cluster (generator/render/esoidentity.py): one cloud's block."""
+    aws = {"type": "object", "required": ["clusterArn", "namespace", "serviceAccount", "roleName",
+                                          "secretsAccountId", "secretsRegion"],
+           "properties": {"clusterArn": _string(max_length=256), "namespace": _string(pattern=DNS_LABEL, max_length=63),
+                          "serviceAccount": _string(pattern=DNS_LABEL, max_length=63),
+                          "roleName": _string(max_length=64), "secretsAccountId": _string(pattern=r"^[0-9]{12}$"),
+                          "secretsRegion": _string(pattern="^[a-z0-9-]+$", max_length=32),
+                          "targetRoleName": _string(max_length=64),
+                          "targetProviderConfigName": _string(pattern=DNS_LABEL, max_length=63)}}
+    azure = {"type": "object", "required": ["identityId", "subject", "audience"],
+             "properties": {"identityId": _string(max_length=512),
+                            "subject": _string(max_length=512), "audience": _string(max_length=256)}}
+    return {"type": "object",
+            "description": "External Secrets' identity grant: GKE (on the secrets project's GSA), aws, azure.",
+            "properties": {"serviceAccountId": _string(max_length=512), "member": _string(max_length=512),
+                           "aws": aws, "azure": azure}}
+
+
 def network_fields() -> Obj:
     """Address plan fields (shared by KubernetesCluster.spec.networking and Network.spec)."""
     return {
         "vpcCidr": _immutable(_string(pattern=CIDR, description="VPC / VNet address range.")),
         "podCidr": _string(pattern=CIDR, description="Pod range (GKE secondary range, AKS overlay)."),
         "serviceCidr": _string(pattern=CIDR, description="Kubernetes service range."),
-        "zones": {"type": "array", "minItems": 3, "maxItems": 3,
+        "zones": {"type": "array", "minItems": 1, "maxItems": MAX_ZONES,
                   "items": _string(pattern="^[a-z0-9-]+$", max_length=32),
                   "description": "Availability zones the network and nodes are spread over."},
         "subnets": {"type": "object", "required": ["private"], "properties": {
-            "private": {"type": "array", "minItems": 1, "maxItems": 3, "items": _subnet(),
+            "private": {"type": "array", "minItems": 1, "maxItems": MAX_ZONES, "items": _subnet(),
                         "description": "Node subnets: one per zone on AWS, one regional subnet elsewhere."},
-            "public": {"type": "array", "maxItems": 3, "items": _subnet(),
+            "public": {"type": "array", "maxItems": MAX_ZONES, "items": _subnet(),
                        "description": "Public subnets (AWS: load balancers and the NAT gateway)."}}},
         "controlPlaneCidr": _string(pattern=CIDR, description="GKE private control-plane range (/28)."),
     }
@@ -199,10 +219,7 @@ def cluster_schema(limits: Mapping[str, int], instance_patterns: Mapping[str, st
                                           "hubAccess": _hub_access()}},
             "kubeconfigSecretName": _string(pattern=DNS_LABEL, max_length=63,
                                             description="Secret (in this namespace) the kubeconfig is written to."),
-            "secretsIdentity": {
-                "type": "object", "required": ["serviceAccountId", "member"],
-                "description": "External Secrets' workload identity grant (GKE: on the secrets project's GSA).",
-                "properties": {"serviceAccountId": _string(max_length=512), "member": _string(max_length=512)}},
+            "secretsIdentity": _secrets_identity(),
         },
     }
     status = {"type": "object", "properties": {

@@ -10,6 +10,7 @@ from generator.inventory.entries import platforms
 from generator.inventory.models import CrossplaneSettings, Fleet
 from generator.inventory.network import plan_network
 from generator.inventory.resolve import ResolvedCluster
+from generator.render import esoidentity
 from generator.render.crossplane.api import CACHE, CLUSTER, DATABASE
 from generator.render.crossplane.common import PROVIDER_LABEL, Mode, Obj
 from generator.render.crossplane.packages import PROVIDER_CONFIG_NAME
@@ -84,9 +85,17 @@ def hub_access(fleet: Fleet, cluster: ResolvedCluster, hub: ResolvedCluster | No
 
 
 def secrets_identity(fleet: Fleet, cluster: ResolvedCluster) -> Obj | None:
-    """The cloud-side grant External Secrets needs on this cluster, composed with it (GKE only so far): the
-    store's Kubernetes service account may act as the secrets project's Google service account (workload
-    identity), whose project may differ from the cluster's."""
+    """The cloud-side grant External Secrets needs on this cluster, composed with it (generator/render/esoidentity):
+    GKE — the store's Kubernetes service account may act as the secrets project's Google service account (whose
+    project may differ from the cluster's); EKS — a Pod Identity role and association for the ESO controller
+    (chained to a role in the secrets account when it differs); AKS — a federated credential on the fleet's ESO
+    identity for the cluster's OIDC issuer."""
+    aws = esoidentity.aws_identity(fleet, cluster)
+    if aws is not None:
+        return {"aws": aws.as_spec()}
+    azure = esoidentity.azure_identity(fleet, cluster)
+    if azure is not None:
+        return {"azure": azure}
     backend = fleet.security.secrets
     settings = fleet.crossplane
     c = cluster.cluster

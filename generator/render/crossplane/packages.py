@@ -144,3 +144,10 @@ def provider_config(cloud: str, settings: CrossplaneSettings, hub_cloud: str, co
                 "oidcTokenFilePath": f"{AZURE_TOKEN_DIR}/{AZURE_TOKEN_FILE}"}
     return {"apiVersion": f"{config_group}/v1beta1", "kind": "ClusterProviderConfig",
             "metadata": {"name": PROVIDER_CONFIG_NAME}, "spec": spec}
+
+
+def chained_provider_config(base: Obj, name: str, role_arn: str) -> Obj:
+    """A copy of an AWS ClusterProviderConfig that then assumes ``role_arn`` (another account's role):
+    provider-upjet-aws v2.6.0 ClusterProviderConfig ``spec.assumeRoleChain``."""
+    spec = {**base["spec"], "assumeRoleChain": [{"roleARN": role_arn}]}
+    return {**base, "metadata": {"name": name}, "spec": spec}

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from generator.inventory.crossplane_data import crossplane_data
 from generator.inventory.models import CrossplaneSettings
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
+from generator.render import esoidentity
 from generator.render.crossplane import api, bootstrap, compositions, hub_identity, packages
 from generator.render.crossplane.common import Mode, Obj
 from generator.render.crossplane.failover import add_failover, check_failover, failover_apps
@@ -70,6 +71,17 @@ def _kustomization(resources: list[str]) -> Obj:
     return {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": resources}
 
 
+def _secrets_account_configs(fleet: ResolvedFleet, base: Obj) -> list[Obj]:
+    """The ClusterProviderConfig that creates External Secrets' target roles in the secrets account, when some
+    EKS cluster chains to one (generator/render/esoidentity.py; the role ARN is checked set by the loader)."""
+    backend = fleet.fleet.security.secrets
+    role_arn = backend.aws.provider_role_arn if backend is not None and backend.aws is not None else None
+    if role_arn is None or not any((i := esoidentity.aws_identity(fleet.fleet, c)) is not None and i.target_role_name
+                                   for c in workload_clusters(fleet)):
+        return []
+    return [packages.chained_provider_config(base, esoidentity.secrets_provider_config_name(), role_arn)]
+
+
 def build_infrastructure(fleet: ResolvedFleet) -> Infrastructure:
     """Every object of the infrastructure repo, grouped by file (empty without ``fleet.crossplane``)."""
     infra = Infrastructure()
@@ -128,8 +140,9 @@ def build_infrastructure(fleet: ResolvedFleet) -> Infrastructure:
         infra.add(f"providers/{cloud}.yaml", [*packages.runtime(cloud, settings, hub_cloud),
                                               *packages.providers(cloud, pin, members, version)], [fleet_file])
         provider_files.append(f"{cloud}.yaml")
-        infra.add(f"provider-configs/{cloud}.yaml",
-                  [packages.provider_config(cloud, settings, hub_cloud, pin["configGroup"])], [fleet_file])
+        configs = [packages.provider_config(cloud, settings, hub_cloud, pin["configGroup"])]
+        configs += _secrets_account_configs(fleet, configs[0]) if cloud == "aws" else []
+        infra.add(f"provider-configs/{cloud}.yaml", configs, [fleet_file])
         config_files.append(f"{cloud}.yaml")
     infra.add("providers/kustomization.yaml", [_kustomization(provider_files)], [fleet_file])
     infra.add("provider-configs/kustomization.yaml", [_kustomization(config_files)], [fleet_file])
