@@ -57,7 +57,8 @@ def build_fleet(root: Path, options: BuildOptions | None = None, *, rendered: An
 
     options = options or BuildOptions()
     started = time.perf_counter()
-    rendered = rendered if rendered is not None else plan(root)
+    if rendered is None:  # unchanged clusters' files from the plan cache next to the step cache (same bytes)
+        rendered = plan(root, (options.cache_dir or default_cache_dir(root)) / "plan" if options.use_cache else None)
     fleet = rendered.fleet
     names = [c.name for c in fleet.clusters]
     chosen = select_clusters(names, options.clusters, options.shard)
