@@ -85,18 +85,27 @@ class Fingerprints:
             parts = [type(value).__name__.encode(), *(self.of(item) for item in value)]
             return hashlib.sha256(b"\0".join(parts)).digest()
         # plain data (values, labels, names): pickle tells str from int keys and keeps insertion order
-        return hashlib.sha256(pickle.dumps(value, protocol=5)).digest()
+        return hashlib.sha256(_pickled(value)).digest()
 
     def _object(self, value: Any) -> bytes:
         name = f"{type(value).__module__}.{type(value).__qualname__}".encode()
         if isinstance(value, BaseModel):
-            dumped = value.model_dump(mode="json", by_alias=True)
-            return hashlib.sha256(name + b"\0" + pickle.dumps(dumped, protocol=5)).digest()
+            # python mode: JSON mode would write infinities and NaN as null (pickle keeps them apart)
+            dumped = value.model_dump(mode="python", by_alias=True)
+            return hashlib.sha256(name + b"\0" + _pickled(dumped)).digest()
         parts = [name]
         for item in dataclasses.fields(value):
             if item.compare:  # provenance (compare=False) is for messages and the overview, not the plan
                 parts.append(item.name.encode() + b"=" + self.of(getattr(value, item.name)))
         return hashlib.sha256(b"\0".join(parts)).digest()
+
+
+def _pickled(value: Any) -> bytes:
+    """Bytes equal only for equal values; for a value pickle cannot write, bytes that match nothing (a miss)."""
+    try:
+        return pickle.dumps(value, protocol=5)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return b"unpicklable\0" + os.urandom(16)
 
 
 def _files_digest(files: dict[str, str]) -> str:
