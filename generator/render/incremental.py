@@ -109,7 +109,12 @@ def _pickled(value: Any) -> bytes:
 
 
 def _files_digest(files: dict[str, str]) -> str:
-    return hashlib.sha256(json.dumps(files, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+    """sha256 over every (path, text), length-prefixed so no two different plans share a digest."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        name, text = path.encode("utf-8", "surrogatepass"), files[path].encode("utf-8", "surrogatepass")
+        digest.update(b"%d:%d:" % (len(name), len(text)) + name + text)
+    return digest.hexdigest()
 
 
 class PlanCache:
