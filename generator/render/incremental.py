@@ -169,12 +169,12 @@ class PlanCache:
             raise
 
     def prune(self, clusters: set[str]) -> None:
-        """Remove the entries of clusters no longer in the fleet (and stray temporary files)."""
+        """Remove the entries of clusters no longer in the fleet (not another render's temporary files)."""
         if self.directory is None or not (self.directory / "clusters").is_dir():
             return
         keep = {self._path(name).name for name in clusters}
         for path in (self.directory / "clusters").iterdir():
-            if path.name not in keep:
+            if path.name not in keep and not path.name.startswith("."):
                 path.unlink(missing_ok=True)
 
 
