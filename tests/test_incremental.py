@@ -151,3 +151,13 @@ def test_a_cross_cluster_error_is_still_refused_with_a_warm_cache(tmp_path: Path
         render(root, out)
     assert "vpcCidr" in str(refused.value) or "overlap" in str(refused.value)
     assert names[2] in str(refused.value) or names[1] in str(refused.value)
+
+
+def test_edit_loop_bench_measures_a_small_fleet(tmp_path: Path) -> None:
+    from generator.bench import measure_edit_loop, report_edit_loop
+
+    # raises when the incremental render differs from the full one, or the build rebuilt another cluster
+    result = measure_edit_loop(6, jobs=2, seed=7, keep=tmp_path)
+    assert (result["replanned"], result["clusters_rebuilt"]) == (1, 1)
+    assert 1 <= result["edit_files"] < result["files"]
+    assert report_edit_loop([result]).splitlines()[2].startswith("| 6 | ")
