@@ -18,6 +18,7 @@ the inventory is still loaded and checked completely (cross-cluster checks inclu
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -150,20 +151,26 @@ class PlanCache:
         return files
 
     def put(self, cluster: str, key: str, files: dict[str, str]) -> None:
-        """Store ``files`` for ``cluster`` under ``key`` atomically (a reader sees the old entry or the new one)."""
+        """Store ``files`` for ``cluster`` under ``key`` atomically (a reader sees the old entry or the new one);
+        a cache that cannot be written (read-only checkout, full disk) only costs the next render its speed."""
         if self.directory is None:
             return
         path = self._path(cluster)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ignore = self.directory / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("# fleetgen's plan cache: never commit it\n*\n", encoding="utf-8")
         entry = {"format": PLAN_CACHE_FORMAT, "key": key, "digest": _files_digest(files), "files": files}
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", dir=path.parent)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            ignore = self.directory / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text("# fleetgen's plan cache: never commit it\n*\n", encoding="utf-8")
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", dir=path.parent)
+        except OSError:
+            return
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(entry, handle, ensure_ascii=False, separators=(",", ":"))
             os.replace(tmp, path)
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -175,7 +182,8 @@ class PlanCache:
         keep = {self._path(name).name for name in clusters}
         for path in (self.directory / "clusters").iterdir():
             if path.name not in keep and not path.name.startswith("."):
-                path.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
 
 
 def cached_cluster_planner(
