@@ -125,6 +125,8 @@ class PlanCache:
         self.directory = directory
         self.hits = 0
         self.misses = 0
+        self.pending: dict[str, tuple[str, dict[str, str]]] = {}
+        self.clusters: set[str] | None = None
 
     def _path(self, cluster: str) -> Path:
         assert self.directory is not None
@@ -151,8 +153,21 @@ class PlanCache:
         return files
 
     def put(self, cluster: str, key: str, files: dict[str, str]) -> None:
-        """Store ``files`` for ``cluster`` under ``key`` atomically (a reader sees the old entry or the new one);
-        a cache that cannot be written (read-only checkout, full disk) only costs the next render its speed."""
+        """Remember ``files`` for ``cluster`` under ``key``; written by ``store`` once the command succeeded (a
+        command refused for a bad input writes nothing, not even here)."""
+        self.pending[cluster] = (key, files)
+
+    def store(self) -> None:
+        """Write the remembered entries, and remove those of clusters no longer in the fleet."""
+        for cluster, (key, files) in sorted(self.pending.items()):
+            self._write(cluster, key, files)
+        self.pending.clear()
+        if self.clusters is not None:
+            self.prune(self.clusters)
+
+    def _write(self, cluster: str, key: str, files: dict[str, str]) -> None:
+        """Store one entry atomically (a reader sees the old entry or the new one); a cache that cannot be
+        written (read-only checkout, full disk) only costs the next render its speed."""
         if self.directory is None:
             return
         path = self._path(cluster)

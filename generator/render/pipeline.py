@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator.inventory.loader import load_inventory
@@ -28,6 +28,8 @@ class Rendered:
     #: clusters whose files came from the plan cache, and clusters planned (with a cache; 0, 0 without one)
     reused_clusters: int = 0
     planned_clusters: int = 0
+    #: the plan cache this render read, holding its new entries until ``plan_cache.store()``
+    plan_cache: PlanCache | None = field(default=None, compare=False, repr=False)
 
 
 def plan_cache_dir(root: Path) -> Path:
@@ -35,9 +37,10 @@ def plan_cache_dir(root: Path) -> Path:
     return root / ".cache" / "fleetgen" / "plan"
 
 
-def plan(root: Path, cache_dir: Path | None = None) -> Rendered:
+def plan(root: Path, cache_dir: Path | None = None, *, store: bool = True) -> Rendered:
     """Everything a render would write for the fleet at ``root``; writes nothing but, with ``cache_dir``, the
-    per-cluster plan cache (generator/render/incremental.py: the same files, re-planned only where inputs changed)."""
+    per-cluster plan cache (generator/render/incremental.py: the same files, re-planned only where inputs changed),
+    at the end, or with ``store=False`` when the caller calls ``plan_cache.store()`` after its own work succeeded."""
     fleet = resolve(load_inventory(root))
     cache = PlanCache(cache_dir)
     contributions = [plan_policies(fleet), plan_issuers(fleet), plan_canary(fleet), fleet_contribution(fleet),
@@ -48,8 +51,10 @@ def plan(root: Path, cache_dir: Path | None = None) -> Rendered:
     files.update({f"infrastructure/{path}": text for path, text in plan_infrastructure(fleet).items()})
     files["CODEOWNERS"] = codeowners(fleet)  # at the output (repository) root, where GitHub and GitLab look
     files[FLEET_FILE] = fleet_markdown(fleet, files["CODEOWNERS"])  # the overview people read, next to it
-    cache.prune({c.name for c in fleet.clusters})
-    return Rendered(fleet, dict(sorted(files.items())), cache.hits, cache.misses)
+    cache.clusters = {c.name for c in fleet.clusters}
+    if store:
+        cache.store()
+    return Rendered(fleet, dict(sorted(files.items())), cache.hits, cache.misses, cache)
 
 
 def render(
@@ -57,7 +62,10 @@ def render(
 ) -> writer.Changes:
     """Render the fleet at ``root`` into ``out``; with ``check`` only compare. Unchanged clusters come from the
     plan cache (``cache_dir``, default ``plan_cache_dir(root)``; the bytes are those of a full render)."""
-    rendered = plan(root, cache_dir or plan_cache_dir(root))
-    if check:
+    rendered = plan(root, cache_dir or plan_cache_dir(root), store=False)
+    if check:  # writes nothing, the plan cache included
         return writer.compare(out, rendered.files)
-    return writer.write(out, rendered.files, force=force)
+    changes = writer.write(out, rendered.files, force=force)
+    if rendered.plan_cache is not None:
+        rendered.plan_cache.store()
+    return changes
