@@ -77,11 +77,13 @@ def schemas(c: Context, from_: str = "") -> None:
     c.run(f"{CLI} schemas {ROOT}{source}")
 
 
-@task(pre=[tools], help={"render_only": "only render: 250 500 1000 2000 5000 clusters unless --clusters"})
-def bench(c: Context, clusters: str = "", render_only: bool = False) -> None:
+@task(pre=[tools], help={"render_only": "only render: 250 500 1000 2000 5000 clusters unless --clusters",
+                          "edit_loop": "only render + build after a one-cluster edit: 1000 clusters unless --clusters"})
+def bench(c: Context, clusters: str = "", render_only: bool = False, edit_loop: bool = False) -> None:
     """Benchmark render and build on synthetic fleets (times, ratios against a naive build, peak RSS)."""
     sizes = f" --clusters {clusters}" if clusters else ""
-    c.run(f"{PY} -m generator.bench{sizes}{' --render-only' if render_only else ''}")
+    mode = " --render-only" if render_only else " --edit-loop" if edit_loop else ""
+    c.run(f"{PY} -m generator.bench{sizes}{mode}")
 
 
 @task

@@ -57,7 +57,10 @@ def build_fleet(root: Path, options: BuildOptions | None = None, *, rendered: An
 
     options = options or BuildOptions()
     started = time.perf_counter()
-    rendered = rendered if rendered is not None else plan(root)
+    planned_here = rendered is None
+    if rendered is None:  # unchanged clusters' files from the plan cache next to the step cache (same bytes)
+        rendered = plan(root, (options.cache_dir or default_cache_dir(root)) / "plan" if options.use_cache else None,
+                        store=False)
     fleet = rendered.fleet
     names = [c.name for c in fleet.clusters]
     chosen = select_clusters(names, options.clusters, options.shard)
@@ -91,6 +94,8 @@ def build_fleet(root: Path, options: BuildOptions | None = None, *, rendered: An
         builder.close()
     builder.stats.seconds = time.perf_counter() - started
     ordered = {name: results[name] for name in chosen}
+    if planned_here and getattr(rendered, "plan_cache", None) is not None:
+        rendered.plan_cache.store()  # only after the build succeeded: a refused input writes nothing
     return FleetBuild(ordered, builder.stats, builder.naive)
 
 

@@ -80,7 +80,24 @@ def last_slash28(vpc: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
     return ipaddress.IPv4Network((int(vpc.network_address) + vpc.num_addresses - 16, 28))
 
 
+#: Plans already computed, by (the cluster object, its region's zones): the checks and the Crossplane planner ask
+#: for the same cluster's plan several times per render. Entries hold the cluster, so its id is not reused.
+_PLANS: dict[tuple[int, tuple[str, ...]], tuple[Cluster, NetworkPlan]] = {}
+
+
 def plan_network(cluster: Cluster, region_zones: list[str]) -> NetworkPlan:
+    """``network_plan`` of a cluster, computed once per cluster object (models are frozen)."""
+    key = (id(cluster), tuple(region_zones))
+    known = _PLANS.get(key)
+    if known is not None and known[0] is cluster:
+        return known[1]
+    if len(_PLANS) >= 1 << 14:
+        _PLANS.clear()
+    plan = _PLANS[key] = (cluster, network_plan(cluster, region_zones))
+    return plan[1]
+
+
+def network_plan(cluster: Cluster, region_zones: list[str]) -> NetworkPlan:
     """Subnets of ``cluster``: as written in the inventory, else carved from the VPC.
 
     AWS, N zones: the VPC is split in the fewest equal parts that leave one over (N + 1 or more: four for three

@@ -53,6 +53,20 @@ def merge(base: Any, patch: Any) -> Any:
     return out
 
 
+def _merged_view(base: Any, patch: Any) -> Any:
+    """``merge`` for data that is only read (validated into a model): new maps along the patched paths only,
+    everything else shared with ``base`` and ``patch``."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(base) if isinstance(base, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merged_view(out.get(key), value)
+    return out
+
+
 def canonical(value: Any) -> Any:
     """Free-form inventory maps (values, labels, configs) with keys sorted, so key order never matters."""
     if isinstance(value, dict):
@@ -80,8 +94,7 @@ def _layer_provenance(
         full = (*path, key)
         dotted = ".".join(str(p) for p in full)
         if isinstance(value, dict) and value:
-            for stale in [k for k in provenance if k == dotted]:
-                del provenance[stale]
+            provenance.pop(dotted, None)
             _layer_provenance(provenance, layer, value, full)
         else:
             for stale in [k for k in provenance if k == dotted or k.startswith(dotted + ".")]:
@@ -411,45 +424,73 @@ def resolve(inv: Inventory) -> ResolvedFleet:
         )
         environments[env_name] = ResolvedEnvironment(env_name, settings, env_components, env_apps)
 
+    # what clusters without values of their own share with their environment: resolved once per environment
+    components_of_env: dict[tuple[str, str], ResolvedComponent] = {}
+    apps_of_env: dict[tuple[str, str], ResolvedApp] = {}
+    base_values: dict[str, dict[str, Any]] = {}
+
+    def shared_component(c: Component, env: ResolvedEnvironment, own: dict[str, Any]) -> ResolvedComponent:
+        env_values = env.settings.components.get(c.name, _NO_SETTINGS).values
+        if own:
+            return ResolvedComponent(c, LayeredValues(c.values, env_values, own))
+        key = (c.name, env.name)
+        if key not in components_of_env:
+            components_of_env[key] = ResolvedComponent(c, LayeredValues(c.values, env_values, {}))
+        return components_of_env[key]
+
+    def shared_app(a: App, env: ResolvedEnvironment, own: dict[str, Any]) -> ResolvedApp:
+        key = (a.name, env.name)
+        if not own and key in apps_of_env:
+            return apps_of_env[key]
+        if a.name not in base_values:
+            base_values[a.name] = app_base_values(a, teams[a.team], fleet, apps, gateway)
+        env_values = merge(
+            merge(_app_env_values(a, env.name, env.settings), canary(a, env.settings)),
+            mesh_values(teams[a.team], runs_mesh(env.components)),
+        )
+        resolved = ResolvedApp(a, teams[a.team], LayeredValues(base_values[a.name], env_values, own))
+        if not own:
+            apps_of_env[key] = resolved
+        return resolved
+
     clusters = []
+    # the layers below a cluster's own are the same for every cluster of a (cloud, environment): merged once
+    below: dict[tuple[str, str], tuple[dict[str, Any], dict[str, str], Settings]] = {}
     for source in inv.clusters:
         cluster = source.item
         env = environments[cluster.environment]
         layers = settings_layers(inv, source)
         layer = layers[-1]
-        data, provenance = _settings_of(layers, cluster.cloud)
-        settings = Settings.model_validate(data)
-        resolved_components = tuple(
-            ResolvedComponent(
-                c,
-                LayeredValues(
-                    c.values,
-                    env.settings.components.get(c.name, _NO_SETTINGS).values,
-                    _cluster_values(layer.data, "components", c.name),
-                ),
+        shared = below.get((cluster.cloud, cluster.environment))
+        if shared is None:
+            shared_data, shared_provenance = _settings_of(layers[:-1], cluster.cloud)
+            shared = below[(cluster.cloud, cluster.environment)] = (
+                shared_data, shared_provenance, Settings.model_validate(shared_data)
             )
+        provenance = dict(shared[1])
+        if layer.data:
+            data = _merged_view(shared[0], layer.data)
+            _layer_provenance(provenance, layer, layer.data)
+            settings = Settings.model_validate(data)
+        else:
+            settings = shared[2]
+        resolved_components = tuple(
+            shared_component(c, env, _cluster_values(layer.data, "components", c.name))
             for c in components
             if cluster.role in c.roles
             and cluster.cloud in c.clouds
             and _enabled(settings, "components", c.name, c.enabled)
         )
         resolved_apps = tuple(
-            ResolvedApp(
+            shared_app(
                 a,
-                teams[a.team],
-                LayeredValues(
-                    app_base_values(a, teams[a.team], fleet, apps, gateway),
-                    merge(
-                        merge(_app_env_values(a, cluster.environment, env.settings), canary(a, env.settings)),
-                        mesh_values(teams[a.team], runs_mesh(env.components)),
-                    ),
-                    merge(
-                        # the failover pair serves the global name too (generator/inventory/globalhosts.py)
-                        merge(merge(global_route_values(a, cluster.name, fleet, gateway),
-                                    _cluster_values(layer.data, "apps", a.name)),
-                              _canary_override(canary(a, env.settings), canary(a, settings))),
-                        _mesh_override(teams[a.team], runs_mesh(env.components), runs_mesh(resolved_components)),
-                    ),
+                env,
+                merge(
+                    # the failover pair serves the global name too (generator/inventory/globalhosts.py)
+                    merge(merge(global_route_values(a, cluster.name, fleet, gateway),
+                                _cluster_values(layer.data, "apps", a.name)),
+                          _canary_override(canary(a, env.settings), canary(a, settings))),
+                    _mesh_override(teams[a.team], runs_mesh(env.components), runs_mesh(resolved_components)),
                 ),
             )
             for a in apps

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator.inventory.loader import load_inventory
@@ -14,6 +14,7 @@ from generator.render.crossplane import fleet_contribution, plan_infrastructure
 from generator.render.globaltls import plan_global_tls
 from generator.render.grafana_sso import plan_grafana_sso
 from generator.render.imageautomation import plan_image_automation
+from generator.render.incremental import PlanCache, cached_cluster_planner
 from generator.render.ingest import plan_ingest
 from generator.render.issuers import plan_issuers
 from generator.render.overview import FLEET_FILE, fleet_markdown
@@ -27,24 +28,48 @@ class Rendered:
 
     fleet: ResolvedFleet
     files: dict[str, str]
+    #: clusters whose files came from the plan cache, and clusters planned (with a cache; 0, 0 without one)
+    reused_clusters: int = 0
+    planned_clusters: int = 0
+    #: the plan cache this render read, holding its new entries until ``plan_cache.store()``
+    plan_cache: PlanCache | None = field(default=None, compare=False, repr=False)
 
 
-def plan(root: Path) -> Rendered:
-    """Everything a render would write for the fleet at ``root``; writes nothing."""
+def plan_cache_dir(root: Path) -> Path:
+    """Where ``render`` keeps each cluster's planned files between runs: ``ROOT/.cache/fleetgen/plan``."""
+    return root / ".cache" / "fleetgen" / "plan"
+
+
+def plan(root: Path, cache_dir: Path | None = None, *, store: bool = True) -> Rendered:
+    """Everything a render would write for the fleet at ``root``; writes nothing but, with ``cache_dir``, the
+    per-cluster plan cache (generator/render/incremental.py: the same files, re-planned only where inputs changed),
+    at the end, or with ``store=False`` when the caller calls ``plan_cache.store()`` after its own work succeeded."""
     fleet = resolve(load_inventory(root))
+    cache = PlanCache(cache_dir)
     contributions = [plan_policies(fleet), plan_issuers(fleet), plan_canary(fleet), fleet_contribution(fleet),
                      plan_argocd(fleet), plan_image_automation(fleet), plan_ingest(fleet),
                      plan_grafana_sso(fleet), plan_global_tls(fleet)]
-    files = {f"fleet/{path}": text for path, text in plan_fleet(fleet, root / "charts", contributions).items()}
+    cluster_files = cached_cluster_planner(cache, fleet) if cache_dir is not None else None
+    files = {f"fleet/{path}": text
+             for path, text in plan_fleet(fleet, root / "charts", contributions, cluster_files).items()}
     files.update({f"infrastructure/{path}": text for path, text in plan_infrastructure(fleet).items()})
     files["CODEOWNERS"] = codeowners(fleet)  # at the output (repository) root, where GitHub and GitLab look
     files[FLEET_FILE] = fleet_markdown(fleet, files["CODEOWNERS"])  # the overview people read, next to it
-    return Rendered(fleet, dict(sorted(files.items())))
+    cache.clusters = {c.name for c in fleet.clusters}
+    if store:
+        cache.store()
+    return Rendered(fleet, dict(sorted(files.items())), cache.hits, cache.misses, cache)
 
 
-def render(root: Path, out: Path, *, check: bool = False, force: bool = False) -> writer.Changes:
-    """Render the fleet at ``root`` into ``out``; with ``check`` only compare."""
-    rendered = plan(root)
-    if check:
+def render(
+    root: Path, out: Path, *, check: bool = False, force: bool = False, cache_dir: Path | None = None
+) -> writer.Changes:
+    """Render the fleet at ``root`` into ``out``; with ``check`` only compare. Unchanged clusters come from the
+    plan cache (``cache_dir``, default ``plan_cache_dir(root)``; the bytes are those of a full render)."""
+    rendered = plan(root, cache_dir or plan_cache_dir(root), store=False)
+    if check:  # writes nothing, the plan cache included
         return writer.compare(out, rendered.files)
-    return writer.write(out, rendered.files, force=force)
+    changes = writer.write(out, rendered.files, force=force)
+    if rendered.plan_cache is not None:
+        rendered.plan_cache.store()
+    return changes

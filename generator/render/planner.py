@@ -7,10 +7,11 @@ rendered text is then parsed and re-emitted through ``yamlio.dump_documents``, t
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,8 +148,8 @@ FLUX_EVENT_KINDS: dict[str, tuple[str, ...]] = {
 class Planner:
     """Collects the files of one render."""
 
-    def __init__(self) -> None:
-        self.env = environment()
+    def __init__(self, env: jinja2.Environment | None = None) -> None:
+        self.env = env or environment()
         self.files: dict[str, str] = {}
 
     def add_yaml(self, path: str, documents: Iterable[Any], sources: Iterable[str]) -> None:
@@ -170,6 +171,10 @@ class Planner:
         sources = sorted(set(sources))
         if sources and Path(path).suffix not in COMMENTLESS_SUFFIXES and not path.endswith(".helmignore"):
             text = HEADER.format(sources=", ".join(sources)) + text
+        self._add(path, text)
+
+    def add_planned(self, path: str, text: str) -> None:
+        """Add a file another Planner already produced (header included)."""
         self._add(path, text)
 
     def _add(self, path: str, text: str) -> None:
@@ -219,10 +224,35 @@ def _rel(from_dir: str, to_dir: str) -> str:
     return "/".join([".."] * depth + [to_dir])
 
 
+def _flux_path(fleet: ResolvedFleet) -> Callable[[str], str]:
+    git_prefix = fleet.fleet.git.path.strip("/")
+
+    def flux_path(path: str) -> str:
+        return "./" + "/".join(p for p in (git_prefix, path) if p)
+
+    return flux_path
+
+
+@functools.cache
+def _cluster_environment() -> jinja2.Environment:
+    return environment()  # shared by every per-cluster planner of a process (templates compiled once)
+
+
+def plan_cluster_files(fleet: ResolvedFleet, cluster: ResolvedCluster, extra: Contribution) -> dict[str, str]:
+    """The files of one cluster's own folders (``clusters/<name>`` and its own overlays), planned alone."""
+    planner = Planner(_cluster_environment())
+    _plan_cluster(planner, fleet, cluster, _flux_path(fleet), extra)
+    return planner.files
+
+
 def plan_fleet(
-    fleet: ResolvedFleet, charts_dir: Path | None, contributions: Iterable[Contribution] = ()
+    fleet: ResolvedFleet,
+    charts_dir: Path | None,
+    contributions: Iterable[Contribution] = (),
+    cluster_files: Callable[[ResolvedCluster, Contribution], dict[str, str]] | None = None,
 ) -> dict[str, str]:
-    """Every file of the Flux fleet repo, keyed by path relative to the fleet repo root."""
+    """Every file of the Flux fleet repo, keyed by path relative to the fleet repo root; ``cluster_files``
+    (generator/render/incremental.py) plans one cluster's own files when given, e.g. from a cache."""
     planner = Planner()
     extra = Contribution()
     for contribution in contributions:
@@ -245,10 +275,7 @@ def plan_fleet(
     fleet_file = inv.fleet.file.file
     component_files = {c.item.name: c.file.file for c in inv.components}
     app_files = {a.item.name: a.file.file for a in inv.apps}
-    git_prefix = fleet.fleet.git.path.strip("/")
-
-    def flux_path(path: str) -> str:
-        return "./" + "/".join(p for p in (git_prefix, path) if p)
+    flux_path = _flux_path(fleet)
 
     # bases: one folder per component and app, shared by every cluster
     for component in fleet.components:
@@ -357,7 +384,11 @@ def plan_fleet(
             )
 
     for cluster in fleet.clusters:
-        _plan_cluster(planner, fleet, cluster, flux_path, extra)
+        if cluster_files is None:
+            _plan_cluster(planner, fleet, cluster, flux_path, extra)
+        else:
+            for path, text in cluster_files(cluster, extra).items():
+                planner.add_planned(path, text)
 
     if charts_dir is not None and charts_dir.is_dir():
         root = charts_dir.parent

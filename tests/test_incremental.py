@@ -1,0 +1,163 @@
+"""Incremental render (issue 15): the per-cluster plan cache re-plans only what changed and never changes bytes.
+
+Every check compares the cached render with a full render of the same inventory (no cache), byte for byte, after
+real edits of a synthetic fleet's files: one cluster's values, a cluster's own settings, a fleet-wide overlay,
+a cluster added and removed, the hub's shard count. Corrupt or poisoned cache entries are ignored, and a
+cross-cluster error introduced by a one-cluster edit is still refused with a warm cache.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from generator.bench import make_fleet
+from generator.errors import InventoryError
+from generator.render.pipeline import Rendered, plan, plan_cache_dir, render
+from generator.yamlio import dump_documents, load_documents
+
+REPO = Path(__file__).resolve().parent.parent
+SIZE = 24
+
+pytestmark = pytest.mark.filterwarnings("ignore::generator.errors.InventoryWarning")
+
+
+def _clusters_file(root: Path) -> Path:
+    return root / "inventory" / "clusters" / "synthetic.yaml"
+
+
+def _edit_clusters(root: Path, change: Callable[[list[dict[str, Any]]], None]) -> None:
+    path = _clusters_file(root)
+    data = load_documents(path.read_text(encoding="utf-8"))[0]
+    change(data["clusters"])
+    path.write_text(dump_documents([data]), encoding="utf-8")
+
+
+def _cached(root: Path, cache: Path) -> tuple[dict[str, str], Rendered]:
+    """A render through the cache (its files, and how many clusters it reused and planned)."""
+    rendered = plan(root, cache)
+    return rendered.files, rendered
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    root = tmp_path_factory.mktemp("incremental") / "fleet"
+    return root, make_fleet(REPO, root, SIZE)
+
+
+def test_edits_replan_only_what_changed_and_keep_the_bytes(fleet: tuple[Path, list[str]], tmp_path: Path) -> None:
+    root, names = fleet
+    cache = tmp_path / "plan-cache"
+    first, store = _cached(root, cache)
+    assert first == plan(root).files
+    assert (store.reused_clusters, store.planned_clusters) == (0, SIZE)
+    again, store = _cached(root, cache)
+    assert again == first and (store.reused_clusters, store.planned_clusters) == (SIZE, 0)
+
+    rng = random.Random(15)
+    workloads = names[1:]
+
+    def replicas(clusters: list[dict[str, Any]]) -> None:
+        name = rng.choice(workloads)
+        target = next(c for c in clusters if c["name"] == name)
+        values = target.setdefault("components", {}).setdefault("envoy-gateway", {}).setdefault("values", {})
+        values.setdefault("deployment", {})["replicas"] = rng.randint(2, 30)
+
+    def disable(clusters: list[dict[str, Any]]) -> None:
+        name = rng.choice(workloads)
+        target = next(c for c in clusters if c["name"] == name)
+        target.setdefault("components", {})["external-dns"] = {"enabled": not rng.random() < 0.5}
+
+    for change in (replicas, disable, replicas, disable):
+        _edit_clusters(root, change)
+        files, store = _cached(root, cache)
+        assert files == plan(root).files
+        # a one-cluster edit re-plans that cluster at most
+        assert store.planned_clusters <= 1 and store.reused_clusters >= SIZE - 1
+
+    # a new workload cluster changes the hub's shard count: the new cluster and the hub are re-planned
+    def add(clusters: list[dict[str, Any]]) -> None:
+        extra = json.loads(json.dumps(clusters[-1]))
+        extra["name"] = "dev-added-9999"
+        extra["environment"] = "dev"
+        extra["networking"] = {"vpcCidr": "10.250.0.0/20", "podCidr": "100.250.0.0/20",
+                               "serviceCidr": "172.31.250.0/24", "privateEndpoint": False}
+        clusters.append(extra)
+
+    before_add = files
+    _edit_clusters(root, add)
+    files, store = _cached(root, cache)
+    assert files == plan(root).files and "fleet/clusters/dev-added-9999/kustomization.yaml" in files
+    assert 1 <= store.planned_clusters < SIZE
+    _edit_clusters(root, lambda clusters: clusters.pop())
+    files, store = _cached(root, cache)
+    assert files == before_add
+    assert not (cache / "clusters" / "dev-added-9999.json").exists()  # pruned with its cluster
+
+    # a fleet-wide edit (the dev overlay) re-plans every dev cluster, and only those
+    overlay = root / "overlays" / "dev.yaml"
+    overlay.write_text(overlay.read_text(encoding="utf-8").replace("eventSeverity: info", "eventSeverity: error"),
+                       encoding="utf-8")
+    files, store = _cached(root, cache)
+    assert files == plan(root).files and files != before_add
+    dev = sum(1 for name in names if name.startswith("dev-"))
+    assert store.planned_clusters == dev > 0
+
+
+def test_corrupt_or_poisoned_entries_are_ignored(fleet: tuple[Path, list[str]], tmp_path: Path) -> None:
+    root, _names = fleet
+    cache = tmp_path / "plan-cache"
+    full = plan(root).files
+    _cached(root, cache)
+    entries = sorted((cache / "clusters").glob("*.json"))
+    assert len(entries) == SIZE
+    # truncated, not JSON, a stale key, and a poisoned text whose digest no longer matches
+    entries[0].write_text(entries[0].read_text(encoding="utf-8")[:100], encoding="utf-8")
+    entries[1].write_bytes(b"\xff\xfe not json")
+    stale = json.loads(entries[2].read_text(encoding="utf-8"))
+    stale["key"] = "0" * 64
+    entries[2].write_text(json.dumps(stale), encoding="utf-8")
+    poisoned = json.loads(entries[3].read_text(encoding="utf-8"))
+    path = next(iter(poisoned["files"]))
+    poisoned["files"][path] += "malicious: true\n"
+    entries[3].write_text(json.dumps(poisoned), encoding="utf-8")
+    (cache / "clusters" / "stray.json").write_text("{}", encoding="utf-8")
+    files, store = _cached(root, cache)
+    assert files == full
+    assert (store.reused_clusters, store.planned_clusters) == (SIZE - 4, 4)
+    assert not (cache / "clusters" / "stray.json").exists()
+    files, store = _cached(root, cache)  # the re-planned entries were stored again
+    assert files == full and store.planned_clusters == 0
+
+
+def test_a_cross_cluster_error_is_still_refused_with_a_warm_cache(tmp_path: Path) -> None:
+    root = tmp_path / "fleet"
+    names = make_fleet(REPO, root, SIZE)
+    out = tmp_path / "out"
+    render(root, out)
+    assert (plan_cache_dir(root) / "clusters").is_dir()
+    assert (plan_cache_dir(root) / ".gitignore").is_file()
+
+    def overlap(clusters: list[dict[str, Any]]) -> None:  # a second cluster takes the first one's VPC range
+        clusters[2]["networking"]["vpcCidr"] = clusters[1]["networking"]["vpcCidr"]
+
+    _edit_clusters(root, overlap)
+    with pytest.raises(InventoryError) as refused:
+        render(root, out)
+    assert "vpcCidr" in str(refused.value) or "overlap" in str(refused.value)
+    assert names[2] in str(refused.value) or names[1] in str(refused.value)
+
+
+def test_edit_loop_bench_measures_a_small_fleet(tmp_path: Path) -> None:
+    from generator.bench import measure_edit_loop, report_edit_loop
+
+    # raises when the incremental render differs from the full one, or the build rebuilt another cluster
+    result = measure_edit_loop(6, jobs=2, seed=7, keep=tmp_path)
+    assert (result["replanned"], result["clusters_rebuilt"]) == (1, 1)
+    assert 1 <= result["edit_files"] < result["files"]
+    assert report_edit_loop([result]).splitlines()[2].startswith("| 6 | ")
