@@ -115,8 +115,9 @@ def test_hub_gets_projects_and_application_sets_and_spokes_no_app_kustomizations
     # Argo CD itself on the hub, HA in prod (argo-cd chart 10.1.1 README "HA mode without autoscaling")
     release = objects(build, HUB, "infra-controllers/helmrelease.argocd.argo-cd.yaml")
     values = next(iter(release.values()))["spec"]["values"]
-    assert values["redis-ha"] == {"enabled": True} and values["server"]["replicas"] == 2
+    assert values["redis-ha"]["enabled"] is True and values["server"]["replicas"] == 2
     assert values["repoServer"]["replicas"] == 2 and values["applicationSet"]["replicas"] == 2
+    assert values["controller"]["replicas"] == 2   # sharded; the full HA check: tests/test_ha.py
 
 
 def test_every_cluster_receives_the_same_app_objects_as_with_flux() -> None:

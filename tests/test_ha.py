@@ -4,11 +4,14 @@ replicas, a PodDisruptionBudget and a spread over zones.
 Read from the golden files (what each cluster receives, post-build substitution applied) against
 ``generator/data/ha.yaml``, the per-chart map of where those settings live at the pinned chart version. A component
 whose chart or version has no entry there fails: the map has to be looked up again for a new chart or an upgrade.
+A workload that stays single (``singletons``) must be watched by an alert rule the cluster receives. Argo CD (off in
+the reference fleet) is checked on the fleet rendered and built with ``fleet.delivery.apps: argocd``.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ import pytest
 from conftest import REPO
 from ruamel.yaml import YAML
 
+from generator.build.model import FleetBuild
 from generator.inventory.loader import load_inventory
 from generator.inventory.resolve import resolve
 from generator.yamlio import load_documents
@@ -100,6 +104,8 @@ def ha_problems(release: dict[str, Any], configs: list[dict[str, Any]], entry: d
             constraints = _get(values, spread["constraints"]) or []
             if not any(isinstance(c, dict) and c.get("topologyKey") == ZONE for c in constraints):
                 problems.append(f"{name}: {spread['constraints']} has no {ZONE} constraint")
+        if "flag" in spread and _get(values, spread["flag"]) is not True:
+            problems.append(f"{name}: {spread['flag']} is not true (no {ZONE} constraint)")
         if "affinity" in spread:
             anti = _get(values, spread["affinity"] + ".podAntiAffinity") or {}
             kinds = [f"{when}DuringSchedulingIgnoredDuringExecution" for when in ("required", "preferred")]
@@ -109,22 +115,110 @@ def ha_problems(release: dict[str, Any], configs: list[dict[str, Any]], entry: d
     return problems
 
 
+def _selectors(expr: str) -> list[str]:
+    return re.findall(r"\{[^{}]*\}", expr)
+
+
+def singleton_problems(release: dict[str, Any], configs: list[dict[str, Any]], entry: dict[str, Any]) -> list[str]:
+    """The chart's singletons that no alert rule of the cluster watches: the alert named in the map must exist in a
+    PrometheusRule the cluster receives, with a selector naming the workload in the release's namespace."""
+    namespace = release["metadata"]["namespace"]
+    alerts: dict[str, list[str]] = {}
+    for rule_set in (c for c in configs if c.get("kind") == "PrometheusRule"):
+        for group in rule_set["spec"].get("groups", []):
+            for rule in group.get("rules", []):
+                if "alert" in rule:
+                    alerts.setdefault(rule["alert"], []).append(str(rule["expr"]))
+    problems = []
+    for singleton in entry.get("singletons", []):
+        name, alert, workload = singleton["name"], singleton.get("alert"), singleton.get("workload", {})
+        if not alert or not workload.get("name"):
+            problems.append(f"{name}: a singleton without `alert` and `workload`")
+            continue
+        wanted = (f'namespace="{namespace}"', f'"{workload["name"]}"')
+        if not any(all(w in s for w in wanted) for expr in alerts.get(alert, []) for s in _selectors(expr)):
+            problems.append(f"{name}: no alert {alert} whose expression selects {namespace}/{workload['name']}")
+    return problems
+
+
+def release_problems(cluster: str, chart: str, version: str, release: dict[str, Any], configs: list[dict[str, Any]],
+                     charts: dict[str, Any]) -> list[str]:
+    """Everything the map says is missing for one prod HelmRelease, or that the map cannot describe it."""
+    entry = charts.get(chart)
+    if entry is None:
+        return [f"{cluster}: chart {chart} has no entry in {HA_MAP.name}"]
+    if entry["version"] != version:
+        return [f"{cluster}: {chart} {version} is pinned, {HA_MAP.name} describes {entry['version']}"]
+    problems = []
+    if not any(entry.get(key) for key in ("workloads", "singletons", "daemonsets", "noWorkloads")):
+        problems.append(f"{cluster}: {chart}: the map lists no workload")
+    found = ha_problems(release, configs, entry) + singleton_problems(release, configs, entry)
+    return problems + [f"{cluster}: {release['metadata']['name']}: {p}" for p in found]
+
+
 def test_prod_platform_releases_are_highly_available() -> None:
     releases = prod_releases()
     assert {cluster for cluster, *_ in releases} >= {"management", "prod-us-east-1"}
-    problems = []
-    for cluster, chart, version, release, configs in releases:
-        entry = ha_map().get(chart)
-        if entry is None:
-            problems.append(f"{cluster}: chart {chart} has no entry in {HA_MAP.name}")
-            continue
-        if entry["version"] != version:
-            problems.append(f"{cluster}: {chart} {version} is pinned, {HA_MAP.name} describes {entry['version']}")
-            continue
-        if not any(entry.get(key) for key in ("workloads", "singletons", "daemonsets", "noWorkloads")):
-            problems.append(f"{cluster}: {chart}: the map lists no workload")
-        problems += [f"{cluster}: {release['metadata']['name']}: {p}" for p in ha_problems(release, configs, entry)]
+    problems = [p for r in releases for p in release_problems(*r, ha_map())]
     assert not problems, "\n".join(problems)
+
+
+def test_a_chart_or_version_the_map_does_not_describe_fails() -> None:
+    cluster, chart, version, release, configs = next(r for r in prod_releases() if r[1] == "kyverno")
+    assert release_problems(cluster, chart, version, release, configs, ha_map()) == []
+    without = {name: entry for name, entry in ha_map().items() if name != chart}
+    assert release_problems(cluster, chart, version, release, configs, without) == [
+        f"{cluster}: chart kyverno has no entry in {HA_MAP.name}"]
+    older = {**ha_map(), chart: {**ha_map()[chart], "version": "3.8.0"}}
+    assert "3.8.0" in release_problems(cluster, chart, version, release, configs, older)[0]
+
+
+def test_an_unwatched_singleton_fails() -> None:
+    cluster, chart, version, release, configs = next(
+        r for r in prod_releases() if r[0] == "management" and r[1] == "thanos")
+    assert release_problems(cluster, chart, version, release, configs, ha_map()) == []
+    rules = [c for c in configs if c.get("kind") == "PrometheusRule" and c["metadata"]["name"] == "fleet-singletons"]
+    assert rules, "the fleet-singletons PrometheusRule (monitoring component configs)"
+    others = [c for c in configs if c not in rules]
+    assert any("compact: no alert PlatformSingletonDown" in p
+               for p in release_problems(cluster, chart, version, release, others, ha_map()))
+    renamed = {**ha_map(), chart: {**ha_map()[chart], "singletons": [
+        {**ha_map()[chart]["singletons"][0], "workload": {"kind": "StatefulSet", "name": "thanos-compactor"}}]}}
+    assert release_problems(cluster, chart, version, release, configs, renamed)
+
+
+def argocd_hub_release(build: FleetBuild) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The hub's argo-cd HelmRelease and configs objects of a fleet built with ``fleet.delivery.apps: argocd``."""
+    hub = build.clusters["management"].resources
+    (release,) = _docs_of(hub["infra-controllers/helmrelease.argocd.argo-cd.yaml"].text)
+    configs = [d for rel, res in sorted(hub.items()) if rel.startswith("infra-configs/") for d in _docs_of(res.text)]
+    return release, configs
+
+
+def _docs_of(text: str) -> list[dict[str, Any]]:
+    return [d for d in load_documents(text) if d]
+
+
+def test_argocd_in_prod_is_highly_available() -> None:
+    """The reference fleet with Argo CD on the hub (tests/test_argocd.py renders and builds it): its release passes
+    the same check as every other prod platform release, and losing a setting is reported."""
+    from test_argocd import argocd_build, argocd_root
+
+    hub = next(c for c in resolve(load_inventory(argocd_root())).clusters if c.name == "management")
+    assert hub.cluster.environment == PROD
+    (chart,) = [c.component.chart for c in hub.components if c.component.chart.name == "argo-cd"]
+    release, configs = argocd_hub_release(argocd_build())
+    assert release_problems("management", chart.name, chart.version, release, configs, ha_map()) == []
+    entry = ha_map()["argo-cd"]
+    for edit, expected in [
+        (lambda v: v["controller"].update(replicas=1), "application-controller: controller.replicas is 1"),
+        (lambda v: v["server"]["pdb"].pop("minAvailable"), "server: server.pdb.minAvailable is None"),
+        (lambda v: v["redis-ha"].pop("topologySpreadConstraints"), "redis-ha-haproxy: redis-ha.topologySpread"),
+        (lambda v: v["redis-ha"]["haproxy"].pop("podDisruptionBudget"), "redis-ha-haproxy: redis-ha.haproxy.podDis"),
+    ]:
+        broken = copy.deepcopy(release)
+        edit(broken["spec"]["values"])
+        assert any(expected in p for p in ha_problems(broken, configs, entry)), expected
 
 
 def test_every_singleton_says_why() -> None:
