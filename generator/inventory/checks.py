@@ -16,6 +16,7 @@ from generator.errors import Problem
 from generator.inventory.cidr import overlapping_pairs
 from generator.inventory.compat import check_compatibility, kubernetes_versions
 from generator.inventory.crossplane_checks import check_inventory as check_crossplane
+from generator.inventory.storage import check_storage
 from generator.inventory.entries import (
     LIST_SECTIONS,
     Inventory,
@@ -556,4 +557,5 @@ AREA_CHECKS: tuple[Callable[[Inventory, datetime.date], list[Problem]], ...] = (
     _check_security,
     check_compatibility,
     lambda inv, _today: check_crossplane(inv),
+    lambda inv, _today: check_storage(inv),
 )

@@ -21,6 +21,7 @@ from generator.inventory.entries import (
     settings_layers,
 )
 from generator.inventory.mesh import check_mesh, mesh_values, runs_mesh
+from generator.inventory.storage import storage_values
 from generator.inventory.models import (
     App,
     Cluster,
@@ -424,7 +425,8 @@ def resolve(inv: Inventory) -> ResolvedFleet:
                 LayeredValues(
                     c.values,
                     env.settings.components.get(c.name, _NO_SETTINGS).values,
-                    _cluster_values(layer.data, "components", c.name),
+                    # a composed observability store's bucket names and write identity (inventory/storage.py)
+                    merge(storage_values(fleet, cluster, c.name), _cluster_values(layer.data, "components", c.name)),
                 ),
             )
             for c in components
