@@ -16,7 +16,6 @@ from generator.errors import Problem
 from generator.inventory.cidr import overlapping_pairs
 from generator.inventory.compat import check_compatibility, kubernetes_versions
 from generator.inventory.crossplane_checks import check_inventory as check_crossplane
-from generator.inventory.storage import check_storage
 from generator.inventory.entries import (
     LIST_SECTIONS,
     Inventory,
@@ -30,6 +29,7 @@ from generator.inventory.entries import (
     substitution_variables,
 )
 from generator.inventory.models import ACTION_POLICIES, VALIDATING_POLICIES, App, Cluster, Settings
+from generator.inventory.storage import check_storage
 from generator.yamlsource import Path_
 
 _VARIABLE = re.compile(r"(?<!\$)\$\{([^}:=\-+?#%/^,]*)")

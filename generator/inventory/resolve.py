@@ -21,7 +21,6 @@ from generator.inventory.entries import (
     settings_layers,
 )
 from generator.inventory.mesh import check_mesh, mesh_values, runs_mesh
-from generator.inventory.storage import storage_values
 from generator.inventory.models import (
     App,
     Cluster,
@@ -32,6 +31,7 @@ from generator.inventory.models import (
     Team,
     built_in_node_groups,
 )
+from generator.inventory.storage import storage_values
 
 BUILT_IN = "(built-in default)"
 IDENTITY_FIELDS = {"name", "cloud", "region", "environment", "role", "networking"}
