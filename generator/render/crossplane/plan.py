@@ -147,7 +147,7 @@ def build_infrastructure(fleet: ResolvedFleet) -> Infrastructure:
         infra.add(f"clusters/{hub.name}.yaml", stores, sorted({declared[hub.name], fleet_file}))
         cluster_files_listed = [f"{hub.name}.yaml", *cluster_files_listed]
     infra.add("clusters/kustomization.yaml", [_kustomization(cluster_files_listed)],
-              sorted({declared[c.name] for c in workloads} | ({declared[hub.name]} if stores and hub else set())))
+              sorted({declared[c.name] for c in workloads}))
     return infra
 
 
