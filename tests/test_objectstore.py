@@ -82,7 +82,7 @@ def test_each_store_composes_private_encrypted_versioned_buckets_and_one_role(st
             "status": "Enabled"}
         rules = {r["id"]: r for r in resources[f"lifecycle-{name}"]["spec"]["forProvider"]["rule"]}
         assert rules["housekeeping"]["noncurrentVersionExpiration"] == [{"noncurrentDays": 7}]
-        assert rules["housekeeping"]["abortIncompleteMultipartUpload"] == [{"daysAfterInitiation": 7}]
+        assert rules["housekeeping"]["abortIncompleteMultipartUpload"] == [{"daysAfterInitiation": 1}]
         if bucket.expiration_days:
             assert rules["retention"]["expiration"] == [{"days": bucket.expiration_days}]
         else:

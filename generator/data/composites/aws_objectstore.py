@@ -15,7 +15,7 @@ class Composite(BaseComposite):
         s3 = "s3.aws.m.upbound.io/v1beta1"
         iam = "iam.aws.m.upbound.io/v1beta1"
         noncurrent = int(self.spec.noncurrentVersionDays) if self.spec.noncurrentVersionDays else 7
-        abort = int(self.spec.abortIncompleteUploadDays) if self.spec.abortIncompleteUploadDays else 7
+        abort = int(self.spec.abortIncompleteUploadDays) if self.spec.abortIncompleteUploadDays else 1
         arns = []
         for bucket in self.spec.buckets:
             name = str(bucket.name)

@@ -300,7 +300,7 @@ def object_store_schema() -> Obj:
                                               description="AWS account ID, GCP project ID or Azure subscription."),
                            "noncurrentVersionDays": {"type": "integer", "minimum": 1, "maximum": 3650, "default": 7},
                            "abortIncompleteUploadDays": {"type": "integer", "minimum": 1, "maximum": 3650,
-                                                         "default": 7},
+                                                         "default": 1},
                            "buckets": {"type": "array", "minItems": 1, "maxItems": 8, "items": bucket,
                                        "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
                            "writers": writers}}
