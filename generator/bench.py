@@ -129,6 +129,9 @@ def make_fleet(source: Path, dest: Path, count: int, seed: int = SEED) -> list[s
     shutil.copytree(source / "inventory", inventory, ignore=shutil.ignore_patterns("clusters"))
     fleet = _load(inventory / "fleet.yaml")
     environments = list(fleet["fleet"]["environments"])
+    if "observability" in fleet["fleet"]:  # the synthetic hub may be on any cloud: buckets by reference
+        fleet["fleet"]["observability"] = {"storage": {"mode": "reference"}}
+        (inventory / "fleet.yaml").write_text(dump_documents([fleet]), encoding="utf-8")
     data = platforms()
     from generator.inventory.compat import kubernetes_support
 

@@ -38,9 +38,10 @@ def make_argocd_fleet(root: Path) -> Path:
                           encoding="utf-8")
     hub_file = root / "inventory" / "clusters" / "management.yaml"
     hub = hub_file.read_text(encoding="utf-8")
-    assert hub.count("    components:\n") == 1, "the hub entry's components mapping, to add argo-cd to"
-    hub_file.write_text(hub.replace("    components:\n", "    components:\n      argo-cd: {enabled: true}\n"),
-                        encoding="utf-8")
+    assert hub.count("    components:\n") <= 1, "the hub entry's components mapping, to add argo-cd to"
+    argo = "    components:\n      argo-cd: {enabled: true}\n"
+    hub = hub.replace("    components:\n", argo) if "    components:\n" in hub else hub + argo
+    hub_file.write_text(hub, encoding="utf-8")
     return root
 
 

@@ -106,6 +106,13 @@ def enable_crossplane(root: Path, **overrides: Any) -> Path:
     return root
 
 
+def storage_by_reference(root: Path) -> Path:
+    """Name the observability buckets by reference (composed stores need crossplane, an AWS hub and workloads)."""
+    edit_yaml(root / "inventory" / "fleet.yaml",
+              lambda data: data["fleet"].update(observability={"storage": {"mode": "reference"}}))
+    return root
+
+
 def add_data_services(root: Path) -> Path:
     """Databases and caches on one cluster per cloud."""
     for cluster, services in DATA_SERVICES.items():
@@ -206,7 +213,7 @@ def variant(request: pytest.FixtureRequest, full: Infrastructure, legacy: Infras
 
 
 def test_without_a_crossplane_section_nothing_is_rendered(tmp_path: Path) -> None:
-    root = _without_data_services(copy_reference_fleet(tmp_path))
+    root = storage_by_reference(_without_data_services(copy_reference_fleet(tmp_path)))
     fleet_yaml = root / "inventory" / "fleet.yaml"
     lines = fleet_yaml.read_text().splitlines(keepends=True)
     start = next(i for i, line in enumerate(lines) if line.startswith("  crossplane:"))
@@ -228,7 +235,7 @@ def test_layout_and_headers(full_root: Path) -> None:
         assert f"compositions/{name}.yaml" in files
     workloads = [c.name for c in resolved(full_root).clusters if c.cluster.role == "workload"]
     assert sorted(p for p in files if p.startswith("clusters/") and "kustomization" not in p) == \
-        sorted(f"clusters/{c}.yaml" for c in workloads)
+        sorted(f"clusters/{c}.yaml" for c in [*workloads, "management"])  # the hub's: its ObjectStores
     header = HEADER.split("{sources}")[0]
     for path, text in files.items():
         assert text.startswith(header), path
@@ -339,7 +346,7 @@ def test_workload_identity_per_cloud_from_an_eks_hub(full: Infrastructure) -> No
 
 
 def test_workload_identity_from_a_gke_hub(tmp_path: Path) -> None:
-    root = enable_crossplane(copy_reference_fleet(tmp_path))
+    root = storage_by_reference(enable_crossplane(copy_reference_fleet(tmp_path)))
     edit_cluster(root, "management", lambda e: e.update(
         cloud="gcp", region="us-central1",
         networking={"vpcCidr": "10.0.0.0/16", "podCidr": "100.90.0.0/16", "serviceCidr": "172.30.0.0/16"},
@@ -370,15 +377,18 @@ def test_every_crossplane_object_validates_strictly(variant: Infrastructure, cat
             checked[doc["kind"]] += 1
     assert set(checked) == {"CompositeResourceDefinition", "Composition", "Provider", "Function",
                             "DeploymentRuntimeConfig"}
-    assert checked["CompositeResourceDefinition"] == 5 and checked["Composition"] == 13  # + DnsFailover (aws)
+    # + DnsFailover (aws) and ObjectStore (aws: the hub's observability stores)
+    assert checked["CompositeResourceDefinition"] == 6 and checked["Composition"] == 14
 
 
 def test_cluster_objects_validate_against_their_own_xrd(variant: Infrastructure, catalogue: CrdCatalogue) -> None:
     validator = xr_validator(catalogue, variant)
     platform = [d for d in variant.documents("clusters/") if d["apiVersion"].startswith("platform.gitops.io/")]
-    workloads = len([p for p in variant.files if p.startswith("clusters/") and "kustomization" not in p])
+    workloads = len([p for p in variant.files if p.startswith("clusters/") and "kustomization" not in p
+                     and p != "clusters/management.yaml"])  # the hub's own objects: its ObjectStores
     assert Counter(d["kind"] for d in platform) == {"KubernetesCluster": workloads, "Database": 4, "Cache": 3,
-                                                               "DnsFailover": 1}  # storefront-web failover
+                                                    "DnsFailover": 1,  # storefront-web failover
+                                                    "ObjectStore": 3}  # metrics, logs, traces
     for doc in platform:
         assert validator.validate(doc) == [], doc["metadata"]["name"]
         schema = xrd_of(variant, doc["kind"])["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
@@ -711,9 +721,10 @@ def test_every_folder_builds_with_kustomize(full_root: Path, tmp_path: Path) -> 
         counts[folder] = len(load_documents(tools.kustomize_build.run(tmp_path / "infrastructure" / folder)))
     workloads = len([c for c in fleet.clusters if c.cluster.role == "workload"])
     # the storefront-web failover adds its XRD, Composition, DnsFailover, a Database and the route53/kms providers;
-    # insights and operationalinsights come with the AKS audit logs
-    assert counts == {"providers": 29, "provider-configs": 4, "apis": 5, "compositions": 13,
-                      "clusters": workloads + 8}
+    # insights and operationalinsights come with the AKS audit logs; the hub's ObjectStores add their XRD,
+    # Composition, three XRs and the s3 provider
+    assert counts == {"providers": 30, "provider-configs": 4, "apis": 6, "compositions": 14,
+                      "clusters": workloads + 11}
     spokes = load_documents(tools.kustomize_build.run(tmp_path / "fleet/clusters/management/spokes"))
     # every spoke is signed in to with Flux's workload identity (one kubeConfig ConfigMap each)
     assert Counter(d["kind"] for d in spokes) == {"HelmRelease": workloads, "Kustomization": workloads,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from conftest import REPO, copy_reference_fleet
-from test_crossplane import edit_yaml, enable_crossplane, resolved
+from test_crossplane import edit_yaml, enable_crossplane, resolved, storage_by_reference
 
 from generator.inventory.loader import load_inventory
 from generator.inventory.resolve import resolve
@@ -133,7 +133,7 @@ def test_legacy_claims_do_not_change_the_hub(tmp_path: Path, hub: dict[str, list
 
 
 def test_no_hub_files_without_workload_clusters(tmp_path: Path) -> None:
-    root = enable_crossplane(copy_reference_fleet(tmp_path))
+    root = storage_by_reference(enable_crossplane(copy_reference_fleet(tmp_path)))
     for path in sorted((root / "inventory/clusters").glob("*.yaml")):
         if path.name != "management.yaml":
             path.unlink()

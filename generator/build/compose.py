@@ -17,7 +17,8 @@ class ComposeSteps(StepRunner):
 
         built = [(res.group, doc) for res in state.build.resources.values()
                  if res.kind in ("Composition", "KubernetesCluster", "XKubernetesCluster", "Database", "XDatabase",
-                                 "Cache", "XCache", "Network", "XNetwork", "DnsFailover", "XDnsFailover")
+                                 "Cache", "XCache", "Network", "XNetwork", "DnsFailover", "XDnsFailover",
+                                 "ObjectStore", "XObjectStore")
                  for doc in load_yaml(res.text)]
         if not any(doc.get("kind") == "Composition" for _, doc in built):
             return

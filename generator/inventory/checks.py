@@ -29,6 +29,7 @@ from generator.inventory.entries import (
     substitution_variables,
 )
 from generator.inventory.models import ACTION_POLICIES, VALIDATING_POLICIES, App, Cluster, Settings
+from generator.inventory.storage import check_storage
 from generator.yamlsource import Path_
 
 _VARIABLE = re.compile(r"(?<!\$)\$\{([^}:=\-+?#%/^,]*)")
@@ -556,4 +557,5 @@ AREA_CHECKS: tuple[Callable[[Inventory, datetime.date], list[Problem]], ...] = (
     _check_security,
     check_compatibility,
     lambda inv, _today: check_crossplane(inv),
+    lambda inv, _today: check_storage(inv),
 )

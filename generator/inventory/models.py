@@ -352,6 +352,27 @@ class ImageAutomation(Model):
     secret_name: DnsLabel | None = None  # a docker-registry Secret in flux-system (never in git)
 
 
+StoreMode = Literal["composed", "reference"]
+StoreName = Literal["metrics", "logs", "traces"]
+
+
+class ObservabilityStorage(Model):
+    """Where the hub's observability buckets and their write identities come from: composed by Crossplane with
+    the fleet, or brought by the user and named by reference (README "Observability": buckets and identities)."""
+
+    mode: StoreMode = "reference"
+    stores: dict[StoreName, StoreMode] = Field(default_factory=dict)
+    hub_oidc_issuer: Annotated[
+        str, Field(pattern=r"^https://[a-z0-9.-]+(?:/[A-Za-z0-9._-]+)*$", max_length=512)
+    ] | None = None
+
+
+class Observability(Model):
+    """The fleet's observability layer: its storage."""
+
+    storage: ObservabilityStorage = ObservabilityStorage()
+
+
 class Fleet(Model):
     """The organisation-wide facts: who, where the fleet repo lives, which Flux."""
 
@@ -368,6 +389,7 @@ class Fleet(Model):
     grafana: Grafana = Grafana()
     delivery: Delivery = Delivery()
     image_automation: ImageAutomation = ImageAutomation()
+    observability: Observability = Observability()
 
 
 # --- layered settings (built-in defaults ⊕ fleet defaults ⊕ overlays/<env> ⊕ cluster) ------------

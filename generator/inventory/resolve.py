@@ -32,6 +32,7 @@ from generator.inventory.models import (
     Team,
     built_in_node_groups,
 )
+from generator.inventory.storage import storage_values
 
 BUILT_IN = "(built-in default)"
 IDENTITY_FIELDS = {"name", "cloud", "region", "environment", "role", "networking"}
@@ -475,7 +476,11 @@ def resolve(inv: Inventory) -> ResolvedFleet:
         else:
             settings = shared[2]
         resolved_components = tuple(
-            shared_component(c, env, _cluster_values(layer.data, "components", c.name))
+            shared_component(
+                c, env,
+                # a composed observability store's bucket names and write identity (inventory/storage.py)
+                merge(storage_values(fleet, cluster, c.name), _cluster_values(layer.data, "components", c.name)),
+            )
             for c in components
             if cluster.role in c.roles
             and cluster.cloud in c.clouds

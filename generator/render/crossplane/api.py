@@ -296,6 +296,42 @@ def cache_schema() -> Obj:
     return {"type": "object", "required": ["spec"], "properties": {"spec": spec, "status": status}}
 
 
+OBJECT_STORE = Api("ObjectStore", "objectstores",
+                   "Object storage buckets and the workload identity that writes them (no static keys).")
+BUCKET_NAME = "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+
+
+def object_store_schema() -> Obj:
+    """openAPIV3Schema of ObjectStore."""
+    bucket = {"type": "object", "required": ["name"], "properties": {
+        "name": _string(pattern=BUCKET_NAME, max_length=63, description="The bucket's name in the cloud."),
+        "expirationDays": {"type": "integer", "minimum": 1, "maximum": 36500,
+                           "description": "Objects older than this are deleted (unset: kept)."}}}
+    subject = {"type": "object", "required": ["namespace", "name"], "properties": {
+        "namespace": _string(pattern=DNS_LABEL, max_length=63), "name": _string(max_length=253)}}
+    writers = {"type": "object", "required": ["identityName", "serviceAccounts", "oidcIssuer"],
+               "description": "Who reads and writes the buckets: these Kubernetes service accounts of the hub.",
+               "properties": {
+                   "identityName": _string(pattern="^[A-Za-z0-9+=,.@_-]{1,64}$", max_length=64,
+                                           description="The identity's name (AWS: the IAM role)."),
+                   "serviceAccounts": {"type": "array", "minItems": 1, "maxItems": 16, "items": subject},
+                   "oidcIssuer": _string(pattern="^https://", max_length=512,
+                                         description="The hub's OIDC issuer URL (workload identity).")}}
+    spec = {"type": "object", "required": ["cloudProvider", "region", "account", "buckets", "writers"],
+            "properties": {**_common_spec(),
+                           "account": _string(pattern="^[A-Za-z0-9-]+$", max_length=64,
+                                              description="AWS account ID, GCP project ID or Azure subscription."),
+                           "noncurrentVersionDays": {"type": "integer", "minimum": 1, "maximum": 3650, "default": 7},
+                           "abortIncompleteUploadDays": {"type": "integer", "minimum": 1, "maximum": 3650,
+                                                         "default": 1},
+                           "buckets": {"type": "array", "minItems": 1, "maxItems": 8, "items": bucket,
+                                       "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+                           "writers": writers}}
+    status = {"type": "object", "properties": {
+        "identity": _string(max_length=512, description="The write identity (AWS: the role ARN).")}}
+    return {"type": "object", "required": ["spec"], "properties": {"spec": spec, "status": status}}
+
+
 def _columns(api: Api) -> list[Obj]:
     columns = [{"name": "CLOUD", "type": "string", "jsonPath": ".spec.cloudProvider"},
                {"name": "REGION", "type": "string", "jsonPath": ".spec.region"}]

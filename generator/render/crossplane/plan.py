@@ -12,7 +12,8 @@ from generator.render import esoidentity
 from generator.render.crossplane import api, bootstrap, compositions, hub_identity, packages
 from generator.render.crossplane.common import Mode, Obj
 from generator.render.crossplane.failover import add_failover, check_failover, failover_apps
-from generator.render.crossplane.objects import cluster_documents
+from generator.render.crossplane.objects import FLEET_CLUSTER_LABEL, cluster_documents
+from generator.render.crossplane.objectstore import OBJECT_STORE_COMPOSITIONS, store_documents
 from generator.render.planner import Contribution, Planner
 from generator.render.sharding import hub_shards, spoke_shard
 
@@ -113,6 +114,10 @@ def build_infrastructure(fleet: ResolvedFleet) -> Infrastructure:
     check_failover(fleet)
     if failover_apps(fleet):  # multi-region prod: global DNS failover (generator/render/crossplane/failover.py)
         apis.append((api.DNS_FAILOVER, api.dns_failover_schema(), ["aws"], compositions.DNS_FAILOVER_COMPOSITIONS))
+    stores = store_documents(fleet, hub, mode, {FLEET_CLUSTER_LABEL: hub.name}) if hub else []
+    if stores:  # the hub's observability buckets and write identities (generator/render/crossplane/objectstore.py)
+        apis.append((api.OBJECT_STORE, api.object_store_schema(), [hub_cloud], OBJECT_STORE_COMPOSITIONS))
+        clouds = sorted({*clouds, hub_cloud})
 
     groups: dict[str, set[str]] = {cloud: set() for cloud in clouds}
     api_files, composition_files = [], []
@@ -153,7 +158,11 @@ def build_infrastructure(fleet: ResolvedFleet) -> Infrastructure:
                   sorted({*cluster_files[cluster.name], *(s.file.file for s in fleet.inventory.apps
                                                           if s.item.failover is not None)}))
     declared = {s.item.name: s.file.file for s in fleet.inventory.clusters}
-    infra.add("clusters/kustomization.yaml", [_kustomization([f"{c.name}.yaml" for c in workloads])],
+    cluster_files_listed = [f"{c.name}.yaml" for c in workloads]
+    if stores and hub is not None:  # the hub's own objects: its composed object stores
+        infra.add(f"clusters/{hub.name}.yaml", stores, sorted({declared[hub.name], fleet_file}))
+        cluster_files_listed = [f"{hub.name}.yaml", *cluster_files_listed]
+    infra.add("clusters/kustomization.yaml", [_kustomization(cluster_files_listed)],
               sorted({declared[c.name] for c in workloads}))
     return infra
 
