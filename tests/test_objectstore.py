@@ -172,8 +172,7 @@ def _storage(root: Path, block: str) -> None:
 
 
 ROLE = "arn:aws:iam::123456789012:role/fleet-hub-"
-REFERENCE_VALUES = f"""    components:
-      thanos:
+REFERENCE_VALUES = f"""      thanos:
         values:
           receive: {{ingestor: {{serviceAccount: {{annotations: {{eks.amazonaws.com/role-arn: "{ROLE}thanos"}}}}}}}}
           storeGateway: {{serviceAccount: {{annotations: {{eks.amazonaws.com/role-arn: "{ROLE}thanos"}}}}}}
@@ -184,13 +183,21 @@ REFERENCE_VALUES = f"""    components:
 """
 
 
+def _add_hub_values(hub: Path) -> None:
+    """Append REFERENCE_VALUES to the hub entry's ``components``: its last key (as in the reference fleet), or new."""
+    text = hub.read_text(encoding="utf-8")
+    keys = [line for line in text.splitlines() if line.startswith("    ") and not line.startswith("     ")]
+    header = "" if keys and keys[-1] == "    components:" else "    components:\n"
+    hub.write_text(text + header + REFERENCE_VALUES, encoding="utf-8")
+
+
 def test_by_reference_keeps_the_users_buckets_and_roles(fleet_root: Path) -> None:
     """mode: reference for metrics and logs: no XR for them, and their values are exactly what the hub's entry
     sets (the chart's default names); traces stays composed."""
     _storage(fleet_root, "  observability:\n    storage:\n      mode: reference\n      stores: {traces: composed}\n"
                          f"      hubOidcIssuer: https://{ISSUER}\n")
     hub = fleet_root / "inventory" / "clusters" / "management.yaml"
-    hub.write_text(hub.read_text(encoding="utf-8") + REFERENCE_VALUES, encoding="utf-8")
+    _add_hub_values(hub)
     build = build_fleet(fleet_root, options(clusters=("management",)), tools=tools())
     objects = hub_objects(build)
     stores_built = sorted(o["metadata"]["name"] for o in objects if o["kind"] == "ObjectStore")
@@ -208,7 +215,7 @@ def test_by_reference_keeps_the_users_buckets_and_roles(fleet_root: Path) -> Non
 def test_all_by_reference_renders_no_storage_api(fleet_root: Path) -> None:
     _storage(fleet_root, "")
     hub = fleet_root / "inventory" / "clusters" / "management.yaml"
-    hub.write_text(hub.read_text(encoding="utf-8") + REFERENCE_VALUES, encoding="utf-8")
+    _add_hub_values(hub)
     assert main(["render", str(fleet_root)]) == 0
     infrastructure = fleet_root / "out" / "infrastructure"
     assert not (infrastructure / "clusters" / "management.yaml").exists()
@@ -244,7 +251,7 @@ def test_bad_storage_is_refused_at_its_line(fleet_root: Path, capsys: pytest.Cap
 
 def test_a_hand_set_role_on_a_composed_store_is_refused(fleet_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     hub = fleet_root / "inventory" / "clusters" / "management.yaml"
-    hub.write_text(hub.read_text(encoding="utf-8") + REFERENCE_VALUES, encoding="utf-8")
+    _add_hub_values(hub)
     line = _line_of(hub, "compact: {serviceAccount")
     assert main(["render", str(fleet_root)]) == 2
     err = capsys.readouterr().err
