@@ -158,3 +158,16 @@ def test_the_config_is_held_back_until_the_cluster_reports_endpoint_and_ca(
     observed = {resource: {**first.resources[resource], "status": {"atProvider": status}}}
     config = engine.run(comp, xr, observed).resources["vault-auth-config"]["spec"]["forProvider"]
     assert (config["kubernetesHost"], config["kubernetesCaCert"]) == (status["endpoint"], PEM)
+
+
+def test_the_store_account_of_a_vault_cluster_may_review_tokens(root: Path, tmp_path: Path) -> None:
+    files = plan(root).files
+    for cluster in [*VAULT_CLUSTERS.values(), AKS_VAULT_CLUSTER]:
+        documents = load_documents(files[f"fleet/infrastructure/secret-stores/{cluster}/cluster-secret-store.yaml"])
+        [binding] = [d for d in documents if d["kind"] == "ClusterRoleBinding"]
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                      "name": "system:auth-delegator"}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "external-secrets-store",
+                                        "namespace": "external-secrets"}]
+    plain = plan(copy_reference_fleet(tmp_path)).files
+    assert not any("kind: ClusterRoleBinding" in text for path, text in plain.items() if "/secret-stores/" in path)
