@@ -27,7 +27,8 @@ from generator.verify import catalogue as cat
 from generator.verify.schema import BUILTIN_CRDS, CrdCatalogue, read_crd_documents
 
 #: Byte-for-byte upstream CRD files the catalogue vendors that ../shared/crds lacks (function-pythonic v0.1.4's
-#: input definition, Envoy Gateway v1.9.0's SecurityPolicy; the refresh checks their git blob ids against the
+#: input definition, Envoy Gateway v1.9.0's SecurityPolicy, provider-vault
+#: v4.0.1's Kubernetes auth kinds and ClusterProviderConfig; the refresh checks their git blob ids against the
 #: manifest).
 UPSTREAM_EXTRA = Path(__file__).parent / "fixtures" / "upstream-crds"
 

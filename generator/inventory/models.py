@@ -234,6 +234,13 @@ class VaultSecrets(Model):
     mount_path: Template = "kubernetes-{cluster}"
     role: Template = "external-secrets"
     namespace: str | None = None
+    # The Vault policies the store's role grants (composed with each cluster the hub composes).
+    policies: Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]], Field(min_length=1)] = [
+        "external-secrets"]
+    # How Crossplane's provider-vault signs in (Kubernetes auth with its own service-account token, no static
+    # token): this role on this mount of the hub's Kubernetes auth, set up once by hand.
+    provider_role: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "crossplane"
+    provider_mount_path: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*$")] = "kubernetes"
 
 
 class SecretsBackend(Model):

@@ -117,3 +117,25 @@ def azure_identity(fleet: Fleet, cluster: ResolvedCluster) -> dict[str, str] | N
     return {"identityId": identity,
             "subject": f"system:serviceaccount:{backend.namespace}:{backend.service_account}",
             "audience": AZURE_TOKEN_AUDIENCE}
+
+
+VAULT_PROVIDER_CONFIG = "vault"
+"""The provider-vault ClusterProviderConfig every composed Vault object references."""
+VAULT_COMPOSED_CLOUDS = ("aws", "gcp")
+"""Clouds whose composed cluster reports its API endpoint and CA in status (EKS ``endpoint`` and
+``certificateAuthority[0].data``, GKE ``endpoint`` and ``masterAuth[0].clusterCaCertificate``); AKS keeps its CA in
+the kubeconfig only (a connection secret), so an AKS cluster's Vault mount stays manual."""
+
+
+def vault_identity(fleet: Fleet, cluster: ResolvedCluster) -> dict[str, object] | None:
+    """The Kubernetes auth mount and role a Vault-backed cluster's composition creates for the store (the same
+    mount path and role the ClusterSecretStore signs in with: generator/render/externalsecrets.py)."""
+    backend = fleet.security.secrets
+    c = cluster.cluster
+    if backend is None or backend.vault is None or cluster.settings.secrets_backend != "vault" \
+            or c.cloud not in VAULT_COMPOSED_CLOUDS or not composed(fleet, cluster):
+        return None
+    values = _values(fleet, cluster)
+    return {"mountPath": backend.vault.mount_path.format(**values), "roleName": backend.vault.role.format(**values),
+            "policies": list(backend.vault.policies), "namespace": backend.namespace,
+            "serviceAccount": backend.service_account, "providerConfigName": VAULT_PROVIDER_CONFIG}

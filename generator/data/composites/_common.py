@@ -2,6 +2,7 @@
 # each script, so the Composition's input is one self-contained module for function-pythonic.
 # Read the XR through `self.spec`, write composed resources through `self.resources[name](apiVersion, kind)`.
 # A value read from an object is a pythonic Value: `bool(v)` says whether it is set, `v == True` reads a flag.
+import base64
 import json
 
 from crossplane.pythonic import BaseComposite
@@ -128,3 +129,28 @@ def hub_flux_aks_grants(xr, cluster):
                              for_provider={"roleDefinitionName": role, "principalId": str(principal),
                                            "principalType": "ServicePrincipal"})
         assignment.spec.forProvider.scope = cluster.status.atProvider.id
+
+
+def compose_vault_auth(xr, host, ca_base64):
+    """Vault's Kubernetes auth for this cluster (generator/render/esoidentity.py vault_identity), through
+    provider-vault v4.0.1: the mount (auth Backend, type kubernetes, at the store's mountPath), its config (the
+    cluster's API endpoint and base64 CA from the composed cluster's status: held back until reported) and the
+    store's role, bound to exactly its service account and namespace with the fleet's policies."""
+    vault = xr.spec.secretsIdentity.vault
+    config_ref = {"kind": "ClusterProviderConfig", "name": str(vault.providerConfigName)}
+    mount = {ROLE_LABEL: "vault-auth"}
+    backend = compose(xr, "vault-auth-backend", "auth.vault.m.upbound.io/v1alpha1", "Backend", labels=mount,
+                      for_provider={"type": "kubernetes", "path": str(vault.mountPath),
+                                    "description": f"Kubernetes auth of cluster {xr_name(xr)} (fleetgen)"})
+    config = compose(xr, "vault-auth-config", "kubernetes.vault.m.upbound.io/v1alpha1", "AuthBackendConfig",
+                     for_provider={"backendSelector": selector(*mount.items(), controller=True)})
+    config.spec.forProvider.kubernetesHost = host
+    # the status holds the PEM base64-encoded; Vault wants the PEM itself
+    config.spec.forProvider.kubernetesCaCert = base64.b64decode(str(ca_base64)).decode() if ca_base64 else ca_base64
+    role = compose(xr, "vault-auth-role", "kubernetes.vault.m.upbound.io/v1alpha1", "AuthBackendRole", for_provider={
+        "backendSelector": selector(*mount.items(), controller=True), "roleName": str(vault.roleName),
+        "boundServiceAccountNames": [str(vault.serviceAccount)],
+        "boundServiceAccountNamespaces": [str(vault.namespace)],
+        "tokenPolicies": [str(p) for p in vault.policies]})
+    for resource in (backend, config, role):
+        resource.spec.providerConfigRef = config_ref

@@ -87,6 +87,9 @@ class Composite(BaseComposite):
         self.compose_autoscaler_identity(name, region)
         if self.spec.secretsIdentity.aws:
             self.compose_external_secrets_identity(region)
+        if self.spec.secretsIdentity.vault:  # Vault's Kubernetes auth for the store (_common.py)
+            compose_vault_auth(self, cluster.status.atProvider.endpoint,
+                               cluster.status.atProvider.certificateAuthority[0].data)
 
     def compose_autoscaler_identity(self, name, region):
         """Cluster Autoscaler's AWS identity (EKS Pod Identity): the agent add-on, a role only the EKS pod identity

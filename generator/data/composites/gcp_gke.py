@@ -42,6 +42,9 @@ class Composite(BaseComposite):
                 {"cidrBlock": str(c), "displayName": "fleet hub"} for c in net.hubAccess.allowedCidrs]
         cluster.spec.writeConnectionSecretToRef.name = str(self.spec.kubeconfigSecretName)
         hub_flux_gke_grant(self, project)  # the hub's Flux signs in with workload identity (_common.py)
+        if self.spec.secretsIdentity.vault:  # Vault's Kubernetes auth for the store (_common.py)
+            compose_vault_auth(self, cluster.status.atProvider.endpoint,
+                               cluster.status.atProvider.masterAuth.clusterCaCertificate)
         if self.spec.secretsIdentity.member:  # External Secrets' KSA may act as the secrets project's GSA
             compose(self, "external-secrets-workload-identity", platform, "ServiceAccountIAMMember", for_provider={
                 "serviceAccountId": str(self.spec.secretsIdentity.serviceAccountId),

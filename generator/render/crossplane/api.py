@@ -105,10 +105,20 @@ def _secrets_identity() -> Obj:
     azure = {"type": "object", "required": ["identityId", "subject", "audience"],
              "properties": {"identityId": _string(max_length=512),
                             "subject": _string(max_length=512), "audience": _string(max_length=256)}}
+    name = r"^[A-Za-z0-9_.-]+$"
+    vault = {"type": "object", "required": ["mountPath", "roleName", "policies", "namespace", "serviceAccount",
+                                            "providerConfigName"],
+             "properties": {"mountPath": _string(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", max_length=256),
+                            "roleName": _string(pattern=name, max_length=128),
+                            "policies": {"type": "array", "minItems": 1, "maxItems": 32,
+                                         "items": _string(pattern=name, max_length=128)},
+                            "namespace": _string(pattern=DNS_LABEL, max_length=63),
+                            "serviceAccount": _string(pattern=DNS_LABEL, max_length=63),
+                            "providerConfigName": _string(pattern=DNS_LABEL, max_length=63)}}
     return {"type": "object",
-            "description": "External Secrets' identity grant: GKE (on the secrets project's GSA), aws, azure.",
+            "description": "External Secrets' identity grant: GKE (on the secrets project's GSA), aws, azure, vault.",
             "properties": {"serviceAccountId": _string(max_length=512), "member": _string(max_length=512),
-                           "aws": aws, "azure": azure}}
+                           "aws": aws, "azure": azure, "vault": vault}}
 
 
 def network_fields() -> Obj:

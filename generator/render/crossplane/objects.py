@@ -89,13 +89,17 @@ def secrets_identity(fleet: Fleet, cluster: ResolvedCluster) -> Obj | None:
     GKE — the store's Kubernetes service account may act as the secrets project's Google service account (whose
     project may differ from the cluster's); EKS — a Pod Identity role and association for the ESO controller
     (chained to a role in the secrets account when it differs); AKS — a federated credential on the fleet's ESO
-    identity for the cluster's OIDC issuer."""
+    identity for the cluster's OIDC issuer; Vault (EKS, GKE) — a Kubernetes auth mount for the cluster and the
+    store's role on it."""
     aws = esoidentity.aws_identity(fleet, cluster)
     if aws is not None:
         return {"aws": aws.as_spec()}
     azure = esoidentity.azure_identity(fleet, cluster)
     if azure is not None:
         return {"azure": azure}
+    vault = esoidentity.vault_identity(fleet, cluster)
+    if vault is not None:
+        return {"vault": vault}
     backend = fleet.security.secrets
     settings = fleet.crossplane
     c = cluster.cluster

@@ -9,7 +9,7 @@ from generator.inventory.crossplane_data import crossplane_data
 from generator.inventory.models import CrossplaneSettings
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
 from generator.render import esoidentity
-from generator.render.crossplane import api, bootstrap, compositions, hub_identity, packages
+from generator.render.crossplane import api, bootstrap, compositions, hub_identity, packages, vault
 from generator.render.crossplane.common import Mode, Obj
 from generator.render.crossplane.failover import add_failover, check_failover, failover_apps
 from generator.render.crossplane.objects import FLEET_CLUSTER_LABEL, cluster_documents
@@ -149,6 +149,15 @@ def build_infrastructure(fleet: ResolvedFleet) -> Infrastructure:
         configs += _secrets_account_configs(fleet, configs[0]) if cloud == "aws" else []
         infra.add(f"provider-configs/{cloud}.yaml", configs, [fleet_file])
         config_files.append(f"{cloud}.yaml")
+    secrets = fleet.fleet.security.secrets
+    if secrets is not None and secrets.vault is not None \
+            and any(esoidentity.vault_identity(fleet.fleet, c) is not None for c in workloads):
+        pin = data["vaultProvider"]
+        infra.add("providers/vault.yaml", vault.provider(pin), [fleet_file])
+        provider_files.append("vault.yaml")
+        infra.add("provider-configs/vault.yaml", [vault.provider_config(secrets.vault, pin["configGroup"])],
+                  [fleet_file])
+        config_files.append("vault.yaml")
     infra.add("providers/kustomization.yaml", [_kustomization(provider_files)], [fleet_file])
     infra.add("provider-configs/kustomization.yaml", [_kustomization(config_files)], [fleet_file])
 
