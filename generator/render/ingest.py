@@ -148,42 +148,38 @@ def _hub_objects(hub: ResolvedCluster, fleet: ResolvedFleet, routes: list[dict[s
     if store is None:
         return objects
     lines = "\n".join(f'{{{{ index . "{member}" }}}}' for member in members)
-    objects.append({
-        "apiVersion": ESO_API,
-        "kind": "ExternalSecret",
-        "metadata": {"name": USERS_SECRET, "namespace": namespace},
-        "spec": {
-            "refreshInterval": "10m",
-            "secretStoreRef": {"kind": "ClusterSecretStore", "name": store},
-            "target": {
-                "name": USERS_SECRET,
-                "creationPolicy": "Owner",
-                "template": {"engineVersion": "v2", "mergePolicy": "Replace",
-                             "data": {".htpasswd": lines + "\n"}},
-            },
-            "data": [{"secretKey": member, "remoteRef": {"key": remote_key(member), "property": "htpasswd"}}
-                     for member in members],
-        },
-    })
+    objects.append(_external_secret(
+        USERS_SECRET, namespace, store, {".htpasswd": lines + "\n"},
+        [{"secretKey": member, "remoteRef": {"key": remote_key(member), "property": "htpasswd"}} for member in members],
+    ))
     return objects
 
 
 def _credential(cluster: ResolvedCluster, namespace: str, store: str) -> dict[str, Any]:
     """The ExternalSecret writing a cluster's ingest credential into one namespace."""
+    return _external_secret(
+        CREDENTIAL_SECRET, namespace, store, {"username": cluster.name, "password": "{{ .password }}"},
+        [{"secretKey": "password", "remoteRef": {"key": remote_key(cluster.name), "property": "password"}}],
+    )
+
+
+def _external_secret(
+    name: str, namespace: str, store: str, template: dict[str, str], data: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """An ExternalSecret from the cluster's store that owns Secret ``name``, its keys templated from ``data``."""
     return {
         "apiVersion": ESO_API,
         "kind": "ExternalSecret",
-        "metadata": {"name": CREDENTIAL_SECRET, "namespace": namespace},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "refreshInterval": "10m",
             "secretStoreRef": {"kind": "ClusterSecretStore", "name": store},
             "target": {
-                "name": CREDENTIAL_SECRET,
+                "name": name,
                 "creationPolicy": "Owner",
-                "template": {"engineVersion": "v2", "mergePolicy": "Replace",
-                             "data": {"username": cluster.name, "password": "{{ .password }}"}},
+                "template": {"engineVersion": "v2", "mergePolicy": "Replace", "data": template},
             },
-            "data": [{"secretKey": "password", "remoteRef": {"key": remote_key(cluster.name), "property": "password"}}],
+            "data": data,
         },
     }
 
