@@ -13,9 +13,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from _buildkit import options, reference_build, tools
-from conftest import REPO
+from conftest import REPO, copy_reference_fleet
 
 from generator.build.fleet import build_fleet
+from generator.cli import main
 from generator.errors import InventoryError
 from generator.inventory.loader import load_inventory
 from generator.inventory.models import GrafanaSso
@@ -23,7 +24,7 @@ from generator.inventory.resolve import resolve
 from generator.render.grafana_sso import role_attribute_path
 from generator.render.ingest import INGEST_DIR as INGEST
 from generator.render.ingest import plan_ingest
-from generator.yamlio import load_documents
+from generator.yamlio import dump_documents, load_documents, load_file
 
 HUB = "management"
 CLUSTERS = [c.name for c in resolve(load_inventory(REPO)).clusters]
@@ -244,3 +245,36 @@ def test_the_grafana_sso_role_mapping_follows_the_groups() -> None:
                      admin_groups=["ops"], viewer_groups=["dev", "qa"])
     assert role_attribute_path(sso) == ("contains(groups[*], 'ops') && 'Admin' || contains(groups[*], 'dev') && "
                                         "'Viewer' || contains(groups[*], 'qa') && 'Viewer'")
+
+
+def _route_config_index() -> tuple[int, int]:
+    """(component, config) index of the thanos route attached to the ingest Gateway in the reference inventory."""
+    data = load_file(REPO / "inventory" / "components.yaml", "inventory/components.yaml").data
+    for index, component in enumerate(data["components"]):
+        for position, config in enumerate(component.get("configs") or []):
+            if config.get("kind") == "HTTPRoute" and any(
+                    p.get("name") == "fleet-ingest" for p in config["spec"]["parentRefs"]):
+                return index, position
+    raise AssertionError("no ingest route in the reference components")
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda route: route["spec"].__setitem__("hostnames", [3]), "spec.hostnames must be a list of host names"),
+    (lambda route: route["metadata"].__setitem__("labels", []), "metadata.labels must be a map"),
+    (lambda route: route["spec"]["parentRefs"][0].pop("sectionName"), "must name its listener"),
+    (lambda route: route["spec"]["parentRefs"].append("metrics"), "spec.parentRefs must be a list of maps"),
+])
+def test_a_malformed_ingest_route_is_refused_at_its_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: Any, message: str) -> None:
+    """A route config the hub's Gateway cannot serve exits 2 at the config's file:line, never a traceback."""
+    root = copy_reference_fleet(tmp_path / "fleet")
+    path = root / "inventory" / "components.yaml"
+    data = load_file(path, "inventory/components.yaml").data
+    component, position = _route_config_index()
+    edit(data["components"][component]["configs"][position])
+    path.write_text(dump_documents([data]), encoding="utf-8")
+    line = load_file(path, "inventory/components.yaml").position(("components", component, "configs", position)).line
+    assert main(["render", str(root), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"inventory/components.yaml:{line}:" in err and message in err, err
+    assert not (tmp_path / "out").exists()

@@ -104,9 +104,9 @@ def _check_layer(layer: Layer, components: set[str], apps: set[str], platform: d
             )
         )
     for index, group in enumerate(layer.data.get("nodeGroups") or []):
-        if isinstance(group, dict) and not group.get("minSize", 0) <= group.get("desiredSize", 0) <= group.get(
-            "maxSize", 0
-        ):
+        sizes = [group.get(key, 0) for key in ("minSize", "desiredSize", "maxSize")] if isinstance(group, dict) else []
+        # other types are the field validation's to report (the layer's data here is as written, not validated)
+        if sizes and all(type(size) is int for size in sizes) and not sizes[0] <= sizes[1] <= sizes[2]:
             problems.append(
                 problem_at(
                     layer,

@@ -90,15 +90,21 @@ def _served(cluster: ResolvedCluster, gateway: Component | None) -> list[App]:
                   key=lambda a: a.name)
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """``value`` when it is a map, else an empty one (component configs are free-form inventory data)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _gateway_object(fleet: ResolvedFleet, gateway: Component) -> dict[str, Any]:
     """The gateway component's Gateway; refuses one that admits no ListenerSet of its own namespace."""
     assert gateway.gateway is not None
     entry = next(s for s in fleet.inventory.components if s.item is gateway)
     found = [o for o in gateway.configs if o.get("kind") == "Gateway"
-             and (o.get("metadata") or {}).get("name") == gateway.gateway.name]
-    spec = (found[0].get("spec") or {}) if found else {}
-    allowed = (spec.get("allowedListeners") or {}).get("namespaces") or {}
-    has_listener = any(item.get("name") == gateway.gateway.listener for item in spec.get("listeners") or [])
+             and _mapping(o.get("metadata")).get("name") == gateway.gateway.name]
+    spec = _mapping(found[0].get("spec")) if found else {}
+    allowed = _mapping(_mapping(spec.get("allowedListeners")).get("namespaces"))
+    listeners: list[Any] = spec["listeners"] if isinstance(spec.get("listeners"), list) else []
+    has_listener = any(_mapping(item).get("name") == gateway.gateway.listener for item in listeners)
     if not found or not has_listener or allowed.get("from") not in ("Same", "All"):
         file, line, column = entry.where("configs") if "configs" in entry.raw else entry.where()
         raise InventoryError([Problem(

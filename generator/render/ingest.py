@@ -65,15 +65,47 @@ def _substitute(text: str, variables: dict[str, str]) -> str:
 
 def ingest_routes(cluster: ResolvedCluster) -> list[dict[str, Any]]:
     """The route configs of the cluster's components attached to the Gateway ``fleet-ingest``."""
-    routes = []
-    for item in cluster.components:
-        for config in item.component.configs:
-            if config.get("kind") not in ROUTE_KINDS:
-                continue
-            parents = config.get("spec", {}).get("parentRefs", [])
-            if any(p.get("name") == GATEWAY and p.get("kind", "Gateway") == "Gateway" for p in parents):
-                routes.append(config)
-    return routes
+    return [config for item in cluster.components for config in item.component.configs if _attached(config)]
+
+
+def _attached(config: Any) -> bool:
+    """Whether a component config is a route with a parent reference to the Gateway ``fleet-ingest``."""
+    if not isinstance(config, dict) or config.get("kind") not in ROUTE_KINDS:
+        return False
+    parents = config.get("spec", {}).get("parentRefs", []) if isinstance(config.get("spec"), dict) else []
+    return isinstance(parents, list) and any(
+        isinstance(p, dict) and p.get("name") == GATEWAY and p.get("kind", "Gateway") == "Gateway" for p in parents)
+
+
+def _route_shape_problem(route: dict[str, Any]) -> str | None:
+    """What an attached route lacks for the hub's listener (None when it has it all)."""
+    metadata, spec = route.get("metadata"), route["spec"]
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("namespace"), str):
+        return "metadata.namespace must be a string"
+    if not isinstance(metadata.get("labels", {}), dict):
+        return "metadata.labels must be a map"
+    hostnames = spec.get("hostnames")
+    if not isinstance(hostnames, list) or not hostnames or not isinstance(hostnames[0], str):
+        return "spec.hostnames must be a list of host names (the first is the listener's)"
+    if not all(isinstance(p, dict) for p in spec["parentRefs"]):
+        return "spec.parentRefs must be a list of maps"
+    if any(p.get("name") == GATEWAY and not isinstance(p.get("sectionName"), str) for p in spec["parentRefs"]):
+        return f"a parentRef to the Gateway {GATEWAY} must name its listener (sectionName, a string)"
+    return None
+
+
+def _route_problems(fleet: ResolvedFleet) -> list[Problem]:
+    """Every ingest route of any component that the hub's Gateway could not serve, at its file and line."""
+    problems = []
+    for entry in fleet.inventory.components:
+        for index, config in enumerate(entry.item.configs):
+            message = _route_shape_problem(config) if _attached(config) else None
+            if message is not None:
+                file, line, column = entry.where("configs", index)
+                where = ".".join(str(p) for p in (*entry.path, "configs", index))
+                problems.append(Problem(file, line, column, where,
+                                        f"{config['kind']} attached to the Gateway {GATEWAY}: {message}"))
+    return problems
 
 
 def _clients(cluster: ResolvedCluster) -> list[str]:
@@ -205,7 +237,7 @@ def plan_ingest(fleet: ResolvedFleet) -> Contribution:
     if not hubs:
         return contribution
     backend = fleet.fleet.security.secrets
-    problems: list[Problem] = []
+    problems = _route_problems(fleet)
     gateway = _gateway_class(fleet)
     cluster_sources = {s.item.name: s for s in fleet.inventory.clusters}
     for hub, _ in hubs:

@@ -52,8 +52,9 @@ class TemplateError(FleetgenError):
     """A built-in template produced invalid YAML (a bug in fleetgen, not in the inventory)."""
 
 
-# characters JSON leaves raw that YAML does not allow in a document (DEL, C1 controls but NEL, U+FFFE/F)
-_NOT_YAML_PRINTABLE = re.compile("[\x7f-\x84\x86-\x9f\ufffe\uffff]")
+# characters JSON leaves raw that YAML does not allow in a document (DEL, C1 controls, U+FFFE/F) or reads as a line
+# break (NEL, U+2028, U+2029: libyaml folds them like a newline, which breaks a flow value or changes the string)
+_NOT_YAML_PRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ufffe\uffff]")
 
 
 def _non_finite(value: Any) -> bool:
