@@ -26,7 +26,6 @@ import json
 import os
 import pickle
 import re
-import tempfile
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -36,6 +35,7 @@ from pydantic import BaseModel
 
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
 from generator.render.planner import Contribution, plan_cluster_files
+from generator.render.writer import atomic_write
 
 #: Bump when the entry layout or the meaning of a key changes.
 PLAN_CACHE_FORMAT = "fleetgen-plan-cache/1"
@@ -177,18 +177,9 @@ class PlanCache:
             ignore = self.directory / ".gitignore"
             if not ignore.exists():
                 ignore.write_text("# fleetgen's plan cache: never commit it\n*\n", encoding="utf-8")
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", dir=path.parent)
+            atomic_write(path, json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
         except OSError:
             return
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(entry, handle, ensure_ascii=False, separators=(",", ":"))
-            os.replace(tmp, path)
-        except OSError:
-            Path(tmp).unlink(missing_ok=True)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     def prune(self, clusters: set[str]) -> None:
         """Remove the entries of clusters no longer in the fleet (not another render's temporary files)."""
