@@ -1,5 +1,5 @@
 """A fast path for reading inventory files with positions: libyaml's composer (PyYAML's C loader) instead of
-ruamel's pure-Python one, giving exactly what ``yamlio.load_text`` gives through ruamel.
+ruamel's pure-Python one, giving exactly what ``yamlio.ruamel_load_text`` gives.
 
 The inventory is read with ruamel's YAML 1.2 round-trip rules (``on``/``yes`` are strings there, and reported
 as ambiguous; ``1.30`` is a float written "1.30"). libyaml only builds the node tree with its marks; every
@@ -7,16 +7,24 @@ plain scalar is typed by ruamel's own resolver (YAML 1.2) and every non-string v
 itself, so the values and the written literals are ruamel's. The marks give the same 0-based line/column as
 ruamel's ``lc`` data: a key's node start, its value's node start, a sequence item's node start.
 
-Only the common shape takes this path: one document of block/flow mappings, sequences and scalars with
-string keys. Anything else goes to ruamel, which also owns every error message: a syntax error, several
-documents, a duplicate key, anchors/aliases/merge keys, tags, directives, explicit ``?`` keys, tabs,
-backslash escapes, empty (null) values, non-string keys. ``tests/test_fastload.py`` compares both paths.
+Anchors, aliases and merge keys (``<<``) read as ruamel reads them: an alias is its anchored node again, so
+every key and item inside an aliased value keeps the position where the anchor wrote it (and a scalar reached
+through an alias is "written" as at its anchor); a mapping's own keys come first in written order, then each
+merged mapping's keys (its own merges included) that are not there yet, the first merge source winning; a
+merged key has no position of its own and reports its mapping's.
+
+Anything else goes to ruamel, which also owns every error message: a syntax error, several documents, a
+duplicate key or merge key, a merge of something other than mappings, a recursive alias, tags, directives,
+explicit ``?`` keys, tabs, empty (null) values, non-string keys. ``tests/test_fastload.py`` compares both paths.
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import yaml  # type: ignore[import-untyped,unused-ignore]
@@ -24,6 +32,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.nodes import ScalarNode as RuamelScalarNode
 from ruamel.yaml.resolver import VersionedResolver
 
+from generator.guard import MAX_NODES
 from generator.yamlsource import (
     YAML11_BOOL_WORDS,
     LoadedFile,
@@ -35,10 +44,12 @@ from generator.yamlsource import (
 )
 
 _STR = "tag:yaml.org,2002:str"
-#: Text that may hold a construct the fast path leaves to ruamel (anchor, alias, tag, explicit key,
-#: directive, merge key), or escapes and tabs whose reading differs between YAML versions.
-_RUAMEL_ONLY = re.compile(r"(?:^|[\s\[{,])[!&*?%]|<<|\\|\t", re.M)
+_MERGE = "tag:yaml.org,2002:merge"
+#: Text that may hold a construct the fast path leaves to ruamel: a tag (``!``), an explicit key (``?`` and a
+#: space), a directive (``%`` opening a line), or tabs, whose reading differs between the YAML versions.
+_RUAMEL_ONLY = re.compile(r"(?:^|[\s\[{,])(?:!|\?(?:\s|$))|^%|\t", re.M)
 _RESOLVER = VersionedResolver(version=(1, 2))
+_ScalarNode, _MappingNode, _SequenceNode = yaml.ScalarNode, yaml.MappingNode, yaml.SequenceNode
 
 
 class _Ruamel(Exception):
@@ -68,82 +79,200 @@ def _typed(value: str) -> Any:
     return plain_data(reader.load(f"value: {value}\n")["value"], "", (), {}, WrittenSource([], {}, []))
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a large acyclic tree is built (a YAML node tree, the loaded data):
+    its passes over the growing heap find nothing there to free but cost more the larger the fleet (load time
+    grew faster than the fleet). Reference counting frees everything as usual; cycles made meanwhile are found by
+    the first collection after. Nested use keeps the outer pause."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
 def fast_load(text: str, display: str) -> LoadedFile | None:
     """``yamlio.load_text``'s result without ruamel's composer, or None when ruamel must read this text."""
     if _RUAMEL_ONLY.search(text):
         return None
-    try:
-        root = yaml.compose(text, Loader=_Composer)
-    except yaml.YAMLError:
-        return None
-    positions: dict[Path_, Position] = {(): Position(display, 1, 1)}
-    source = WrittenSource(text.splitlines(), {}, [])
-    try:
-        data = _convert(root, display, (), positions, source, set())
-    except _Ruamel:
-        return None
-    return LoadedFile(display, data, positions, source.literals, tuple(source.ambiguous))
+    with collector_paused():
+        try:
+            root = yaml.compose(text, Loader=_Composer)
+        except yaml.YAMLError:
+            return None
+        reader = _Reader(display, text)
+        try:
+            data = reader.convert(root, ())
+        except _Ruamel:
+            return None
+        except RecursionError:
+            return None  # deeper than Python's stack: ruamel's (and the guard's) to refuse
+    return LoadedFile(display, data, reader.positions, reader.source.literals, tuple(reader.source.ambiguous))
 
 
 def _scalar(node: Any) -> tuple[Any, bool]:
     """A scalar's value and whether it is a string written unquoted."""
     if node.style:  # quoted or block: a string (ruamel's ScalarString)
         return node.value, False
-    if node.value == "":
+    value = node.value
+    if value == "":
         raise _Ruamel  # an empty (null) value: its written position is ruamel's to give
-    tag = _plain_tag(node.value)
+    tag = _plain_tag(value)
     if tag == _STR:
-        return node.value, True
-    if tag in ("tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"):
+        return value, True
+    if tag == _MERGE or tag == "tag:yaml.org,2002:value":
         raise _Ruamel
-    return _typed(node.value), False
+    return _typed(value), False
 
 
-def _note(node: Any, value: Any, unquoted_str: bool, path: Path_, source: WrittenSource) -> None:
-    """What ``WrittenSource.note`` records for the value at ``path`` (see yamlio)."""
-    if not isinstance(node, yaml.ScalarNode) or node.style:
-        return
-    if unquoted_str:
-        if value in YAML11_BOOL_WORDS:
-            source.ambiguous.append(path)
-        return
-    mark = node.start_mark
-    source.literals[path] = written_literal(source.lines, mark.line, mark.column)
+def _is_merge_key(node: Any) -> bool:
+    return not node.style and node.value == "<<"
 
 
-def _convert(
-    node: Any, file: str, path: Path_, positions: dict[Path_, Position], source: WrittenSource, seen: set[int]
-) -> Any:
-    if node is None:
-        return None
-    if id(node) in seen:  # a shared node: an alias
+class _Reader:
+    """Converts one composed document to plain data, filling positions, written literals and ambiguous words."""
+
+    def __init__(self, file: str, text: str) -> None:
+        self.file = file
+        self.positions: dict[Path_, Position] = {(): Position(file, 1, 1)}
+        self.source = WrittenSource(text.splitlines(), {}, [])
+        self.active: set[int] = set()  # collections being converted: an alias of one of them is recursive
+        self.flattened: dict[int, list[tuple[str, Any]]] = {}
+        self.budget = MAX_NODES  # values left to build: aliases expand, and the guard's budget bounds them
+
+    def convert(self, node: Any, path: Path_) -> Any:
+        """The plain data of ``node`` at ``path``."""
+        kind = type(node)
+        if kind is _ScalarNode:
+            return _scalar(node)[0]
+        if node is None:
+            return None
+        key = id(node)
+        if key in self.active:
+            raise _Ruamel  # an alias inside its own anchor: recursive data
+        self.active.add(key)
+        try:
+            if kind is _MappingNode:
+                return self._mapping(node, path)
+            if kind is _SequenceNode:
+                return self._sequence(node, path)
+        finally:
+            self.active.discard(key)
         raise _Ruamel
-    seen.add(id(node))
-    if isinstance(node, yaml.ScalarNode):
-        return _scalar(node)[0]
-    if isinstance(node, yaml.MappingNode):
+
+    def _spend(self, count: int) -> None:
+        self.budget -= count
+        if self.budget < 0:
+            raise _Ruamel  # an alias bomb: the guard refuses it (when called without the guard, ruamel's)
+
+    def _mapping(self, node: Any, path: Path_) -> dict[str, Any]:
+        own, merged = _entries(node)
+        self._spend(len(own))
         out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise _Ruamel
-            key, _ = _scalar(key_node)
-            if not isinstance(key, str) or key in out:
-                raise _Ruamel  # a non-string key, or a duplicate key (ruamel's error)
+        file, positions, convert = self.file, self.positions, self.convert
+        for key, key_node, value_node in own:
             child = (*path, key)
             mark = key_node.start_mark
             positions[child] = Position(file, mark.line + 1, mark.column + 1)
-            out[key] = value = _convert(value_node, file, child, positions, source, seen)
-            if isinstance(value_node, yaml.ScalarNode):
-                _note(value_node, value, not value_node.style and _plain_tag(value_node.value) == _STR, child, source)
+            if type(value_node) is _ScalarNode:
+                value, unquoted_str = _scalar(value_node)
+                out[key] = value
+                self._note(value_node, value, unquoted_str, child)
+            else:
+                out[key] = convert(value_node, child)
+        if merged:
+            here = positions.get(path, Position(file, 1, 1))
+            for source in merged:
+                for key, value_node in self._flattened(source):
+                    if key in out:
+                        continue
+                    self._spend(1)
+                    child = (*path, key)
+                    positions[child] = here  # a merged key has no position of its own: its mapping's
+                    out[key] = convert(value_node, child)
         return out
-    if isinstance(node, yaml.SequenceNode):
+
+    def _flattened(self, node: Any) -> list[tuple[str, Any]]:
+        """A merge source's keys and value nodes as ruamel's mapping holds them: its own, then its merged ones."""
+        key = id(node)
+        known = self.flattened.get(key)
+        if known is not None:
+            return known
+        if key in self.active:
+            raise _Ruamel
+        self.active.add(key)
+        try:
+            own, merged = _entries(node)
+            items = [(name, value_node) for name, _, value_node in own]
+            names = {name for name, _ in items}
+            for source in merged:
+                for name, value_node in self._flattened(source):
+                    if name not in names:
+                        names.add(name)
+                        items.append((name, value_node))
+            self._spend(len(items))
+            self.flattened[key] = items
+            return items
+        finally:
+            self.active.discard(key)
+
+    def _sequence(self, node: Any, path: Path_) -> list[Any]:
         items: list[Any] = []
+        self._spend(len(node.value))
+        file, positions, convert = self.file, self.positions, self.convert
         for index, item_node in enumerate(node.value):
             child = (*path, index)
             mark = item_node.start_mark
             positions[child] = Position(file, mark.line + 1, mark.column + 1)
-            items.append(value := _convert(item_node, file, child, positions, source, seen))
-            if isinstance(item_node, yaml.ScalarNode):
-                _note(item_node, value, not item_node.style and _plain_tag(item_node.value) == _STR, child, source)
+            if type(item_node) is _ScalarNode:
+                value, unquoted_str = _scalar(item_node)
+                items.append(value)
+                self._note(item_node, value, unquoted_str, child)
+            else:
+                items.append(convert(item_node, child))
         return items
-    raise _Ruamel
+
+    def _note(self, node: Any, value: Any, unquoted_str: bool, path: Path_) -> None:
+        """What ``WrittenSource.note`` records for the scalar at ``path`` (see yamlsource)."""
+        if node.style:
+            return
+        if unquoted_str:
+            if value in YAML11_BOOL_WORDS:
+                self.source.ambiguous.append(path)
+            return
+        mark = node.start_mark
+        self.source.literals[path] = written_literal(self.source.lines, mark.line, mark.column)
+
+
+def _entries(node: Any) -> tuple[list[tuple[str, Any, Any]], list[Any]]:
+    """A mapping node's own (key, key node, value node) entries in written order and its merge sources in
+    precedence order; what ruamel refuses (duplicate keys, non-string keys, a bad merge) goes to ruamel."""
+    own: list[tuple[str, Any, Any]] = []
+    names: set[str] = set()
+    merged: list[Any] | None = None
+    for key_node, value_node in node.value:
+        if type(key_node) is not _ScalarNode:
+            raise _Ruamel
+        if _is_merge_key(key_node):
+            if merged is not None:
+                raise _Ruamel  # a duplicate merge key: ruamel's error
+            merged = _merge_sources(value_node)
+            continue
+        key, _ = _scalar(key_node)
+        if not isinstance(key, str) or key in names:
+            raise _Ruamel  # a non-string key, or a duplicate key (ruamel's error)
+        names.add(key)
+        own.append((key, key_node, value_node))
+    return own, merged or []
+
+
+def _merge_sources(node: Any) -> list[Any]:
+    """The mappings a ``<<`` value merges, first one winning: one mapping, or a non-empty list of mappings."""
+    if type(node) is _MappingNode:
+        return [node]
+    if type(node) is _SequenceNode and node.value and all(type(item) is _MappingNode for item in node.value):
+        return list(node.value)
+    raise _Ruamel  # anything else is ruamel's error (an empty list is ruamel's own case)

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.scalarstring import ScalarString
+from ruamel.yaml.scalarbool import ScalarBoolean
+from ruamel.yaml.scalarstring import PlainScalarString, ScalarString
 
 Path_ = tuple[str | int, ...]
 
@@ -92,6 +93,8 @@ def plain_data(node: Any, file: str, path: Path_, positions: dict[Path_, Positio
         return items
     if isinstance(node, bool) or node is None:
         return node
+    if isinstance(node, ScalarBoolean):  # an anchored boolean (``&on true``): an int subclass in ruamel
+        return bool(node)
     if isinstance(node, int):
         return int(node)
     if isinstance(node, float):
@@ -110,8 +113,10 @@ class WrittenSource:
     ambiguous: list[Path_]
 
     def note(self, value: Any, path: Path_, at: Iterable[int]) -> None:
-        if isinstance(value, ScalarString | CommentedMap | CommentedSeq):
-            return
+        if isinstance(value, CommentedMap | CommentedSeq) or (
+            isinstance(value, ScalarString) and not isinstance(value, PlainScalarString)
+        ):
+            return  # quoted or block text (an anchored unquoted word is plain, ``&v yes`` as ambiguous as ``yes``)
         if isinstance(value, str):
             if value in YAML11_BOOL_WORDS:
                 self.ambiguous.append(path)

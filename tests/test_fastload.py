@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from generator.bench import make_fleet
+from generator.errors import InventoryError
 from generator.fastload import fast_load
-from generator.yamlio import dump_documents, ruamel_load_text
+from generator.yamlio import dump_documents, load_text, ruamel_load_text
 from generator.yamlsource import LoadedFile
 
 
@@ -49,17 +50,19 @@ def _yaml_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix in {".yaml", ".yml"} and p.is_file())
 
 
-def test_reference_fleet_reads_like_ruamel() -> None:
-    files = _yaml_files(REPO / "inventory") + _yaml_files(REPO / "overlays")
-    fast = [path for path in files if assert_like_ruamel(path.read_text(encoding="utf-8"), path.name) is not None]
-    assert any("clusters" in path.parts for path in fast)  # the bulk of a fleet takes the fast path
-    assert len(fast) >= len(files) // 2
+@pytest.mark.parametrize("fleet", [REPO, REPO / "template"], ids=["reference", "template"])
+def test_every_inventory_file_reads_like_ruamel_on_the_fast_path(fleet: Path) -> None:
+    """No inventory or overlay file needs ruamel to load (components.yaml has anchors and aliases)."""
+    files = _yaml_files(fleet / "inventory") + _yaml_files(fleet / "overlays")
+    assert any(path.name == "components.yaml" for path in files)
+    slow = [path for path in files if assert_like_ruamel(path.read_text(encoding="utf-8"), path.name) is None]
+    assert slow == []
 
 
 def test_synthetic_fleet_reads_like_ruamel(tmp_path: Path) -> None:
     make_fleet(REPO, tmp_path / "fleet", 60)
-    text = (tmp_path / "fleet/inventory/clusters/synthetic.yaml").read_text(encoding="utf-8")
-    assert assert_like_ruamel(text) is not None
+    files = _yaml_files(tmp_path / "fleet/inventory") + _yaml_files(tmp_path / "fleet/overlays")
+    assert [path for path in files if assert_like_ruamel(path.read_text(encoding="utf-8")) is None] == []
 
 
 def test_bad_inputs_read_like_ruamel() -> None:
@@ -86,7 +89,6 @@ CASES = [
     "a: 1\na: 2\n",  # duplicate: ruamel's error
     "a:\nb: ~\n",  # empty value
     "1: x\n",
-    "a: &x 1\nb: *x\n",
     "a: !!str 1\n",
     "--- a\n--- b\n",
     "a: [1,\n",
@@ -126,3 +128,98 @@ def test_arbitrary_documents_read_like_ruamel(document: dict[str, Any]) -> None:
     assert_like_ruamel(text)
     # the unquoted form of the same values (what people write): every scalar plain where YAML allows it
     assert_like_ruamel(text.replace("'", ""))
+
+
+#: Anchors, aliases and merge keys the fast path reads itself (each compared with ruamel).
+ANCHOR_CASES = {
+    "scalar aliases": "a: &x 1\nb: *x\nc: &f 1.50\nd: *f\ne: &d 2026-01-02\nf: *d\ng: &n ~\nh: *n\n",
+    "anchored booleans": "a: &t true\nb: *t\nc: [&f false, *f]\n",
+    "anchored YAML 1.1 words": "a: {b: &c yes}\nd: *c\ne: &q 'no'\nf: *q\n",
+    "sequence aliases": "l: &l [1, 2, on]\nm: *l\nn: [*l, *l]\n",
+    "aliased items": "s:\n  - &m {k: 1}\n  - *m\n  - &q\n    z: 1\n  - *q\n",
+    "anchored key": "&k key: 1\nother: *k\n",
+    "merge": "base: &b {x: 1, y: 2}\nm:\n  <<: *b\n  y: 3\n  z: 4\n",
+    "merge list, first wins": "b1: &b1 {x: 1, y: 2}\nb2: &b2 {y: 5, w: 6}\nm:\n  z: 0\n  <<: [*b1, *b2]\n  x: 9\n",
+    "merged nested values": "b1: &b1\n  x: 1\n  y:\n    q: 1\nm: {<<: *b1}\n",
+    "own key before the merge wins": "m:\n  a: 1\n  <<: {a: 2, b: 3}\n",
+    "nested merges": "a: &a {x: 1}\nb: &b {<<: *a, y: 2}\nc: &c {<<: *b, z: 3}\nd: {<<: [*c, *a], w: 4}\n",
+    "merge in a merge source": "a: &a {x: 1, <<: {y: 2}}\nb:\n  <<: *a\n  c: 3\nd:\n  e:\n    <<: [*a, {z: 1, x: 5}]\n",
+    "merges in list items": "- &x {a: 1}\n- <<: *x\n  b: 2\n- {<<: *x}\n",
+    "merged alias value": "a: &a 1\nb: {<<: {x: *a}}\n",
+    "quoted << is a key": '"<<": 1\nb: 2\n',
+    "merged list value": "base: &base\n  name: x\n  list: [a, b]\nitems:\n  - <<: *base\n    name: y\n  - <<: *base\n",
+    "alias of an inner anchor": "a: &a {b: &bb {c: 1}}\nd: *bb\n",
+    "escapes": 'x: "tab\\there"\ny: "a\\\\b \\"q\\" \\/ \\x41 \\u00e9 \\N \\_ \\L \\P \\e \\0"\nz: \'back\\slash\'\n'
+    'w: plain\\text\nv: "line\\\n  folded"\n',
+}
+
+
+@pytest.mark.parametrize("text", ANCHOR_CASES.values(), ids=ANCHOR_CASES.keys())
+def test_anchors_aliases_and_merges_read_like_ruamel_on_the_fast_path(text: str) -> None:
+    assert assert_like_ruamel(text) is not None
+
+
+def test_an_aliased_value_reports_its_anchor() -> None:
+    """Positions through an alias (ruamel's, kept): the key that holds the alias is where it is written; keys and
+    items inside the aliased value, a sequence item that is an alias, and a scalar's written text are the
+    anchor's; a merged key has no position of its own and reports its mapping's."""
+    text = "base: &b\n  port: &p 8080\n  list: [&i x]\nuse:\n  port: *p\n  copy: *b\n  items: [y, *i]\nm:\n  <<: *b\n"
+    loaded = fast_load(text, "f.yaml")
+    assert loaded is not None
+    at = {".".join(map(str, path)): (pos.line, pos.column) for path, pos in loaded.positions.items()}
+    assert at["use.port"] == (5, 3) and loaded.literals[("use", "port")] == "&p 8080"
+    assert at["use.copy"] == (6, 3) and at["use.copy.port"] == (2, 3)
+    assert at["use.items.1"] == (3, 10)
+    assert at["m.port"] == at["m.list"] == (8, 1) and at["m.list.0"] == (3, 10)
+    assert loaded.data["m"] == {"port": 8080, "list": ["x"]}
+    assert assert_like_ruamel(text) is not None
+
+
+def test_anchored_scalars_keep_their_meaning() -> None:
+    """An anchor changes nothing: ``&t true`` is the boolean (ruamel's ScalarBoolean is an int), ``&w yes`` is as
+    ambiguous as ``yes``."""
+    for read in (fast_load, ruamel_load_text):
+        loaded = read("a: &t true\nb: *t\nc: &w yes\n", "f.yaml")
+        assert loaded is not None
+        assert _same(loaded.data, {"a": True, "b": True, "c": "yes"})
+        assert loaded.ambiguous == (("c",),)
+
+
+#: What ruamel refuses or reads its own way: the fast path leaves these to it, and the load's answer is ruamel's.
+LEFT_TO_RUAMEL = {
+    "duplicate key": "a: 1\na: 2\n",
+    "duplicate key around a merge": "a: &a {k: 1}\nb: {k: 2, <<: *a, k: 3}\n",
+    "duplicate merge key": "m:\n  <<: &z {a: 1}\n  <<: {b: 2}\n",
+    "merge of a scalar": "m:\n  <<: 1\n",
+    "merge of a list of scalars": "m:\n  <<: [1]\n",
+    "empty merge list": "m:\n  <<: []\n",
+    "recursive alias": "a: &a [*a]\n",
+    "recursive mapping": "a: &a\n  b: *a\n",
+    "explicit key": "? a\n: b\n",
+}
+
+
+@pytest.mark.parametrize("text", LEFT_TO_RUAMEL.values(), ids=LEFT_TO_RUAMEL.keys())
+def test_what_ruamel_refuses_is_left_to_it(text: str) -> None:
+    assert fast_load(text, "f.yaml") is None
+    try:
+        expected: Any = ruamel_load_text(text, "f.yaml")
+    except InventoryError as exc:
+        expected = exc.problems
+    try:
+        got: Any = load_text(text, "f.yaml")
+    except InventoryError as exc:
+        got = exc.problems
+    assert repr(got) == repr(expected)
+
+
+def test_a_syntax_error_is_left_to_ruamel() -> None:
+    """(Through ``load_text`` the guard's scan reports it first.)"""
+    assert fast_load('x: "\\q"\n', "f.yaml") is None
+
+
+def test_an_alias_bomb_is_not_expanded_by_the_fast_path() -> None:
+    """Called without the guard, the fast path still stops at the guard's node budget."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    assert fast_load("\n".join(lines) + "\n", "f.yaml") is None
