@@ -110,6 +110,8 @@ def fast_load(text: str, display: str) -> LoadedFile | None:
             return None
         except RecursionError:
             return None  # deeper than Python's stack: ruamel's (and the guard's) to refuse
+        except (ValueError, IndexError):
+            return None  # a scalar ruamel types but cannot construct (``._`` as a float): ruamel's to answer
     return LoadedFile(display, data, reader.positions, reader.source.literals, tuple(reader.source.ambiguous))
 
 

@@ -1,4 +1,5 @@
-"""The interval sweep finds exactly the overlapping pairs the pairwise comparison finds (random CIDR sets)."""
+"""CIDR blocks as integer spans read exactly as ``ipaddress`` reads them, and the interval sweep finds exactly the
+overlapping pairs the pairwise comparison finds (random CIDR sets)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import random
 
 import pytest
 
-from generator.inventory.cidr import overlapping_pairs
+from generator.inventory.cidr import Block, block, overlapping_pairs
 
 
 def _random_blocks(rng: random.Random, count: int) -> list[tuple[ipaddress.IPv4Network, int]]:
@@ -27,7 +28,47 @@ def test_sweep_equals_pairwise(seed: int) -> None:
     blocks += rng.sample(blocks, k=min(5, len(blocks)))  # exact duplicates too
     blocks = [(net, tag) for tag, (net, _) in enumerate(blocks)]
     expected = {(a, b) for (na, a), (nb, b) in itertools.combinations(blocks, 2) if na.overlaps(nb)}
-    found = list(overlapping_pairs(blocks))
+    found = list(overlapping_pairs((block(str(net)), tag) for net, tag in blocks))
     assert len(found) == len(set(found)), "a pair reported twice"
     assert set(found) == expected
     assert all(a < b for a, b in found), "the earlier-given block comes first"
+    for (na, _), (nb, _) in itertools.combinations(blocks, 2):
+        a, b = block(str(na)), block(str(nb))
+        assert a.overlaps(b) == na.overlaps(nb)
+        assert a.subnet_of(b) == na.subnet_of(nb) and b.subnet_of(a) == nb.subnet_of(na)
+
+
+def _read(text: str) -> tuple[object, ...]:
+    try:
+        network = ipaddress.IPv4Network(text)
+    except ValueError as exc:
+        return (type(exc), str(exc))
+    return (int(network.network_address), int(network.broadcast_address), network.prefixlen, str(network))
+
+
+WRITTEN = [
+    "10.0.0.0/16", "0.0.0.0/0", "255.255.255.255/32", "1.2.3.4/32", "10.0.0.0", "10.0.0.0/016",
+    "10.0.0.0/255.255.0.0", "10.0.0.0/0.0.255.255", "10.0.0.1/16", "10.00.0.0/16", "010.0.0.0/8", "256.0.0.0/8",
+    "-1.0.0.0/8", "-0.0.0.0/8", "+10.0.0.0/8", "1_0.0.0.0/8", "\u0661.0.0.0/8", " 10.0.0.0/16", "10.0.0.0/16\n",
+    "10.0.0.0/ 16", "10.0.0.0/33", "10.0.0.0/-0", "10.0.0.0/+8", "10.0.0.0/", "10.0.0.0/8/", "a", "",
+]
+
+
+@pytest.mark.parametrize("text", WRITTEN)
+def test_a_block_reads_as_ipaddress_reads_it(text: str) -> None:
+    """Same addresses, prefix and canonical text, or the same error (``ipaddress`` reads what is not canonical)."""
+    try:
+        got: tuple[object, ...] = tuple(block(text))
+    except ValueError as exc:
+        got = (type(exc), str(exc))
+    assert got == _read(text)
+
+
+def test_random_blocks_read_as_ipaddress_reads_them() -> None:
+    rng = random.Random(7)
+    for _ in range(2000):
+        prefix = rng.randint(0, 32)
+        address = rng.getrandbits(32) & ~((1 << (32 - prefix)) - 1)
+        text = str(ipaddress.IPv4Network((address, prefix)))
+        assert tuple(block(text)) == _read(text)
+        assert isinstance(block(text), Block) and str(block(text)) == text

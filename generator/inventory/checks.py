@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import datetime
 import difflib
-import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from generator.errors import Problem
-from generator.inventory.cidr import overlapping_pairs
+from generator.inventory.cidr import Block, block, overlapping_pairs
 from generator.inventory.compat import check_compatibility, kubernetes_versions
 from generator.inventory.crossplane_checks import check_inventory as check_crossplane
 from generator.inventory.entries import (
@@ -175,7 +174,8 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
                 f"the fleet needs exactly one hub (management) cluster, found {len(hubs)}",
             )
         )
-    networks: list[tuple[ipaddress.IPv4Network, Sourced[Cluster]]] = []
+    networks: list[tuple[Block, Sourced[Cluster]]] = []
+    settings_keys = {*Settings.model_fields, *(f.alias for f in Settings.model_fields.values())}
     for source in sorted(inv.clusters, key=lambda s: (s.file.file, s.where()[1])):
         cluster = source.item
         regions = platform["clouds"][cluster.cloud]["regions"]
@@ -203,20 +203,12 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
                     f"environment '{cluster.environment}' has no overlay file overlays/{cluster.environment}.yaml",
                 )
             )
-        layer = Layer(
-            f"cluster {cluster.name}",
-            {
-                k: v
-                for k, v in source.raw.items()
-                if k in Settings.model_fields or k in {f.alias for f in Settings.model_fields.values()}
-            },
-            source.file,
-            source.path,
-        )
+        settings = {k: v for k, v in source.raw.items() if k in settings_keys}
+        layer = Layer(f"cluster {cluster.name}", settings, source.file, source.path)
         problems.extend(_check_layer(layer, component_names, app_names, platform))
         net = cluster.networking
         blocks = {"vpcCidr": net.vpc_cidr, "podCidr": net.pod_cidr, "serviceCidr": net.service_cidr}
-        parsed = {k: ipaddress.IPv4Network(v) for k, v in blocks.items()}
+        parsed = {k: block(v) for k, v in blocks.items()}
         for a, b in (("vpcCidr", "podCidr"), ("vpcCidr", "serviceCidr"), ("podCidr", "serviceCidr")):
             if parsed[a].overlaps(parsed[b]):
                 problems.append(

@@ -1,22 +1,67 @@
-"""Overlapping address ranges found by one sweep over sorted intervals: O(n log n + pairs), never all pairs.
+"""IPv4 CIDR blocks as integer spans, and the overlapping pairs among many found by one sweep over sorted
+intervals: O(n log n + pairs), never all pairs.
 
 Two CIDR blocks overlap exactly when one contains the other, so after sorting by (first address, widest first)
 the blocks still open at any point form a chain of nested blocks: every open block contains the next one.
+The checks compare addresses as integers (``Block``), not ``ipaddress`` objects: a fleet has thousands of
+blocks, and building those objects was most of the network checks' time.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from functools import lru_cache
+from typing import NamedTuple, TypeVar
 
 T = TypeVar("T")
 
 
-def overlapping_pairs(blocks: Iterable[tuple[ipaddress.IPv4Network, T]]) -> Iterator[tuple[T, T]]:
+class Block(NamedTuple):
+    """An IPv4 CIDR block: first and last address as integers, prefix length, and the block as ``ipaddress``
+    writes it (``10.0.0.0/16``)."""
+
+    first: int
+    last: int
+    prefixlen: int
+    text: str
+
+    def overlaps(self, other: Block) -> bool:
+        """Whether the two blocks share an address."""
+        return self.first <= other.last and other.first <= self.last
+
+    def subnet_of(self, other: Block) -> bool:
+        """Whether this block lies inside ``other``."""
+        return other.first <= self.first and self.last <= other.last
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@lru_cache(maxsize=1 << 16)
+def block(cidr: str) -> Block:
+    """The block of a CIDR string, exactly as ``ipaddress.IPv4Network(cidr)`` reads it (its errors included):
+    the canonical form (what validated inventory holds) is read directly, anything else by ``ipaddress``."""
+    address, _, prefix = cidr.partition("/")
+    try:
+        a, b, c, d = map(int, address.split("."))
+        prefixlen = int(prefix)
+    except ValueError:
+        pass
+    else:
+        first = (a << 24) | (b << 16) | (c << 8) | d
+        size = 1 << (32 - prefixlen) if 0 <= prefixlen <= 32 else 0
+        # canonical: octets 0..255 written in plain decimal, a prefix length, no host bits set
+        if min(a, b, c, d) >= 0 and max(a, b, c, d) <= 255 and size and first & (size - 1) == 0 \
+                and f"{a}.{b}.{c}.{d}/{prefixlen}" == cidr:
+            return Block(first, first + size - 1, prefixlen, cidr)
+    network = ipaddress.IPv4Network(cidr)
+    return Block(int(network.network_address), int(network.broadcast_address), network.prefixlen, str(network))
+
+
+def overlapping_pairs(blocks: Iterable[tuple[Block, T]]) -> Iterator[tuple[T, T]]:
     """Every pair of tagged blocks that overlap, each once, the first of the pair the earlier-given block."""
-    indexed = [(int(net.network_address), int(net.broadcast_address), index, tag)
-               for index, (net, tag) in enumerate(blocks)]
+    indexed = [(net.first, net.last, index, tag) for index, (net, tag) in enumerate(blocks)]
     indexed.sort(key=lambda item: (item[0], -item[1], item[2]))
     open_blocks: list[tuple[int, int, int, T]] = []
     for start, end, index, tag in indexed:

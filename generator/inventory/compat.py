@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
+from types import MappingProxyType
 from typing import Any
 
 from generator.errors import Problem
@@ -50,16 +52,21 @@ class KubernetesSupport:
     approximate: tuple[str, ...] = ()
 
 
-def kubernetes_support(cloud: str) -> dict[str, KubernetesSupport]:
-    """The Kubernetes versions ``cloud``'s managed service offers, oldest first."""
+def kubernetes_support(cloud: str) -> Mapping[str, KubernetesSupport]:
+    """The Kubernetes versions ``cloud``'s managed service offers, oldest first (read once per cloud)."""
+    return _kubernetes_support(cloud)
+
+
+@cache
+def _kubernetes_support(cloud: str) -> Mapping[str, KubernetesSupport]:
     entry = compat_data()["kubernetes"][cloud]
-    return {
+    return MappingProxyType({
         version: KubernetesSupport(
             cloud, entry["service"], version, _date(dates.get("endOfStandardSupport")),
             _date(dates.get("endOfExtendedSupport")), entry["source"], tuple(dates.get("approximate") or ()),
         )
         for version, dates in sorted(entry["versions"].items(), key=lambda kv: _minor(kv[0]))
-    }
+    })
 
 
 def kubernetes_versions() -> list[str]:
@@ -82,6 +89,7 @@ def embedded_flux_versions(operator_version: str) -> list[str] | None:
 _COMPARISON = re.compile(r"^(>=|<=|!=|>|<|=)?\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-[0-9A-Za-z.-]+)?$")
 
 
+@lru_cache(maxsize=1 << 10)
 def satisfies(version: str, constraint: str) -> bool:
     """Whether Kubernetes ``version`` (``1.35`` = v1.35.0) meets a chart's ``kubeVersion`` constraint."""
     have = (*_minor(version), 0)[:3]
@@ -125,14 +133,26 @@ def _at(source: Sourced[Cluster], origin: Layer | None, key: str, message: str) 
     return problem_at(origin, (key,), message)
 
 
-def check_kubernetes_versions(inv: Inventory, today: datetime.date) -> tuple[list[Problem], list[Problem]]:
+Versions = list[tuple[Sourced[Cluster], str, Layer | None]]
+
+
+def _kubernetes_versions(inv: Inventory) -> Versions:
+    """Every cluster's Kubernetes version after layering, and the layer that set it (None: the default)."""
+    versions = []
+    for source in inv.clusters:
+        value, origin = _effective(inv, source, "kubernetesVersion")
+        versions.append((source, str(value) if value is not None else DEFAULT_KUBERNETES_VERSION, origin))
+    return versions
+
+
+def check_kubernetes_versions(
+    inv: Inventory, today: datetime.date, versions: Versions | None = None
+) -> tuple[list[Problem], list[Problem]]:
     """Every cluster's Kubernetes version against its cloud's calendar: (errors, warnings)."""
     errors: list[Problem] = []
     warnings: list[Problem] = []
-    for source in inv.clusters:
+    for source, version, origin in _kubernetes_versions(inv) if versions is None else versions:
         cluster = source.item
-        value, origin = _effective(inv, source, "kubernetesVersion")
-        version = str(value) if value is not None else DEFAULT_KUBERNETES_VERSION
         offered = kubernetes_support(cluster.cloud)
         support = offered.get(version)
         subject = f"cluster '{cluster.name}'"
@@ -199,21 +219,24 @@ def check_flux_operator(inv: Inventory) -> list[Problem]:
     return problems
 
 
-def check_chart_kube_versions(inv: Inventory) -> list[Problem]:
+def check_chart_kube_versions(inv: Inventory, versions: Versions | None = None) -> list[Problem]:
     """A chart whose Chart.yaml ``kubeVersion`` excludes a cluster it runs on is an error (helm refuses it)."""
     problems: list[Problem] = []
     charts = compat_data().get("charts") or {}
+    distinct = None if versions is None else {version for _, version, _ in versions}
     for component in inv.components:
         chart = component.item.chart
         constraint = ((charts.get(chart.name) or {}).get(chart.version) or {}).get("kubeVersion")
         if constraint is None:
             continue
-        for source in inv.clusters:
-            if source.item.role not in component.item.roles:
-                continue
-            value, _ = _effective(inv, source, "kubernetesVersion")
-            version = str(value) if value is not None else DEFAULT_KUBERNETES_VERSION
-            if not satisfies(version, constraint):
+        if versions is None or distinct is None:  # once: a constraint is met or not per version, not per cluster
+            versions = _kubernetes_versions(inv)
+            distinct = {version for _, version, _ in versions}
+        excluded = {version for version in distinct if not satisfies(version, constraint)}
+        if not excluded:
+            continue  # the common case: no cluster is visited per component
+        for source, version, _ in versions:
+            if version in excluded and source.item.role in component.item.roles:
                 problems.append(problem_at(
                     component, ("chart", "version"),
                     f"chart {chart.name} {chart.version} requires Kubernetes {constraint} (its Chart.yaml "
@@ -252,6 +275,7 @@ def check_policy_engine(inv: Inventory) -> list[Problem]:
 
 def check_compatibility(inv: Inventory, today: datetime.date) -> list[Problem]:
     """Run every check of this module; warnings go to ``inv.warnings``, errors are returned."""
-    errors, warnings = check_kubernetes_versions(inv, today)
+    versions = _kubernetes_versions(inv)
+    errors, warnings = check_kubernetes_versions(inv, today, versions)
     inv.warnings.extend(warnings)
-    return [*errors, *check_flux_operator(inv), *check_chart_kube_versions(inv), *check_policy_engine(inv)]
+    return [*errors, *check_flux_operator(inv), *check_chart_kube_versions(inv, versions), *check_policy_engine(inv)]

@@ -95,8 +95,9 @@ class Inventory:
         return sorted(found)
 
 
-def _settings_keys() -> set[str]:
-    return {f.alias or name for name, f in Settings.model_fields.items()}
+@cache
+def _settings_keys() -> frozenset[str]:
+    return frozenset(f.alias or name for name, f in Settings.model_fields.items())
 
 
 def cloud_defaults_layer(inv: Inventory, cloud: str) -> Layer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from generator.inventory.cidr import Block, block
 from generator.inventory.models import Cluster
 
 ZONES = 3
@@ -46,13 +47,12 @@ class NetworkPlan:
     subnets: tuple[Subnet, ...]
     control_plane_cidr: str | None = None
 
-    def routable(self, cluster: Cluster) -> list[tuple[str, ipaddress.IPv4Network]]:
+    def routable(self, cluster: Cluster) -> list[tuple[str, Block]]:
         """Ranges other networks reach when they peer: the VPC, and on GKE the pod and service ranges."""
         net = cluster.networking
-        ranges = [("vpcCidr", ipaddress.IPv4Network(net.vpc_cidr))]
+        ranges = [("vpcCidr", block(net.vpc_cidr))]
         if cluster.cloud == "gcp":
-            ranges += [("podCidr", ipaddress.IPv4Network(net.pod_cidr)),
-                       ("serviceCidr", ipaddress.IPv4Network(net.service_cidr))]
+            ranges += [("podCidr", block(net.pod_cidr)), ("serviceCidr", block(net.service_cidr))]
         return ranges
 
 
@@ -126,10 +126,11 @@ def network_plan(cluster: Cluster, region_zones: list[str]) -> NetworkPlan:
 
 
 def check_plan(cluster: Cluster, region_zones: list[str]) -> list[tuple[tuple[str | int, ...], str]]:
-    """Problems of a cluster's network plan, as (path below the cluster entry, message)."""
+    """Problems of a cluster's network plan, as (path below the cluster entry, message); addresses are compared
+    as integers (``cidr.Block``)."""
     problems: list[tuple[tuple[str | int, ...], str]] = []
     net = cluster.networking
-    vpc = ipaddress.IPv4Network(net.vpc_cidr)
+    vpc = block(net.vpc_cidr)
     zones = default_zones(cluster, region_zones)
     count = len(net.zones) if isinstance(net.zones, list) else (ZONES if net.zones is None else net.zones)
     least, most = MIN_ZONES[cluster.cloud], min(len(region_zones), MAX_ZONES)
@@ -163,23 +164,23 @@ def check_plan(cluster: Cluster, region_zones: list[str]) -> list[tuple[tuple[st
     if cluster.cloud == "gcp" and vpc.prefixlen > 27:
         problems.append((("networking", "vpcCidr"), f"{vpc} is too small for nodes and a /28 control plane"))
     plan = plan_network(cluster, region_zones)
-    seen: list[tuple[ipaddress.IPv4Network, str]] = []
+    seen: list[tuple[Block, str]] = []
     keyed = {s.cidr: ("privateSubnets" if s.tier == "private" else "publicSubnets") for s in plan.subnets}
-    pod, service = ipaddress.IPv4Network(net.pod_cidr), ipaddress.IPv4Network(net.service_cidr)
+    pod, service = block(net.pod_cidr), block(net.service_cidr)
     for subnet in plan.subnets:
-        block = ipaddress.IPv4Network(subnet.cidr)
+        here = block(subnet.cidr)
         where: tuple[str | int, ...] = ("networking", keyed[subnet.cidr])
-        if not block.subnet_of(vpc):
-            problems.append((where, f"subnet {block} is not inside vpcCidr {vpc}"))
+        if not here.subnet_of(vpc):
+            problems.append((where, f"subnet {here} is not inside vpcCidr {vpc}"))
         for other, name in seen:
-            if block.overlaps(other):
-                problems.append((where, f"subnet {block} overlaps subnet {other} ({name})"))
+            if here.overlaps(other):
+                problems.append((where, f"subnet {here} overlaps subnet {other} ({name})"))
         for label, other in (("podCidr", pod), ("serviceCidr", service)):
-            if block.overlaps(other):
-                problems.append((where, f"subnet {block} overlaps {label} {other}"))
-        seen.append((block, subnet.name))
+            if here.overlaps(other):
+                problems.append((where, f"subnet {here} overlaps {label} {other}"))
+        seen.append((here, subnet.name))
     if plan.control_plane_cidr is not None:
-        control = ipaddress.IPv4Network(plan.control_plane_cidr)
+        control = block(plan.control_plane_cidr)
         if any(control.overlaps(b) for b, _ in seen):
             problems.append((("networking", "privateSubnets"),
                              f"the node subnet overlaps the GKE control-plane range {control} (last /28 of the VPC)"))
