@@ -223,3 +223,24 @@ def test_an_alias_bomb_is_not_expanded_by_the_fast_path() -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
     assert fast_load("\n".join(lines) + "\n", "f.yaml") is None
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(st.lists(st.dictionaries(keys, data, min_size=1, max_size=3), min_size=1, max_size=3), st.data())
+def test_arbitrary_anchors_and_merges_read_like_ruamel(sources: list[dict[str, Any]], draw: st.DataObject) -> None:
+    """Anchored mappings used through aliases, merges and merge lists, with own keys overriding some of theirs."""
+    lines = ["anchors:"]
+    for index, source in enumerate(sources):
+        body = dump_documents([source]).removeprefix("---\n")
+        lines.append(f"  a{index}: &a{index}")
+        lines += [f"    {line}" for line in body.splitlines()]
+    names = [f"*a{index}" for index in range(len(sources))]
+    merged = draw.draw(st.lists(st.sampled_from(names), min_size=1, max_size=3, unique=True))
+    own = draw.draw(st.dictionaries(st.sampled_from([k for s in sources for k in s] + ["extra"]), scalars, max_size=3))
+    lines += ["use:", f"  alias: {names[0]}", f"  items: [{', '.join(names)}]", "  merged:"]
+    lines.append(f"    <<: {merged[0] if len(merged) == 1 else '[' + ', '.join(merged) + ']'}")
+    own_text = dump_documents([own]).removeprefix("---\n") if own else ""
+    lines += [f"    {line}" for line in own_text.splitlines() if line != "{}"]
+    text = "\n".join(lines) + "\n"
+    assert_like_ruamel(text)
+    assert_like_ruamel(text.replace("'", ""))
