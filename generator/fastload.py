@@ -63,12 +63,17 @@ class _Composer(yaml.CSafeLoader):  # type: ignore[misc,name-defined,unused-igno
         """A placeholder tag (the node's style and value are what is used)."""
         return _STR
 
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        """Nothing to track: no resolver here depends on the path."""
+
+    def ascend_resolver(self) -> None:
+        """Nothing to track: no resolver here depends on the path."""
+
 
 @functools.lru_cache(maxsize=1 << 16)
 def _plain_tag(value: str) -> str:
     """The YAML 1.2 tag ruamel resolves an unquoted scalar to."""
-    tag: str = _RESOLVER.resolve(RuamelScalarNode, value, (True, False))
-    return tag
+    return str(_RESOLVER.resolve(RuamelScalarNode, value, (True, False)))  # a ruamel Tag: compared as text
 
 
 @functools.lru_cache(maxsize=1 << 12)
@@ -128,10 +133,6 @@ def _scalar(node: Any) -> tuple[Any, bool]:
     if tag == _MERGE or tag == "tag:yaml.org,2002:value":
         raise _Ruamel
     return _typed(value), False
-
-
-def _is_merge_key(node: Any) -> bool:
-    return not node.style and node.value == "<<"
 
 
 class _Reader:
@@ -251,21 +252,25 @@ class _Reader:
 
 def _entries(node: Any) -> tuple[list[tuple[str, Any, Any]], list[Any]]:
     """A mapping node's own (key, key node, value node) entries in written order and its merge sources in
-    precedence order; what ruamel refuses (duplicate keys, non-string keys, a bad merge) goes to ruamel."""
+    precedence order; what ruamel refuses or types its own way (duplicate keys, non-string keys, a bad merge)
+    goes to ruamel."""
     own: list[tuple[str, Any, Any]] = []
     names: set[str] = set()
     merged: list[Any] | None = None
     for key_node, value_node in node.value:
         if type(key_node) is not _ScalarNode:
             raise _Ruamel
-        if _is_merge_key(key_node):
-            if merged is not None:
-                raise _Ruamel  # a duplicate merge key: ruamel's error
-            merged = _merge_sources(value_node)
-            continue
-        key, _ = _scalar(key_node)
-        if not isinstance(key, str) or key in names:
-            raise _Ruamel  # a non-string key, or a duplicate key (ruamel's error)
+        key = key_node.value
+        if not key_node.style:  # quoted and block keys are strings
+            if key == "<<":
+                if merged is not None:
+                    raise _Ruamel  # a duplicate merge key: ruamel's error
+                merged = _merge_sources(value_node)
+                continue
+            if _plain_tag(key) != _STR:
+                raise _Ruamel  # a key that is not a string (a number, a date, null, '='): ruamel's
+        if key in names:
+            raise _Ruamel  # a duplicate key: ruamel's error
         names.add(key)
         own.append((key, key_node, value_node))
     return own, merged or []

@@ -10,6 +10,7 @@ import random
 import pytest
 
 from generator.inventory.cidr import Block, block, overlapping_pairs
+from generator.inventory.models import _cidr
 
 
 def _random_blocks(rng: random.Random, count: int) -> list[tuple[ipaddress.IPv4Network, int]]:
@@ -72,3 +73,24 @@ def test_random_blocks_read_as_ipaddress_reads_them() -> None:
         text = str(ipaddress.IPv4Network((address, prefix)))
         assert tuple(block(text)) == _read(text)
         assert isinstance(block(text), Block) and str(block(text)) == text
+
+
+def _validated(value: str) -> str:
+    """The inventory's CIDR validation as ``ipaddress`` alone gives it (the reference for the canonical shortcut)."""
+    network = ipaddress.ip_network(value, strict=True)
+    if network.version != 4:
+        raise ValueError("IPv6")
+    return str(network)
+
+
+@pytest.mark.parametrize("text", [*WRITTEN, "::/0", "fe80::/10"])
+def test_cidr_validation_takes_the_canonical_shortcut_only_when_ipaddress_agrees(text: str) -> None:
+    try:
+        expected: str | None = _validated(text)
+    except ValueError:
+        expected = None
+    try:
+        got: str | None = _cidr(text)
+    except ValueError:
+        got = None
+    assert got == expected

@@ -38,23 +38,30 @@ class Block(NamedTuple):
         return self.text
 
 
-@lru_cache(maxsize=1 << 16)
-def block(cidr: str) -> Block:
-    """The block of a CIDR string, exactly as ``ipaddress.IPv4Network(cidr)`` reads it (its errors included):
-    the canonical form (what validated inventory holds) is read directly, anything else by ``ipaddress``."""
+def canonical_block(cidr: str) -> Block | None:
+    """The block of a CIDR written the way ``ipaddress`` writes it (``10.0.0.0/16``: octets 0..255 in plain
+    decimal, a prefix length, no host bits set), else None."""
     address, _, prefix = cidr.partition("/")
     try:
         a, b, c, d = map(int, address.split("."))
         prefixlen = int(prefix)
     except ValueError:
-        pass
-    else:
-        first = (a << 24) | (b << 16) | (c << 8) | d
-        size = 1 << (32 - prefixlen) if 0 <= prefixlen <= 32 else 0
-        # canonical: octets 0..255 written in plain decimal, a prefix length, no host bits set
-        if min(a, b, c, d) >= 0 and max(a, b, c, d) <= 255 and size and first & (size - 1) == 0 \
-                and f"{a}.{b}.{c}.{d}/{prefixlen}" == cidr:
-            return Block(first, first + size - 1, prefixlen, cidr)
+        return None
+    first = (a << 24) | (b << 16) | (c << 8) | d
+    size = 1 << (32 - prefixlen) if 0 <= prefixlen <= 32 else 0
+    if min(a, b, c, d) >= 0 and max(a, b, c, d) <= 255 and size and first & (size - 1) == 0 \
+            and f"{a}.{b}.{c}.{d}/{prefixlen}" == cidr:
+        return Block(first, first + size - 1, prefixlen, cidr)
+    return None
+
+
+@lru_cache(maxsize=1 << 16)
+def block(cidr: str) -> Block:
+    """The block of a CIDR string, exactly as ``ipaddress.IPv4Network(cidr)`` reads it (its errors included):
+    the canonical form (what validated inventory holds) is read directly, anything else by ``ipaddress``."""
+    found = canonical_block(cidr)
+    if found is not None:
+        return found
     network = ipaddress.IPv4Network(cidr)
     return Block(int(network.network_address), int(network.broadcast_address), network.prefixlen, str(network))
 

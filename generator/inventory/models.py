@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from generator.inventory.cidr import canonical_block
+
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 EXACT_VERSION = r"^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$"
 DURATION = r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$"
@@ -27,6 +29,8 @@ def _exact_version(value: str) -> str:
 
 
 def _cidr(value: str) -> str:
+    if canonical_block(value) is not None:  # the common case, without building ipaddress objects
+        return value
     try:
         network = ipaddress.ip_network(value, strict=True)
     except ValueError as exc:

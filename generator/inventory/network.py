@@ -1,4 +1,5 @@
-"""The network plan of a cluster: availability zones and subnets carved from its VPC with ``ipaddress``.
+"""The network plan of a cluster: availability zones and subnets carved from its VPC (integer address spans,
+``cidr.Block``, written as ``ipaddress`` writes them).
 
 Pure functions of the inventory (no I/O), shared by the loader's cross-checks and the cluster objects,
 so what is validated is exactly what is rendered.
@@ -69,10 +70,18 @@ def _bits(count: int) -> int:
     return max(count - 1, 0).bit_length()
 
 
-def _split(network: ipaddress.IPv4Network, extra_bits: int) -> list[ipaddress.IPv4Network]:
-    if network.prefixlen + extra_bits > 28:
+def _split(network: Block, extra_bits: int) -> list[Block]:
+    """``network`` in ``2 ** extra_bits`` equal parts, none smaller than a /28 (else none)."""
+    prefixlen = network.prefixlen + extra_bits
+    if prefixlen > 28:
         return []
-    return list(network.subnets(prefixlen_diff=extra_bits))
+    size = 1 << (32 - prefixlen)
+    return [_block_at(network.first + index * size, prefixlen) for index in range(1 << extra_bits)]
+
+
+def _block_at(first: int, prefixlen: int) -> Block:
+    text = f"{first >> 24}.{(first >> 16) & 255}.{(first >> 8) & 255}.{first & 255}/{prefixlen}"
+    return Block(first, first + (1 << (32 - prefixlen)) - 1, prefixlen, text)
 
 
 def last_slash28(vpc: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
@@ -106,7 +115,7 @@ def network_plan(cluster: Cluster, region_zones: list[str]) -> NetworkPlan:
     private control plane takes the last /28 of the VPC.
     """
     net = cluster.networking
-    vpc = ipaddress.IPv4Network(net.vpc_cidr)
+    vpc = block(net.vpc_cidr)
     zones = default_zones(cluster, region_zones)
     if cluster.cloud == "aws":
         count = len(zones)
@@ -121,7 +130,7 @@ def network_plan(cluster: Cluster, region_zones: list[str]) -> NetworkPlan:
     nodes = net.private_subnets[0] if net.private_subnets else (str(halves[0]) if halves else str(vpc))
     control_plane = None
     if cluster.cloud == "gcp":
-        control_plane = str(last_slash28(vpc)) if vpc.prefixlen <= 28 else None
+        control_plane = str(_block_at(vpc.last - 15, 28)) if vpc.prefixlen <= 28 else None  # the last /28
     return NetworkPlan(tuple(zones), (Subnet("nodes", "private", nodes),), control_plane)
 
 
