@@ -14,7 +14,10 @@ from generator.inventory.network import Subnet, check_plan, default_zones, netwo
 REGION_ZONES = [f"zone-{letter}" for letter in "abcdefgh"]
 
 
-def _reference_plan(cluster: Cluster, region_zones: list[str]) -> tuple[tuple[str, ...], tuple[Subnet, ...], str | None]:
+Plan = tuple[tuple[str, ...], tuple[Subnet, ...], str | None]
+
+
+def _reference_plan(cluster: Cluster, region_zones: list[str]) -> Plan:
     """The plan as carved with ``ipaddress`` objects."""
 
     def split(network: ipaddress.IPv4Network, extra_bits: int) -> list[ipaddress.IPv4Network]:
