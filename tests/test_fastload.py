@@ -4,6 +4,7 @@ and it leaves every case it does not handle (all errors included) to ruamel."""
 
 from __future__ import annotations
 
+import gc
 import math
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from generator.bench import make_fleet
 from generator.errors import InventoryError
-from generator.fastload import fast_load
+from generator.fastload import collector_paused, fast_load
 from generator.yamlio import dump_documents, load_text, ruamel_load_text
 from generator.yamlsource import LoadedFile
 
@@ -244,3 +245,14 @@ def test_arbitrary_anchors_and_merges_read_like_ruamel(sources: list[dict[str, A
     text = "\n".join(lines) + "\n"
     assert_like_ruamel(text)
     assert_like_ruamel(text.replace("'", ""))
+
+
+def test_the_collector_pause_ends_with_the_load_and_keeps_an_outer_pause() -> None:
+    assert gc.isenabled()
+    with pytest.raises(InventoryError):
+        load_text("a: [1,\n", "f.yaml")
+    assert gc.isenabled()
+    with collector_paused():
+        assert fast_load("a: 1\n", "f.yaml") is not None
+        assert not gc.isenabled()  # the inner pause did not end the outer one
+    assert gc.isenabled()
