@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, ParamSpec, TypeVar, cast
 
 from generator.inventory.loader import load_inventory
 from generator.inventory.resolve import ResolvedFleet, resolve
@@ -14,12 +16,16 @@ from generator.render.crossplane import fleet_contribution, plan_infrastructure
 from generator.render.globaltls import plan_global_tls
 from generator.render.grafana_sso import plan_grafana_sso
 from generator.render.imageautomation import plan_image_automation
-from generator.render.incremental import PlanCache, cached_cluster_planner
+from generator.render.incremental import PlanCache
 from generator.render.ingest import plan_ingest
 from generator.render.issuers import plan_issuers
 from generator.render.overview import FLEET_FILE, fleet_markdown
-from generator.render.planner import plan_fleet
+from generator.render.parallel import ClusterFiles
+from generator.render.planner import merge_contributions, plan_fleet
 from generator.render.policies import codeowners, plan_policies
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -40,33 +46,61 @@ def plan_cache_dir(root: Path) -> Path:
     return root / ".cache" / "fleetgen" / "plan"
 
 
-def plan(root: Path, cache_dir: Path | None = None, *, store: bool = True) -> Rendered:
+def plan(root: Path, cache_dir: Path | None = None, *, store: bool = True, jobs: int | None = None) -> Rendered:
     """Everything a render would write for the fleet at ``root``; writes nothing but, with ``cache_dir``, the
     per-cluster plan cache (generator/render/incremental.py: the same files, re-planned only where inputs changed),
-    at the end, or with ``store=False`` when the caller calls ``plan_cache.store()`` after its own work succeeded."""
+    at the end, or with ``store=False`` when the caller calls ``plan_cache.store()`` after its own work succeeded.
+    The clusters' own files are planned by ``jobs`` processes (generator/render/parallel.py; default
+    ``$FLEETGEN_JOBS`` or the CPUs) while this one plans the fleet-wide files; the bytes are the same."""
     fleet = resolve(load_inventory(root))
     cache = PlanCache(cache_dir)
     contributions = [plan_policies(fleet), plan_issuers(fleet), plan_canary(fleet), fleet_contribution(fleet),
                      plan_argocd(fleet), plan_image_automation(fleet), plan_ingest(fleet),
                      plan_grafana_sso(fleet), plan_global_tls(fleet)]
-    cluster_files = cached_cluster_planner(cache, fleet) if cache_dir is not None else None
-    files = {f"fleet/{path}": text
-             for path, text in plan_fleet(fleet, root / "charts", contributions, cluster_files).items()}
-    files.update({f"infrastructure/{path}": text for path, text in plan_infrastructure(fleet).items()})
-    files["CODEOWNERS"] = codeowners(fleet)  # at the output (repository) root, where GitHub and GitLab look
-    files[FLEET_FILE] = fleet_markdown(fleet, files["CODEOWNERS"])  # the overview people read, next to it
+    with ClusterFiles(fleet, merge_contributions(contributions), cache, jobs) as cluster_files:
+        # fleet-wide files that read no cluster's plan, while workers (if any) plan the clusters; an error is
+        # raised after plan_fleet's, in the order of a serial render
+        infrastructure = _attempt(plan_infrastructure, fleet)
+        owners = _attempt(codeowners, fleet)
+        overview = _attempt(fleet_markdown, fleet, owners.value) if owners.error is None else owners
+        fleet_files = plan_fleet(fleet, root / "charts", contributions, cluster_files)
+    files = {f"fleet/{path}": text for path, text in fleet_files.items()}
+    files.update({f"infrastructure/{path}": text for path, text in infrastructure.result().items()})
+    files["CODEOWNERS"] = owners.result()  # at the output (repository) root, where GitHub and GitLab look
+    files[FLEET_FILE] = overview.result()  # the overview people read, next to it
     cache.clusters = {c.name for c in fleet.clusters}
     if store:
         cache.store()
     return Rendered(fleet, dict(sorted(files.items())), cache.hits, cache.misses, cache)
 
 
+@dataclass(frozen=True)
+class _Outcome(Generic[T]):
+    """A planner's result, or the exception it raised (to raise later, in a serial render's order)."""
+
+    value: T
+    error: Exception | None = None
+
+    def result(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def _attempt(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> _Outcome[T]:
+    try:
+        return _Outcome(function(*args, **kwargs))
+    except Exception as exc:
+        return _Outcome(cast(T, None), exc)
+
+
 def render(
-    root: Path, out: Path, *, check: bool = False, force: bool = False, cache_dir: Path | None = None
+    root: Path, out: Path, *, check: bool = False, force: bool = False, cache_dir: Path | None = None,
+    jobs: int | None = None,
 ) -> writer.Changes:
     """Render the fleet at ``root`` into ``out``; with ``check`` only compare. Unchanged clusters come from the
     plan cache (``cache_dir``, default ``plan_cache_dir(root)``; the bytes are those of a full render)."""
-    rendered = plan(root, cache_dir or plan_cache_dir(root), store=False)
+    rendered = plan(root, cache_dir or plan_cache_dir(root), store=False, jobs=jobs)
     if check:  # writes nothing, the plan cache included
         return writer.compare(out, rendered.files)
     changes = writer.write(out, rendered.files, force=force)
