@@ -125,17 +125,18 @@ class ClusterFiles:
         self.planner = ClusterPlanner(cache, fleet)
         self.clusters = tuple(fleet.clusters)
         self._positions = {c.name: i for i, c in enumerate(self.clusters)}
-        self.jobs = min(planning_jobs(jobs), len(self.clusters))
+        self.jobs = max(1, min(planning_jobs(jobs), len(self.clusters)))
         self.chunk = max(1, min(MAX_CHUNK, -(-len(self.clusters) // (self.jobs * 8))))
         self._pool: ProcessPoolExecutor | None = None
         self._chunks: list[Future[_ChunkResult]] = []
         self._ready: dict[int, PlannedCluster] = {}
         self._workers_extra_checked = False
+        self._workers = 0
 
     @property
-    def parallel(self) -> bool:
-        """Whether worker processes plan the clusters (decided on entering)."""
-        return self._pool is not None
+    def workers(self) -> int:
+        """How many worker processes planned the clusters (0: this process did; decided on entering)."""
+        return self._workers
 
     def __enter__(self) -> ClusterFiles:
         if self.jobs > 1 and len(self.clusters) >= MIN_PARALLEL_CLUSTERS and can_fork():
@@ -145,7 +146,6 @@ class ClusterFiles:
     def _start(self) -> None:
         global _INHERITED
         _INHERITED = _Inherited(self.planner, self.clusters, self.extra)
-        gc.collect()
         gc.freeze()  # the inherited objects stay out of the workers' collections: fewer pages copied on write
         try:
             pool = ProcessPoolExecutor(
@@ -159,7 +159,7 @@ class ClusterFiles:
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
-            self._pool = pool
+            self._pool, self._workers = pool, self.jobs
         finally:
             gc.unfreeze()
             _INHERITED = None

@@ -39,6 +39,8 @@ class Rendered:
     planned_clusters: int = 0
     #: the plan cache this render read, holding its new entries until ``plan_cache.store()``
     plan_cache: PlanCache | None = field(default=None, compare=False, repr=False)
+    #: worker processes that planned the clusters' own files (0: planned in this process)
+    workers: int = field(default=0, compare=False)
 
 
 def plan_cache_dir(root: Path) -> Path:
@@ -71,7 +73,7 @@ def plan(root: Path, cache_dir: Path | None = None, *, store: bool = True, jobs:
     cache.clusters = {c.name for c in fleet.clusters}
     if store:
         cache.store()
-    return Rendered(fleet, dict(sorted(files.items())), cache.hits, cache.misses, cache)
+    return Rendered(fleet, dict(sorted(files.items())), cache.hits, cache.misses, cache, cluster_files.workers)
 
 
 @dataclass(frozen=True)
