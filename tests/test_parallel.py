@@ -19,6 +19,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,7 +81,8 @@ def test_workers_plan_the_reference_fleet_byte_for_byte(through_workers: None, n
     workers = plan(REPO, jobs=2)
     assert (serial.workers, workers.workers) == (0, 2)
     assert list(workers.files.items()) == list(serial.files.items())  # same paths, bytes and order
-    assert FORKS[forks:] == [1, 1]  # two workers, forked while this process had no other thread
+    # two workers for the fleet-wide planners, then two for the clusters, forked while no other thread ran
+    assert FORKS[forks:] == [1, 1, 1, 1]
 
 
 def test_workers_plan_a_synthetic_fleet_byte_for_byte(
@@ -146,6 +148,37 @@ def test_a_cluster_failing_in_a_worker_raises_the_serial_error_and_writes_nothin
     assert not out.exists() and not cache.exists()  # no output, no plan cache entry
     failed_in = {int(pid) for pid in pids.read_text().split()}
     assert os.getpid() in failed_in and len(failed_in) > 1  # a worker failed first; the parent raised it again
+
+
+@pytest.mark.parametrize("failing", ["plan_issuers", "plan_infrastructure"])
+def test_a_fleet_wide_planner_failing_in_a_worker_raises_the_serial_error(
+    fleet: tuple[Path, list[str]],
+    through_workers: None,
+    no_leftover_process: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    failing: str,
+) -> None:
+    root, names = fleet
+    pids = tmp_path / "pids"
+
+    def planner(fleet: ResolvedFleet) -> Any:
+        with pids.open("a", encoding="utf-8") as out:
+            out.write(f"{os.getpid()}\n")
+        raise _inventory_error(fleet, next(c for c in fleet.clusters if c.name == names[3]))
+
+    monkeypatch.setattr(pipeline, failing, planner)
+    # a cluster failing too: a contribution's error comes first, the infrastructure repo's after the clusters'
+    monkeypatch.setattr(incremental, "plan_cluster_files", _failing({names[5]}, _template_error, tmp_path / "x"))
+    with pytest.raises(FleetgenError) as serial:
+        plan(root, jobs=1)
+    with pytest.raises(FleetgenError) as workers:
+        render(root, tmp_path / "out", cache_dir=tmp_path / "cache", jobs=2)
+    assert type(workers.value) is type(serial.value) and str(workers.value) == str(serial.value)
+    assert isinstance(serial.value, InventoryError if failing == "plan_issuers" else TemplateError)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+    failed_in = {int(pid) for pid in pids.read_text().split()}
+    assert os.getpid() in failed_in and len(failed_in) > 1  # in a worker first
 
 
 def test_warnings_raised_in_workers_are_shown_once(

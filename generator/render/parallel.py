@@ -1,34 +1,39 @@
-"""Parallel planning of the clusters' own files: the same bytes as planning them one by one, sooner.
+"""Parallel planning: the same bytes as planning one thing after the other, sooner.
 
 Most of a large render is the clusters' own folders (``clusters/<name>``, their overlays), each planned from the
-resolved fleet and the merged contributions alone. Above a size where it pays, worker processes forked from the
-render plan them in chunks: they inherit the resolved fleet (nothing of the input is pickled) and send back each
-cluster's files, while the parent plans the fleet-wide files. The parent adds the clusters' files in fleet order,
+resolved fleet and the merged contributions alone; the rest is a handful of fleet-wide planners (policies,
+issuers, Crossplane, the infrastructure repo, the overview) that read the resolved fleet only. Above a size where
+it pays, worker processes forked from the render run them: first the fleet-wide planners (``run_planners``), then
+the clusters in chunks (``ClusterFiles``). Forked workers inherit the resolved fleet (nothing of the input is
+pickled) and send back what they planned; the parent takes results in the order a serial render computes them,
 so the output does not depend on which worker planned what, and keeps the plan cache's books: workers read its
 entries, the parent counts hits and misses and stores new entries only once the render succeeded.
 
-A chunk that fails in a worker is planned again in the parent, which raises the exception a serial render raises
-(same type, message, problems with their file:line), for the first failing cluster in fleet order; warnings a
-worker raises are issued again in the parent. Workers ignore SIGINT (the parent, interrupted, stops them) and
-are joined before ``plan`` returns or raises. Processes are forked only on Linux, from a process with no other
-thread (forking a threaded process can deadlock the child); elsewhere, with one job, or for a small fleet the
-clusters are planned in the process, as before.
+A task that fails in a worker is run again in the parent, which raises the exception a serial render raises
+(same type, message, problems with their file:line; for clusters, the first failing one in fleet order);
+warnings a worker raises are issued again in the parent. Workers ignore SIGINT (the parent, interrupted, stops
+them) and are joined before ``plan`` returns or raises. Processes are forked only on Linux, from a process with
+no other thread (forking a threaded process can deadlock the child); elsewhere, with one job, or for a small
+fleet everything is planned in the process, as before.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import multiprocessing
 import os
 import signal
 import sys
 import threading
+import time
 import warnings
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from generator.errors import UsageError
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
@@ -44,6 +49,8 @@ MIN_PARALLEL_CLUSTERS = 64
 #: Clusters per task: small enough to balance the workers and to let the parent consume results in order early,
 #: large enough that the per-task overhead (a pickled list of files) stays negligible.
 MAX_CHUNK = 48
+
+T = TypeVar("T")
 
 
 def planning_jobs(jobs: int | None = None) -> int:
@@ -66,32 +73,60 @@ def planning_jobs(jobs: int | None = None) -> int:
 
 def can_fork() -> bool:
     """Whether worker processes may be forked from this one now (Linux, and no thread but this one)."""
-    return (
-        sys.platform.startswith("linux")
-        and "fork" in multiprocessing.get_all_start_methods()
-        and threading.active_count() == 1
-    )
+    if not sys.platform.startswith("linux") or "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    if threading.active_count() != 1:
+        return False
+    # nor a thread outside Python's (a C library's); a thread just joined (the previous pool's) may take a moment
+    # to leave the kernel's task list
+    deadline = time.monotonic() + 0.25
+    while len(os.listdir("/proc/self/task")) > 1:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
 
 
 @dataclass
 class _Inherited:
-    """What a forked worker plans from (set in the parent just before the fork, read only in workers)."""
+    """What forked workers plan from (set in the parent just before the fork, read only in workers)."""
 
-    planner: ClusterPlanner
-    clusters: tuple[ResolvedCluster, ...]
-    extra: Contribution
+    fleet: ResolvedFleet
+    planners: Sequence[Callable[[ResolvedFleet], Any]] = ()
+    cluster_planner: ClusterPlanner | None = None
+    clusters: tuple[ResolvedCluster, ...] = ()
+    extra: Contribution | None = None
 
 
 _INHERITED: _Inherited | None = None
 
 
 @dataclass(frozen=True)
-class _ChunkResult:
-    """A worker's answer for one chunk: its clusters' files (None: one failed, the parent plans the chunk again)
-    and the warnings raised while planning it (text, category, file, line)."""
+class _TaskResult:
+    """A worker's answer: its value (``failed``: the task raised, the parent runs it again) and the warnings
+    raised while running it (text, category, file, line)."""
 
-    planned: list[PlannedCluster] | None
+    value: Any
+    failed: bool
     warnings: list[tuple[str, type[Warning], str, int]]
+
+
+def _recorded(task: Callable[[], Any]) -> _TaskResult:
+    """Run ``task`` in a worker, recording its warnings; an exception only marks the task failed."""
+    value, failed = None, False
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # the parent's filters decide what is shown, and how often
+        try:
+            value = task()
+        except Exception:  # the parent runs the task again and raises the same exception, with its traceback
+            failed = True
+    return _TaskResult(value, failed, [(str(w.message), w.category, w.filename, w.lineno) for w in caught])
+
+
+def _reissue(result: _TaskResult) -> None:
+    """Issue a worker's warnings in the parent, through the parent's filters."""
+    for message, category, filename, lineno in result.warnings:
+        warnings.warn_explicit(message, category, filename, lineno, registry=_WARNINGS_SEEN)
 
 
 def _ignore_interrupts() -> None:
@@ -99,19 +134,96 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _plan_chunk(start: int, stop: int) -> _ChunkResult:
+def _run_planner(index: int) -> _TaskResult:
+    """Worker task: fleet-wide planner ``index`` on the inherited fleet."""
+    work = _INHERITED
+    if work is None:  # not forked from a parent that set it: the parent runs the task
+        return _TaskResult(None, True, [])
+    return _recorded(lambda: work.planners[index](work.fleet))
+
+
+def _plan_chunk(start: int, stop: int) -> _TaskResult:
     """Worker task: plan clusters ``start:stop`` of the inherited fleet."""
     work = _INHERITED
-    if work is None:  # not forked from a parent that set it: nothing to plan from, the parent plans the chunk
-        return _ChunkResult(None, [])
-    planned: list[PlannedCluster] | None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")  # the parent's filters decide what is shown, and how often
-        try:
-            planned = [work.planner(cluster, work.extra) for cluster in work.clusters[start:stop]]
-        except Exception:  # the parent plans the chunk again and raises the same exception, with its traceback
-            planned = None
-    return _ChunkResult(planned, [(str(w.message), w.category, w.filename, w.lineno) for w in caught])
+    if work is None or work.cluster_planner is None or work.extra is None:
+        return _TaskResult(None, True, [])
+    planner, extra = work.cluster_planner, work.extra
+    return _recorded(lambda: [planner(cluster, extra) for cluster in work.clusters[start:stop]])
+
+
+def _fork_pool(jobs: int, inherited: _Inherited, tasks: list[tuple[Callable[..., _TaskResult], tuple[int, ...]]]
+               ) -> tuple[ProcessPoolExecutor, list[Future[_TaskResult]]]:
+    """Fork ``jobs`` workers inheriting ``inherited`` and submit ``tasks`` (function, arguments), in order."""
+    global _INHERITED
+    _INHERITED = inherited
+    gc.freeze()  # the inherited objects stay out of the workers' collections: fewer pages copied on write
+    try:
+        pool = ProcessPoolExecutor(
+            max_workers=jobs, mp_context=multiprocessing.get_context("fork"), initializer=_ignore_interrupts
+        )
+        try:  # with fork, the first submit forks every worker, before the pool starts its thread
+            return pool, [pool.submit(function, *arguments) for function, arguments in tasks]
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    finally:
+        gc.unfreeze()
+        _INHERITED = None
+
+
+def _result(future: Future[_TaskResult]) -> _TaskResult:
+    """A task's answer; a worker that died (killed, out of memory) counts as a failed task, run again here."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        return _TaskResult(None, True, [])
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    """A planner's result, or the exception it raised (raised by ``result``, in the order the caller chooses)."""
+
+    value: T
+    error: Exception | None = None
+
+    def result(self) -> T:
+        """The value, or raise the planner's exception."""
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def attempt(function: Callable[[], T]) -> Outcome[T]:
+    """``function()``'s result, or the exception it raised."""
+    try:
+        return Outcome(function())
+    except Exception as exc:
+        return Outcome(cast(T, None), exc)
+
+
+def run_planners(fleet: ResolvedFleet, planners: Sequence[Callable[[ResolvedFleet], Any]], jobs: int | None = None
+                 ) -> list[Outcome[Any]]:
+    """Each of ``planners`` applied to ``fleet``, by worker processes for a large fleet; outcomes in order (an
+    exception is kept, not raised: the caller raises them in a serial render's order)."""
+    count = max(1, min(planning_jobs(jobs), len(planners)))
+    if count == 1 or len(fleet.clusters) < MIN_PARALLEL_CLUSTERS or not can_fork():
+        return [attempt(functools.partial(planner, fleet)) for planner in planners]
+    # the last-listed planners (the infrastructure repo, the overview: read by no other) are among the longest:
+    # started first, they balance the workers
+    order = list(reversed(range(len(planners))))
+    pool, futures = _fork_pool(count, _Inherited(fleet, planners), [(_run_planner, (index,)) for index in order])
+    try:
+        results = dict(zip(order, futures, strict=True))
+        outcomes: list[Outcome[Any]] = []
+        for index, planner in enumerate(planners):
+            result = _result(results[index])
+            _reissue(result)
+            outcomes.append(attempt(functools.partial(planner, fleet)) if result.failed else Outcome(result.value))
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return outcomes
 
 
 class ClusterFiles:
@@ -128,9 +240,9 @@ class ClusterFiles:
         self.jobs = max(1, min(planning_jobs(jobs), len(self.clusters)))
         self.chunk = max(1, min(MAX_CHUNK, -(-len(self.clusters) // (self.jobs * 8))))
         self._pool: ProcessPoolExecutor | None = None
-        self._chunks: list[Future[_ChunkResult]] = []
+        self._chunks: list[Future[_TaskResult]] = []
         self._ready: dict[int, PlannedCluster] = {}
-        self._workers_extra_checked = False
+        self._same_extra: bool | None = None  # whether plan_fleet passes the contributions the workers read
         self._workers = 0
 
     @property
@@ -144,25 +256,13 @@ class ClusterFiles:
         return self
 
     def _start(self) -> None:
-        global _INHERITED
-        _INHERITED = _Inherited(self.planner, self.clusters, self.extra)
-        gc.freeze()  # the inherited objects stay out of the workers' collections: fewer pages copied on write
-        try:
-            pool = ProcessPoolExecutor(
-                max_workers=self.jobs, mp_context=multiprocessing.get_context("fork"), initializer=_ignore_interrupts
-            )
-            try:  # with fork, the first submit forks every worker before the pool starts its thread
-                self._chunks = [
-                    pool.submit(_plan_chunk, start, min(start + self.chunk, len(self.clusters)))
-                    for start in range(0, len(self.clusters), self.chunk)
-                ]
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-            self._pool, self._workers = pool, self.jobs
-        finally:
-            gc.unfreeze()
-            _INHERITED = None
+        inherited = _Inherited(self.fleet, (), self.planner, self.clusters, self.extra)
+        tasks: list[tuple[Callable[..., _TaskResult], tuple[int, ...]]] = [
+            (_plan_chunk, (start, min(start + self.chunk, len(self.clusters))))
+            for start in range(0, len(self.clusters), self.chunk)
+        ]
+        self._pool, self._chunks = _fork_pool(self.jobs, inherited, tasks)
+        self._workers = self.jobs
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
@@ -189,10 +289,10 @@ class ClusterFiles:
         """Where the workers planned ``cluster`` from the same contributions, or None (plan it here)."""
         if not self._chunks:
             return None
-        if not self._workers_extra_checked:  # plan_fleet merges the same contributions the workers read
-            if extra is not self.extra and extra != self.extra:
-                return None
-            self._workers_extra_checked = True
+        if self._same_extra is None:  # plan_fleet merges the contributions the workers read: equal, checked once
+            self._same_extra = extra is self.extra or extra == self.extra
+        if not self._same_extra:
+            return None
         position = self._positions.get(cluster.name)
         if position is None or self.clusters[position] is not cluster:
             return None
@@ -201,14 +301,10 @@ class ClusterFiles:
     def _collect(self, number: int) -> None:
         """Wait for chunk ``number``; a failed chunk is planned here, raising what a serial render raises."""
         start = number * self.chunk
-        try:
-            result = self._chunks[number].result()
-        except BrokenProcessPool:  # a worker died (killed, out of memory): the parent plans what is left
-            result = _ChunkResult(None, [])
-        for message, category, filename, lineno in result.warnings:
-            warnings.warn_explicit(message, category, filename, lineno, registry=_WARNINGS_SEEN)
-        planned = result.planned
-        if planned is None:  # deterministic planning fails here too, with the real exception and traceback
+        result = _result(self._chunks[number])
+        _reissue(result)
+        planned: list[PlannedCluster] = result.value
+        if result.failed:  # deterministic planning fails here too, with the real exception and traceback
             planned = [self.planner(c, self.extra) for c in self.clusters[start : start + self.chunk]]
         for offset, item in enumerate(planned):
             self._ready[start + offset] = item

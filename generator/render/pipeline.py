@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, ParamSpec, TypeVar, cast
 
 from generator.inventory.loader import load_inventory
 from generator.inventory.resolve import ResolvedFleet, resolve
@@ -20,12 +18,9 @@ from generator.render.incremental import PlanCache
 from generator.render.ingest import plan_ingest
 from generator.render.issuers import plan_issuers
 from generator.render.overview import FLEET_FILE, fleet_markdown
-from generator.render.parallel import ClusterFiles
-from generator.render.planner import merge_contributions, plan_fleet
+from generator.render.parallel import ClusterFiles, run_planners
+from generator.render.planner import Contribution, merge_contributions, plan_fleet
 from generator.render.policies import codeowners, plan_policies
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,44 +51,33 @@ def plan(root: Path, cache_dir: Path | None = None, *, store: bool = True, jobs:
     ``$FLEETGEN_JOBS`` or the CPUs) while this one plans the fleet-wide files; the bytes are the same."""
     fleet = resolve(load_inventory(root))
     cache = PlanCache(cache_dir)
-    contributions = [plan_policies(fleet), plan_issuers(fleet), plan_canary(fleet), fleet_contribution(fleet),
-                     plan_argocd(fleet), plan_image_automation(fleet), plan_ingest(fleet),
-                     plan_grafana_sso(fleet), plan_global_tls(fleet)]
+    # fleet-wide planners, which read the resolved fleet only: by workers at once for a large fleet; exceptions
+    # raised below in a serial render's order (contributions, the fleet repo, infrastructure, CODEOWNERS, overview)
+    *contributed, infrastructure, overview = run_planners(fleet, [
+        plan_policies, plan_issuers, plan_canary, fleet_contribution, plan_argocd, plan_image_automation,
+        plan_ingest, plan_grafana_sso, plan_global_tls, plan_infrastructure, _overview,
+    ], jobs)
+    contributions: list[Contribution] = [outcome.result() for outcome in contributed]
     with ClusterFiles(fleet, merge_contributions(contributions), cache, jobs) as cluster_files:
-        # fleet-wide files that read no cluster's plan, while workers (if any) plan the clusters; an error is
-        # raised after plan_fleet's, in the order of a serial render
-        infrastructure = _attempt(plan_infrastructure, fleet)
-        owners = _attempt(codeowners, fleet)
-        overview = _attempt(fleet_markdown, fleet, owners.value) if owners.error is None else owners
         fleet_files = plan_fleet(fleet, root / "charts", contributions, cluster_files)
     files = {f"fleet/{path}": text for path, text in fleet_files.items()}
-    files.update({f"infrastructure/{path}": text for path, text in infrastructure.result().items()})
-    files["CODEOWNERS"] = owners.result()  # at the output (repository) root, where GitHub and GitLab look
-    files[FLEET_FILE] = overview.result()  # the overview people read, next to it
+    infrastructure_files: dict[str, str] = infrastructure.result()
+    files.update({f"infrastructure/{path}": text for path, text in infrastructure_files.items()})
+    owners: str
+    markdown: str
+    owners, markdown = overview.result()
+    files["CODEOWNERS"] = owners  # at the output (repository) root, where GitHub and GitLab look
+    files[FLEET_FILE] = markdown  # the overview people read, next to it
     cache.clusters = {c.name for c in fleet.clusters}
     if store:
         cache.store()
     return Rendered(fleet, dict(sorted(files.items())), cache.hits, cache.misses, cache, cluster_files.workers)
 
 
-@dataclass(frozen=True)
-class _Outcome(Generic[T]):
-    """A planner's result, or the exception it raised (to raise later, in a serial render's order)."""
-
-    value: T
-    error: Exception | None = None
-
-    def result(self) -> T:
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
-def _attempt(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> _Outcome[T]:
-    try:
-        return _Outcome(function(*args, **kwargs))
-    except Exception as exc:
-        return _Outcome(cast(T, None), exc)
+def _overview(fleet: ResolvedFleet) -> tuple[str, str]:
+    """CODEOWNERS and FLEET.md (which lists each folder's owners)."""
+    owners = codeowners(fleet)
+    return owners, fleet_markdown(fleet, owners)
 
 
 def render(
