@@ -33,7 +33,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 from generator.errors import UsageError
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
@@ -162,8 +162,15 @@ def _fork_pool(jobs: int, inherited: _Inherited, tasks: list[tuple[Callable[...,
         pool = ProcessPoolExecutor(
             max_workers=jobs, mp_context=multiprocessing.get_context("fork"), initializer=_ignore_interrupts
         )
-        try:  # with fork, the first submit forks every worker, before the pool starts its thread
-            return pool, [pool.submit(function, *arguments) for function, arguments in tasks]
+        try:
+            # with fork, the first submit forks every worker, before the pool starts its thread; a Ctrl-C during a
+            # fork would reach an at-fork hook, which swallows exceptions: it waits, and is raised on unblocking
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                futures = [pool.submit(function, *arguments) for function, arguments in tasks]
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            return pool, futures
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
@@ -180,46 +187,39 @@ def _result(future: Future[_TaskResult]) -> _TaskResult:
         return _TaskResult(None, True, [])
 
 
-@dataclass(frozen=True)
 class Outcome(Generic[T]):
-    """A planner's result, or the exception it raised (raised by ``result``, in the order the caller chooses)."""
+    """A fleet-wide planner's result, taken when the caller needs it, in a serial render's order: a worker's value
+    (its warnings issued then), or the planner run here then (no worker, or it failed in one: raising here)."""
 
-    value: T
-    error: Exception | None = None
+    def __init__(self, compute: Callable[[], T], done: _TaskResult | None = None) -> None:
+        self._compute, self._done = compute, done
 
     def result(self) -> T:
-        """The value, or raise the planner's exception."""
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
-def attempt(function: Callable[[], T]) -> Outcome[T]:
-    """``function()``'s result, or the exception it raised."""
-    try:
-        return Outcome(function())
-    except Exception as exc:
-        return Outcome(cast(T, None), exc)
+        """The planner's value, or its exception raised."""
+        done, self._done = self._done, None
+        if done is not None:
+            _reissue(done)
+            if not done.failed:
+                value: T = done.value
+                self._compute = lambda: value
+        return self._compute()
 
 
 def run_planners(fleet: ResolvedFleet, planners: Sequence[Callable[[ResolvedFleet], Any]], jobs: int | None = None
                  ) -> list[Outcome[Any]]:
-    """Each of ``planners`` applied to ``fleet``, by worker processes for a large fleet; outcomes in order (an
-    exception is kept, not raised: the caller raises them in a serial render's order)."""
+    """Each of ``planners`` applied to ``fleet``, in order: by worker processes at once for a large fleet, else
+    each when its ``result()`` is taken (so a small fleet plans, and fails, exactly as one planner after another)."""
     count = max(1, min(planning_jobs(jobs), len(planners)))
     if count == 1 or len(fleet.clusters) < MIN_PARALLEL_CLUSTERS or not can_fork():
-        return [attempt(functools.partial(planner, fleet)) for planner in planners]
+        return [Outcome(functools.partial(planner, fleet)) for planner in planners]
     # the last-listed planners (the infrastructure repo, the overview: read by no other) are among the longest:
     # started first, they balance the workers
     order = list(reversed(range(len(planners))))
     pool, futures = _fork_pool(count, _Inherited(fleet, planners), [(_run_planner, (index,)) for index in order])
     try:
         results = dict(zip(order, futures, strict=True))
-        outcomes: list[Outcome[Any]] = []
-        for index, planner in enumerate(planners):
-            result = _result(results[index])
-            _reissue(result)
-            outcomes.append(attempt(functools.partial(planner, fleet)) if result.failed else Outcome(result.value))
+        outcomes = [Outcome(functools.partial(planner, fleet), _result(results[index]))
+                    for index, planner in enumerate(planners)]
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise

@@ -47,12 +47,12 @@ def plan(root: Path, cache_dir: Path | None = None, *, store: bool = True, jobs:
     """Everything a render would write for the fleet at ``root``; writes nothing but, with ``cache_dir``, the
     per-cluster plan cache (generator/render/incremental.py: the same files, re-planned only where inputs changed),
     at the end, or with ``store=False`` when the caller calls ``plan_cache.store()`` after its own work succeeded.
-    The clusters' own files are planned by ``jobs`` processes (generator/render/parallel.py; default
-    ``$FLEETGEN_JOBS`` or the CPUs) while this one plans the fleet-wide files; the bytes are the same."""
+    A large fleet is planned by ``jobs`` worker processes (generator/render/parallel.py; default ``$FLEETGEN_JOBS``
+    or the CPUs): the fleet-wide planners at once, then the clusters' own files; the bytes are the same."""
     fleet = resolve(load_inventory(root))
     cache = PlanCache(cache_dir)
-    # fleet-wide planners, which read the resolved fleet only: by workers at once for a large fleet; exceptions
-    # raised below in a serial render's order (contributions, the fleet repo, infrastructure, CODEOWNERS, overview)
+    # fleet-wide planners, which read the resolved fleet only: by workers at once for a large fleet, each result
+    # (or exception) taken below in a serial render's order: contributions, fleet repo, infrastructure, overview
     *contributed, infrastructure, overview = run_planners(fleet, [
         plan_policies, plan_issuers, plan_canary, fleet_contribution, plan_argocd, plan_image_automation,
         plan_ingest, plan_grafana_sso, plan_global_tls, plan_infrastructure, _overview,
