@@ -44,8 +44,8 @@ from generator.render.planner import Contribution
 #: this process may run on).
 JOBS_ENV = "FLEETGEN_JOBS"
 #: Fewer clusters than this are planned in the process. Measured on 2 cores (CPU per phase, README "Parallel
-#: planning"): workers save about 0.15 s at 16 clusters and 0.3 s at 64 against ~0.05 s of forking and joining two
-#: pools, so the break-even is near 16; below 32 the gain is within the noise and tests' small fleets fork nothing.
+#: planning"): workers save an estimated 0.06-0.2 s at 16 clusters and 0.1-0.4 s at 64, forking and joining the
+#: two pools included, so the break-even is below 16; under 32 the gain is small and tests' fleets fork nothing.
 MIN_PARALLEL_CLUSTERS = 32
 #: Clusters per task: small enough to balance the workers and to let the parent consume results in order early,
 #: large enough that the per-task overhead (a pickled list of files) stays negligible.
