@@ -36,12 +36,23 @@ def _root(value: str) -> Path:
     return Path(value).resolve()
 
 
+def _jobs(value: str) -> int:
+    """A ``--jobs`` value: a whole number of processes, at least 1."""
+    try:
+        jobs = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {jobs}")
+    return jobs
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     """Render the fleet repo (or check that the committed one is up to date)."""
     from generator.render.pipeline import render
 
     out = args.out.resolve() if args.out else args.root / "out"
-    changes = render(args.root, out, check=args.check, force=args.force)
+    changes = render(args.root, out, check=args.check, force=args.force, jobs=args.jobs)
     if args.check:
         if changes.clean:
             print(f"up to date: {out} ({changes.unchanged} files)")
@@ -123,6 +134,8 @@ def parser() -> argparse.ArgumentParser:
     render.add_argument("--out", type=Path, help="output folder (default: ROOT/out)")
     render.add_argument("--check", action="store_true", help="write nothing; exit 1 if the output is stale")
     render.add_argument("--force", action="store_true", help="overwrite generated files edited by hand")
+    render.add_argument("--jobs", "-j", type=_jobs, default=None,
+                        help="processes planning the clusters (default: $FLEETGEN_JOBS, else the CPU count)")
     render.set_defaults(func=cmd_render)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of inventory and overlay files")

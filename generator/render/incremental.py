@@ -26,7 +26,6 @@ import json
 import os
 import pickle
 import re
-from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -157,6 +156,17 @@ class PlanCache:
         command refused for a bad input writes nothing, not even here)."""
         self.pending[cluster] = (key, files)
 
+    def record(self, planned: PlannedCluster) -> dict[str, str]:
+        """Count a cluster planned by ``ClusterPlanner`` as a hit or a miss (a miss remembered for ``store``);
+        its files."""
+        if planned.key is not None:
+            if planned.reused:
+                self.hits += 1
+            else:
+                self.misses += 1
+                self.put(planned.name, planned.key, planned.files)
+        return planned.files
+
     def store(self) -> None:
         """Write the remembered entries, and remove those of clusters no longer in the fleet."""
         for cluster, (key, files) in sorted(self.pending.items()):
@@ -192,15 +202,33 @@ class PlanCache:
                     path.unlink(missing_ok=True)
 
 
-def cached_cluster_planner(
-    cache: PlanCache, fleet: ResolvedFleet
-) -> Callable[[ResolvedCluster, Contribution], dict[str, str]]:
-    """A per-cluster planner for ``plan_fleet`` that reuses ``cache`` entries whose key still matches."""
-    prints = Fingerprints()
-    workloads = sum(c.cluster.role == "workload" for c in fleet.clusters)
-    shared = hashlib.sha256(code_fingerprint().encode() + b"\0" + prints.of(fleet.fleet)).digest()
+@dataclasses.dataclass(frozen=True)
+class PlannedCluster:
+    """One cluster's own files, and the plan cache key they were planned or found under (None without a cache)."""
 
-    def plan_cluster(cluster: ResolvedCluster, extra: Contribution) -> dict[str, str]:
+    name: str
+    files: dict[str, str]
+    key: str | None = None
+    reused: bool = False
+
+
+class ClusterPlanner:
+    """Plans one cluster's own files for ``plan_fleet``, reusing the plan cache entries whose key still matches.
+
+    It only reads the cache: counting and storing are ``PlanCache.record``'s, so a worker process
+    (generator/render/parallel.py) can plan and look up while the parent keeps the cache's books.
+    """
+
+    def __init__(self, cache: PlanCache, fleet: ResolvedFleet) -> None:
+        self.cache, self.fleet = cache, fleet
+        self._prints = Fingerprints()
+        self._workloads = sum(c.cluster.role == "workload" for c in fleet.clusters)
+        self._shared = b"" if cache.directory is None else hashlib.sha256(
+            code_fingerprint().encode() + b"\0" + self._prints.of(fleet.fleet)
+        ).digest()
+
+    def key(self, cluster: ResolvedCluster, extra: Contribution) -> str:
+        """The hash of everything ``cluster``'s files are planned from."""
         name, env = cluster.name, cluster.cluster.environment
         # every per-cluster and per-environment entry of every contribution field (a field added to Contribution
         # is in the key without an edit here); ``files`` are fleet-wide, planned outside this function
@@ -208,15 +236,15 @@ def cached_cluster_planner(
             (item.name, getattr(extra, item.name).get(name), getattr(extra, item.name).get(env))
             for item in dataclasses.fields(extra) if item.name != "files"
         ]
-        reads.append(workloads if cluster.cluster.role == "hub" else None)  # the hub's shards follow the spoke count
-        key = hashlib.sha256(shared + prints.of(cluster) + prints.of(reads)).hexdigest()
-        files = cache.get(name, key)
-        if files is not None:
-            cache.hits += 1
-            return files
-        cache.misses += 1
-        files = plan_cluster_files(fleet, cluster, extra)
-        cache.put(name, key, files)
-        return files
+        reads.append(self._workloads if cluster.cluster.role == "hub" else None)  # the hub's shards follow the spokes
+        return hashlib.sha256(self._shared + self._prints.of(cluster) + self._prints.of(reads)).hexdigest()
 
-    return plan_cluster
+    def __call__(self, cluster: ResolvedCluster, extra: Contribution) -> PlannedCluster:
+        if self.cache.directory is None:
+            return PlannedCluster(cluster.name, plan_cluster_files(self.fleet, cluster, extra))
+        key = self.key(cluster, extra)
+        files = self.cache.get(cluster.name, key)
+        if files is not None:
+            return PlannedCluster(cluster.name, files, key, reused=True)
+        return PlannedCluster(cluster.name, plan_cluster_files(self.fleet, cluster, extra), key)
+

@@ -14,11 +14,12 @@ from generator.render.crossplane import fleet_contribution, plan_infrastructure
 from generator.render.globaltls import plan_global_tls
 from generator.render.grafana_sso import plan_grafana_sso
 from generator.render.imageautomation import plan_image_automation
-from generator.render.incremental import PlanCache, cached_cluster_planner
+from generator.render.incremental import PlanCache
 from generator.render.ingest import plan_ingest
 from generator.render.issuers import plan_issuers
 from generator.render.overview import FLEET_FILE, fleet_markdown
-from generator.render.planner import plan_fleet
+from generator.render.parallel import ClusterFiles, run_planners
+from generator.render.planner import Contribution, merge_contributions, plan_fleet
 from generator.render.policies import codeowners, plan_policies
 
 
@@ -33,6 +34,8 @@ class Rendered:
     planned_clusters: int = 0
     #: the plan cache this render read, holding its new entries until ``plan_cache.store()``
     plan_cache: PlanCache | None = field(default=None, compare=False, repr=False)
+    #: worker processes that planned the clusters' own files (0: planned in this process)
+    workers: int = field(default=0, compare=False)
 
 
 def plan_cache_dir(root: Path) -> Path:
@@ -40,33 +43,50 @@ def plan_cache_dir(root: Path) -> Path:
     return root / ".cache" / "fleetgen" / "plan"
 
 
-def plan(root: Path, cache_dir: Path | None = None, *, store: bool = True) -> Rendered:
+def plan(root: Path, cache_dir: Path | None = None, *, store: bool = True, jobs: int | None = None) -> Rendered:
     """Everything a render would write for the fleet at ``root``; writes nothing but, with ``cache_dir``, the
     per-cluster plan cache (generator/render/incremental.py: the same files, re-planned only where inputs changed),
-    at the end, or with ``store=False`` when the caller calls ``plan_cache.store()`` after its own work succeeded."""
+    at the end, or with ``store=False`` when the caller calls ``plan_cache.store()`` after its own work succeeded.
+    A large fleet is planned by ``jobs`` worker processes (generator/render/parallel.py; default ``$FLEETGEN_JOBS``
+    or the CPUs): the fleet-wide planners at once, then the clusters' own files; the bytes are the same."""
     fleet = resolve(load_inventory(root))
     cache = PlanCache(cache_dir)
-    contributions = [plan_policies(fleet), plan_issuers(fleet), plan_canary(fleet), fleet_contribution(fleet),
-                     plan_argocd(fleet), plan_image_automation(fleet), plan_ingest(fleet),
-                     plan_grafana_sso(fleet), plan_global_tls(fleet)]
-    cluster_files = cached_cluster_planner(cache, fleet) if cache_dir is not None else None
-    files = {f"fleet/{path}": text
-             for path, text in plan_fleet(fleet, root / "charts", contributions, cluster_files).items()}
-    files.update({f"infrastructure/{path}": text for path, text in plan_infrastructure(fleet).items()})
-    files["CODEOWNERS"] = codeowners(fleet)  # at the output (repository) root, where GitHub and GitLab look
-    files[FLEET_FILE] = fleet_markdown(fleet, files["CODEOWNERS"])  # the overview people read, next to it
+    # fleet-wide planners, which read the resolved fleet only: by workers at once for a large fleet, each result
+    # (or exception) taken below in a serial render's order: contributions, fleet repo, infrastructure, overview
+    *contributed, infrastructure, overview = run_planners(fleet, [
+        plan_policies, plan_issuers, plan_canary, fleet_contribution, plan_argocd, plan_image_automation,
+        plan_ingest, plan_grafana_sso, plan_global_tls, plan_infrastructure, _overview,
+    ], jobs)
+    contributions: list[Contribution] = [outcome.result() for outcome in contributed]
+    with ClusterFiles(fleet, merge_contributions(contributions), cache, jobs) as cluster_files:
+        fleet_files = plan_fleet(fleet, root / "charts", contributions, cluster_files)
+    files = {f"fleet/{path}": text for path, text in fleet_files.items()}
+    infrastructure_files: dict[str, str] = infrastructure.result()
+    files.update({f"infrastructure/{path}": text for path, text in infrastructure_files.items()})
+    owners: str
+    markdown: str
+    owners, markdown = overview.result()
+    files["CODEOWNERS"] = owners  # at the output (repository) root, where GitHub and GitLab look
+    files[FLEET_FILE] = markdown  # the overview people read, next to it
     cache.clusters = {c.name for c in fleet.clusters}
     if store:
         cache.store()
-    return Rendered(fleet, dict(sorted(files.items())), cache.hits, cache.misses, cache)
+    return Rendered(fleet, dict(sorted(files.items())), cache.hits, cache.misses, cache, cluster_files.workers)
+
+
+def _overview(fleet: ResolvedFleet) -> tuple[str, str]:
+    """CODEOWNERS and FLEET.md (which lists each folder's owners)."""
+    owners = codeowners(fleet)
+    return owners, fleet_markdown(fleet, owners)
 
 
 def render(
-    root: Path, out: Path, *, check: bool = False, force: bool = False, cache_dir: Path | None = None
+    root: Path, out: Path, *, check: bool = False, force: bool = False, cache_dir: Path | None = None,
+    jobs: int | None = None,
 ) -> writer.Changes:
     """Render the fleet at ``root`` into ``out``; with ``check`` only compare. Unchanged clusters come from the
     plan cache (``cache_dir``, default ``plan_cache_dir(root)``; the bytes are those of a full render)."""
-    rendered = plan(root, cache_dir or plan_cache_dir(root), store=False)
+    rendered = plan(root, cache_dir or plan_cache_dir(root), store=False, jobs=jobs)
     if check:  # writes nothing, the plan cache included
         return writer.compare(out, rendered.files)
     changes = writer.write(out, rendered.files, force=force)

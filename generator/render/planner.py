@@ -246,19 +246,11 @@ def plan_cluster_files(fleet: ResolvedFleet, cluster: ResolvedCluster, extra: Co
     return planner.files
 
 
-def plan_fleet(
-    fleet: ResolvedFleet,
-    charts_dir: Path | None,
-    contributions: Iterable[Contribution] = (),
-    cluster_files: Callable[[ResolvedCluster, Contribution], dict[str, str]] | None = None,
-) -> dict[str, str]:
-    """Every file of the Flux fleet repo, keyed by path relative to the fleet repo root; ``cluster_files``
-    (generator/render/incremental.py) plans one cluster's own files when given, e.g. from a cache."""
-    planner = Planner()
+def merge_contributions(contributions: Iterable[Contribution]) -> Contribution:
+    """The per-environment and per-cluster entries of every contribution, in one (``files`` left out: the fleet
+    planner adds them); what each cluster's own files read (``plan_cluster_files``)."""
     extra = Contribution()
     for contribution in contributions:
-        for path, text in contribution.files.items():
-            planner.add_text(path, text)
         for source, target in (
             (contribution.env_configs, extra.env_configs),
             (contribution.cluster_configs, extra.cluster_configs),
@@ -272,6 +264,23 @@ def plan_fleet(
             extra.cluster_config_patches.setdefault(key, []).extend(cluster_patches)
         for key, instance_patches in contribution.flux_patches.items():
             extra.flux_patches.setdefault(key, []).extend(instance_patches)
+    return extra
+
+
+def plan_fleet(
+    fleet: ResolvedFleet,
+    charts_dir: Path | None,
+    contributions: Iterable[Contribution] = (),
+    cluster_files: Callable[[ResolvedCluster, Contribution], dict[str, str]] | None = None,
+) -> dict[str, str]:
+    """Every file of the Flux fleet repo, keyed by path relative to the fleet repo root; ``cluster_files``
+    (generator/render/incremental.py) plans one cluster's own files when given, e.g. from a cache."""
+    planner = Planner()
+    contributions = list(contributions)
+    for contribution in contributions:
+        for path, text in contribution.files.items():
+            planner.add_text(path, text)
+    extra = merge_contributions(contributions)
     inv = fleet.inventory
     fleet_file = inv.fleet.file.file
     component_files = {c.item.name: c.file.file for c in inv.components}
