@@ -21,6 +21,12 @@ collections over several lines, explicit keys, compact nested sequences, indenta
 makes the whole text go through ``load_documents``, which also raises the same error for invalid text.
 ``tests/test_templateyaml.py`` compares both readers on every template output of the reference fleet and of
 synthetic fleets, on generated inventory strings and on hand-made edge cases.
+
+Why a line reader (measured at 1000 clusters, 5 340 template renders, 21 MB of text): libyaml plus the node walk
+took 3.1 s of CPU, this reader 0.43 s. Skipping the re-parse for documents already in the emitter's form is not
+possible (every value is JSON-quoted, sequences are indented); a memo per document hits little (90% of the
+document bytes are distinct: every Alert carries its cluster's name), while lines repeat (837 000 lines, 6 000
+distinct), so each distinct line is classified once and the structure is rebuilt from the indentation.
 """
 
 from __future__ import annotations
