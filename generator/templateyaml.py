@@ -106,7 +106,7 @@ def _parse(text: str) -> list[Any]:
         if info is _SKIP:
             continue
         if info is _DOCUMENT:
-            if root is not _NO_ROOT and root is not None:
+            if root is not _NO_ROOT:
                 documents.append(root)
             stack = []
             root = _NO_ROOT
@@ -156,7 +156,7 @@ def _parse(text: str) -> list[Any]:
             pending = (indent, True, container, key)
         else:
             container[key] = value if kind == _SCALAR else _flow(value)
-    if root is not _NO_ROOT and root is not None:
+    if root is not _NO_ROOT:
         documents.append(root)
     return documents
 
