@@ -19,8 +19,8 @@ from typing import Any
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
 _STR = "tag:yaml.org,2002:str"
-#: printable ASCII, one line, short enough that libyaml's folding at width 4096 never applies
-_SIMPLE = re.compile(r"[\x20-\x7e]{1,1000}")
+#: printable ASCII (or empty: ``''``), one line, short enough that libyaml's folding at width 4096 never applies
+_SIMPLE = re.compile(r"[\x20-\x7e]{0,1000}")
 _LITERAL_LINE = re.compile(r"[\x20-\x7e]{0,1000}")
 _WHITESPACE = "\0 \t\r\n\x85\u2028\u2029"
 _MEMO_SIZE = 1 << 16

@@ -204,9 +204,9 @@ EMITTER_CASES: list[Any] = [  # the fast path writes these
     [{"a": [{"b": {"c": [1, [2, [3, {}]], []]}}]}, ["x\ny", {"k": "v"}], [[["z"]]]],
     {"t": True, "f": False, "n": None, "i": -3, "big": 10**30, "e": {}, "l": []},
     {"on": 1, "1": 2, "a b": 3, "a: b": 4, "'q'": 5},
+    {"empty": "", "": "empty key", "list": ["", {"": ""}]},
 ]
 UNSUPPORTED: list[Any] = [  # left to libyaml
-    {"empty": ""},
     {"lit4": " a\nb"},
     {"lit5": "a\n\n"},
     {"lit6": "a \nb"},
