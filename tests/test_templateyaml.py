@@ -78,7 +78,7 @@ def _rendered_texts(root: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[s
         add_template(self, path, template, sources, **context)
 
     monkeypatch.setattr(planner.Planner, "add_template", recording)
-    plan(root)
+    plan(root, jobs=1)  # in this process: forked workers' calls would not be recorded here
     return seen
 
 
