@@ -57,6 +57,11 @@ class Infrastructure:
         """Add one file (documents are copied, so no two places share an object and YAML has no aliases)."""
         self.files[path] = (unshared(documents), sources)
 
+    def add_built(self, path: str, documents: list[Obj], sources: list[str]) -> None:
+        """Add one file whose documents were built for it alone, of JSON data (str keys; str, int, bool, list,
+        dict): kept as they are, the copy ``add`` makes would be equal (tests/test_crossplane.py holds that)."""
+        self.files[path] = (documents, sources)
+
     def documents(self, prefix: str = "") -> list[Obj]:
         """Every document of the files below ``prefix``."""
         return [doc for path, (docs, _) in sorted(self.files.items()) if path.startswith(prefix) for doc in docs]
@@ -161,11 +166,11 @@ def build_infrastructure(fleet: ResolvedFleet) -> Infrastructure:
     infra.add("providers/kustomization.yaml", [_kustomization(provider_files)], [fleet_file])
     infra.add("provider-configs/kustomization.yaml", [_kustomization(config_files)], [fleet_file])
 
+    failover_files = {s.file.file for s in fleet.inventory.apps if s.item.failover is not None}
     for cluster in workloads:
-        infra.add(f"clusters/{cluster.name}.yaml",
-                  add_failover(fleet, cluster, mode, cluster_documents(fleet.fleet, cluster, mode, hub)),
-                  sorted({*cluster_files[cluster.name], *(s.file.file for s in fleet.inventory.apps
-                                                          if s.item.failover is not None)}))
+        infra.add_built(f"clusters/{cluster.name}.yaml",
+                        add_failover(fleet, cluster, mode, cluster_documents(fleet.fleet, cluster, mode, hub)),
+                        sorted({*cluster_files[cluster.name], *failover_files}))
     declared = {s.item.name: s.file.file for s in fleet.inventory.clusters}
     cluster_files_listed = [f"{c.name}.yaml" for c in workloads]
     if stores and hub is not None:  # the hub's own objects: its composed object stores
@@ -195,9 +200,10 @@ def build_hub_bootstrap(fleet: ResolvedFleet) -> dict[str, tuple[list[Obj], list
     workloads = workload_clusters(fleet)
     if settings is None or hub is None or not workloads:
         return {}
-    chart, values = bootstrap.flux_operator_chart(fleet)
-    infra = build_infrastructure(fleet)
-    steps = [step for step in bootstrap.STEPS if any(p.startswith(step + "/") for p in infra.files)]
+    chart, inventory_values = bootstrap.flux_operator_chart(fleet)
+    values = unshared([inventory_values])[0]  # JSON data, once: every spoke's HelmRelease has these values
+    # build_infrastructure writes a kustomization.yaml into every step's folder whenever it writes anything
+    steps = list(bootstrap.STEPS)
     fleet_file = fleet.inventory.fleet.file.file
     base = f"clusters/{hub.name}"
     sources = sorted({*hub.sources, fleet_file})
@@ -219,13 +225,17 @@ def plan_hub_bootstrap(fleet: ResolvedFleet) -> dict[str, str]:
     """Extra files of OUT/fleet/ for the hub (paths relative to OUT/fleet), each with the generated header."""
     planner = Planner()
     for path, (documents, sources) in sorted(build_hub_bootstrap(fleet).items()):
-        planner.add_yaml(path, unshared(documents), sources)
+        planner.add_yaml(path, documents, sources)  # JSON data built per file (the emitter writes no aliases)
     return dict(sorted(planner.files.items()))
 
 
 def hub_resources(fleet: ResolvedFleet) -> list[str]:
     """Entries to add to ``clusters/<hub>/kustomization.yaml`` resources (empty when nothing is rendered)."""
-    return ["crossplane.yaml", "spokes"] if build_hub_bootstrap(fleet) else []
+    return _hub_resources(bool(build_hub_bootstrap(fleet)))
+
+
+def _hub_resources(bootstrapped: bool) -> list[str]:
+    return ["crossplane.yaml", "spokes"] if bootstrapped else []
 
 
 def fleet_contribution(fleet: ResolvedFleet) -> Contribution:
@@ -234,7 +244,7 @@ def fleet_contribution(fleet: ResolvedFleet) -> Contribution:
     hub = hub_cluster(fleet)
     contribution = Contribution(files=files)
     if files and hub is not None:
-        contribution.cluster_resources[hub.name] = [f"clusters/{hub.name}/{entry}" for entry in hub_resources(fleet)]
+        contribution.cluster_resources[hub.name] = [f"clusters/{hub.name}/{entry}" for entry in _hub_resources(True)]
         # the spoke bootstrap HelmReleases, Kustomizations and the Flux Operator chart source live there
         assert fleet.fleet.crossplane is not None
         contribution.flux_namespaces[hub.name] = [fleet.fleet.crossplane.namespace]
