@@ -279,21 +279,29 @@ def _plan_environment(planner: Planner, fleet: ResolvedFleet, env_name: str, set
     )
 
 
-def _plan_secret_store(planner: Planner, fleet: ResolvedFleet, cluster: ResolvedCluster) -> str:
+#: The ClusterSecretStore template, rendered once per distinct store of a render (``_plan_secret_store``).
+STORE_TEMPLATE = "policies/cluster-secret-store.yaml.j2"
+
+
+def _plan_secret_store(planner: Planner, fleet: ResolvedFleet, cluster: ResolvedCluster,
+                       rendered: dict[str, list[Any]]) -> str:
+    """Plan one cluster's store; ``rendered`` holds the documents of the stores planned so far, by their inputs
+    (clusters of a region often have the same store: its template is rendered and parsed once)."""
     backend = fleet.fleet.security.secrets
     assert backend is not None
     directory = f"{STORE_DIR}/{cluster.name}"
     provider_name, provider, annotations = secret_store(cluster, fleet)
-    planner.add_template(
-        f"{directory}/cluster-secret-store.yaml",
-        "policies/cluster-secret-store.yaml.j2",
-        cluster.sources,
-        backend=backend,
-        provider=provider,
-        provider_name=provider_name,
-        sa_annotations=annotations,
-        service_account=annotations is not None,
-    )
+    key = repr((provider_name, provider, annotations))  # repr: exact values, types and key order
+    if key not in rendered:
+        text = planner.env.get_template(STORE_TEMPLATE).render(
+            backend=backend,
+            provider=provider,
+            provider_name=provider_name,
+            sa_annotations=annotations,
+            service_account=annotations is not None,
+        )
+        rendered[key] = load_documents(text)
+    planner.add_yaml(f"{directory}/cluster-secret-store.yaml", rendered[key], cluster.sources)
     planner.add_yaml(
         f"{directory}/kustomization.yaml",
         [
@@ -362,9 +370,10 @@ def plan_policies(fleet: ResolvedFleet) -> Contribution:
             _plan_environment(planner, fleet, env.name, env.settings)
             contribution.env_configs[env.name] = [f"{POLICY_DIR}/{env.name}"]
     if fleet.fleet.security.secrets is not None:
+        stores: dict[str, list[Any]] = {}
         for cluster in fleet.clusters:
             if runs(cluster, "external-secrets"):
-                contribution.cluster_configs[cluster.name] = [_plan_secret_store(planner, fleet, cluster)]
+                contribution.cluster_configs[cluster.name] = [_plan_secret_store(planner, fleet, cluster, stores)]
     contribution.files = dict(sorted(planner.files.items()))
     return contribution
 
