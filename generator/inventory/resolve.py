@@ -7,6 +7,7 @@ maps merge key by key, lists and scalars replace, and ``null`` removes a key.
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,7 +279,15 @@ class ResolvedFleet:
 
     def cluster(self, name: str) -> ResolvedCluster | None:
         """The resolved cluster called ``name``."""
-        return next((c for c in self.clusters if c.name == name), None)
+        return self._clusters_by_name.get(name)
+
+    @functools.cached_property
+    def _clusters_by_name(self) -> dict[str, ResolvedCluster]:
+        """The clusters by name (built on first use: the fleet never changes, so neither does the index)."""
+        index: dict[str, ResolvedCluster] = {}
+        for cluster in self.clusters:
+            index.setdefault(cluster.name, cluster)
+        return index
 
 
 def _settings_of(layers: list[Layer], cloud: str = "aws") -> tuple[dict[str, Any], dict[str, str]]:

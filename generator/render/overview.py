@@ -217,21 +217,14 @@ def topology(fleet: ResolvedFleet) -> Topology:
     """Clusters grouped by cloud, then region; an edge from every hub to every workload cluster."""
     clusters = ordered_clusters(fleet)
     ids = {c.name: f"n{i}" for i, c in enumerate(clusters)}
+    by_region: dict[str, dict[str, list[Node]]] = {}  # cloud → region → nodes, in cluster order
+    for c in clusters:
+        by_region.setdefault(c.cluster.cloud, {}).setdefault(c.cluster.region, []).append(
+            Node(ids[c.name], c.name, c.cluster.role, c.cluster.environment, c.settings.kubernetes_version))
     clouds: list[Group] = []
-    for ci, cloud in enumerate(sorted({c.cluster.cloud for c in clusters})):
-        in_cloud = [c for c in clusters if c.cluster.cloud == cloud]
-        regions = [
-            Group(
-                f"g{ci}r{ri}",
-                region,
-                nodes=[
-                    Node(ids[c.name], c.name, c.cluster.role, c.cluster.environment, c.settings.kubernetes_version)
-                    for c in in_cloud
-                    if c.cluster.region == region
-                ],
-            )
-            for ri, region in enumerate(sorted({c.cluster.region for c in in_cloud}))
-        ]
+    for ci, cloud in enumerate(sorted(by_region)):
+        regions = [Group(f"g{ci}r{ri}", region, nodes=by_region[cloud][region])
+                   for ri, region in enumerate(sorted(by_region[cloud]))]
         clouds.append(Group(f"g{ci}", cloud, groups=regions))
     hubs = [c for c in clusters if c.cluster.role == "hub"]
     access = fleet.fleet.crossplane.hub if fleet.fleet.crossplane is not None else None
@@ -350,16 +343,19 @@ def _version_matrix(fleet: ResolvedFleet, clusters: list[ResolvedCluster]) -> Ta
     headers = ("Cluster", "Cloud", "Region", "Environment", "Kubernetes", "Support", "Flux",
                *(component_header(c) for c in components))
     rows: list[tuple[Cell, ...]] = []
+    support: dict[tuple[str, str], str] = {}  # by (cloud, version): the same words for many clusters
     for cluster in clusters:
         running = {c.name for c in cluster.components}
         version = cluster.settings.kubernetes_version
+        if (cluster.cluster.cloud, version) not in support:
+            support[(cluster.cluster.cloud, version)] = support_status(cluster.cluster.cloud, version)
         rows.append((
             cluster.name,
             cluster.cluster.cloud,
             cluster.cluster.region,
             cluster.cluster.environment + (" (hub)" if cluster.cluster.role == "hub" else ""),
             version,
-            support_status(cluster.cluster.cloud, version),
+            support[(cluster.cluster.cloud, version)],
             fleet.fleet.flux.version,
             *(c.chart.version if c.name in running else NOT_INSTALLED for c in components),
         ))

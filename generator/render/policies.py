@@ -14,16 +14,19 @@ Layout (paths relative to the fleet repo root):
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import jinja2
+
 from generator.errors import InventoryError, Problem
 from generator.inventory.models import TENANCY_POLICY, VALIDATING_POLICIES, PolicyExceptionEntry, Settings
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
 from generator.render.externalsecrets import runs, secret_store
-from generator.render.planner import FLUX_NAMESPACE, TEAM_LABEL, Contribution, Planner
+from generator.render.planner import FLUX_NAMESPACE, TEAM_LABEL, Contribution, Planner, environment
 from generator.yamlio import load_documents
 
 POLICY_DIR = "infrastructure/policies"
@@ -139,9 +142,16 @@ def cel_literal(value: Any) -> str:
 
 
 def _planner() -> Planner:
-    planner = Planner()
-    planner.env.filters["cel"] = cel_literal
-    return planner
+    return Planner(_policy_environment())
+
+
+@functools.cache
+def _policy_environment() -> jinja2.Environment:
+    """The YAML template environment with the ``cel`` filter, built once per process (so the policy templates
+    are compiled once, not on every render; they are package files and never change)."""
+    env = environment()
+    env.filters["cel"] = cel_literal
+    return env
 
 
 def _component_namespace(fleet: ResolvedFleet, chart: str, default: str) -> str:
