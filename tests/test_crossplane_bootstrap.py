@@ -189,3 +189,14 @@ def test_documents_planned_without_a_copy_emit_as_their_copy(root: Path, tmp_pat
         assert len(built) > len(workload_clusters(fleet))
         for path, docs in built.items():
             assert dump_documents(docs) == dump_documents(unshared(docs)), path
+        for path, (docs, _) in infra.files.items():  # as the copy: no two places of a file share a map or list
+            containers = list(_containers(docs))
+            assert len({id(c) for c in containers}) == len(containers), path
+
+
+def _containers(value: Any) -> Any:
+    """Every map and list in ``value`` (itself included), depth first."""
+    if isinstance(value, dict | list):
+        yield value
+        for child in value.values() if isinstance(value, dict) else value:
+            yield from _containers(child)

@@ -59,7 +59,7 @@ class Infrastructure:
 
     def add_built(self, path: str, documents: list[Obj], sources: list[str]) -> None:
         """Add one file whose documents were built for it alone, of JSON data (str keys; str, int, bool, list,
-        dict): kept as they are, the copy ``add`` makes would be equal (tests/test_crossplane.py holds that)."""
+        dict): kept as they are, they emit as the copy ``add`` makes (tests/test_crossplane_bootstrap.py holds that)."""
         self.files[path] = (documents, sources)
 
     def documents(self, prefix: str = "") -> list[Obj]:
