@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO, copy_reference_fleet
 from test_crossplane import edit_yaml, enable_crossplane, resolved, storage_by_reference
 
+from generator.bench import make_fleet
 from generator.inventory.loader import load_inventory
 from generator.inventory.resolve import resolve
 from generator.render.crossplane import (
@@ -19,12 +20,14 @@ from generator.render.crossplane import (
     hub_resources,
     plan_hub_bootstrap,
 )
+from generator.render.crossplane.bootstrap import STEPS
 from generator.render.crossplane.engine import run
+from generator.render.crossplane.plan import unshared, workload_clusters
 from generator.render.pipeline import plan
 from generator.render.planner import plan_fleet
 from generator.tools import find_tools
 from generator.verify.schema import CrdCatalogue, SchemaValidator
-from generator.yamlio import load_documents
+from generator.yamlio import dump_documents, load_documents
 
 Obj = dict[str, Any]
 WORKLOADS = sorted(c.name for c in resolve(load_inventory(REPO)).clusters if c.cluster.role == "workload")
@@ -171,3 +174,29 @@ def test_contribution_puts_the_bootstrap_in_the_hubs_sync(root: Path, tmp_path: 
             ("Kustomization", "flux-prod-eastus"), ("OCIRepository", "flux-operator")} <= names
     assert fleet_contribution(resolve(load_inventory(REPO))).files == {} or \
         resolve(load_inventory(REPO)).fleet.crossplane is not None
+
+
+def test_documents_planned_without_a_copy_emit_as_their_copy(root: Path, tmp_path: Path) -> None:
+    """The per-cluster infrastructure files and the hub's bootstrap files are planned from the documents as built
+    (no JSON copy): each emits exactly as its copy would, on the reference fleet and a synthetic one; and every
+    bootstrap step has a folder in the infrastructure repo (the hub syncs all of them, without building it)."""
+    make_fleet(REPO, tmp_path / "synthetic", 40)
+    for fleet in (resolved(root), resolved(tmp_path / "synthetic")):
+        infra = build_infrastructure(fleet)
+        assert {path.split("/")[0] for path in infra.files} == set(STEPS)
+        built = {path: docs for path, (docs, _) in infra.files.items() if path.startswith("clusters/")}
+        built.update({path: docs for path, (docs, _) in build_hub_bootstrap(fleet).items()})
+        assert len(built) > len(workload_clusters(fleet))
+        for path, docs in built.items():
+            assert dump_documents(docs) == dump_documents(unshared(docs)), path
+        for path, (docs, _) in infra.files.items():  # as the copy: no two places of a file share a map or list
+            containers = list(_containers(docs))
+            assert len({id(c) for c in containers}) == len(containers), path
+
+
+def _containers(value: Any) -> Any:
+    """Every map and list in ``value`` (itself included), depth first."""
+    if isinstance(value, dict | list):
+        yield value
+        for child in value.values() if isinstance(value, dict) else value:
+            yield from _containers(child)

@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 from conftest import REPO
 
+from generator.bench import make_fleet
 from generator.cli import main
 from generator.inventory.loader import load_inventory
 from generator.inventory.resolve import resolve
 from generator.render.issuers import plan_issuers
 from generator.render.pipeline import plan
 from generator.verify.schema import CrdCatalogue, SchemaValidator
-from generator.yamlio import load_documents
+from generator.yamlio import dump_documents, load_documents
 
 GOLDEN = REPO / "golden"
 RENDERED = plan(REPO)
@@ -424,3 +425,19 @@ def test_one_host_on_clusters_two_apps_never_share_is_fine() -> None:
     assert not _may_share_a_cluster(app("a", environments=["dev"]), app("b", environments=["prod"]))
     assert not _may_share_a_cluster(app("a", clusters=["x"]), app("b", clusters=["y"]))
     assert _may_share_a_cluster(app("a", clusters=["x", "y"]), app("b", clusters=["y"]))
+
+
+def test_issuer_files_emit_as_one_stream_of_their_documents(tmp_path: Path) -> None:
+    """The solver's token RBAC is emitted apart from the ClusterIssuer (its text comes from the emitter's memo):
+    every issuer file is exactly what emitting all its documents as one stream gives, with its header."""
+    make_fleet(REPO, tmp_path / "fleet", 40)
+    checked_with_rbac = 0
+    for root in (REPO, tmp_path / "fleet"):
+        for path, text in plan_issuers(resolve(load_inventory(root))).files.items():
+            if not path.endswith("/cluster-issuer.yaml"):
+                continue
+            _, body = text.split("\n", 1)
+            documents = load_documents(body)
+            assert body == dump_documents(documents), path
+            checked_with_rbac += any(d["kind"] == "Role" for d in documents)
+    assert checked_with_rbac > 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import difflib
 import html
+import random
 import re
 from collections import Counter
 from pathlib import Path
@@ -27,6 +28,8 @@ from generator.render.overview import (
     Topology,
     blast_radius_mermaid,
     component_header,
+    markdown_text,
+    mermaid_escape,
     render_svg,
     support_dates,
     topology_dot,
@@ -328,3 +331,24 @@ def test_graphviz_svg_shows_hostile_strings_as_text() -> None:
     texts = [element.text or "" for element in root.iter() if element.tag.endswith("}text")]
     assert texts.count(HOSTILE) == 3  # region, node and edge label, each literally
     assert "hub · prod · Kubernetes 1.35" in texts
+
+
+def _markdown_text_per_character(value: object) -> str:
+    """The reference ``markdown_text``: line breaks to spaces, then every special character escaped."""
+    text = re.sub(r"[\r\n\t]", " ", str(value))
+    return "".join("\\" + char if char in "\\`*_[]{}<>()#+!|~$&" else char for char in text)
+
+
+def _mermaid_escape_per_character(value: object) -> str:
+    """The reference ``mermaid_escape``: each character outside the safe set as its entity code."""
+    return "".join(c if re.fullmatch(r"[A-Za-z0-9 .,:/()@+=_-]", c) else f"#{ord(c)};" for c in str(value))
+
+
+def test_escaping_in_one_pass_equals_escaping_per_character() -> None:
+    rng = random.Random(15)
+    alphabet = [chr(c) for c in range(0, 0x250)] + ["\u2028", "\u2029", "\x85", "é", "日", "😀", "\ud800"]
+    samples: list[object] = [HOSTILE, "", "prod-us-east-1", "2.9.4", 1.5, None, True, *alphabet]
+    samples += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))) for _ in range(2000)]
+    for sample in samples:
+        assert markdown_text(sample) == _markdown_text_per_character(sample), repr(sample)
+        assert mermaid_escape(sample) == _mermaid_escape_per_character(sample), repr(sample)

@@ -7,6 +7,7 @@ maps merge key by key, lists and scalars replace, and ``null`` removes a key.
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,22 +87,42 @@ def _built_in(provenance: dict[str, str], prefix: str, value: Any) -> None:
         provenance[prefix] = BUILT_IN
 
 
+def _add_prefixes(prefixes: set[str], dotted: str) -> None:
+    """Add every ``p`` such that ``dotted`` starts with ``p + "."`` (the dotted names ``dotted`` lies below)."""
+    end = dotted.rfind(".")
+    while end > 0:
+        prefixes.add(dotted[:end])
+        end = dotted.rfind(".", 0, end)
+
+
 def _layer_provenance(
-    provenance: dict[str, str], layer: Layer, data: dict[str, Any], path: tuple[Any, ...] = ()
+    provenance: dict[str, str], layer: Layer, data: dict[str, Any], path: tuple[Any, ...] = (),
+    parents: set[str] | None = None,
 ) -> None:
+    """Record ``layer`` as the source of each leaf of ``data``, replacing what lower layers set at or below it.
+
+    ``parents`` holds every name some recorded name lies below (a superset: names are only looked up in it), so
+    a leaf with nothing below it costs a lookup instead of a scan of the whole provenance."""
     assert layer.file is not None
     file = layer.file
+    if parents is None:
+        parents = set()
+        for name in provenance:
+            _add_prefixes(parents, name)
     for key, value in data.items():
         full = (*path, key)
         dotted = ".".join(str(p) for p in full)
         if isinstance(value, dict) and value:
             provenance.pop(dotted, None)
-            _layer_provenance(provenance, layer, value, full)
+            _layer_provenance(provenance, layer, value, full, parents)
         else:
-            for stale in [k for k in provenance if k == dotted or k.startswith(dotted + ".")]:
-                del provenance[stale]
+            if dotted in parents:
+                for stale in [k for k in provenance if k.startswith(dotted + ".")]:
+                    del provenance[stale]
+            provenance.pop(dotted, None)
             if value is not None:
                 provenance[dotted] = str(file.position((*layer.path, *full)))
+                _add_prefixes(parents, dotted)
 
 
 def cluster_layer(source: Sourced[Cluster]) -> Layer:
@@ -126,6 +147,13 @@ class LayeredValues:
         """What the HelmRelease ends up with after kustomize applies the overlays."""
         result: dict[str, Any] = merge(merge(self.base, self.environment), self.cluster)
         return result
+
+    def value_at(self, *path: str) -> Any:
+        """The merged value at ``path`` (None when unset), without copying the layers: read it, never change it."""
+        value: Any = _merged_view(_merged_view(self.base, self.environment), self.cluster)
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        return value
 
 
 @dataclass(frozen=True)
@@ -251,7 +279,15 @@ class ResolvedFleet:
 
     def cluster(self, name: str) -> ResolvedCluster | None:
         """The resolved cluster called ``name``."""
-        return next((c for c in self.clusters if c.name == name), None)
+        return self._clusters_by_name.get(name)
+
+    @functools.cached_property
+    def _clusters_by_name(self) -> dict[str, ResolvedCluster]:
+        """The clusters by name (built on first use: the fleet never changes, so neither does the index)."""
+        index: dict[str, ResolvedCluster] = {}
+        for cluster in self.clusters:
+            index.setdefault(cluster.name, cluster)
+        return index
 
 
 def _settings_of(layers: list[Layer], cloud: str = "aws") -> tuple[dict[str, Any], dict[str, str]]:
@@ -266,6 +302,26 @@ def _settings_of(layers: list[Layer], cloud: str = "aws") -> tuple[dict[str, Any
         data = merge(data, layer.data)
         _layer_provenance(provenance, layer, layer.data)
     return data, provenance
+
+
+@dataclass(frozen=True)
+class _LowerLayers:
+    """The layers below a cluster's own, merged: the same for every cluster of a (cloud, environment)."""
+
+    data: dict[str, Any]
+    provenance: dict[str, str]
+    #: every dotted name some name of ``provenance`` lies below (see ``_layer_provenance``)
+    parents: frozenset[str]
+    settings: Settings
+
+    @classmethod
+    def merge(cls, layers: list[Layer], cloud: str) -> _LowerLayers:
+        """Built-in defaults with ``layers`` merged on top."""
+        data, provenance = _settings_of(layers, cloud)
+        parents: set[str] = set()
+        for name in provenance:
+            _add_prefixes(parents, name)
+        return cls(data, provenance, frozenset(parents), Settings.model_validate(data))
 
 
 def gateway_component(components: tuple[Component, ...] | list[Component]) -> Component | None:
@@ -354,13 +410,14 @@ def _app_env_values(app: App, env: str, settings: Settings) -> dict[str, Any]:
 
 
 def _cluster_values(raw: dict[str, Any], section: str, name: str) -> dict[str, Any]:
+    """A cluster's own values for one component or app, for reading only (shares maps with the inventory)."""
     entry = (raw.get(section) or {}).get(name) or {}
-    values: dict[str, Any] = copy.deepcopy(entry.get("values") or {})
+    values: dict[str, Any] = entry.get("values") or {}
     if section == "apps" and entry.get("replicas") is not None:
-        values = merge({"replicas": entry["replicas"]}, values)
+        values = _merged_view({"replicas": entry["replicas"]}, values)
     if section == "apps" and entry.get("image"):
         image = {k: v for k, v in entry["image"].items() if k in ("tag", "digest") and v is not None}
-        values = merge({"image": image}, values)
+        values = _merged_view({"image": image}, values)
     return values
 
 
@@ -456,58 +513,69 @@ def resolve(inv: Inventory) -> ResolvedFleet:
 
     clusters = []
     # the layers below a cluster's own are the same for every cluster of a (cloud, environment): merged once
-    below: dict[tuple[str, str], tuple[dict[str, Any], dict[str, str], Settings]] = {}
+    below: dict[tuple[str, str], _LowerLayers] = {}
+    # clusters that write the same settings on the same lower layers get equal Settings: validated once
+    validated: dict[tuple[str, str, str], Settings] = {}
+    # what an app's canary values are in each environment (the same for every cluster of it)
+    env_canary: dict[tuple[str, str], dict[str, Any]] = {}
     for source in inv.clusters:
         cluster = source.item
         env = environments[cluster.environment]
         layers = settings_layers(inv, source)
         layer = layers[-1]
-        shared = below.get((cluster.cloud, cluster.environment))
-        if shared is None:
-            shared_data, shared_provenance = _settings_of(layers[:-1], cluster.cloud)
-            shared = below[(cluster.cloud, cluster.environment)] = (
-                shared_data, shared_provenance, Settings.model_validate(shared_data)
-            )
-        provenance = dict(shared[1])
+        lower = below.get((cluster.cloud, cluster.environment))
+        if lower is None:
+            lower = below[(cluster.cloud, cluster.environment)] = _LowerLayers.merge(layers[:-1], cluster.cloud)
+        provenance = dict(lower.provenance)
+        parents = set(lower.parents)
         if layer.data:
-            data = _merged_view(shared[0], layer.data)
-            _layer_provenance(provenance, layer, layer.data)
-            settings = Settings.model_validate(data)
+            _layer_provenance(provenance, layer, layer.data, parents=parents)
+            key = (cluster.cloud, cluster.environment, repr(layer.data))  # repr: exact types and key order
+            if key not in validated:
+                validated[key] = Settings.model_validate(_merged_view(lower.data, layer.data))
+            settings = validated[key]
         else:
-            settings = shared[2]
+            settings = lower.settings
+        # the cluster layers below are only read, and LayeredValues copies them (canonical): merged as views
         resolved_components = tuple(
             shared_component(
                 c, env,
                 # a composed observability store's bucket names and write identity (inventory/storage.py)
-                merge(storage_values(fleet, cluster, c.name), _cluster_values(layer.data, "components", c.name)),
+                _merged_view(storage_values(fleet, cluster, c.name),
+                             _cluster_values(layer.data, "components", c.name)),
             )
             for c in components
             if cluster.role in c.roles
             and cluster.cloud in c.clouds
             and _enabled(settings, "components", c.name, c.enabled)
         )
-        resolved_apps = tuple(
-            shared_app(
-                a,
-                env,
-                merge(
-                    # the failover pair serves the global name too (generator/inventory/globalhosts.py)
-                    merge(merge(global_route_values(a, cluster.name, fleet, gateway),
-                                _cluster_values(layer.data, "apps", a.name)),
-                          _canary_override(canary(a, env.settings), canary(a, settings))),
-                    _mesh_override(teams[a.team], runs_mesh(env.components), runs_mesh(resolved_components)),
-                ),
+        env_mesh, cluster_mesh = runs_mesh(env.components), runs_mesh(resolved_components)
+        resolved_apps = []
+        for a in apps:
+            if cluster.role != "workload" \
+                    or (a.environments is not None and cluster.environment not in a.environments) \
+                    or (a.clusters is not None and cluster.name not in a.clusters) \
+                    or not _enabled(settings, "apps", a.name, True):
+                continue
+            if (a.name, env.name) not in env_canary:
+                env_canary[(a.name, env.name)] = canary(a, env.settings)
+            own = _merged_view(
+                # the failover pair serves the global name too (generator/inventory/globalhosts.py)
+                _merged_view(_merged_view(global_route_values(a, cluster.name, fleet, gateway),
+                                          _cluster_values(layer.data, "apps", a.name)),
+                             _canary_override(env_canary[(a.name, env.name)], canary(a, settings))),
+                _mesh_override(teams[a.team], env_mesh, cluster_mesh),
             )
-            for a in apps
-            if cluster.role == "workload"
-            and (a.environments is None or cluster.environment in a.environments)
-            and (a.clusters is None or cluster.name in a.clusters)
-            and _enabled(settings, "apps", a.name, True)
-        )
+            resolved_apps.append(shared_app(a, env, own))
         identity = cluster.model_dump(by_alias=True, mode="json", include=IDENTITY_FIELDS)
-        _built_in(provenance, "", identity)
+        built_in: dict[str, str] = {}
+        _built_in(built_in, "", identity)
+        for name in built_in:
+            _add_prefixes(parents, name)
+        provenance.update(built_in)
         written = {k: v for k, v in source.raw.items() if k in identity}
-        _layer_provenance(provenance, Layer(f"cluster {cluster.name}", written, source.file, source.path), written)
+        _layer_provenance(provenance, Layer(f"cluster {cluster.name}", written, source.file, source.path), written,
+                          parents=parents)
         sources = sorted(
             {
                 source.file.file,
@@ -521,7 +589,7 @@ def resolve(inv: Inventory) -> ResolvedFleet:
                 settings,
                 env,
                 resolved_components,
-                resolved_apps,
+                tuple(resolved_apps),
                 dict(sorted(provenance.items())),
                 tuple(sources),
             )

@@ -73,7 +73,7 @@ def controller_subject(cluster: ResolvedCluster) -> tuple[str, str] | None:
     for component in cluster.components:
         if component.component.chart.name != ESO_CHART:
             continue
-        account = component.values.merged.get("serviceAccount", {})
+        account = component.values.value_at("serviceAccount")
         name = account.get("name") if isinstance(account, dict) else None
         release = component.component.release_name or component.component.name
         default = release if ESO_CHART in release else f"{release}-{ESO_CHART}"

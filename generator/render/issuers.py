@@ -23,7 +23,8 @@ from generator.errors import InventoryError, Problem
 from generator.inventory.globalhosts import global_solvers, serves_global_name
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet, gateway_component
 from generator.render.externalsecrets import fill_in
-from generator.render.planner import Contribution, Planner
+from generator.render.planner import HEADER, Contribution, Planner
+from generator.yamlio import dump_documents
 
 ISSUER_DIR = "infrastructure/issuers"
 CERT_MANAGER_CHART = "cert-manager"
@@ -185,7 +186,8 @@ def plan_issuers(fleet: ResolvedFleet) -> Contribution:
             },
         }
         directory = f"{ISSUER_DIR}/{cluster.name}"
-        planner.add_yaml(f"{directory}/cluster-issuer.yaml", [*extra, issuer], [fleet_file, *cluster.sources])
+        planner.add_planned(f"{directory}/cluster-issuer.yaml",
+                            _issuer_file(extra, issuer, [fleet_file, *cluster.sources]))
         planner.add_yaml(
             f"{directory}/kustomization.yaml",
             [{"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
@@ -197,6 +199,14 @@ def plan_issuers(fleet: ResolvedFleet) -> Contribution:
         raise InventoryError(problems)
     contribution.files = planner.files
     return contribution
+
+
+def _issuer_file(extra: list[dict[str, Any]], issuer: dict[str, Any], sources: list[str]) -> str:
+    """What ``Planner.add_yaml`` writes for ``[*extra, issuer]``, with ``extra`` (the solver's token RBAC, the same
+    on every cluster) emitted apart, so its text comes from the emitter's memo: a YAML stream of documents each
+    starting with ``---`` is the streams of its documents one after the other."""
+    head = HEADER.format(sources=", ".join(sorted(set(sources))))
+    return head + (dump_documents(extra) if extra else "") + dump_documents([issuer])
 
 
 def _field(path: tuple[str | int, ...]) -> str:

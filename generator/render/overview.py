@@ -27,7 +27,7 @@ from generator.command import Command
 from generator.errors import ToolError
 from generator.inventory.compat import kubernetes_support
 from generator.inventory.entries import Sourced
-from generator.inventory.models import VALIDATING_POLICIES, Cluster, Component, HubAccess
+from generator.inventory.models import VALIDATING_POLICIES, App, Cluster, Component, HubAccess, Settings
 from generator.inventory.resolve import IDENTITY_FIELDS, ResolvedCluster, ResolvedFleet, cluster_layer
 from generator.render.planner import template_environment
 
@@ -83,7 +83,9 @@ def support_status(cloud: str, version: str) -> str:
 # --- escaping ---------------------------------------------------------------------------------------------------
 
 _MARKDOWN_SPECIAL = set("\\`*_[]{}<>()#+!|~$&")
-_MERMAID_SAFE = re.compile(r"[A-Za-z0-9 .,:/()@+=_-]")
+#: ``markdown_text`` as one translation: line breaks and tabs → space, each special character backslash-escaped
+_MARKDOWN_TEXT = str.maketrans({**{c: " " for c in "\r\n\t"}, **{c: "\\" + c for c in _MARKDOWN_SPECIAL}})
+_MERMAID_UNSAFE = re.compile(r"[^A-Za-z0-9 .,:/()@+=_-]")
 
 
 def markdown_text(value: object) -> str:
@@ -92,8 +94,7 @@ def markdown_text(value: object) -> str:
     punctuation); line breaks become spaces. For inline positions (table cells, after a heading mark, inside a
     sentence): the templates never start a line with an inventory string. Names like ``prod-us-east-1`` and
     versions like ``2.9.4`` stay readable."""
-    text = re.sub(r"[\r\n\t]", " ", str(value))
-    return "".join("\\" + char if char in _MARKDOWN_SPECIAL else char for char in text)
+    return str(value).translate(_MARKDOWN_TEXT)
 
 
 def markdown_code(value: object) -> str:
@@ -109,7 +110,7 @@ def mermaid_escape(value: object) -> str:
     """Text for inside a quoted Mermaid label: every character outside a small safe set becomes the entity
     code ``#NNN;`` (Mermaid decodes ``#<decimal>;``), so quotes, brackets, pipes, backticks, ``<`` and line
     breaks can neither end the label nor become HTML."""
-    return "".join(c if _MERMAID_SAFE.fullmatch(c) else f"#{ord(c)};" for c in str(value))
+    return _MERMAID_UNSAFE.sub(lambda unsafe: f"#{ord(unsafe.group())};", str(value))
 
 
 def mermaid_label(*lines: object) -> Markup:
@@ -216,21 +217,14 @@ def topology(fleet: ResolvedFleet) -> Topology:
     """Clusters grouped by cloud, then region; an edge from every hub to every workload cluster."""
     clusters = ordered_clusters(fleet)
     ids = {c.name: f"n{i}" for i, c in enumerate(clusters)}
+    by_region: dict[str, dict[str, list[Node]]] = {}  # cloud → region → nodes, in cluster order
+    for c in clusters:
+        by_region.setdefault(c.cluster.cloud, {}).setdefault(c.cluster.region, []).append(
+            Node(ids[c.name], c.name, c.cluster.role, c.cluster.environment, c.settings.kubernetes_version))
     clouds: list[Group] = []
-    for ci, cloud in enumerate(sorted({c.cluster.cloud for c in clusters})):
-        in_cloud = [c for c in clusters if c.cluster.cloud == cloud]
-        regions = [
-            Group(
-                f"g{ci}r{ri}",
-                region,
-                nodes=[
-                    Node(ids[c.name], c.name, c.cluster.role, c.cluster.environment, c.settings.kubernetes_version)
-                    for c in in_cloud
-                    if c.cluster.region == region
-                ],
-            )
-            for ri, region in enumerate(sorted({c.cluster.region for c in in_cloud}))
-        ]
+    for ci, cloud in enumerate(sorted(by_region)):
+        regions = [Group(f"g{ci}r{ri}", region, nodes=by_region[cloud][region])
+                   for ri, region in enumerate(sorted(by_region[cloud]))]
         clouds.append(Group(f"g{ci}", cloud, groups=regions))
     hubs = [c for c in clusters if c.cluster.role == "hub"]
     access = fleet.fleet.crossplane.hub if fleet.fleet.crossplane is not None else None
@@ -257,37 +251,55 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
 
 
-_SOURCES: list[tuple[ResolvedFleet, dict[str, Sourced[Cluster]]]] = []
+@dataclass(frozen=True)
+class _DriftInputs:
+    """What every cluster's drift rows read, indexed once per overview (not scanned or dumped per cluster)."""
+
+    sources: dict[str, Sourced[Cluster]]
+    #: each environment's settings as dotted leaves (``_flatten``), by environment name
+    environment_leaves: dict[str, dict[str, Any]]
+
+    @classmethod
+    def of(cls, fleet: ResolvedFleet) -> _DriftInputs:
+        """The indexes of ``fleet``."""
+        return cls({s.item.name: s for s in fleet.inventory.clusters},
+                   {env.name: _flatten(env.settings.model_dump(by_alias=True, mode="json"))
+                    for env in fleet.environments})
 
 
-def _source(fleet: ResolvedFleet, name: str) -> Sourced[Cluster]:
-    """The inventory entry of cluster ``name``, by an index built once per fleet (not a scan per cluster)."""
-    if not _SOURCES or _SOURCES[0][0] is not fleet:
-        _SOURCES[:] = [(fleet, {s.item.name: s for s in fleet.inventory.clusters})]
-    return _SOURCES[0][1][name]
+def _settings_leaves(settings: Settings, top_level: Iterable[str]) -> dict[str, Any]:
+    """``_flatten`` of the settings' dump, restricted to the settings named ``top_level`` (aliases, which hold no
+    dot, so their leaves are exactly the flattened names starting with ``<alias>.``)."""
+    fields = {info.alias or name: name for name, info in Settings.model_fields.items()}
+    include = {fields[key] for key in top_level if key in fields}
+    if not include:
+        return {}
+    return _flatten(settings.model_dump(by_alias=True, mode="json", include=include))
 
 
-def override_rows(fleet: ResolvedFleet, cluster: ResolvedCluster) -> list[tuple[Cell, ...]]:
-    """Settings written on the cluster entry: key, the cluster's value, its environment's value, file:line."""
-    source = _source(fleet, cluster.name)
+def override_rows(cluster: ResolvedCluster, source: Sourced[Cluster],
+                  environment_leaves: dict[str, Any]) -> list[tuple[Cell, ...]]:
+    """Settings written on the cluster entry: key, the cluster's value, its environment's value, file:line
+    (``environment_leaves``: the environment's settings as ``_flatten`` names them)."""
     layer = cluster_layer(source)
-    mine = _flatten(cluster.settings.model_dump(by_alias=True, mode="json"))
-    theirs = _flatten(cluster.environment.settings.model_dump(by_alias=True, mode="json"))
+    written_leaves = [(key, written) for key, written in sorted(_flatten(layer.data).items())
+                      if key.split(".")[0] not in IDENTITY_FIELDS]
+    if not written_leaves:
+        return []
+    mine = _settings_leaves(cluster.settings, layer.data)
     rows: list[tuple[Cell, ...]] = []
-    for key, written in sorted(_flatten(layer.data).items()):
-        if key.split(".")[0] in IDENTITY_FIELDS:
-            continue
+    for key, written in written_leaves:
         where = cluster.provenance.get(key) or str(source.file.position((*source.path, *key.split("."))))
         value = "(removed)" if written is None else _json(mine.get(key, written))
-        environment = _json(theirs[key]) if key in theirs else "(not set)"
+        environment = _json(environment_leaves[key]) if key in environment_leaves else "(not set)"
         rows.append((cluster.name, Code(key), Code(value), Code(environment), Code(where)))
     return rows
 
 
-def membership_rows(fleet: ResolvedFleet, cluster: ResolvedCluster) -> list[tuple[Cell, ...]]:
+def membership_rows(fleet: ResolvedFleet, cluster: ResolvedCluster, source: Sourced[Cluster],
+                    app_sources: dict[str, Sourced[App]]) -> list[tuple[Cell, ...]]:
     """Components and apps the cluster runs that its environment does not, and the reverse, with the reason."""
     env = cluster.environment
-    source = _source(fleet, cluster.name)
     rows: list[tuple[Cell, ...]] = []
 
     def why(section: str, name: str, fallback: str) -> Cell:
@@ -307,7 +319,6 @@ def membership_rows(fleet: ResolvedFleet, cluster: ResolvedCluster) -> list[tupl
         elif name in theirs and name not in mine:
             fallback = f"roles: {roles} (this cluster: {cluster.cluster.role})"
             rows.append((cluster.name, "component", name, "turns off", why("components", name, fallback)))
-    app_sources = {s.item.name: s for s in fleet.inventory.apps}
     my_apps = {a.name for a in cluster.apps}
     env_apps = {a.name for a in env.apps}
     for app in sorted(fleet.apps, key=lambda a: a.name):
@@ -332,16 +343,19 @@ def _version_matrix(fleet: ResolvedFleet, clusters: list[ResolvedCluster]) -> Ta
     headers = ("Cluster", "Cloud", "Region", "Environment", "Kubernetes", "Support", "Flux",
                *(component_header(c) for c in components))
     rows: list[tuple[Cell, ...]] = []
+    support: dict[tuple[str, str], str] = {}  # by (cloud, version): the same words for many clusters
     for cluster in clusters:
         running = {c.name for c in cluster.components}
         version = cluster.settings.kubernetes_version
+        if (cluster.cluster.cloud, version) not in support:
+            support[(cluster.cluster.cloud, version)] = support_status(cluster.cluster.cloud, version)
         rows.append((
             cluster.name,
             cluster.cluster.cloud,
             cluster.cluster.region,
             cluster.cluster.environment + (" (hub)" if cluster.cluster.role == "hub" else ""),
             version,
-            support_status(cluster.cluster.cloud, version),
+            support[(cluster.cluster.cloud, version)],
             fleet.fleet.flux.version,
             *(c.chart.version if c.name in running else NOT_INSTALLED for c in components),
         ))
@@ -424,8 +438,12 @@ def overview(fleet: ResolvedFleet, codeowners: str) -> Overview:
         f"{', '.join(fleet.fleet.environments)}; hub {', '.join(hubs) or 'none'}; Flux {fleet.fleet.flux.version}; "
         f"{len(fleet.components)} platform components, {len(fleet.apps)} apps, {len(fleet.teams)} teams."
     )
-    overrides = [row for c in clusters for row in override_rows(fleet, c)]
-    membership = [row for c in clusters for row in membership_rows(fleet, c)]
+    drift_inputs = _DriftInputs.of(fleet)
+    app_sources = {s.item.name: s for s in fleet.inventory.apps}
+    overrides = [row for c in clusters for row in override_rows(
+        c, drift_inputs.sources[c.name], drift_inputs.environment_leaves[c.environment.name])]
+    membership = [row for c in clusters
+                  for row in membership_rows(fleet, c, drift_inputs.sources[c.name], app_sources)]
     drifting = {str(row[0]) for row in (*overrides, *membership)}
     same = [c.name for c in clusters if c.name not in drifting]
     drift = Section(

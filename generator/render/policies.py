@@ -14,16 +14,19 @@ Layout (paths relative to the fleet repo root):
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import jinja2
+
 from generator.errors import InventoryError, Problem
 from generator.inventory.models import TENANCY_POLICY, VALIDATING_POLICIES, PolicyExceptionEntry, Settings
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
 from generator.render.externalsecrets import runs, secret_store
-from generator.render.planner import FLUX_NAMESPACE, TEAM_LABEL, Contribution, Planner
+from generator.render.planner import FLUX_NAMESPACE, TEAM_LABEL, Contribution, Planner, environment
 from generator.yamlio import load_documents
 
 POLICY_DIR = "infrastructure/policies"
@@ -139,9 +142,16 @@ def cel_literal(value: Any) -> str:
 
 
 def _planner() -> Planner:
-    planner = Planner()
-    planner.env.filters["cel"] = cel_literal
-    return planner
+    return Planner(_policy_environment())
+
+
+@functools.cache
+def _policy_environment() -> jinja2.Environment:
+    """The YAML template environment with the ``cel`` filter, built once per process (so the policy templates
+    are compiled once, not on every render; they are package files and never change)."""
+    env = environment()
+    env.filters["cel"] = cel_literal
+    return env
 
 
 def _component_namespace(fleet: ResolvedFleet, chart: str, default: str) -> str:
@@ -279,21 +289,29 @@ def _plan_environment(planner: Planner, fleet: ResolvedFleet, env_name: str, set
     )
 
 
-def _plan_secret_store(planner: Planner, fleet: ResolvedFleet, cluster: ResolvedCluster) -> str:
+#: The ClusterSecretStore template, rendered once per distinct store of a render (``_plan_secret_store``).
+STORE_TEMPLATE = "policies/cluster-secret-store.yaml.j2"
+
+
+def _plan_secret_store(planner: Planner, fleet: ResolvedFleet, cluster: ResolvedCluster,
+                       rendered: dict[str, list[Any]]) -> str:
+    """Plan one cluster's store; ``rendered`` holds the documents of the stores planned so far, by their inputs
+    (clusters of a region often have the same store: its template is rendered and parsed once)."""
     backend = fleet.fleet.security.secrets
     assert backend is not None
     directory = f"{STORE_DIR}/{cluster.name}"
     provider_name, provider, annotations = secret_store(cluster, fleet)
-    planner.add_template(
-        f"{directory}/cluster-secret-store.yaml",
-        "policies/cluster-secret-store.yaml.j2",
-        cluster.sources,
-        backend=backend,
-        provider=provider,
-        provider_name=provider_name,
-        sa_annotations=annotations,
-        service_account=annotations is not None,
-    )
+    key = repr((provider_name, provider, annotations))  # repr: exact values, types and key order
+    if key not in rendered:
+        text = planner.env.get_template(STORE_TEMPLATE).render(
+            backend=backend,
+            provider=provider,
+            provider_name=provider_name,
+            sa_annotations=annotations,
+            service_account=annotations is not None,
+        )
+        rendered[key] = load_documents(text)
+    planner.add_yaml(f"{directory}/cluster-secret-store.yaml", rendered[key], cluster.sources)
     planner.add_yaml(
         f"{directory}/kustomization.yaml",
         [
@@ -362,9 +380,10 @@ def plan_policies(fleet: ResolvedFleet) -> Contribution:
             _plan_environment(planner, fleet, env.name, env.settings)
             contribution.env_configs[env.name] = [f"{POLICY_DIR}/{env.name}"]
     if fleet.fleet.security.secrets is not None:
+        stores: dict[str, list[Any]] = {}
         for cluster in fleet.clusters:
             if runs(cluster, "external-secrets"):
-                contribution.cluster_configs[cluster.name] = [_plan_secret_store(planner, fleet, cluster)]
+                contribution.cluster_configs[cluster.name] = [_plan_secret_store(planner, fleet, cluster, stores)]
     contribution.files = dict(sorted(planner.files.items()))
     return contribution
 

@@ -46,11 +46,12 @@ def tags(fleet: Fleet, cluster: ResolvedCluster, **extra: str) -> dict[str, str]
 
 
 def envelope(mode: Mode, kind: str, name: str, labels: dict[str, str], spec: Obj, selector: dict[str, str]) -> Obj:
-    """A composite (v2) or claim (legacy) in the cluster-object namespace, selecting its composition by cloud."""
-    selection = {"compositionSelector": {"matchLabels": selector}}
+    """A composite (v2) or claim (legacy) in the cluster-object namespace, selecting its composition by cloud (with
+    maps of its own: documents that share ``labels``, ``selector`` or ``spec`` values share no map)."""
+    selection = {"compositionSelector": {"matchLabels": dict(selector)}}
     body = {**selection, **spec} if mode.legacy else {"crossplane": selection, **spec}
     return {"apiVersion": mode.api_version, "kind": kind,
-            "metadata": {"name": name, "namespace": mode.namespace, "labels": labels}, "spec": body}
+            "metadata": {"name": name, "namespace": mode.namespace, "labels": dict(labels)}, "spec": body}
 
 
 def eks_cluster_arn(settings: CrossplaneSettings, cluster: ResolvedCluster) -> str | None:
@@ -166,11 +167,12 @@ def cluster_documents(fleet: Fleet, cluster: ResolvedCluster, mode: Mode,
     common: dict[str, Any] = {"cloudProvider": c.cloud, "region": c.region, "providerConfigName": PROVIDER_CONFIG_NAME,
                               "network": {"name": c.name, "cidr": c.networking.vpc_cidr}}
     for db in sorted(c.databases, key=lambda d: d.name):  # by name: the inventory's order never matters
-        spec = {**common, "tags": tags(fleet, cluster, database=db.name), "engine": db.engine, "version": db.version,
-                "size": db.size, "storageGb": db.storage_gb, "highAvailability": db.high_availability}
+        spec = {**common, "network": dict(common["network"]), "tags": tags(fleet, cluster, database=db.name),
+                "engine": db.engine, "version": db.version, "size": db.size, "storageGb": db.storage_gb,
+                "highAvailability": db.high_availability}
         docs.append(envelope(mode, DATABASE.kind, f"{c.name}-{db.name}", labels, spec, selector))
     for cache in sorted(c.caches, key=lambda d: d.name):
-        spec = {**common, "tags": tags(fleet, cluster, cache=cache.name), "size": cache.size,
-                "highAvailability": cache.high_availability}
+        spec = {**common, "network": dict(common["network"]), "tags": tags(fleet, cluster, cache=cache.name),
+                "size": cache.size, "highAvailability": cache.high_availability}
         docs.append(envelope(mode, CACHE.kind, f"{c.name}-{cache.name}", labels, spec, selector))
     return docs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from generator.inventory.crossplane_data import crossplane_data
@@ -62,6 +63,11 @@ class Infrastructure:
         return [doc for path, (docs, _) in sorted(self.files.items()) if path.startswith(prefix) for doc in docs]
 
 
+def _copied(path: str, documents: list[Obj], sources: list[str]) -> tuple[str, list[Obj], list[str]]:
+    """A file of documents that may share objects with other files or module data, copied (``unshared``)."""
+    return path, unshared(documents), sources
+
+
 def unshared(documents: list[Obj]) -> list[Obj]:
     """A deep copy in which no object is shared (YAML emitters turn shared objects into anchors)."""
     copied: list[Obj] = json.loads(json.dumps(documents))
@@ -85,11 +91,16 @@ def _secrets_account_configs(fleet: ResolvedFleet, base: Obj) -> list[Obj]:
 
 def build_infrastructure(fleet: ResolvedFleet) -> Infrastructure:
     """Every object of the infrastructure repo, grouped by file (empty without ``fleet.crossplane``)."""
-    infra = Infrastructure()
+    return Infrastructure({path: (documents, sources) for path, documents, sources in _infrastructure_files(fleet)})
+
+
+def _infrastructure_files(fleet: ResolvedFleet) -> Iterator[tuple[str, list[Obj], list[str]]]:
+    """The files of the infrastructure repo, one at a time (planning emits each before the next is built). Shared
+    documents are copied (``unshared``); a cluster's file is built for it alone, of JSON data, and kept as built."""
     settings = fleet.fleet.crossplane
     workloads = workload_clusters(fleet)
     if settings is None or not workloads:
-        return infra
+        return
     data = crossplane_data()
     facts = facts_of(fleet)
     mode = facts.mode
@@ -123,63 +134,62 @@ def build_infrastructure(fleet: ResolvedFleet) -> Infrastructure:
     api_files, composition_files = [], []
     for platform_api, schema, api_clouds, builders in apis:
         path = f"apis/{platform_api.short}/definition.yaml"
-        infra.add(path, [api.definition(platform_api, schema, mode)], [fleet_file])
+        yield _copied(path, [api.definition(platform_api, schema, mode)], [fleet_file])
         api_files.append(f"{platform_api.short}/definition.yaml")
         for cloud in api_clouds:
             comp = builders[cloud](facts)
             name = comp["metadata"]["name"]
-            infra.add(f"compositions/{name}.yaml", [comp], [fleet_file])
+            yield _copied(f"compositions/{name}.yaml", [comp], [fleet_file])
             composition_files.append(f"{name}.yaml")
             groups[cloud].update(compositions.script_resource_kinds(name.replace("-", "_")))
-    infra.add("apis/kustomization.yaml", [_kustomization(sorted(api_files))], [fleet_file])
-    infra.add("compositions/kustomization.yaml", [_kustomization(sorted(composition_files))], [fleet_file])
+    yield _copied("apis/kustomization.yaml", [_kustomization(sorted(api_files))], [fleet_file])
+    yield _copied("compositions/kustomization.yaml", [_kustomization(sorted(composition_files))], [fleet_file])
 
     function_versions = {str(k): v for k, v in settings.function_versions.items()}
-    infra.add("providers/functions.yaml", packages.functions(data["functions"], function_versions), [fleet_file])
+    yield _copied("providers/functions.yaml", packages.functions(data["functions"], function_versions), [fleet_file])
     provider_files, config_files = ["functions.yaml"], []
     for cloud in clouds:
         pin = data["providers"][cloud]
         by_group = {group: member for member, group in pin["members"].items()}
         members = sorted(by_group[g] for g in groups[cloud] if g in by_group)
         version = {str(k): v for k, v in settings.provider_versions.items()}.get(cloud, pin["version"])
-        infra.add(f"providers/{cloud}.yaml", [*packages.runtime(cloud, settings, hub_cloud),
+        yield _copied(f"providers/{cloud}.yaml", [*packages.runtime(cloud, settings, hub_cloud),
                                               *packages.providers(cloud, pin, members, version)], [fleet_file])
         provider_files.append(f"{cloud}.yaml")
         configs = [packages.provider_config(cloud, settings, hub_cloud, pin["configGroup"])]
         configs += _secrets_account_configs(fleet, configs[0]) if cloud == "aws" else []
-        infra.add(f"provider-configs/{cloud}.yaml", configs, [fleet_file])
+        yield _copied(f"provider-configs/{cloud}.yaml", configs, [fleet_file])
         config_files.append(f"{cloud}.yaml")
     secrets = fleet.fleet.security.secrets
     if secrets is not None and secrets.vault is not None \
             and any(esoidentity.vault_identity(fleet.fleet, c) is not None for c in workloads):
         pin = data["vaultProvider"]
-        infra.add("providers/vault.yaml", vault.provider(pin), [fleet_file])
+        yield _copied("providers/vault.yaml", vault.provider(pin), [fleet_file])
         provider_files.append("vault.yaml")
-        infra.add("provider-configs/vault.yaml", [vault.provider_config(secrets.vault, pin["configGroup"])],
+        yield _copied("provider-configs/vault.yaml", [vault.provider_config(secrets.vault, pin["configGroup"])],
                   [fleet_file])
         config_files.append("vault.yaml")
-    infra.add("providers/kustomization.yaml", [_kustomization(provider_files)], [fleet_file])
-    infra.add("provider-configs/kustomization.yaml", [_kustomization(config_files)], [fleet_file])
+    yield _copied("providers/kustomization.yaml", [_kustomization(provider_files)], [fleet_file])
+    yield _copied("provider-configs/kustomization.yaml", [_kustomization(config_files)], [fleet_file])
 
+    failover_files = {s.file.file for s in fleet.inventory.apps if s.item.failover is not None}
     for cluster in workloads:
-        infra.add(f"clusters/{cluster.name}.yaml",
-                  add_failover(fleet, cluster, mode, cluster_documents(fleet.fleet, cluster, mode, hub)),
-                  sorted({*cluster_files[cluster.name], *(s.file.file for s in fleet.inventory.apps
-                                                          if s.item.failover is not None)}))
+        yield (f"clusters/{cluster.name}.yaml",
+               add_failover(fleet, cluster, mode, cluster_documents(fleet.fleet, cluster, mode, hub)),
+               sorted({*cluster_files[cluster.name], *failover_files}))
     declared = {s.item.name: s.file.file for s in fleet.inventory.clusters}
     cluster_files_listed = [f"{c.name}.yaml" for c in workloads]
     if stores and hub is not None:  # the hub's own objects: its composed object stores
-        infra.add(f"clusters/{hub.name}.yaml", stores, sorted({declared[hub.name], fleet_file}))
+        yield _copied(f"clusters/{hub.name}.yaml", stores, sorted({declared[hub.name], fleet_file}))
         cluster_files_listed = [f"{hub.name}.yaml", *cluster_files_listed]
-    infra.add("clusters/kustomization.yaml", [_kustomization(cluster_files_listed)],
+    yield _copied("clusters/kustomization.yaml", [_kustomization(cluster_files_listed)],
               sorted({declared[c.name] for c in workloads}))
-    return infra
 
 
 def plan_infrastructure(fleet: ResolvedFleet) -> dict[str, str]:
     """Files of OUT/infrastructure/ (paths relative to it), each with the generated header."""
     planner = Planner()
-    for path, (documents, sources) in sorted(build_infrastructure(fleet).files.items()):
+    for path, documents, sources in _infrastructure_files(fleet):
         planner.add_yaml(path, documents, sources)
     return dict(sorted(planner.files.items()))
 
@@ -190,42 +200,50 @@ def _flux_path(prefix: str, path: str) -> str:
 
 def build_hub_bootstrap(fleet: ResolvedFleet) -> dict[str, tuple[list[Obj], list[str]]]:
     """The hub's extra fleet files as objects: ``{path relative to OUT/fleet: (documents, sources)}``."""
+    return {path: (documents, sources) for path, documents, sources in _hub_bootstrap_files(fleet)}
+
+
+def _hub_bootstrap_files(fleet: ResolvedFleet) -> Iterator[tuple[str, list[Obj], list[str]]]:
+    """The hub's extra fleet files, one at a time (planning emits each before the next is built, so a fleet's
+    thousands of spoke documents are never all alive at once)."""
     settings = fleet.fleet.crossplane
     hub = hub_cluster(fleet)
     workloads = workload_clusters(fleet)
     if settings is None or hub is None or not workloads:
-        return {}
-    chart, values = bootstrap.flux_operator_chart(fleet)
-    infra = build_infrastructure(fleet)
-    steps = [step for step in bootstrap.STEPS if any(p.startswith(step + "/") for p in infra.files)]
+        return
+    chart, inventory_values = bootstrap.flux_operator_chart(fleet)
+    values = unshared([inventory_values])[0]  # JSON data, once: every spoke's HelmRelease has these values
+    # build_infrastructure writes a kustomization.yaml into every step's folder whenever it writes anything
+    steps = list(bootstrap.STEPS)
     fleet_file = fleet.inventory.fleet.file.file
     base = f"clusters/{hub.name}"
     sources = sorted({*hub.sources, fleet_file})
-    files: dict[str, tuple[list[Obj], list[str]]] = {
-        f"{base}/crossplane.yaml": (bootstrap.sync_documents(
-            settings, chart, lambda step: _flux_path(settings.infrastructure_path, step), steps,
-            {"fleet.gitops.io/layer": "crossplane"}), sources)}
+    yield f"{base}/crossplane.yaml", bootstrap.sync_documents(
+        settings, chart, lambda step: _flux_path(settings.infrastructure_path, step), steps,
+        {"fleet.gitops.io/layer": "crossplane"}), sources
     shards = hub_shards(len(workloads))
     for cluster in workloads:
-        files[f"{base}/spokes/{cluster.name}.yaml"] = (bootstrap.spoke_documents(
+        yield f"{base}/spokes/{cluster.name}.yaml", bootstrap.spoke_documents(
             settings, cluster, values, lambda path: _flux_path(fleet.fleet.git.path, path),
-            spoke_shard(cluster.name, shards)), sorted({*cluster.sources, fleet_file}))
-    files[f"{base}/spokes/kustomization.yaml"] = (
-        [_kustomization([f"{c.name}.yaml" for c in workloads])], sources)
-    return files
+            spoke_shard(cluster.name, shards)), sorted({*cluster.sources, fleet_file})
+    yield f"{base}/spokes/kustomization.yaml", [_kustomization([f"{c.name}.yaml" for c in workloads])], sources
 
 
 def plan_hub_bootstrap(fleet: ResolvedFleet) -> dict[str, str]:
     """Extra files of OUT/fleet/ for the hub (paths relative to OUT/fleet), each with the generated header."""
     planner = Planner()
-    for path, (documents, sources) in sorted(build_hub_bootstrap(fleet).items()):
-        planner.add_yaml(path, unshared(documents), sources)
+    for path, documents, sources in _hub_bootstrap_files(fleet):
+        planner.add_yaml(path, documents, sources)  # JSON data built per file (the emitter writes no aliases)
     return dict(sorted(planner.files.items()))
 
 
 def hub_resources(fleet: ResolvedFleet) -> list[str]:
     """Entries to add to ``clusters/<hub>/kustomization.yaml`` resources (empty when nothing is rendered)."""
-    return ["crossplane.yaml", "spokes"] if build_hub_bootstrap(fleet) else []
+    return _hub_resources(bool(build_hub_bootstrap(fleet)))
+
+
+def _hub_resources(bootstrapped: bool) -> list[str]:
+    return ["crossplane.yaml", "spokes"] if bootstrapped else []
 
 
 def fleet_contribution(fleet: ResolvedFleet) -> Contribution:
@@ -234,7 +252,7 @@ def fleet_contribution(fleet: ResolvedFleet) -> Contribution:
     hub = hub_cluster(fleet)
     contribution = Contribution(files=files)
     if files and hub is not None:
-        contribution.cluster_resources[hub.name] = [f"clusters/{hub.name}/{entry}" for entry in hub_resources(fleet)]
+        contribution.cluster_resources[hub.name] = [f"clusters/{hub.name}/{entry}" for entry in _hub_resources(True)]
         # the spoke bootstrap HelmReleases, Kustomizations and the Flux Operator chart source live there
         assert fleet.fleet.crossplane is not None
         contribution.flux_namespaces[hub.name] = [fleet.fleet.crossplane.namespace]
