@@ -296,3 +296,17 @@ def _stat_fields(stat: Path) -> list[str] | None:
     except OSError:
         return None
     return text[text.rindex(")") + 2 :].split()
+
+
+@pytest.mark.skipif(not os.environ.get("PYTEST_XDIST_WORKER"), reason="the checks above ran in this process")
+def test_the_checks_above_run_in_a_process_without_threads() -> None:
+    """Under pytest-xdist (how `invoke test` runs) a worker has threads of its own, so the checks that fork would
+    skip: run this module once more in a fresh pytest without xdist, where they run, and require that none skipped."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:xdist", "-p", "no:cacheprovider", __file__,
+         "-k", "not process_without_threads"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=1800,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "skipped" not in result.stdout, result.stdout[-4000:]
