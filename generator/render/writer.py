@@ -305,6 +305,8 @@ class _Scan:
     records: dict[str, tuple[StatKey, str]]
     #: unchanged files known from the stat cache without reading them
     hits: int
+    #: folders (relative, "" for the output root) that held a planned file when compared
+    folders: set[str]
 
 
 def _scan(out: Path, plan: dict[str, str], cache: StatCache, threads: int) -> _Scan:
@@ -335,10 +337,13 @@ def _scan(out: Path, plan: dict[str, str], cache: StatCache, threads: int) -> _S
     changes = Changes()
     records: dict[str, tuple[StatKey, str]] = {}
     hits = 0
+    folders = {""}
     for rel, digest, now, key, known in zip(names, wanted, current, keys, hit, strict=True):
         if now is None:
             changes.created.append(rel)
-        elif now == digest:
+            continue
+        folders.add(rel.rpartition("/")[0])
+        if now == digest:
             changes.unchanged += 1
             hits += known
             if key is not None:
@@ -358,7 +363,7 @@ def _scan(out: Path, plan: dict[str, str], cache: StatCache, threads: int) -> _S
             changes.conflicts.append(rel)
     for group in (changes.created, changes.updated, changes.deleted, changes.conflicts):
         group.sort()
-    return _Scan(changes, old_manifest, dict(zip(names, wanted, strict=True)), records, hits)
+    return _Scan(changes, old_manifest, dict(zip(names, wanted, strict=True)), records, hits, folders)
 
 
 def compare(out: Path, plan: dict[str, str], *, stat_cache: Path | None = None,
@@ -405,27 +410,30 @@ def atomic_write(path: Path, text: str) -> None:
     _put(str(path), text.encode("utf-8"))
 
 
-def _make_folders(out: Path, files: Sequence[str]) -> None:
-    """Create the folders of ``files`` below ``out``, each once, parents first."""
+def _make_folders(out: Path, files: Sequence[str], present: set[str], threads: int) -> None:
+    """Create the folders of ``files`` below ``out`` that are not in ``present`` (folders known to exist, so their
+    parents too), each once: level by level, parents first, the folders of a level on ``threads`` threads."""
     out.mkdir(parents=True, exist_ok=True)
-    made: set[str] = set()
-    base = str(out)
+    missing: set[str] = set()
     for rel in files:
         folder = rel.rpartition("/")[0]
-        if not folder or folder in made:
-            continue
-        parts = folder.split("/")
-        for depth in range(1, len(parts) + 1):
-            prefix = "/".join(parts[:depth])
-            if prefix in made:
-                continue
-            path = os.path.join(base, prefix)
+        while folder not in present and folder not in missing:
+            missing.add(folder)
+            folder = folder.rpartition("/")[0]
+    levels: dict[int, list[str]] = {}
+    for folder in sorted(missing):
+        levels.setdefault(folder.count("/"), []).append(os.path.join(str(out), folder))
+    for depth in sorted(levels):
+        level = levels[depth]
+
+        def make(index: int, level: list[str] = level) -> None:
             try:
-                os.mkdir(path)
-            except FileExistsError:
-                if not os.path.isdir(path):
+                os.mkdir(level[index])
+            except FileExistsError:  # a folder with no planned file in it, or not a folder (then an error)
+                if not os.path.isdir(level[index]):
                     raise
-            made.add(prefix)
+
+        _for_each(len(level), make, threads)
 
 
 def write(out: Path, plan: dict[str, str], force: bool = False, *, stat_cache: Path | None = None,
@@ -440,7 +448,7 @@ def write(out: Path, plan: dict[str, str], force: bool = False, *, stat_cache: P
     if changes.conflicts and not force:
         raise OutputConflict(changes.conflicts)
     pending = [*changes.created, *changes.updated]
-    _make_folders(out, pending)
+    _make_folders(out, changes.created, scan.folders, threads)
     base = str(out)
     written: list[StatKey | None] = [None] * len(pending)
 
