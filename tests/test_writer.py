@@ -223,6 +223,8 @@ def test_pruned_and_deleted_files_with_a_warm_cache(tmp_path: Path) -> None:
     "entries",  # well-formed, with every entry or digest broken
     "stamp",  # a stamp that is not a number
     "other-output",  # a cache of another output folder
+    "symlink",  # to a device that never ends: not followed
+    "fifo",  # would block a reader: not read
 ])
 def test_corrupt_stat_cache_is_ignored_and_replaced(tmp_path: Path, corrupt: bytes | str) -> None:
     out, cache, plan = tmp_path / "out", tmp_path / "cache", _plan(80)
@@ -239,6 +241,12 @@ def test_corrupt_stat_cache_is_ignored_and_replaced(tmp_path: Path, corrupt: byt
         cache_file.write_text(json.dumps({**data, "stamp_ns": "soon"}))
     elif corrupt == "other-output":
         cache_file.write_text(json.dumps({**data, "out": str(tmp_path / "elsewhere")}))
+    elif corrupt == "symlink":
+        cache_file.unlink()
+        cache_file.symlink_to("/dev/zero")
+    elif corrupt == "fifo":
+        cache_file.unlink()
+        os.mkfifo(cache_file)
     else:
         assert isinstance(corrupt, bytes)
         cache_file.write_bytes(corrupt)
@@ -246,6 +254,7 @@ def test_corrupt_stat_cache_is_ignored_and_replaced(tmp_path: Path, corrupt: byt
     with pytest.raises(OutputConflict):
         write(out, plan, stat_cache=cache)
     write(out, plan, force=True, stat_cache=cache)
+    assert cache_file.is_file() and not cache_file.is_symlink()
     assert json.loads(cache_file.read_bytes())["format"] == writer.STAT_CACHE_FORMAT
     assert write(out, plan, stat_cache=cache).clean
 

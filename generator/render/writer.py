@@ -172,7 +172,7 @@ class StatCache:
         if self.path is None:
             return
         try:
-            data = json.loads(self.path.read_bytes())
+            data = json.loads(_read_regular(self.path, 2 * MAX_MANIFEST_BYTES))
             header_ok = (
                 isinstance(data, dict)
                 and data.get("format") == STAT_CACHE_FORMAT
@@ -208,19 +208,33 @@ class StatCache:
                     "stamp_ns": stamp_ns, "files": files}
             self.path.parent.mkdir(parents=True, exist_ok=True)
             ignore = self.path.parent / ".gitignore"
-            if not ignore.exists():
-                ignore.write_text("# fleetgen's stat cache of rendered files (machine-local): never commit it\n*\n",
-                                  encoding="utf-8")
+            if not ignore.exists() and not ignore.is_symlink():
+                atomic_write(ignore, "# fleetgen's stat cache of rendered files (machine-local): never commit it\n*\n")
             atomic_write(self.path, json.dumps(data, separators=(",", ":")))
         except OSError:
             return
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file (not a symlink, FIFO or device) of at most ``limit`` bytes."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as handle:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            raise ValueError(f"{path} is not a regular file of at most {limit} bytes")
+        return handle.read()
 
 
 def _filesystem_now(beside: Path) -> int:
     """The file system's current time next to ``beside``: the timestamps of a file created there now (its clock
     and granularity are those the output's files get, which the process clock need not match)."""
     probe = beside.with_name(f".{beside.name}.{os.getpid()}.stamp")
-    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(probe, flags, 0o600)
+    except FileExistsError:  # left by a killed process that had our pid
+        os.unlink(probe)
+        fd = os.open(probe, flags, 0o600)
     try:
         st = os.fstat(fd)
     finally:
