@@ -213,7 +213,6 @@ def test_pruned_and_deleted_files_with_a_warm_cache(tmp_path: Path) -> None:
     assert changes.deleted == sorted(gone) and changes.created == [user_deleted]
     assert not (out / "fleet/clusters/cluster-002").exists()  # emptied folders removed
     assert foreign.read_text() == "mine\n"
-    assert set(json.loads(_cache_file(cache).read_bytes())["files"]) == set(smaller)
     assert write(out, smaller, stat_cache=cache).clean
     assert set(tree_digest(out)) == {*smaller, MANIFEST, "fleet/clusters/cluster-001/NOTES.md"}
 
@@ -378,3 +377,25 @@ def test_threads_raise_the_error_a_serial_loop_would_raise() -> None:
         writer._for_each(500, work, 4)
     assert raised.value.args == (5,)
     assert set(range(51)) <= ran
+
+
+def test_a_few_changed_files_do_not_rewrite_the_whole_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The edit loop changes one or two files: their stat no longer matches, so they are read again next time
+    (correct, and cheap) rather than the whole cache being rewritten; many changes rewrite it."""
+    out, cache, plan = tmp_path / "out", tmp_path / "cache", _plan()
+    write(out, plan, stat_cache=cache)
+    _settled(out, plan, cache)
+    before = _cache_file(cache).stat()
+    one = sorted(plan)[17]
+    edited = {**plan, one: plan[one] + "# one\n"}
+    assert write(out, edited, stat_cache=cache).updated == [one]
+    assert _cache_file(cache).stat().st_ino == before.st_ino
+    reads = _reads(monkeypatch)
+    assert compare(out, edited, stat_cache=cache).unchanged == len(plan)
+    assert reads == [str(out / one)]
+    many = {rel: text + "# many\n" for rel, text in plan.items()}
+    assert len(write(out, many, stat_cache=cache).updated) == len(plan)
+    assert _cache_file(cache).stat().st_ino != before.st_ino
+    _settled(out, many, cache)
+    reads.clear()
+    assert compare(out, many, stat_cache=cache).unchanged == len(plan) and reads == []

@@ -36,6 +36,10 @@ IO_THREADS = 4
 """Threads that read, hash and write files (measured on 2 cores: 4 beats 1, 2 and 8 for a cold write)."""
 _PARALLEL_FROM = 64
 """Fewer files than this are handled on the calling thread: starting threads would cost more."""
+_RESAVE_FROM = 64
+"""The stat cache is rewritten once this many files were read or written (their stat is not the recorded one),
+or when a racy record was read again (a new stamp settles it): below that, reading those few files again next
+time costs less than rewriting the whole cache."""
 
 
 def sha256(text: str) -> str:
@@ -186,16 +190,18 @@ class StatCache:
         if header_ok:
             self.entries, self.stamp_ns = data["files"], data["stamp_ns"]
 
-    def lookup(self, rel: str, st: os.stat_result) -> str | None:
-        """The recorded sha256 of ``rel`` when its stat is as recorded and not racy; None: read the file."""
+    def lookup(self, rel: str, st: os.stat_result) -> tuple[str | None, bool]:
+        """The recorded sha256 of ``rel`` when its stat is as recorded and not racy (None: read the file), and
+        whether the stat was as recorded but racy (changed in the tick the cache was written)."""
         entry = self.entries.get(rel)
         if type(entry) is not list or len(entry) != 5:
-            return None
+            return None, False
         size, mtime_ns, inode, ctime_ns, digest = entry
-        if (size != st.st_size or mtime_ns != st.st_mtime_ns or inode != st.st_ino or ctime_ns != st.st_ctime_ns
-                or max(mtime_ns, ctime_ns) >= self.stamp_ns):  # racy: changed in the tick the cache was written
-            return None
-        return digest if isinstance(digest, str) and _HEX64.match(digest) else None
+        if size != st.st_size or mtime_ns != st.st_mtime_ns or inode != st.st_ino or ctime_ns != st.st_ctime_ns:
+            return None, False
+        if max(mtime_ns, ctime_ns) >= self.stamp_ns:
+            return None, True
+        return (digest if isinstance(digest, str) and _HEX64.match(digest) else None), False
 
     def save(self, records: dict[str, tuple[StatKey, str]]) -> None:
         """Replace the cache with ``records``, stamped with the output file system's time now (see the class)."""
@@ -321,6 +327,8 @@ class _Scan:
     hits: int
     #: folders (relative, "" for the output root) that held a planned file when compared
     folders: set[str]
+    #: files read again because the stat cache's record of them was racy
+    racy: int
 
 
 def _scan(out: Path, plan: dict[str, str], cache: StatCache, threads: int) -> _Scan:
@@ -330,20 +338,24 @@ def _scan(out: Path, plan: dict[str, str], cache: StatCache, threads: int) -> _S
     current: list[str | None] = [None] * len(names)
     keys: list[StatKey | None] = [None] * len(names)
     hit: list[bool] = [False] * len(names)
+    racy: list[bool] = [False] * len(names)
     base = str(out)
+
+    lookup, use_cache = cache.lookup, bool(cache.entries)
 
     def probe(index: int) -> None:
         rel = names[index]
-        path = os.path.join(base, rel)
-        wanted[index] = sha256(plan[rel])
-        if cache.entries:
+        path = f"{base}/{rel}"
+        wanted[index] = hashlib.sha256(plan[rel].encode("utf-8")).hexdigest()
+        if use_cache:
             try:
                 st = os.stat(path)
             except FileNotFoundError:
                 return
-            recorded = cache.lookup(rel, st)
+            recorded, racy[index] = lookup(rel, st)
             if recorded is not None:
-                current[index], keys[index], hit[index] = recorded, _stat_key(st), True
+                current[index], hit[index] = recorded, True
+                keys[index] = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
                 return
         current[index], keys[index] = _hash_file(path)
 
@@ -377,7 +389,7 @@ def _scan(out: Path, plan: dict[str, str], cache: StatCache, threads: int) -> _S
             changes.conflicts.append(rel)
     for group in (changes.created, changes.updated, changes.deleted, changes.conflicts):
         group.sort()
-    return _Scan(changes, old_manifest, dict(zip(names, wanted, strict=True)), records, hits, folders)
+    return _Scan(changes, old_manifest, dict(zip(names, wanted, strict=True)), records, hits, folders, sum(racy))
 
 
 def compare(out: Path, plan: dict[str, str], *, stat_cache: Path | None = None,
@@ -485,8 +497,9 @@ def write(out: Path, plan: dict[str, str], force: bool = False, *, stat_cache: P
     if scan.manifest != text or os.stat(out / MANIFEST).st_size != len(data):
         (out / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
         _put(str(out / MANIFEST), data)
-    if cache.path is not None and not (not pending and scan.hits == len(scan.records) == len(cache.entries)):
-        records = scan.records  # (a cache whose every entry was used as it is stays as it is)
+    fresh = len(pending) + len(scan.records) - scan.hits  # files whose stat is not the recorded one
+    if cache.path is not None and (not cache.entries or scan.racy or fresh >= _RESAVE_FROM):
+        records = scan.records
         for rel, key in zip(pending, written, strict=True):
             if key is not None:
                 records[rel] = (key, scan.wanted[rel])
