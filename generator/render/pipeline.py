@@ -43,6 +43,12 @@ def plan_cache_dir(root: Path) -> Path:
     return root / ".cache" / "fleetgen" / "plan"
 
 
+def stat_cache_dir(root: Path) -> Path:
+    """Where ``render`` keeps the stat of each file it wrote (``ROOT/.cache/fleetgen/stat``, machine-local), so
+    an unchanged output tree is compared without reading it (generator/render/writer.py)."""
+    return root / ".cache" / "fleetgen" / "stat"
+
+
 def plan(root: Path, cache_dir: Path | None = None, *, store: bool = True, jobs: int | None = None) -> Rendered:
     """Everything a render would write for the fleet at ``root``; writes nothing but, with ``cache_dir``, the
     per-cluster plan cache (generator/render/incremental.py: the same files, re-planned only where inputs changed),
@@ -85,11 +91,12 @@ def render(
     jobs: int | None = None,
 ) -> writer.Changes:
     """Render the fleet at ``root`` into ``out``; with ``check`` only compare. Unchanged clusters come from the
-    plan cache (``cache_dir``, default ``plan_cache_dir(root)``; the bytes are those of a full render)."""
+    plan cache (``cache_dir``, default ``plan_cache_dir(root)``; the bytes are those of a full render); the output
+    tree is compared through the stat cache in ``stat_cache_dir(root)``."""
     rendered = plan(root, cache_dir or plan_cache_dir(root), store=False, jobs=jobs)
-    if check:  # writes nothing, the plan cache included
-        return writer.compare(out, rendered.files)
-    changes = writer.write(out, rendered.files, force=force)
+    if check:  # writes nothing, the plan cache and the stat cache included
+        return writer.compare(out, rendered.files, stat_cache=stat_cache_dir(root))
+    changes = writer.write(out, rendered.files, force=force, stat_cache=stat_cache_dir(root))
     if rendered.plan_cache is not None:
         rendered.plan_cache.store()
     return changes

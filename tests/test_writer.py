@@ -1,0 +1,401 @@
+"""The writer at fleet scale: the stat cache, threads, folders created once, and the same result as the plain path.
+
+Each fast path is checked against the reference: a write without a stat cache on one thread (the old writer's
+semantics), ``json.dumps`` for the manifest, ``PurePosixPath`` for the manifest's path check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import stat
+import time
+from pathlib import Path, PurePosixPath
+
+import pytest
+from conftest import tree_digest
+
+from generator.errors import OutputConflict
+from generator.render import writer
+from generator.render.pipeline import render, stat_cache_dir
+from generator.render.writer import MANIFEST, StatCache, compare, manifest_text, write
+
+
+def _plan(count: int = 300, seed: int = 1) -> dict[str, str]:
+    """A plan shaped like a fleet's: nested folders, a few root files, some non-ASCII text and names."""
+    rng = random.Random(seed)
+    plan = {"CODEOWNERS": "* @platform\n", "FLEET.md": "# Fleet — überblick\n"}
+    for index in range(count):
+        cluster = f"cluster-{index % 37:03d}"
+        kind = rng.choice(["apps", "infrastructure/controllers", "infrastructure/configs/crds", "flux-system"])
+        name = rng.choice(["kustomization.yaml", "release.yaml", "values-é.yaml", "notes.md"])
+        body = "".join(f"key{n}: {rng.random()}\n" for n in range(rng.randint(1, 400)))
+        plan[f"fleet/clusters/{cluster}/{kind}/{index:04d}-{name}"] = f"# {index} ✓\n{body}"
+    return dict(sorted(plan.items()))
+
+
+def _cache_file(cache: Path) -> Path:
+    files = [p for p in cache.glob("*.json")]
+    assert len(files) == 1, files
+    return files[0]
+
+
+def _reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every output file the writer reads to hash it (the real function still runs)."""
+    seen: list[str] = []
+    real = writer._hash_file
+
+    def spy(path: str) -> tuple[str | None, writer.StatKey | None]:
+        seen.append(path)
+        return real(path)
+
+    monkeypatch.setattr(writer, "_hash_file", spy)
+    return seen
+
+
+def _settled(out: Path, plan: dict[str, str], cache: Path) -> None:
+    """Wait until the output file system's clock is past every file's ctime, then write again: the cache is then
+    re-stamped, and no entry is racy any more (on a file system with coarse timestamps, files written in the
+    cache's own tick are read again once, by design)."""
+    newest = max(p.stat().st_ctime_ns for p in out.rglob("*"))
+    probe = out / ".tick"
+    for _ in range(300):
+        probe.write_text("")
+        if probe.stat().st_ctime_ns > newest:
+            break
+        time.sleep(0.01)
+    probe.unlink()
+    write(out, plan, stat_cache=cache)
+
+
+def _changes(changes: writer.Changes) -> tuple[object, ...]:
+    return (changes.created, changes.updated, changes.deleted, changes.unchanged, changes.conflicts)
+
+
+def test_fast_path_writes_what_the_plain_path_writes(tmp_path: Path) -> None:
+    plan = _plan()
+    edited = dict(plan)
+    names = list(plan)
+    edited[names[5]] += "# changed\n"
+    del edited[names[9]]
+    edited["fleet/clusters/new-cluster/deep/er/still/file.yaml"] = "new: true\n"
+    trees, results = [], []
+    for threads, cache in ((1, None), (4, tmp_path / "cache-4"), (8, tmp_path / "cache-8")):
+        out = tmp_path / f"out-{threads}"
+        steps = [write(out, plan, stat_cache=cache, threads=threads), write(out, plan, stat_cache=cache,
+                 threads=threads), write(out, edited, stat_cache=cache, threads=threads),
+                 compare(out, plan, stat_cache=cache, threads=threads)]
+        results.append([_changes(c) for c in steps])
+        trees.append(tree_digest(out))
+    assert results[0] == results[1] == results[2]
+    assert trees[0] == trees[1] == trees[2]
+    assert results[0][0][0] == sorted(plan) and results[0][1][3] == len(plan)  # created all, then all unchanged
+    assert results[0][2][:3] == (["fleet/clusters/new-cluster/deep/er/still/file.yaml"], [names[5]], [names[9]])
+
+
+def test_manifest_is_byte_identical_to_the_json_module() -> None:
+    names = ["a", "fleet/x.yaml", 'quote"d/b.yaml', "é/ü.yaml", "emoji/😀.yaml", "ctl/\x7f\x01.yaml", "sep/\u2028"]
+    rng = random.Random(3)
+    for size in (0, 1, len(names)):
+        digests = {name: hashlib.sha256(str(rng.random()).encode()).hexdigest() for name in rng.sample(names, size)}
+        reference = json.dumps({"generator": "fleetgen", "files": digests}, indent=2, sort_keys=True) + "\n"
+        assert manifest_text(digests) == reference
+        assert writer.parse_manifest(reference, "m.json") == digests
+
+
+def test_written_manifest_records_the_plan(tmp_path: Path) -> None:
+    plan = _plan(50)
+    write(tmp_path / "out", plan, stat_cache=tmp_path / "cache")
+    expected = {"generator": "fleetgen", "files": {rel: writer.sha256(text) for rel, text in sorted(plan.items())}}
+    text = (tmp_path / "out" / MANIFEST).read_text(encoding="utf-8")
+    assert text == json.dumps(expected, indent=2, sort_keys=True) + "\n"
+
+
+@pytest.mark.parametrize("name", [
+    "a", "a/b.yaml", ".fleetgen/x", "a..b/c", "...", "", "/a", "//a", "a/", "a//b", "./a", "a/./b", "a/.", ".", "..",
+    "a/../b", "../a", "a\\b", "a/b/..", " /a", "a/ /b", "é/ü", "a\x00b",
+])
+def test_manifest_path_check_matches_purepath(name: str) -> None:
+    def reference(name: str) -> bool:
+        parts = PurePosixPath(name).parts
+        if not parts or name.startswith("/") or "\\" in name or {"..", "."} & set(parts):
+            return False
+        return PurePosixPath(*parts).as_posix() == name
+
+    assert writer._safe_relative(name) == reference(name)
+
+
+def test_unchanged_tree_is_compared_without_reading_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out, cache, plan = tmp_path / "out", tmp_path / "cache", _plan()
+    write(out, plan, stat_cache=cache)
+    _settled(out, plan, cache)
+    reads = _reads(monkeypatch)
+    assert compare(out, plan, stat_cache=cache).unchanged == len(plan)
+    assert reads == []
+    before = _cache_file(cache).stat()
+    assert write(out, plan, stat_cache=cache).clean
+    assert reads == []
+    after = _cache_file(cache).stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # every entry used: kept
+    assert compare(out, plan).unchanged == len(plan) and len(reads) == len(plan)  # no cache: every file read
+
+
+def test_hand_edit_is_refused_with_a_warm_cache_and_nothing_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, cache, plan = tmp_path / "out", tmp_path / "cache", _plan()
+    write(out, plan, stat_cache=cache)
+    _settled(out, plan, cache)
+    edited, dropped = sorted(plan)[10], sorted(plan)[20]
+    path = out / edited
+    original = path.read_bytes()
+    path.write_bytes(original[:-2] + b"X\n")  # same size: only the stat's times and the bytes tell
+    (out / dropped).write_bytes((out / dropped).read_bytes() + b"# mine\n")
+    renewed = {rel: text + "# v2\n" for rel, text in plan.items() if rel != dropped}
+    before, cache_before = tree_digest(out), tree_digest(cache)
+    reads = _reads(monkeypatch)
+    with pytest.raises(OutputConflict) as raised:
+        write(out, renewed, stat_cache=cache)
+    assert raised.value.paths == sorted([edited, dropped])
+    assert tree_digest(out) == before and tree_digest(cache) == cache_before
+    assert reads == [str(path)]  # only the edited planned file was read: the others matched their record
+    changes = write(out, renewed, force=True, stat_cache=cache)
+    assert changes.deleted == [dropped] and edited in changes.updated
+    assert path.read_text(encoding="utf-8") == renewed[edited]
+
+
+def test_racy_edit_in_the_tick_of_the_cache_is_read_again(tmp_path: Path) -> None:
+    """An edit in the same timestamp tick as fleetgen's record keeps size, mtime, inode and ctime: the cache
+    cannot tell it, so an entry not older than the cache's stamp is never trusted (git's racy-clean rule)."""
+    out, cache, plan = tmp_path / "out", tmp_path / "cache", _plan(40)
+    write(out, plan, stat_cache=cache)
+    rel = sorted(plan)[3]
+    path = out / rel
+    path.write_bytes(path.read_bytes()[:-2] + b"X\n")
+    st = path.stat()
+    cache_file = _cache_file(cache)
+    data = json.loads(cache_file.read_bytes())
+    # what the cache would hold had the edit landed in the tick of fleetgen's write and of the cache's stamp
+    data["files"][rel][:4] = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+    newest = max(st.st_mtime_ns, st.st_ctime_ns)
+    for stamp, conflict in ((newest, [rel]), (newest + 1, [])):
+        data["stamp_ns"] = stamp
+        cache_file.write_text(json.dumps(data))
+        changes = compare(out, plan, stat_cache=cache)
+        assert changes.conflicts == conflict  # not racy (stamp later than the edit): the record is trusted
+    with pytest.raises(OutputConflict):
+        data["stamp_ns"] = st.st_mtime_ns
+        cache_file.write_text(json.dumps(data))
+        write(out, plan, stat_cache=cache)
+
+
+def test_the_cache_stamp_is_the_output_file_systems_time(tmp_path: Path) -> None:
+    out, cache, plan = tmp_path / "out", tmp_path / "cache", _plan(40)
+    write(out, plan, stat_cache=cache)
+    stamp = json.loads(_cache_file(cache).read_bytes())["stamp_ns"]
+    newest = max(max(p.stat().st_mtime_ns, p.stat().st_ctime_ns) for p in out.rglob("*") if p.is_file())
+    assert stamp >= newest
+    assert not [p for p in out.rglob("*.stamp")]  # the probe taking the time is removed
+
+
+def test_pruned_and_deleted_files_with_a_warm_cache(tmp_path: Path) -> None:
+    out, cache, plan = tmp_path / "out", tmp_path / "cache", _plan()
+    write(out, plan, stat_cache=cache)
+    foreign = out / "fleet/clusters/cluster-001/NOTES.md"
+    foreign.write_text("mine\n")
+    gone = [rel for rel in plan if rel.startswith("fleet/clusters/cluster-002/")]
+    smaller = {rel: text for rel, text in plan.items() if rel not in gone}
+    user_deleted = sorted(smaller)[7]
+    (out / user_deleted).unlink()
+    changes = write(out, smaller, stat_cache=cache)
+    assert changes.deleted == sorted(gone) and changes.created == [user_deleted]
+    assert not (out / "fleet/clusters/cluster-002").exists()  # emptied folders removed
+    assert foreign.read_text() == "mine\n"
+    assert write(out, smaller, stat_cache=cache).clean
+    assert set(tree_digest(out)) == {*smaller, MANIFEST, "fleet/clusters/cluster-001/NOTES.md"}
+
+
+@pytest.mark.parametrize("corrupt", [
+    b"\x00\xff not json", b"[]", b'{"format": 1}', b"null",
+    "entries",  # well-formed, with every entry or digest broken
+    "stamp",  # a stamp that is not a number
+    "other-output",  # a cache of another output folder
+    "symlink",  # to a device that never ends: not followed
+    "fifo",  # would block a reader: not read
+])
+def test_corrupt_stat_cache_is_ignored_and_replaced(tmp_path: Path, corrupt: bytes | str) -> None:
+    out, cache, plan = tmp_path / "out", tmp_path / "cache", _plan(80)
+    write(out, plan, stat_cache=cache)
+    cache_file = _cache_file(cache)
+    data = json.loads(cache_file.read_bytes())
+    edited = sorted(plan)[4]
+    (out / edited).write_text("# hand edit\n")
+    if corrupt == "entries":
+        data["files"] = {rel: ([1, "x"] if n % 3 == 0 else [*entry[:4], "nothex" if n % 3 == 1 else 7])
+                         for n, (rel, entry) in enumerate(data["files"].items())}
+        cache_file.write_text(json.dumps(data))
+    elif corrupt == "stamp":
+        cache_file.write_text(json.dumps({**data, "stamp_ns": "soon"}))
+    elif corrupt == "other-output":
+        cache_file.write_text(json.dumps({**data, "out": str(tmp_path / "elsewhere")}))
+    elif corrupt == "symlink":
+        cache_file.unlink()
+        cache_file.symlink_to("/dev/zero")
+    elif corrupt == "fifo":
+        cache_file.unlink()
+        os.mkfifo(cache_file)
+    else:
+        assert isinstance(corrupt, bytes)
+        cache_file.write_bytes(corrupt)
+    assert _changes(compare(out, plan, stat_cache=cache)) == _changes(compare(out, plan))
+    with pytest.raises(OutputConflict):
+        write(out, plan, stat_cache=cache)
+    write(out, plan, force=True, stat_cache=cache)
+    assert cache_file.is_file() and not cache_file.is_symlink()
+    assert json.loads(cache_file.read_bytes())["format"] == writer.STAT_CACHE_FORMAT
+    assert write(out, plan, stat_cache=cache).clean
+
+
+def test_cache_of_an_older_tree_does_not_hide_a_restored_file(tmp_path: Path) -> None:
+    """A file put back by other means (git checkout, cp -p) has a new inode and ctime: it is read again."""
+    out, cache, plan = tmp_path / "out", tmp_path / "cache", _plan(40)
+    write(out, plan, stat_cache=cache)
+    rel = sorted(plan)[2]
+    path = out / rel
+    st = path.stat()
+    replacement = path.with_name("replacement")
+    replacement.write_bytes(path.read_bytes()[:-2] + b"Y\n")
+    os.utime(replacement, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(replacement, path)
+    assert compare(out, plan, stat_cache=cache).conflicts == [rel]
+
+
+def test_folders_are_created_once_parents_first(tmp_path: Path) -> None:
+    out = tmp_path / "deep" / "out"
+    plan = {f"a/b{n % 7}/c{n % 3}/d/file-{n}.yaml": f"n: {n}\n" for n in range(200)}
+    plan["top.yaml"] = "top: true\n"
+    write(out, plan, threads=4)
+    assert tree_digest(out).keys() == {*plan, MANIFEST}
+    folders = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_dir()}
+    assert folders == {".fleetgen", "a", *(f"a/b{b}" for b in range(7)),
+                       *(f"a/b{b}/c{c}" for b in range(7) for c in range(3)),
+                       *(f"a/b{b}/c{c}/d" for b in range(7) for c in range(3))}
+    (out / "a/b1/c1/d").rename(tmp_path / "moved")  # a folder gone: made again, its siblings left alone
+    more = {**plan, "a/b1/c1/d/new.yaml": "new: true\n"}
+    changes = write(out, more, threads=4)
+    assert changes.created == sorted(rel for rel in more if rel.startswith("a/b1/c1/d/"))
+
+
+def test_a_file_where_a_folder_must_go_fails_before_any_file_is_written(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write(out, {"keep.yaml": "a: 1\n"})
+    (out / "blocker").write_text("not a folder\n")
+    (out / "dangling").symlink_to(tmp_path / "nowhere")
+    before = tree_digest(out)
+    with pytest.raises(NotADirectoryError):  # found when comparing
+        write(out, {"keep.yaml": "a: 2\n", "blocker/x/y.yaml": "b: 1\n"})
+    with pytest.raises(FileExistsError):  # found when making the folders
+        write(out, {"keep.yaml": "a: 2\n", "dangling/x/y.yaml": "b: 1\n"}, threads=4)
+    assert tree_digest(out) == before and not (tmp_path / "nowhere").exists()
+
+
+def test_files_are_0644_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        write(tmp_path / "out", _plan(70), threads=4)
+    finally:
+        os.umask(old)
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    assert modes == {0o644}
+
+
+def test_a_stale_temporary_file_of_our_pid_is_replaced(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "a").mkdir(parents=True)
+    stale = out / "a" / f".b.yaml.{os.getpid()}.fleetgen-tmp"
+    stale.write_text("left by a killed process\n")
+    write(out, {"a/b.yaml": "b: 1\n"})
+    assert (out / "a/b.yaml").read_text() == "b: 1\n" and not stale.exists()
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_error_in_a_worker_thread_is_the_first_in_plan_order(tmp_path: Path, threads: int) -> None:
+    """A name too long for its temporary file fails in the write phase, on a worker thread: the error raised is
+    the one of the first failing file in plan order (what one thread raises), no temporary file is left, and
+    neither the manifest nor the stat cache is written."""
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    plan = _plan(400)
+    write(out, dict(list(plan.items())[::2]), stat_cache=cache)  # half of it: the other half is created below
+    before, cache_before = tree_digest(out), tree_digest(cache)
+    long_names = [f"fleet/clusters/cluster-0{n}/{'x' * 240}-{n}.yaml" for n in (30, 11)]  # mid-plan, 2nd first
+    bad = {**plan, **{rel: "x: 1\n" for rel in long_names}}
+    with pytest.raises(OSError) as raised:
+        write(out, bad, stat_cache=cache, threads=threads)
+    assert raised.value.filename.endswith(f"-11.yaml.{os.getpid()}.fleetgen-tmp")
+    assert not [p for p in out.rglob("*") if p.name.endswith(".fleetgen-tmp")]
+    after = tree_digest(out)
+    assert after[MANIFEST] == before[MANIFEST] and tree_digest(cache) == cache_before
+    # every file is whole (planned bytes, or absent), every one before the failing file in plan order is written
+    assert all(after.get(rel) in (None, writer.sha256(text)) for rel, text in plan.items())
+    first_bad = sorted(bad).index(long_names[1])
+    assert all(rel in after for rel in sorted(bad)[:first_bad])
+
+
+def test_render_keeps_the_stat_cache_under_the_fleet_root(fleet_root: Path) -> None:
+    out = fleet_root / "out"
+    render(fleet_root, out, check=True)
+    assert not stat_cache_dir(fleet_root).exists()  # --check writes nothing, the cache included
+    render(fleet_root, out)
+    cache = stat_cache_dir(fleet_root)
+    assert (cache / ".gitignore").read_text().endswith("*\n")
+    recorded = json.loads(_cache_file(cache).read_bytes())
+    manifest = json.loads((out / MANIFEST).read_text())["files"]
+    assert {rel: entry[4] for rel, entry in recorded["files"].items()} == manifest
+    assert not (out / ".cache").exists()
+    cache_state = StatCache(cache, out)
+    cache_state.load()
+    assert cache_state.entries.keys() == manifest.keys()
+    assert render(fleet_root, out, check=True).clean
+
+
+def test_threads_raise_the_error_a_serial_loop_would_raise() -> None:
+    """A later file failing first (in time) does not hide an earlier one failing later: the lowest index wins,
+    and every index below it ran."""
+    ran: set[int] = set()
+
+    def work(index: int) -> None:
+        ran.add(index)
+        if index == 5:
+            time.sleep(0.3)
+            raise ValueError(index)
+        if index == 50:
+            raise ValueError(index)
+
+    with pytest.raises(ValueError) as raised:
+        writer._for_each(500, work, 4)
+    assert raised.value.args == (5,)
+    assert set(range(51)) <= ran
+
+
+def test_a_few_changed_files_do_not_rewrite_the_whole_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The edit loop changes one or two files: their stat no longer matches, so they are read again next time
+    (correct, and cheap) rather than the whole cache being rewritten; many changes rewrite it."""
+    out, cache, plan = tmp_path / "out", tmp_path / "cache", _plan()
+    write(out, plan, stat_cache=cache)
+    _settled(out, plan, cache)
+    before = _cache_file(cache).stat()
+    one = sorted(plan)[17]
+    edited = {**plan, one: plan[one] + "# one\n"}
+    assert write(out, edited, stat_cache=cache).updated == [one]
+    assert _cache_file(cache).stat().st_ino == before.st_ino
+    reads = _reads(monkeypatch)
+    assert compare(out, edited, stat_cache=cache).unchanged == len(plan)
+    assert reads == [str(out / one)]
+    many = {rel: text + "# many\n" for rel, text in plan.items()}
+    assert len(write(out, many, stat_cache=cache).updated) == len(plan)
+    assert _cache_file(cache).stat().st_ino != before.st_ino
+    _settled(out, many, cache)
+    reads.clear()
+    assert compare(out, many, stat_cache=cache).unchanged == len(plan) and reads == []
