@@ -56,12 +56,12 @@ def build_fleet(root: Path, options: BuildOptions | None = None, *, rendered: An
     from generator.render.pipeline import plan
 
     options = options or BuildOptions()
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     planned_here = rendered is None
     if rendered is None:  # unchanged clusters' files from the plan cache next to the step cache (same bytes)
         rendered = plan(root, (options.cache_dir or default_cache_dir(root)) / "plan" if options.use_cache else None,
                         store=False)
-    plan_seconds = time.perf_counter() - started
+    plan_seconds, plan_cpu_seconds = time.perf_counter() - started, time.process_time() - started_cpu
     fleet = rendered.fleet
     names = [c.name for c in fleet.clusters]
     chosen = select_clusters(names, options.clusters, options.shard)
@@ -95,7 +95,8 @@ def build_fleet(root: Path, options: BuildOptions | None = None, *, rendered: An
     finally:
         builder.close()
     builder.stats.seconds = time.perf_counter() - started
-    builder.stats.plan_seconds = plan_seconds if planned_here else 0.0
+    if planned_here:
+        builder.stats.plan_seconds, builder.stats.plan_cpu_seconds = plan_seconds, plan_cpu_seconds
     ordered = {name: results[name] for name in chosen}
     if planned_here and getattr(rendered, "plan_cache", None) is not None:
         rendered.plan_cache.store()  # only after the build succeeded: a refused input writes nothing

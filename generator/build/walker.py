@@ -19,6 +19,7 @@ cluster's changed steps. Clusters are built in parallel threads (the tools run a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ class Builder(KustomizeSteps, HelmSteps, ComposeSteps):
         the files, charts and settings that build read has changed: a lookup of its key, its resources read
         from the cache only when used)."""
         entry = digest("cluster", self.fingerprint, name)
-        with self.stats.timed("lookup_seconds"):
+        with self.stats.timed("lookup_cpu_seconds", time.thread_time):
             stored = self.cache.get_cluster(entry)
             reused = None if stored is None else self._stored_build(
                 name, stored, self._cluster_key(name, kube_version, stored.get("trace")))
