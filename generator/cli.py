@@ -12,25 +12,16 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from generator import __version__
-from generator.build.fleet import build_fleet, parse_shard, write_lock, write_tree
-from generator.build.lock import lock_changes, lock_path
-from generator.build.model import BuildOptions
 from generator.errors import FleetgenError, InventoryError, InventoryWarning, OutputConflict, ToolError, UsageError
-from generator.inventory.resolve import IDENTITY_FIELDS, ResolvedCluster
-from generator.render.overview import FLEET_FILE, html_page
-from generator.render.writer import atomic_write
-from generator.tools import find_tools
-from generator.verify.catalogue import MANIFEST, SCHEMA_HINT, coverage, load_manifest, refresh, verify
-from generator.verify.diff import DEFAULT_MARKDOWN_LIMIT, diff_builds, render_result
-from generator.verify.evaluate import policy_names
-from generator.verify.golden import GOLDEN_DIR, check_golden, summary, update_golden
-from generator.verify.promote import promote
-from generator.verify.schema import BUILTIN_CRDS, CrdCatalogue
-from generator.verify.validate import format_report, policy_test, report_json, validate_fleet
 
+if TYPE_CHECKING:
+    from generator.build.model import BuildOptions
+
+# Each subcommand imports the stages it runs inside its ``cmd_*`` function, so ``fleetgen render`` does not pay
+# for the build, the policy engine or the schema catalogue (tests/test_cli_imports.py holds that).
 
 def _root(value: str) -> Path:
     return Path(value).resolve()
@@ -97,6 +88,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _flatten(cluster: object) -> dict[str, object]:
+    from generator.inventory.resolve import IDENTITY_FIELDS, ResolvedCluster
 
     assert isinstance(cluster, ResolvedCluster)
     data = cluster.settings.model_dump(by_alias=True, mode="json")
@@ -116,7 +108,7 @@ def _flatten(cluster: object) -> dict[str, object]:
 
 def cmd_tools(args: argparse.Namespace) -> int:
     """Find (or with --install, install) helm and kustomize."""
-    from generator.tools import describe, install_tools
+    from generator.tools import describe, find_tools, install_tools
 
     toolset = install_tools(args.root) if args.install else find_tools(args.root)
     print(describe(toolset))
@@ -200,12 +192,19 @@ def _root_arg(value: str) -> Path:
     return Path(value).resolve()
 
 
+def _shard(value: str) -> tuple[int, int]:
+    """``--shard i/n`` (parsed by the build stage, imported only when the option is given)."""
+    from generator.build.fleet import parse_shard
+
+    return parse_shard(value)
+
+
 def add_build_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by build, golden and diff."""
     parser.add_argument("root", nargs="?", type=_root_arg, default=Path.cwd(),
                         help="fleet root (inventory/, overlays/, charts/)")
     parser.add_argument("--cluster", action="append", default=[], metavar="NAME", help="only this cluster (repeatable)")
-    parser.add_argument("--shard", type=parse_shard, metavar="I/N", help="only the I-th of N shares of the clusters")
+    parser.add_argument("--shard", type=_shard, metavar="I/N", help="only the I-th of N shares of the clusters")
     parser.add_argument("--jobs", "-j", type=int, default=None, help="parallel builds (default: CPU count)")
     parser.add_argument("--charts", type=Path, metavar="DIR",
                         help="folder of upstream chart archives (<name>-<version>.tgz) or folders to template too")
@@ -217,6 +216,8 @@ def add_build_options(parser: argparse.ArgumentParser) -> None:
 
 def options_from(args: argparse.Namespace, **extra: Any) -> BuildOptions:
     """BuildOptions from parsed arguments."""
+    from generator.build.model import BuildOptions
+
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     if args.charts is not None and not args.charts.is_dir():
@@ -229,6 +230,8 @@ def options_from(args: argparse.Namespace, **extra: Any) -> BuildOptions:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """Build every (selected) cluster; print a summary, write the golden layout with --out."""
+    from generator.build.fleet import build_fleet, write_tree
+
     options = options_from(args, work_dir=args.fleet_dir.resolve() if args.fleet_dir else None)
     result = build_fleet(args.root, options)
     if args.out:
@@ -259,11 +262,14 @@ def register_build(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
 
 def cmd_diff(args: argparse.Namespace) -> int:
     """``fleetgen diff --base REF``: what changes for every cluster between REF and the working tree."""
+    from generator.verify.diff import DEFAULT_MARKDOWN_LIMIT, diff_builds, render_result
+
     options = options_from(args)
     result = diff_builds(args.root, args.base, options)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    sys.stdout.write(render_result(result, args.format, stream=sys.stdout, limit=args.limit))
+    sys.stdout.write(render_result(result, args.format, stream=sys.stdout,
+                                   limit=DEFAULT_MARKDOWN_LIMIT if args.limit is None else args.limit))
     return 1 if args.exit_code and not result.comparison.clean else 0
 
 
@@ -273,14 +279,16 @@ def register_diff(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     add_build_options(diff)
     diff.add_argument("--base", required=True, metavar="GITREF", help="the commit to compare with, e.g. origin/main")
     diff.add_argument("--format", choices=("text", "markdown", "json"), default="text")
-    diff.add_argument("--limit", type=int, default=DEFAULT_MARKDOWN_LIMIT,
-                      help="markdown: truncate past this many characters")
+    diff.add_argument("--limit", type=int, default=None,
+                      help="markdown: truncate past this many characters (default: 60000)")
     diff.add_argument("--exit-code", action="store_true", help="exit 1 when anything differs")
     diff.set_defaults(func=cmd_diff)
 
 
 def cmd_golden(args: argparse.Namespace) -> int:
     """``fleetgen golden``: compare (exit 1 on any difference) or, with --update, write."""
+    from generator.verify.golden import GOLDEN_DIR, check_golden, summary, update_golden
+
     options = options_from(args)
     golden_dir = args.golden.resolve() if args.golden else args.root / GOLDEN_DIR
     if not args.update:
@@ -310,6 +318,7 @@ def cmd_validate(args: Any) -> int:
     import sys
 
     from generator.verify.schema import extra_crd_dirs
+    from generator.verify.validate import format_report, report_json, validate_fleet
 
     crds = extra_crd_dirs(args.crds)
     report = validate_fleet(args.root, options_from(args), crds=crds, schema=not args.no_schema)
@@ -353,6 +362,8 @@ def cmd_policy_test(args: Any) -> int:
 
     from generator.build.model import BuildOptions
     from generator.errors import UsageError
+    from generator.verify.evaluate import policy_names
+    from generator.verify.validate import policy_test
 
     root, cluster, files = _policy_test_arguments(args)
     if args.charts is not None and not args.charts.is_dir():
@@ -422,6 +433,8 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     """``fleetgen schemas [ROOT] [--from DIR]``: refresh (with --from) and check the built-in catalogue."""
     from generator.build.fleet import build_fleet
     from generator.render.pipeline import plan
+    from generator.verify.catalogue import MANIFEST, SCHEMA_HINT, coverage, load_manifest, refresh, verify
+    from generator.verify.schema import BUILTIN_CRDS, CrdCatalogue
 
     catalogue_dir = args.catalogue.resolve() if args.catalogue else BUILTIN_CRDS
     if args.source is not None:
@@ -469,7 +482,9 @@ def register_schemas(subparsers: Any) -> None:
 
 def cmd_overview(args: argparse.Namespace) -> int:
     """``fleetgen overview [ROOT] [--html FILE]``: FLEET.md to stdout, or the self-contained HTML page."""
+    from generator.render.overview import FLEET_FILE, html_page
     from generator.render.pipeline import plan
+    from generator.render.writer import atomic_write
 
     rendered = plan(args.root)
     codeowners = rendered.files["CODEOWNERS"]
@@ -497,6 +512,9 @@ def register_overview(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
 
 def cmd_lock(args: Any) -> int:
     """``fleetgen lock``: fetch every upstream chart and (re)write fleetgen.lock."""
+    from generator.build.fleet import write_lock
+    from generator.build.lock import lock_changes, lock_path
+
     old, new = write_lock(args.root, args.jobs)
     for line in lock_changes(old, new):
         print(line)
@@ -516,6 +534,8 @@ def register_lock(subparsers: Any) -> None:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     """``fleetgen promote``."""
+    from generator.verify.promote import promote
+
     _, report = promote(args.root.resolve(), args.app, args.to, args.from_, force=args.force, jobs=args.jobs)
     sys.stdout.write(report)
     return 0

@@ -61,12 +61,42 @@ class StepCache:
             return None
 
     def get_cluster(self, key: str) -> Any | None:
-        """The last build stored for a cluster (``clusters/<key>.json``), or None."""
+        """The last build stored for a cluster (``clusters/<key>.json``: the key it was built under, what it
+        read, its Kustomizations and warnings), or None."""
         return self.get(f"clusters/{key}")
 
     def put_cluster(self, key: str, value: Any) -> None:
         """Replace the build stored for a cluster."""
         self.put(f"clusters/{key}", value)
+
+    def build_path(self, key: str) -> Path:
+        """Where the resources a cluster build produced under ``key`` are stored (``builds/<k[:2]>/<k>.json``,
+        content-addressed like the steps: builds of a git ref and of the working tree coexist)."""
+        return self._path(f"builds/{key[:2]}/{key}")
+
+    def put_build(self, key: str, resources: Any) -> None:
+        """Store the resources a cluster build produced under ``key`` (headed by the key)."""
+        self.put(f"builds/{key[:2]}/{key}", {"key": key, "resources": resources})
+
+    def has_build(self, key: str) -> bool:
+        """Whether resources are stored under ``key`` (reads the few bytes that head the file)."""
+        if self.directory is None:
+            return False
+        head = _build_head(key)
+        try:
+            with self.build_path(key).open("rb") as handle:
+                return handle.read(len(head)) == head
+        except OSError:
+            return False
+
+    def get_build(self, key: str) -> Any | None:
+        """The resources stored under ``key``, or None."""
+        if self.directory is None:
+            return None
+        stored = self.get(f"builds/{key[:2]}/{key}")
+        if not isinstance(stored, dict) or stored.get("key") != key or not isinstance(stored.get("resources"), dict):
+            return None
+        return stored["resources"]
 
     def put(self, key: str, value: Any) -> None:
         """Store a result atomically (safe with concurrent writers)."""
@@ -83,6 +113,11 @@ class StepCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _build_head(key: str) -> bytes:
+    """How a stored cluster build starts (``put`` writes the key first, compactly)."""
+    return json.dumps({"key": key}, separators=(",", ":"))[:-1].encode("utf-8")
 
 
 class SingleFlight:

@@ -56,11 +56,12 @@ def build_fleet(root: Path, options: BuildOptions | None = None, *, rendered: An
     from generator.render.pipeline import plan
 
     options = options or BuildOptions()
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     planned_here = rendered is None
     if rendered is None:  # unchanged clusters' files from the plan cache next to the step cache (same bytes)
         rendered = plan(root, (options.cache_dir or default_cache_dir(root)) / "plan" if options.use_cache else None,
                         store=False)
+    plan_seconds, plan_cpu_seconds = time.perf_counter() - started, time.process_time() - started_cpu
     fleet = rendered.fleet
     names = [c.name for c in fleet.clusters]
     chosen = select_clusters(names, options.clusters, options.shard)
@@ -76,12 +77,13 @@ def build_fleet(root: Path, options: BuildOptions | None = None, *, rendered: An
 
         the_hub = hub(fleet)
         builder.argocd = (the_hub.name, f"fleet/{APPS_DIR}") if the_hub is not None else None
+    versions = {c.name: str(c.settings.kubernetes_version) for c in fleet.clusters}
     jobs = max(1, options.jobs or os.cpu_count() or 1)
     builder.stats.clusters = len(chosen)
     results: dict[str, ClusterBuild] = {}
     try:
         with _progress(options.progress, len(chosen)) as advance, ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(builder.build_cluster, name, _kube_version(fleet, name)): name for name in chosen}
+            futures = {pool.submit(builder.build_cluster, name, versions[name]): name for name in chosen}
             try:
                 for future in as_completed(futures):
                     results[futures[future]] = future.result()
@@ -93,17 +95,12 @@ def build_fleet(root: Path, options: BuildOptions | None = None, *, rendered: An
     finally:
         builder.close()
     builder.stats.seconds = time.perf_counter() - started
+    if planned_here:
+        builder.stats.plan_seconds, builder.stats.plan_cpu_seconds = plan_seconds, plan_cpu_seconds
     ordered = {name: results[name] for name in chosen}
     if planned_here and getattr(rendered, "plan_cache", None) is not None:
         rendered.plan_cache.store()  # only after the build succeeded: a refused input writes nothing
     return FleetBuild(ordered, builder.stats, builder.naive)
-
-
-def _kube_version(fleet: Any, name: str) -> str:
-    cluster = fleet.cluster(name)
-    if cluster is None:
-        raise UsageError(f"unknown cluster '{name}'")
-    return str(cluster.settings.kubernetes_version)
 
 
 @contextlib.contextmanager

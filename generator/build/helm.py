@@ -368,7 +368,8 @@ class HelmSteps(StepRunner):
                                              delete=False, encoding="utf-8") as handle:
                 handle.write(values_text)
             try:
-                output = self.tools.helm.run("template", *args, "--values", handle.name)
+                with self.stats.timed("tool_seconds"):
+                    output = self.tools.helm.run("template", *args, "--values", handle.name)
             except ToolError as exc:
                 raise BuildError(f"{what}: helm template failed: {exc}") from exc
             finally:
@@ -441,7 +442,8 @@ class HelmSteps(StepRunner):
             kus.pop("buildMetadata", None)
             (folder / "kustomization.yaml").write_text(dump_documents([kus]), encoding="utf-8")
             try:
-                output = self.tools.kustomize_build.run(folder, "--load-restrictor=LoadRestrictionsNone")
+                with self.stats.timed("tool_seconds"):
+                    output = self.tools.kustomize_build.run(folder, "--load-restrictor=LoadRestrictionsNone")
             except ToolError as exc:
                 raise BuildError(f"{what}: post-renderer failed: {exc}") from exc
             self.stats.add(kustomize_runs=1)

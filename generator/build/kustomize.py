@@ -174,7 +174,8 @@ class KustomizeSteps(StepRunner):
                 (copy_dir / name).write_text(text, encoding="utf-8")
                 target = copy_dir
             try:
-                output = self.tools.kustomize_build.run(target, "--load-restrictor=LoadRestrictionsNone")
+                with self.stats.timed("tool_seconds"):
+                    output = self.tools.kustomize_build.run(target, "--load-restrictor=LoadRestrictionsNone")
             except ToolError as exc:
                 raise BuildError(f"{what}: kustomize build of '{directory or '.'}' failed: {exc}") from exc
             finally:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import hashlib
 import json
 import re
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -200,13 +202,29 @@ class BuildStats:
     steps_shared: int = 0
     steps_built: int = 0
     seconds: float = 0.0
+    #: of ``seconds``: planning the fleet when the build planned it (wall, and CPU seconds of the process)
+    plan_seconds: float = 0.0
+    plan_cpu_seconds: float = 0.0
+    #: CPU seconds, summed over the build threads, of deciding whether each cluster changed (its key, its entry)
+    lookup_cpu_seconds: float = 0.0
+    #: seconds, summed over the build threads, of waiting for kustomize and helm
+    tool_seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add(self, **counts: int) -> None:
+    def add(self, **counts: float) -> None:
         """Increment counters atomically."""
         with self._lock:
             for name, count in counts.items():
                 setattr(self, name, getattr(self, name) + count)
+
+    @contextlib.contextmanager
+    def timed(self, counter: str, clock: Callable[[], float] = time.perf_counter) -> Iterator[None]:
+        """Add the seconds the block takes on ``clock`` (e.g. ``time.thread_time`` for CPU) to ``counter``."""
+        started = clock()
+        try:
+            yield
+        finally:
+            self.add(**{counter: clock() - started})
 
     def summary(self) -> str:
         """One line for the CLI."""
@@ -237,32 +255,82 @@ class BuiltResource:
         return f"{self.kind} {where}"
 
 
-@dataclass
 class ClusterBuild:
-    """Everything one cluster receives: golden-relative path → resource."""
+    """Everything one cluster receives: golden-relative path → resource.
 
-    name: str
-    resources: dict[str, BuiltResource] = field(default_factory=dict)
-    kustomizations: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    The build of an unchanged cluster is taken from the step cache; its resources are read from there on first
+    use (``load``), so a command that needs only the counts and warnings (``fleetgen build``) reads none.
+    """
+
+    def __init__(self, name: str, resources: dict[str, BuiltResource] | None = None,
+                 kustomizations: list[str] | None = None, warnings: list[str] | None = None, *,
+                 load: Callable[[], dict[str, BuiltResource]] | None = None) -> None:
+        self.name = name
+        self.kustomizations = kustomizations if kustomizations is not None else []
+        self.warnings = warnings if warnings is not None else []
+        self._resources = resources if resources is not None else None if load is not None else {}
+        self._load = load if resources is None else None
+        self._loading = threading.Lock()
+
+    @property
+    def resources(self) -> dict[str, BuiltResource]:
+        """Golden-relative path → resource (read from the step cache on first use when stored)."""
+        found = self._resources
+        if found is None:
+            with self._loading:
+                if self._resources is None:
+                    assert self._load is not None
+                    self._resources, self._load = self._load(), None
+                found = self._resources
+        return found
+
+    @resources.setter
+    def resources(self, value: dict[str, BuiltResource]) -> None:
+        self._resources, self._load = value, None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the resources are in memory (built here, or already read from the cache)."""
+        return self._resources is not None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ClusterBuild):
+            return NotImplemented
+        return (self.name, self.kustomizations, self.warnings, self.resources) == (
+            other.name, other.kustomizations, other.warnings, other.resources)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
+
+    def __repr__(self) -> str:
+        shown = f"{len(self.resources)} resources" if self.loaded else "resources stored"
+        return f"ClusterBuild({self.name!r}, {shown}, {len(self.kustomizations)} Kustomizations)"
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for the cache."""
         return {"name": self.name, "kustomizations": self.kustomizations, "warnings": self.warnings,
-                "resources": {rel: [r.api_version, r.kind, r.namespace, r.name, r.group, r.text]
-                              for rel, r in self.resources.items()}}
+                "resources": resources_to_json(self.resources)}
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> ClusterBuild:
         """Back from ``to_json``."""
-        resources = {rel: BuiltResource(*(str(x) for x in fields)) for rel, fields in value["resources"].items()}
-        return cls(str(value["name"]), resources, list(value["kustomizations"]), list(value["warnings"]))
+        return cls(str(value["name"]), resources_from_json(value["resources"]), list(value["kustomizations"]),
+                   list(value["warnings"]))
 
     def objects(self) -> Iterator[tuple[str, Obj]]:
         """(golden path, object) of every resource, parsed again (e.g. for schema validation)."""
         for rel, resource in self.resources.items():
             for doc in load_yaml(resource.text):
                 yield rel, doc
+
+
+def resources_to_json(resources: Mapping[str, BuiltResource]) -> dict[str, list[str]]:
+    """A cluster's resources as plain data for the cache."""
+    return {rel: [r.api_version, r.kind, r.namespace, r.name, r.group, r.text] for rel, r in resources.items()}
+
+
+def resources_from_json(value: Mapping[str, Any]) -> dict[str, BuiltResource]:
+    """Back from ``resources_to_json``."""
+    return {rel: BuiltResource(*(str(x) for x in fields)) for rel, fields in value.items()}
 
 
 @dataclass

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 
 from generator.build.model import KUSTOMIZATION_FILES, BuildError, digest, load_yaml
 
-_PATH_TOKEN = re.compile(r"""'([^'\n]*)'|"([^"\n]*)"|([^\s,\[\]{}'"#]+)""")
+#: a quoted string or a run of characters that can be in a plain YAML scalar naming a path
+_PATH_TOKEN = re.compile(r"""'[^'\n]*'|"[^"\n]*"|[^\s,\[\]{}'"#]+""")
 
 
 _REMOTE_PREFIXES = ("git::", "gh:", "ssh://", "https://", "http://", "git@", "github.com:", "github.com/")
@@ -37,7 +38,12 @@ class FleetTree:
             while parent not in self.dirs:
                 self.dirs.add(parent)
                 parent = posixpath.dirname(parent)
+        #: the last component of every file and folder: a token whose normalised path ends in another name can
+        #: name neither (the exact filter that lets most words of a kustomization file skip path arithmetic)
+        self._names = {posixpath.basename(p) for p in (*self.paths, *self.dirs)}
         self._digests: dict[str, str] = {}
+        self._references: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self._nameless: set[str] = set()  # strings of kustomization files that name no file or folder anywhere
         self._closures: dict[str, frozenset[str]] = {}
         self._closure_hashes: dict[str, str] = {}
         self._lock = threading.RLock()
@@ -77,23 +83,15 @@ class FleetTree:
         if found is not None:
             return found
         active.add(directory)
-        files = set(self.below(directory))
-        for rel in list(files):
+        below = self.below(directory)
+        files = set(below)
+        for rel in below:
             if posixpath.basename(rel) not in KUSTOMIZATION_FILES:
                 continue
-            base = posixpath.dirname(rel)
-            for match in _PATH_TOKEN.finditer(self.files[rel]):
-                token = next(g for g in match.groups() if g is not None).removesuffix(":")
-                if not token or len(token) > 1024:
-                    continue
-                target = posixpath.normpath(posixpath.join(base, token.removeprefix("file://")))
-                if target == "." :
-                    target = ""
-                if target.startswith("../") or target == "..":
-                    continue
-                if target in self.files:
-                    files.add(target)
-                elif target in self.dirs and target not in active and not (
+            named_files, named_dirs = self.references(rel)
+            files.update(named_files)
+            for target in named_dirs:
+                if target not in active and not (
                     target == directory or target.startswith(directory + "/") if directory else True
                 ):
                     files |= self._closure(target, active)
@@ -102,6 +100,37 @@ class FleetTree:
         if not active:
             self._closures[directory] = result
         return result
+
+    def references(self, rel: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(files, folders) of the repo that some string of the kustomization file ``rel`` names, relative to its
+        folder (``file://`` allowed; nothing above the repo root)."""
+        found = self._references.get(rel)
+        if found is not None:
+            return found
+        base = posixpath.dirname(rel)
+        files: list[str] = []
+        dirs: list[str] = []
+        # each distinct string once, in sorted order; strings already known to name nothing are dropped at once
+        for raw in sorted(set(_PATH_TOKEN.findall(self.files[rel])) - self._nameless):
+            token = (raw[1:-1] if raw[0] in "'\"" else raw).removesuffix(":")
+            if not token or len(token) > 1024:
+                continue
+            token = token.removeprefix("file://")
+            last = token.rstrip("/").rpartition("/")[2]
+            if last not in self._names and last not in ("", ".", ".."):
+                self._nameless.add(raw)  # its normalised path ends in ``last``, which no file or folder is called
+                continue
+            target = posixpath.normpath(posixpath.join(base, token))
+            if target == ".":
+                target = ""
+            if target.startswith("../") or target == "..":
+                continue
+            if target in self.files:
+                files.append(target)
+            elif target in self.dirs:
+                dirs.append(target)
+        found = self._references[rel] = (tuple(files), tuple(dirs))
+        return found
 
     def closure_hash(self, directory: str) -> str:
         """Hash of the names and contents of a directory's input closure."""

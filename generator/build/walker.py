@@ -19,6 +19,7 @@ cluster's changed steps. Clusters are built in parallel threads (the tools run a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from generator.build.model import (
     FLUX_KS_GROUP,
     OPERATOR_GROUP,
     BuildError,
+    BuiltResource,
     ClusterBuild,
     ClusterState,
     Obj,
@@ -38,6 +40,8 @@ from generator.build.model import (
     digest,
     is_kind,
     meta_of,
+    resources_from_json,
+    resources_to_json,
     spec_of,
 )
 
@@ -57,12 +61,16 @@ class Builder(KustomizeSteps, HelmSteps, ComposeSteps):
 
     def build_cluster(self, name: str, kube_version: str) -> ClusterBuild:
         """Walk one cluster's Flux graph and template its releases (or reuse its last build when none of
-        the files, charts and settings that build read has changed)."""
+        the files, charts and settings that build read has changed: a lookup of its key, its resources read
+        from the cache only when used)."""
         entry = digest("cluster", self.fingerprint, name)
-        stored = self.cache.get_cluster(entry)
-        if stored is not None and stored.get("key") == self._cluster_key(name, kube_version, stored.get("trace")):
+        with self.stats.timed("lookup_cpu_seconds", time.thread_time):
+            stored = self.cache.get_cluster(entry)
+            reused = None if stored is None else self._stored_build(
+                name, stored, self._cluster_key(name, kube_version, stored.get("trace")))
+        if reused is not None:
             self.stats.add(clusters_cached=1)
-            return ClusterBuild.from_json(stored["build"])
+            return reused
         state = ClusterState(name, kube_version, build=ClusterBuild(name))
         self._walk(state)
         self._releases(state)
@@ -73,9 +81,29 @@ class Builder(KustomizeSteps, HelmSteps, ComposeSteps):
         self._compose(state)
         state.build.resources = dict(sorted(state.build.resources.items()))
         trace = {"dirs": sorted(state.dirs), "charts": sorted(list(c) for c in state.charts)}
-        self.cache.put_cluster(entry, {"key": self._cluster_key(name, kube_version, trace), "trace": trace,
-                                       "build": state.build.to_json()})
+        key = self._cluster_key(name, kube_version, trace)
+        self.cache.put_build(key, resources_to_json(state.build.resources))  # before the entry that names it
+        self.cache.put_cluster(entry, {"key": key, "trace": trace, "kustomizations": state.build.kustomizations,
+                                       "warnings": state.build.warnings})
         return state.build
+
+    def _stored_build(self, name: str, stored: Mapping[str, Any], key: str) -> ClusterBuild | None:
+        """The stored build of a cluster when its key still matches and its resources are in the cache (read
+        on first use), else None."""
+        kustomizations, warnings = stored.get("kustomizations"), stored.get("warnings")
+        if (not key or stored.get("key") != key or not isinstance(kustomizations, list)
+                or not isinstance(warnings, list) or not self.cache.has_build(key)):
+            return None
+        cache = self.cache
+
+        def load() -> dict[str, BuiltResource]:
+            resources = cache.get_build(key)
+            if resources is None:
+                raise BuildError(f"cluster {name}: its stored build ({cache.build_path(key)}) disappeared during "
+                                 "this run; run the command again")
+            return resources_from_json(resources)
+
+        return ClusterBuild(name, None, [str(k) for k in kustomizations], [str(w) for w in warnings], load=load)
 
     def _cluster_key(self, name: str, kube_version: str, trace: Any) -> str:
         """Hash of everything a cluster's build read: the input closure of every folder it built, every chart
