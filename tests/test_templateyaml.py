@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -82,14 +83,16 @@ def _rendered_texts(root: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[s
     return seen
 
 
+#: A block scalar (``key: |-``, ``- >``): outside the dialect, read by libyaml (the policies' CEL expressions).
+_BLOCK_SCALAR = re.compile(r"(?:^|: |- )[|>][-+0-9]*[ \t]*$", re.M)
+
+
 def _assert_corpus(texts: list[tuple[str, str]]) -> None:
-    fast = 0
     for template, text in texts:
         assert_reads_like_libyaml(text)
-        fast += fast_path(text)
-        if template.startswith("fleet/"):  # the fleet templates are all in the dialect (policies hold `|-`)
+        if template.startswith("fleet/") or not _BLOCK_SCALAR.search(text):
+            # the fleet templates are all in the dialect, and so is every output without a block scalar
             assert fast_path(text), template
-    assert fast >= len(texts) * 3 // 4
 
 
 def test_every_template_output_of_the_reference_fleet(monkeypatch: pytest.MonkeyPatch) -> None:
