@@ -301,6 +301,7 @@ def _for_each(count: int, work: Callable[[int], None], threads: int) -> None:
 
 
 def _current(path: Path) -> str | None:
+    """sha256 of a file no longer planned (None when missing)."""
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except FileNotFoundError:
@@ -349,7 +350,7 @@ def _scan(out: Path, plan: dict[str, str], cache: StatCache, threads: int) -> _S
     def probe(index: int) -> None:
         rel = names[index]
         path = f"{base}/{rel}"
-        wanted[index] = hashlib.sha256(plan[rel].encode("utf-8")).hexdigest()
+        wanted[index] = sha256(plan[rel])
         if use_cache:
             try:
                 st = os.stat(path)
@@ -358,7 +359,7 @@ def _scan(out: Path, plan: dict[str, str], cache: StatCache, threads: int) -> _S
             recorded, racy[index] = lookup(rel, st)
             if recorded is not None:
                 current[index], hit[index] = recorded, True
-                keys[index] = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+                keys[index] = _stat_key(st)
                 return
         current[index], keys[index] = _hash_file(path)
 
