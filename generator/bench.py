@@ -495,8 +495,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
     results = []
-    # every size's fleets are kept until the end: deleting tens of thousands of files just before the next size
-    # writes as many makes ext4 skip the recently freed inodes on every create, which would time the file system
+    # every size's fleets are kept until the end: ext4 without a journal (this machine's root file system) does
+    # not reuse an inode freed in the last 60 s (300 s while its inode table block is unwritten) and scans past
+    # each such inode on every create (Linux >= 5.7 fs/ext4/ialloc.c recently_deleted, RECENTCY_MIN), so deleting
+    # tens of thousands of files just before the next size writes as many would time the file system
     keep = args.keep or Path(tempfile.mkdtemp(prefix="fleetgen-bench-"))
     try:
         for count in args.clusters:
