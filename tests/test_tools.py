@@ -206,3 +206,49 @@ def test_tools_dir_location(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert tools_dir() == tmp_path / ".tools"
     monkeypatch.setenv("FLEETGEN_TOOLS_DIR", "elsewhere")
     assert tools_dir(Path("/ignored")) == tmp_path / "elsewhere"
+
+
+def test_probes_are_remembered_per_binary_stamp(
+    empty_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second CLI run (a fresh process: the in-process memory emptied) reads each binary's version from
+    ``probes.json`` instead of running it; a changed binary (new stamp), a corrupt file and a failed probe are
+    probed again."""
+    calls = tmp_path / "calls"
+    _script(empty_path, "helm", f'echo helm >> {calls}; echo v4.3.1')
+    kustomize = _script(empty_path, "kustomize", f'echo kustomize >> {calls}; echo v5.8.1')
+    root = tmp_path / "tools"
+    root.mkdir()
+    _isolate(monkeypatch, root, empty_path)
+    monkeypatch.setattr(tools, "_probes", {})
+
+    def fresh_process(kustomize_version: str = "v5.8.1") -> list[str]:
+        tools._probes.clear()
+        calls.write_text("")
+        toolset = find_tools()
+        assert (toolset.helm_version, toolset.kustomize_version) == ("v4.3.1", kustomize_version)
+        return calls.read_text().split()
+
+    assert fresh_process() == ["helm", "kustomize"]
+    assert (root / tools.PROBE_CACHE).is_file()
+    assert fresh_process() == []  # both versions remembered
+    kustomize.write_text(kustomize.read_text().replace("v5.8.1", "v5.8.2"))  # same size, new ctime
+    assert fresh_process("v5.8.2") == ["kustomize"]
+    (root / tools.PROBE_CACHE).write_text("{not json")
+    assert fresh_process("v5.8.2") == ["helm", "kustomize"]  # a corrupt file is ignored, then rewritten
+    assert fresh_process("v5.8.2") == []
+
+
+def test_a_failed_probe_is_not_remembered(empty_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    flag = tmp_path / "ready"
+    _script(empty_path, "helm", f'[ -e {flag} ] || exit 1; echo v4.3.1')
+    _script(empty_path, "kustomize", "echo v5.8.1")
+    root = tmp_path / "tools"
+    root.mkdir()
+    _isolate(monkeypatch, root, empty_path)
+    monkeypatch.setattr(tools, "_probes", {})
+    with pytest.raises(ToolError, match="did not report a version"):
+        find_tools()
+    flag.touch()
+    tools._probes.clear()
+    assert find_tools().helm_version == "v4.3.1"
