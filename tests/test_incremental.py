@@ -2,8 +2,11 @@
 
 Every check compares the cached render with a full render of the same inventory (no cache), byte for byte, after
 real edits of a synthetic fleet's files: one cluster's values, a cluster's own settings, a fleet-wide overlay,
-a cluster added and removed, the hub's shard count. Corrupt or poisoned cache entries are ignored, and a
-cross-cluster error introduced by a one-cluster edit is still refused with a warm cache.
+a cluster added and removed, the hub's shard count; then a seeded random walk over every kind of input (a
+cluster, an overlay, the defaults, a component, an app, a team, the fleet entry, clusters added, removed and
+moved to another file, lines shifted), and the same walk with a part of the key planted missing, which it must
+catch. Corrupt or poisoned cache entries are ignored, and a cross-cluster error introduced by a one-cluster edit
+is still refused with a warm cache.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import pytest
 
 from generator.bench import make_fleet
 from generator.errors import InventoryError
+from generator.render import incremental
+from generator.render.incremental import PlanCache
 from generator.render.pipeline import Rendered, plan, plan_cache_dir, render
 from generator.yamlio import dump_documents, load_documents
 
@@ -97,7 +102,7 @@ def test_edits_replan_only_what_changed_and_keep_the_bytes(fleet: tuple[Path, li
     _edit_clusters(root, lambda clusters: clusters.pop())
     files, store = _cached(root, cache)
     assert files == before_add
-    assert not (cache / "clusters" / "dev-added-9999.json").exists()  # pruned with its cluster
+    assert "dev-added-9999" not in _stored(cache)  # pruned with its cluster
 
     # a fleet-wide edit (the dev overlay) re-plans every dev cluster, and only those
     overlay = root / "overlays" / "dev.yaml"
@@ -109,28 +114,63 @@ def test_edits_replan_only_what_changed_and_keep_the_bytes(fleet: tuple[Path, li
     assert store.planned_clusters == dev > 0
 
 
+def _stored(cache: Path) -> dict[str, dict[str, Any]]:
+    """Every entry of the plan cache's packs, by cluster."""
+    entries: dict[str, dict[str, Any]] = {}
+    for pack in sorted((cache / "packs").glob("*.pack")):
+        header = pack.read_bytes().split(b"\n", 1)[0]
+        entries.update(json.loads(header)["entries"])
+    return entries
+
+
+def _pack_of(cache: Path, cluster: str) -> Path:
+    return cache / "packs" / f"{PlanCache.pack_number(cluster):02x}.pack"
+
+
+def _rewrite(pack: Path, change: Callable[[dict[str, Any], bytearray], None]) -> None:
+    """Change a pack's index and texts in place (a hand edit, as a corrupting or poisoning user would)."""
+    header, _, body = pack.read_bytes().partition(b"\n")
+    index, texts = json.loads(header), bytearray(body)
+    change(index["entries"], texts)
+    pack.write_bytes(json.dumps(index).encode() + b"\n" + bytes(texts))
+
+
 def test_corrupt_or_poisoned_entries_are_ignored(fleet: tuple[Path, list[str]], tmp_path: Path) -> None:
-    root, _names = fleet
+    root, names = fleet
     cache = tmp_path / "plan-cache"
     full = plan(root).files
     _cached(root, cache)
-    entries = sorted((cache / "clusters").glob("*.json"))
-    assert len(entries) == SIZE
-    # truncated, not JSON, a stale key, and a poisoned text whose digest no longer matches
-    entries[0].write_text(entries[0].read_text(encoding="utf-8")[:100], encoding="utf-8")
-    entries[1].write_bytes(b"\xff\xfe not json")
-    stale = json.loads(entries[2].read_text(encoding="utf-8"))
-    stale["key"] = "0" * 64
-    entries[2].write_text(json.dumps(stale), encoding="utf-8")
-    poisoned = json.loads(entries[3].read_text(encoding="utf-8"))
-    path = next(iter(poisoned["files"]))
-    poisoned["files"][path] += "malicious: true\n"
-    entries[3].write_text(json.dumps(poisoned), encoding="utf-8")
-    (cache / "clusters" / "stray.json").write_text("{}", encoding="utf-8")
+    assert sorted(_stored(cache)) == sorted(names)
+    by_pack: dict[Path, list[str]] = {}
+    for name in names:
+        by_pack.setdefault(_pack_of(cache, name), []).append(name)
+    # a pack cut short (its entries ignored, whatever their number) ...
+    cut = next(pack for pack, held in by_pack.items() if len(held) >= 2)
+    cut.write_bytes(cut.read_bytes()[:-100])
+    damaged = {max(by_pack[cut], key=lambda n: _stored(cache).get(n, {}).get("end", -1))}  # the last text cut
+    others = [n for n in names if _pack_of(cache, n) != cut]
+    stale, poisoned, reshaped, unreadable = others[0], others[1], others[2], others[3]
+
+    def stale_key(entries: dict[str, Any], texts: bytearray) -> None:
+        entries[stale]["key"] = "0" * 64
+
+    def poison(entries: dict[str, Any], texts: bytearray) -> None:  # a text changed, the same length
+        start = entries[poisoned]["start"]
+        texts[start : start + 8] = b"kind: Xx"
+
+    def reshape(entries: dict[str, Any], texts: bytearray) -> None:  # files renamed in the index
+        entries[reshaped]["paths"] = [path + ".evil" for path in entries[reshaped]["paths"]]
+
+    for name, change in ((stale, stale_key), (poisoned, poison), (reshaped, reshape)):
+        _rewrite(_pack_of(cache, name), change)
+    _pack_of(cache, unreadable).write_bytes(b"\xff\xfe not json")
+    lost = {n for n in names if _pack_of(cache, n) == _pack_of(cache, unreadable)}
+    (cache / "packs" / "stray.pack").write_text("{}", encoding="utf-8")
     files, store = _cached(root, cache)
     assert files == full
-    assert (store.reused_clusters, store.planned_clusters) == (SIZE - 4, 4)
-    assert not (cache / "clusters" / "stray.json").exists()
+    replanned = damaged | {stale, poisoned, reshaped} | lost
+    assert (store.reused_clusters, store.planned_clusters) == (SIZE - len(replanned), len(replanned))
+    assert not (cache / "packs" / "stray.pack").exists()
     files, store = _cached(root, cache)  # the re-planned entries were stored again
     assert files == full and store.planned_clusters == 0
 
@@ -140,7 +180,7 @@ def test_a_cross_cluster_error_is_still_refused_with_a_warm_cache(tmp_path: Path
     names = make_fleet(REPO, root, SIZE)
     out = tmp_path / "out"
     render(root, out)
-    assert (plan_cache_dir(root) / "clusters").is_dir()
+    assert _stored(plan_cache_dir(root))
     assert (plan_cache_dir(root) / ".gitignore").is_file()
 
     def overlap(clusters: list[dict[str, Any]]) -> None:  # a second cluster takes the first one's VPC range
