@@ -29,16 +29,19 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import io
 import json
 import os
 import pickle
 import shutil
 import tempfile
 import zlib
+from collections.abc import Iterable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from generator.fastload import collector_paused
 from generator.inventory.entries import Inventory, Layer, Sourced
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
 from generator.render.planner import Contribution, plan_cluster_files
@@ -89,12 +92,17 @@ def _digest(*parts: bytes) -> bytes:
 
 
 def _pickled(value: Any) -> bytes:
-    """Bytes equal only for equal values (pickle tells str from int keys and keeps insertion order); for a value
-    pickle cannot write, bytes that match nothing (a miss)."""
+    """Bytes equal only for equal values (pickle tells str from int keys and keeps insertion order), and the same
+    for equal values however they share objects (no memo: a value computed here and one sent back by a worker
+    give the same bytes); for a value pickle cannot write (or a cycle), bytes that match nothing (a miss)."""
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=5)
+    pickler.fast = True  # no memo: each occurrence written out in full
     try:
-        return pickle.dumps(value, protocol=5)
-    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
+        pickler.dump(value)
+    except (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError):
         return b"unpicklable\0" + os.urandom(16)
+    return buffer.getvalue()
 
 
 def input_digest(value: Any) -> bytes:
@@ -121,8 +129,8 @@ def inventory_digest(inventory: Inventory) -> bytes:
     ))
 
 
-def _entry_digest(key: str, paths: list[str], lengths: list[int], data: bytes | memoryview) -> str:
-    """sha256 binding a pack entry's key, paths, text lengths and texts together."""
+def _entry_digest(key: Any, paths: Any, lengths: Any, data: bytes | memoryview) -> str:
+    """sha256 binding a pack entry's key, paths, text lengths and texts together (any JSON values: as read)."""
     digest = hashlib.sha256(json.dumps([PLAN_CACHE_FORMAT, key, paths, lengths]).encode() + b"\n")
     digest.update(data)
     return digest.hexdigest()
@@ -136,33 +144,40 @@ class _Pack:
     body: memoryview
 
     def data(self, cluster: str, key: str | None = None) -> tuple[dict[str, Any], memoryview] | None:
-        """``cluster``'s entry and its texts' bytes, if well formed, under ``key`` (any key if None), with the
-        digest matching; else None."""
+        """``cluster``'s entry and its texts' bytes, under ``key`` (any key if None), with the digest matching
+        (which binds the paths and lengths as written, their types included); else None."""
         entry = self.entries.get(cluster)
         if not isinstance(entry, dict) or (key is not None and entry.get("key") != key):
             return None
-        paths, lengths, start, end = entry.get("paths"), entry.get("lengths"), entry.get("start"), entry.get("end")
-        if (
-            not isinstance(entry.get("key"), str)
-            or not isinstance(paths, list) or not isinstance(lengths, list) or len(paths) != len(lengths)
-            or not all(type(path) is str for path in paths)
-            or not all(type(length) is int and length >= 0 for length in lengths)
-            or type(start) is not int or type(end) is not int or not 0 <= start <= end <= len(self.body)
-        ):
+        start, end = entry.get("start"), entry.get("end")
+        if type(start) is not int or type(end) is not int or not 0 <= start <= end <= len(self.body):
             return None
         data = self.body[start:end]
-        if entry.get("digest") != _entry_digest(entry["key"], paths, lengths, data):
+        if entry.get("digest") != _entry_digest(entry.get("key"), entry.get("paths"), entry.get("lengths"), data):
             return None
         return entry, data
 
 
-def _read_pack(path: Path) -> _Pack:
-    """The pack at ``path``; an absent, unreadable or malformed one as an empty pack."""
+def _read_pack(path: Path, buffer: bytearray | None = None) -> _Pack:
+    """The pack at ``path``; an absent, unreadable or malformed one as an empty pack. With ``buffer`` (as large as
+    the pack, or the pack is read as empty), read into it: the pack is then valid until the buffer is reused."""
+    raw: bytes | bytearray = b""
+    size = 0
     try:
-        raw = path.read_bytes()
+        with path.open("rb", buffering=0) as file:
+            if buffer is None:
+                raw = file.read()
+                size = len(raw)
+            else:
+                view = memoryview(buffer)
+                while size < len(view) and (count := file.readinto(view[size:])):
+                    size += count
+                view.release()
+                raw = buffer if not file.read(1) else b""  # larger than when its size was taken: written since
+                size = size if raw else 0
     except OSError:
-        raw = b""
-    end = raw.find(b"\n")
+        raw, size = b"", 0
+    end = raw.find(b"\n", 0, size)
     try:
         index = json.loads(raw[:end]) if end >= 0 else None
     except ValueError:
@@ -171,7 +186,7 @@ def _read_pack(path: Path) -> _Pack:
         index.get("entries"), dict
     ):
         return _Pack({}, memoryview(b""))
-    return _Pack(index["entries"], memoryview(raw)[end + 1 :])
+    return _Pack(index["entries"], memoryview(raw)[end + 1 : size])
 
 
 def _pack_number(name: str) -> int | None:
@@ -184,18 +199,22 @@ def _pack_number(name: str) -> int | None:
 
 
 def _files(entry: dict[str, Any], data: memoryview) -> dict[str, str] | None:
-    """The files of a checked entry (None if its texts are not UTF-8 of the recorded lengths)."""
+    """The files of an entry whose digest matched (None if its paths, lengths and texts do not fit together)."""
+    paths, lengths = entry["paths"], entry["lengths"]
     try:
         text = str(data, "utf-8", "surrogatepass")
     except UnicodeDecodeError:
         return None
-    paths: list[str] = entry["paths"]
-    lengths: list[int] = entry["lengths"]
-    if sum(lengths) != len(text) or len(set(paths)) != len(paths):
+    if (
+        type(paths) is not list or type(lengths) is not list or len(paths) != len(lengths)
+        or len(set(paths)) != len(paths) or sum(lengths) != len(text)
+    ):
         return None
     files: dict[str, str] = {}
     at = 0
     for path, length in zip(paths, lengths, strict=True):
+        if type(path) is not str or type(length) is not int or length < 0:
+            return None
         files[path] = text[at : at + length]
         at += length
     return files
@@ -210,7 +229,8 @@ class PlanCache:
         self.misses = 0
         self.pending: dict[str, tuple[str, dict[str, str]]] = {}
         self.clusters: set[str] | None = None
-        self._packs: dict[int, _Pack] = {}
+        self._packs: dict[int, _Pack] = {}  # packs read whole (to be rewritten, or listed)
+        self._names: dict[int, set[str]] = {}  # the clusters each pack read by ``get_many`` held
 
     @staticmethod
     def pack_number(cluster: str) -> int:
@@ -229,10 +249,37 @@ class PlanCache:
 
     def get(self, cluster: str, key: str) -> dict[str, str] | None:
         """The files stored for ``cluster`` under ``key``, or None (absent, stale or corrupt)."""
+        return self.get_many({cluster: key}).get(cluster)
+
+    def get_many(self, keys: Mapping[str, str]) -> dict[str, dict[str, str]]:
+        """The files stored for each cluster of ``keys`` under its key (the absent, stale or corrupt left out):
+        each pack read once, into one buffer (only the texts found become strings)."""
         if self.directory is None:
-            return None
-        found = self._pack(self.pack_number(cluster)).data(cluster, key)
-        return None if found is None else _files(*found)
+            return {}
+        by_pack: dict[int, list[str]] = {}
+        for cluster in keys:
+            by_pack.setdefault(self.pack_number(cluster), []).append(cluster)
+        sizes: dict[int, int] = {}
+        for number in by_pack:
+            with contextlib.suppress(OSError):
+                sizes[number] = self._pack_path(number).stat().st_size
+        buffer = bytearray(max(sizes.values(), default=0))
+        found: dict[str, dict[str, str]] = {}
+        with collector_paused():  # indexes and files: acyclic, freed by reference counting
+            self._read_into(found, by_pack, sorted(sizes), buffer, keys)
+        return found
+
+    def _read_into(self, found: dict[str, dict[str, str]], by_pack: dict[int, list[str]], numbers: list[int],
+                   buffer: bytearray, keys: Mapping[str, str]) -> None:
+        for number in numbers:
+            pack = _read_pack(self._pack_path(number), buffer)
+            self._names[number] = set(pack.entries)
+            for cluster in by_pack[number]:
+                entry = pack.data(cluster, keys[cluster])
+                files = None if entry is None else _files(*entry)
+                if files is not None:
+                    found[cluster] = files
+            pack.body.release()
 
     def stored(self) -> dict[str, str]:
         """The key of every well-formed entry on disk, by cluster (reads every pack)."""
@@ -276,7 +323,7 @@ class PlanCache:
                     number = _pack_number(path.name)
                     if number is None:  # not a pack this version writes
                         path.unlink(missing_ok=True)
-                    elif any(cluster not in self.clusters for cluster in self._pack(number).entries):
+                    elif not self._names.get(number, self._pack(number).entries.keys()) <= self.clusters:
                         touched.add(number)
             shutil.rmtree(self.directory / "clusters", ignore_errors=True)  # format 1: one JSON file per cluster
         try:
@@ -393,14 +440,19 @@ class ClusterPlanner:
         """``cluster``'s files planned (not looked up), to be stored under ``key``."""
         return PlannedCluster(cluster.name, plan_cluster_files(self.fleet, cluster, extra), key)
 
-    def look_up(self, cluster: ResolvedCluster, extra: Contribution) -> tuple[str | None, PlannedCluster | None]:
-        """``cluster``'s key, and its files from the cache if stored under it."""
+    def look_up(
+        self, clusters: Iterable[ResolvedCluster], extra: Contribution
+    ) -> list[tuple[str | None, PlannedCluster | None]]:
+        """Each cluster's key, and its files from the cache if stored under it (the cache read once)."""
         if self.cache.directory is None:
-            return None, None
-        key = self.key(cluster, extra)
-        files = None if key is None else self.cache.get(cluster.name, key)
-        return key, None if files is None else PlannedCluster(cluster.name, files, key, reused=True)
+            return [(None, None) for _ in clusters]
+        keys = [(cluster.name, self.key(cluster, extra)) for cluster in clusters]
+        found = self.cache.get_many({name: key for name, key in keys if key is not None})
+        return [
+            (key, PlannedCluster(name, found[name], key, reused=True) if name in found else None)
+            for name, key in keys
+        ]
 
     def __call__(self, cluster: ResolvedCluster, extra: Contribution) -> PlannedCluster:
-        key, found = self.look_up(cluster, extra)
+        [(key, found)] = self.look_up([cluster], extra)
         return found if found is not None else self.plan(cluster, extra, key)

@@ -274,8 +274,7 @@ class ClusterFiles:
 
     def __enter__(self) -> ClusterFiles:
         todo = []
-        for position, cluster in enumerate(self.clusters):
-            key, found = self.planner.look_up(cluster, self.extra)
+        for position, (key, found) in enumerate(self.planner.look_up(self.clusters, self.extra)):
             if found is not None:
                 self._found[position] = found
             else:
