@@ -120,6 +120,12 @@ def input_digest(value: Any) -> bytes:
     return _digest(b"value", _pickled(value))
 
 
+def cluster_entry(source: Sourced[Any]) -> tuple[str, dict[str, Any]]:
+    """What a cluster's key holds of its own entry: the name of its file (planned headers name it) and its data
+    as loaded (the entry as validated is a function of it and the code), not its position."""
+    return source.file.file, source.raw
+
+
 def inventory_digest(inventory: Inventory) -> bytes:
     """The digest of every part of the inventory that any cluster's resolution reads (``_NOT_IN_EVERY_KEY``
     aside)."""
@@ -323,7 +329,8 @@ class PlanCache:
                     number = _pack_number(path.name)
                     if number is None:  # not a pack this version writes
                         path.unlink(missing_ok=True)
-                    elif not self._names.get(number, self._pack(number).entries.keys()) <= self.clusters:
+                    elif not (self._names[number] if number in self._names else set(self._pack(number).entries)
+                              ) <= self.clusters:
                         touched.add(number)
             shutil.rmtree(self.directory / "clusters", ignore_errors=True)  # format 1: one JSON file per cluster
         try:
@@ -410,11 +417,23 @@ class ClusterPlanner:
         self._shared = b"" if cache.directory is None else _digest(
             code_fingerprint().encode(), inventory_digest(inventory)
         )
-        self._overlays: dict[str, bytes] = {}
         # every per-cluster and per-environment entry of every contribution field (a field added to Contribution
         # is in the key without an edit here); ``files`` are fleet-wide, planned outside the per-cluster planner
         self._fields = tuple(item.name for item in dataclasses.fields(Contribution) if item.name != "files")
-        self._environment_reads: dict[str, tuple[Contribution, bytes]] = {}
+        # per environment: a hash already fed with the shared part, the overlay and the environment's contributions
+        self._environments: dict[str, tuple[Contribution, Any, list[dict[str, Any]]]] = {}
+
+    def _environment(self, env: str, extra: Contribution) -> tuple[Any, list[dict[str, Any]]]:
+        """The hash every key of a cluster of ``env`` starts from, and the contribution fields' mappings."""
+        known = self._environments.get(env)
+        if known is None or known[0] is not extra:
+            fields = [getattr(extra, name) for name in self._fields]
+            digest = hashlib.sha256(_digest(
+                self._shared, input_digest(self.fleet.inventory.overlays.get(env)),
+                _pickled(tuple(field.get(env) for field in fields)),
+            ))
+            known = self._environments[env] = (extra, digest, fields)
+        return known[1], known[2]
 
     def key(self, cluster: ResolvedCluster, extra: Contribution) -> str | None:
         """The hash of everything ``cluster``'s files are planned from; None for a cluster not resolved from
@@ -422,19 +441,13 @@ class ClusterPlanner:
         source = self._entries.get(id(cluster.cluster))
         if source is None or source.item is not cluster.cluster:
             return None
-        env = cluster.cluster.environment
-        overlay = self._overlays.get(env)
-        if overlay is None:
-            overlay = self._overlays[env] = input_digest(self.fleet.inventory.overlays.get(env))
-        known = self._environment_reads.get(env)
-        if known is None or known[0] is not extra:
-            known = self._environment_reads[env] = (
-                extra, _digest(_pickled(tuple(getattr(extra, name).get(env) for name in self._fields)))
-            )
-        own = tuple(getattr(extra, name).get(cluster.name) for name in self._fields)
+        start, fields = self._environment(cluster.cluster.environment, extra)
+        own = tuple(field.get(cluster.name) for field in fields)
         # the hub's shards follow the number of workload clusters
         shards = self._workloads if cluster.cluster.role == "hub" else None
-        return _digest(self._shared, overlay, input_digest(source), known[1], _pickled((own, shards))).hex()
+        digest = start.copy()
+        digest.update(_pickled((cluster_entry(source), own, shards)))
+        return str(digest.hexdigest())
 
     def plan(self, cluster: ResolvedCluster, extra: Contribution, key: str | None) -> PlannedCluster:
         """``cluster``'s files planned (not looked up), to be stored under ``key``."""

@@ -21,6 +21,7 @@ fleet everything is planned in the process, as before.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import multiprocessing
@@ -38,6 +39,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from generator.errors import UsageError
+from generator.fastload import collector_paused
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
 from generator.render.incremental import ClusterPlanner, PlanCache, PlannedCluster
 from generator.render.planner import Contribution
@@ -50,8 +52,10 @@ JOBS_ENV = "FLEETGEN_JOBS"
 #: two pools included, so the break-even is below 16; under 32 the gain is small and tests' fleets fork nothing.
 MIN_PARALLEL_CLUSTERS = 32
 #: Fewer clusters to plan than this (the rest found in the plan cache) are planned in the process. Measured on 2
-#: cores at 1000 clusters (README "Parallel planning"): MEASURE
-MIN_PARALLEL_MISSES = 64
+#: cores at 1000 clusters (CPU seconds, one run): a cluster planned here costs about 1.5 ms, while forking two
+#: workers adds 0.1-0.15 s (the fork, copy-on-write faults, the files sent back): 64 misses 0.19 s serial and 0.30 s
+#: with workers, 200 misses 0.40 s and 0.55 s, so on 2 idle cores workers shorten the wall time from about 150.
+MIN_PARALLEL_MISSES = 150
 #: Clusters per task: small enough to balance the workers and to let the parent consume results in order early,
 #: large enough that the per-task overhead (a pickled list of files) stays negligible.
 MAX_CHUNK = 48
@@ -261,6 +265,7 @@ class ClusterFiles:
         self._ready: dict[int, PlannedCluster] = {}  # by index in ``_todo``: planned by workers, not yet taken
         self._same_extra: bool | None = None  # whether plan_fleet passes the contributions looked up with
         self._workers = 0
+        self._paused = contextlib.ExitStack()
 
     @property
     def workers(self) -> int:
@@ -273,16 +278,23 @@ class ClusterFiles:
         return len(self._todo)
 
     def __enter__(self) -> ClusterFiles:
-        todo = []
-        for position, (key, found) in enumerate(self.planner.look_up(self.clusters, self.extra)):
-            if found is not None:
-                self._found[position] = found
-            else:
-                self._keys[position] = key
-                todo.append(position)
-        self._todo, self._entered = tuple(todo), True
-        if self.jobs > 1 and len(todo) >= max(MIN_PARALLEL_CLUSTERS, MIN_PARALLEL_MISSES) and can_fork():
-            self._start()
+        # until leaving, no cyclic collection: the files looked up and planned are acyclic, and a pass over the
+        # resolved fleet's heap (0.1 s at 1000 clusters) would find nothing to free
+        self._paused.enter_context(collector_paused())
+        try:
+            todo = []
+            for position, (key, found) in enumerate(self.planner.look_up(self.clusters, self.extra)):
+                if found is not None:
+                    self._found[position] = found
+                else:
+                    self._keys[position] = key
+                    todo.append(position)
+            self._todo, self._entered = tuple(todo), True
+            if self.jobs > 1 and len(todo) >= max(MIN_PARALLEL_CLUSTERS, MIN_PARALLEL_MISSES) and can_fork():
+                self._start()
+        except BaseException:
+            self._paused.close()
+            raise
         return self
 
     def _start(self) -> None:
@@ -307,9 +319,12 @@ class ClusterFiles:
     def close(self, *, cancel: bool = False) -> None:
         """Join the workers; with ``cancel`` drop the chunks not started (a failed or interrupted render)."""
         pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=cancel)
-        self._chunks = []
+        try:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=cancel)
+        finally:
+            self._chunks = []
+            self._paused.close()
 
     def __call__(self, cluster: ResolvedCluster, extra: Contribution) -> dict[str, str]:
         """``cluster``'s own files (its cache entry counted or remembered): found on entering, planned by a worker

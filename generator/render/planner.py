@@ -287,8 +287,7 @@ def plan_fleet(
     planner = Planner(_shared_environment())
     contributions = list(contributions)
     for contribution in contributions:
-        for path, text in contribution.files.items():
-            planner.add_text(path, text)
+        planner.add_all_planned(contribution.files)  # as add_text each without sources: no header added
     extra = merge_contributions(contributions)
     inv = fleet.inventory
     fleet_file = inv.fleet.file.file
