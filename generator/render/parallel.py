@@ -272,11 +272,6 @@ class ClusterFiles:
         """How many worker processes planned the clusters (0: this process did; decided on entering)."""
         return self._workers
 
-    @property
-    def missed(self) -> int:
-        """How many clusters the plan cache did not hold (every one without a cache; known on entering)."""
-        return len(self._todo)
-
     def __enter__(self) -> ClusterFiles:
         # until leaving, no cyclic collection: the files looked up and planned are acyclic, and a pass over the
         # resolved fleet's heap (0.1 s at 1000 clusters) would find nothing to free
