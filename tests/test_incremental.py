@@ -167,11 +167,14 @@ def test_corrupt_or_poisoned_entries_are_ignored(fleet: tuple[Path, list[str]], 
     _pack_of(cache, unreadable).write_bytes(b"\xff\xfe not json")
     lost = {n for n in names if _pack_of(cache, n) == _pack_of(cache, unreadable)}
     (cache / "packs" / "stray.pack").write_text("{}", encoding="utf-8")
+    unused = min(set(range(incremental.PACKS)) - {PlanCache.pack_number(n) for n in names})
+    garbage = cache / "packs" / f"{unused:02x}.pack"  # a pack no cluster of the fleet maps to, unreadable
+    garbage.write_bytes(b"\x00" * 64)
     files, store = _cached(root, cache)
     assert files == full
     replanned = damaged | {stale, poisoned, reshaped} | lost
     assert (store.reused_clusters, store.planned_clusters) == (SIZE - len(replanned), len(replanned))
-    assert not (cache / "packs" / "stray.pack").exists()
+    assert not (cache / "packs" / "stray.pack").exists() and not garbage.exists()
     files, store = _cached(root, cache)  # the re-planned entries were stored again
     assert files == full and store.planned_clusters == 0
 

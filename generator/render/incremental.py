@@ -327,10 +327,11 @@ class PlanCache:
             with contextlib.suppress(OSError):
                 for path in (self.directory / "packs").glob("*.pack"):
                     number = _pack_number(path.name)
-                    if number is None:  # not a pack this version writes
+                    held = (None if number is None else self._names[number] if number in self._names
+                            else set(self._pack(number).entries))
+                    if number is None or not held:  # not a pack this version writes, or nothing readable in it
                         path.unlink(missing_ok=True)
-                    elif not (self._names[number] if number in self._names else set(self._pack(number).entries)
-                              ) <= self.clusters:
+                    elif not held <= self.clusters:
                         touched.add(number)
             shutil.rmtree(self.directory / "clusters", ignore_errors=True)  # format 1: one JSON file per cluster
         try:
