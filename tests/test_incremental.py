@@ -334,3 +334,24 @@ def test_the_walk_catches_a_key_missing_a_part(
     make_fleet(REPO, root, SIZE)
     wrong = _walk(root, tmp_path / "cache", 32, seed=1515)
     assert any(("a component" if planted == "components" else "a cluster") in w for w in wrong), wrong
+
+
+def test_files_added_at_once_are_refused_on_a_clash_as_one_by_one() -> None:
+    """plan_fleet adds each cluster's (and each contribution's) files at once: the same files, order and refusal
+    as adding them one by one."""
+    from generator.render.planner import Planner, TemplateError
+
+    files = {"clusters/a/kustomization.yaml": "a: 1\n", "clusters/a/flux.yaml": "b: 2\n"}
+    one_by_one, at_once = Planner(), Planner()
+    for path, text in files.items():
+        one_by_one.add_planned(path, text)
+    at_once.add_all_planned(files)
+    assert list(at_once.files.items()) == list(one_by_one.files.items())
+    clash = {"clusters/b/x.yaml": "c: 3\n", "clusters/a/flux.yaml": "d: 4\n", "clusters/a/kustomization.yaml": ""}
+    errors = []
+    for planner, add in ((one_by_one, lambda p: [p.add_planned(k, v) for k, v in clash.items()]),
+                         (at_once, lambda p: p.add_all_planned(clash))):
+        with pytest.raises(TemplateError) as refused:
+            add(planner)
+        errors.append(str(refused.value))
+    assert errors[0] == errors[1] == "two outputs claim clusters/a/flux.yaml"
