@@ -29,6 +29,7 @@ from generator.errors import FleetgenError, InventoryError, InventoryWarning, Pr
 from generator.inventory.loader import load_inventory
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet, resolve
 from generator.render import incremental, parallel, pipeline
+from generator.render.incremental import PlanCache
 from generator.render.parallel import JOBS_ENV, MIN_PARALLEL_CLUSTERS, planning_jobs
 from generator.render.pipeline import plan, plan_cache_dir, render
 from generator.render.planner import Contribution, TemplateError, plan_cluster_files
@@ -68,6 +69,7 @@ def through_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     if not parallel.can_fork():
         pytest.skip("worker processes are forked on Linux only, from a process without threads")
     monkeypatch.setattr(parallel, "MIN_PARALLEL_CLUSTERS", 1)
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_MISSES", 1)
     monkeypatch.setattr(parallel, "MAX_CHUNK", 3)
     monkeypatch.delenv(JOBS_ENV, raising=False)
 
@@ -209,8 +211,8 @@ def test_warnings_raised_in_workers_are_shown_once(
     assert shown[2] == shown[1] == [f"inventory/clusters/synthetic.yaml:1:1: {text}" for text in ("shared", names[23])]
 
 
-def test_the_plan_cache_is_read_by_workers_and_kept_by_the_parent(
-    fleet: tuple[Path, list[str]], through_workers: None, tmp_path: Path
+def test_the_parent_reads_the_plan_cache_and_workers_plan_the_misses(
+    fleet: tuple[Path, list[str]], through_workers: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = tmp_path / "fleet"
     shutil.copytree(fleet[0], root)
@@ -219,17 +221,25 @@ def test_the_plan_cache_is_read_by_workers_and_kept_by_the_parent(
     cold = plan(root, cache, jobs=2)
     assert (cold.workers, cold.reused_clusters, cold.planned_clusters) == (2, 0, SIZE)
     assert cold.files == reference
-    assert len(list((cache / "clusters").glob("*.json"))) == SIZE  # stored by the parent, after success
+    assert len(PlanCache(cache).stored()) == SIZE  # stored by the parent, after success
     warm = plan(root, cache, jobs=2)
-    assert (warm.reused_clusters, warm.planned_clusters) == (SIZE, 0) and warm.files == reference
+    # every cluster found by the parent: nothing to plan, so no worker forked for the clusters
+    assert (warm.workers, warm.reused_clusters, warm.planned_clusters) == (0, SIZE, 0) and warm.files == reference
 
     clusters_file = root / "inventory" / "clusters" / "synthetic.yaml"
     data = load_documents(clusters_file.read_text(encoding="utf-8"))[0]
-    data["clusters"][-1].setdefault("labels", {})["edited"] = "yes"
+    for entry in data["clusters"][-2:]:
+        entry.setdefault("labels", {})["edited"] = "yes"
     clusters_file.write_text(dump_documents([data]), encoding="utf-8")
-    edited = plan(root, cache, jobs=2)
-    assert (edited.reused_clusters, edited.planned_clusters) == (SIZE - 1, 1)
+    edited = plan(root, cache, jobs=2, store=False)
+    assert (edited.workers, edited.reused_clusters, edited.planned_clusters) == (2, SIZE - 2, 2)
     assert edited.files == plan(root, jobs=1).files != reference
+    # with the shipped threshold, two clusters to plan are planned here: only the fleet-wide planners fork
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_MISSES", 64)
+    forks = len(FORKS)
+    edited = plan(root, cache, jobs=2)
+    assert (edited.workers, edited.reused_clusters, edited.planned_clusters) == (0, SIZE - 2, 2)
+    assert len(FORKS) - forks == 2 and edited.files == plan(root, jobs=1).files
 
 
 def test_small_fleets_one_job_and_the_jobs_setting(
@@ -240,6 +250,7 @@ def test_small_fleets_one_job_and_the_jobs_setting(
     assert SIZE < MIN_PARALLEL_CLUSTERS
     assert plan(root, jobs=2).workers == 0  # below the break-even: planned in the process
     monkeypatch.setattr(parallel, "MIN_PARALLEL_CLUSTERS", 1)
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_MISSES", 1)
     assert plan(root, jobs=1).workers == 0
     assert planning_jobs() == len(os.sched_getaffinity(0))
     monkeypatch.setenv(JOBS_ENV, "3")

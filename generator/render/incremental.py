@@ -1,19 +1,26 @@
-"""Incremental planning: each cluster's planned files, cached on disk under a fingerprint of everything they read.
+"""Incremental planning: each cluster's planned files, cached on disk under a hash of everything they are planned from.
 
-A render after a one-cluster edit re-plans only the clusters whose inputs changed. A cluster's key hashes
-the cache format, the code and data that shape planning (every module of the ``generator`` package, its
-templates and data files, the Jinja/PyYAML/pydantic versions), the fleet-wide inputs the per-cluster planner
-reads (the ``fleet`` entry, the number of workload clusters the hub shards, what other planners contribute to
-this cluster's layers) and the whole resolved cluster (its model, settings, environment overlay, components
-and apps with their layered values, source files). The fingerprint walks the resolved model itself, so a
-field added to it later is covered without a change here.
+A render after a one-cluster edit re-plans only the clusters whose inputs changed. A cluster's key hashes the
+cache format, the code and data that shape planning (every module of the ``generator`` package, its templates and
+data files, the Jinja/PyYAML/pydantic versions), the inventory inputs its resolved model is derived from, and
+the fleet-wide inputs the per-cluster planner reads besides (the number of workload clusters the hub shards, what
+other planners contribute to this cluster's layers). The inventory inputs are hashed as loaded, before
+resolution: the cluster's own entry (its parsed data and file name), its environment's overlay, and every other
+part of the inventory (the ``fleet`` entry, defaults, components, apps, teams, ...) but the other clusters'
+entries and the overlays of other environments, which resolving one cluster does not read
+(``generator.inventory.resolve``). A part added to the inventory later is in every key without a change here
+(``_NOT_IN_EVERY_KEY`` names the few left out, each with why). Positions (lines, columns, an entry's index in
+its list) are not hashed: a line shift elsewhere in a file re-plans nothing.
 
-Entries live in ``<cache dir>/clusters/<cluster>.json`` (one per cluster, replaced when its key changes, removed
-when the cluster leaves the fleet), each with the key it was planned under and a sha256 of its files: an entry
-whose key, shape or digest does not match (a stale, truncated, hand-edited or poisoned file) is ignored and
-the cluster re-planned, so the cache can make a render faster but never different. Everything fleet-wide
-(bases, environment overlays, contributions, the infrastructure repo) is still planned on every render, and
-the inventory is still loaded and checked completely (cross-cluster checks included) before any cache is read.
+Entries live in ``<cache dir>/packs/<NN>.pack``: the clusters spread over a fixed number of pack files by a hash
+of their name, each pack a JSON index line (per cluster: the key it was planned under, its files' paths and
+lengths, where its texts are in the pack, a sha256 of all of that) then the texts, UTF-8. A render reads each
+pack once and writes back only the packs holding a re-planned cluster or one that left the fleet (atomically:
+a reader sees the old pack or the new one). An entry whose key, shape or digest does not match (a stale,
+truncated, hand-edited or poisoned pack) is ignored and the cluster re-planned, so the cache can make a render
+faster but never different. Everything fleet-wide (bases, environment overlays, contributions, the
+infrastructure repo) is still planned on every render, and the inventory is still loaded and checked completely
+(cross-cluster checks included) before any cache is read.
 """
 
 from __future__ import annotations
@@ -22,24 +29,36 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import io
 import json
 import os
 import pickle
-import re
+import shutil
+import tempfile
+import zlib
+from collections.abc import Iterable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
+from generator.fastload import collector_paused
+from generator.inventory.entries import Inventory, Layer, Sourced
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
 from generator.render.planner import Contribution, plan_cluster_files
-from generator.render.writer import atomic_write
 
-#: Bump when the entry layout or the meaning of a key changes.
-PLAN_CACHE_FORMAT = "fleetgen-plan-cache/1"
-_SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
+#: Bump when the store's layout or the meaning of a key changes.
+PLAN_CACHE_FORMAT = "fleetgen-plan-cache/2"
+#: Pack files the clusters are spread over: a re-planned cluster rewrites one pack (a 64th of the store).
+PACKS = 64
 _DISTRIBUTIONS = ("jinja2", "pyyaml", "pydantic", "pydantic-core", "ruamel.yaml")
+#: Inventory fields not hashed into every cluster's key, and why; every other field is (one added later too).
+_NOT_IN_EVERY_KEY = {
+    "root": "where the fleet is checked out: planned texts name inventory files relative to it",
+    "clusters": "a cluster's own entry is in its own key, and resolving a cluster reads no other cluster's entry",
+    "overlays": "a cluster reads its own environment's overlay only, which is in its key",
+    "exceptions": "read by the policy planner only, whose contributions to a cluster are in that cluster's key",
+    "warnings": "messages for people, not planned",
+}
 
 
 @functools.cache
@@ -63,58 +82,148 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-class Fingerprints:
-    """Content hashes of resolved-model objects; objects shared between clusters (components, apps, teams,
-    environment overlays, models) are hashed once per render."""
-
-    def __init__(self) -> None:
-        self._memo: dict[int, tuple[Any, bytes]] = {}
-
-    def of(self, value: Any) -> bytes:
-        """A digest that differs whenever ``value`` (and so anything planned from it) differs."""
-        if isinstance(value, BaseModel) or dataclasses.is_dataclass(value):
-            known = self._memo.get(id(value))
-            if known is not None and known[0] is value:
-                return known[1]
-            digest = self._object(value)
-            self._memo[id(value)] = (value, digest)  # keeps the object alive, so its id is not reused
-            return digest
-        if isinstance(value, list | tuple) and any(
-            isinstance(item, BaseModel) or dataclasses.is_dataclass(item) for item in value
-        ):
-            parts = [type(value).__name__.encode(), *(self.of(item) for item in value)]
-            return hashlib.sha256(b"\0".join(parts)).digest()
-        # plain data (values, labels, names): pickle tells str from int keys and keeps insertion order
-        return hashlib.sha256(_pickled(value)).digest()
-
-    def _object(self, value: Any) -> bytes:
-        name = f"{type(value).__module__}.{type(value).__qualname__}".encode()
-        if isinstance(value, BaseModel):
-            # python mode: JSON mode would write infinities and NaN as null (pickle keeps them apart)
-            dumped = value.model_dump(mode="python", by_alias=True)
-            return hashlib.sha256(name + b"\0" + _pickled(dumped)).digest()
-        parts = [name]
-        for item in dataclasses.fields(value):
-            if item.compare:  # provenance (compare=False) is for messages and the overview, not the plan
-                parts.append(item.name.encode() + b"=" + self.of(getattr(value, item.name)))
-        return hashlib.sha256(b"\0".join(parts)).digest()
+def _digest(*parts: bytes) -> bytes:
+    """sha256 over ``parts``, each length-prefixed (no two different lists of parts share a digest)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(b"%d:" % len(part))
+        digest.update(part)
+    return digest.digest()
 
 
 def _pickled(value: Any) -> bytes:
-    """Bytes equal only for equal values; for a value pickle cannot write, bytes that match nothing (a miss)."""
+    """Bytes equal only for equal values (pickle tells str from int keys and keeps insertion order), and the same
+    for equal values however they share objects (no memo: a value computed here and one sent back by a worker
+    give the same bytes); for a value pickle cannot write (or a cycle), bytes that match nothing (a miss)."""
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=5)
+    pickler.fast = True  # no memo: each occurrence written out in full
     try:
-        return pickle.dumps(value, protocol=5)
-    except (pickle.PicklingError, TypeError, AttributeError):
+        pickler.dump(value)
+    except (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError):
         return b"unpicklable\0" + os.urandom(16)
+    return buffer.getvalue()
 
 
-def _files_digest(files: dict[str, str]) -> str:
-    """sha256 over every (path, text), length-prefixed so no two different plans share a digest."""
-    digest = hashlib.sha256()
-    for path in sorted(files):
-        name, text = path.encode("utf-8", "surrogatepass"), files[path].encode("utf-8", "surrogatepass")
-        digest.update(b"%d:%d:" % (len(name), len(text)) + name + text)
+def input_digest(value: Any) -> bytes:
+    """A digest of an inventory input as loaded (an entry, a layer, lists and mappings of them): its data and the
+    name of its file (planned headers name it), not its position. An entry as validated is a function of its
+    data and the code, both hashed."""
+    if isinstance(value, Sourced):
+        return _digest(b"entry", value.file.file.encode("utf-8", "surrogatepass"), _pickled(value.raw))
+    if isinstance(value, Layer):
+        return _digest(b"layer", _pickled((value.name, value.file.file if value.file else None, value.data)))
+    if isinstance(value, list | tuple):
+        return _digest(b"list", *(input_digest(item) for item in value))
+    if isinstance(value, dict):
+        return _digest(b"dict", *(_pickled(key) + input_digest(item) for key, item in value.items()))
+    return _digest(b"value", _pickled(value))
+
+
+def cluster_entry(source: Sourced[Any]) -> tuple[str, dict[str, Any]]:
+    """What a cluster's key holds of its own entry: the name of its file (planned headers name it) and its data
+    as loaded (the entry as validated is a function of it and the code), not its position."""
+    return source.file.file, source.raw
+
+
+def inventory_digest(inventory: Inventory) -> bytes:
+    """The digest of every part of the inventory that any cluster's resolution reads (``_NOT_IN_EVERY_KEY``
+    aside)."""
+    return _digest(*(
+        item.name.encode() + b"=" + input_digest(getattr(inventory, item.name))
+        for item in dataclasses.fields(inventory) if item.name not in _NOT_IN_EVERY_KEY
+    ))
+
+
+def _entry_digest(key: Any, paths: Any, lengths: Any, data: bytes | memoryview) -> str:
+    """sha256 binding a pack entry's key, paths, text lengths and texts together (any JSON values: as read)."""
+    digest = hashlib.sha256(json.dumps([PLAN_CACHE_FORMAT, key, paths, lengths]).encode() + b"\n")
+    digest.update(data)
     return digest.hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Pack:
+    """One pack file as read: its index (unchecked until an entry is used) and the texts after it."""
+
+    entries: dict[str, Any]
+    body: memoryview
+
+    def data(self, cluster: str, key: str | None = None) -> tuple[dict[str, Any], memoryview] | None:
+        """``cluster``'s entry and its texts' bytes, under ``key`` (any key if None), with the digest matching
+        (which binds the paths and lengths as written, their types included); else None."""
+        entry = self.entries.get(cluster)
+        if not isinstance(entry, dict) or (key is not None and entry.get("key") != key):
+            return None
+        start, end = entry.get("start"), entry.get("end")
+        if type(start) is not int or type(end) is not int or not 0 <= start <= end <= len(self.body):
+            return None
+        data = self.body[start:end]
+        if entry.get("digest") != _entry_digest(entry.get("key"), entry.get("paths"), entry.get("lengths"), data):
+            return None
+        return entry, data
+
+
+def _read_pack(path: Path, buffer: bytearray | None = None) -> _Pack:
+    """The pack at ``path``; an absent, unreadable or malformed one as an empty pack. With ``buffer`` (as large as
+    the pack, or the pack is read as empty), read into it: the pack is then valid until the buffer is reused."""
+    raw: bytes | bytearray = b""
+    size = 0
+    try:
+        with path.open("rb", buffering=0) as file:
+            if buffer is None:
+                raw = file.read()
+                size = len(raw)
+            else:
+                view = memoryview(buffer)
+                while size < len(view) and (count := file.readinto(view[size:])):
+                    size += count
+                view.release()
+                raw = buffer if not file.read(1) else b""  # larger than when its size was taken: written since
+                size = size if raw else 0
+    except OSError:
+        raw, size = b"", 0
+    end = raw.find(b"\n", 0, size)
+    try:
+        index = json.loads(raw[:end]) if end >= 0 else None
+    except ValueError:
+        index = None
+    if not isinstance(index, dict) or index.get("format") != PLAN_CACHE_FORMAT or not isinstance(
+        index.get("entries"), dict
+    ):
+        return _Pack({}, memoryview(b""))
+    return _Pack(index["entries"], memoryview(raw)[end + 1 : size])
+
+
+def _pack_number(name: str) -> int | None:
+    """The number of the pack file called ``name`` (None: not a pack file's name)."""
+    stem, dot, suffix = name.partition(".")
+    if dot and suffix == "pack" and len(stem) == 2 and all(c in "0123456789abcdef" for c in stem):
+        number = int(stem, 16)
+        return number if number < PACKS else None
+    return None
+
+
+def _files(entry: dict[str, Any], data: memoryview) -> dict[str, str] | None:
+    """The files of an entry whose digest matched (None if its paths, lengths and texts do not fit together)."""
+    paths, lengths = entry["paths"], entry["lengths"]
+    try:
+        text = str(data, "utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return None
+    if (
+        type(paths) is not list or type(lengths) is not list or len(paths) != len(lengths)
+        or len(set(paths)) != len(paths) or sum(lengths) != len(text)
+    ):
+        return None
+    files: dict[str, str] = {}
+    at = 0
+    for path, length in zip(paths, lengths, strict=True):
+        if type(path) is not str or type(length) is not int or length < 0:
+            return None
+        files[path] = text[at : at + length]
+        at += length
+    return files
 
 
 class PlanCache:
@@ -126,30 +235,69 @@ class PlanCache:
         self.misses = 0
         self.pending: dict[str, tuple[str, dict[str, str]]] = {}
         self.clusters: set[str] | None = None
+        self._packs: dict[int, _Pack] = {}  # packs read whole (to be rewritten, or listed)
+        self._names: dict[int, set[str]] = {}  # the clusters each pack read by ``get_many`` held
 
-    def _path(self, cluster: str) -> Path:
+    @staticmethod
+    def pack_number(cluster: str) -> int:
+        """Which pack holds ``cluster``'s entry."""
+        return zlib.crc32(cluster.encode("utf-8", "surrogatepass")) % PACKS
+
+    def _pack_path(self, number: int) -> Path:
         assert self.directory is not None
-        name = cluster if _SAFE_NAME.match(cluster) else hashlib.sha256(cluster.encode()).hexdigest()
-        return self.directory / "clusters" / f"{name}.json"
+        return self.directory / "packs" / f"{number:02x}.pack"
+
+    def _pack(self, number: int) -> _Pack:
+        pack = self._packs.get(number)
+        if pack is None:
+            pack = self._packs[number] = _read_pack(self._pack_path(number))
+        return pack
 
     def get(self, cluster: str, key: str) -> dict[str, str] | None:
         """The files stored for ``cluster`` under ``key``, or None (absent, stale or corrupt)."""
+        return self.get_many({cluster: key}).get(cluster)
+
+    def get_many(self, keys: Mapping[str, str]) -> dict[str, dict[str, str]]:
+        """The files stored for each cluster of ``keys`` under its key (the absent, stale or corrupt left out):
+        each pack read once, into one buffer (only the texts found become strings)."""
         if self.directory is None:
-            return None
-        try:
-            entry = json.loads(self._path(cluster).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if not isinstance(entry, dict) or entry.get("format") != PLAN_CACHE_FORMAT or entry.get("key") != key:
-            return None
-        files = entry.get("files")
-        if (
-            not isinstance(files, dict)
-            or not all(isinstance(p, str) and isinstance(t, str) for p, t in files.items())
-            or entry.get("digest") != _files_digest(files)
-        ):
-            return None
-        return files
+            return {}
+        by_pack: dict[int, list[str]] = {}
+        for cluster in keys:
+            by_pack.setdefault(self.pack_number(cluster), []).append(cluster)
+        sizes: dict[int, int] = {}
+        for number in by_pack:
+            with contextlib.suppress(OSError):
+                sizes[number] = self._pack_path(number).stat().st_size
+        buffer = bytearray(max(sizes.values(), default=0))
+        found: dict[str, dict[str, str]] = {}
+        with collector_paused():  # indexes and files: acyclic, freed by reference counting
+            self._read_into(found, by_pack, sorted(sizes), buffer, keys)
+        return found
+
+    def _read_into(self, found: dict[str, dict[str, str]], by_pack: dict[int, list[str]], numbers: list[int],
+                   buffer: bytearray, keys: Mapping[str, str]) -> None:
+        for number in numbers:
+            pack = _read_pack(self._pack_path(number), buffer)
+            self._names[number] = set(pack.entries)
+            for cluster in by_pack[number]:
+                entry = pack.data(cluster, keys[cluster])
+                files = None if entry is None else _files(*entry)
+                if files is not None:
+                    found[cluster] = files
+            pack.body.release()
+
+    def stored(self) -> dict[str, str]:
+        """The key of every well-formed entry on disk, by cluster (reads every pack)."""
+        found: dict[str, str] = {}
+        if self.directory is not None:
+            for number in range(PACKS):
+                pack = self._pack(number)
+                for cluster in pack.entries:
+                    entry = pack.data(cluster)
+                    if entry is not None:
+                        found[cluster] = entry[0]["key"]
+        return found
 
     def put(self, cluster: str, key: str, files: dict[str, str]) -> None:
         """Remember ``files`` for ``cluster`` under ``key``; written by ``store`` once the command succeeded (a
@@ -168,38 +316,80 @@ class PlanCache:
         return planned.files
 
     def store(self) -> None:
-        """Write the remembered entries, and remove those of clusters no longer in the fleet."""
-        for cluster, (key, files) in sorted(self.pending.items()):
-            self._write(cluster, key, files)
-        self.pending.clear()
-        if self.clusters is not None:
-            self.prune(self.clusters)
-
-    def _write(self, cluster: str, key: str, files: dict[str, str]) -> None:
-        """Store one entry atomically (a reader sees the old entry or the new one); a cache that cannot be
-        written (read-only checkout, full disk) only costs the next render its speed."""
+        """Write the packs holding a remembered entry, and those holding an entry of a cluster no longer in the
+        fleet (``clusters``, when set), without it; a cache that cannot be written (read-only checkout, full
+        disk) only costs the next render its speed."""
         if self.directory is None:
+            self.pending.clear()
             return
-        path = self._path(cluster)
-        entry = {"format": PLAN_CACHE_FORMAT, "key": key, "digest": _files_digest(files), "files": files}
+        touched = {self.pack_number(cluster) for cluster in self.pending}
+        if self.clusters is not None:
+            with contextlib.suppress(OSError):
+                for path in (self.directory / "packs").glob("*.pack"):
+                    number = _pack_number(path.name)
+                    held = (None if number is None else self._names[number] if number in self._names
+                            else set(self._pack(number).entries))
+                    if number is None or not held:  # not a pack this version writes, or nothing readable in it
+                        path.unlink(missing_ok=True)
+                    elif not held <= self.clusters:
+                        touched.add(number)
+            shutil.rmtree(self.directory / "clusters", ignore_errors=True)  # format 1: one JSON file per cluster
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            ignore = self.directory / ".gitignore"
-            if not ignore.exists():
-                ignore.write_text("# fleetgen's plan cache: never commit it\n*\n", encoding="utf-8")
-            atomic_write(path, json.dumps(entry, ensure_ascii=False, separators=(",", ":")))
+            for number in sorted(touched):
+                self._write(number)
         except OSError:
-            return
+            pass
+        self.pending.clear()
 
-    def prune(self, clusters: set[str]) -> None:
-        """Remove the entries of clusters no longer in the fleet (not another render's temporary files)."""
-        if self.directory is None or not (self.directory / "clusters").is_dir():
+    def _write(self, number: int) -> None:
+        """Rewrite one pack (atomically: a reader sees the old pack or the new one) with the remembered entries,
+        the well-formed entries it held of clusters still in the fleet, and nothing else; an empty pack is
+        removed."""
+        path = self._pack_path(number)
+        pack = self._pack(number)
+        mine = {cluster for cluster in self.pending if self.pack_number(cluster) == number}
+        entries: dict[str, dict[str, Any]] = {}
+        texts: list[bytes | memoryview] = []
+        offset = 0
+        for cluster in sorted(mine | set(pack.entries)):
+            if cluster in mine:
+                key, files = self.pending[cluster]
+                paths, lengths = list(files), [len(text) for text in files.values()]
+                data: bytes | memoryview = "".join(files.values()).encode("utf-8", "surrogatepass")
+                digest = _entry_digest(key, paths, lengths, data)
+            elif self.clusters is None or cluster in self.clusters:
+                found = pack.data(cluster)
+                if found is None:
+                    continue
+                entry, data = found
+                key, digest, paths, lengths = entry["key"], entry["digest"], entry["paths"], entry["lengths"]
+            else:
+                continue
+            entries[cluster] = {"key": key, "digest": digest, "paths": paths, "lengths": lengths,
+                                "start": offset, "end": offset + len(data)}
+            texts.append(data)
+            offset += len(data)
+        self._packs.pop(number, None)
+        if not entries:
+            path.unlink(missing_ok=True)
             return
-        keep = {self._path(name).name for name in clusters}
-        for path in (self.directory / "clusters").iterdir():
-            if path.name not in keep and not path.name.startswith("."):
-                with contextlib.suppress(OSError):
-                    path.unlink(missing_ok=True)
+        index = json.dumps({"format": PLAN_CACHE_FORMAT, "entries": entries}, separators=(",", ":"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        assert self.directory is not None
+        ignore = self.directory / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# fleetgen's plan cache: never commit it\n*\n", encoding="utf-8")
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                out.write(index.encode() + b"\n")
+                for data in texts:
+                    out.write(data)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,35 +406,67 @@ class ClusterPlanner:
     """Plans one cluster's own files for ``plan_fleet``, reusing the plan cache entries whose key still matches.
 
     It only reads the cache: counting and storing are ``PlanCache.record``'s, so a worker process
-    (generator/render/parallel.py) can plan and look up while the parent keeps the cache's books.
+    (generator/render/parallel.py) can plan while the parent keeps the cache's books.
     """
 
     def __init__(self, cache: PlanCache, fleet: ResolvedFleet) -> None:
         self.cache, self.fleet = cache, fleet
-        self._prints = Fingerprints()
+        inventory = fleet.inventory
+        # each resolved cluster is resolved from its entry's validated item (generator/inventory/resolve.py)
+        self._entries = {id(source.item): source for source in inventory.clusters}
         self._workloads = sum(c.cluster.role == "workload" for c in fleet.clusters)
-        self._shared = b"" if cache.directory is None else hashlib.sha256(
-            code_fingerprint().encode() + b"\0" + self._prints.of(fleet.fleet)
-        ).digest()
-
-    def key(self, cluster: ResolvedCluster, extra: Contribution) -> str:
-        """The hash of everything ``cluster``'s files are planned from."""
-        name, env = cluster.name, cluster.cluster.environment
+        self._shared = b"" if cache.directory is None else _digest(
+            code_fingerprint().encode(), inventory_digest(inventory)
+        )
         # every per-cluster and per-environment entry of every contribution field (a field added to Contribution
-        # is in the key without an edit here); ``files`` are fleet-wide, planned outside this function
-        reads: list[Any] = [
-            (item.name, getattr(extra, item.name).get(name), getattr(extra, item.name).get(env))
-            for item in dataclasses.fields(extra) if item.name != "files"
-        ]
-        reads.append(self._workloads if cluster.cluster.role == "hub" else None)  # the hub's shards follow the spokes
-        return hashlib.sha256(self._shared + self._prints.of(cluster) + self._prints.of(reads)).hexdigest()
+        # is in the key without an edit here); ``files`` are fleet-wide, planned outside the per-cluster planner
+        self._fields = tuple(item.name for item in dataclasses.fields(Contribution) if item.name != "files")
+        # per environment: a hash already fed with the shared part, the overlay and the environment's contributions
+        self._environments: dict[str, tuple[Contribution, Any, list[dict[str, Any]]]] = {}
 
-    def __call__(self, cluster: ResolvedCluster, extra: Contribution) -> PlannedCluster:
-        if self.cache.directory is None:
-            return PlannedCluster(cluster.name, plan_cluster_files(self.fleet, cluster, extra))
-        key = self.key(cluster, extra)
-        files = self.cache.get(cluster.name, key)
-        if files is not None:
-            return PlannedCluster(cluster.name, files, key, reused=True)
+    def _environment(self, env: str, extra: Contribution) -> tuple[Any, list[dict[str, Any]]]:
+        """The hash every key of a cluster of ``env`` starts from, and the contribution fields' mappings."""
+        known = self._environments.get(env)
+        if known is None or known[0] is not extra:
+            fields = [getattr(extra, name) for name in self._fields]
+            digest = hashlib.sha256(_digest(
+                self._shared, input_digest(self.fleet.inventory.overlays.get(env)),
+                _pickled(tuple(field.get(env) for field in fields)),
+            ))
+            known = self._environments[env] = (extra, digest, fields)
+        return known[1], known[2]
+
+    def key(self, cluster: ResolvedCluster, extra: Contribution) -> str | None:
+        """The hash of everything ``cluster``'s files are planned from; None for a cluster not resolved from
+        this fleet's inventory (planned, not cached)."""
+        source = self._entries.get(id(cluster.cluster))
+        if source is None or source.item is not cluster.cluster:
+            return None
+        start, fields = self._environment(cluster.cluster.environment, extra)
+        own = tuple(field.get(cluster.name) for field in fields)
+        # the hub's shards follow the number of workload clusters
+        shards = self._workloads if cluster.cluster.role == "hub" else None
+        digest = start.copy()
+        digest.update(_pickled((cluster_entry(source), own, shards)))
+        return str(digest.hexdigest())
+
+    def plan(self, cluster: ResolvedCluster, extra: Contribution, key: str | None) -> PlannedCluster:
+        """``cluster``'s files planned (not looked up), to be stored under ``key``."""
         return PlannedCluster(cluster.name, plan_cluster_files(self.fleet, cluster, extra), key)
 
+    def look_up(
+        self, clusters: Iterable[ResolvedCluster], extra: Contribution
+    ) -> list[tuple[str | None, PlannedCluster | None]]:
+        """Each cluster's key, and its files from the cache if stored under it (the cache read once)."""
+        if self.cache.directory is None:
+            return [(None, None) for _ in clusters]
+        keys = [(cluster.name, self.key(cluster, extra)) for cluster in clusters]
+        found = self.cache.get_many({name: key for name, key in keys if key is not None})
+        return [
+            (key, PlannedCluster(name, found[name], key, reused=True) if name in found else None)
+            for name, key in keys
+        ]
+
+    def __call__(self, cluster: ResolvedCluster, extra: Contribution) -> PlannedCluster:
+        [(key, found)] = self.look_up([cluster], extra)
+        return found if found is not None else self.plan(cluster, extra, key)

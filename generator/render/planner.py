@@ -181,6 +181,12 @@ class Planner:
         """Add a file another Planner already produced (header included)."""
         self._add(path, text)
 
+    def add_all_planned(self, files: Mapping[str, str]) -> None:
+        """Add every file of ``files`` another Planner already produced, in order (``add_planned`` each, at once)."""
+        if not self.files.keys().isdisjoint(files):
+            raise TemplateError(f"two outputs claim {next(path for path in files if path in self.files)}")
+        self.files.update(files)
+
     def _add(self, path: str, text: str) -> None:
         if path in self.files:
             raise TemplateError(f"two outputs claim {path}")
@@ -238,13 +244,13 @@ def _flux_path(fleet: ResolvedFleet) -> Callable[[str], str]:
 
 
 @functools.cache
-def _cluster_environment() -> jinja2.Environment:
-    return environment()  # shared by every per-cluster planner of a process (templates compiled once)
+def _shared_environment() -> jinja2.Environment:
+    return environment()  # shared by the fleet planner and the per-cluster planners of a process: compiled once
 
 
 def plan_cluster_files(fleet: ResolvedFleet, cluster: ResolvedCluster, extra: Contribution) -> dict[str, str]:
     """The files of one cluster's own folders (``clusters/<name>`` and its own overlays), planned alone."""
-    planner = Planner(_cluster_environment())
+    planner = Planner(_shared_environment())
     _plan_cluster(planner, fleet, cluster, _flux_path(fleet), extra)
     return planner.files
 
@@ -278,11 +284,10 @@ def plan_fleet(
 ) -> dict[str, str]:
     """Every file of the Flux fleet repo, keyed by path relative to the fleet repo root; ``cluster_files``
     (generator/render/incremental.py) plans one cluster's own files when given, e.g. from a cache."""
-    planner = Planner()
+    planner = Planner(_shared_environment())
     contributions = list(contributions)
     for contribution in contributions:
-        for path, text in contribution.files.items():
-            planner.add_text(path, text)
+        planner.add_all_planned(contribution.files)  # as add_text each without sources: no header added
     extra = merge_contributions(contributions)
     inv = fleet.inventory
     fleet_file = inv.fleet.file.file
@@ -400,8 +405,7 @@ def plan_fleet(
         if cluster_files is None:
             _plan_cluster(planner, fleet, cluster, flux_path, extra)
         else:
-            for path, text in cluster_files(cluster, extra).items():
-                planner.add_planned(path, text)
+            planner.add_all_planned(cluster_files(cluster, extra))
 
     if charts_dir is not None and charts_dir.is_dir():
         root = charts_dir.parent
