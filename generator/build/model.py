@@ -205,6 +205,10 @@ class BuildStats:
     #: of ``seconds``: planning the fleet when the build planned it (wall, and CPU seconds of the process)
     plan_seconds: float = 0.0
     plan_cpu_seconds: float = 0.0
+    #: of ``seconds``: reading and checking the last render's record when it stood in for the plan (wall)
+    record_seconds: float = 0.0
+    #: of ``seconds``: setting up the builder (the tree of planned files, the chart resolver; wall)
+    setup_seconds: float = 0.0
     #: CPU seconds, summed over the build threads, of deciding whether each cluster changed (its key, its entry)
     lookup_cpu_seconds: float = 0.0
     #: seconds, summed over the build threads, of waiting for kustomize and helm
