@@ -7,7 +7,7 @@ import hashlib
 import posixpath
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,10 @@ def is_local_relative(path: str) -> bool:
     if any(len(prefix) < len(path) and lower.startswith(prefix) for prefix in _REMOTE_PREFIXES):
         return False
     return not posixpath.isabs(path) and not posixpath.isabs(lower.removeprefix("file://"))
+
+
+def _parent(rel: str) -> str:
+    return rel.rpartition("/")[0]
 
 
 class OutputChanged(BaseException):
@@ -78,14 +82,17 @@ class FleetTree:
         self.files: Mapping[str, str] = files if isinstance(files, RecordedOutput) else dict(files)
         self.paths = sorted(self.files)
         self.dirs: set[str] = {""}
+        # a path's folder is what precedes its last "/" when no part is empty (posixpath.dirname otherwise)
+        parent_of: Callable[[str], str] = (posixpath.dirname if any(
+            "//" in rel or rel.startswith("/") or rel.endswith("/") for rel in self.paths) else _parent)
         for rel in self.paths:
-            parent = posixpath.dirname(rel)
+            parent = parent_of(rel)
             while parent not in self.dirs:
                 self.dirs.add(parent)
-                parent = posixpath.dirname(parent)
+                parent = parent_of(parent)
         #: the last component of every file and folder: a token whose normalised path ends in another name can
         #: name neither (the exact filter that lets most words of a kustomization file skip path arithmetic)
-        self._names = {posixpath.basename(p) for p in (*self.paths, *self.dirs)}
+        self._names = {p.rpartition("/")[2] for p in (*self.paths, *self.dirs)}  # posixpath.basename
         self._digests: dict[str, str] = dict(files.digests) if isinstance(files, RecordedOutput) else {}
         self._references: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._known_references: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}

@@ -33,8 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from generator.errors import FleetgenError
-
 if TYPE_CHECKING:
     from generator.inventory.resolve import ResolvedFleet
 
@@ -42,7 +40,6 @@ if TYPE_CHECKING:
 RECORD_FORMAT = "fleetgen-render-record/1"
 #: The folders of the fleet root the plan reads (besides the generator's own code and data).
 INPUT_FOLDERS = ("inventory", "overlays", "charts")
-_HEX64 = frozenset("0123456789abcdef")
 
 
 def record_path(root: Path) -> Path:
@@ -276,13 +273,15 @@ def save_record(root: Path, out: Path, rendered: Any, inputs: str, found: Sequen
     """Record a render of ``root`` (``rendered``: its ``generator.render.pipeline.Rendered``, planned from inputs
     of digest ``inputs``) just written to ``out``: the file digests are those of the manifest the writer wrote
     (the sha256 of each planned text), taken only when it lists exactly the planned files."""
-    from generator.render.writer import read_manifest
+    from generator.render.writer import MANIFEST
 
     try:
-        digests = read_manifest(out)
-    except (OSError, FleetgenError):
+        manifest = json.loads((out / MANIFEST).read_bytes())
+    except (OSError, ValueError, RecursionError):
         return
-    if digests.keys() != rendered.files.keys():
+    digests = manifest.get("files") if isinstance(manifest, dict) else None
+    if (not isinstance(digests, dict) or digests.keys() != rendered.files.keys()
+            or not all(isinstance(sha, str) for sha in digests.values())):
         return
     write_record(root, RenderRecord(inputs, out.resolve(), digests, tuple(found), BuildContext.of(rendered.fleet)))
 
@@ -311,9 +310,8 @@ def read_record(root: Path) -> RenderRecord | None:
     context = BuildContext.from_json(data.get("context"))
     found = _warnings_of(data.get("warnings"))
     if (not isinstance(inputs, str) or not isinstance(out, str) or not os.path.isabs(out) or context is None
-            or found is None or not isinstance(digests, dict) or not all(
-                isinstance(rel, str) and isinstance(sha, str) and len(sha) == 64 and set(sha) <= _HEX64
-                for rel, sha in digests.items())):
+            or found is None or not isinstance(digests, dict)
+            or not all(isinstance(sha, str) for sha in digests.values())):  # (JSON keys are strings)
         return None
     if inputs != inputs_digest(root, datetime.date.today()):
         return None
