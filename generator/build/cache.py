@@ -123,7 +123,7 @@ class ClusterIndex:
     its own file): those few cost less to look up again than the whole index to rewrite."""
 
     KEY = "clusters/index"
-    FORMAT = "fleetgen-cluster-index/1"
+    FORMAT = "fleetgen-cluster-index/2"
     RESAVE_FROM = 16
 
     def __init__(self, fingerprint: str) -> None:
@@ -137,11 +137,26 @@ class ClusterIndex:
         """The indexed entry of a cluster (its ``StepCache.get_cluster`` key), or None."""
         with self._lock:
             if self._loaded is None:
-                stored = cache.get(self.KEY)
-                clusters = stored.get("clusters") if isinstance(stored, dict) and stored.get(
-                    "format") == self.FORMAT and stored.get("fingerprint") == self.fingerprint else None
-                self._loaded = clusters if isinstance(clusters, dict) else {}
+                self._loaded = self._read(cache)
             return self._loaded.get(entry)
+
+    def _read(self, cache: StepCache) -> dict[str, Any]:
+        """The stored entries (each list of Kustomizations and warnings written once: see ``store``)."""
+        stored = cache.get(self.KEY)
+        if not isinstance(stored, dict) or stored.get("format") != self.FORMAT or stored.get(
+                "fingerprint") != self.fingerprint:
+            return {}
+        lists, clusters = stored.get("lists"), stored.get("clusters")
+        if not isinstance(lists, list) or not isinstance(clusters, dict):
+            return {}
+        found = {}
+        for entry, value in clusters.items():
+            try:
+                kustomizations, warnings = lists[value["kustomizations"]], lists[value["warnings"]]
+            except (TypeError, KeyError, IndexError):
+                continue
+            found[entry] = {**value, "kustomizations": kustomizations, "warnings": warnings}
+        return found
 
     def note(self, entry: str, value: Any, *, indexed: bool) -> None:
         """Remember the entry a cluster was reused or rebuilt with (``indexed``: it came from the index)."""
@@ -156,7 +171,14 @@ class ClusterIndex:
                 return
             clusters = {**(self._loaded or {}), **self._noted}
             self._fresh = 0
-        cache.put(self.KEY, {"format": self.FORMAT, "fingerprint": self.fingerprint, "clusters": clusters})
+        # clusters share most lists of Kustomizations and warnings: each distinct list is written once
+        lists: dict[str, int] = {}
+        compact = {}
+        for entry, value in clusters.items():
+            compact[entry] = {**value, **{field: lists.setdefault(json.dumps(value.get(field)), len(lists))
+                                          for field in ("kustomizations", "warnings")}}
+        cache.put(self.KEY, {"format": self.FORMAT, "fingerprint": self.fingerprint,
+                             "lists": [json.loads(text) for text in lists], "clusters": compact})
 
 
 def _build_head(key: str) -> bytes:

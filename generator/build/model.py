@@ -102,12 +102,11 @@ def load_yaml(text: str) -> list[Any]:
 
 def digest(*parts: str) -> str:
     """sha256 hex of the parts, each length-prefixed (so no two part lists collide)."""
-    h = hashlib.sha256()
+    chunks: list[bytes] = []
     for part in parts:
         data = part.encode("utf-8")
-        h.update(f"{len(data)}:".encode())
-        h.update(data)
-    return h.hexdigest()
+        chunks += (b"%d:" % len(data), data)
+    return hashlib.sha256(b"".join(chunks)).hexdigest()
 
 
 def canonical(value: Any) -> str:

@@ -93,6 +93,7 @@ class FleetTree:
         #: the last component of every file and folder: a token whose normalised path ends in another name can
         #: name neither (the exact filter that lets most words of a kustomization file skip path arithmetic)
         self._names = {p.rpartition("/")[2] for p in (*self.paths, *self.dirs)}  # posixpath.basename
+        self._kustomization_files = [p for p in self.paths if p.rpartition("/")[2] in KUSTOMIZATION_FILES]
         self._digests: dict[str, str] = dict(files.digests) if isinstance(files, RecordedOutput) else {}
         self._references: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._known_references: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
@@ -169,31 +170,44 @@ class FleetTree:
         files. The folders are ``directory`` and every folder reached through strings of kustomization files
         (those inside a folder already reached may be left out); the files are the files such strings name."""
         with self._lock:
-            return self._reach(directory, set())
+            folders, files, _ = self._reach(directory, set())
+            return folders, files
 
-    def _reach(self, directory: str, active: set[str]) -> tuple[frozenset[str], frozenset[str]]:
+    def _reach(self, directory: str, active: set[str]) -> tuple[frozenset[str], frozenset[str], bool]:
+        """``reach`` while the folders in ``active`` are being visited (a folder reaching one of them is cut
+        there, and says so: only a result that was not cut is kept for later calls)."""
         found = self._reaches.get(directory)
         if found is not None:
-            return found
+            return *found, False
         active.add(directory)
-        folders, files = {directory}, set[str]()
-        for rel in self.below(directory):
-            if posixpath.basename(rel) not in KUSTOMIZATION_FILES:
-                continue
+        folders, files, cut = {directory}, set[str](), False
+        for rel in self._kustomization_files_below(directory):
             named_files, named_dirs = self.references(rel)
             files.update(named_files)
             for target in named_dirs:
-                if target not in active and not (
-                    target == directory or target.startswith(directory + "/") if directory else True
-                ):
-                    more_folders, more_files = self._reach(target, active)
-                    folders |= more_folders
-                    files |= more_files
+                if target == directory or (target.startswith(directory + "/") if directory else True):
+                    continue
+                if target in active:
+                    cut = True
+                    continue
+                more_folders, more_files, more_cut = self._reach(target, active)
+                folders |= more_folders
+                files |= more_files
+                cut = cut or more_cut
         active.discard(directory)
         result = (frozenset(folders), frozenset(files))
-        if not active:
+        if not cut:
             self._reaches[directory] = result
-        return result
+        return *result, cut
+
+    def _kustomization_files_below(self, directory: str) -> list[str]:
+        """The kustomization files under a directory (recursively), sorted."""
+        if not directory:
+            return list(self._kustomization_files)
+        prefix = directory + "/"
+        start = bisect.bisect_left(self._kustomization_files, prefix)
+        end = bisect.bisect_left(self._kustomization_files, prefix + "\U0010ffff")
+        return self._kustomization_files[start:end]
 
     def references(self, rel: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(files, folders) of the repo that some string of the kustomization file ``rel`` names, relative to its
