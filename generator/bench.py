@@ -368,15 +368,14 @@ def measure_edit_loop(count: int, *, jobs: int | None, seed: int, keep: Path | N
         cold_s = time.perf_counter() - started
         edited = names[len(names) // 2]
         edit_one_cluster(root, edited)
-        planning: list[tuple[float, float]] = []
+        planning: list[tuple[float, float, int]] = []
         plan = pipeline.plan
 
         def timed_plan(*args: Any, **kwargs: Any) -> Any:  # render() as it is, its plan timed
             started, cpu = time.perf_counter(), _cpu_seconds()
-            try:
-                return plan(*args, **kwargs)
-            finally:
-                planning.append((time.perf_counter() - started, _cpu_seconds() - cpu))
+            rendered = plan(*args, **kwargs)
+            planning.append((time.perf_counter() - started, _cpu_seconds() - cpu, rendered.planned_clusters))
+            return rendered
 
         pipeline.plan = timed_plan
         try:
@@ -385,7 +384,7 @@ def measure_edit_loop(count: int, *, jobs: int | None, seed: int, keep: Path | N
             edit_render_s, edit_render_cpu_s = time.perf_counter() - started, _cpu_seconds() - cpu
         finally:
             pipeline.plan = plan
-        (edit_plan_s, edit_plan_cpu_s), = planning
+        (edit_plan_s, edit_plan_cpu_s, replanned), = planning
         started, cpu, children = time.perf_counter(), _cpu_seconds(), _children_cpu_seconds()
         after = build_fleet(root, options)  # `fleetgen build ROOT`
         edit_build_s, edit_build_cpu_s = time.perf_counter() - started, _cpu_seconds() - cpu
@@ -425,7 +424,7 @@ def measure_edit_loop(count: int, *, jobs: int | None, seed: int, keep: Path | N
             "build_lookup_cpu_s": stats.lookup_cpu_seconds, "build_tool_s": stats.tool_seconds,
             "build_tool_cpu_s": tool_cpu_s, "planned_build_s": planned_build_s,
             "clusters_rebuilt": stats.clusters - stats.clusters_cached,
-            "replanned": incremental.planned_clusters,
+            "replanned": replanned,
             "full_render_s": full_render_s, "full_render_cpu_s": full_render_cpu_s,
             "load_average": os.getloadavg()[0],
         }
