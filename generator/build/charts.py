@@ -354,14 +354,9 @@ def offline_resolver(tools: Toolset) -> ChartResolver:
 
 
 def keyrings(root: Path, fleet: Any) -> dict[tuple[str, str], Path]:
-    """(source URL, chart) → keyring of every component whose chart asks for provenance verification."""
-    found: dict[tuple[str, str], Path] = {}
-    for component in getattr(fleet, "components", None) or []:
-        chart = getattr(component, "chart", None)
-        keyring = getattr(chart, "keyring", None) if chart is not None else None
-        if chart is None or not keyring:
-            continue
-        oci = chart.repository.startswith("oci://")
-        source = chart.repository.rstrip("/") + "/" + chart.name if oci else chart.repository
-        found[(source, chart.name)] = (root / keyring).resolve()
-    return found
+    """(source URL, chart) → keyring of every component whose chart asks for provenance verification (``fleet``:
+    a resolved fleet, or the build context the last render recorded)."""
+    from generator.render.record import BuildContext, chart_keyrings
+
+    listed = fleet.keyrings if isinstance(fleet, BuildContext) else chart_keyrings(fleet)
+    return {(source, chart): (root / keyring).resolve() for source, chart, keyring in listed}

@@ -12,14 +12,18 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from generator.build.charts import ChartResolver, resolver_for
 from generator.build.lock import Lock, lock_path, lock_text, read_lock
 from generator.build.model import CACHE_SUBDIR, BuildOptions, ClusterBuild, FleetBuild
+from generator.build.tree import OutputChanged, RecordedOutput
 from generator.build.walker import Builder
 from generator.errors import UsageError
 from generator.tools import Toolset, find_tools
+
+if TYPE_CHECKING:
+    from generator.render.record import BuildContext
 
 
 def select_clusters(names: Sequence[str], wanted: Sequence[str], shard: tuple[int, int] | None) -> list[str]:
@@ -51,56 +55,96 @@ def build_fleet(root: Path, options: BuildOptions | None = None, *, rendered: An
                 tools: Toolset | None = None, charts: ChartResolver | None = None) -> FleetBuild:
     """Render (in memory) and build the fleet at ``root``: every selected cluster's resources.
 
-    ``rendered`` may be a precomputed ``generator.render.pipeline.plan(root)``.
+    ``rendered`` may be a precomputed ``generator.render.pipeline.plan(root)``. Without it (and with the step
+    cache), the record of the last ``render`` (generator/render/record.py) stands in for the plan when it was made
+    from exactly the current inputs: the planned files are then read from that render's output folder, each
+    checked against its recorded sha256 (one that differs: the fleet is planned after all), and its inventory
+    warnings issued again.
     """
-    from generator.render.pipeline import plan
-
     options = options or BuildOptions()
     started, started_cpu = time.perf_counter(), time.process_time()
+    if rendered is None and options.use_cache:
+        from generator.render.record import read_record, replay
+
+        record = read_record(root)
+        record_seconds = time.perf_counter() - started
+        if record is not None:
+            files = RecordedOutput(record.out, record.digests)
+            try:
+                result = _build(root, options, files, record.context, tools, charts, started)
+            except OutputChanged:
+                pass  # a file of the output is not the one recorded: plan, as without a record
+            except BaseException:
+                replay(record.warnings)  # what the plan would have shown before the build failed
+                raise
+            else:
+                replay(record.warnings)
+                result.stats.record_seconds = record_seconds
+                return result
+    from generator.render.pipeline import plan
+    from generator.render.record import BuildContext
+
     planned_here = rendered is None
     if rendered is None:  # unchanged clusters' files from the plan cache next to the step cache (same bytes)
         rendered = plan(root, (options.cache_dir or default_cache_dir(root)) / "plan" if options.use_cache else None,
                         store=False)
     plan_seconds, plan_cpu_seconds = time.perf_counter() - started, time.process_time() - started_cpu
-    fleet = rendered.fleet
-    names = [c.name for c in fleet.clusters]
-    chosen = select_clusters(names, options.clusters, options.shard)
+    result = _build(root, options, rendered.files, BuildContext.of(rendered.fleet), tools, charts, started)
+    if planned_here:
+        result.stats.plan_seconds, result.stats.plan_cpu_seconds = plan_seconds, plan_cpu_seconds
+        if getattr(rendered, "plan_cache", None) is not None:
+            rendered.plan_cache.store()  # only after the build succeeded: a refused input writes nothing
+    return result
+
+
+def _build(root: Path, options: BuildOptions, files: Mapping[str, str], context: BuildContext,
+           tools: Toolset | None, charts: ChartResolver | None, started: float) -> FleetBuild:
+    """Build the selected clusters of a planned fleet (its files and its build context)."""
+    setup_started = time.perf_counter()
+    chosen = select_clusters([name for name, _ in context.clusters], options.clusters, options.shard)
     tools = tools or find_tools(root)
     cache_dir = options.cache_dir or default_cache_dir(root)
-    crossplane = getattr(fleet.fleet, "crossplane", None)
-    mounts = {str(crossplane.infrastructure_path): "infrastructure"} if crossplane is not None else {}
-    builder = Builder(rendered.files, git_path=fleet.fleet.git.path, fleet_root="fleet", mounts=mounts,
-                      git_url=fleet.fleet.git.url, tools=tools, options=options, cache_dir=cache_dir,
-                      charts=charts or resolver_for(root, tools, fleet, offline=options.offline))
-    if getattr(fleet.fleet, "delivery", None) is not None and fleet.fleet.delivery.apps == "argocd":
-        from generator.render.argocd import APPS_DIR, hub
-
-        the_hub = hub(fleet)
-        builder.argocd = (the_hub.name, f"fleet/{APPS_DIR}") if the_hub is not None else None
-    versions = {c.name: str(c.settings.kubernetes_version) for c in fleet.clusters}
+    builder = Builder(files, git_path=context.git_path, fleet_root="fleet", mounts=dict(context.mounts),
+                      git_url=context.git_url, tools=tools, options=options, cache_dir=cache_dir,
+                      charts=charts or resolver_for(root, tools, context, offline=options.offline))
+    builder.argocd = context.argocd
+    versions = dict(context.clusters)
     jobs = max(1, options.jobs or os.cpu_count() or 1)
     builder.stats.clusters = len(chosen)
+    builder.stats.setup_seconds = time.perf_counter() - setup_started
     results: dict[str, ClusterBuild] = {}
     try:
-        with _progress(options.progress, len(chosen)) as advance, ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(builder.build_cluster, name, versions[name]): name for name in chosen}
-            try:
-                for future in as_completed(futures):
-                    results[futures[future]] = future.result()
-                    advance(futures[future])
-            except BaseException:
-                for pending in futures:
-                    pending.cancel()
-                raise
+        with _progress(options.progress, len(chosen)) as advance:
+            for name in chosen:  # unchanged clusters first: lookups, in this thread (a pool would only add overhead)
+                reused = builder.reuse_cluster(name, versions[name])
+                if reused is not None:
+                    results[name] = reused
+                    advance(name)
+            _build_in_threads(builder, [n for n in chosen if n not in results], versions, jobs, results, advance)
+        builder.store_references()
+        builder.store_cluster_index()
     finally:
         builder.close()
     builder.stats.seconds = time.perf_counter() - started
-    if planned_here:
-        builder.stats.plan_seconds, builder.stats.plan_cpu_seconds = plan_seconds, plan_cpu_seconds
     ordered = {name: results[name] for name in chosen}
-    if planned_here and getattr(rendered, "plan_cache", None) is not None:
-        rendered.plan_cache.store()  # only after the build succeeded: a refused input writes nothing
     return FleetBuild(ordered, builder.stats, builder.naive)
+
+
+def _build_in_threads(builder: Builder, names: list[str], versions: Mapping[str, str], jobs: int,
+                      results: dict[str, ClusterBuild], advance: Callable[[str], None]) -> None:
+    """Build clusters in parallel threads (the tools run as subprocesses), adding each to ``results``."""
+    if not names:
+        return
+    with ThreadPoolExecutor(max_workers=min(jobs, len(names))) as pool:
+        futures = {pool.submit(builder.build_cluster, name, versions[name]): name for name in names}
+        try:
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                advance(futures[future])
+        except BaseException:
+            for pending in futures:
+                pending.cancel()
+            raise
 
 
 @contextlib.contextmanager

@@ -102,12 +102,11 @@ def load_yaml(text: str) -> list[Any]:
 
 def digest(*parts: str) -> str:
     """sha256 hex of the parts, each length-prefixed (so no two part lists collide)."""
-    h = hashlib.sha256()
+    chunks: list[bytes] = []
     for part in parts:
         data = part.encode("utf-8")
-        h.update(f"{len(data)}:".encode())
-        h.update(data)
-    return h.hexdigest()
+        chunks += (b"%d:" % len(data), data)
+    return hashlib.sha256(b"".join(chunks)).hexdigest()
 
 
 def canonical(value: Any) -> str:
@@ -205,6 +204,10 @@ class BuildStats:
     #: of ``seconds``: planning the fleet when the build planned it (wall, and CPU seconds of the process)
     plan_seconds: float = 0.0
     plan_cpu_seconds: float = 0.0
+    #: of ``seconds``: reading and checking the last render's record when it stood in for the plan (wall)
+    record_seconds: float = 0.0
+    #: of ``seconds``: setting up the builder (the tree of planned files, the chart resolver; wall)
+    setup_seconds: float = 0.0
     #: CPU seconds, summed over the build threads, of deciding whether each cluster changed (its key, its entry)
     lookup_cpu_seconds: float = 0.0
     #: seconds, summed over the build threads, of waiting for kustomize and helm

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from generator.build.cache import SingleFlight, StepCache, code_fingerprint
+from generator.build.cache import ClusterIndex, SingleFlight, StepCache, code_fingerprint
 from generator.build.charts import ChartResolver, offline_resolver
 from generator.build.model import (
     NEEDED_KINDS,
@@ -36,6 +36,10 @@ from generator.build.model import (
 from generator.build.tree import FleetTree
 from generator.tools import Toolset
 from generator.yamlio import dump_documents
+
+#: Where the step cache keeps what each kustomization file of the last tree names (``FleetTree.references``).
+_REFERENCES_KEY = "tree/references"
+_REFERENCES_RESAVE_FROM = 16
 
 
 class StepRunner:
@@ -66,10 +70,12 @@ class StepRunner:
         self.tools = tools
         self.options = options
         self.cache = StepCache(cache_dir if options.use_cache else None)
+        self.tree.adopt_references(self.cache.get(_REFERENCES_KEY))
         self.flight = SingleFlight()
         self.stats = BuildStats()
         self.naive: list[NaiveStep] = []
         self.fingerprint = digest(tools.fingerprint(), code_fingerprint())
+        self._index = ClusterIndex(self.fingerprint)
         self._work: Path | None = None
         self._written: set[str] = set()
         self._work_lock = threading.Lock()
@@ -111,6 +117,12 @@ class StepRunner:
                 target.write_text(self.tree.files[rel], encoding="utf-8")
                 self._written.add(rel)
             return self._work
+
+    def store_references(self) -> None:
+        """Keep what the kustomization files of this tree name for the next run, when this run had to read more
+        than a few of them (fewer cost less to read again than to rewrite the whole record)."""
+        if self.tree.references_found >= _REFERENCES_RESAVE_FROM:
+            self.cache.put(_REFERENCES_KEY, self.tree.stored_references())
 
     def close(self) -> None:
         """Remove the temporary work tree."""

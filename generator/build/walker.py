@@ -63,14 +63,10 @@ class Builder(KustomizeSteps, HelmSteps, ComposeSteps):
         """Walk one cluster's Flux graph and template its releases (or reuse its last build when none of
         the files, charts and settings that build read has changed: a lookup of its key, its resources read
         from the cache only when used)."""
-        entry = digest("cluster", self.fingerprint, name)
-        with self.stats.timed("lookup_cpu_seconds", time.thread_time):
-            stored = self.cache.get_cluster(entry)
-            reused = None if stored is None else self._stored_build(
-                name, stored, self._cluster_key(name, kube_version, stored.get("trace")))
+        reused = self.reuse_cluster(name, kube_version)
         if reused is not None:
-            self.stats.add(clusters_cached=1)
             return reused
+        entry = digest("cluster", self.fingerprint, name)
         state = ClusterState(name, kube_version, build=ClusterBuild(name))
         self._walk(state)
         self._releases(state)
@@ -83,9 +79,41 @@ class Builder(KustomizeSteps, HelmSteps, ComposeSteps):
         trace = {"dirs": sorted(state.dirs), "charts": sorted(list(c) for c in state.charts)}
         key = self._cluster_key(name, kube_version, trace)
         self.cache.put_build(key, resources_to_json(state.build.resources))  # before the entry that names it
-        self.cache.put_cluster(entry, {"key": key, "trace": trace, "kustomizations": state.build.kustomizations,
-                                       "warnings": state.build.warnings})
+        stored = {"key": key, "trace": trace, "kustomizations": state.build.kustomizations,
+                  "warnings": state.build.warnings}
+        self.cache.put_cluster(entry, stored)
+        self._index.note(entry, stored, indexed=False)
         return state.build
+
+    def reuse_cluster(self, name: str, kube_version: str) -> ClusterBuild | None:
+        """The last build of a cluster when nothing it read has changed, else None: its entry (from the index of
+        every cluster's entry, else from the cluster's own file) whose key is that of the files, charts and
+        settings it read now, with its resources still in the cache (read on first use)."""
+        entry = digest("cluster", self.fingerprint, name)
+        with self.stats.timed("lookup_cpu_seconds", time.thread_time):
+            indexed = self._index.get(self.cache, entry)
+            reused = self._reuse(name, kube_version, indexed)
+            if reused is not None:
+                self._index.note(entry, indexed, indexed=True)
+            else:
+                stored = self.cache.get_cluster(entry)  # the cluster's own file is the reference
+                reused = self._reuse(name, kube_version, stored) if stored != indexed else None
+                if reused is not None:
+                    self._index.note(entry, stored, indexed=False)
+        if reused is not None:
+            self.stats.add(clusters_cached=1)
+        return reused
+
+    def _reuse(self, name: str, kube_version: str, stored: Any) -> ClusterBuild | None:
+        """The build a cluster entry stores, when its key is still the cluster's key and its resources are still
+        in the cache; else None."""
+        if not isinstance(stored, Mapping):
+            return None
+        return self._stored_build(name, stored, self._cluster_key(name, kube_version, stored.get("trace")))
+
+    def store_cluster_index(self) -> None:
+        """Write the index of every cluster's entry for the next run, when more than a few entries changed."""
+        self._index.store(self.cache)
 
     def _stored_build(self, name: str, stored: Mapping[str, Any], key: str) -> ClusterBuild | None:
         """The stored build of a cluster when its key still matches and its resources are in the cache (read

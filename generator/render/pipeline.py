@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from generator.render.overview import FLEET_FILE, fleet_markdown
 from generator.render.parallel import ClusterFiles, run_planners
 from generator.render.planner import Contribution, merge_contributions, plan_fleet
 from generator.render.policies import codeowners, plan_policies
+from generator.render.record import inputs_digest, recorded_warnings, reissue, remove_record, save_record
 
 
 @dataclass(frozen=True)
@@ -93,10 +96,23 @@ def render(
     """Render the fleet at ``root`` into ``out``; with ``check`` only compare. Unchanged clusters come from the
     plan cache (``cache_dir``, default ``plan_cache_dir(root)``; the bytes are those of a full render); the output
     tree is compared through the stat cache in ``stat_cache_dir(root)``."""
-    rendered = plan(root, cache_dir or plan_cache_dir(root), store=False, jobs=jobs)
-    if check:  # writes nothing, the plan cache and the stat cache included
+    if check:  # writes nothing, the plan cache, the stat cache and the render record included
+        rendered = plan(root, cache_dir or plan_cache_dir(root), store=False, jobs=jobs)
         return writer.compare(out, rendered.files, stat_cache=stat_cache_dir(root))
+    # the render record (generator/render/record.py) lets `build` skip its plan: the inputs are hashed before and
+    # after planning (an edit meanwhile leaves no record) and the warnings kept to be shown again
+    caught: list[warnings.WarningMessage] = []
+    inputs = inputs_digest(root, datetime.date.today())
+    remove_record(root)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # every warning recorded; the caller's filters decide what is shown
+            rendered = plan(root, cache_dir or plan_cache_dir(root), store=False, jobs=jobs)
+    finally:
+        reissue(caught)
     changes = writer.write(out, rendered.files, force=force, stat_cache=stat_cache_dir(root))
     if rendered.plan_cache is not None:
         rendered.plan_cache.store()
+    if inputs is not None and inputs == inputs_digest(root, datetime.date.today()):
+        save_record(root, out, rendered, inputs, recorded_warnings(caught))
     return changes
