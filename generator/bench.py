@@ -39,7 +39,7 @@ from generator.build.fleet import build_fleet
 from generator.build.model import BuildOptions, FleetBuild, NaiveStep
 from generator.command import Command
 from generator.errors import FleetgenError
-from generator.tools import Toolset, find_tools
+from generator.tools import TOOLS_DIR_ENV, Toolset, find_tools, tools_dir
 from generator.yamlio import dump_documents, load_documents
 
 SEED = 20261127
@@ -360,6 +360,8 @@ def measure_edit_loop(count: int, *, jobs: int | None, seed: int, keep: Path | N
     try:
         root = base / "fleet-root"
         names = make_fleet(source, root, count, seed)
+        if TOOLS_DIR_ENV not in os.environ and tools_dir(source).is_dir():  # the fleet root's .tools: this repo's
+            (root / ".tools").symlink_to(tools_dir(source), target_is_directory=True)
         started = time.perf_counter()
         pipeline.render(root, root / "out")
         first_render_s = time.perf_counter() - started
