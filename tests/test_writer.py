@@ -13,6 +13,7 @@ import random
 import stat
 import time
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 from conftest import tree_digest
@@ -20,7 +21,7 @@ from conftest import tree_digest
 from generator.errors import OutputConflict
 from generator.render import writer
 from generator.render.pipeline import render, stat_cache_dir
-from generator.render.writer import MANIFEST, StatCache, compare, manifest_text, write
+from generator.render.writer import MANIFEST, UNKNOWN, StatCache, compare, manifest_text, write
 
 
 def _plan(count: int = 300, seed: int = 1) -> dict[str, str]:
@@ -68,6 +69,17 @@ def _settled(out: Path, plan: dict[str, str], cache: Path) -> None:
         time.sleep(0.01)
     probe.unlink()
     write(out, plan, stat_cache=cache)
+
+
+def _record(data: dict[str, Any], rel: str) -> tuple[int, dict[str, Any]]:
+    """Where ``rel`` is in a stat cache's JSON (its index), and the JSON."""
+    return data["paths"].split("\n").index(rel), data
+
+
+def _set_key(data: dict[str, Any], rel: str, key: list[int]) -> None:
+    """Record ``key`` as the stat of ``rel`` in a stat cache's JSON."""
+    index, _ = _record(data, rel)
+    data["keys"][4 * index : 4 * index + 4] = key
 
 
 def _changes(changes: writer.Changes) -> tuple[object, ...]:
@@ -127,6 +139,16 @@ def test_manifest_path_check_matches_purepath(name: str) -> None:
     assert writer._safe_relative(name) == reference(name)
 
 
+def test_stat_cache_path_check_matches_the_manifests() -> None:
+    """The stat cache checks all its paths at once (newline-joined); the verdict is the manifest's, name by name."""
+    names = ["a", "a/b.yaml", ".fleetgen/x", "a..b/c", "...", "", "/a", "//a", "a/", "a//b", "./a", "a/./b", "a/.",
+             ".", "..", "a/../b", "../a", "a\\b", "a/b/..", " /a", "a/ /b", "é/ü", "a\x00b", ".a/..b", "x/.../y"]
+    rng = random.Random(5)
+    for _ in range(2000):
+        chosen = rng.sample(names, rng.randint(1, 4))
+        assert writer._safe_lines("\n".join(chosen)) == all(writer._safe_relative(n) for n in chosen), chosen
+
+
 def test_unchanged_tree_is_compared_without_reading_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out, cache, plan = tmp_path / "out", tmp_path / "cache", _plan()
     write(out, plan, stat_cache=cache)
@@ -178,7 +200,7 @@ def test_racy_edit_in_the_tick_of_the_cache_is_read_again(tmp_path: Path) -> Non
     cache_file = _cache_file(cache)
     data = json.loads(cache_file.read_bytes())
     # what the cache would hold had the edit landed in the tick of fleetgen's write and of the cache's stamp
-    data["files"][rel][:4] = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+    _set_key(data, rel, [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns])
     newest = max(st.st_mtime_ns, st.st_ctime_ns)
     for stamp, conflict in ((newest, [rel]), (newest + 1, [])):
         data["stamp_ns"] = stamp
@@ -232,10 +254,24 @@ def test_corrupt_stat_cache_is_ignored_and_replaced(tmp_path: Path, corrupt: byt
     data = json.loads(cache_file.read_bytes())
     edited = sorted(plan)[4]
     (out / edited).write_text("# hand edit\n")
-    if corrupt == "entries":
-        data["files"] = {rel: ([1, "x"] if n % 3 == 0 else [*entry[:4], "nothex" if n % 3 == 1 else 7])
-                         for n, (rel, entry) in enumerate(data["files"].items())}
-        cache_file.write_text(json.dumps(data))
+    if corrupt == "entries":  # each a well-formed cache but for one part; all with a matching record of the edit
+        st = (out / edited).stat()
+        _set_key(data, edited, [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns])
+        data["stamp_ns"] = max(st.st_mtime_ns, st.st_ctime_ns) + 1
+        broken = [
+            {**data, "keys": [*data["keys"][:-1], "x"]}, {**data, "keys": data["keys"][:-4]},
+            {**data, "digests": data["digests"][:-1] + "X"}, {**data, "digests": data["digests"][:-64]},
+            {**data, "paths": data["paths"] + "\n../escape"}, {**data, "paths": "/abs\n" + data["paths"]},
+            {**data, "paths": data["paths"].replace("\n", "\n\n", 1)}, {**data, "manifest": [1, 2, "x", 4]},
+            {**data, "paths": data["paths"].replace(edited, sorted(plan)[0])},  # a path twice
+            {**data, "keys": 7}, {key: value for key, value in data.items() if key != "manifest"},
+        ]
+        cache_file.write_text(json.dumps(data))  # whole, the forged record hides the edit: the cache is trusted
+        assert compare(out, plan, stat_cache=cache).conflicts == []
+        for bad in broken:
+            cache_file.write_text(json.dumps(bad))
+            assert _changes(compare(out, plan, stat_cache=cache)) == _changes(compare(out, plan))
+        cache_file.write_text(json.dumps(broken[0]))
     elif corrupt == "stamp":
         cache_file.write_text(json.dumps({**data, "stamp_ns": "soon"}))
     elif corrupt == "other-output":
@@ -352,11 +388,14 @@ def test_render_keeps_the_stat_cache_under_the_fleet_root(fleet_root: Path) -> N
     assert (cache / ".gitignore").read_text().endswith("*\n")
     recorded = json.loads(_cache_file(cache).read_bytes())
     manifest = json.loads((out / MANIFEST).read_text())["files"]
-    assert {rel: entry[4] for rel, entry in recorded["files"].items()} == manifest
+    digests = [recorded["digests"][n : n + 64] for n in range(0, len(recorded["digests"]), 64)]
+    assert dict(zip(recorded["paths"].split("\n"), digests, strict=True)) == manifest
     assert not (out / ".cache").exists()
     cache_state = StatCache(cache, out)
     cache_state.load()
-    assert cache_state.entries.keys() == manifest.keys()
+    assert cache_state.loaded and cache_state.paths == sorted(manifest)
+    assert UNKNOWN not in cache_state.keys  # every file's stat recorded when written
+    assert cache_state.manifest(writer._manifest_key(out)) == manifest
     assert render(fleet_root, out, check=True).clean
 
 
@@ -379,23 +418,30 @@ def test_threads_raise_the_error_a_serial_loop_would_raise() -> None:
     assert set(range(51)) <= ran
 
 
-def test_a_few_changed_files_do_not_rewrite_the_whole_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The edit loop changes one or two files: their stat no longer matches, so they are read again next time
-    (correct, and cheap) rather than the whole cache being rewritten; many changes rewrite it."""
+def test_after_a_few_changed_files_the_next_compare_reads_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The edit loop changes one or two files (and the manifest): the cache is rewritten with their new stat, so
+    the next render reads no file and does not parse the manifest; an unchanged tree does not rewrite it."""
     out, cache, plan = tmp_path / "out", tmp_path / "cache", _plan()
     write(out, plan, stat_cache=cache)
     _settled(out, plan, cache)
     before = _cache_file(cache).stat()
+    assert write(out, plan, stat_cache=cache).clean
+    assert _cache_file(cache).stat().st_ino == before.st_ino
     one = sorted(plan)[17]
     edited = {**plan, one: plan[one] + "# one\n"}
     assert write(out, edited, stat_cache=cache).updated == [one]
-    assert _cache_file(cache).stat().st_ino == before.st_ino
-    reads = _reads(monkeypatch)
-    assert compare(out, edited, stat_cache=cache).unchanged == len(plan)
-    assert reads == [str(out / one)]
-    many = {rel: text + "# many\n" for rel, text in plan.items()}
-    assert len(write(out, many, stat_cache=cache).updated) == len(plan)
     assert _cache_file(cache).stat().st_ino != before.st_ino
-    _settled(out, many, cache)
-    reads.clear()
-    assert compare(out, many, stat_cache=cache).unchanged == len(plan) and reads == []
+    _settled(out, edited, cache)
+    reads = _reads(monkeypatch)
+    parsed: list[str] = []
+    real_parse = writer.parse_manifest
+    monkeypatch.setattr(writer, "parse_manifest", lambda text, display: parsed.append(display) or real_parse(
+        text, display))
+    assert compare(out, edited, stat_cache=cache).unchanged == len(plan)
+    assert reads == [] and parsed == []
+    assert compare(out, plan, stat_cache=cache).updated == [one]  # the plan, not the disk, changed: nothing read
+    assert reads == [] and parsed == []
+    (out / MANIFEST).write_text((out / MANIFEST).read_text())  # same bytes, new stat: read and parsed again
+    assert compare(out, edited, stat_cache=cache).clean and len(parsed) == 1

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import stat
 import threading
 from collections.abc import Callable, Sequence
@@ -30,7 +31,7 @@ from generator.errors import InventoryError, OutputConflict, Problem
 from generator.guard import MAX_MANIFEST_BYTES, read_text
 
 MANIFEST = ".fleetgen/manifest.json"
-STAT_CACHE_FORMAT = 1
+STAT_CACHE_FORMAT = 2
 """Version of the stat cache's layout: a cache of another version is ignored (and replaced)."""
 IO_THREADS = 4
 """Threads that read, hash and write files. On this project's 2-core machine (loaded) a cold write of 16 383 files
@@ -39,10 +40,6 @@ creation dominates. Comparing through a warm stat cache (a stat per file) stays 
 was fastest."""
 _PARALLEL_FROM = 64
 """Fewer files than this are handled on the calling thread: starting threads would cost more."""
-_RESAVE_FROM = 64
-"""The stat cache is rewritten once this many files were read or written (their stat is not the recorded one),
-or when a racy record was read again (a new stamp settles it): below that, reading those few files again next
-time costs less than rewriting the whole cache."""
 
 
 def sha256(text: str) -> str:
@@ -154,25 +151,50 @@ def manifest_text(digests: dict[str, str]) -> str:
 
 StatKey = tuple[int, int, int, int]
 """What the stat cache compares: size, mtime (ns), inode, ctime (ns)."""
+UNKNOWN: StatKey = (-1, -1, -1, -1)
+"""The recorded stat of a file whose stat is not known: equal to no file's."""
+
+_HEX_RUN = re.compile(r"[0-9a-f]*")
 
 
 def _stat_key(st: os.stat_result) -> StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
+def _safe_lines(joined: str) -> bool:
+    """``_safe_relative`` of every line of ``joined`` (newline-separated names), by a few substring searches:
+    with every ``/`` a newline too, each part of each name is a line, and no line may be empty, ``.`` or ``..``."""
+    parts = "\n" + joined.replace("/", "\n") + "\n"
+    return "\\" not in joined and "\n\n" not in parts and "\n.\n" not in parts and "\n..\n" not in parts
+
+
 class StatCache:
-    """Machine-local ``{path: (size, mtime, inode, ctime, sha256)}`` of one output tree, like git's index: a file
-    whose stat is as recorded is known without reading it. The record is trusted only for files last changed
-    strictly before the cache was written (``stamp``, a timestamp of the output's own file system taken when
-    saving): a file edited in the same timestamp tick as fleetgen's record keeps its stat but not its bytes
-    (git's "racy clean" entries), so it is read again. A missing, unreadable, corrupt or foreign cache (another
-    output folder, another device, another format) is ignored; one that cannot be written only costs speed."""
+    """Machine-local record of one output tree, like git's index: the manifest's entries (every path fleetgen
+    wrote and its sha256), with the stat (size, mtime, inode, ctime) each file had when fleetgen last wrote or read
+    it, and the manifest's own stat. A file whose stat is as recorded is known without reading it; a manifest
+    whose stat is as recorded is known from the record without reading and parsing it. A record is trusted only
+    for files last changed strictly before the cache was written (``stamp``, a timestamp of the output's own file
+    system taken when saving): a file edited in the same timestamp tick as fleetgen's record keeps its stat but
+    not its bytes (git's "racy clean" entries), so it is read again. A missing, unreadable, corrupt or foreign
+    cache (another output folder, another device, another format) is ignored; one that cannot be written only
+    costs speed.
+
+    On disk (JSON): ``paths`` newline-joined (sorted, as in the manifest), ``digests`` their sha256 hex digests
+    concatenated, ``keys`` four integers per path (``UNKNOWN`` for a file whose stat is not known) and
+    ``manifest`` the manifest's stat (or null): a layout that loads and compares at C speed (lists, not an object
+    per file)."""
 
     def __init__(self, directory: Path | None, out: Path) -> None:
         self.out = out
         self.path = None if directory is None else directory / f"{sha256(str(out.resolve()))[:24]}.json"
-        self.entries: dict[str, list[object]] = {}
+        self.paths: list[str] = []
+        self.digests = ""
+        self.keys: list[StatKey] = []
+        self.manifest_key: StatKey | None = None
         self.stamp_ns = 0
+        self.loaded = False
+        #: the newest mtime or ctime recorded (a racy record, if any, is not older than the stamp)
+        self.newest_ns = 0
 
     def load(self) -> None:
         """Read the cache file, if any and if it is this output's; anything else leaves the cache empty."""
@@ -180,46 +202,94 @@ class StatCache:
             return
         try:
             data = json.loads(_read_regular(self.path, 2 * MAX_MANIFEST_BYTES))
-            header_ok = (
+            if not (
                 isinstance(data, dict)
                 and data.get("format") == STAT_CACHE_FORMAT
                 and data.get("out") == str(self.out.resolve())
                 and data.get("device") == os.stat(self.out).st_dev
                 and type(data.get("stamp_ns")) is int
-                and isinstance(data.get("files"), dict)
-            )
-        except (OSError, ValueError, RecursionError):
+            ):
+                return
+            joined, digests, flat, manifest = data["paths"], data["digests"], data["keys"], data["manifest"]
+        except (OSError, ValueError, RecursionError, KeyError):
             return
-        if header_ok:
-            self.entries, self.stamp_ns = data["files"], data["stamp_ns"]
+        if not (isinstance(joined, str) and isinstance(digests, str) and type(flat) is list):
+            return
+        paths = joined.split("\n") if joined else []
+        if (
+            (paths and not _safe_lines(joined))
+            or len(set(paths)) != len(paths)
+            or len(digests) != 64 * len(paths)
+            or not _HEX_RUN.fullmatch(digests)
+            or len(flat) != 4 * len(paths)
+            or not set(map(type, flat)) <= {int}
+        ):
+            return
+        if manifest is not None and not (type(manifest) is list and len(manifest) == 4
+                                         and all(type(n) is int for n in manifest)):
+            return
+        fields = iter(flat)
+        self.paths, self.digests, self.keys = paths, digests, list(zip(fields, fields, fields, fields, strict=True))
+        self.manifest_key = None if manifest is None else (manifest[0], manifest[1], manifest[2], manifest[3])
+        self.stamp_ns, self.loaded = data["stamp_ns"], True
+        self.newest_ns = max([*flat[1::4], *flat[3::4], *(manifest or (0, 0, 0, 0))[1::2], 0])
 
-    def lookup(self, rel: str, st: os.stat_result) -> tuple[str | None, bool]:
-        """The recorded sha256 of ``rel`` when its stat is as recorded and not racy (None: read the file), and
-        whether the stat was as recorded but racy (changed in the tick the cache was written)."""
-        entry = self.entries.get(rel)
-        if type(entry) is not list or len(entry) != 5:
-            return None, False
-        size, mtime_ns, inode, ctime_ns, digest = entry
-        if size != st.st_size or mtime_ns != st.st_mtime_ns or inode != st.st_ino or ctime_ns != st.st_ctime_ns:
-            return None, False
-        if max(mtime_ns, ctime_ns) >= self.stamp_ns:
-            return None, True
-        return (digest if isinstance(digest, str) and _HEX64.match(digest) else None), False
+    def digest_list(self) -> list[str]:
+        """The recorded sha256 of each of ``paths``."""
+        text = self.digests
+        return [text[n : n + 64] for n in range(0, len(text), 64)]
 
-    def save(self, records: dict[str, tuple[StatKey, str]]) -> None:
-        """Replace the cache with ``records``, stamped with the output file system's time now (see the class)."""
+    def aligned(self, names: list[str]) -> tuple[list[StatKey], list[str | None]]:
+        """The recorded stat and sha256 of each of ``names`` (``UNKNOWN`` and None for a path not recorded)."""
+        if names == self.paths:
+            return self.keys, list(self.digest_list())
+        index = {path: n for n, path in enumerate(self.paths)}
+        digests = self.digest_list()
+        keys: list[StatKey] = []
+        found: list[str | None] = []
+        for name in names:
+            n = index.get(name)
+            keys.append(UNKNOWN if n is None else self.keys[n])
+            found.append(None if n is None else digests[n])
+        return keys, found
+
+    def racy(self, key: StatKey) -> bool:
+        """Whether a file with this (recorded) stat changed in the tick the cache was written."""
+        return max(key[1], key[3]) >= self.stamp_ns
+
+    def manifest(self, key: StatKey | None) -> dict[str, str] | None:
+        """The manifest's ``{path: sha256}`` from the record when its stat ``key`` is the recorded one and not racy
+        (None: read the manifest)."""
+        if not self.loaded or key is None or key != self.manifest_key or self.racy(key):
+            return None
+        return dict(zip(self.paths, self.digest_list(), strict=True))
+
+    def save(self, names: list[str], digests: list[str], keys: Sequence[StatKey | None],
+             manifest_key: StatKey | None) -> None:
+        """Replace the cache with this record (``names`` sorted, as the manifest lists them), stamped with the
+        output file system's time now (see the class)."""
         if self.path is None:
             return
+        joined = "\n".join(names)
+        if joined.count("\n") != max(len(names) - 1, 0):
+            return  # a name with a newline cannot be recorded in this layout: no cache (only speed is lost)
+        flat: list[int] = []
+        extend = flat.extend
+        for key in keys:
+            extend(UNKNOWN if key is None else key)
+        # the body first: the stamp, taken after it, is then most likely a later tick than every file's change
+        body = json.dumps({"paths": joined, "digests": "".join(digests), "keys": flat,
+                           "manifest": None if manifest_key is None else list(manifest_key)},
+                          separators=(",", ":"))
         try:
             stamp_ns = _filesystem_now(self.out / MANIFEST)
-            files = {rel: [*key, digest] for rel, (key, digest) in records.items()}
-            data = {"format": STAT_CACHE_FORMAT, "out": str(self.out.resolve()), "device": os.stat(self.out).st_dev,
-                    "stamp_ns": stamp_ns, "files": files}
+            header = json.dumps({"format": STAT_CACHE_FORMAT, "out": str(self.out.resolve()),
+                                 "device": os.stat(self.out).st_dev, "stamp_ns": stamp_ns}, separators=(",", ":"))
             self.path.parent.mkdir(parents=True, exist_ok=True)
             ignore = self.path.parent / ".gitignore"
             if not ignore.exists() and not ignore.is_symlink():
                 atomic_write(ignore, "# fleetgen's stat cache of rendered files (machine-local): never commit it\n*\n")
-            atomic_write(self.path, json.dumps(data, separators=(",", ":")))
+            atomic_write(self.path, f"{header[:-1]},{body[1:]}")
         except OSError:
             return
 
@@ -245,6 +315,10 @@ def _filesystem_now(beside: Path) -> int:
         os.unlink(probe)
         fd = os.open(probe, flags, 0o600)
     try:
+        # a change after a stat gets a fine-grained time where the file system has multigrain timestamps (Linux
+        # 6.13+): then files written just before are older than the stamp, not racy; elsewhere the coarse tick
+        os.fstat(fd)
+        os.write(fd, b"\0")
         st = os.fstat(fd)
     finally:
         os.close(fd)
@@ -319,81 +393,125 @@ def _hash_file(path: str) -> tuple[str | None, StatKey | None]:
     return digest, (_stat_key(st) if stat.S_ISREG(st.st_mode) else None)
 
 
+def _stat_keys(base: str, names: Sequence[str]) -> list[StatKey | None]:
+    """The stat of ``base/NAME`` for each name (following symlinks, as reading does; None when missing)."""
+    keys: list[StatKey | None] = []
+    append, stat_of = keys.append, os.stat
+    for name in names:
+        try:
+            st = stat_of(f"{base}/{name}")
+        except FileNotFoundError:
+            append(None)
+            continue
+        append((st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
+    return keys
+
+
+def _manifest_key(out: Path) -> StatKey | None:
+    """The manifest's own stat (not following a symlink; None when missing or not a regular file)."""
+    try:
+        st = os.lstat(out / MANIFEST)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return _stat_key(st) if stat.S_ISREG(st.st_mode) else None
+
+
+def _planned_digests(plan: dict[str, str]) -> list[str]:
+    """sha256 of each planned text, in plan order."""
+    hasher = hashlib.sha256
+    return [hasher(text.encode("utf-8")).hexdigest() for text in plan.values()]
+
+
 @dataclass
 class _Scan:
-    """A compared tree: the changes, each planned file's sha256, and what the stat cache will record."""
+    """A compared tree: the changes, and what the manifest and the stat cache will record."""
 
     changes: Changes
-    manifest: str | None
-    wanted: dict[str, str]
-    records: dict[str, tuple[StatKey, str]]
+    names: list[str]
+    #: sha256 of each planned text, in ``names`` order
+    wanted: list[str]
+    #: each planned file's stat when it holds the planned text (None: not known, or to be written)
+    keys: list[StatKey | None]
     #: unchanged files known from the stat cache without reading them
     hits: int
-    #: folders (relative, "" for the output root) that held a planned file when compared
-    folders: set[str]
     #: files read again because the stat cache's record of them was racy
     racy: int
+    #: folders (relative, "" for the output root) that held a planned file when compared (only with created files)
+    folders: set[str]
+    #: the manifest's text as read (None: missing, or known from the stat cache without reading it)
+    manifest: str | None
+    #: whether the manifest was known from the stat cache, and its stat when compared
+    manifest_known: bool
+    manifest_key: StatKey | None
 
 
 def _scan(out: Path, plan: dict[str, str], cache: StatCache, threads: int) -> _Scan:
-    old_manifest, manifest = _read_manifest_text(out)
     names = list(plan)
-    wanted: list[str] = [""] * len(names)
-    current: list[str | None] = [None] * len(names)
-    keys: list[StatKey | None] = [None] * len(names)
-    hit: list[bool] = [False] * len(names)
-    racy: list[bool] = [False] * len(names)
+    count = len(names)
     base = str(out)
-
-    lookup, use_cache = cache.lookup, bool(cache.entries)
-
-    def probe(index: int) -> None:
-        rel = names[index]
-        path = f"{base}/{rel}"
-        wanted[index] = sha256(plan[rel])
-        if use_cache:
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                return
-            recorded, racy[index] = lookup(rel, st)
-            if recorded is not None:
-                current[index], hit[index] = recorded, True
-                keys[index] = _stat_key(st)
-                return
-        current[index], keys[index] = _hash_file(path)
-
-    _for_each(len(names), probe, 1 if use_cache else threads)
-    changes = Changes()
-    records: dict[str, tuple[StatKey, str]] = {}
-    hits = 0
-    folders = {""}
-    for rel, digest, now, key, known in zip(names, wanted, current, keys, hit, strict=True):
-        if now is None:
-            changes.created.append(rel)
-            continue
-        folders.add(rel.rpartition("/")[0])
-        if now == digest:
-            changes.unchanged += 1
-            hits += known
-            if key is not None:
-                records[rel] = (key, digest)
+    wanted = _planned_digests(plan)
+    manifest_key = _manifest_key(out) if cache.loaded else None
+    manifest = cache.manifest(manifest_key)
+    manifest_known, old_manifest = manifest is not None, None
+    if manifest is None:
+        old_manifest, manifest = _read_manifest_text(out)
+    current: list[str | None]
+    keys: list[StatKey | None]
+    unread: list[int]
+    hits = racy = 0
+    if cache.loaded:
+        recorded_keys, recorded = cache.aligned(names)
+        keys = _stat_keys(base, names)
+        if keys == recorded_keys and cache.newest_ns < cache.stamp_ns:  # every file as recorded (compared in C)
+            current, hits, unread = recorded, count, []
         else:
-            changes.updated.append(rel)
-            if manifest.get(rel) != now:
-                changes.conflicts.append(rel)
-    for rel, recorded in manifest.items():
-        if rel in plan:
-            continue
+            current, unread = [None] * count, []
+            for index, (key, known) in enumerate(zip(keys, recorded_keys, strict=True)):
+                if key is None:
+                    continue
+                if key == known:
+                    if not cache.racy(key):
+                        current[index] = recorded[index]
+                        hits += 1
+                        continue
+                    racy += 1
+                unread.append(index)
+    else:
+        current, keys, unread = [None] * count, [None] * count, list(range(count))
+
+    def read(position: int) -> None:
+        index = unread[position]
+        current[index], keys[index] = _hash_file(f"{base}/{names[index]}")
+
+    _for_each(len(unread), read, threads)
+    changes = Changes()
+    if current == wanted:  # compared in C: the common case of an unchanged tree
+        changes.unchanged = count
+    else:
+        for index, (rel, digest, now) in enumerate(zip(names, wanted, current, strict=True)):
+            if now == digest:
+                changes.unchanged += 1
+                continue
+            keys[index] = None
+            if now is None:
+                changes.created.append(rel)
+            else:
+                changes.updated.append(rel)
+                if manifest.get(rel) != now:
+                    changes.conflicts.append(rel)
+    for rel in manifest.keys() - plan.keys() if len(manifest) != count or manifest.keys() != plan.keys() else ():
         now = _current(out / rel)
         if now is None:
             continue
         changes.deleted.append(rel)
-        if now != recorded:
+        if now != manifest[rel]:
             changes.conflicts.append(rel)
     for group in (changes.created, changes.updated, changes.deleted, changes.conflicts):
         group.sort()
-    return _Scan(changes, old_manifest, dict(zip(names, wanted, strict=True)), records, hits, folders, sum(racy))
+    folders = {""}
+    if changes.created:
+        folders.update(rel.rpartition("/")[0] for rel, now in zip(names, current, strict=True) if now is not None)
+    return _Scan(changes, names, wanted, keys, hits, racy, folders, old_manifest, manifest_known, manifest_key)
 
 
 def compare(out: Path, plan: dict[str, str], *, stat_cache: Path | None = None,
@@ -434,6 +552,23 @@ def _put(path: str, data: bytes) -> None:
         raise
 
 
+def _create(path: str, data: bytes) -> StatKey:
+    """Create ``path`` (which must not exist: in a staging tree no reader sees, so no temporary file) holding
+    ``data``, mode 0644 whatever the umask; its stat."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        st = os.fstat(fd)
+        if stat.S_IMODE(st.st_mode) != 0o644:  # a umask took bits away (fchmod only then: one call fewer)
+            os.fchmod(fd, 0o644)
+            st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    return _stat_key(st)
+
+
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and rename, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -466,13 +601,36 @@ def _make_folders(out: Path, files: Sequence[str], present: set[str], threads: i
         _for_each(len(level), make, threads)
 
 
+def _new_output(out: Path) -> tuple[bool, os.stat_result | None]:
+    """Whether ``out`` is new (missing, or an empty folder: not a symlink), and its stat if it exists."""
+    try:
+        st = os.lstat(out)
+    except FileNotFoundError:
+        return True, None
+    if not stat.S_ISDIR(st.st_mode):
+        return False, st
+    with os.scandir(out) as entries:
+        return next(entries, None) is None, st
+
+
 def write(out: Path, plan: dict[str, str], force: bool = False, *, stat_cache: Path | None = None,
           threads: int = IO_THREADS) -> Changes:
     """Apply a plan to ``out``; raise OutputConflict (writing nothing) on hand-edited files unless forced. With
     ``stat_cache`` (a machine-local folder) unchanged files are recognised by their stat, and the cache is
-    updated after a successful write."""
+    updated after a successful write. A new (missing or empty) output folder is written whole into a staging
+    folder next to it, renamed into place once complete."""
     cache = StatCache(stat_cache, out)
+    new, existing = _new_output(out)
+    if new:
+        written = _write_fresh(out, plan, cache, threads, existing)
+        if written is not None:
+            return written
     cache.load()
+    return _write_over(out, plan, force, cache, threads)
+
+
+def _write_over(out: Path, plan: dict[str, str], force: bool, cache: StatCache, threads: int) -> Changes:
+    """``write`` into an output folder holding files: only what changed, each file replaced atomically."""
     scan = _scan(out, plan, cache, threads)
     changes = scan.changes
     if changes.conflicts and not force:
@@ -496,16 +654,72 @@ def write(out: Path, plan: dict[str, str], force: bool = False, *, stat_cache: P
         while parent != out and parent.is_dir() and not any(parent.iterdir()):
             parent.rmdir()
             parent = parent.parent
-    text = manifest_text(scan.wanted)
-    data = text.encode("utf-8")
-    if scan.manifest != text or os.stat(out / MANIFEST).st_size != len(data):
-        (out / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
-        _put(str(out / MANIFEST), data)
-    fresh = len(pending) + len(scan.records) - scan.hits  # files whose stat is not the recorded one
-    if cache.path is not None and (not cache.entries or scan.racy or fresh >= _RESAVE_FROM):
-        records = scan.records
-        for rel, key in zip(pending, written, strict=True):
-            if key is not None:
-                records[rel] = (key, scan.wanted[rel])
-        cache.save(records)
+    names, wanted, keys = scan.names, scan.wanted, scan.keys
+    manifest_key = scan.manifest_key
+    if scan.manifest_known and names == cache.paths and "".join(wanted) == cache.digests:
+        manifest_written = False  # the manifest, known from the stat cache, records exactly this plan
+    else:
+        data = manifest_text(dict(zip(names, wanted, strict=True))).encode("utf-8")
+        manifest_written = scan.manifest is None or scan.manifest.encode("utf-8") != data or (
+            os.stat(out / MANIFEST).st_size != len(data))
+        if manifest_written:
+            (out / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
+            _put(str(out / MANIFEST), data)
+        manifest_key = _manifest_key(out) if cache.path is not None else None
+    settled = not (pending or changes.deleted or manifest_written) and scan.hits == len(names)
+    if cache.path is not None and not (settled and scan.manifest_known):
+        if pending:
+            position = {rel: index for index, rel in enumerate(names)}
+            for rel, key in zip(pending, written, strict=True):
+                keys[position[rel]] = key
+        cache.save(names, wanted, keys, manifest_key)
     return changes
+
+
+def _staging(out: Path) -> Path:
+    """A new, empty staging folder next to ``out`` (one a killed process of the same pid left is removed)."""
+    staging = out.with_name(f".{out.name}.{os.getpid()}.fleetgen-new")
+    if os.path.lexists(staging):
+        if staging.is_dir() and not staging.is_symlink():
+            shutil.rmtree(staging)
+        else:
+            staging.unlink()
+    os.mkdir(staging)
+    return staging
+
+
+def _write_fresh(out: Path, plan: dict[str, str], cache: StatCache, threads: int,
+                 existing: os.stat_result | None) -> Changes | None:
+    """``write`` into a missing or empty ``out``: every file created (no temporary file, no rename) in a staging
+    folder next to it, renamed onto ``out`` once complete, so a failed or interrupted write leaves ``out`` as it
+    was and no staging folder. None when ``out`` was filled meanwhile (then written as a full tree)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    names = list(plan)
+    texts = list(plan.values())
+    keys: list[StatKey | None] = [None] * len(names)
+    staging = _staging(out)
+    try:
+        if existing is not None:  # an empty output folder is replaced: keep its permissions
+            os.chmod(staging, stat.S_IMODE(existing.st_mode))
+        _make_folders(staging, [*names, MANIFEST], {""}, threads)
+        wanted = _planned_digests(plan)
+        base = str(staging)
+        chunk = 32  # consecutive files (mostly one folder's) per task: threads rarely contend for a folder's lock
+
+        def create(number: int) -> None:
+            for index in range(number * chunk, min((number + 1) * chunk, len(names))):
+                keys[index] = _create(f"{base}/{names[index]}", texts[index].encode("utf-8"))
+
+        _for_each(-(-len(names) // chunk), create, threads)
+        manifest_key = _create(f"{base}/{MANIFEST}",
+                               manifest_text(dict(zip(names, wanted, strict=True))).encode("utf-8"))
+        try:
+            os.rename(staging, out)  # atomic; replaces an empty folder, fails on one filled meanwhile
+        except OSError:  # filled meanwhile, or a folder that cannot be replaced (a mount point): the full path
+            shutil.rmtree(staging, ignore_errors=True)
+            return None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    cache.save(names, wanted, keys, manifest_key)
+    return Changes(created=sorted(names))
