@@ -337,14 +337,23 @@ def test_a_file_where_a_folder_must_go_fails_before_any_file_is_written(tmp_path
     assert tree_digest(out) == before and not (tmp_path / "nowhere").exists()
 
 
-def test_files_are_0644_whatever_the_umask(tmp_path: Path) -> None:
+@pytest.mark.parametrize("existing", [False, True])
+def test_files_are_0644_whatever_the_umask(tmp_path: Path, existing: bool) -> None:
+    """Files 0644 whatever the umask; folders as the umask makes them (a new output folder, written through a
+    staging folder, or an existing one)."""
+    out = tmp_path / "out"
+    if existing:
+        out.mkdir()
+        (out / "theirs.txt").write_text("x\n")
     old = os.umask(0o077)
     try:
-        write(tmp_path / "out", _plan(70), threads=4)
+        write(out, _plan(70), threads=4)
     finally:
         os.umask(old)
-    modes = {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*") if p.is_file() and p.name != "theirs.txt"}
     assert modes == {0o644}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*") if p.is_dir()} == {0o700}
+    assert stat.S_IMODE(out.stat().st_mode) == (0o777 & ~old if existing else 0o700)
 
 
 def test_a_stale_temporary_file_of_our_pid_is_replaced(tmp_path: Path) -> None:
@@ -437,11 +446,113 @@ def test_after_a_few_changed_files_the_next_compare_reads_nothing(
     reads = _reads(monkeypatch)
     parsed: list[str] = []
     real_parse = writer.parse_manifest
-    monkeypatch.setattr(writer, "parse_manifest", lambda text, display: parsed.append(display) or real_parse(
-        text, display))
+
+    def parse(text: str, display: str) -> dict[str, str]:
+        parsed.append(display)
+        return real_parse(text, display)
+
+    monkeypatch.setattr(writer, "parse_manifest", parse)
     assert compare(out, edited, stat_cache=cache).unchanged == len(plan)
     assert reads == [] and parsed == []
     assert compare(out, plan, stat_cache=cache).updated == [one]  # the plan, not the disk, changed: nothing read
     assert reads == [] and parsed == []
     (out / MANIFEST).write_text((out / MANIFEST).read_text())  # same bytes, new stat: read and parsed again
     assert compare(out, edited, stat_cache=cache).clean and len(parsed) == 1
+
+
+# --- a new output folder: written whole into a staging folder, renamed into place ---------------------------------
+
+
+def _many() -> dict[str, str]:
+    """Enough small files that the new-output path creates them on threads (in chunks of 32)."""
+    return {f"d{n % 50}/f{n}.yaml": f"n: {n}\n" for n in range(4000)}
+
+
+def _staging_left(parent: Path) -> list[Path]:
+    return [p for p in parent.iterdir() if p.name.endswith(".fleetgen-new")]
+
+
+def test_new_output_is_what_writing_into_an_existing_folder_gives(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The staging path (``out`` missing) and the plain path (``out`` an existing, empty folder) give the same
+    files, bytes, modes, manifest, changes and a stat cache that knows every file without reading it."""
+    plan = _plan()
+    new, existing = tmp_path / "new", tmp_path / "existing"
+    existing.mkdir()
+    results = [_changes(write(new, plan, stat_cache=tmp_path / "cache-new")),
+               _changes(write(existing, plan, stat_cache=tmp_path / "cache-existing"))]
+    assert results[0] == results[1] and results[0][0] == sorted(plan)
+    assert tree_digest(new) == tree_digest(existing)
+
+    def modes(root: Path) -> dict[str, int]:
+        return {p.relative_to(root).as_posix(): stat.S_IMODE(p.lstat().st_mode) for p in root.rglob("*")}
+
+    assert modes(new) == modes(existing)
+    assert stat.S_IMODE(new.stat().st_mode) == stat.S_IMODE(existing.stat().st_mode)
+    assert _staging_left(tmp_path) == []
+    _settled(new, plan, tmp_path / "cache-new")
+    reads = _reads(monkeypatch)
+    assert compare(new, plan, stat_cache=tmp_path / "cache-new").unchanged == len(plan) and reads == []
+    (new / sorted(plan)[3]).write_text("# hand edit\n")
+    with pytest.raises(OutputConflict):
+        write(new, plan, stat_cache=tmp_path / "cache-new")
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_a_failing_new_output_writes_nothing(tmp_path: Path, threads: int) -> None:
+    """A file that cannot be created (its name too long) fails the write: no output folder, no staging folder,
+    no stat cache."""
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    plan = {**_many(), f"d7/{'x' * 300}.yaml": "x: 1\n"}
+    with pytest.raises(OSError):
+        write(out, plan, stat_cache=cache, threads=threads)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_an_interrupted_new_output_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in the middle of the files (on the writer threads): the interrupt goes on, nothing is left."""
+    out, plan = tmp_path / "sub" / "out", _many()
+    real, calls = writer._create, []
+
+    def interrupted(path: str, data: bytes) -> writer.StatKey:
+        calls.append(path)
+        if len(calls) == 120:
+            raise KeyboardInterrupt
+        return real(path, data)
+
+    monkeypatch.setattr(writer, "_create", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write(out, plan, stat_cache=tmp_path / "cache", threads=4)
+    assert len(calls) >= 120 and list((tmp_path / "sub").iterdir()) == [] and not (tmp_path / "cache").exists()
+    monkeypatch.setattr(writer, "_create", real)
+    assert write(out, plan).created == sorted(plan)  # and a later render writes it all
+    assert tree_digest(out).keys() == {*plan, MANIFEST}
+
+
+def test_an_output_folder_appearing_meanwhile_is_written_as_an_existing_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone creates ``out`` (with a file of theirs) while fleetgen fills its staging folder: the staging folder
+    is dropped, the plan written into ``out`` as into any existing folder, their file kept."""
+    out, plan = tmp_path / "out", _plan(80)
+    real = writer._create
+
+    def racing(path: str, data: bytes) -> writer.StatKey:
+        if not out.exists():
+            out.mkdir()
+            (out / "theirs.txt").write_text("mine\n")
+        return real(path, data)
+
+    monkeypatch.setattr(writer, "_create", racing)
+    changes = write(out, plan, stat_cache=tmp_path / "cache")
+    assert changes.created == sorted(plan)
+    assert tree_digest(out).keys() == {*plan, MANIFEST, "theirs.txt"} and _staging_left(tmp_path) == []
+
+
+def test_a_stale_staging_folder_of_our_pid_is_replaced(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    stale = tmp_path / f".out.{os.getpid()}.fleetgen-new"
+    (stale / "fleet").mkdir(parents=True)
+    (stale / "fleet" / "old.yaml").write_text("left by a killed process\n")
+    write(out, {"a/b.yaml": "b: 1\n"})
+    assert tree_digest(out).keys() == {"a/b.yaml", MANIFEST} and not stale.exists()

@@ -601,28 +601,15 @@ def _make_folders(out: Path, files: Sequence[str], present: set[str], threads: i
         _for_each(len(level), make, threads)
 
 
-def _new_output(out: Path) -> tuple[bool, os.stat_result | None]:
-    """Whether ``out`` is new (missing, or an empty folder: not a symlink), and its stat if it exists."""
-    try:
-        st = os.lstat(out)
-    except FileNotFoundError:
-        return True, None
-    if not stat.S_ISDIR(st.st_mode):
-        return False, st
-    with os.scandir(out) as entries:
-        return next(entries, None) is None, st
-
-
 def write(out: Path, plan: dict[str, str], force: bool = False, *, stat_cache: Path | None = None,
           threads: int = IO_THREADS) -> Changes:
     """Apply a plan to ``out``; raise OutputConflict (writing nothing) on hand-edited files unless forced. With
     ``stat_cache`` (a machine-local folder) unchanged files are recognised by their stat, and the cache is
-    updated after a successful write. A new (missing or empty) output folder is written whole into a staging
+    updated after a successful write. A new output folder (``out`` missing) is written whole into a staging
     folder next to it, renamed into place once complete."""
     cache = StatCache(stat_cache, out)
-    new, existing = _new_output(out)
-    if new:
-        written = _write_fresh(out, plan, cache, threads, existing)
+    if not os.path.lexists(out):
+        written = _write_new(out, plan, cache, threads)
         if written is not None:
             return written
     cache.load()
@@ -688,19 +675,16 @@ def _staging(out: Path) -> Path:
     return staging
 
 
-def _write_fresh(out: Path, plan: dict[str, str], cache: StatCache, threads: int,
-                 existing: os.stat_result | None) -> Changes | None:
-    """``write`` into a missing or empty ``out``: every file created (no temporary file, no rename) in a staging
-    folder next to it, renamed onto ``out`` once complete, so a failed or interrupted write leaves ``out`` as it
-    was and no staging folder. None when ``out`` was filled meanwhile (then written as a full tree)."""
+def _write_new(out: Path, plan: dict[str, str], cache: StatCache, threads: int) -> Changes | None:
+    """``write`` into a missing ``out``: every file created (no temporary file, no rename) in a staging folder
+    next to it, renamed to ``out`` once complete, so a failed or interrupted write leaves no ``out`` and no staging
+    folder. None when ``out`` appeared meanwhile (then it is written as an existing tree)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     names = list(plan)
     texts = list(plan.values())
     keys: list[StatKey | None] = [None] * len(names)
     staging = _staging(out)
     try:
-        if existing is not None:  # an empty output folder is replaced: keep its permissions
-            os.chmod(staging, stat.S_IMODE(existing.st_mode))
         _make_folders(staging, [*names, MANIFEST], {""}, threads)
         wanted = _planned_digests(plan)
         base = str(staging)
@@ -714,8 +698,10 @@ def _write_fresh(out: Path, plan: dict[str, str], cache: StatCache, threads: int
         manifest_key = _create(f"{base}/{MANIFEST}",
                                manifest_text(dict(zip(names, wanted, strict=True))).encode("utf-8"))
         try:
-            os.rename(staging, out)  # atomic; replaces an empty folder, fails on one filled meanwhile
-        except OSError:  # filled meanwhile, or a folder that cannot be replaced (a mount point): the full path
+            os.rename(staging, out)  # atomic; fails if ``out`` appeared meanwhile and holds something
+        except OSError:
+            if not os.path.lexists(out):
+                raise
             shutil.rmtree(staging, ignore_errors=True)
             return None
     except BaseException:
