@@ -12,6 +12,7 @@ import os
 import random
 import stat
 import time
+from array import array
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -79,7 +80,19 @@ def _record(data: dict[str, Any], rel: str) -> tuple[int, dict[str, Any]]:
 def _set_key(data: dict[str, Any], rel: str, key: list[int]) -> None:
     """Record ``key`` as the stat of ``rel`` in a stat cache's JSON."""
     index, _ = _record(data, rel)
-    data["keys"][4 * index : 4 * index + 4] = key
+    flat = list(writer._unpack_keys(data["keys"]))
+    flat[4 * index : 4 * index + 4] = key
+    data["keys"] = writer._pack_keys(array("q", flat))
+
+
+def test_packed_stat_keys_round_trip() -> None:
+    flat = array("q", [0, -1, 2**63 - 1, -(2**63), 1796039607299533582, 5121376])
+    packed = writer._pack_keys(flat)
+    assert writer._unpack_keys(packed) == flat
+    assert writer._unpack_keys(packed).tobytes() == b"".join(n.to_bytes(8, "little", signed=True) for n in flat)
+    for bad in (packed[:-4], packed + "!", 7, "é"):
+        with pytest.raises((ValueError, TypeError)):
+            writer._unpack_keys(bad)
 
 
 def _changes(changes: writer.Changes) -> tuple[object, ...]:
@@ -115,6 +128,16 @@ def test_manifest_is_byte_identical_to_the_json_module() -> None:
         reference = json.dumps({"generator": "fleetgen", "files": digests}, indent=2, sort_keys=True) + "\n"
         assert manifest_text(digests) == reference
         assert writer.parse_manifest(reference, "m.json") == digests
+
+
+@pytest.mark.parametrize("names", [
+    ["a", "fleet/x.yaml", "b c/~!@#$%^&*()_+{}|:<>?`-=[];',./"],  # written as they are (the one-call-per-line path)
+    ["a", 'quote"d/b.yaml'], ["a", "back\\slash"], ["a", "tab\there"], ["a", "del\x7f"], ["a", "é"],  # escaped
+])
+def test_manifest_of_plain_and_escaped_names_is_the_json_modules(names: list[str]) -> None:
+    digests = {name: hashlib.sha256(name.encode()).hexdigest() for name in names}
+    assert manifest_text(digests) == json.dumps({"generator": "fleetgen", "files": digests}, indent=2,
+                                                sort_keys=True) + "\n"
 
 
 def test_written_manifest_records_the_plan(tmp_path: Path) -> None:
@@ -259,7 +282,8 @@ def test_corrupt_stat_cache_is_ignored_and_replaced(tmp_path: Path, corrupt: byt
         _set_key(data, edited, [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns])
         data["stamp_ns"] = max(st.st_mtime_ns, st.st_ctime_ns) + 1
         broken = [
-            {**data, "keys": [*data["keys"][:-1], "x"]}, {**data, "keys": data["keys"][:-4]},
+            {**data, "keys": data["keys"][:-4] + "!!!!"},
+            {**data, "keys": writer._pack_keys(writer._unpack_keys(data["keys"])[:-4])},
             {**data, "digests": data["digests"][:-1] + "X"}, {**data, "digests": data["digests"][:-64]},
             {**data, "paths": data["paths"] + "\n../escape"}, {**data, "paths": "/abs\n" + data["paths"]},
             {**data, "paths": data["paths"].replace("\n", "\n\n", 1)}, {**data, "manifest": [1, 2, "x", 4]},
@@ -403,7 +427,7 @@ def test_render_keeps_the_stat_cache_under_the_fleet_root(fleet_root: Path) -> N
     cache_state = StatCache(cache, out)
     cache_state.load()
     assert cache_state.loaded and cache_state.paths == sorted(manifest)
-    assert UNKNOWN not in cache_state.keys  # every file's stat recorded when written
+    assert UNKNOWN not in cache_state.aligned(cache_state.paths)[0]  # every file's stat recorded when written
     assert cache_state.manifest(writer._manifest_key(out)) == manifest
     assert render(fleet_root, out, check=True).clean
 

@@ -14,14 +14,19 @@ changed within the same timestamp tick as that record ("racy", git's word) is al
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import itertools
 import json
+import operator
 import os
 import re
 import shutil
 import stat
+import sys
 import threading
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
@@ -72,6 +77,8 @@ class Changes:
 
 _CONFLICT_MARKER = re.compile(r"^(<{7}|={7}|>{7}|\|{7})( |$)", re.M)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_PLAIN_JSON = re.compile(r'[^"\\\x00-\x09\x0b-\x1f\x7f]*')
+"""Names (newline-joined, ASCII) that ``json.dumps`` writes as they are, between quotes."""
 _MANIFEST_HELP = (
     "it records what fleetgen wrote, to prune old files and guard hand edits, so fleetgen will not guess it: "
     "take one side (git checkout --theirs -- FILE) and re-render, or delete it and run `fleetgen render --force` "
@@ -143,7 +150,12 @@ def manifest_text(digests: dict[str, str]) -> str:
     built directly (the pure-Python indenting encoder costs a second per 100 000 files)."""
     if not digests:
         return '{\n  "files": {},\n  "generator": "fleetgen"\n}\n'
-    lines = ",\n".join(f'    {encode_basestring_ascii(name)}: "{digests[name]}"' for name in sorted(digests))
+    names = sorted(digests)
+    joined = "\n".join(names)
+    if joined.isascii() and _PLAIN_JSON.fullmatch(joined):  # no name needs escaping: one C call per line
+        lines = ",\n".join(map('    "{}": "{}"'.format, names, map(digests.__getitem__, names)))
+    else:
+        lines = ",\n".join(f'    {encode_basestring_ascii(name)}: "{digests[name]}"' for name in names)
     return f'{{\n  "files": {{\n{lines}\n  }},\n  "generator": "fleetgen"\n}}\n'
 
 
@@ -159,6 +171,26 @@ _HEX_RUN = re.compile(r"[0-9a-f]*")
 
 def _stat_key(st: os.stat_result) -> StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+def _pack_keys(flat: array[int]) -> str:
+    """Stat integers as the cache stores them: base64 of little-endian int64s (one C call each way, where a JSON
+    list of 65 000 integers costs milliseconds)."""
+    if sys.byteorder == "big":
+        flat = array("q", flat)
+        flat.byteswap()
+    return base64.b64encode(flat.tobytes()).decode("ascii")
+
+
+def _unpack_keys(packed: object) -> array[int]:
+    """``_pack_keys`` reversed; ValueError or TypeError on anything else."""
+    if not isinstance(packed, str):
+        raise TypeError("packed stat keys must be a string")
+    flat = array("q")
+    flat.frombytes(base64.b64decode(packed.encode("ascii"), validate=True))
+    if sys.byteorder == "big":
+        flat.byteswap()
+    return flat
 
 
 def _safe_lines(joined: str) -> bool:
@@ -188,8 +220,10 @@ class StatCache:
         self.out = out
         self.path = None if directory is None else directory / f"{sha256(str(out.resolve()))[:24]}.json"
         self.paths: list[str] = []
+        self.joined = ""
         self.digests = ""
-        self.keys: list[StatKey] = []
+        #: four integers per path (size, mtime, inode, ctime): ``UNKNOWN`` for a file whose stat is not known
+        self.flat = array("q")
         self.manifest_key: StatKey | None = None
         self.stamp_ns = 0
         self.loaded = False
@@ -210,10 +244,11 @@ class StatCache:
                 and type(data.get("stamp_ns")) is int
             ):
                 return
-            joined, digests, flat, manifest = data["paths"], data["digests"], data["keys"], data["manifest"]
-        except (OSError, ValueError, RecursionError, KeyError):
+            joined, digests, packed, manifest = data["paths"], data["digests"], data["keys"], data["manifest"]
+            flat = _unpack_keys(packed)
+        except (OSError, ValueError, RecursionError, KeyError, TypeError):
             return
-        if not (isinstance(joined, str) and isinstance(digests, str) and type(flat) is list):
+        if not (isinstance(joined, str) and isinstance(digests, str)):
             return
         paths = joined.split("\n") if joined else []
         if (
@@ -222,17 +257,16 @@ class StatCache:
             or len(digests) != 64 * len(paths)
             or not _HEX_RUN.fullmatch(digests)
             or len(flat) != 4 * len(paths)
-            or not set(map(type, flat)) <= {int}
         ):
             return
         if manifest is not None and not (type(manifest) is list and len(manifest) == 4
                                          and all(type(n) is int for n in manifest)):
             return
-        fields = iter(flat)
-        self.paths, self.digests, self.keys = paths, digests, list(zip(fields, fields, fields, fields, strict=True))
+        self.paths, self.joined, self.digests, self.flat = paths, joined, digests, flat
         self.manifest_key = None if manifest is None else (manifest[0], manifest[1], manifest[2], manifest[3])
         self.stamp_ns, self.loaded = data["stamp_ns"], True
-        self.newest_ns = max([*flat[1::4], *flat[3::4], *(manifest or (0, 0, 0, 0))[1::2], 0])
+        self.newest_ns = max(max(flat[1::4], default=0), max(flat[3::4], default=0),
+                             *(self.manifest_key or (0, 0, 0, 0))[1::2])
 
     def digest_list(self) -> list[str]:
         """The recorded sha256 of each of ``paths``."""
@@ -241,44 +275,51 @@ class StatCache:
 
     def aligned(self, names: list[str]) -> tuple[list[StatKey], list[str | None]]:
         """The recorded stat and sha256 of each of ``names`` (``UNKNOWN`` and None for a path not recorded)."""
+        fields = iter(self.flat)
+        recorded: list[StatKey] = list(zip(fields, fields, fields, fields, strict=True))
         if names == self.paths:
-            return self.keys, list(self.digest_list())
+            return recorded, list(self.digest_list())
         index = {path: n for n, path in enumerate(self.paths)}
         digests = self.digest_list()
         keys: list[StatKey] = []
         found: list[str | None] = []
         for name in names:
             n = index.get(name)
-            keys.append(UNKNOWN if n is None else self.keys[n])
+            keys.append(UNKNOWN if n is None else recorded[n])
             found.append(None if n is None else digests[n])
         return keys, found
+
+    def unchanged(self, names: list[str], keys: list[StatKey | None]) -> bool:
+        """Whether ``names`` are the recorded paths, each with its recorded stat (``keys``), none of them racy:
+        compared in C (one array of integers against another)."""
+        if names != self.paths or self.newest_ns >= self.stamp_ns or None in keys:
+            return False
+        return array("q", itertools.chain.from_iterable(keys)) == self.flat  # type: ignore[arg-type]
 
     def racy(self, key: StatKey) -> bool:
         """Whether a file with this (recorded) stat changed in the tick the cache was written."""
         return max(key[1], key[3]) >= self.stamp_ns
 
-    def manifest(self, key: StatKey | None) -> dict[str, str] | None:
-        """The manifest's ``{path: sha256}`` from the record when its stat ``key`` is the recorded one and not racy
-        (None: read the manifest)."""
-        if not self.loaded or key is None or key != self.manifest_key or self.racy(key):
-            return None
-        return dict(zip(self.paths, self.digest_list(), strict=True))
+    def knows_manifest(self, key: StatKey | None) -> bool:
+        """Whether the manifest is the recorded one: its stat ``key`` is the recorded stat, and not racy."""
+        return self.loaded and key is not None and key == self.manifest_key and not self.racy(key)
 
-    def save(self, names: list[str], digests: list[str], keys: Sequence[StatKey | None],
-             manifest_key: StatKey | None) -> None:
+    def manifest(self, key: StatKey | None) -> dict[str, str] | None:
+        """The manifest's ``{path: sha256}`` from the record when ``knows_manifest(key)`` (None: read it)."""
+        return dict(zip(self.paths, self.digest_list(), strict=True)) if self.knows_manifest(key) else None
+
+    def save(self, names: list[str], digests: str, keys: list[StatKey | None], manifest_key: StatKey | None) -> None:
         """Replace the cache with this record (``names`` sorted, as the manifest lists them), stamped with the
-        output file system's time now (see the class)."""
+        output file system's time now (see the class); ``digests`` is their sha256 concatenated."""
         if self.path is None:
             return
-        joined = "\n".join(names)
+        joined = self.joined if names == self.paths else "\n".join(names)
         if joined.count("\n") != max(len(names) - 1, 0):
             return  # a name with a newline cannot be recorded in this layout: no cache (only speed is lost)
-        flat: list[int] = []
-        extend = flat.extend
-        for key in keys:
-            extend(UNKNOWN if key is None else key)
+        known = keys if None not in keys else [UNKNOWN if key is None else key for key in keys]
+        flat = array("q", itertools.chain.from_iterable(known))  # type: ignore[arg-type]
         # the body first: the stamp, taken after it, is then most likely a later tick than every file's change
-        body = json.dumps({"paths": joined, "digests": "".join(digests), "keys": flat,
+        body = json.dumps({"paths": joined, "digests": digests, "keys": _pack_keys(flat),
                            "manifest": None if manifest_key is None else list(manifest_key)},
                           separators=(",", ":"))
         try:
@@ -393,8 +434,16 @@ def _hash_file(path: str) -> tuple[str | None, StatKey | None]:
     return digest, (_stat_key(st) if stat.S_ISREG(st.st_mode) else None)
 
 
+_KEY_OF = operator.attrgetter("st_size", "st_mtime_ns", "st_ino", "st_ctime_ns")
+"""``_stat_key`` as one C call (for ``map``)."""
+
+
 def _stat_keys(base: str, names: Sequence[str]) -> list[StatKey | None]:
     """The stat of ``base/NAME`` for each name (following symlinks, as reading does; None when missing)."""
+    try:  # every file there (the common case): no Python code per file
+        return list(map(_KEY_OF, map(os.stat, map(f"{base}/".__add__, names))))
+    except FileNotFoundError:
+        pass
     keys: list[StatKey | None] = []
     append, stat_of = keys.append, os.stat
     for name in names:
@@ -403,7 +452,7 @@ def _stat_keys(base: str, names: Sequence[str]) -> list[StatKey | None]:
         except FileNotFoundError:
             append(None)
             continue
-        append((st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
+        append(_stat_key(st))
     return keys
 
 
@@ -416,10 +465,12 @@ def _manifest_key(out: Path) -> StatKey | None:
     return _stat_key(st) if stat.S_ISREG(st.st_mode) else None
 
 
+_HEX_OF = operator.methodcaller("hexdigest")
+
+
 def _planned_digests(plan: dict[str, str]) -> list[str]:
-    """sha256 of each planned text, in plan order."""
-    hasher = hashlib.sha256
-    return [hasher(text.encode("utf-8")).hexdigest() for text in plan.values()]
+    """sha256 of each planned text, in plan order (``sha256`` of each, as C calls)."""
+    return list(map(_HEX_OF, map(hashlib.sha256, map(str.encode, plan.values()))))
 
 
 @dataclass
@@ -451,20 +502,27 @@ def _scan(out: Path, plan: dict[str, str], cache: StatCache, threads: int) -> _S
     base = str(out)
     wanted = _planned_digests(plan)
     manifest_key = _manifest_key(out) if cache.loaded else None
-    manifest = cache.manifest(manifest_key)
-    manifest_known, old_manifest = manifest is not None, None
-    if manifest is None:
+    manifest_known, old_manifest = cache.knows_manifest(manifest_key), None
+    manifest: dict[str, str] | None = None
+    if not manifest_known:
         old_manifest, manifest = _read_manifest_text(out)
+
+    def listed_digest(rel: str) -> str | None:
+        """What the manifest records for ``rel`` (built from the stat cache on first use)."""
+        nonlocal manifest
+        if manifest is None:
+            manifest = cache.manifest(manifest_key) or {}
+        return manifest.get(rel)
     current: list[str | None]
     keys: list[StatKey | None]
     unread: list[int]
     hits = racy = 0
     if cache.loaded:
-        recorded_keys, recorded = cache.aligned(names)
         keys = _stat_keys(base, names)
-        if keys == recorded_keys and cache.newest_ns < cache.stamp_ns:  # every file as recorded (compared in C)
-            current, hits, unread = recorded, count, []
+        if cache.unchanged(names, keys):  # every file as recorded: the common case
+            current, hits, unread = list(cache.digest_list()), count, []
         else:
+            recorded_keys, recorded = cache.aligned(names)
             current, unread = [None] * count, []
             for index, (key, known) in enumerate(zip(keys, recorded_keys, strict=True)):
                 if key is None:
@@ -497,15 +555,17 @@ def _scan(out: Path, plan: dict[str, str], cache: StatCache, threads: int) -> _S
                 changes.created.append(rel)
             else:
                 changes.updated.append(rel)
-                if manifest.get(rel) != now:
+                if listed_digest(rel) != now:
                     changes.conflicts.append(rel)
-    for rel in manifest.keys() - plan.keys() if len(manifest) != count or manifest.keys() != plan.keys() else ():
-        now = _current(out / rel)
-        if now is None:
-            continue
-        changes.deleted.append(rel)
-        if now != manifest[rel]:
-            changes.conflicts.append(rel)
+    if not (manifest_known and names == cache.paths):  # else the manifest lists exactly the planned files
+        listed = manifest if manifest is not None else cache.manifest(manifest_key) or {}
+        for rel in listed.keys() - plan.keys():
+            now = _current(out / rel)
+            if now is None:
+                continue
+            changes.deleted.append(rel)
+            if now != listed[rel]:
+                changes.conflicts.append(rel)
     for group in (changes.created, changes.updated, changes.deleted, changes.conflicts):
         group.sort()
     folders = {""}
@@ -643,7 +703,8 @@ def _write_over(out: Path, plan: dict[str, str], force: bool, cache: StatCache, 
             parent = parent.parent
     names, wanted, keys = scan.names, scan.wanted, scan.keys
     manifest_key = scan.manifest_key
-    if scan.manifest_known and names == cache.paths and "".join(wanted) == cache.digests:
+    digests = "".join(wanted)
+    if scan.manifest_known and names == cache.paths and digests == cache.digests:
         manifest_written = False  # the manifest, known from the stat cache, records exactly this plan
     else:
         data = manifest_text(dict(zip(names, wanted, strict=True))).encode("utf-8")
@@ -659,7 +720,7 @@ def _write_over(out: Path, plan: dict[str, str], force: bool, cache: StatCache, 
             position = {rel: index for index, rel in enumerate(names)}
             for rel, key in zip(pending, written, strict=True):
                 keys[position[rel]] = key
-        cache.save(names, wanted, keys, manifest_key)
+        cache.save(names, digests, keys, manifest_key)
     return changes
 
 
@@ -707,5 +768,5 @@ def _write_new(out: Path, plan: dict[str, str], cache: StatCache, threads: int) 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    cache.save(names, wanted, keys, manifest_key)
+    cache.save(names, "".join(wanted), keys, manifest_key)
     return Changes(created=sorted(names))
