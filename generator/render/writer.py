@@ -166,11 +166,18 @@ StatKey = tuple[int, int, int, int]
 UNKNOWN: StatKey = (-1, -1, -1, -1)
 """The recorded stat of a file whose stat is not known: equal to no file's."""
 
-_HEX_RUN = re.compile(r"[0-9a-f]*")
 
 
 def _stat_key(st: os.stat_result) -> StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+def _lower_hex(text: str) -> bool:
+    """Whether ``text`` is lowercase hex digits only (as ``hexdigest`` writes), checked in C."""
+    try:
+        return bytes.fromhex(text).hex() == text  # fromhex skips whitespace and takes upper case: compared back
+    except ValueError:
+        return False
 
 
 def _pack_keys(flat: array[int]) -> str:
@@ -255,7 +262,7 @@ class StatCache:
             (paths and not _safe_lines(joined))
             or len(set(paths)) != len(paths)
             or len(digests) != 64 * len(paths)
-            or not _HEX_RUN.fullmatch(digests)
+            or not _lower_hex(digests)
             or len(flat) != 4 * len(paths)
         ):
             return
@@ -319,9 +326,10 @@ class StatCache:
         known = keys if None not in keys else [UNKNOWN if key is None else key for key in keys]
         flat = array("q", itertools.chain.from_iterable(known))  # type: ignore[arg-type]
         # the body first: the stamp, taken after it, is then most likely a later tick than every file's change
-        body = json.dumps({"paths": joined, "digests": digests, "keys": _pack_keys(flat),
-                           "manifest": None if manifest_key is None else list(manifest_key)},
-                          separators=(",", ":"))
+        # as json.dumps writes it, composed: the hex digests and base64 need no escaping, nor a 1 MB scan
+        manifest = json.dumps(None if manifest_key is None else list(manifest_key), separators=(",", ":"))
+        body = (f'{{"paths":{encode_basestring_ascii(joined)},"digests":"{digests}","keys":"{_pack_keys(flat)}",'
+                f'"manifest":{manifest}}}')
         try:
             stamp_ns = _filesystem_now(self.out / MANIFEST)
             header = json.dumps({"format": STAT_CACHE_FORMAT, "out": str(self.out.resolve()),
