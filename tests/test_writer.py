@@ -580,3 +580,44 @@ def test_a_stale_staging_folder_of_our_pid_is_replaced(tmp_path: Path) -> None:
     (stale / "fleet" / "old.yaml").write_text("left by a killed process\n")
     write(out, {"a/b.yaml": "b: 1\n"})
     assert tree_digest(out).keys() == {"a/b.yaml", MANIFEST} and not stale.exists()
+
+
+def test_random_edits_give_the_same_changes_with_and_without_the_stat_cache(tmp_path: Path) -> None:
+    """Two trees take the same random steps (plan edits, hand edits of the same size, deleted and foreign files,
+    files rewritten with the same bytes): one through the stat cache, one read whole each time. The changes found
+    and the trees written are the same at every step."""
+    rng = random.Random(11)
+    plan = _plan(120)
+    cached, plain, cache = tmp_path / "cached", tmp_path / "plain", tmp_path / "cache"
+    for step in range(30):
+        for out in (cached, plain):
+            assert out.exists() or step == 0
+        op = rng.choice(["plan-edit", "plan-drop", "plan-add", "hand-edit", "delete", "foreign", "rewrite", "none"])
+        if op == "plan-edit":
+            rel = rng.choice(sorted(plan))
+            plan = {**plan, rel: plan[rel] + f"# step {step}\n"}
+        elif op == "plan-drop" and len(plan) > 10:
+            plan = {k: v for k, v in plan.items() if k != rng.choice(sorted(plan))}
+        elif op == "plan-add":
+            plan = dict(sorted({**plan, f"fleet/clusters/new-{step}/x.yaml": f"step: {step}\n"}.items()))
+        elif step and op in ("hand-edit", "delete", "foreign", "rewrite"):
+            rel = rng.choice(sorted(plan))
+            for out in (cached, plain):
+                path = out / rel
+                if op == "foreign":
+                    (out / f"theirs-{step}.txt").write_text("mine\n")
+                elif not path.exists():
+                    continue
+                elif op == "hand-edit":
+                    data = path.read_bytes()
+                    path.write_bytes(data[:-2] + (b"Y\n" if data[-2:] != b"Y\n" else b"Z\n"))  # same size
+                elif op == "delete":
+                    path.unlink()
+                else:
+                    path.write_bytes(path.read_bytes())
+        with_cache, without = compare(cached, plan, stat_cache=cache), compare(plain, plan)
+        assert _changes(with_cache) == _changes(without), (step, op)
+        written = [write(cached, plan, force=True, stat_cache=cache), write(plain, plan, force=True, threads=1)]
+        assert _changes(written[0]) == _changes(written[1]), (step, op)
+        assert tree_digest(cached) == tree_digest(plain), (step, op)
+        assert compare(cached, plan, stat_cache=cache).clean
