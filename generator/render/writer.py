@@ -222,10 +222,10 @@ class StatCache:
     cache (another output folder, another device, another format) is ignored; one that cannot be written only
     costs speed.
 
-    On disk (JSON): ``paths`` newline-joined (sorted, as in the manifest), ``digests`` their sha256 hex digests
-    concatenated, ``keys`` four integers per path (``UNKNOWN`` for a file whose stat is not known) and
-    ``manifest`` the manifest's stat (or null): a layout that loads and compares at C speed (lists, not an object
-    per file)."""
+    On disk (JSON): ``paths`` newline-joined (in plan order), ``digests`` their sha256 hex digests concatenated,
+    ``keys`` four integers per path (``UNKNOWN`` for a file whose stat is not known) packed as base64 of int64s,
+    and ``manifest`` the manifest's stat (or null): a layout that loads and compares at C speed (strings and
+    arrays, not an object per file)."""
 
     def __init__(self, directory: Path | None, out: Path) -> None:
         self.out = out
@@ -320,8 +320,8 @@ class StatCache:
         return dict(zip(self.paths, self.digest_list(), strict=True)) if self.knows_manifest(key) else None
 
     def save(self, names: list[str], digests: str, keys: list[StatKey | None], manifest_key: StatKey | None) -> None:
-        """Replace the cache with this record (``names`` sorted, as the manifest lists them), stamped with the
-        output file system's time now (see the class); ``digests`` is their sha256 concatenated."""
+        """Replace the cache with this record (``names`` in plan order, ``digests`` their sha256 concatenated),
+        stamped with the output file system's time now (see the class)."""
         if self.path is None:
             return
         joined = self.joined if names == self.paths else "\n".join(names)
@@ -329,8 +329,8 @@ class StatCache:
             return  # a name with a newline cannot be recorded in this layout: no cache (only speed is lost)
         known = keys if None not in keys else [UNKNOWN if key is None else key for key in keys]
         flat = array("q", itertools.chain.from_iterable(known))  # type: ignore[arg-type]
-        # the body first: the stamp, taken after it, is then most likely a later tick than every file's change
-        # as json.dumps writes it, composed: the hex digests and base64 need no escaping, nor a 1 MB scan
+        # the body first (the stamp, taken after it, is then most likely a later tick than every file's change),
+        # composed as json.dumps writes it: the hex digests and base64 need no escaping, nor a 1 MB scan
         manifest = json.dumps(None if manifest_key is None else list(manifest_key), separators=(",", ":"))
         body = (f'{{"paths":{encode_basestring_ascii(joined)},"digests":"{digests}","keys":"{_pack_keys(flat)}",'
                 f'"manifest":{manifest}}}')
