@@ -12,7 +12,9 @@ import os
 import random
 import stat
 import time
+from array import array
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 from conftest import tree_digest
@@ -20,7 +22,7 @@ from conftest import tree_digest
 from generator.errors import OutputConflict
 from generator.render import writer
 from generator.render.pipeline import render, stat_cache_dir
-from generator.render.writer import MANIFEST, StatCache, compare, manifest_text, write
+from generator.render.writer import MANIFEST, UNKNOWN, StatCache, compare, manifest_text, write
 
 
 def _plan(count: int = 300, seed: int = 1) -> dict[str, str]:
@@ -70,6 +72,29 @@ def _settled(out: Path, plan: dict[str, str], cache: Path) -> None:
     write(out, plan, stat_cache=cache)
 
 
+def _record(data: dict[str, Any], rel: str) -> tuple[int, dict[str, Any]]:
+    """Where ``rel`` is in a stat cache's JSON (its index), and the JSON."""
+    return data["paths"].split("\n").index(rel), data
+
+
+def _set_key(data: dict[str, Any], rel: str, key: list[int]) -> None:
+    """Record ``key`` as the stat of ``rel`` in a stat cache's JSON."""
+    index, _ = _record(data, rel)
+    flat = list(writer._unpack_keys(data["keys"]))
+    flat[4 * index : 4 * index + 4] = key
+    data["keys"] = writer._pack_keys(array("q", flat))
+
+
+def test_packed_stat_keys_round_trip() -> None:
+    flat = array("q", [0, -1, 2**63 - 1, -(2**63), 1796039607299533582, 5121376])
+    packed = writer._pack_keys(flat)
+    assert writer._unpack_keys(packed) == flat
+    assert writer._unpack_keys(packed).tobytes() == b"".join(n.to_bytes(8, "little", signed=True) for n in flat)
+    for bad in (packed[:-4], packed + "!", 7, "é"):
+        with pytest.raises((ValueError, TypeError)):
+            writer._unpack_keys(bad)
+
+
 def _changes(changes: writer.Changes) -> tuple[object, ...]:
     return (changes.created, changes.updated, changes.deleted, changes.unchanged, changes.conflicts)
 
@@ -105,6 +130,16 @@ def test_manifest_is_byte_identical_to_the_json_module() -> None:
         assert writer.parse_manifest(reference, "m.json") == digests
 
 
+@pytest.mark.parametrize("names", [
+    ["a", "fleet/x.yaml", "b c/~!@#$%^&*()_+{}|:<>?`-=[];',./"],  # written as they are (the one-call-per-line path)
+    ["a", 'quote"d/b.yaml'], ["a", "back\\slash"], ["a", "tab\there"], ["a", "del\x7f"], ["a", "é"],  # escaped
+])
+def test_manifest_of_plain_and_escaped_names_is_the_json_modules(names: list[str]) -> None:
+    digests = {name: hashlib.sha256(name.encode()).hexdigest() for name in names}
+    assert manifest_text(digests) == json.dumps({"generator": "fleetgen", "files": digests}, indent=2,
+                                                sort_keys=True) + "\n"
+
+
 def test_written_manifest_records_the_plan(tmp_path: Path) -> None:
     plan = _plan(50)
     write(tmp_path / "out", plan, stat_cache=tmp_path / "cache")
@@ -125,6 +160,16 @@ def test_manifest_path_check_matches_purepath(name: str) -> None:
         return PurePosixPath(*parts).as_posix() == name
 
     assert writer._safe_relative(name) == reference(name)
+
+
+def test_stat_cache_path_check_matches_the_manifests() -> None:
+    """The stat cache checks all its paths at once (newline-joined); the verdict is the manifest's, name by name."""
+    names = ["a", "a/b.yaml", ".fleetgen/x", "a..b/c", "...", "", "/a", "//a", "a/", "a//b", "./a", "a/./b", "a/.",
+             ".", "..", "a/../b", "../a", "a\\b", "a/b/..", " /a", "a/ /b", "é/ü", "a\x00b", ".a/..b", "x/.../y"]
+    rng = random.Random(5)
+    for _ in range(2000):
+        chosen = rng.sample(names, rng.randint(1, 4))
+        assert writer._safe_lines("\n".join(chosen)) == all(writer._safe_relative(n) for n in chosen), chosen
 
 
 def test_unchanged_tree_is_compared_without_reading_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -178,7 +223,7 @@ def test_racy_edit_in_the_tick_of_the_cache_is_read_again(tmp_path: Path) -> Non
     cache_file = _cache_file(cache)
     data = json.loads(cache_file.read_bytes())
     # what the cache would hold had the edit landed in the tick of fleetgen's write and of the cache's stamp
-    data["files"][rel][:4] = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+    _set_key(data, rel, [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns])
     newest = max(st.st_mtime_ns, st.st_ctime_ns)
     for stamp, conflict in ((newest, [rel]), (newest + 1, [])):
         data["stamp_ns"] = stamp
@@ -232,10 +277,25 @@ def test_corrupt_stat_cache_is_ignored_and_replaced(tmp_path: Path, corrupt: byt
     data = json.loads(cache_file.read_bytes())
     edited = sorted(plan)[4]
     (out / edited).write_text("# hand edit\n")
-    if corrupt == "entries":
-        data["files"] = {rel: ([1, "x"] if n % 3 == 0 else [*entry[:4], "nothex" if n % 3 == 1 else 7])
-                         for n, (rel, entry) in enumerate(data["files"].items())}
-        cache_file.write_text(json.dumps(data))
+    if corrupt == "entries":  # each a well-formed cache but for one part; all with a matching record of the edit
+        st = (out / edited).stat()
+        _set_key(data, edited, [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns])
+        data["stamp_ns"] = max(st.st_mtime_ns, st.st_ctime_ns) + 1
+        broken = [
+            {**data, "keys": data["keys"][:-4] + "!!!!"},
+            {**data, "keys": writer._pack_keys(writer._unpack_keys(data["keys"])[:-4])},
+            {**data, "digests": data["digests"][:-1] + "X"}, {**data, "digests": data["digests"][:-64]},
+            {**data, "paths": data["paths"] + "\n../escape"}, {**data, "paths": "/abs\n" + data["paths"]},
+            {**data, "paths": data["paths"].replace("\n", "\n\n", 1)}, {**data, "manifest": [1, 2, "x", 4]},
+            {**data, "paths": data["paths"].replace(edited, sorted(plan)[0])},  # a path twice
+            {**data, "keys": 7}, {key: value for key, value in data.items() if key != "manifest"},
+        ]
+        cache_file.write_text(json.dumps(data))  # whole, the forged record hides the edit: the cache is trusted
+        assert compare(out, plan, stat_cache=cache).conflicts == []
+        for bad in broken:
+            cache_file.write_text(json.dumps(bad))
+            assert _changes(compare(out, plan, stat_cache=cache)) == _changes(compare(out, plan))
+        cache_file.write_text(json.dumps(broken[0]))
     elif corrupt == "stamp":
         cache_file.write_text(json.dumps({**data, "stamp_ns": "soon"}))
     elif corrupt == "other-output":
@@ -301,14 +361,23 @@ def test_a_file_where_a_folder_must_go_fails_before_any_file_is_written(tmp_path
     assert tree_digest(out) == before and not (tmp_path / "nowhere").exists()
 
 
-def test_files_are_0644_whatever_the_umask(tmp_path: Path) -> None:
+@pytest.mark.parametrize("existing", [False, True])
+def test_files_are_0644_whatever_the_umask(tmp_path: Path, existing: bool) -> None:
+    """Files 0644 whatever the umask; folders as the umask makes them (a new output folder, written through a
+    staging folder, or an existing one)."""
+    out = tmp_path / "out"
+    if existing:
+        out.mkdir()
+        (out / "theirs.txt").write_text("x\n")
     old = os.umask(0o077)
     try:
-        write(tmp_path / "out", _plan(70), threads=4)
+        write(out, _plan(70), threads=4)
     finally:
         os.umask(old)
-    modes = {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*") if p.is_file() and p.name != "theirs.txt"}
     assert modes == {0o644}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*") if p.is_dir()} == {0o700}
+    assert stat.S_IMODE(out.stat().st_mode) == (0o777 & ~old if existing else 0o700)
 
 
 def test_a_stale_temporary_file_of_our_pid_is_replaced(tmp_path: Path) -> None:
@@ -352,11 +421,14 @@ def test_render_keeps_the_stat_cache_under_the_fleet_root(fleet_root: Path) -> N
     assert (cache / ".gitignore").read_text().endswith("*\n")
     recorded = json.loads(_cache_file(cache).read_bytes())
     manifest = json.loads((out / MANIFEST).read_text())["files"]
-    assert {rel: entry[4] for rel, entry in recorded["files"].items()} == manifest
+    digests = [recorded["digests"][n : n + 64] for n in range(0, len(recorded["digests"]), 64)]
+    assert dict(zip(recorded["paths"].split("\n"), digests, strict=True)) == manifest
     assert not (out / ".cache").exists()
     cache_state = StatCache(cache, out)
     cache_state.load()
-    assert cache_state.entries.keys() == manifest.keys()
+    assert cache_state.loaded and cache_state.paths == sorted(manifest)
+    assert UNKNOWN not in cache_state.aligned(cache_state.paths)[0]  # every file's stat recorded when written
+    assert cache_state.manifest(writer._manifest_key(out)) == manifest
     assert render(fleet_root, out, check=True).clean
 
 
@@ -379,23 +451,173 @@ def test_threads_raise_the_error_a_serial_loop_would_raise() -> None:
     assert set(range(51)) <= ran
 
 
-def test_a_few_changed_files_do_not_rewrite_the_whole_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The edit loop changes one or two files: their stat no longer matches, so they are read again next time
-    (correct, and cheap) rather than the whole cache being rewritten; many changes rewrite it."""
+def test_after_a_few_changed_files_the_next_compare_reads_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The edit loop changes one or two files (and the manifest): the cache is rewritten with their new stat, so
+    the next render reads no file and does not parse the manifest; an unchanged tree does not rewrite it."""
     out, cache, plan = tmp_path / "out", tmp_path / "cache", _plan()
     write(out, plan, stat_cache=cache)
     _settled(out, plan, cache)
     before = _cache_file(cache).stat()
+    assert write(out, plan, stat_cache=cache).clean
+    assert _cache_file(cache).stat().st_ino == before.st_ino
     one = sorted(plan)[17]
     edited = {**plan, one: plan[one] + "# one\n"}
     assert write(out, edited, stat_cache=cache).updated == [one]
-    assert _cache_file(cache).stat().st_ino == before.st_ino
-    reads = _reads(monkeypatch)
-    assert compare(out, edited, stat_cache=cache).unchanged == len(plan)
-    assert reads == [str(out / one)]
-    many = {rel: text + "# many\n" for rel, text in plan.items()}
-    assert len(write(out, many, stat_cache=cache).updated) == len(plan)
     assert _cache_file(cache).stat().st_ino != before.st_ino
-    _settled(out, many, cache)
-    reads.clear()
-    assert compare(out, many, stat_cache=cache).unchanged == len(plan) and reads == []
+    _settled(out, edited, cache)
+    reads = _reads(monkeypatch)
+    parsed: list[str] = []
+    real_parse = writer.parse_manifest
+
+    def parse(text: str, display: str) -> dict[str, str]:
+        parsed.append(display)
+        return real_parse(text, display)
+
+    monkeypatch.setattr(writer, "parse_manifest", parse)
+    assert compare(out, edited, stat_cache=cache).unchanged == len(plan)
+    assert reads == [] and parsed == []
+    assert compare(out, plan, stat_cache=cache).updated == [one]  # the plan, not the disk, changed: nothing read
+    assert reads == [] and parsed == []
+    (out / MANIFEST).write_text((out / MANIFEST).read_text())  # same bytes, new stat: read and parsed again
+    assert compare(out, edited, stat_cache=cache).clean and len(parsed) == 1
+
+
+# --- a new output folder: written whole into a staging folder, renamed into place ---------------------------------
+
+
+def _many() -> dict[str, str]:
+    """Enough small files that the new-output path creates them on threads (in chunks of 32)."""
+    return {f"d{n % 50}/f{n}.yaml": f"n: {n}\n" for n in range(4000)}
+
+
+def _staging_left(parent: Path) -> list[Path]:
+    return [p for p in parent.iterdir() if p.name.endswith(".fleetgen-new")]
+
+
+def test_new_output_is_what_writing_into_an_existing_folder_gives(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The staging path (``out`` missing) and the plain path (``out`` an existing, empty folder) give the same
+    files, bytes, modes, manifest, changes and a stat cache that knows every file without reading it."""
+    plan = _plan()
+    new, existing = tmp_path / "new", tmp_path / "existing"
+    existing.mkdir()
+    results = [_changes(write(new, plan, stat_cache=tmp_path / "cache-new")),
+               _changes(write(existing, plan, stat_cache=tmp_path / "cache-existing"))]
+    assert results[0] == results[1] and results[0][0] == sorted(plan)
+    assert tree_digest(new) == tree_digest(existing)
+
+    def modes(root: Path) -> dict[str, int]:
+        return {p.relative_to(root).as_posix(): stat.S_IMODE(p.lstat().st_mode) for p in root.rglob("*")}
+
+    assert modes(new) == modes(existing)
+    assert stat.S_IMODE(new.stat().st_mode) == stat.S_IMODE(existing.stat().st_mode)
+    assert _staging_left(tmp_path) == []
+    _settled(new, plan, tmp_path / "cache-new")
+    reads = _reads(monkeypatch)
+    assert compare(new, plan, stat_cache=tmp_path / "cache-new").unchanged == len(plan) and reads == []
+    (new / sorted(plan)[3]).write_text("# hand edit\n")
+    with pytest.raises(OutputConflict):
+        write(new, plan, stat_cache=tmp_path / "cache-new")
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_a_failing_new_output_writes_nothing(tmp_path: Path, threads: int) -> None:
+    """A file that cannot be created (its name too long) fails the write: no output folder, no staging folder,
+    no stat cache."""
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    plan = {**_many(), f"d7/{'x' * 300}.yaml": "x: 1\n"}
+    with pytest.raises(OSError):
+        write(out, plan, stat_cache=cache, threads=threads)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_an_interrupted_new_output_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in the middle of the files (on the writer threads): the interrupt goes on, nothing is left."""
+    out, plan = tmp_path / "sub" / "out", _many()
+    real, calls = writer._create, []
+
+    def interrupted(path: str, data: bytes) -> writer.StatKey:
+        calls.append(path)
+        if len(calls) == 120:
+            raise KeyboardInterrupt
+        return real(path, data)
+
+    monkeypatch.setattr(writer, "_create", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write(out, plan, stat_cache=tmp_path / "cache", threads=4)
+    assert len(calls) >= 120 and list((tmp_path / "sub").iterdir()) == [] and not (tmp_path / "cache").exists()
+    monkeypatch.setattr(writer, "_create", real)
+    assert write(out, plan).created == sorted(plan)  # and a later render writes it all
+    assert tree_digest(out).keys() == {*plan, MANIFEST}
+
+
+def test_an_output_folder_appearing_meanwhile_is_written_as_an_existing_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone creates ``out`` (with a file of theirs) while fleetgen fills its staging folder: the staging folder
+    is dropped, the plan written into ``out`` as into any existing folder, their file kept."""
+    out, plan = tmp_path / "out", _plan(80)
+    real = writer._create
+
+    def racing(path: str, data: bytes) -> writer.StatKey:
+        if not out.exists():
+            out.mkdir()
+            (out / "theirs.txt").write_text("mine\n")
+        return real(path, data)
+
+    monkeypatch.setattr(writer, "_create", racing)
+    changes = write(out, plan, stat_cache=tmp_path / "cache")
+    assert changes.created == sorted(plan)
+    assert tree_digest(out).keys() == {*plan, MANIFEST, "theirs.txt"} and _staging_left(tmp_path) == []
+
+
+def test_a_stale_staging_folder_of_our_pid_is_replaced(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    stale = tmp_path / f".out.{os.getpid()}.fleetgen-new"
+    (stale / "fleet").mkdir(parents=True)
+    (stale / "fleet" / "old.yaml").write_text("left by a killed process\n")
+    write(out, {"a/b.yaml": "b: 1\n"})
+    assert tree_digest(out).keys() == {"a/b.yaml", MANIFEST} and not stale.exists()
+
+
+def test_random_edits_give_the_same_changes_with_and_without_the_stat_cache(tmp_path: Path) -> None:
+    """Two trees take the same random steps (plan edits, hand edits of the same size, deleted and foreign files,
+    files rewritten with the same bytes): one through the stat cache, one read whole each time. The changes found
+    and the trees written are the same at every step."""
+    rng = random.Random(11)
+    plan = _plan(120)
+    cached, plain, cache = tmp_path / "cached", tmp_path / "plain", tmp_path / "cache"
+    for step in range(30):
+        for out in (cached, plain):
+            assert out.exists() or step == 0
+        op = rng.choice(["plan-edit", "plan-drop", "plan-add", "hand-edit", "delete", "foreign", "rewrite", "none"])
+        if op == "plan-edit":
+            rel = rng.choice(sorted(plan))
+            plan = {**plan, rel: plan[rel] + f"# step {step}\n"}
+        elif op == "plan-drop" and len(plan) > 10:
+            plan = {k: v for k, v in plan.items() if k != rng.choice(sorted(plan))}
+        elif op == "plan-add":
+            plan = dict(sorted({**plan, f"fleet/clusters/new-{step}/x.yaml": f"step: {step}\n"}.items()))
+        elif step and op in ("hand-edit", "delete", "foreign", "rewrite"):
+            rel = rng.choice(sorted(plan))
+            for out in (cached, plain):
+                path = out / rel
+                if op == "foreign":
+                    (out / f"theirs-{step}.txt").write_text("mine\n")
+                elif not path.exists():
+                    continue
+                elif op == "hand-edit":
+                    data = path.read_bytes()
+                    path.write_bytes(data[:-2] + (b"Y\n" if data[-2:] != b"Y\n" else b"Z\n"))  # same size
+                elif op == "delete":
+                    path.unlink()
+                else:
+                    path.write_bytes(path.read_bytes())
+        with_cache, without = compare(cached, plan, stat_cache=cache), compare(plain, plan)
+        assert _changes(with_cache) == _changes(without), (step, op)
+        written = [write(cached, plan, force=True, stat_cache=cache), write(plain, plan, force=True, threads=1)]
+        assert _changes(written[0]) == _changes(written[1]), (step, op)
+        assert tree_digest(cached) == tree_digest(plain), (step, op)
+        assert compare(cached, plan, stat_cache=cache).clean

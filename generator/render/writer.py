@@ -6,21 +6,31 @@ files it did not write, and refuses to overwrite or delete a generated file edit
 
 At fleet scale (tens of thousands of files) the writer creates each folder once, writes each changed file
 through a temporary file opened next to it and renamed over it, on a few threads (the system calls release
-the GIL), and hashes each planned text once (the comparison and the manifest share it). With a stat cache
-(``stat_cache``: a machine-local folder, never part of the output) a file whose size, mtime, inode and
-ctime are those recorded when fleetgen last wrote or read it is not read again, as git's index does; a file
-changed within the same timestamp tick as that record ("racy", git's word) is always read again.
+the GIL), and hashes each planned text once (the comparison and the manifest share it). A new output folder
+(missing) is written whole into a staging folder next to it, each file created in place (no temporary file, no
+rename: a third fewer system calls per file), and renamed into place once complete, so a failed first render
+leaves nothing. With a stat cache (``stat_cache``: a machine-local folder, never part of the output) a file
+whose size, mtime, inode and ctime are those recorded when fleetgen last wrote or read it is not read again,
+as git's index does, and a manifest whose stat is the recorded one is not parsed; a file changed within the same
+timestamp tick as that record ("racy", git's word) is always read again. An unchanged tree is compared with one
+stat per file and one hash per planned text, the rest at C speed (lists and arrays compared whole).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import itertools
 import json
+import operator
 import os
 import re
+import shutil
 import stat
+import sys
 import threading
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
@@ -30,7 +40,7 @@ from generator.errors import InventoryError, OutputConflict, Problem
 from generator.guard import MAX_MANIFEST_BYTES, read_text
 
 MANIFEST = ".fleetgen/manifest.json"
-STAT_CACHE_FORMAT = 1
+STAT_CACHE_FORMAT = 2
 """Version of the stat cache's layout: a cache of another version is ignored (and replaced)."""
 IO_THREADS = 4
 """Threads that read, hash and write files. On this project's 2-core machine (loaded) a cold write of 16 383 files
@@ -39,10 +49,6 @@ creation dominates. Comparing through a warm stat cache (a stat per file) stays 
 was fastest."""
 _PARALLEL_FROM = 64
 """Fewer files than this are handled on the calling thread: starting threads would cost more."""
-_RESAVE_FROM = 64
-"""The stat cache is rewritten once this many files were read or written (their stat is not the recorded one),
-or when a racy record was read again (a new stamp settles it): below that, reading those few files again next
-time costs less than rewriting the whole cache."""
 
 
 def sha256(text: str) -> str:
@@ -75,6 +81,8 @@ class Changes:
 
 _CONFLICT_MARKER = re.compile(r"^(<{7}|={7}|>{7}|\|{7})( |$)", re.M)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_PLAIN_JSON = re.compile(r'[^"\\\x00-\x09\x0b-\x1f\x7f]*')
+"""Names (newline-joined, ASCII) that ``json.dumps`` writes as they are, between quotes."""
 _MANIFEST_HELP = (
     "it records what fleetgen wrote, to prune old files and guard hand edits, so fleetgen will not guess it: "
     "take one side (git checkout --theirs -- FILE) and re-render, or delete it and run `fleetgen render --force` "
@@ -146,7 +154,12 @@ def manifest_text(digests: dict[str, str]) -> str:
     built directly (the pure-Python indenting encoder costs a second per 100 000 files)."""
     if not digests:
         return '{\n  "files": {},\n  "generator": "fleetgen"\n}\n'
-    lines = ",\n".join(f'    {encode_basestring_ascii(name)}: "{digests[name]}"' for name in sorted(digests))
+    names = sorted(digests)
+    joined = "\n".join(names)
+    if joined.isascii() and _PLAIN_JSON.fullmatch(joined):  # no name needs escaping: one C call per line
+        lines = ",\n".join(map('    "{}": "{}"'.format, names, map(digests.__getitem__, names)))
+    else:
+        lines = ",\n".join(f'    {encode_basestring_ascii(name)}: "{digests[name]}"' for name in names)
     return f'{{\n  "files": {{\n{lines}\n  }},\n  "generator": "fleetgen"\n}}\n'
 
 
@@ -154,25 +167,79 @@ def manifest_text(digests: dict[str, str]) -> str:
 
 StatKey = tuple[int, int, int, int]
 """What the stat cache compares: size, mtime (ns), inode, ctime (ns)."""
+UNKNOWN: StatKey = (-1, -1, -1, -1)
+"""The recorded stat of a file whose stat is not known: equal to no file's."""
+
 
 
 def _stat_key(st: os.stat_result) -> StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
+def _lower_hex(text: str) -> bool:
+    """Whether ``text`` is lowercase hex digits only (as ``hexdigest`` writes), checked in C."""
+    try:
+        return bytes.fromhex(text).hex() == text  # fromhex skips whitespace and takes upper case: compared back
+    except ValueError:
+        return False
+
+
+def _pack_keys(flat: array[int]) -> str:
+    """Stat integers as the cache stores them: base64 of little-endian int64s (one C call each way, where a JSON
+    list of 65 000 integers costs milliseconds)."""
+    if sys.byteorder == "big":
+        flat = array("q", flat)
+        flat.byteswap()
+    return base64.b64encode(flat.tobytes()).decode("ascii")
+
+
+def _unpack_keys(packed: object) -> array[int]:
+    """``_pack_keys`` reversed; ValueError or TypeError on anything else."""
+    if not isinstance(packed, str):
+        raise TypeError("packed stat keys must be a string")
+    flat = array("q")
+    flat.frombytes(base64.b64decode(packed.encode("ascii"), validate=True))
+    if sys.byteorder == "big":
+        flat.byteswap()
+    return flat
+
+
+def _safe_lines(joined: str) -> bool:
+    """``_safe_relative`` of every line of ``joined`` (newline-separated names), by a few substring searches:
+    with every ``/`` a newline too, each part of each name is a line, and no line may be empty, ``.`` or ``..``."""
+    parts = "\n" + joined.replace("/", "\n") + "\n"
+    return "\\" not in joined and "\n\n" not in parts and "\n.\n" not in parts and "\n..\n" not in parts
+
+
 class StatCache:
-    """Machine-local ``{path: (size, mtime, inode, ctime, sha256)}`` of one output tree, like git's index: a file
-    whose stat is as recorded is known without reading it. The record is trusted only for files last changed
-    strictly before the cache was written (``stamp``, a timestamp of the output's own file system taken when
-    saving): a file edited in the same timestamp tick as fleetgen's record keeps its stat but not its bytes
-    (git's "racy clean" entries), so it is read again. A missing, unreadable, corrupt or foreign cache (another
-    output folder, another device, another format) is ignored; one that cannot be written only costs speed."""
+    """Machine-local record of one output tree, like git's index: the manifest's entries (every path fleetgen
+    wrote and its sha256), with the stat (size, mtime, inode, ctime) each file had when fleetgen last wrote or read
+    it, and the manifest's own stat. A file whose stat is as recorded is known without reading it; a manifest
+    whose stat is as recorded is known from the record without reading and parsing it. A record is trusted only
+    for files last changed strictly before the cache was written (``stamp``, a timestamp of the output's own file
+    system taken when saving): a file edited in the same timestamp tick as fleetgen's record keeps its stat but
+    not its bytes (git's "racy clean" entries), so it is read again. A missing, unreadable, corrupt or foreign
+    cache (another output folder, another device, another format) is ignored; one that cannot be written only
+    costs speed.
+
+    On disk (JSON): ``paths`` newline-joined (in plan order), ``digests`` their sha256 hex digests concatenated,
+    ``keys`` four integers per path (``UNKNOWN`` for a file whose stat is not known) packed as base64 of int64s,
+    and ``manifest`` the manifest's stat (or null): a layout that loads and compares at C speed (strings and
+    arrays, not an object per file)."""
 
     def __init__(self, directory: Path | None, out: Path) -> None:
         self.out = out
         self.path = None if directory is None else directory / f"{sha256(str(out.resolve()))[:24]}.json"
-        self.entries: dict[str, list[object]] = {}
+        self.paths: list[str] = []
+        self.joined = ""
+        self.digests = ""
+        #: four integers per path (size, mtime, inode, ctime): ``UNKNOWN`` for a file whose stat is not known
+        self.flat = array("q")
+        self.manifest_key: StatKey | None = None
         self.stamp_ns = 0
+        self.loaded = False
+        #: the newest mtime or ctime recorded (a racy record, if any, is not older than the stamp)
+        self.newest_ns = 0
 
     def load(self) -> None:
         """Read the cache file, if any and if it is this output's; anything else leaves the cache empty."""
@@ -180,46 +247,102 @@ class StatCache:
             return
         try:
             data = json.loads(_read_regular(self.path, 2 * MAX_MANIFEST_BYTES))
-            header_ok = (
+            if not (
                 isinstance(data, dict)
                 and data.get("format") == STAT_CACHE_FORMAT
                 and data.get("out") == str(self.out.resolve())
                 and data.get("device") == os.stat(self.out).st_dev
                 and type(data.get("stamp_ns")) is int
-                and isinstance(data.get("files"), dict)
-            )
-        except (OSError, ValueError, RecursionError):
+            ):
+                return
+            joined, digests, packed, manifest = data["paths"], data["digests"], data["keys"], data["manifest"]
+            flat = _unpack_keys(packed)
+        except (OSError, ValueError, RecursionError, KeyError, TypeError):
             return
-        if header_ok:
-            self.entries, self.stamp_ns = data["files"], data["stamp_ns"]
+        if not (isinstance(joined, str) and isinstance(digests, str)):
+            return
+        paths = joined.split("\n") if joined else []
+        if (
+            (paths and not _safe_lines(joined))
+            or len(set(paths)) != len(paths)
+            or len(digests) != 64 * len(paths)
+            or not _lower_hex(digests)
+            or len(flat) != 4 * len(paths)
+        ):
+            return
+        if manifest is not None and not (type(manifest) is list and len(manifest) == 4
+                                         and all(type(n) is int for n in manifest)):
+            return
+        self.paths, self.joined, self.digests, self.flat = paths, joined, digests, flat
+        self.manifest_key = None if manifest is None else (manifest[0], manifest[1], manifest[2], manifest[3])
+        self.stamp_ns, self.loaded = data["stamp_ns"], True
+        self.newest_ns = max(max(flat[1::4], default=0), max(flat[3::4], default=0),
+                             *(self.manifest_key or (0, 0, 0, 0))[1::2])
 
-    def lookup(self, rel: str, st: os.stat_result) -> tuple[str | None, bool]:
-        """The recorded sha256 of ``rel`` when its stat is as recorded and not racy (None: read the file), and
-        whether the stat was as recorded but racy (changed in the tick the cache was written)."""
-        entry = self.entries.get(rel)
-        if type(entry) is not list or len(entry) != 5:
-            return None, False
-        size, mtime_ns, inode, ctime_ns, digest = entry
-        if size != st.st_size or mtime_ns != st.st_mtime_ns or inode != st.st_ino or ctime_ns != st.st_ctime_ns:
-            return None, False
-        if max(mtime_ns, ctime_ns) >= self.stamp_ns:
-            return None, True
-        return (digest if isinstance(digest, str) and _HEX64.match(digest) else None), False
+    def digest_list(self) -> list[str]:
+        """The recorded sha256 of each of ``paths``."""
+        text = self.digests
+        return [text[n : n + 64] for n in range(0, len(text), 64)]
 
-    def save(self, records: dict[str, tuple[StatKey, str]]) -> None:
-        """Replace the cache with ``records``, stamped with the output file system's time now (see the class)."""
+    def aligned(self, names: list[str]) -> tuple[list[StatKey], list[str | None]]:
+        """The recorded stat and sha256 of each of ``names`` (``UNKNOWN`` and None for a path not recorded)."""
+        fields = iter(self.flat)
+        recorded: list[StatKey] = list(zip(fields, fields, fields, fields, strict=True))
+        if names == self.paths:
+            return recorded, list(self.digest_list())
+        index = {path: n for n, path in enumerate(self.paths)}
+        digests = self.digest_list()
+        keys: list[StatKey] = []
+        found: list[str | None] = []
+        for name in names:
+            n = index.get(name)
+            keys.append(UNKNOWN if n is None else recorded[n])
+            found.append(None if n is None else digests[n])
+        return keys, found
+
+    def unchanged(self, names: list[str], keys: list[StatKey | None]) -> bool:
+        """Whether ``names`` are the recorded paths, each with its recorded stat (``keys``), none of them racy:
+        compared in C (one array of integers against another)."""
+        if names != self.paths or self.newest_ns >= self.stamp_ns or None in keys:
+            return False
+        return array("q", itertools.chain.from_iterable(keys)) == self.flat  # type: ignore[arg-type]
+
+    def racy(self, key: StatKey) -> bool:
+        """Whether a file with this (recorded) stat changed in the tick the cache was written."""
+        return max(key[1], key[3]) >= self.stamp_ns
+
+    def knows_manifest(self, key: StatKey | None) -> bool:
+        """Whether the manifest is the recorded one: its stat ``key`` is the recorded stat, and not racy."""
+        return self.loaded and key is not None and key == self.manifest_key and not self.racy(key)
+
+    def manifest(self, key: StatKey | None) -> dict[str, str] | None:
+        """The manifest's ``{path: sha256}`` from the record when ``knows_manifest(key)`` (None: read it)."""
+        return dict(zip(self.paths, self.digest_list(), strict=True)) if self.knows_manifest(key) else None
+
+    def save(self, names: list[str], digests: str, keys: list[StatKey | None], manifest_key: StatKey | None) -> None:
+        """Replace the cache with this record (``names`` in plan order, ``digests`` their sha256 concatenated),
+        stamped with the output file system's time now (see the class)."""
         if self.path is None:
             return
+        joined = self.joined if names == self.paths else "\n".join(names)
+        if joined.count("\n") != max(len(names) - 1, 0):
+            return  # a name with a newline cannot be recorded in this layout: no cache (only speed is lost)
+        known = keys if None not in keys else [UNKNOWN if key is None else key for key in keys]
+        flat = array("q", itertools.chain.from_iterable(known))  # type: ignore[arg-type]
+        # the body first (the stamp, taken after it, is then most likely a later tick than every file's change),
+        # composed as json.dumps writes it: the hex digests and base64 need no escaping, nor a 1 MB scan
+        manifest = json.dumps(None if manifest_key is None else list(manifest_key), separators=(",", ":"))
+        body = (f'{{"paths":{encode_basestring_ascii(joined)},"digests":"{digests}","keys":"{_pack_keys(flat)}",'
+                f'"manifest":{manifest}}}')
         try:
             stamp_ns = _filesystem_now(self.out / MANIFEST)
-            files = {rel: [*key, digest] for rel, (key, digest) in records.items()}
-            data = {"format": STAT_CACHE_FORMAT, "out": str(self.out.resolve()), "device": os.stat(self.out).st_dev,
-                    "stamp_ns": stamp_ns, "files": files}
+            header = json.dumps({"format": STAT_CACHE_FORMAT, "out": str(self.out.resolve()),
+                                 "device": os.stat(self.out).st_dev, "stamp_ns": stamp_ns}, separators=(",", ":"))
             self.path.parent.mkdir(parents=True, exist_ok=True)
             ignore = self.path.parent / ".gitignore"
             if not ignore.exists() and not ignore.is_symlink():
                 atomic_write(ignore, "# fleetgen's stat cache of rendered files (machine-local): never commit it\n*\n")
-            atomic_write(self.path, json.dumps(data, separators=(",", ":")))
+            atomic_write(self.path, f"{header[:-1]},{body[1:]}")
         except OSError:
             return
 
@@ -245,6 +368,10 @@ def _filesystem_now(beside: Path) -> int:
         os.unlink(probe)
         fd = os.open(probe, flags, 0o600)
     try:
+        # a change after a stat gets a fine-grained time where the file system has multigrain timestamps (Linux
+        # 6.13+): then files written just before are older than the stamp, not racy; elsewhere the coarse tick
+        os.fstat(fd)
+        os.write(fd, b"\0")
         st = os.fstat(fd)
     finally:
         os.close(fd)
@@ -319,81 +446,144 @@ def _hash_file(path: str) -> tuple[str | None, StatKey | None]:
     return digest, (_stat_key(st) if stat.S_ISREG(st.st_mode) else None)
 
 
+_KEY_OF = operator.attrgetter("st_size", "st_mtime_ns", "st_ino", "st_ctime_ns")
+"""``_stat_key`` as one C call (for ``map``)."""
+
+
+def _stat_keys(base: str, names: Sequence[str]) -> list[StatKey | None]:
+    """The stat of ``base/NAME`` for each name (following symlinks, as reading does; None when missing)."""
+    try:  # every file there (the common case): no Python code per file
+        return list(map(_KEY_OF, map(os.stat, map(f"{base}/".__add__, names))))
+    except FileNotFoundError:
+        pass
+    keys: list[StatKey | None] = []
+    append, stat_of = keys.append, os.stat
+    for name in names:
+        try:
+            st = stat_of(f"{base}/{name}")
+        except FileNotFoundError:
+            append(None)
+            continue
+        append(_stat_key(st))
+    return keys
+
+
+def _manifest_key(out: Path) -> StatKey | None:
+    """The manifest's own stat (not following a symlink; None when missing or not a regular file)."""
+    try:
+        st = os.lstat(out / MANIFEST)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return _stat_key(st) if stat.S_ISREG(st.st_mode) else None
+
+
+_HEX_OF = operator.methodcaller("hexdigest")
+
+
+def _planned_digests(plan: dict[str, str]) -> list[str]:
+    """sha256 of each planned text, in plan order (``sha256`` of each, as C calls)."""
+    return list(map(_HEX_OF, map(hashlib.sha256, map(str.encode, plan.values()))))
+
+
 @dataclass
 class _Scan:
-    """A compared tree: the changes, each planned file's sha256, and what the stat cache will record."""
+    """A compared tree: the changes, and what the manifest and the stat cache will record."""
 
     changes: Changes
-    manifest: str | None
-    wanted: dict[str, str]
-    records: dict[str, tuple[StatKey, str]]
+    names: list[str]
+    #: sha256 of each planned text, in ``names`` order
+    wanted: list[str]
+    #: each planned file's stat when it holds the planned text (None: not known, or to be written)
+    keys: list[StatKey | None]
     #: unchanged files known from the stat cache without reading them
     hits: int
-    #: folders (relative, "" for the output root) that held a planned file when compared
-    folders: set[str]
     #: files read again because the stat cache's record of them was racy
     racy: int
+    #: folders (relative, "" for the output root) that held a planned file when compared (only with created files)
+    folders: set[str]
+    #: the manifest's text as read (None: missing, or known from the stat cache without reading it)
+    manifest: str | None
+    #: whether the manifest was known from the stat cache, and its stat when compared
+    manifest_known: bool
+    manifest_key: StatKey | None
 
 
 def _scan(out: Path, plan: dict[str, str], cache: StatCache, threads: int) -> _Scan:
-    old_manifest, manifest = _read_manifest_text(out)
     names = list(plan)
-    wanted: list[str] = [""] * len(names)
-    current: list[str | None] = [None] * len(names)
-    keys: list[StatKey | None] = [None] * len(names)
-    hit: list[bool] = [False] * len(names)
-    racy: list[bool] = [False] * len(names)
+    count = len(names)
     base = str(out)
+    wanted = _planned_digests(plan)
+    manifest_key = _manifest_key(out) if cache.loaded else None
+    manifest_known, old_manifest = cache.knows_manifest(manifest_key), None
+    manifest: dict[str, str] | None = None
+    if not manifest_known:
+        old_manifest, manifest = _read_manifest_text(out)
 
-    lookup, use_cache = cache.lookup, bool(cache.entries)
-
-    def probe(index: int) -> None:
-        rel = names[index]
-        path = f"{base}/{rel}"
-        wanted[index] = sha256(plan[rel])
-        if use_cache:
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                return
-            recorded, racy[index] = lookup(rel, st)
-            if recorded is not None:
-                current[index], hit[index] = recorded, True
-                keys[index] = _stat_key(st)
-                return
-        current[index], keys[index] = _hash_file(path)
-
-    _for_each(len(names), probe, 1 if use_cache else threads)
-    changes = Changes()
-    records: dict[str, tuple[StatKey, str]] = {}
-    hits = 0
-    folders = {""}
-    for rel, digest, now, key, known in zip(names, wanted, current, keys, hit, strict=True):
-        if now is None:
-            changes.created.append(rel)
-            continue
-        folders.add(rel.rpartition("/")[0])
-        if now == digest:
-            changes.unchanged += 1
-            hits += known
-            if key is not None:
-                records[rel] = (key, digest)
+    def listed_digest(rel: str) -> str | None:
+        """What the manifest records for ``rel`` (built from the stat cache on first use)."""
+        nonlocal manifest
+        if manifest is None:
+            manifest = cache.manifest(manifest_key) or {}
+        return manifest.get(rel)
+    current: list[str | None]
+    keys: list[StatKey | None]
+    unread: list[int]
+    hits = racy = 0
+    if cache.loaded:
+        keys = _stat_keys(base, names)
+        if cache.unchanged(names, keys):  # every file as recorded: the common case
+            current, hits, unread = list(cache.digest_list()), count, []
         else:
-            changes.updated.append(rel)
-            if manifest.get(rel) != now:
+            recorded_keys, recorded = cache.aligned(names)
+            current, unread = [None] * count, []
+            for index, (key, known) in enumerate(zip(keys, recorded_keys, strict=True)):
+                if key is None:
+                    continue
+                if key == known:
+                    if not cache.racy(key):
+                        current[index] = recorded[index]
+                        hits += 1
+                        continue
+                    racy += 1
+                unread.append(index)
+    else:
+        current, keys, unread = [None] * count, [None] * count, list(range(count))
+
+    def read(position: int) -> None:
+        index = unread[position]
+        current[index], keys[index] = _hash_file(f"{base}/{names[index]}")
+
+    _for_each(len(unread), read, threads)
+    changes = Changes()
+    if current == wanted:  # compared in C: the common case of an unchanged tree
+        changes.unchanged = count
+    else:
+        for index, (rel, digest, now) in enumerate(zip(names, wanted, current, strict=True)):
+            if now == digest:
+                changes.unchanged += 1
+                continue
+            keys[index] = None
+            if now is None:
+                changes.created.append(rel)
+            else:
+                changes.updated.append(rel)
+                if listed_digest(rel) != now:
+                    changes.conflicts.append(rel)
+    if not (manifest_known and names == cache.paths):  # else the manifest lists exactly the planned files
+        listed = manifest if manifest is not None else cache.manifest(manifest_key) or {}
+        for rel in listed.keys() - plan.keys():
+            now = _current(out / rel)
+            if now is None:
+                continue
+            changes.deleted.append(rel)
+            if now != listed[rel]:
                 changes.conflicts.append(rel)
-    for rel, recorded in manifest.items():
-        if rel in plan:
-            continue
-        now = _current(out / rel)
-        if now is None:
-            continue
-        changes.deleted.append(rel)
-        if now != recorded:
-            changes.conflicts.append(rel)
     for group in (changes.created, changes.updated, changes.deleted, changes.conflicts):
         group.sort()
-    return _Scan(changes, old_manifest, dict(zip(names, wanted, strict=True)), records, hits, folders, sum(racy))
+    folders = {""}
+    if changes.created:
+        folders.update(rel.rpartition("/")[0] for rel, now in zip(names, current, strict=True) if now is not None)
+    return _Scan(changes, names, wanted, keys, hits, racy, folders, old_manifest, manifest_known, manifest_key)
 
 
 def compare(out: Path, plan: dict[str, str], *, stat_cache: Path | None = None,
@@ -434,6 +624,23 @@ def _put(path: str, data: bytes) -> None:
         raise
 
 
+def _create(path: str, data: bytes) -> StatKey:
+    """Create ``path`` (which must not exist: in a staging tree no reader sees, so no temporary file) holding
+    ``data``, mode 0644 whatever the umask; its stat."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        st = os.fstat(fd)
+        if stat.S_IMODE(st.st_mode) != 0o644:  # a umask took bits away (fchmod only then: one call fewer)
+            os.fchmod(fd, 0o644)
+            st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    return _stat_key(st)
+
+
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and rename, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -470,9 +677,19 @@ def write(out: Path, plan: dict[str, str], force: bool = False, *, stat_cache: P
           threads: int = IO_THREADS) -> Changes:
     """Apply a plan to ``out``; raise OutputConflict (writing nothing) on hand-edited files unless forced. With
     ``stat_cache`` (a machine-local folder) unchanged files are recognised by their stat, and the cache is
-    updated after a successful write."""
+    updated after a successful write. A new output folder (``out`` missing) is written whole into a staging
+    folder next to it, renamed into place once complete."""
     cache = StatCache(stat_cache, out)
+    if not os.path.lexists(out):
+        written = _write_new(out, plan, cache, threads)
+        if written is not None:
+            return written
     cache.load()
+    return _write_over(out, plan, force, cache, threads)
+
+
+def _write_over(out: Path, plan: dict[str, str], force: bool, cache: StatCache, threads: int) -> Changes:
+    """``write`` into an output folder holding files: only what changed, each file replaced atomically."""
     scan = _scan(out, plan, cache, threads)
     changes = scan.changes
     if changes.conflicts and not force:
@@ -496,16 +713,72 @@ def write(out: Path, plan: dict[str, str], force: bool = False, *, stat_cache: P
         while parent != out and parent.is_dir() and not any(parent.iterdir()):
             parent.rmdir()
             parent = parent.parent
-    text = manifest_text(scan.wanted)
-    data = text.encode("utf-8")
-    if scan.manifest != text or os.stat(out / MANIFEST).st_size != len(data):
-        (out / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
-        _put(str(out / MANIFEST), data)
-    fresh = len(pending) + len(scan.records) - scan.hits  # files whose stat is not the recorded one
-    if cache.path is not None and (not cache.entries or scan.racy or fresh >= _RESAVE_FROM):
-        records = scan.records
-        for rel, key in zip(pending, written, strict=True):
-            if key is not None:
-                records[rel] = (key, scan.wanted[rel])
-        cache.save(records)
+    names, wanted, keys = scan.names, scan.wanted, scan.keys
+    manifest_key = scan.manifest_key
+    digests = "".join(wanted)
+    if scan.manifest_known and names == cache.paths and digests == cache.digests:
+        manifest_written = False  # the manifest, known from the stat cache, records exactly this plan
+    else:
+        data = manifest_text(dict(zip(names, wanted, strict=True))).encode("utf-8")
+        manifest_written = scan.manifest is None or scan.manifest.encode("utf-8") != data or (
+            os.stat(out / MANIFEST).st_size != len(data))
+        if manifest_written:
+            (out / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
+            _put(str(out / MANIFEST), data)
+        manifest_key = _manifest_key(out) if cache.path is not None else None
+    settled = not (pending or changes.deleted or manifest_written) and scan.hits == len(names)
+    if cache.path is not None and not (settled and scan.manifest_known):
+        if pending:
+            position = {rel: index for index, rel in enumerate(names)}
+            for rel, key in zip(pending, written, strict=True):
+                keys[position[rel]] = key
+        cache.save(names, digests, keys, manifest_key)
     return changes
+
+
+def _staging(out: Path) -> Path:
+    """A new, empty staging folder next to ``out`` (one a killed process of the same pid left is removed)."""
+    staging = out.with_name(f".{out.name}.{os.getpid()}.fleetgen-new")
+    if os.path.lexists(staging):
+        if staging.is_dir() and not staging.is_symlink():
+            shutil.rmtree(staging)
+        else:
+            staging.unlink()
+    os.mkdir(staging)
+    return staging
+
+
+def _write_new(out: Path, plan: dict[str, str], cache: StatCache, threads: int) -> Changes | None:
+    """``write`` into a missing ``out``: every file created (no temporary file, no rename) in a staging folder
+    next to it, renamed to ``out`` once complete, so a failed or interrupted write leaves no ``out`` and no staging
+    folder. None when ``out`` appeared meanwhile (then it is written as an existing tree)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    names = list(plan)
+    texts = list(plan.values())
+    keys: list[StatKey | None] = [None] * len(names)
+    staging = _staging(out)
+    try:
+        _make_folders(staging, [*names, MANIFEST], {""}, threads)
+        wanted = _planned_digests(plan)
+        base = str(staging)
+        chunk = 32  # consecutive files (mostly one folder's) per task: threads rarely contend for a folder's lock
+
+        def create(number: int) -> None:
+            for index in range(number * chunk, min((number + 1) * chunk, len(names))):
+                keys[index] = _create(f"{base}/{names[index]}", texts[index].encode("utf-8"))
+
+        _for_each(-(-len(names) // chunk), create, threads)
+        manifest_key = _create(f"{base}/{MANIFEST}",
+                               manifest_text(dict(zip(names, wanted, strict=True))).encode("utf-8"))
+        try:
+            os.rename(staging, out)  # atomic; fails if ``out`` appeared meanwhile and holds something
+        except OSError:
+            if not os.path.lexists(out):
+                raise
+            shutil.rmtree(staging, ignore_errors=True)
+            return None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    cache.save(names, "".join(wanted), keys, manifest_key)
+    return Changes(created=sorted(names))
