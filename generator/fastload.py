@@ -32,7 +32,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.nodes import ScalarNode as RuamelScalarNode
 from ruamel.yaml.resolver import VersionedResolver
 
-from generator.guard import MAX_NODES
+from generator.guard import MAX_DEPTH, MAX_NODES
 from generator.yamlsource import (
     YAML11_BOOL_WORDS,
     LoadedFile,
@@ -50,6 +50,13 @@ _MERGE = "tag:yaml.org,2002:merge"
 _RUAMEL_ONLY = re.compile(r"(?:^|[\s\[{,])(?:!|\?(?:\s|$))|^%|\t", re.M)
 _RESOLVER = VersionedResolver(version=(1, 2))
 _ScalarNode, _MappingNode, _SequenceNode = yaml.ScalarNode, yaml.MappingNode, yaml.SequenceNode
+
+
+def _ruamel_only(text: str) -> bool:
+    """``_RUAMEL_ONLY`` found in ``text`` (skipped when none of the characters it needs is there)."""
+    if "!" not in text and "?" not in text and "%" not in text and "\t" not in text:
+        return False
+    return _RUAMEL_ONLY.search(text) is not None
 
 
 class _Ruamel(Exception):
@@ -118,6 +125,164 @@ def fast_load(text: str, display: str) -> LoadedFile | None:
         except (ValueError, IndexError):
             return None  # a scalar ruamel types but cannot construct (``._`` as a float): ruamel's to answer
     return LoadedFile(display, data, reader.positions, reader.source.literals, tuple(reader.source.ambiguous))
+
+
+_ScalarEvent, _AliasEvent = yaml.ScalarEvent, yaml.AliasEvent
+_MappingStart, _SequenceStart = yaml.MappingStartEvent, yaml.SequenceStartEvent
+_MappingEnd, _SequenceEnd = yaml.MappingEndEvent, yaml.SequenceEndEvent
+_DocumentStart, _StreamEnd = yaml.DocumentStartEvent, yaml.StreamEndEvent
+
+
+def one_pass_load(text: str, display: str) -> LoadedFile | None:
+    """``fast_load``'s result in one pass over libyaml's events, the input guard's limits checked on the way (depth
+    at most ``MAX_DEPTH``, at most ``MAX_NODES`` nodes), so neither the guard's separate scan nor a node tree is
+    needed; or None when this text must take that path (``load_text``): anything outside the plain subset (an
+    anchor, alias or merge key, a tag, several documents, an empty value, a key that is not a string, a duplicate
+    key), anything past a limit, and every syntax error. The parser is iterative (no recursion on deep input) and
+    is left as soon as a limit is passed. ``tests/test_fastload.py`` compares it with ``fast_load``."""
+    if _ruamel_only(text):
+        return None
+    with collector_paused():
+        try:
+            return _one_pass(text, display)
+        except (_Ruamel, yaml.YAMLError):
+            return None
+        except (ValueError, IndexError):
+            return None  # a scalar ruamel types but cannot construct (``._`` as a float): ruamel's to answer
+
+
+def _one_pass(text: str, display: str) -> LoadedFile:
+    """The work of ``one_pass_load``; raises ``_Ruamel`` (or the parser's error) for what it leaves to the others."""
+    reader = _OnePass(display, yaml.CSafeLoader(text).get_event, text)
+    get = reader.get
+    get()  # the stream's start
+    event = get()
+    if type(event) is _StreamEnd:
+        return LoadedFile(display, None, reader.positions, reader.literals, ())
+    if type(event) is not _DocumentStart:
+        raise _Ruamel
+    event = get()
+    kind = type(event)
+    if kind is _AliasEvent or event.anchor is not None or event.tag is not None:
+        raise _Ruamel
+    if kind is _ScalarEvent:  # a document that is one scalar: its value, nothing noted
+        data = _event_scalar(event)[0]
+    elif kind is _MappingStart:
+        data = reader.mapping((), 1)
+    elif kind is _SequenceStart:
+        data = reader.sequence((), 1)
+    else:
+        raise _Ruamel
+    get()  # the document's end
+    if type(get()) is not _StreamEnd:
+        raise _Ruamel  # several documents: ruamel's error
+    return LoadedFile(display, data, reader.positions, reader.literals, tuple(reader.ambiguous))
+
+
+class _OnePass:
+    """Builds plain data from libyaml's events, recording what ``_Reader`` records (positions, literals,
+    ambiguous words), within the guard's limits."""
+
+    def __init__(self, file: str, get: Any, text: str) -> None:
+        self.file = file
+        self.get = get
+        self.lines = text.splitlines()
+        self.positions: dict[Path_, Position] = {(): Position(file, 1, 1)}
+        self.literals: dict[Path_, str] = {}
+        self.ambiguous: list[Path_] = []
+        self.nodes = 1  # the guard's count: every collection and scalar, keys included
+
+    def _value(self, event: Any, path: Path_, depth: int) -> Any:
+        """The value an event opens (the collection read to its end), a scalar noted as ``_Reader._note`` notes."""
+        kind = type(event)
+        if kind is _AliasEvent or event.anchor is not None or event.tag is not None:
+            raise _Ruamel  # an alias or an anchor (the composer's path), a tag (excluded beforehand)
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _Ruamel  # the guard's to refuse
+        if kind is _ScalarEvent:
+            value = event.value
+            if event.style:
+                return value
+            if value == "":
+                raise _Ruamel  # an empty (null) value: its written position is ruamel's to give
+            tag = _plain_tag(value)
+            if tag == _STR:
+                if value in YAML11_BOOL_WORDS:
+                    self.ambiguous.append(path)
+                return value
+            if tag == _MERGE or tag == "tag:yaml.org,2002:value":
+                raise _Ruamel
+            mark = event.start_mark
+            self.literals[path] = _literal(self.lines, mark.line, mark.column)
+            return _typed(value)
+        if depth >= MAX_DEPTH:
+            raise _Ruamel  # nested deeper than the guard allows: its error
+        if kind is _MappingStart:
+            return self.mapping(path, depth + 1)
+        if kind is _SequenceStart:
+            return self.sequence(path, depth + 1)
+        raise _Ruamel
+
+    def mapping(self, path: Path_, depth: int) -> dict[str, Any]:
+        """The mapping whose start event was just read, to its end event."""
+        out: dict[str, Any] = {}
+        get, file, positions, value_of = self.get, self.file, self.positions, self._value
+        while True:
+            event = get()
+            kind = type(event)
+            if kind is _MappingEnd:
+                return out
+            if kind is not _ScalarEvent or event.anchor is not None or event.tag is not None:
+                raise _Ruamel  # a collection or an alias as a key, an anchored or tagged key
+            key = event.value
+            if not event.style and (key == "<<" or _plain_tag(key) != _STR):
+                raise _Ruamel  # a merge key, or a key that is not a string
+            if key in out:
+                raise _Ruamel  # a duplicate key: ruamel's error
+            self.nodes += 1
+            child = (*path, key)
+            mark = event.start_mark
+            positions[child] = Position(file, mark.line + 1, mark.column + 1)
+            out[key] = value_of(get(), child, depth)
+
+    def sequence(self, path: Path_, depth: int) -> list[Any]:
+        """The sequence whose start event was just read, to its end event."""
+        items: list[Any] = []
+        get, file, positions, value_of = self.get, self.file, self.positions, self._value
+        while True:
+            event = get()
+            if type(event) is _SequenceEnd:
+                return items
+            child = (*path, len(items))
+            mark = event.start_mark
+            positions[child] = Position(file, mark.line + 1, mark.column + 1)
+            items.append(value_of(event, child, depth))
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _literal_at(line: str, column: int) -> str:
+    return written_literal([line], 0, column)
+
+
+def _literal(lines: list[str], line: int, column: int) -> str:
+    """``written_literal``, remembered by the line's text (fleets repeat lines such as ``minSize: 2``)."""
+    return _literal_at(lines[line], column) if 0 <= line < len(lines) else ""
+
+
+def _event_scalar(event: Any) -> tuple[Any, bool]:
+    """``_scalar`` of a scalar event."""
+    if event.style:
+        return event.value, False
+    value = event.value
+    if value == "":
+        raise _Ruamel
+    tag = _plain_tag(value)
+    if tag == _STR:
+        return value, True
+    if tag == _MERGE or tag == "tag:yaml.org,2002:value":
+        raise _Ruamel
+    return _typed(value), False
 
 
 def _scalar(node: Any) -> tuple[Any, bool]:
