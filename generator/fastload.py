@@ -34,8 +34,11 @@ from ruamel.yaml.resolver import VersionedResolver
 
 from generator.guard import MAX_DEPTH, MAX_NODES
 from generator.yamlsource import (
+    MARK_BITS,
     YAML11_BOOL_WORDS,
     LoadedFile,
+    MarkedPositions,
+    Marks,
     Path_,
     Position,
     WrittenSource,
@@ -153,47 +156,47 @@ def one_pass_load(text: str, display: str) -> LoadedFile | None:
 
 def _one_pass(text: str, display: str) -> LoadedFile:
     """The work of ``one_pass_load``; raises ``_Ruamel`` (or the parser's error) for what it leaves to the others."""
-    reader = _OnePass(display, yaml.CSafeLoader(text).get_event, text)
+    reader = _OnePass(yaml.CSafeLoader(text).get_event, text)
     get = reader.get
     get()  # the stream's start
     event = get()
     if type(event) is _StreamEnd:
-        return LoadedFile(display, None, reader.positions, reader.literals, ())
+        return LoadedFile(display, None, MarkedPositions(display, None), reader.literals, ())
     if type(event) is not _DocumentStart:
         raise _Ruamel
     event = get()
     kind = type(event)
     if kind is _AliasEvent or event.anchor is not None or event.tag is not None:
         raise _Ruamel
+    marks: Marks | None = None
     if kind is _ScalarEvent:  # a document that is one scalar: its value, nothing noted
         data = _event_scalar(event)[0]
     elif kind is _MappingStart:
-        data = reader.mapping((), 1)
+        data, marks = reader.mapping((), 1)
     elif kind is _SequenceStart:
-        data = reader.sequence((), 1)
+        data, marks = reader.sequence((), 1)
     else:
         raise _Ruamel
     get()  # the document's end
     if type(get()) is not _StreamEnd:
         raise _Ruamel  # several documents: ruamel's error
-    return LoadedFile(display, data, reader.positions, reader.literals, tuple(reader.ambiguous))
+    return LoadedFile(display, data, MarkedPositions(display, marks), reader.literals, tuple(reader.ambiguous))
 
 
 class _OnePass:
-    """Builds plain data from libyaml's events, recording what ``_Reader`` records (positions, literals,
-    ambiguous words), within the guard's limits."""
+    """Builds plain data from libyaml's events, recording what ``_Reader`` records (positions, as a tree of packed
+    marks: see ``MarkedPositions``; literals; ambiguous words), within the guard's limits."""
 
-    def __init__(self, file: str, get: Any, text: str) -> None:
-        self.file = file
+    def __init__(self, get: Any, text: str) -> None:
         self.get = get
         self.lines = text.splitlines()
-        self.positions: dict[Path_, Position] = {(): Position(file, 1, 1)}
         self.literals: dict[Path_, str] = {}
         self.ambiguous: list[Path_] = []
         self.nodes = 1  # the guard's count: every collection and scalar, keys included
 
-    def _value(self, event: Any, path: Path_, depth: int) -> Any:
-        """The value an event opens (the collection read to its end), a scalar noted as ``_Reader._note`` notes."""
+    def _value(self, event: Any, path: Path_, at: str | int, depth: int) -> tuple[Any, Marks | None]:
+        """The value an event opens at ``(*path, at)`` and, for a collection (read to its end), its marks; a scalar
+        noted as ``_Reader._note`` notes."""
         kind = type(event)
         if kind is _AliasEvent or event.anchor is not None or event.tag is not None:
             raise _Ruamel  # an alias or an anchor (the composer's path), a tag (excluded beforehand)
@@ -203,36 +206,37 @@ class _OnePass:
         if kind is _ScalarEvent:
             value = event.value
             if event.style:
-                return value
+                return value, None
             if value == "":
                 raise _Ruamel  # an empty (null) value: its written position is ruamel's to give
             tag = _plain_tag(value)
             if tag == _STR:
                 if value in YAML11_BOOL_WORDS:
-                    self.ambiguous.append(path)
-                return value
+                    self.ambiguous.append((*path, at))
+                return value, None
             if tag == _MERGE or tag == "tag:yaml.org,2002:value":
                 raise _Ruamel
             mark = event.start_mark
-            self.literals[path] = _literal(self.lines, mark.line, mark.column)
-            return _typed(value)
+            self.literals[(*path, at)] = _literal(self.lines, mark.line, mark.column)
+            return _typed(value), None
         if depth >= MAX_DEPTH:
             raise _Ruamel  # nested deeper than the guard allows: its error
         if kind is _MappingStart:
-            return self.mapping(path, depth + 1)
+            return self.mapping((*path, at), depth + 1)
         if kind is _SequenceStart:
-            return self.sequence(path, depth + 1)
+            return self.sequence((*path, at), depth + 1)
         raise _Ruamel
 
-    def mapping(self, path: Path_, depth: int) -> dict[str, Any]:
-        """The mapping whose start event was just read, to its end event."""
+    def mapping(self, path: Path_, depth: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The mapping whose start event was just read, to its end event, and its marks."""
         out: dict[str, Any] = {}
-        get, file, positions, value_of = self.get, self.file, self.positions, self._value
+        marks: dict[str, Any] = {}
+        get, value_of = self.get, self._value
         while True:
             event = get()
             kind = type(event)
             if kind is _MappingEnd:
-                return out
+                return out, marks
             if kind is not _ScalarEvent or event.anchor is not None or event.tag is not None:
                 raise _Ruamel  # a collection or an alias as a key, an anchored or tagged key
             key = event.value
@@ -241,23 +245,25 @@ class _OnePass:
             if key in out:
                 raise _Ruamel  # a duplicate key: ruamel's error
             self.nodes += 1
-            child = (*path, key)
             mark = event.start_mark
-            positions[child] = Position(file, mark.line + 1, mark.column + 1)
-            out[key] = value_of(get(), child, depth)
+            at = mark.line << MARK_BITS | mark.column
+            out[key], below = value_of(get(), path, key, depth)
+            marks[key] = at if below is None else [at, below]
 
-    def sequence(self, path: Path_, depth: int) -> list[Any]:
-        """The sequence whose start event was just read, to its end event."""
+    def sequence(self, path: Path_, depth: int) -> tuple[list[Any], list[Any]]:
+        """The sequence whose start event was just read, to its end event, and its marks."""
         items: list[Any] = []
-        get, file, positions, value_of = self.get, self.file, self.positions, self._value
+        marks: list[Any] = []
+        get, value_of = self.get, self._value
         while True:
             event = get()
             if type(event) is _SequenceEnd:
-                return items
-            child = (*path, len(items))
+                return items, marks
             mark = event.start_mark
-            positions[child] = Position(file, mark.line + 1, mark.column + 1)
-            items.append(value_of(event, child, depth))
+            at = mark.line << MARK_BITS | mark.column
+            value, below = value_of(event, path, len(items), depth)
+            items.append(value)
+            marks.append(at if below is None else [at, below])
 
 
 @functools.lru_cache(maxsize=1 << 12)

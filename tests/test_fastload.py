@@ -48,6 +48,14 @@ def assert_one_pass_like_fast(text: str, display: str = "f.yaml") -> LoadedFile 
     assert quick.positions == fast.positions and list(quick.positions) == list(fast.positions), display
     assert quick.literals == fast.literals, display
     assert quick.ambiguous == fast.ambiguous, display
+    # lookups (the marks tree walked, not the dict): every path, and paths that are not there
+    probes = [*fast.positions, (0,), ("0",), (-1,), (True,), (1.0,), ("missing",), ((),)]
+    for path in list(fast.positions):
+        probes += [(*path, "missing"), (*path, 0), (*path, -1), (*path, "0"), (*path, 99), (*path, 0, "x")]
+    for path in probes:
+        assert quick.positions.get(path) == fast.positions.get(path), (display, path)
+        assert (path in quick.positions) == (path in fast.positions), (display, path)
+        assert quick.position(path) == fast.position(path), (display, path)
     return quick
 
 

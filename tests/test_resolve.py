@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 from conftest import REPO
+from pydantic import ValidationError
 
 import generator.inventory.resolve as resolve_module
 from generator.bench import make_fleet
 from generator.inventory.entries import Layer, Sourced, settings_layers
 from generator.inventory.loader import load_inventory
-from generator.inventory.models import Cluster, Settings, built_in_node_groups
+from generator.inventory.models import CanarySettings, Cluster, PolicySettings, Settings, built_in_node_groups
 from generator.inventory.resolve import IDENTITY_FIELDS, ResolvedFleet, _built_in, _layer_provenance, resolve
 from generator.yamlsource import LoadedFile
 
@@ -144,3 +145,23 @@ def test_shared_workloads_equal_the_per_cluster_resolution(tmp_path: Path, monke
     assert any(
         a.components is b.components for a, b in zip(shared.clusters, shared.clusters[1:], strict=False)
     ), "the synthetic fleet shares resolved workloads"
+
+
+def test_layered_defaults_are_shared_not_copied() -> None:
+    """``policies`` and ``canary`` hold a map or list, yet hash by value (equal settings, equal hashes), so pydantic
+    shares their frozen default between clusters instead of deep-copying it into each one."""
+    cluster = {"name": "a", "cloud": "aws", "region": "us-east-1", "environment": "dev",
+               "networking": {"vpcCidr": "10.0.0.0/16", "podCidr": "100.64.0.0/16", "serviceCidr": "172.16.0.0/16"}}
+    one, two = Cluster.model_validate(cluster), Cluster.model_validate(cluster)
+    assert one.policies is two.policies and one.canary is two.canary
+    with pytest.raises(ValidationError):
+        one.policies.validation_action = "Deny"  # type: ignore[misc]
+    rng = random.Random(7)
+    for _ in range(200):
+        actions = {rng.choice(["a", "b", "c"]): rng.choice(["Audit", "Deny"]) for _ in range(rng.randint(0, 3))}
+        excluded = rng.sample(["x", "y", "z"], rng.randint(0, 3))
+        first = PolicySettings(actions=actions, excluded_namespaces=excluded)
+        second = PolicySettings(actions=dict(reversed(list(actions.items()))), excluded_namespaces=list(excluded))
+        assert first == second and hash(first) == hash(second)
+        weights = sorted(rng.sample(range(1, 60), rng.randint(0, 4)))
+        assert hash(CanarySettings(step_weights=weights)) == hash(CanarySettings(step_weights=list(weights)))
