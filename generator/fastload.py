@@ -272,8 +272,12 @@ def _literal_at(line: str, column: int) -> str:
 
 
 def _literal(lines: list[str], line: int, column: int) -> str:
-    """``written_literal``, remembered by the line's text (fleets repeat lines such as ``minSize: 2``)."""
-    return _literal_at(lines[line], column) if 0 <= line < len(lines) else ""
+    """``written_literal``, remembered by the line's text for short lines (fleets repeat lines such as
+    ``minSize: 2``; a long line is not kept alive by the memo)."""
+    if not 0 <= line < len(lines):
+        return ""
+    text = lines[line]
+    return _literal_at(text, column) if len(text) <= 200 else written_literal(lines, line, column)
 
 
 def _event_scalar(event: Any) -> tuple[Any, bool]:

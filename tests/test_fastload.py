@@ -126,6 +126,7 @@ CASES = [
     "# comment only\n",
     "[1, 2]\n",
     "just a string\n",
+    "long: [" + ", ".join(f"{i}.50" for i in range(80)) + ", on]\n",  # a line past the literal memo's length
 ]
 
 
