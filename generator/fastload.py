@@ -16,6 +16,11 @@ merged key has no position of its own and reports its mapping's.
 Anything else goes to ruamel, which also owns every error message: a syntax error, several documents, a
 duplicate key or merge key, a merge of something other than mappings, a recursive alias, tags, directives,
 explicit ``?`` keys, tabs, empty (null) values, non-string keys. ``tests/test_fastload.py`` compares both paths.
+
+A plain file (no anchors, aliases or merge keys: the common case, a 1000-cluster inventory among them) does not
+need the node tree either: ``one_pass_load`` builds the same result from libyaml's event stream in one pass,
+checking the input guard's depth and node limits as it goes, and keeps positions as packed marks
+(``yamlsource.MarkedPositions``); whatever it does not read takes the guard's scan and the composer.
 """
 
 from __future__ import annotations
