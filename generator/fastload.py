@@ -16,6 +16,11 @@ merged key has no position of its own and reports its mapping's.
 Anything else goes to ruamel, which also owns every error message: a syntax error, several documents, a
 duplicate key or merge key, a merge of something other than mappings, a recursive alias, tags, directives,
 explicit ``?`` keys, tabs, empty (null) values, non-string keys. ``tests/test_fastload.py`` compares both paths.
+
+A plain file (no anchors, aliases or merge keys: the common case, a 1000-cluster inventory among them) does not
+need the node tree either: ``one_pass_load`` builds the same result from libyaml's event stream in one pass,
+checking the input guard's depth and node limits as it goes, and keeps positions as packed marks
+(``yamlsource.MarkedPositions``); whatever it does not read takes the guard's scan and the composer.
 """
 
 from __future__ import annotations
@@ -32,10 +37,13 @@ from ruamel.yaml import YAML
 from ruamel.yaml.nodes import ScalarNode as RuamelScalarNode
 from ruamel.yaml.resolver import VersionedResolver
 
-from generator.guard import MAX_NODES
+from generator.guard import MAX_DEPTH, MAX_NODES
 from generator.yamlsource import (
+    MARK_BITS,
     YAML11_BOOL_WORDS,
     LoadedFile,
+    MarkedPositions,
+    Marks,
     Path_,
     Position,
     WrittenSource,
@@ -50,6 +58,13 @@ _MERGE = "tag:yaml.org,2002:merge"
 _RUAMEL_ONLY = re.compile(r"(?:^|[\s\[{,])(?:!|\?(?:\s|$))|^%|\t", re.M)
 _RESOLVER = VersionedResolver(version=(1, 2))
 _ScalarNode, _MappingNode, _SequenceNode = yaml.ScalarNode, yaml.MappingNode, yaml.SequenceNode
+
+
+def _ruamel_only(text: str) -> bool:
+    """``_RUAMEL_ONLY`` found in ``text`` (skipped when none of the characters it needs is there)."""
+    if "!" not in text and "?" not in text and "%" not in text and "\t" not in text:
+        return False
+    return _RUAMEL_ONLY.search(text) is not None
 
 
 class _Ruamel(Exception):
@@ -118,6 +133,171 @@ def fast_load(text: str, display: str) -> LoadedFile | None:
         except (ValueError, IndexError):
             return None  # a scalar ruamel types but cannot construct (``._`` as a float): ruamel's to answer
     return LoadedFile(display, data, reader.positions, reader.source.literals, tuple(reader.source.ambiguous))
+
+
+_ScalarEvent, _AliasEvent = yaml.ScalarEvent, yaml.AliasEvent
+_MappingStart, _SequenceStart = yaml.MappingStartEvent, yaml.SequenceStartEvent
+_MappingEnd, _SequenceEnd = yaml.MappingEndEvent, yaml.SequenceEndEvent
+_DocumentStart, _StreamEnd = yaml.DocumentStartEvent, yaml.StreamEndEvent
+
+
+def one_pass_load(text: str, display: str) -> LoadedFile | None:
+    """``fast_load``'s result in one pass over libyaml's events, the input guard's limits checked on the way (depth
+    at most ``MAX_DEPTH``, at most ``MAX_NODES`` nodes), so neither the guard's separate scan nor a node tree is
+    needed; or None when this text must take that path (``load_text``): anything outside the plain subset (an
+    anchor, alias or merge key, a tag, several documents, an empty value, a key that is not a string, a duplicate
+    key), anything past a limit, and every syntax error. The parser is iterative (no recursion on deep input) and
+    is left as soon as a limit is passed. ``tests/test_fastload.py`` compares it with ``fast_load``."""
+    if _ruamel_only(text):
+        return None
+    with collector_paused():
+        try:
+            return _one_pass(text, display)
+        except (_Ruamel, yaml.YAMLError):
+            return None
+        except (ValueError, IndexError):
+            return None  # a scalar ruamel types but cannot construct (``._`` as a float): ruamel's to answer
+
+
+def _one_pass(text: str, display: str) -> LoadedFile:
+    """The work of ``one_pass_load``; raises ``_Ruamel`` (or the parser's error) for what it leaves to the others."""
+    reader = _OnePass(yaml.CSafeLoader(text).get_event, text)
+    get = reader.get
+    get()  # the stream's start
+    event = get()
+    if type(event) is _StreamEnd:
+        return LoadedFile(display, None, MarkedPositions(display, None), reader.literals, ())
+    if type(event) is not _DocumentStart:
+        raise _Ruamel
+    event = get()
+    kind = type(event)
+    if kind is _AliasEvent or event.anchor is not None or event.tag is not None:
+        raise _Ruamel
+    marks: Marks | None = None
+    if kind is _ScalarEvent:  # a document that is one scalar: its value, nothing noted
+        data = _event_scalar(event)[0]
+    elif kind is _MappingStart:
+        data, marks = reader.mapping((), 1)
+    elif kind is _SequenceStart:
+        data, marks = reader.sequence((), 1)
+    else:
+        raise _Ruamel
+    get()  # the document's end
+    if type(get()) is not _StreamEnd:
+        raise _Ruamel  # several documents: ruamel's error
+    return LoadedFile(display, data, MarkedPositions(display, marks), reader.literals, tuple(reader.ambiguous))
+
+
+class _OnePass:
+    """Builds plain data from libyaml's events, recording what ``_Reader`` records (positions, as a tree of packed
+    marks: see ``MarkedPositions``; literals; ambiguous words), within the guard's limits."""
+
+    def __init__(self, get: Any, text: str) -> None:
+        self.get = get
+        self.lines = text.splitlines()
+        self.literals: dict[Path_, str] = {}
+        self.ambiguous: list[Path_] = []
+        self.nodes = 1  # the guard's count: every collection and scalar, keys included
+
+    def _value(self, event: Any, path: Path_, at: str | int, depth: int) -> tuple[Any, Marks | None]:
+        """The value an event opens at ``(*path, at)`` and, for a collection (read to its end), its marks; a scalar
+        noted as ``_Reader._note`` notes."""
+        kind = type(event)
+        if kind is _AliasEvent or event.anchor is not None or event.tag is not None:
+            raise _Ruamel  # an alias or an anchor (the composer's path), a tag (excluded beforehand)
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _Ruamel  # the guard's to refuse
+        if kind is _ScalarEvent:
+            value = event.value
+            if event.style:
+                return value, None
+            if value == "":
+                raise _Ruamel  # an empty (null) value: its written position is ruamel's to give
+            tag = _plain_tag(value)
+            if tag == _STR:
+                if value in YAML11_BOOL_WORDS:
+                    self.ambiguous.append((*path, at))
+                return value, None
+            if tag == _MERGE or tag == "tag:yaml.org,2002:value":
+                raise _Ruamel
+            mark = event.start_mark
+            self.literals[(*path, at)] = _literal(self.lines, mark.line, mark.column)
+            return _typed(value), None
+        if depth >= MAX_DEPTH:
+            raise _Ruamel  # nested deeper than the guard allows: its error
+        if kind is _MappingStart:
+            return self.mapping((*path, at), depth + 1)
+        if kind is _SequenceStart:
+            return self.sequence((*path, at), depth + 1)
+        raise _Ruamel
+
+    def mapping(self, path: Path_, depth: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The mapping whose start event was just read, to its end event, and its marks."""
+        out: dict[str, Any] = {}
+        marks: dict[str, Any] = {}
+        get, value_of = self.get, self._value
+        while True:
+            event = get()
+            kind = type(event)
+            if kind is _MappingEnd:
+                return out, marks
+            if kind is not _ScalarEvent or event.anchor is not None or event.tag is not None:
+                raise _Ruamel  # a collection or an alias as a key, an anchored or tagged key
+            key = event.value
+            if not event.style and (key == "<<" or _plain_tag(key) != _STR):
+                raise _Ruamel  # a merge key, or a key that is not a string
+            if key in out:
+                raise _Ruamel  # a duplicate key: ruamel's error
+            self.nodes += 1
+            mark = event.start_mark
+            at = mark.line << MARK_BITS | mark.column
+            out[key], below = value_of(get(), path, key, depth)
+            marks[key] = at if below is None else [at, below]
+
+    def sequence(self, path: Path_, depth: int) -> tuple[list[Any], list[Any]]:
+        """The sequence whose start event was just read, to its end event, and its marks."""
+        items: list[Any] = []
+        marks: list[Any] = []
+        get, value_of = self.get, self._value
+        while True:
+            event = get()
+            if type(event) is _SequenceEnd:
+                return items, marks
+            mark = event.start_mark
+            at = mark.line << MARK_BITS | mark.column
+            value, below = value_of(event, path, len(items), depth)
+            items.append(value)
+            marks.append(at if below is None else [at, below])
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _literal_at(line: str, column: int) -> str:
+    return written_literal([line], 0, column)
+
+
+def _literal(lines: list[str], line: int, column: int) -> str:
+    """``written_literal``, remembered by the line's text for short lines (fleets repeat lines such as
+    ``minSize: 2``; a long line is not kept alive by the memo)."""
+    if not 0 <= line < len(lines):
+        return ""
+    text = lines[line]
+    return _literal_at(text, column) if len(text) <= 200 else written_literal(lines, line, column)
+
+
+def _event_scalar(event: Any) -> tuple[Any, bool]:
+    """``_scalar`` of a scalar event."""
+    if event.style:
+        return event.value, False
+    value = event.value
+    if value == "":
+        raise _Ruamel
+    tag = _plain_tag(value)
+    if tag == _STR:
+        return value, True
+    if tag == _MERGE or tag == "tag:yaml.org,2002:value":
+        raise _Ruamel
+    return _typed(value), False
 
 
 def _scalar(node: Any) -> tuple[Any, bool]:

@@ -7,7 +7,10 @@ not a regular file (a FIFO would block, a device would stream forever), larger t
 not UTF-8. A YAML file is then pre-scanned as an event stream by libyaml (C, iterative, no recursion) and
 refused when it nests deeper than ``MAX_DEPTH`` or when its aliases would expand to more than
 ``MAX_NODES`` nodes: the expansion is *counted* (an alias costs the size of the node it names), never
-performed, so an alias bomb costs microseconds. Only then does the positional reader (ruamel) build it.
+performed, so an alias bomb costs microseconds. Only then does a positional reader (libyaml's composer through
+``fastload``, or ruamel) build it. A plain file (no anchors, aliases or tags: the common case) skips this scan:
+``fastload.one_pass_load`` reads the same event stream once, checking the same limits as it goes and stopping at
+the first one passed; anything it does not read (every refusal included) comes here, so the messages are these.
 """
 
 from __future__ import annotations

@@ -36,10 +36,14 @@ def load_file(path: Path, display: str, root: Path | None = None) -> LoadedFile:
 
 def load_text(text: str, display: str) -> LoadedFile:
     """Parse one YAML document with positions: pre-scanned by the guard (depth, alias budget) first; syntax
-    errors become InventoryError."""
-    from generator.fastload import fast_load
+    errors become InventoryError. Plain files (no anchors, tags or errors: the common case) are read in one pass
+    that checks the guard's limits itself; everything else by the guard's scan, then the composer."""
+    from generator.fastload import fast_load, one_pass_load
     from generator.guard import prescan_yaml
 
+    quick = one_pass_load(text, display)
+    if quick is not None:
+        return quick
     prescan_yaml(text, display)
     fast = fast_load(text, display)
     if fast is not None:

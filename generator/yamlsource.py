@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,7 @@ class LoadedFile:
 
     file: str
     data: Any
-    positions: dict[Path_, Position]
+    positions: Mapping[Path_, Position]
     literals: dict[Path_, str] = field(default_factory=dict)
     """How each non-string scalar was written (``1.30`` for the number 1.3), by path."""
     ambiguous: tuple[Path_, ...] = ()
@@ -44,11 +44,92 @@ class LoadedFile:
     def position(self, path: Iterable[str | int]) -> Position:
         """The position of ``path``, or of its nearest parent that has one."""
         key = tuple(path)
+        positions = self.positions
         while key:
-            if key in self.positions:
-                return self.positions[key]
+            found = positions.get(key)
+            if found is not None:
+                return found
             key = key[:-1]
-        return self.positions.get((), Position(self.file, 1, 1))
+        return positions.get((), Position(self.file, 1, 1))
+
+
+MARK_BITS = 23
+"""A packed mark is ``line << MARK_BITS | column`` (both 0-based; a file fleetgen reads is at most 4 MiB)."""
+#: The marks of one collection: per key (mapping) or item (sequence), its packed mark, or for a collection value
+#: ``[its packed mark, its own marks]``.
+Marks = dict[str, Any] | list[Any]
+
+
+class MarkedPositions(Mapping[Path_, Position]):
+    """Positions kept as a tree of packed marks mirroring the data (a few objects per collection instead of a path
+    and a ``Position`` per value), turned into ``Position`` objects when asked; iterates as the dict the other
+    readers fill does (the root, then every key and item depth first in written order)."""
+
+    __slots__ = ("_all", "_file", "_marks")
+
+    def __init__(self, file: str, marks: Marks | None) -> None:
+        self._file = file
+        self._marks = marks
+        self._all: dict[Path_, Position] | None = None
+
+    def _position(self, at: int) -> Position:
+        return Position(self._file, (at >> MARK_BITS) + 1, (at & ((1 << MARK_BITS) - 1)) + 1)
+
+    def get(self, path: Path_, default: Any = None) -> Any:
+        """The position of exactly ``path`` (``default`` when nothing is there)."""
+        if not path:
+            return Position(self._file, 1, 1)
+        node: Any = self._marks
+        last = len(path) - 1
+        for index, part in enumerate(path):
+            if type(node) is dict:
+                entry = node.get(part) if isinstance(part, str) else None
+            elif type(node) is list and isinstance(part, int | float) and 0 <= part < len(node) and part == int(part):
+                entry = node[int(part)]  # True and 1.0 find item 1, as in the other readers' dict
+            else:
+                return default
+            if entry is None:
+                return default
+            if index == last:
+                return self._position(entry if type(entry) is int else entry[0])
+            if type(entry) is int:
+                return default
+            node = entry[1]
+        return default
+
+    def __getitem__(self, path: Path_) -> Position:
+        found = self.get(path)
+        if found is None:
+            raise KeyError(path)
+        return found  # type: ignore[no-any-return]
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, tuple) and self.get(path) is not None
+
+    def _every(self) -> dict[Path_, Position]:
+        if self._all is None:
+            found: dict[Path_, Position] = {(): Position(self._file, 1, 1)}
+
+            def visit(path: Path_, marks: Marks) -> None:
+                for at, entry in marks.items() if isinstance(marks, dict) else enumerate(marks):
+                    child = (*path, at)
+                    found[child] = self._position(entry if type(entry) is int else entry[0])
+                    if type(entry) is not int:
+                        visit(child, entry[1])
+
+            if self._marks is not None:
+                visit((), self._marks)
+            self._all = found
+        return self._all
+
+    def __iter__(self) -> Iterator[Path_]:
+        return iter(self._every())
+
+    def __len__(self) -> int:
+        return len(self._every())
+
+    def __repr__(self) -> str:
+        return repr(self._every())
 
 
 YAML11_BOOL_WORDS = frozenset(

@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml  # type: ignore[import-untyped,unused-ignore]
 from conftest import REPO
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from generator.bench import make_fleet
 from generator.errors import InventoryError
-from generator.fastload import collector_paused, fast_load
+from generator.fastload import collector_paused, fast_load, one_pass_load
+from generator.guard import MAX_DEPTH, MAX_NODES, prescan_yaml
 from generator.yamlio import dump_documents, load_text, ruamel_load_text
 from generator.yamlsource import LoadedFile
 
@@ -34,10 +36,36 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def assert_one_pass_like_fast(text: str, display: str = "f.yaml") -> LoadedFile | None:
+    """Wherever the one-pass reader answers, the guard's scan passes and the composer path answers the same."""
+    quick = one_pass_load(text, display)
+    if quick is None:
+        return None
+    prescan_yaml(text, display)  # raises if the one pass let through what the guard refuses
+    fast = fast_load(text, display)
+    assert fast is not None, display
+    assert _same(quick.data, fast.data), display
+    assert quick.positions == fast.positions and list(quick.positions) == list(fast.positions), display
+    assert quick.literals == fast.literals, display
+    assert quick.ambiguous == fast.ambiguous, display
+    # lookups (the marks tree walked, not the dict): every path, and paths that are not there
+    probes = [*fast.positions, (0,), ("0",), (-1,), (True,), (1.0,), ("missing",), ((),)]
+    for path in list(fast.positions):
+        probes += [(*path, "missing"), (*path, 0), (*path, -1), (*path, "0"), (*path, 99), (*path, 0, "x")]
+    for path in probes:
+        assert quick.positions.get(path) == fast.positions.get(path), (display, path)
+        assert (path in quick.positions) == (path in fast.positions), (display, path)
+        assert quick.position(path) == fast.position(path), (display, path)
+    return quick
+
+
 def assert_like_ruamel(text: str, display: str = "f.yaml") -> LoadedFile | None:
-    """The fast result equals ruamel's wherever the fast path answers; returns it (None: left to ruamel)."""
+    """The fast result equals ruamel's wherever the fast path answers; returns it (None: left to ruamel). The
+    one-pass reader, wherever it answers, equals the fast path."""
+    assert_one_pass_like_fast(text, display)
     fast = fast_load(text, display)
     if fast is None:
+        assert one_pass_load(text, display) is None, display
         return None
     reference = ruamel_load_text(text, display)
     assert _same(fast.data, reference.data), display
@@ -98,6 +126,7 @@ CASES = [
     "# comment only\n",
     "[1, 2]\n",
     "just a string\n",
+    "long: [" + ", ".join(f"{i}.50" for i in range(80)) + ", on]\n",  # a line past the literal memo's length
 ]
 
 
@@ -256,3 +285,105 @@ def test_the_collector_pause_ends_with_the_load_and_keeps_an_outer_pause() -> No
         assert fast_load("a: 1\n", "f.yaml") is not None
         assert not gc.isenabled()  # the inner pause did not end the outer one
     assert gc.isenabled()
+
+
+def _reference_load(text: str) -> Any:
+    """What ``load_text`` answered before the one pass: the guard's scan, then the composer path, then ruamel
+    (the loaded file, or the problems raised)."""
+    try:
+        prescan_yaml(text, "f.yaml")
+        loaded = fast_load(text, "f.yaml") or ruamel_load_text(text, "f.yaml")
+    except InventoryError as exc:
+        return exc.problems
+    return (loaded.data, loaded.positions, loaded.literals, loaded.ambiguous)
+
+
+def _load(text: str) -> Any:
+    try:
+        loaded = load_text(text, "f.yaml")
+    except InventoryError as exc:
+        return exc.problems
+    return (loaded.data, loaded.positions, loaded.literals, loaded.ambiguous)
+
+
+def test_plain_fleet_files_take_the_one_pass(tmp_path: Path) -> None:
+    """Every inventory file without anchors (the synthetic fleet's 1000-cluster file among them) is read in one
+    pass; a file with anchors and aliases (the reference components.yaml) takes the guard's scan and the composer."""
+    make_fleet(REPO, tmp_path / "fleet", 30)
+    files = _yaml_files(tmp_path / "fleet/inventory") + _yaml_files(tmp_path / "fleet/overlays")
+    files += _yaml_files(REPO / "inventory") + _yaml_files(REPO / "overlays")
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        anchored = "&" in text and "*" in text
+        assert (assert_one_pass_like_fast(text, path.name) is None) == anchored, path
+
+
+def test_the_one_pass_leaves_what_the_guard_refuses_to_it() -> None:
+    """At the guard's depth and node limits the one pass answers; one past them it leaves the text to the guard's
+    scan, whose message ``load_text`` gives; input far deeper than the limit stops at it, without recursion."""
+    deepest = "[" * MAX_DEPTH + "]" * MAX_DEPTH
+    assert assert_one_pass_like_fast(deepest) is not None
+    too_deep = "x: " + deepest
+    assert one_pass_load(too_deep, "f.yaml") is None
+    assert _load(too_deep) == _reference_load(too_deep)
+    assert "nested more than 100 levels" in str(_load(too_deep))
+    assert one_pass_load("- " * 200_000 + "x\n", "f.yaml") is None
+    widest = "[" + ", ".join(["x"] * (MAX_NODES - 1)) + "]"  # the list and its items: MAX_NODES nodes
+    assert one_pass_load(widest, "f.yaml") is not None
+    prescan_yaml(widest, "f.yaml")
+    too_wide = "[" + ", ".join(["x"] * MAX_NODES) + "]"
+    assert one_pass_load(too_wide, "f.yaml") is None
+    assert _load(too_wide) == _reference_load(too_wide)
+    assert "past 250000 nodes" in str(_load(too_wide))
+
+
+#: Texts each error path of the guard and the readers answers; ``load_text`` must answer each as before.
+ERRORS = [
+    "a: [1,\n",
+    "a: 'open\n",
+    "a: b: c\n",
+    "a:\n  - 1\n  b: 2\n",
+    "x: \x07\n",
+    "a: !!python/object:os.system x\n",
+    "a: !custom x\n",
+    "a: &a [1]\nb: *nope\n",
+    "a: 1\na: 2\n",
+    "--- a\n--- b\n",
+    "a:\n\tb: 1\n",
+    "{a: 1}\n{b: 2}\n",
+    "a: [" * 60 + "]" * 60 + "\n",
+    "[" * 1200 + "]" * 1200 + "\n",
+]
+
+
+@pytest.mark.parametrize("text", ERRORS)
+def test_errors_are_those_of_the_guard_and_the_readers(text: str) -> None:
+    assert _load(text) == _reference_load(text)
+
+
+def test_bad_inputs_load_as_before() -> None:
+    """Every bad-input file: ``load_text`` gives what the guard's scan and the readers gave (values or problems)."""
+    cases = REPO / "tests" / "bad_inputs"
+    files = [p for p in _yaml_files(cases) if p.name != "case.yaml"]
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        try:
+            expected = _reference_load(text)
+        except RecursionError:
+            continue
+        assert repr(_load(text)) == repr(expected), path
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.dictionaries(keys, data, min_size=1, max_size=4), st.integers(0, 3))
+def test_arbitrary_documents_load_as_before(document: dict[str, Any], flow: int) -> None:
+    """Block and flow styles, quoted and unquoted: ``load_text`` answers as the guard's scan and the readers did."""
+    text = dump_documents([document]).removeprefix("---\n")
+    if flow == 1:
+        text = text.replace("'", "")
+    elif flow >= 2:
+        text = yaml.safe_dump(document, default_flow_style=True, width=40 if flow == 3 else 10_000)
+    assert repr(_load(text)) == repr(_reference_load(text))

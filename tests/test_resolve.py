@@ -7,12 +7,16 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import REPO
+from pydantic import ValidationError
 
+import generator.inventory.resolve as resolve_module
 from generator.bench import make_fleet
-from generator.inventory.entries import Layer
+from generator.inventory.entries import Layer, Sourced, settings_layers
 from generator.inventory.loader import load_inventory
-from generator.inventory.resolve import _built_in, _layer_provenance, resolve
+from generator.inventory.models import CanarySettings, Cluster, PolicySettings, Settings, built_in_node_groups
+from generator.inventory.resolve import IDENTITY_FIELDS, ResolvedFleet, _built_in, _layer_provenance, resolve
 from generator.yamlsource import LoadedFile
 
 #: keys whose dotted names overlap ("a" + "b" and "a.b"), as label keys and free-form values can
@@ -92,3 +96,72 @@ def test_cluster_values_merged_as_views_share_no_map(tmp_path: Path) -> None:
                 if layered.cluster:
                     assert seen.setdefault(id(layered.cluster), cluster.name) == cluster.name
         assert own > 0
+
+
+def _plain_provenance(fleet: ResolvedFleet, source: Sourced[Cluster]) -> dict[str, str]:
+    """A cluster's provenance the plain way: built-in settings and identity, then every layer in merge order, each
+    applied with the full scan (``_scanned_provenance``), sorted by name."""
+    cluster = source.item
+    provenance: dict[str, str] = {}
+    built = Settings(node_groups=built_in_node_groups(cluster.cloud)).model_dump(by_alias=True, mode="json")
+    _built_in(provenance, "", built)
+    layers = settings_layers(fleet.inventory, source)
+    for layer in layers:
+        if layer.file is not None and layer.data:
+            _scanned_provenance(provenance, layer, layer.data)
+    identity = cluster.model_dump(by_alias=True, mode="json", include=IDENTITY_FIELDS)
+    _built_in(provenance, "", identity)
+    written = {k: v for k, v in source.raw.items() if k in identity}
+    _scanned_provenance(provenance, Layer("identity", written, source.file, source.path), written)
+    return dict(sorted(provenance.items()))
+
+
+def test_cluster_provenance_equals_the_plain_computation(tmp_path: Path) -> None:
+    """Provenance, built on first use from the record shared by a cloud and environment, is what applying every
+    layer to a fresh record with the full scan gives, for every cluster (in order, as ``explain`` prints it)."""
+    make_fleet(REPO, tmp_path / "fleet", 60)
+    for root in (REPO, tmp_path / "fleet"):
+        fleet = resolve(load_inventory(root))
+        sources = {s.item.name: s for s in fleet.inventory.clusters}
+        for cluster in fleet.clusters:
+            assert list(cluster.provenance.items()) == list(_plain_provenance(fleet, sources[cluster.name]).items())
+            assert dict(cluster.provenance) == cluster.provenance  # a Mapping equal to its dict
+
+
+def test_shared_workloads_equal_the_per_cluster_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clusters that differ only in name share their components and apps (resolved once): equal to resolving each
+    cluster on its own, and the hub, named clusters and clusters with values of their own are never shared."""
+    make_fleet(REPO, tmp_path / "fleet", 80)
+    for root in (REPO, tmp_path / "fleet"):
+        inventory = load_inventory(root)
+        shared = resolve(inventory)
+        with monkeypatch.context() as patch:
+            patch.setattr(resolve_module, "_workloads_key", lambda *_: None)
+            plain = resolve(inventory)
+        assert shared.clusters == plain.clusters
+        for mine, reference in zip(shared.clusters, plain.clusters, strict=True):
+            assert [c.values for c in mine.components] == [c.values for c in reference.components]
+            assert [a.values for a in mine.apps] == [a.values for a in reference.apps]
+    assert any(
+        a.components is b.components for a, b in zip(shared.clusters, shared.clusters[1:], strict=False)
+    ), "the synthetic fleet shares resolved workloads"
+
+
+def test_layered_defaults_are_shared_not_copied() -> None:
+    """``policies`` and ``canary`` hold a map or list, yet hash by value (equal settings, equal hashes), so pydantic
+    shares their frozen default between clusters instead of deep-copying it into each one."""
+    cluster = {"name": "a", "cloud": "aws", "region": "us-east-1", "environment": "dev",
+               "networking": {"vpcCidr": "10.0.0.0/16", "podCidr": "100.64.0.0/16", "serviceCidr": "172.16.0.0/16"}}
+    one, two = Cluster.model_validate(cluster), Cluster.model_validate(cluster)
+    assert one.policies is two.policies and one.canary is two.canary
+    with pytest.raises(ValidationError):
+        one.policies.validation_action = "Deny"  # type: ignore[misc]
+    rng = random.Random(7)
+    for _ in range(200):
+        actions = {rng.choice(["a", "b", "c"]): rng.choice(["Audit", "Deny"]) for _ in range(rng.randint(0, 3))}
+        excluded = rng.sample(["x", "y", "z"], rng.randint(0, 3))
+        first = PolicySettings(actions=actions, excluded_namespaces=excluded)
+        second = PolicySettings(actions=dict(reversed(list(actions.items()))), excluded_namespaces=list(excluded))
+        assert first == second and hash(first) == hash(second)
+        weights = sorted(rng.sample(range(1, 60), rng.randint(0, 4)))
+        assert hash(CanarySettings(step_weights=weights)) == hash(CanarySettings(step_weights=list(weights)))

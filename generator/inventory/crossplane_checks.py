@@ -55,11 +55,19 @@ def _dotted(sub: tuple[str | int, ...]) -> str:
     return "".join(f".{part}" for part in sub)
 
 
-def _check_node_groups(inv: Inventory, source: Sourced[Cluster]) -> list[Problem]:
+def _check_node_groups(inv: Inventory, source: Sourced[Cluster], validated: dict[str, NodeGroup]) -> list[Problem]:
+    """``validated``: node groups already validated, by the ``repr`` of their raw data (exact types and key order),
+    as clusters and layers repeat the same groups."""
     data = crossplane_data()
     limits, cloud = data["limits"], source.item.cloud
     origin, raw = node_group_layer(inv, source)
-    groups = [NodeGroup.model_validate(g) for g in raw]
+    groups = []
+    for group_data in raw:
+        key = repr(group_data)
+        group = validated.get(key)
+        if group is None:
+            group = validated[key] = NodeGroup.model_validate(group_data)
+        groups.append(group)
     problems: list[Problem] = []
     if len(groups) > limits["nodeGroups"]:
         problems.append(
@@ -412,6 +420,7 @@ def check_inventory(inv: Inventory) -> list[Problem]:
     problems.extend(_check_hub_flux_identity(inv, workloads))
     problems.extend(_check_engine(inv))
     plans: dict[str, NetworkPlan] = {}
+    validated: dict[str, NodeGroup] = {}
     for source in inv.clusters:
         cluster = source.item
         zones = regions[cluster.cloud]["regions"].get(cluster.region)
@@ -422,7 +431,7 @@ def check_inventory(inv: Inventory) -> list[Problem]:
             continue
         for sub, message in check_plan(cluster, zones):
             problems.append(problem_at(source, sub, message))
-        problems.extend(_check_node_groups(inv, source))
+        problems.extend(_check_node_groups(inv, source, validated))
         if cluster.cloud == "gcp" and not cluster.name[0].isalpha():
             problems.append(problem_at(source, ("name",), "GKE cluster names start with a letter"))
     known = [c for c in inv.clusters if c.item.name in plans]

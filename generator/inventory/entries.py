@@ -85,6 +85,10 @@ class Inventory:
     exceptions: list[Sourced[PolicyExceptionEntry]] = field(default_factory=list)
     #: Problems worth a look that do not stop a render (e.g. a Kubernetes version past standard support).
     warnings: list[Problem] = field(default_factory=list)
+    #: ``lower_layers`` by (cloud, environment), with the defaults and overlay layers they were made from
+    _lower: dict[tuple[str, str], tuple[Layer, Layer | None, list[Layer]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def files(self) -> list[str]:
@@ -122,10 +126,25 @@ def cluster_settings_layer(source: Sourced[Cluster]) -> Layer:
     )
 
 
+def lower_layers(inv: Inventory, cloud: str, environment: str) -> list[Layer]:
+    """The layers below a cluster's own, in merge order: defaults ⊕ defaults.clouds.<cloud> ⊕ overlays/<env>; made
+    once per (cloud, environment) and shared (read them, never change them)."""
+    overlay = inv.overlays.get(environment)
+    known = inv._lower.get((cloud, environment))
+    if known is not None and known[0] is inv.defaults and known[1] is overlay:
+        return known[2]
+    layers = [
+        defaults_layer(inv),
+        cloud_defaults_layer(inv, cloud),
+        overlay if overlay is not None else Layer(f"overlays/{environment}", {}, None),
+    ]
+    inv._lower[(cloud, environment)] = (inv.defaults, overlay, layers)
+    return layers
+
+
 def settings_layers(inv: Inventory, source: Sourced[Cluster]) -> list[Layer]:
     """A cluster's layers in merge order: defaults ⊕ defaults.clouds.<cloud> ⊕ overlays/<env> ⊕ the cluster."""
-    overlay = inv.overlays.get(source.item.environment, Layer(f"overlays/{source.item.environment}", {}, None))
-    return [defaults_layer(inv), cloud_defaults_layer(inv, source.item.cloud), overlay, cluster_settings_layer(source)]
+    return [*lower_layers(inv, source.item.cloud, source.item.environment), cluster_settings_layer(source)]
 
 
 def substitution_variables() -> tuple[str, ...]:

@@ -62,6 +62,22 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
 
 
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for plain data (maps as sorted items, lists as tuples)."""
+    if isinstance(value, dict):
+        return tuple(sorted((key, _frozen(item)) for key, item in value.items()))
+    if isinstance(value, list):
+        return tuple(_frozen(item) for item in value)
+    return value
+
+
+def _hash_fields(model: BaseModel) -> int:
+    """The hash of a frozen model that holds maps or lists (equal models, equal hashes). pydantic deep-copies an
+    unhashable default into every model it validates; a hashable one is shared (it is frozen), so a model used as
+    the default of every cluster's settings is hashable through this."""
+    return hash((type(model), _frozen(dict(model))))
+
+
 # --- fleet ---------------------------------------------------------------------------------------
 
 
@@ -486,6 +502,8 @@ class PolicySettings(Model):
     actions: dict[str, PolicyAction] = Field(default_factory=dict)
     excluded_namespaces: list[DnsLabel] = Field(default_factory=list)
 
+    __hash__ = _hash_fields
+
 
 class AlertSettings(Model):
     """What Flux alerts report on a cluster (with ``fleet.notifications``): ``info`` sends every event,
@@ -521,6 +539,8 @@ class CanarySettings(Model):
     success_rate: Annotated[float, Field(ge=0, le=100)] = 99.0
     latency_ms: Annotated[int, Field(ge=1, le=600000)] = 500
     progress_deadline_seconds: Annotated[int, Field(ge=60, le=3600)] = 600
+
+    __hash__ = _hash_fields
 
     @model_validator(mode="after")
     def _weights(self) -> CanarySettings:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,7 +212,7 @@ class ResolvedCluster:
     environment: ResolvedEnvironment
     components: tuple[ResolvedComponent, ...]
     apps: tuple[ResolvedApp, ...]
-    provenance: dict[str, str] = field(compare=False)
+    provenance: Mapping[str, str] = field(compare=False)
     sources: tuple[str, ...] = ()
 
     @property
@@ -322,6 +323,60 @@ class _LowerLayers:
         for name in provenance:
             _add_prefixes(parents, name)
         return cls(data, provenance, frozenset(parents), Settings.model_validate(data))
+
+
+class Provenance(Mapping[str, str]):
+    """Where each setting of one cluster came from: dotted name → ``file:line`` (or ``BUILT_IN``), sorted by name.
+
+    Built on first use (``fleetgen explain``, the overview's override rows), from the record of the layers below the
+    cluster (shared by every cluster of its cloud and environment), the cluster's own settings and its identity."""
+
+    __slots__ = ("_layer", "_lower", "_names", "_source")
+
+    def __init__(self, lower: _LowerLayers, layer: Layer, source: Sourced[Cluster]) -> None:
+        self._lower, self._layer, self._source = lower, layer, source
+        self._names: dict[str, str] | None = None
+
+    @property
+    def _built(self) -> dict[str, str]:
+        if self._names is None:
+            self._names = _cluster_provenance(self._lower, self._layer, self._source)
+        return self._names
+
+    def __getitem__(self, name: str) -> str:
+        return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built)
+
+    def __len__(self) -> int:
+        return len(self._built)
+
+    def __repr__(self) -> str:
+        return repr(self._built)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return dict, (self._built,)
+
+
+def _cluster_provenance(lower: _LowerLayers, layer: Layer, source: Sourced[Cluster]) -> dict[str, str]:
+    """The provenance of one cluster: the lower layers' record, then its own settings layer, then its identity
+    (built-in values, each replaced by where the entry writes it)."""
+    cluster = source.item
+    provenance = dict(lower.provenance)
+    parents = set(lower.parents)
+    if layer.data:
+        _layer_provenance(provenance, layer, layer.data, parents=parents)
+    identity = cluster.model_dump(by_alias=True, mode="json", include=IDENTITY_FIELDS)
+    built_in: dict[str, str] = {}
+    _built_in(built_in, "", identity)
+    for name in built_in:
+        _add_prefixes(parents, name)
+    provenance.update(built_in)
+    written = {k: v for k, v in source.raw.items() if k in identity}
+    _layer_provenance(provenance, Layer(f"cluster {cluster.name}", written, source.file, source.path), written,
+                      parents=parents)
+    return {name: provenance[name] for name in sorted(provenance)}
 
 
 def gateway_component(components: tuple[Component, ...] | list[Component]) -> Component | None:
@@ -440,6 +495,26 @@ def _enabled(settings: Settings, section: str, name: str, default: bool) -> bool
     return default if entry is None or entry.enabled is None else bool(entry.enabled)
 
 
+def _named_clusters(apps: list[App]) -> frozenset[str]:
+    """Clusters whose name decides which apps they run or what those apps' values are: listed in an app's
+    ``clusters``, or one of an app's failover pair (``global_route_values``)."""
+    names: set[str] = set()
+    for app in apps:
+        names.update(app.clusters or ())
+        if app.failover is not None:
+            names.update((app.failover.primary, app.failover.secondary))
+    return frozenset(names)
+
+
+def _workloads_key(cluster: Cluster, settings: Settings, layer: Layer, named: frozenset[str]) -> tuple[Any, ...] | None:
+    """What a cluster's components and apps depend on when its name does not matter: its role, cloud and environment
+    and its settings (one object per distinct value, see ``resolve``); None when the name may matter (the hub's
+    composed stores, ``storage_values``; a cluster an app names) or the cluster writes components or apps itself."""
+    if cluster.role == "hub" or cluster.name in named or "components" in layer.data or "apps" in layer.data:
+        return None
+    return (cluster.role, cluster.cloud, cluster.environment, id(settings))
+
+
 def resolve(inv: Inventory) -> ResolvedFleet:
     """Layer the inventory into per-environment and per-cluster views."""
     fleet = inv.fleet.item
@@ -518,80 +593,85 @@ def resolve(inv: Inventory) -> ResolvedFleet:
     validated: dict[tuple[str, str, str], Settings] = {}
     # what an app's canary values are in each environment (the same for every cluster of it)
     env_canary: dict[tuple[str, str], dict[str, Any]] = {}
+    # the components and apps of clusters that differ only in name: see _workloads_key
+    workloads_of: dict[tuple[Any, ...], tuple[tuple[ResolvedComponent, ...], tuple[ResolvedApp, ...]]] = {}
+    named = _named_clusters(apps)
+    sources_of: dict[tuple[str, str], tuple[str, ...]] = {}
     for source in inv.clusters:
         cluster = source.item
         env = environments[cluster.environment]
-        layers = settings_layers(inv, source)
-        layer = layers[-1]
+        layer = cluster_settings_layer(source)
         lower = below.get((cluster.cloud, cluster.environment))
         if lower is None:
-            lower = below[(cluster.cloud, cluster.environment)] = _LowerLayers.merge(layers[:-1], cluster.cloud)
-        provenance = dict(lower.provenance)
-        parents = set(lower.parents)
+            lower = below[(cluster.cloud, cluster.environment)] = _LowerLayers.merge(
+                settings_layers(inv, source)[:-1], cluster.cloud
+            )
         if layer.data:
-            _layer_provenance(provenance, layer, layer.data, parents=parents)
             key = (cluster.cloud, cluster.environment, repr(layer.data))  # repr: exact types and key order
             if key not in validated:
                 validated[key] = Settings.model_validate(_merged_view(lower.data, layer.data))
             settings = validated[key]
         else:
             settings = lower.settings
-        # the cluster layers below are only read, and LayeredValues copies them (canonical): merged as views
-        resolved_components = tuple(
-            shared_component(
-                c, env,
-                # a composed observability store's bucket names and write identity (inventory/storage.py)
-                _merged_view(storage_values(fleet, cluster, c.name),
-                             _cluster_values(layer.data, "components", c.name)),
+        workloads_key = _workloads_key(cluster, settings, layer, named)
+        known = workloads_of.get(workloads_key) if workloads_key is not None else None
+        if known is not None:
+            resolved_components, resolved_apps = known
+        else:
+            # the cluster layers below are only read, and LayeredValues copies them (canonical): merged as views
+            resolved_components = tuple(
+                shared_component(
+                    c, env,
+                    # a composed observability store's bucket names and write identity (inventory/storage.py)
+                    _merged_view(storage_values(fleet, cluster, c.name),
+                                 _cluster_values(layer.data, "components", c.name)),
+                )
+                for c in components
+                if cluster.role in c.roles
+                and cluster.cloud in c.clouds
+                and _enabled(settings, "components", c.name, c.enabled)
             )
-            for c in components
-            if cluster.role in c.roles
-            and cluster.cloud in c.clouds
-            and _enabled(settings, "components", c.name, c.enabled)
-        )
-        env_mesh, cluster_mesh = runs_mesh(env.components), runs_mesh(resolved_components)
-        resolved_apps = []
-        for a in apps:
-            if cluster.role != "workload" \
-                    or (a.environments is not None and cluster.environment not in a.environments) \
-                    or (a.clusters is not None and cluster.name not in a.clusters) \
-                    or not _enabled(settings, "apps", a.name, True):
-                continue
-            if (a.name, env.name) not in env_canary:
-                env_canary[(a.name, env.name)] = canary(a, env.settings)
-            own = _merged_view(
-                # the failover pair serves the global name too (generator/inventory/globalhosts.py)
-                _merged_view(_merged_view(global_route_values(a, cluster.name, fleet, gateway),
-                                          _cluster_values(layer.data, "apps", a.name)),
-                             _canary_override(env_canary[(a.name, env.name)], canary(a, settings))),
-                _mesh_override(teams[a.team], env_mesh, cluster_mesh),
-            )
-            resolved_apps.append(shared_app(a, env, own))
-        identity = cluster.model_dump(by_alias=True, mode="json", include=IDENTITY_FIELDS)
-        built_in: dict[str, str] = {}
-        _built_in(built_in, "", identity)
-        for name in built_in:
-            _add_prefixes(parents, name)
-        provenance.update(built_in)
-        written = {k: v for k, v in source.raw.items() if k in identity}
-        _layer_provenance(provenance, Layer(f"cluster {cluster.name}", written, source.file, source.path), written,
-                          parents=parents)
-        sources = sorted(
-            {
-                source.file.file,
-                inv.fleet.file.file,
-                *(layer.file.file for layer in (inv.defaults, inv.overlays[cluster.environment]) if layer.file),
-            }
-        )
+            env_mesh, cluster_mesh = runs_mesh(env.components), runs_mesh(resolved_components)
+            apps_here = []
+            for a in apps:
+                if cluster.role != "workload" \
+                        or (a.environments is not None and cluster.environment not in a.environments) \
+                        or (a.clusters is not None and cluster.name not in a.clusters) \
+                        or not _enabled(settings, "apps", a.name, True):
+                    continue
+                if (a.name, env.name) not in env_canary:
+                    env_canary[(a.name, env.name)] = canary(a, env.settings)
+                own = _merged_view(
+                    # the failover pair serves the global name too (generator/inventory/globalhosts.py)
+                    _merged_view(_merged_view(global_route_values(a, cluster.name, fleet, gateway),
+                                              _cluster_values(layer.data, "apps", a.name)),
+                                 _canary_override(env_canary[(a.name, env.name)], canary(a, settings))),
+                    _mesh_override(teams[a.team], env_mesh, cluster_mesh),
+                )
+                apps_here.append(shared_app(a, env, own))
+            resolved_apps = tuple(apps_here)
+            if workloads_key is not None and not any(c.values.cluster for c in resolved_components) \
+                    and not any(a.values.cluster for a in resolved_apps):
+                # only what the environment shares (no values of the cluster's own, which stay its own maps)
+                workloads_of[workloads_key] = (resolved_components, resolved_apps)
+        sources = sources_of.get((source.file.file, cluster.environment))
+        if sources is None:
+            sources = sources_of[(source.file.file, cluster.environment)] = tuple(sorted(
+                {
+                    source.file.file,
+                    inv.fleet.file.file,
+                    *(layer.file.file for layer in (inv.defaults, inv.overlays[cluster.environment]) if layer.file),
+                }
+            ))
         clusters.append(
             ResolvedCluster(
                 cluster,
                 settings,
                 env,
                 resolved_components,
-                tuple(resolved_apps),
-                dict(sorted(provenance.items())),
-                tuple(sources),
+                resolved_apps,
+                Provenance(lower, layer, source),
+                sources,
             )
         )
     if any(runs_mesh(c.components) and c.settings.mesh.mtls == "STRICT" for c in clusters):
