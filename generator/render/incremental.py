@@ -58,6 +58,7 @@ _NOT_IN_EVERY_KEY = {
     "overlays": "a cluster reads its own environment's overlay only, which is in its key",
     "exceptions": "read by the policy planner only, whose contributions to a cluster are in that cluster's key",
     "warnings": "messages for people, not planned",
+    "_lower": "a memo of layers made from the defaults and the overlays, which are in the key themselves",
 }
 
 
