@@ -1,0 +1,307 @@
+"""The fleet-wide planners' memo: each cluster's part of a fleet-wide planner (its secret store, issuer, ingest
+credential, cluster object, hub spoke), kept on disk under a key of everything that part reads.
+
+The per-cluster plan cache (generator/render/incremental.py) skips the clusters' own folders; the fleet-wide
+planners (policies, issuers, ingest, the infrastructure repo, the hub's spokes) still visit every cluster on every
+render. Here each such visit is a pure function of (this cluster, fleet-level inputs) returning finished text, and
+a render after a one-cluster edit recomputes one cluster's parts and reads the others'.
+
+A part's key hashes the memo format, the code fingerprint (every module, template and data file, the libraries'
+versions: ``incremental.code_fingerprint``), the part's name, the **fleet digest** (the whole inventory except the
+clusters: the ``fleet`` entry, defaults, overlays, components, apps, teams, exceptions, with their file names), the
+**cluster digest** (the cluster's entry as written and its file name: with the fleet digest, everything its
+resolved model is made of, ``generator/inventory/resolve.py``) and every other cluster's value the part reads,
+passed by the planner that calls it (the hub's digest, the number of hub shards, a failover peer's digest). Neither
+digest holds positions (file:line): a part that shows one has it in its key (none of the parts here does: they
+show file names only, and positions only in error messages, which a stored part never had).
+
+Entries live in ``<plan cache>/planners/<part>.jsonl``: one line per entry, the sha256 of the rest of the line
+first; lines are appended once the command succeeded (``MemoizingPlanCache.store``), a later line of a cluster
+overriding an earlier one, and the file is rewritten without dead lines when they outnumber the live ones. A line
+whose digest, shape or key does not match (a torn write, a hand edit, a stale entry) is ignored and the part
+recomputed, so the memo can make a render faster, never different.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import pickle
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from generator.inventory.entries import Inventory
+from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
+from generator.render.incremental import PlanCache, code_fingerprint
+from generator.render.writer import atomic_write
+
+#: Bump when the entry layout or the meaning of a key changes.
+MEMO_FORMAT = "fleetgen-planner-memo/1"
+T = TypeVar("T")
+#: Dead lines tolerated before a part's file is rewritten: beyond this many plus the live entries.
+SLACK_LINES = 64
+
+
+def _pickled(value: Any) -> bytes | None:
+    """Bytes equal only for equal plain data (types, key order and all); None when pickle cannot write it."""
+    try:
+        return pickle.dumps(value, protocol=5)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return None
+
+
+def fleet_digest(inventory: Inventory) -> bytes | None:
+    """A digest of every inventory entry but the clusters, as written, with the file each is in (None: the
+    inventory holds a value pickle cannot write; then nothing is memoized)."""
+    layers = [(inventory.defaults.name, inventory.defaults.data, inventory.defaults.path,
+               inventory.defaults.file.file if inventory.defaults.file else None)]
+    layers += [(name, layer.name, layer.data, layer.path, layer.file.file if layer.file else None)
+               for name, layer in sorted(inventory.overlays.items())]
+    entries = [(section, [(s.file.file, s.path[0], s.raw) for s in getattr(inventory, section)])
+               for section in ("components", "apps", "teams", "exceptions")]
+    data = _pickled((MEMO_FORMAT, inventory.fleet.file.file, inventory.fleet.raw, layers, entries))
+    return None if data is None else hashlib.sha256(data).digest()
+
+
+class Identities:
+    """The fleet digest and each cluster's digest of one resolved fleet, computed once, on first use."""
+
+    def __init__(self, fleet: ResolvedFleet) -> None:
+        self.fleet = fleet
+        self._fleet: bytes | None = None
+        self._clusters: dict[str, bytes] | None = None
+        self.usable = True
+
+    @property
+    def fleet_level(self) -> bytes | None:
+        """The fleet digest (None: not memoizable)."""
+        if self._fleet is None and self.usable:
+            self._fleet = fleet_digest(self.fleet.inventory)
+            self.usable = self._fleet is not None
+        return self._fleet
+
+    def cluster(self, name: str) -> bytes | None:
+        """The digest of cluster ``name``: the fleet digest, its entry as written and its file (None: no such
+        cluster, or not memoizable)."""
+        if self._clusters is None:
+            base = self.fleet_level
+            self._clusters = {}
+            if base is None:
+                return None
+            for source in self.fleet.inventory.clusters:
+                data = _pickled((source.file.file, source.raw))
+                if data is None:
+                    self.usable = False
+                    self._clusters = {}
+                    return None
+                self._clusters[source.item.name] = hashlib.sha256(base + data).digest()
+        return self._clusters.get(name)
+
+
+def _line(cluster: str, key: str, value: Any) -> bytes:
+    payload = json.dumps([cluster, key, value], ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return hashlib.sha256(payload).hexdigest().encode() + b" " + payload + b"\n"
+
+
+def _read(path: Path) -> tuple[dict[str, tuple[str, Any]], int]:
+    """The valid entries of a part's file by cluster (the last line of a cluster wins), and its number of lines."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return {}, 0
+    entries: dict[str, tuple[str, Any]] = {}
+    lines = data.split(b"\n")
+    for line in lines:
+        if len(line) < 66 or line[64:65] != b" ":
+            continue
+        payload = memoryview(line)[65:]
+        if hashlib.sha256(payload).hexdigest().encode() != line[:64]:
+            continue
+        try:
+            cluster, key, value = json.loads(bytes(payload))
+        except ValueError:
+            continue
+        if isinstance(cluster, str) and isinstance(key, str):
+            entries[cluster] = (key, value)
+    return entries, len(lines) - 1
+
+
+@dataclass
+class _Part:
+    """One part's entries as read, and those planned by this render (written by ``store``)."""
+
+    entries: dict[str, tuple[str, Any]]
+    lines: int
+    fresh: dict[str, tuple[str, Any]] = field(default_factory=dict)
+
+
+class PlannerMemo:
+    """The per-cluster parts of the fleet-wide planners, read from and (``store``) written to ``directory``
+    (``None``: every part is computed, nothing read or written)."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self._parts: dict[str, _Part] = {}
+        self._identities: Identities | None = None
+        self.hits = 0
+        self.misses = 0
+
+    def _ids(self, fleet: ResolvedFleet) -> Identities:
+        if self._identities is None or self._identities.fleet is not fleet:
+            self._identities = Identities(fleet)
+        return self._identities
+
+    def _part(self, name: str) -> _Part:
+        part = self._parts.get(name)
+        if part is None:
+            assert self.directory is not None
+            entries, lines = _read(self.directory / f"{name}.jsonl")
+            part = self._parts[name] = _Part(entries, lines)
+        return part
+
+    def key(self, fleet: ResolvedFleet, name: str, cluster: ResolvedCluster | None, inputs: Sequence[Any]
+            ) -> str | None:
+        """The key of part ``name`` of ``cluster`` (None: a fleet-level part) with the other ``inputs`` it reads;
+        None when it cannot be memoized."""
+        ids = self._ids(fleet)
+        identity = ids.fleet_level if cluster is None else ids.cluster(cluster.name)
+        extra = _pickled(tuple(inputs))
+        if identity is None or extra is None:
+            return None
+        digest = hashlib.sha256(f"{MEMO_FORMAT}\0{code_fingerprint()}\0{name}\0".encode())
+        digest.update(identity + b"\0" + extra)
+        return digest.hexdigest()
+
+    def cluster_part(self, name: str, fleet: ResolvedFleet, cluster: ResolvedCluster, compute: Callable[[], T],
+                     *inputs: Any) -> T:
+        """``compute()`` (plain JSON data: str, int, bool, None, lists, maps with str keys), or what it returned
+        for the same cluster and ``inputs`` before: everything it reads beyond the fleet-level inventory and
+        ``cluster`` must be in ``inputs``."""
+        return self._memoized(name, fleet, cluster.name, cluster, compute, inputs)
+
+    def fleet_part(self, name: str, fleet: ResolvedFleet, compute: Callable[[], T], *inputs: Any) -> T:
+        """``compute()`` of fleet-level inputs only (and ``inputs``), kept under the fleet digest."""
+        return self._memoized(name, fleet, "", None, compute, inputs)
+
+    def _memoized(self, name: str, fleet: ResolvedFleet, entry: str, cluster: ResolvedCluster | None,
+                  compute: Callable[[], T], inputs: Sequence[Any]) -> T:
+        if self.directory is None:
+            return compute()
+        key = self.key(fleet, name, cluster, inputs)
+        if key is None:
+            return compute()
+        part = self._part(name)
+        known = part.fresh.get(entry) or part.entries.get(entry)
+        if known is not None and known[0] == key:
+            self.hits += 1
+            value: T = known[1]
+            return value
+        self.misses += 1
+        value = compute()
+        part.fresh[entry] = (key, value)
+        return value
+
+    def drain(self) -> dict[str, dict[str, tuple[str, Any]]]:
+        """The parts computed since the last ``drain``, by part name, taken out (a worker sends them back to the
+        parent, which ``merge``s them; in the parent itself they go straight back)."""
+        planned = {name: part.fresh for name, part in self._parts.items() if part.fresh}
+        for name in planned:
+            self._parts[name].fresh = {}
+        return planned
+
+    def merge(self, planned: dict[str, dict[str, tuple[str, Any]]]) -> None:
+        """Take the parts a worker computed (``planned``), to be written by ``store``."""
+        if self.directory is None:
+            return
+        for name, fresh in planned.items():
+            part = self._parts.get(name)
+            if part is None:
+                part = self._parts[name] = _Part({}, -1)  # not read here: ``store`` appends to the file as it is
+            part.fresh.update(fresh)
+
+    def store(self, clusters: set[str] | None = None) -> None:
+        """Append the parts computed by this render to their files, or rewrite a file without its dead lines
+        (entries of ``clusters`` only, when given) once they outnumber the live ones; an unwritable directory only
+        costs the next render its speed."""
+        if self.directory is None:
+            return
+        for name, part in sorted(self._parts.items()):
+            if not part.fresh:
+                continue
+            path = self.directory / f"{name}.jsonl"
+            try:
+                if part.lines < 0:
+                    part.entries, part.lines = _read(path)
+                live = len(clusters) + 1 if clusters is not None else len(part.entries) + len(part.fresh)
+                if part.lines + len(part.fresh) > 2 * live + SLACK_LINES:
+                    kept = {**part.entries, **part.fresh}
+                    if clusters is not None:
+                        kept = {c: e for c, e in kept.items() if c in clusters or c == ""}
+                    self._prepare()
+                    atomic_write(path, b"".join(_line(c, *e) for c, e in sorted(kept.items())).decode("utf-8"))
+                    part.entries, part.lines = kept, len(kept)
+                else:
+                    self._prepare()
+                    with path.open("ab") as stream:
+                        stream.write(b"".join(_line(c, *e) for c, e in part.fresh.items()))
+                    part.entries.update(part.fresh)
+                    part.lines += len(part.fresh)
+            except OSError:
+                continue
+            part.fresh = {}
+
+    def _prepare(self) -> None:
+        assert self.directory is not None
+        self.directory.mkdir(parents=True, exist_ok=True)
+        ignore = self.directory / ".gitignore"
+        if not ignore.exists():
+            with contextlib.suppress(OSError):
+                ignore.write_text("# fleetgen's planner memo: never commit it\n*\n", encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Memoized:
+    """A fleet-wide planner's value and the parts it computed (in a worker: sent back to the parent)."""
+
+    value: Any
+    planned: dict[str, dict[str, tuple[str, Any]]]
+
+
+class MemoizingPlanCache(PlanCache):
+    """The plan cache of a render together with the fleet-wide planners' memo in its ``planners`` folder: one
+    ``store()`` writes both, once the command succeeded."""
+
+    def __init__(self, directory: Path | None) -> None:
+        super().__init__(directory)
+        self.memo = PlannerMemo(None if directory is None else directory / "planners")
+
+    def memoized(self, planner: Callable[..., Any]) -> Callable[[ResolvedFleet], Memoized]:
+        """``planner(fleet, memo=...)`` as a fleet-wide planner whose value carries the parts it computed."""
+        memo = self.memo
+
+        def run(fleet: ResolvedFleet) -> Memoized:
+            return Memoized(planner(fleet, memo=memo), memo.drain())
+
+        run.__name__ = getattr(planner, "__name__", "planner")
+        return run
+
+    def take(self, result: Any) -> Any:
+        """A planner's value; the parts a memoized planner computed are kept for ``store``."""
+        if isinstance(result, Memoized):
+            self.memo.merge(result.planned)
+            return result.value
+        return result
+
+    def store(self) -> None:
+        """The plan cache's entries, then the memo's."""
+        super().store()
+        self.memo.store(self.clusters)
+
+
+def memo_enabled() -> bool:
+    """Whether the memo is used (``FLEETGEN_PLANNER_MEMO=0`` turns it off, for measuring)."""
+    return os.environ.get("FLEETGEN_PLANNER_MEMO", "1") != "0"
