@@ -26,22 +26,19 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from generator.inventory.entries import Inventory
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
 from generator.render.incremental import PlanCache, code_fingerprint
-from generator.render.writer import atomic_write
 
 #: Bump when the entry layout or the meaning of a key changes.
 MEMO_FORMAT = "fleetgen-planner-memo/1"
-T = TypeVar("T")
 #: Dead lines tolerated before a part's file is rewritten: beyond this many plus the live entries.
 SLACK_LINES = 64
 
@@ -57,8 +54,9 @@ def _pickled(value: Any) -> bytes | None:
 def fleet_digest(inventory: Inventory) -> bytes | None:
     """A digest of every inventory entry but the clusters, as written, with the file each is in (None: the
     inventory holds a value pickle cannot write; then nothing is memoized)."""
-    layers = [(inventory.defaults.name, inventory.defaults.data, inventory.defaults.path,
-               inventory.defaults.file.file if inventory.defaults.file else None)]
+    layers: list[tuple[str, str, Any, Any, str | None]] = [
+        ("", inventory.defaults.name, inventory.defaults.data, inventory.defaults.path,
+         inventory.defaults.file.file if inventory.defaults.file else None)]
     layers += [(name, layer.name, layer.data, layer.path, layer.file.file if layer.file else None)
                for name, layer in sorted(inventory.overlays.items())]
     entries = [(section, [(s.file.file, s.path[0], s.raw) for s in getattr(inventory, section)])
@@ -102,41 +100,78 @@ class Identities:
         return self._clusters.get(name)
 
 
-def _line(cluster: str, key: str, value: Any) -> bytes:
-    payload = json.dumps([cluster, key, value], ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return hashlib.sha256(payload).hexdigest().encode() + b" " + payload + b"\n"
+Texts = dict[str, str]
 
 
-def _read(path: Path) -> tuple[dict[str, tuple[str, Any]], int]:
-    """The valid entries of a part's file by cluster (the last line of a cluster wins), and its number of lines."""
+def _record(entry: str, key: str, texts: Texts) -> bytes:
+    """One entry as stored: ``<sha256> <entry> <key> <index length> <body length>`` on a line, then the index
+    (each text's name and length in bytes, tab-separated) and the texts themselves, back to back (no escaping)."""
+    body = [text.encode("utf-8", "surrogatepass") for text in texts.values()]
+    index = "\t".join(f"{name}\t{len(data)}" for name, data in zip(texts, body, strict=True)).encode(
+        "utf-8", "surrogatepass")
+    head = f"{entry or '-'} {key}".encode("utf-8", "surrogatepass")
+    digest = hashlib.sha256(head + b"\n" + index)
+    for data in body:
+        digest.update(data)
+    size = sum(len(data) for data in body)
+    return b"".join([digest.hexdigest().encode(), b" ", head, b" %d %d\n" % (len(index), size), index, *body])
+
+
+#: The number of records ``_read`` reports for a file that does not end where its last readable record ends (a
+#: torn write, another format): ``store`` then rewrites it, since nothing appended to it could be read.
+UNREADABLE = 1 << 40
+
+
+def _read(path: Path) -> tuple[dict[str, tuple[str, Texts]], int]:
+    """The valid entries of a part's file (the last record of an entry wins), and the number of records
+    (``UNREADABLE`` when the file does not end with a whole record). A record whose digest or shape does not match
+    is skipped; a length that cannot be read ends the file there."""
     try:
         data = path.read_bytes()
     except OSError:
         return {}, 0
-    entries: dict[str, tuple[str, Any]] = {}
-    lines = data.split(b"\n")
-    for line in lines:
-        if len(line) < 66 or line[64:65] != b" ":
-            continue
-        payload = memoryview(line)[65:]
-        if hashlib.sha256(payload).hexdigest().encode() != line[:64]:
+    view = memoryview(data)
+    entries: dict[str, tuple[str, Texts]] = {}
+    records, position = 0, 0
+    while position < len(data):
+        end_of_head = data.find(b"\n", position)
+        fields = data[position:end_of_head].split(b" ") if end_of_head >= 0 else []
+        if len(fields) != 5 or not fields[3].isdigit() or not fields[4].isdigit():
+            break
+        records += 1
+        start = end_of_head + 1
+        middle = start + int(fields[3])
+        position = middle + int(fields[4])
+        if position > len(data):
+            break
+        head = fields[1] + b" " + fields[2]
+        digest = hashlib.sha256(head + b"\n")
+        digest.update(view[start:position])
+        if digest.hexdigest().encode() != fields[0]:
             continue
         try:
-            cluster, key, value = json.loads(bytes(payload))
+            index = view[start:middle].tobytes().decode("utf-8", "surrogatepass").split("\t") if middle > start else []
+            texts: Texts = {}
+            offset = middle
+            for name, size in zip(index[::2], index[1::2], strict=True):
+                texts[name] = view[offset:offset + int(size)].tobytes().decode("utf-8", "surrogatepass")
+                offset += int(size)
         except ValueError:
             continue
-        if isinstance(cluster, str) and isinstance(key, str):
-            entries[cluster] = (key, value)
-    return entries, len(lines) - 1
+        if offset != position:
+            continue
+        entry = fields[1].decode("utf-8", "surrogatepass")
+        entries["" if entry == "-" else entry] = (fields[2].decode("ascii", "replace"), texts)
+    return entries, records if position == len(data) else UNREADABLE
 
 
 @dataclass
 class _Part:
     """One part's entries as read, and those planned by this render (written by ``store``)."""
 
-    entries: dict[str, tuple[str, Any]]
+    entries: dict[str, tuple[str, Texts]]
     lines: int
-    fresh: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    fresh: dict[str, tuple[str, Texts]] = field(default_factory=dict)
 
 
 class PlannerMemo:
@@ -147,6 +182,7 @@ class PlannerMemo:
         self.directory = directory
         self._parts: dict[str, _Part] = {}
         self._identities: Identities | None = None
+        self._prefixes: dict[str, Any] = {}
         self.hits = 0
         self.misses = 0
 
@@ -159,7 +195,7 @@ class PlannerMemo:
         part = self._parts.get(name)
         if part is None:
             assert self.directory is not None
-            entries, lines = _read(self.directory / f"{name}.jsonl")
+            entries, lines = _read(self.directory / f"{name}.memo")
             part = self._parts[name] = _Part(entries, lines)
         return part
 
@@ -169,28 +205,36 @@ class PlannerMemo:
         None when it cannot be memoized."""
         ids = self._ids(fleet)
         identity = ids.fleet_level if cluster is None else ids.cluster(cluster.name)
-        extra = _pickled(tuple(inputs))
+        extra = _pickled(tuple(inputs)) if inputs else b""
         if identity is None or extra is None:
             return None
-        digest = hashlib.sha256(f"{MEMO_FORMAT}\0{code_fingerprint()}\0{name}\0".encode())
+        prefix = self._prefixes.get(name)
+        if prefix is None:
+            prefix = self._prefixes[name] = hashlib.sha256(f"{MEMO_FORMAT}\0{code_fingerprint()}\0{name}\0".encode())
+        digest = prefix.copy()
         digest.update(identity + b"\0" + extra)
         return digest.hexdigest()
 
-    def cluster_part(self, name: str, fleet: ResolvedFleet, cluster: ResolvedCluster, compute: Callable[[], T],
-                     *inputs: Any) -> T:
-        """``compute()`` (plain JSON data: str, int, bool, None, lists, maps with str keys), or what it returned
-        for the same cluster and ``inputs`` before: everything it reads beyond the fleet-level inventory and
-        ``cluster`` must be in ``inputs``."""
+    def identity(self, fleet: ResolvedFleet, cluster: str) -> bytes | None:
+        """The digest of cluster ``cluster`` (its entry as written, its file and the fleet-level inventory), for a
+        part that reads another cluster than its own: that cluster's digest is one of its inputs."""
+        return self._ids(fleet).cluster(cluster) if self.directory is not None else None
+
+    def cluster_part(self, name: str, fleet: ResolvedFleet, cluster: ResolvedCluster, compute: Callable[[], Texts],
+                     *inputs: Any) -> Texts:
+        """``compute()`` (named texts: files by path, fragments by name), or what it returned for the same cluster
+        and ``inputs`` before: everything it reads beyond the fleet-level inventory and ``cluster`` must be in
+        ``inputs``. The caller must not change the texts' map."""
         return self._memoized(name, fleet, cluster.name, cluster, compute, inputs)
 
-    def fleet_part(self, name: str, fleet: ResolvedFleet, compute: Callable[[], T], *inputs: Any) -> T:
+    def fleet_part(self, name: str, fleet: ResolvedFleet, compute: Callable[[], Texts], *inputs: Any) -> Texts:
         """``compute()`` of fleet-level inputs only (and ``inputs``), kept under the fleet digest."""
         return self._memoized(name, fleet, "", None, compute, inputs)
 
     def _memoized(self, name: str, fleet: ResolvedFleet, entry: str, cluster: ResolvedCluster | None,
-                  compute: Callable[[], T], inputs: Sequence[Any]) -> T:
-        if self.directory is None:
-            return compute()
+                  compute: Callable[[], Texts], inputs: Sequence[Any]) -> Texts:
+        if self.directory is None or entry == "-" or any(c in entry for c in " \n\r"):
+            return compute()  # an entry name must fit a record's head line (cluster names are DNS labels)
         key = self.key(fleet, name, cluster, inputs)
         if key is None:
             return compute()
@@ -198,14 +242,15 @@ class PlannerMemo:
         known = part.fresh.get(entry) or part.entries.get(entry)
         if known is not None and known[0] == key:
             self.hits += 1
-            value: T = known[1]
+            value: Texts = known[1]
             return value
         self.misses += 1
         value = compute()
-        part.fresh[entry] = (key, value)
+        if not any("\t" in text_name for text_name in value):  # a name must fit the record's index
+            part.fresh[entry] = (key, value)
         return value
 
-    def drain(self) -> dict[str, dict[str, tuple[str, Any]]]:
+    def drain(self) -> dict[str, dict[str, tuple[str, Texts]]]:
         """The parts computed since the last ``drain``, by part name, taken out (a worker sends them back to the
         parent, which ``merge``s them; in the parent itself they go straight back)."""
         planned = {name: part.fresh for name, part in self._parts.items() if part.fresh}
@@ -213,7 +258,7 @@ class PlannerMemo:
             self._parts[name].fresh = {}
         return planned
 
-    def merge(self, planned: dict[str, dict[str, tuple[str, Any]]]) -> None:
+    def merge(self, planned: dict[str, dict[str, tuple[str, Texts]]]) -> None:
         """Take the parts a worker computed (``planned``), to be written by ``store``."""
         if self.directory is None:
             return
@@ -232,7 +277,7 @@ class PlannerMemo:
         for name, part in sorted(self._parts.items()):
             if not part.fresh:
                 continue
-            path = self.directory / f"{name}.jsonl"
+            path = self.directory / f"{name}.memo"
             try:
                 if part.lines < 0:
                     part.entries, part.lines = _read(path)
@@ -242,12 +287,12 @@ class PlannerMemo:
                     if clusters is not None:
                         kept = {c: e for c, e in kept.items() if c in clusters or c == ""}
                     self._prepare()
-                    atomic_write(path, b"".join(_line(c, *e) for c, e in sorted(kept.items())).decode("utf-8"))
+                    _replace(path, b"".join(_record(c, *e) for c, e in sorted(kept.items())))
                     part.entries, part.lines = kept, len(kept)
                 else:
                     self._prepare()
                     with path.open("ab") as stream:
-                        stream.write(b"".join(_line(c, *e) for c, e in part.fresh.items()))
+                        stream.write(b"".join(_record(c, *e) for c, e in part.fresh.items()))
                     part.entries.update(part.fresh)
                     part.lines += len(part.fresh)
             except OSError:
@@ -263,12 +308,22 @@ class PlannerMemo:
                 ignore.write_text("# fleetgen's planner memo: never commit it\n*\n", encoding="utf-8")
 
 
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``path`` through a temporary file and a rename: a reader sees the old file or the new one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 @dataclass(frozen=True)
 class Memoized:
     """A fleet-wide planner's value and the parts it computed (in a worker: sent back to the parent)."""
 
     value: Any
-    planned: dict[str, dict[str, tuple[str, Any]]]
+    planned: dict[str, dict[str, tuple[str, Texts]]]
 
 
 class MemoizingPlanCache(PlanCache):

@@ -62,8 +62,9 @@ def plan(root: Path, cache_dir: Path | None = None, *, store: bool = True, jobs:
     # fleet-wide planners, which read the resolved fleet only: by workers at once for a large fleet, each result
     # (or exception) taken below in a serial render's order: contributions, fleet repo, infrastructure, overview
     *contributed, infrastructure, overview = run_planners(fleet, [
-        memoized(plan_policies), plan_issuers, plan_canary, fleet_contribution, plan_argocd, plan_image_automation,
-        plan_ingest, plan_grafana_sso, plan_global_tls, plan_infrastructure, _overview,
+        memoized(plan_policies), memoized(plan_issuers), plan_canary, memoized(fleet_contribution), plan_argocd,
+        plan_image_automation, plan_ingest, plan_grafana_sso, plan_global_tls, memoized(plan_infrastructure),
+        _overview,
     ], jobs)
     contributions: list[Contribution] = [cache.take(outcome.result()) for outcome in contributed]
     with ClusterFiles(fleet, merge_contributions(contributions), cache, jobs) as cluster_files:

@@ -399,7 +399,8 @@ def plan_policies(fleet: ResolvedFleet, memo: PlannerMemo | None = None) -> Cont
                     _plan_secret_store(files, fleet, cluster, stores)
                     return files.files
 
-                planner.files.update(store() if memo is None else memo.cluster_part("secret-store", fleet, cluster, store))
+                planned = store() if memo is None else memo.cluster_part("secret-store", fleet, cluster, store)
+                planner.files.update(planned)
                 contribution.cluster_configs[cluster.name] = [f"{STORE_DIR}/{cluster.name}"]
     contribution.files = dict(sorted(planner.files.items()))
     return contribution
