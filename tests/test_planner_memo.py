@@ -88,7 +88,8 @@ def test_random_edits_keep_every_planner_byte_identical(synthetic: tuple[Path, l
 
     def replicas(data: Any) -> None:
         entry = _cluster(data, rng.choice(workloads))
-        entry.setdefault("components", {})["envoy-gateway"] = {"values": {"deployment": {"replicas": rng.randint(2, 9)}}}
+        values = {"deployment": {"replicas": rng.randint(2, 9)}}
+        entry.setdefault("components", {})["envoy-gateway"] = {"values": values}
 
     def external_dns_off(data: Any) -> None:
         _cluster(data, rng.choice(workloads)).setdefault("components", {})["external-dns"] = {"enabled": False}
@@ -117,7 +118,8 @@ def test_random_edits_keep_every_planner_byte_identical(synthetic: tuple[Path, l
     cluster_edits = [replicas, external_dns_off, region, add_cluster, remove_cluster]
 
     def fleet_domain() -> None:
-        _edit(root / "inventory" / "fleet.yaml", lambda d: d["fleet"].update(domain=f"d{rng.randint(0, 99)}.example.com"))
+        domain = f"d{rng.randint(0, 99)}.example.com"
+        _edit(root / "inventory" / "fleet.yaml", lambda d: d["fleet"].update(domain=domain))
 
     def overlay() -> None:  # a text edit: the overlays hold comments (image setter markers) a dump would drop
         path = root / "overlays" / "staging.yaml"
@@ -157,7 +159,8 @@ def test_edits_other_clusters_read_reach_the_parts_that_read_them(tmp_path: Path
     _edit(root / "inventory" / "clusters" / "prod.yaml",
           lambda d: _cluster(d, "prod-eu-west-1")["networking"].update(vpcCidr="10.34.0.0/16"))
     _agree(root, cache)
-    _edit(root / "inventory" / "clusters" / "prod.yaml", lambda d: _cluster(d, "prod-eu-west-1").update(region="eu-central-1"))
+    _edit(root / "inventory" / "clusters" / "prod.yaml",
+          lambda d: _cluster(d, "prod-eu-west-1").update(region="eu-central-1"))
     _agree(root, cache)
     # a cluster moved to another file, as written: its parts name the file they come from
     moved: list[Any] = []
