@@ -25,13 +25,13 @@ from generator.render import memo as memo_module
 from generator.render.crossplane import fleet_contribution, plan_infrastructure
 from generator.render.issuers import plan_issuers
 from generator.render.memo import MemoizingPlanCache
-from generator.render.pipeline import plan, plan_cache_dir
+from generator.render.pipeline import _overview, plan, plan_cache_dir
 from generator.render.policies import plan_policies
 from generator.yamlio import dump_documents, load_documents
 
 REPO = Path(__file__).resolve().parent.parent
 #: every planner plan() runs through the memo
-MEMOIZED: list[Callable[..., Any]] = [plan_policies, plan_issuers, fleet_contribution, plan_infrastructure]
+MEMOIZED: list[Callable[..., Any]] = [plan_policies, plan_issuers, fleet_contribution, plan_infrastructure, _overview]
 
 pytestmark = pytest.mark.filterwarnings("ignore::generator.errors.InventoryWarning")
 
@@ -132,17 +132,22 @@ def test_random_edits_keep_every_planner_byte_identical(synthetic: tuple[Path, l
             entry["values"]["serviceAccount"] = {"name": f"eso-{rng.randint(0, 99)}"}
         _edit(root / "inventory" / "components.yaml", change)
 
-    def lines_above() -> None:
+    def lines_above() -> None:  # every cluster's lines move (FLEET.md shows file:line)
         path = _clusters(root)
         path.write_text("# a comment\n\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
 
-    edits: list[Callable[..., None]] = [*cluster_edits, fleet_domain, overlay, component, lines_above] * 2
+    def app_lines_above() -> None:  # every app's lines move (FLEET.md: "listed in clusters at apps.yaml:<line>")
+        path = root / "inventory" / "apps.yaml"
+        path.write_text("# a comment\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
+
+    edits: list[Callable[..., None]] = [*cluster_edits, fleet_domain, overlay, component, lines_above,
+                                        app_lines_above] * 2
     rng.shuffle(edits)
     for edit in edits:
         if edit in cluster_edits:
             _edit(_clusters(root), edit)
         else:
-            edit()  # type: ignore[call-arg]
+            edit()
         _agree(root, cache)
     assert plan(root, cache).files == plan(root).files
 
@@ -237,5 +242,5 @@ def test_render_stores_the_memo_only_when_it_succeeds(synthetic: tuple[Path, lis
     assert rendered.plan_cache is not None
     rendered.plan_cache.store()
     assert sorted(p.name for p in (plan_cache_dir(root) / "planners").glob("*.memo")) == [
-        "cluster-object.memo", "hub-spoke.memo", "issuer.memo", "policies.memo", "secret-store.memo"]
+        "cluster-object.memo", "hub-spoke.memo", "issuer.memo", "overview.memo", "policies.memo", "secret-store.memo"]
     assert plan(root, plan_cache_dir(root)).files == plan(root).files

@@ -17,7 +17,7 @@ from generator.render.imageautomation import plan_image_automation
 from generator.render.incremental import PlanCache
 from generator.render.ingest import plan_ingest
 from generator.render.issuers import plan_issuers
-from generator.render.memo import MemoizingPlanCache
+from generator.render.memo import MemoizingPlanCache, PlannerMemo
 from generator.render.overview import FLEET_FILE, fleet_markdown
 from generator.render.parallel import ClusterFiles, run_planners
 from generator.render.planner import Contribution, merge_contributions, plan_fleet
@@ -64,7 +64,7 @@ def plan(root: Path, cache_dir: Path | None = None, *, store: bool = True, jobs:
     *contributed, infrastructure, overview = run_planners(fleet, [
         memoized(plan_policies), memoized(plan_issuers), plan_canary, memoized(fleet_contribution), plan_argocd,
         plan_image_automation, plan_ingest, plan_grafana_sso, plan_global_tls, memoized(plan_infrastructure),
-        _overview,
+        memoized(_overview),
     ], jobs)
     contributions: list[Contribution] = [cache.take(outcome.result()) for outcome in contributed]
     with ClusterFiles(fleet, merge_contributions(contributions), cache, jobs) as cluster_files:
@@ -83,10 +83,10 @@ def plan(root: Path, cache_dir: Path | None = None, *, store: bool = True, jobs:
     return Rendered(fleet, dict(sorted(files.items())), cache.hits, cache.misses, cache, cluster_files.workers)
 
 
-def _overview(fleet: ResolvedFleet) -> tuple[str, str]:
-    """CODEOWNERS and FLEET.md (which lists each folder's owners)."""
+def _overview(fleet: ResolvedFleet, memo: PlannerMemo | None = None) -> tuple[str, str]:
+    """CODEOWNERS and FLEET.md (which lists each folder's owners; each cluster's part through ``memo``)."""
     owners = codeowners(fleet)
-    return owners, fleet_markdown(fleet, owners)
+    return owners, fleet_markdown(fleet, owners, memo)
 
 
 def render(
