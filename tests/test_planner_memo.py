@@ -23,6 +23,7 @@ from generator.inventory.loader import load_inventory
 from generator.inventory.resolve import resolve
 from generator.render import memo as memo_module
 from generator.render.crossplane import fleet_contribution, plan_infrastructure
+from generator.render.ingest import plan_ingest
 from generator.render.issuers import plan_issuers
 from generator.render.memo import MemoizingPlanCache
 from generator.render.pipeline import _overview, plan, plan_cache_dir
@@ -31,7 +32,8 @@ from generator.yamlio import dump_documents, load_documents
 
 REPO = Path(__file__).resolve().parent.parent
 #: every planner plan() runs through the memo
-MEMOIZED: list[Callable[..., Any]] = [plan_policies, plan_issuers, fleet_contribution, plan_infrastructure, _overview]
+MEMOIZED: list[Callable[..., Any]] = [plan_policies, plan_issuers, fleet_contribution, plan_ingest,
+                                      plan_infrastructure, _overview]
 
 pytestmark = pytest.mark.filterwarnings("ignore::generator.errors.InventoryWarning")
 
@@ -242,5 +244,6 @@ def test_render_stores_the_memo_only_when_it_succeeds(synthetic: tuple[Path, lis
     assert rendered.plan_cache is not None
     rendered.plan_cache.store()
     assert sorted(p.name for p in (plan_cache_dir(root) / "planners").glob("*.memo")) == [
-        "cluster-object.memo", "hub-spoke.memo", "issuer.memo", "overview.memo", "policies.memo", "secret-store.memo"]
+        "cluster-object.memo", "hub-spoke.memo", "ingest.memo", "issuer.memo", "overview.memo", "policies.memo",
+        "secret-store.memo"]
     assert plan(root, plan_cache_dir(root)).files == plan(root).files

@@ -104,17 +104,14 @@ Texts = dict[str, str]
 
 
 def _record(entry: str, key: str, texts: Texts) -> bytes:
-    """One entry as stored: ``<sha256> <entry> <key> <index length> <body length>`` on a line, then the index
-    (each text's name and length in bytes, tab-separated) and the texts themselves, back to back (no escaping)."""
-    body = [text.encode("utf-8", "surrogatepass") for text in texts.values()]
-    index = "\t".join(f"{name}\t{len(data)}" for name, data in zip(texts, body, strict=True)).encode(
-        "utf-8", "surrogatepass")
+    """One entry as stored: ``<sha256> <entry> <key> <index length> <length>`` on a line, then the index (each
+    text's name and length in characters, tab-separated) and the texts themselves, back to back, in ``<length>``
+    bytes of UTF-8 (no escaping: a record is read with one decode and sliced)."""
+    index = "\t".join(f"{name}\t{len(text)}" for name, text in texts.items())
+    chunk = (index + "".join(texts.values())).encode("utf-8", "surrogatepass")
     head = f"{entry or '-'} {key}".encode("utf-8", "surrogatepass")
-    digest = hashlib.sha256(head + b"\n" + index)
-    for data in body:
-        digest.update(data)
-    size = sum(len(data) for data in body)
-    return b"".join([digest.hexdigest().encode(), b" ", head, b" %d %d\n" % (len(index), size), index, *body])
+    digest = hashlib.sha256(head + b"\n" + chunk).hexdigest().encode()
+    return b"%s %s %d %d\n%s" % (digest, head, len(index), len(chunk), chunk)
 
 
 #: The number of records ``_read`` reports for a file that does not end where its last readable record ends (a
@@ -130,7 +127,6 @@ def _read(path: Path) -> tuple[dict[str, tuple[str, Texts]], int]:
         data = path.read_bytes()
     except OSError:
         return {}, 0
-    view = memoryview(data)
     entries: dict[str, tuple[str, Texts]] = {}
     records, position = 0, 0
     while position < len(data):
@@ -140,25 +136,24 @@ def _read(path: Path) -> tuple[dict[str, tuple[str, Texts]], int]:
             break
         records += 1
         start = end_of_head + 1
-        middle = start + int(fields[3])
-        position = middle + int(fields[4])
+        position = start + int(fields[4])
         if position > len(data):
             break
-        head = fields[1] + b" " + fields[2]
-        digest = hashlib.sha256(head + b"\n")
-        digest.update(view[start:position])
-        if digest.hexdigest().encode() != fields[0]:
+        chunk = data[start:position]
+        if hashlib.sha256(fields[1] + b" " + fields[2] + b"\n" + chunk).hexdigest().encode() != fields[0]:
             continue
         try:
-            index = view[start:middle].tobytes().decode("utf-8", "surrogatepass").split("\t") if middle > start else []
+            text = chunk.decode("utf-8", "surrogatepass")
+            middle = int(fields[3])
+            index = text[:middle].split("\t") if middle else []
             texts: Texts = {}
             offset = middle
             for name, size in zip(index[::2], index[1::2], strict=True):
-                texts[name] = view[offset:offset + int(size)].tobytes().decode("utf-8", "surrogatepass")
+                texts[name] = text[offset:offset + int(size)]
                 offset += int(size)
         except ValueError:
             continue
-        if offset != position:
+        if offset != len(text):
             continue
         entry = fields[1].decode("utf-8", "surrogatepass")
         entries["" if entry == "-" else entry] = (fields[2].decode("ascii", "replace"), texts)

@@ -63,7 +63,7 @@ def plan(root: Path, cache_dir: Path | None = None, *, store: bool = True, jobs:
     # (or exception) taken below in a serial render's order: contributions, fleet repo, infrastructure, overview
     *contributed, infrastructure, overview = run_planners(fleet, [
         memoized(plan_policies), memoized(plan_issuers), plan_canary, memoized(fleet_contribution), plan_argocd,
-        plan_image_automation, plan_ingest, plan_grafana_sso, plan_global_tls, memoized(plan_infrastructure),
+        plan_image_automation, memoized(plan_ingest), plan_grafana_sso, plan_global_tls, memoized(plan_infrastructure),
         memoized(_overview),
     ], jobs)
     contributions: list[Contribution] = [cache.take(outcome.result()) for outcome in contributed]
