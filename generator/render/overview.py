@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -578,7 +579,9 @@ def cluster_fragments(fleet: ResolvedFleet, cluster: ResolvedCluster, source: So
 def _memoized_overview(fleet: ResolvedFleet, codeowners: str, memo: PlannerMemo, clusters: list[ResolvedCluster],
                        summary: str, drift_inputs: _DriftInputs, app_sources: dict[str, Sourced[App]]) -> Overview:
     """``overview`` from each cluster's ``cluster_fragments``, through ``memo``."""
-    listed = tuple(str(s.file.position((*s.path, "clusters"))) for s in fleet.inventory.apps)
+    # where each app lists its clusters (membership rows show it): one digest, in every cluster's key
+    listed = hashlib.sha256(json.dumps([str(s.file.position((*s.path, "clusters")))
+                                        for s in fleet.inventory.apps]).encode()).digest()
     fragments: dict[str, dict[str, str]] = {}
     for cluster in clusters:
         source = drift_inputs.sources[cluster.name]
