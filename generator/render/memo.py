@@ -319,6 +319,10 @@ class Memoized:
 
     value: Any
     planned: dict[str, dict[str, tuple[str, Texts]]]
+    #: parts read from the memo and parts computed by the planner, in process ``pid``
+    hits: int = 0
+    misses: int = 0
+    pid: int = 0
 
 
 class MemoizingPlanCache(PlanCache):
@@ -334,7 +338,9 @@ class MemoizingPlanCache(PlanCache):
         memo = self.memo
 
         def run(fleet: ResolvedFleet) -> Memoized:
-            return Memoized(planner(fleet, memo=memo), memo.drain())
+            hits, misses = memo.hits, memo.misses
+            value = planner(fleet, memo=memo)
+            return Memoized(value, memo.drain(), memo.hits - hits, memo.misses - misses, os.getpid())
 
         run.__name__ = getattr(planner, "__name__", "planner")
         return run
@@ -343,6 +349,9 @@ class MemoizingPlanCache(PlanCache):
         """A planner's value; the parts a memoized planner computed are kept for ``store``."""
         if isinstance(result, Memoized):
             self.memo.merge(result.planned)
+            if result.pid != os.getpid():  # a worker's counts (this process counted its own)
+                self.memo.hits += result.hits
+                self.memo.misses += result.misses
             return result.value
         return result
 
@@ -350,8 +359,3 @@ class MemoizingPlanCache(PlanCache):
         """The plan cache's entries, then the memo's."""
         super().store()
         self.memo.store(self.clusters)
-
-
-def memo_enabled() -> bool:
-    """Whether the memo is used (``FLEETGEN_PLANNER_MEMO=0`` turns it off, for measuring)."""
-    return os.environ.get("FLEETGEN_PLANNER_MEMO", "1") != "0"

@@ -555,17 +555,18 @@ def _drift_section(same: list[str], overrides: list[tuple[Cell, ...]], membershi
 
 
 def cluster_fragments(fleet: ResolvedFleet, cluster: ResolvedCluster, source: Sourced[Cluster],
-                      environment_leaves: dict[str, Any], app_sources: dict[str, Sourced[App]]) -> dict[str, str]:
+                      environment_leaves: dict[str, Any], app_sources: dict[str, Sourced[App]],
+                      support: dict[tuple[str, str], str] | None = None) -> dict[str, str]:
     """What FLEET.md shows of one cluster, as finished text: its row of the version matrix, its override rows
     without their last cell (``override <i>``: the position, ``override_positions``), its membership rows, its
     label in the topology and the label of the hub's edge to it, and the teams with apps on it. A function of the
     cluster, the fleet-level inventory and the positions ``enabled_positions`` lists (and the apps' ``clusters``
-    lines: ``app_sources``)."""
+    lines: ``app_sources``; ``support``: the support words of each (cloud, version) so far)."""
     access = fleet.fleet.crossplane.hub if fleet.fleet.crossplane is not None else None
     node = Node("", cluster.name, cluster.cluster.role, cluster.cluster.environment,
                 cluster.settings.kubernetes_version)
     fragments = {
-        "version": markdown_row(_version_row(fleet, cluster, {})),
+        "version": markdown_row(_version_row(fleet, cluster, {} if support is None else support)),
         "membership": "".join(markdown_row(row) for row in membership_rows(fleet, cluster, source, app_sources)),
         "node": str(node_label(node)),
         "edge": str(mermaid_label(reachability(cluster, access))),
@@ -583,12 +584,13 @@ def _memoized_overview(fleet: ResolvedFleet, codeowners: str, memo: PlannerMemo,
     listed = hashlib.sha256(json.dumps([str(s.file.position((*s.path, "clusters")))
                                         for s in fleet.inventory.apps]).encode()).digest()
     fragments: dict[str, dict[str, str]] = {}
+    support: dict[tuple[str, str], str] = {}  # by (cloud, version): package data, the same for many clusters
     for cluster in clusters:
         source = drift_inputs.sources[cluster.name]
 
         def part(cluster: ResolvedCluster = cluster, source: Sourced[Cluster] = source) -> dict[str, str]:
             leaves = drift_inputs.environment_leaves(cluster.environment.name)
-            return cluster_fragments(fleet, cluster, source, leaves, app_sources)
+            return cluster_fragments(fleet, cluster, source, leaves, app_sources, support)
 
         fragments[cluster.name] = memo.cluster_part("overview", fleet, cluster, part, enabled_positions(source),
                                                     listed)
