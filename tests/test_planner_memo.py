@@ -247,3 +247,22 @@ def test_render_stores_the_memo_only_when_it_succeeds(synthetic: tuple[Path, lis
         "cluster-object.memo", "hub-spoke.memo", "ingest.memo", "issuer.memo", "overview.memo", "policies.memo",
         "secret-store.memo"]
     assert plan(root, plan_cache_dir(root)).files == plan(root).files
+
+
+def test_planners_in_worker_processes_send_their_parts_back(tmp_path: Path) -> None:
+    """A fleet large enough for forked planners (generator/render/parallel.py): the parts they computed are stored by
+    the parent (appended to files it never read), read by the next render's workers, and the bytes stay those of a
+    render without any cache."""
+    root = tmp_path / "fleet"
+    names = make_fleet(REPO, root, 40)
+    cache = tmp_path / "cache"
+    cold = plan(root, cache, jobs=2)
+    assert cold.workers == 2 and isinstance(cold.plan_cache, MemoizingPlanCache)
+    memo = cold.plan_cache.memo
+    assert memo.hits == 0 and memo.misses > len(names)
+    _edit(_clusters(root), lambda d: _cluster(d, names[5]).update(kubernetesVersion="1.33"))
+    warm = plan(root, cache, jobs=2)
+    assert isinstance(warm.plan_cache, MemoizingPlanCache)
+    memo = warm.plan_cache.memo
+    assert 0 < memo.misses < 10 and memo.hits > 5 * len(names)
+    assert warm.files == plan(root).files

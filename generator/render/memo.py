@@ -1,25 +1,28 @@
 """The fleet-wide planners' memo: each cluster's part of a fleet-wide planner (its secret store, issuer, ingest
-credential, cluster object, hub spoke), kept on disk under a key of everything that part reads.
+credential, infrastructure cluster object, hub spoke, FLEET.md rows), kept on disk under a key of everything that
+part reads.
 
 The per-cluster plan cache (generator/render/incremental.py) skips the clusters' own folders; the fleet-wide
-planners (policies, issuers, ingest, the infrastructure repo, the hub's spokes) still visit every cluster on every
-render. Here each such visit is a pure function of (this cluster, fleet-level inputs) returning finished text, and
-a render after a one-cluster edit recomputes one cluster's parts and reads the others'.
+planners (policies, issuers, ingest, the infrastructure repo, the hub's spokes, the overview) still visit every
+cluster on every render. Here each such visit is a pure function of (this cluster, fleet-level inputs) returning
+finished text, and a render after a one-cluster edit recomputes that cluster's parts and reads the others'.
 
 A part's key hashes the memo format, the code fingerprint (every module, template and data file, the libraries'
 versions: ``incremental.code_fingerprint``), the part's name, the **fleet digest** (the whole inventory except the
 clusters: the ``fleet`` entry, defaults, overlays, components, apps, teams, exceptions, with their file names), the
 **cluster digest** (the cluster's entry as written and its file name: with the fleet digest, everything its
-resolved model is made of, ``generator/inventory/resolve.py``) and every other cluster's value the part reads,
-passed by the planner that calls it (the hub's digest, the number of hub shards, a failover peer's digest). Neither
-digest holds positions (file:line): a part that shows one has it in its key (none of the parts here does: they
-show file names only, and positions only in error messages, which a stored part never had).
+resolved model is made of, generator/inventory/resolve.py) and every other value the part reads, passed by the
+planner that calls it (the hub's digest, a failover peer's digest, the number of hub shards, the file:line
+positions FLEET.md shows). Neither digest holds positions: a part that shows one has it in its key, or leaves it
+out of its text to be filled in fresh (FLEET.md's override rows); the other parts show file names only, and
+positions only in error messages, which a stored part never had (it is stored once the command succeeded).
 
-Entries live in ``<plan cache>/planners/<part>.jsonl``: one line per entry, the sha256 of the rest of the line
-first; lines are appended once the command succeeded (``MemoizingPlanCache.store``), a later line of a cluster
-overriding an earlier one, and the file is rewritten without dead lines when they outnumber the live ones. A line
-whose digest, shape or key does not match (a torn write, a hand edit, a stale entry) is ignored and the part
-recomputed, so the memo can make a render faster, never different.
+Entries live in ``<plan cache>/planners/<part>.memo``: one record per entry (a head line with a sha256 of the
+record, then its texts without escaping), appended once the command succeeded (``MemoizingPlanCache.store``), a
+later record of an entry overriding an earlier one; a file is rewritten without its dead records when they
+outnumber the live ones, or when it does not end with a whole record. A record whose digest, shape or key does not
+match (a torn write, a hand edit, a stale entry) is ignored and the part recomputed, so the memo can make a render
+faster, never different.
 """
 
 from __future__ import annotations
@@ -114,6 +117,23 @@ def _record(entry: str, key: str, texts: Texts) -> bytes:
     return b"%s %s %d %d\n%s" % (digest, head, len(index), len(chunk), chunk)
 
 
+def _count(path: Path) -> int:
+    """The number of records of a part's file, by their head lines alone (``UNREADABLE`` as ``_read`` says it)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return 0
+    records, position = 0, 0
+    while position < len(data):
+        end_of_head = data.find(b"\n", position)
+        fields = data[position:end_of_head].split(b" ") if end_of_head >= 0 else []
+        if len(fields) != 5 or not fields[4].isdigit():
+            return UNREADABLE
+        records += 1
+        position = end_of_head + 1 + int(fields[4])
+    return records if position == len(data) else UNREADABLE
+
+
 #: The number of records ``_read`` reports for a file that does not end where its last readable record ends (a
 #: torn write, another format): ``store`` then rewrites it, since nothing appended to it could be read.
 UNREADABLE = 1 << 40
@@ -167,6 +187,8 @@ class _Part:
     entries: dict[str, tuple[str, Texts]]
     lines: int
     fresh: dict[str, tuple[str, Texts]] = field(default_factory=dict)
+    #: the file was not read in this process (a worker planned the part): ``entries`` holds only what is stored
+    unread: bool = False
 
 
 class PlannerMemo:
@@ -260,7 +282,7 @@ class PlannerMemo:
         for name, fresh in planned.items():
             part = self._parts.get(name)
             if part is None:
-                part = self._parts[name] = _Part({}, -1)  # not read here: ``store`` appends to the file as it is
+                part = self._parts[name] = _Part({}, -1, unread=True)  # ``store`` appends to the file as it is
             part.fresh.update(fresh)
 
     def store(self, clusters: set[str] | None = None) -> None:
@@ -274,10 +296,15 @@ class PlannerMemo:
                 continue
             path = self.directory / f"{name}.memo"
             try:
-                if part.lines < 0:
-                    part.entries, part.lines = _read(path)
+                if part.lines < 0:  # not read here (a worker did): its records counted, read only to rewrite it
+                    part.lines = _count(path) if clusters is not None else -1
+                    if part.lines < 0:
+                        part.entries, part.lines = _read(path)
                 live = len(clusters) + 1 if clusters is not None else len(part.entries) + len(part.fresh)
                 if part.lines + len(part.fresh) > 2 * live + SLACK_LINES:
+                    if part.unread:
+                        part.entries, _ = _read(path)
+                        part.unread = False
                     kept = {**part.entries, **part.fresh}
                     if clusters is not None:
                         kept = {c: e for c, e in kept.items() if c in clusters or c == ""}
