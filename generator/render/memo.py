@@ -140,26 +140,31 @@ UNREADABLE = 1 << 40
 
 
 def _read(path: Path) -> tuple[dict[str, tuple[str, Texts]], int]:
-    """The valid entries of a part's file (the last record of an entry wins), and the number of records
-    (``UNREADABLE`` when the file does not end with a whole record). A record whose digest or shape does not match
-    is skipped; a length that cannot be read ends the file there."""
+    """The valid entries of a part's file (the last record of an entry wins: the earlier ones are neither checked nor
+    decoded), and the number of records (``UNREADABLE`` when the file does not end with a whole record). A last
+    record whose digest or shape does not match is ignored (its entry is recomputed); a length that cannot be read
+    ends the file there."""
     try:
         data = path.read_bytes()
     except OSError:
         return {}, 0
-    entries: dict[str, tuple[str, Texts]] = {}
+    last: dict[bytes, tuple[list[bytes], int, int]] = {}
     records, position = 0, 0
     while position < len(data):
         end_of_head = data.find(b"\n", position)
         fields = data[position:end_of_head].split(b" ") if end_of_head >= 0 else []
         if len(fields) != 5 or not fields[3].isdigit() or not fields[4].isdigit():
             break
-        records += 1
         start = end_of_head + 1
-        position = start + int(fields[4])
-        if position > len(data):
+        end = start + int(fields[4])
+        if end > len(data):
             break
-        chunk = data[start:position]
+        records += 1
+        last[fields[1]] = (fields, start, end)
+        position = end
+    entries: dict[str, tuple[str, Texts]] = {}
+    for fields, start, end in last.values():
+        chunk = data[start:end]
         if hashlib.sha256(fields[1] + b" " + fields[2] + b"\n" + chunk).hexdigest().encode() != fields[0]:
             continue
         try:
