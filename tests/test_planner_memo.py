@@ -22,6 +22,7 @@ from generator.bench import make_fleet
 from generator.inventory.loader import load_inventory
 from generator.inventory.resolve import resolve
 from generator.render import memo as memo_module
+from generator.render import parallel
 from generator.render.crossplane import fleet_contribution, plan_infrastructure
 from generator.render.ingest import plan_ingest
 from generator.render.issuers import plan_issuers
@@ -253,6 +254,8 @@ def test_planners_in_worker_processes_send_their_parts_back(tmp_path: Path) -> N
     """A fleet large enough for forked planners (generator/render/parallel.py): the parts they computed are stored by
     the parent (appended to files it never read), read by the next render's workers, and the bytes stay those of a
     render without any cache."""
+    if not parallel.can_fork():
+        pytest.skip("worker processes are forked on Linux only, from a process without threads")
     root = tmp_path / "fleet"
     names = make_fleet(REPO, root, 40)
     cache = tmp_path / "cache"
