@@ -167,7 +167,7 @@ def test_a_fleet_wide_planner_failing_in_a_worker_raises_the_serial_error(
     root, names = fleet
     pids = tmp_path / "pids"
 
-    def planner(fleet: ResolvedFleet) -> Any:
+    def planner(fleet: ResolvedFleet, memo: Any = None) -> Any:  # memo: the planners' memo (render/memo.py)
         with pids.open("a", encoding="utf-8") as out:
             out.write(f"{os.getpid()}\n")
         raise _inventory_error(fleet, next(c for c in fleet.clusters if c.name == names[3]))

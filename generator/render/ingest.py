@@ -28,13 +28,16 @@ internal/gatewayapi/securitypolicy.go at v1.9.0).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from generator.errors import InventoryError, Problem
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet, gateway_component
 from generator.render.externalsecrets import ESO_API
 from generator.render.issuers import ISSUER
 from generator.render.planner import Contribution, Planner
+
+if TYPE_CHECKING:
+    from generator.render.memo import PlannerMemo
 
 INGEST_DIR = "infrastructure/ingest"
 #: The Gateway the hub's ingest routes attach to (their parentRefs name it).
@@ -227,20 +230,34 @@ def _gateway_class(fleet: ResolvedFleet) -> tuple[str, str] | None:
     return None
 
 
-def plan_ingest(fleet: ResolvedFleet) -> Contribution:
-    """The hub's ingest Gateway and the ingest credential of every cluster (see the module docstring)."""
+def plan_ingest(fleet: ResolvedFleet, memo: PlannerMemo | None = None) -> Contribution:
+    """The hub's ingest Gateway and the ingest credential of every cluster (see the module docstring); with
+    ``memo`` (generator/render/memo.py) what each cluster publishes and pushes, and the credential files of a
+    cluster that publishes nothing, are read from it where its inputs did not change."""
     planner = Planner()
     contribution = Contribution()
     fleet_file = fleet.inventory.fleet.file.file
-    hubs = [(c, ingest_routes(c)) for c in fleet.clusters]
-    hubs = [(c, routes) for c, routes in hubs if routes]
+    backend = fleet.fleet.security.secrets
+    store = backend.store_name if backend is not None else None
+    parts: dict[str, dict[str, str]] = {}
+    for cluster in fleet.clusters:
+        def part(cluster: ResolvedCluster = cluster) -> dict[str, str]:  # this cluster and fleet-level inputs
+            publishes, clients = bool(ingest_routes(cluster)), _clients(cluster)
+            found = {"routes": "1" if publishes else "", "client": "1" if clients else ""}
+            if not publishes and store is not None and clients:
+                files = Planner(planner.env)
+                _add_files(files, cluster, [_credential(cluster, ns, store) for ns in clients], fleet_file)
+                found.update(files.files)
+            return found
+
+        parts[cluster.name] = part() if memo is None else memo.cluster_part("ingest", fleet, cluster, part)
+    hubs = [c for c in fleet.clusters if parts[c.name]["routes"]]
     if not hubs:
         return contribution
-    backend = fleet.fleet.security.secrets
     problems = _route_problems(fleet)
     gateway = _gateway_class(fleet)
     cluster_sources = {s.item.name: s for s in fleet.inventory.clusters}
-    for hub, _ in hubs:
+    for hub in hubs:
         if gateway is None or not any(gateway_component(fleet.components) is c.component for c in hub.components):
             file, line, column = cluster_sources[hub.name].where()
             problems.append(Problem(file, line, column, ".".join(str(p) for p in cluster_sources[hub.name].path),
@@ -249,21 +266,32 @@ def plan_ingest(fleet: ResolvedFleet) -> Contribution:
     if problems:
         raise InventoryError(problems)
     assert gateway is not None
-    store = backend.store_name if backend is not None else None
-    members = sorted(c.name for c in fleet.clusters if _clients(c))
+    members = sorted(c.name for c in fleet.clusters if parts[c.name]["client"])
     for cluster in fleet.clusters:
-        documents = [] if store is None else [_credential(cluster, ns, store) for ns in _clients(cluster)]
-        routes = next((r for c, r in hubs if c is cluster), None)
-        if routes:
-            documents.extend(_hub_objects(cluster, fleet, routes, gateway[0], gateway[1], store, members))
-        if not documents:
+        if parts[cluster.name]["routes"]:  # the hub: its objects list every member
+            documents = [] if store is None else [_credential(cluster, ns, store) for ns in _clients(cluster)]
+            documents.extend(_hub_objects(cluster, fleet, ingest_routes(cluster), gateway[0], gateway[1], store,
+                                          members))
+            files = Planner(planner.env)
+            _add_files(files, cluster, documents, fleet_file)
+            planned = files.files
+        else:
+            planned = {path: text for path, text in parts[cluster.name].items() if "/" in path}
+        if not planned:
             continue
-        directory = f"{INGEST_DIR}/{cluster.name}"
-        sources = [fleet_file, *cluster.sources]
-        planner.add_yaml(f"{directory}/ingest.yaml", documents, sources)
-        planner.add_yaml(f"{directory}/kustomization.yaml",
-                         [{"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-                           "resources": ["ingest.yaml"]}], sources)
-        contribution.cluster_configs.setdefault(cluster.name, []).append(directory)
+        planner.files.update(planned)
+        contribution.cluster_configs.setdefault(cluster.name, []).append(f"{INGEST_DIR}/{cluster.name}")
     contribution.files = planner.files
     return contribution
+
+
+def _add_files(planner: Planner, cluster: ResolvedCluster, documents: list[dict[str, Any]], fleet_file: str) -> None:
+    """A cluster's ``ingest.yaml`` of ``documents`` and its kustomization (nothing without documents)."""
+    if not documents:
+        return
+    directory = f"{INGEST_DIR}/{cluster.name}"
+    sources = [fleet_file, *cluster.sources]
+    planner.add_yaml(f"{directory}/ingest.yaml", documents, sources)
+    planner.add_yaml(f"{directory}/kustomization.yaml",
+                     [{"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+                       "resources": ["ingest.yaml"]}], sources)

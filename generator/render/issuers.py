@@ -17,14 +17,19 @@ v1.21.1):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from generator.errors import InventoryError, Problem
+from generator.inventory.entries import Sourced
 from generator.inventory.globalhosts import global_solvers, serves_global_name
+from generator.inventory.models import Cluster
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet, gateway_component
 from generator.render.externalsecrets import fill_in
-from generator.render.planner import HEADER, Contribution, Planner
+from generator.render.planner import HEADER, Contribution, Planner, environment
 from generator.yamlio import dump_documents
+
+if TYPE_CHECKING:
+    from generator.render.memo import PlannerMemo
 
 ISSUER_DIR = "infrastructure/issuers"
 CERT_MANAGER_CHART = "cert-manager"
@@ -114,91 +119,105 @@ def _token_rbac(namespace: str, account: str) -> list[dict[str, Any]]:
     ]
 
 
-def plan_issuers(fleet: ResolvedFleet) -> Contribution:
+def plan_issuers(fleet: ResolvedFleet, memo: PlannerMemo | None = None) -> Contribution:
     """The ClusterIssuer of every workload cluster running cert-manager, and of the hub when it runs the gateway
     component (it publishes the fleet's ingest endpoints under ``<domain>``). A cluster that runs apps with a
     ``host`` must also run the gateway component and cert-manager, and have a DNS identity for its cloud in
-    ``fleet.dns``; otherwise an inventory error names the cluster entry."""
-    planner = Planner()
+    ``fleet.dns``; otherwise an inventory error names the cluster entry. With ``memo`` (generator/render/memo.py)
+    a cluster's files are read from it where its inputs did not change."""
     contribution = Contribution()
+    problems: list[Problem] = []
+    files: dict[str, str] = {}
+    cluster_sources = {s.item.name: s for s in fleet.inventory.clusters}  # by name: no scan per cluster
+    env = environment()
+    for cluster in fleet.clusters:
+        def part(cluster: ResolvedCluster = cluster) -> dict[str, str]:  # this cluster and fleet-level inputs
+            return _cluster_issuer(fleet, cluster, cluster_sources[cluster.name], problems, Planner(env))
+
+        planned = part() if memo is None else memo.cluster_part("issuer", fleet, cluster, part)
+        if planned:
+            files.update(planned)
+            contribution.cluster_configs.setdefault(cluster.name, []).append(f"{ISSUER_DIR}/{cluster.name}")
+    if problems:
+        raise InventoryError(problems)
+    contribution.files = files
+    return contribution
+
+
+def _cluster_issuer(fleet: ResolvedFleet, cluster: ResolvedCluster, source: Sourced[Cluster],
+                    problems: list[Problem], planner: Planner) -> dict[str, str]:
+    """One cluster's issuer files, added to the empty ``planner`` (none when it gets no issuer); what is wrong is
+    added to ``problems``, at the cluster's entry (``source``, read for positions only: a memoized part never had a
+    problem)."""
     dns = fleet.fleet.dns
     fleet_file = fleet.inventory.fleet.file.file
-    problems: list[Problem] = []
     gateway = gateway_component(fleet.components)
-    cluster_sources = {s.item.name: s for s in fleet.inventory.clusters}  # by name: no scan per cluster
-    for cluster in fleet.clusters:
-        hosts = sorted(a.name for a in cluster.apps if a.app.host)
-        source = cluster_sources[cluster.name]
-        if hosts and not any(gateway is c.component for c in cluster.components):
+    hosts = sorted(a.name for a in cluster.apps if a.app.host)
+    if hosts and not any(gateway is c.component for c in cluster.components):
+        file, line, column = source.where()
+        problems.append(
+            Problem(
+                file,
+                line,
+                column,
+                _field(source.path),
+                f"apps {', '.join(hosts)} have a host here but the cluster runs no "
+                f"{gateway.name if gateway else 'gateway'} component to serve them",
+            )
+        )
+    cert_manager = _cert_manager(cluster)
+    runs_gateway = any(gateway is c.component for c in cluster.components)
+    if (cluster.cluster.role != "workload" and not runs_gateway) or cert_manager is None:
+        if hosts and cert_manager is None and any(gateway is c.component for c in cluster.components):
             file, line, column = source.where()
+            problems.append(
+                Problem(file, line, column, _field(source.path),
+                        f"apps {', '.join(hosts)} have a host here but cert-manager is off: "
+                        "the Gateway's certificate would never be issued")
+            )
+        return {}
+    namespace, account = cert_manager
+    solver = _solver(cluster, fleet, namespace, account)
+    if solver is None:
+        if hosts:
+            file, line, column = source.where("cloud")
             problems.append(
                 Problem(
                     file,
                     line,
                     column,
-                    _field(source.path),
-                    f"apps {', '.join(hosts)} have a host here but the cluster runs no "
-                    f"{gateway.name if gateway else 'gateway'} component to serve them",
+                    _field((*source.path, "cloud")),
+                    f"cluster '{cluster.name}' serves app hosts ({', '.join(hosts)}) but fleet.dns has no "
+                    f"{cluster.cluster.cloud} entry, so its Gateway certificate cannot be issued: add "
+                    f"fleet.dns.{cluster.cluster.cloud} (README \"App hosts, TLS and DNS\")",
                 )
             )
-        cert_manager = _cert_manager(cluster)
-        runs_gateway = any(gateway is c.component for c in cluster.components)
-        if (cluster.cluster.role != "workload" and not runs_gateway) or cert_manager is None:
-            if hosts and cert_manager is None and any(gateway is c.component for c in cluster.components):
-                file, line, column = source.where()
-                problems.append(
-                    Problem(file, line, column, _field(source.path),
-                            f"apps {', '.join(hosts)} have a host here but cert-manager is off: "
-                            "the Gateway's certificate would never be issued")
-                )
-            continue
-        namespace, account = cert_manager
-        solver = _solver(cluster, fleet, namespace, account)
-        if solver is None:
-            if hosts:
-                file, line, column = source.where("cloud")
-                problems.append(
-                    Problem(
-                        file,
-                        line,
-                        column,
-                        _field((*source.path, "cloud")),
-                        f"cluster '{cluster.name}' serves app hosts ({', '.join(hosts)}) but fleet.dns has no "
-                        f"{cluster.cluster.cloud} entry, so its Gateway certificate cannot be issued: add "
-                        f"fleet.dns.{cluster.cluster.cloud} (README \"App hosts, TLS and DNS\")",
-                    )
-                )
-            continue
-        solver_entry, extra = solver
-        # the global names of failover apps this cluster serves, in the zone of <domain> (inventory/globalhosts.py)
-        served = [a.app for a in cluster.apps if serves_global_name(a.app, cluster.name, gateway)]
-        issuer = {
-            "apiVersion": "cert-manager.io/v1",
-            "kind": "ClusterIssuer",
-            "metadata": {"name": ISSUER},
-            "spec": {
-                "acme": {
-                    "server": dns.acme_server,
-                    "email": dns.email or f"platform@{fleet.fleet.domain}",
-                    "privateKeySecretRef": {"name": f"{ISSUER}-account-key"},
-                    "solvers": [solver_entry, *global_solvers(fleet.fleet, served, solver_entry)],
-                }
-            },
-        }
-        directory = f"{ISSUER_DIR}/{cluster.name}"
-        planner.add_planned(f"{directory}/cluster-issuer.yaml",
-                            _issuer_file(extra, issuer, [fleet_file, *cluster.sources]))
-        planner.add_yaml(
-            f"{directory}/kustomization.yaml",
-            [{"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-              "resources": ["cluster-issuer.yaml"]}],
-            [fleet_file, *cluster.sources],
-        )
-        contribution.cluster_configs.setdefault(cluster.name, []).append(directory)
-    if problems:
-        raise InventoryError(problems)
-    contribution.files = planner.files
-    return contribution
+        return {}
+    solver_entry, extra = solver
+    # the global names of failover apps this cluster serves, in the zone of <domain> (inventory/globalhosts.py)
+    served = [a.app for a in cluster.apps if serves_global_name(a.app, cluster.name, gateway)]
+    issuer = {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "ClusterIssuer",
+        "metadata": {"name": ISSUER},
+        "spec": {
+            "acme": {
+                "server": dns.acme_server,
+                "email": dns.email or f"platform@{fleet.fleet.domain}",
+                "privateKeySecretRef": {"name": f"{ISSUER}-account-key"},
+                "solvers": [solver_entry, *global_solvers(fleet.fleet, served, solver_entry)],
+            }
+        },
+    }
+    directory = f"{ISSUER_DIR}/{cluster.name}"
+    planner.add_planned(f"{directory}/cluster-issuer.yaml", _issuer_file(extra, issuer, [fleet_file, *cluster.sources]))
+    planner.add_yaml(
+        f"{directory}/kustomization.yaml",
+        [{"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+          "resources": ["cluster-issuer.yaml"]}],
+        [fleet_file, *cluster.sources],
+    )
+    return planner.files
 
 
 def _issuer_file(extra: list[dict[str, Any]], issuer: dict[str, Any], sources: list[str]) -> str:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import datetime
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from markupsafe import Markup
@@ -30,6 +31,9 @@ from generator.inventory.entries import Sourced
 from generator.inventory.models import VALIDATING_POLICIES, App, Cluster, Component, HubAccess, Settings
 from generator.inventory.resolve import IDENTITY_FIELDS, ResolvedCluster, ResolvedFleet, cluster_layer
 from generator.render.planner import template_environment
+
+if TYPE_CHECKING:
+    from generator.render.memo import PlannerMemo
 
 FLEET_FILE = "FLEET.md"
 NOT_INSTALLED = "—"
@@ -85,6 +89,8 @@ def support_status(cloud: str, version: str) -> str:
 _MARKDOWN_SPECIAL = set("\\`*_[]{}<>()#+!|~$&")
 #: ``markdown_text`` as one translation: line breaks and tabs → space, each special character backslash-escaped
 _MARKDOWN_TEXT = str.maketrans({**{c: " " for c in "\r\n\t"}, **{c: "\\" + c for c in _MARKDOWN_SPECIAL}})
+#: characters ``markdown_code`` changes or fences around
+_CODE_SPECIAL = re.compile(r"[\r\n\t|`]")
 _MERMAID_UNSAFE = re.compile(r"[^A-Za-z0-9 .,:/()@+=_-]")
 
 
@@ -99,7 +105,10 @@ def markdown_text(value: object) -> str:
 
 def markdown_code(value: object) -> str:
     """A Markdown code span showing ``value`` literally, also inside a GFM table cell (``|`` escaped)."""
-    text = re.sub(r"[\r\n\t]", " ", str(value)).replace("|", "\\|")
+    text = str(value)
+    if text.strip() and not _CODE_SPECIAL.search(text):
+        return f"`{text}`"  # what the general case below makes of it, sooner (positions, keys, values)
+    text = re.sub(r"[\r\n\t]", " ", text).replace("|", "\\|")
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
@@ -145,6 +154,8 @@ class Table:
     headers: tuple[str, ...]
     rows: list[tuple[Cell, ...]]
     empty: str = "None."
+    #: the rows as Markdown already (``markdown_row``; FLEET.md from the planner memo), instead of ``rows``
+    lines: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +176,8 @@ class Node:
     role: str
     environment: str
     kubernetes: str
+    #: the Mermaid label already (``node_label``; FLEET.md from the planner memo)
+    label: Markup | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +196,7 @@ class Edge:
 
     source: str
     target: str
+    #: the reachability path (or, from the planner memo, its Mermaid label already: ``Markup``)
     label: str
 
 
@@ -213,14 +227,24 @@ def ordered_clusters(fleet: ResolvedFleet) -> list[ResolvedCluster]:
     )
 
 
-def topology(fleet: ResolvedFleet) -> Topology:
-    """Clusters grouped by cloud, then region; an edge from every hub to every workload cluster."""
-    clusters = ordered_clusters(fleet)
+def node_label(node: Node) -> Markup:
+    """A cluster's label in the topology diagram: its name, then (hub ·) environment and Kubernetes version."""
+    return mermaid_label(node.name, ("hub · " if node.role == "hub" else "") + f"{node.environment} · Kubernetes "
+                         + str(node.kubernetes))
+
+
+def topology(fleet: ResolvedFleet, labels: dict[str, tuple[Markup, Markup]] | None = None,
+             ordered: list[ResolvedCluster] | None = None) -> Topology:
+    """Clusters grouped by cloud, then region; an edge from every hub to every workload cluster (``labels``: each
+    cluster's node label and edge label in Mermaid already, from ``cluster_fragments``; ``ordered``:
+    ``ordered_clusters``)."""
+    clusters = ordered if ordered is not None else ordered_clusters(fleet)
     ids = {c.name: f"n{i}" for i, c in enumerate(clusters)}
     by_region: dict[str, dict[str, list[Node]]] = {}  # cloud → region → nodes, in cluster order
     for c in clusters:
         by_region.setdefault(c.cluster.cloud, {}).setdefault(c.cluster.region, []).append(
-            Node(ids[c.name], c.name, c.cluster.role, c.cluster.environment, c.settings.kubernetes_version))
+            Node(ids[c.name], c.name, c.cluster.role, c.cluster.environment, c.settings.kubernetes_version,
+                 labels[c.name][0] if labels is not None else None))
     clouds: list[Group] = []
     for ci, cloud in enumerate(sorted(by_region)):
         regions = [Group(f"g{ci}r{ri}", region, nodes=by_region[cloud][region])
@@ -229,7 +253,8 @@ def topology(fleet: ResolvedFleet) -> Topology:
     hubs = [c for c in clusters if c.cluster.role == "hub"]
     access = fleet.fleet.crossplane.hub if fleet.fleet.crossplane is not None else None
     edges = [
-        Edge(ids[hub.name], ids[spoke.name], reachability(spoke, access))
+        Edge(ids[hub.name], ids[spoke.name],
+             labels[spoke.name][1] if labels is not None else reachability(spoke, access))
         for hub in hubs
         for spoke in clusters
         if spoke.cluster.role != "hub"
@@ -251,20 +276,26 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
 
 
-@dataclass(frozen=True)
 class _DriftInputs:
     """What every cluster's drift rows read, indexed once per overview (not scanned or dumped per cluster)."""
 
-    sources: dict[str, Sourced[Cluster]]
-    #: each environment's settings as dotted leaves (``_flatten``), by environment name
-    environment_leaves: dict[str, dict[str, Any]]
+    def __init__(self, fleet: ResolvedFleet) -> None:
+        self.sources: dict[str, Sourced[Cluster]] = {s.item.name: s for s in fleet.inventory.clusters}
+        self._environments = {env.name: env for env in fleet.environments}
+        self._leaves: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def of(cls, fleet: ResolvedFleet) -> _DriftInputs:
         """The indexes of ``fleet``."""
-        return cls({s.item.name: s for s in fleet.inventory.clusters},
-                   {env.name: _flatten(env.settings.model_dump(by_alias=True, mode="json"))
-                    for env in fleet.environments})
+        return cls(fleet)
+
+    def environment_leaves(self, name: str) -> dict[str, Any]:
+        """Environment ``name``'s settings as dotted leaves (``_flatten``), dumped on first use."""
+        leaves = self._leaves.get(name)
+        if leaves is None:
+            settings = self._environments[name].settings
+            leaves = self._leaves[name] = _flatten(settings.model_dump(by_alias=True, mode="json"))
+        return leaves
 
 
 def _settings_leaves(settings: Settings, top_level: Iterable[str]) -> dict[str, Any]:
@@ -277,19 +308,47 @@ def _settings_leaves(settings: Settings, top_level: Iterable[str]) -> dict[str, 
     return _flatten(settings.model_dump(by_alias=True, mode="json", include=include))
 
 
+def _written_leaves(data: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The settings leaves written on a cluster entry (its cluster layer's ``data``), by dotted name."""
+    return [(key, written) for key, written in sorted(_flatten(data).items())
+            if key.split(".")[0] not in IDENTITY_FIELDS]
+
+
+def _where(cluster: ResolvedCluster, source: Sourced[Cluster], key: str) -> str:
+    """The file:line that sets the dotted setting ``key`` written on the cluster entry."""
+    return cluster.provenance.get(key) or str(source.file.position((*source.path, *key.split("."))))
+
+
+def override_positions(cluster: ResolvedCluster, source: Sourced[Cluster]) -> list[str]:
+    """The file:line of each setting written on the cluster entry, in the order of its override rows (the last
+    cell of each, filled in when FLEET.md is assembled from memoized rows: a line inserted above the entry moves
+    them all, its written values stay the same)."""
+    return [_where(cluster, source, key) for key, _ in _written_leaves(cluster_layer(source).data)]
+
+
+def enabled_positions(source: Sourced[Cluster]) -> list[str]:
+    """The file:line of each ``enabled`` written on the cluster entry's components and apps (shown in its
+    membership rows: in the key of its memoized fragments)."""
+    found = []
+    for section in ("components", "apps"):
+        for name, entry in (source.raw.get(section) or {}).items():
+            if isinstance(entry, dict) and "enabled" in entry:
+                found.append(str(source.file.position((*source.path, section, name, "enabled"))))
+    return found
+
+
 def override_rows(cluster: ResolvedCluster, source: Sourced[Cluster],
                   environment_leaves: dict[str, Any]) -> list[tuple[Cell, ...]]:
     """Settings written on the cluster entry: key, the cluster's value, its environment's value, file:line
     (``environment_leaves``: the environment's settings as ``_flatten`` names them)."""
     layer = cluster_layer(source)
-    written_leaves = [(key, written) for key, written in sorted(_flatten(layer.data).items())
-                      if key.split(".")[0] not in IDENTITY_FIELDS]
+    written_leaves = _written_leaves(layer.data)
     if not written_leaves:
         return []
     mine = _settings_leaves(cluster.settings, layer.data)
     rows: list[tuple[Cell, ...]] = []
     for key, written in written_leaves:
-        where = cluster.provenance.get(key) or str(source.file.position((*source.path, *key.split("."))))
+        where = _where(cluster, source, key)
         value = "(removed)" if written is None else _json(mine.get(key, written))
         environment = _json(environment_leaves[key]) if key in environment_leaves else "(not set)"
         rows.append((cluster.name, Code(key), Code(value), Code(environment), Code(where)))
@@ -338,28 +397,36 @@ def component_header(component: Component) -> str:
     return name if name == chart else f"{name} ({chart})"
 
 
+VERSIONS = "Versions per cluster (chart versions; — = not installed)"
+
+
+def _version_headers(fleet: ResolvedFleet) -> tuple[str, ...]:
+    return ("Cluster", "Cloud", "Region", "Environment", "Kubernetes", "Support", "Flux",
+            *(component_header(c) for c in fleet.components))
+
+
+def _version_row(fleet: ResolvedFleet, cluster: ResolvedCluster, support: dict[tuple[str, str], str]
+                 ) -> tuple[Cell, ...]:
+    """A cluster's row of the version matrix (``support``: the words of each (cloud, version) so far)."""
+    running = {c.name for c in cluster.components}
+    version = cluster.settings.kubernetes_version
+    if (cluster.cluster.cloud, version) not in support:
+        support[(cluster.cluster.cloud, version)] = support_status(cluster.cluster.cloud, version)
+    return (
+        cluster.name,
+        cluster.cluster.cloud,
+        cluster.cluster.region,
+        cluster.cluster.environment + (" (hub)" if cluster.cluster.role == "hub" else ""),
+        version,
+        support[(cluster.cluster.cloud, version)],
+        fleet.fleet.flux.version,
+        *(c.chart.version if c.name in running else NOT_INSTALLED for c in fleet.components),
+    )
+
+
 def _version_matrix(fleet: ResolvedFleet, clusters: list[ResolvedCluster]) -> Table:
-    components = list(fleet.components)
-    headers = ("Cluster", "Cloud", "Region", "Environment", "Kubernetes", "Support", "Flux",
-               *(component_header(c) for c in components))
-    rows: list[tuple[Cell, ...]] = []
     support: dict[tuple[str, str], str] = {}  # by (cloud, version): the same words for many clusters
-    for cluster in clusters:
-        running = {c.name for c in cluster.components}
-        version = cluster.settings.kubernetes_version
-        if (cluster.cluster.cloud, version) not in support:
-            support[(cluster.cluster.cloud, version)] = support_status(cluster.cluster.cloud, version)
-        rows.append((
-            cluster.name,
-            cluster.cluster.cloud,
-            cluster.cluster.region,
-            cluster.cluster.environment + (" (hub)" if cluster.cluster.role == "hub" else ""),
-            version,
-            support[(cluster.cluster.cloud, version)],
-            fleet.fleet.flux.version,
-            *(c.chart.version if c.name in running else NOT_INSTALLED for c in components),
-        ))
-    return Table("Versions per cluster (chart versions; — = not installed)", headers, rows)
+    return Table(VERSIONS, _version_headers(fleet), [_version_row(fleet, c, support) for c in clusters])
 
 
 def _policy_section(fleet: ResolvedFleet) -> Section:
@@ -408,14 +475,16 @@ def codeowners_paths(text: str) -> list[tuple[str, list[str]]]:
     return rows
 
 
-def _teams_section(fleet: ResolvedFleet, codeowners: str) -> Section:
+def _teams_section(fleet: ResolvedFleet, codeowners: str, teams: dict[str, set[str]] | None = None,
+                   ordered: list[ResolvedCluster] | None = None) -> Section:
+    """The teams table (``teams``: each cluster's teams, when known already; ``ordered``: ``ordered_clusters``)."""
     owned = codeowners_paths(codeowners)
-    clusters = ordered_clusters(fleet)
+    clusters = ordered if ordered is not None else ordered_clusters(fleet)
     rows: list[tuple[Cell, ...]] = []
     for team in sorted(fleet.teams, key=lambda t: t.name):
         apps = sorted((a for a in fleet.apps if a.team == team.name), key=lambda a: a.name)
         namespaces = sorted({a.target_namespace for a in apps})
-        on = [c.name for c in clusters if team.name in c.teams]
+        on = [c.name for c in clusters if team.name in (teams[c.name] if teams is not None else c.teams)]
         paths = [pattern for pattern, owners in owned if set(team.codeowners) & set(owners)]
         rows.append((
             team.name,
@@ -428,8 +497,11 @@ def _teams_section(fleet: ResolvedFleet, codeowners: str) -> Section:
                                        ("Team", "Apps", "Namespaces", "Clusters", "CODEOWNERS paths"), rows)])
 
 
-def overview(fleet: ResolvedFleet, codeowners: str) -> Overview:
-    """The overview of a resolved fleet (``codeowners``: the rendered CODEOWNERS text)."""
+def overview(fleet: ResolvedFleet, codeowners: str, memo: PlannerMemo | None = None) -> Overview:
+    """The overview of a resolved fleet (``codeowners``: the rendered CODEOWNERS text). With ``memo``
+    (generator/render/memo.py) each cluster's rows and diagram labels are Markdown and Mermaid already
+    (``Table.lines``, ``Node.label``, ``Edge.label``: for FLEET.md only), read from it where their inputs did not
+    change."""
     clusters = ordered_clusters(fleet)
     clouds = sorted({c.cluster.cloud for c in clusters})
     hubs = [c.name for c in clusters if c.cluster.role == "hub"]
@@ -440,13 +512,32 @@ def overview(fleet: ResolvedFleet, codeowners: str) -> Overview:
     )
     drift_inputs = _DriftInputs.of(fleet)
     app_sources = {s.item.name: s for s in fleet.inventory.apps}
+    if memo is not None:
+        return _memoized_overview(fleet, codeowners, memo, clusters, summary, drift_inputs, app_sources)
     overrides = [row for c in clusters for row in override_rows(
-        c, drift_inputs.sources[c.name], drift_inputs.environment_leaves[c.environment.name])]
+        c, drift_inputs.sources[c.name], drift_inputs.environment_leaves(c.environment.name))]
     membership = [row for c in clusters
                   for row in membership_rows(fleet, c, drift_inputs.sources[c.name], app_sources)]
     drifting = {str(row[0]) for row in (*overrides, *membership)}
     same = [c.name for c in clusters if c.name not in drifting]
-    drift = Section(
+    sections = [
+        _versions_section(_version_matrix(fleet, clusters)),
+        _drift_section(same, overrides, membership),
+        _policy_section(fleet),
+        _teams_section(fleet, codeowners),
+    ]
+    return Overview(f"Fleet overview: {fleet.fleet.organization}", summary, topology(fleet), sections)
+
+
+def _versions_section(matrix: Table) -> Section:
+    return Section("Versions", ["Chart versions are pinned fleet-wide in inventory/components.yaml; support dates are "
+                                "the cloud's published calendar for the cluster's Kubernetes minor."], [matrix])
+
+
+def _drift_section(same: list[str], overrides: list[tuple[Cell, ...]], membership: list[tuple[Cell, ...]],
+                   lines: tuple[list[str], list[str]] | None = None) -> Section:
+    """The drift section (``lines``: the two tables' rows as Markdown already)."""
+    return Section(
         "Drift from the environment",
         [
             "What each cluster sets itself instead of taking it from its environment (overlays/<env>.yaml over "
@@ -455,20 +546,77 @@ def overview(fleet: ResolvedFleet, codeowners: str) -> Overview:
         ],
         [
             Table("Settings a cluster overrides", ("Cluster", "Setting", "Value", "Environment's value", "Set at"),
-                  overrides, "No cluster overrides a setting."),
+                  overrides, "No cluster overrides a setting.", lines[0] if lines else None),
             Table("Components and apps a cluster adds or turns off", ("Cluster", "Kind", "Name", "Change", "Why"),
-                  membership, "Every cluster runs exactly its environment's components and apps."),
+                  membership, "Every cluster runs exactly its environment's components and apps.",
+                  lines[1] if lines else None),
         ],
     )
+
+
+def cluster_fragments(fleet: ResolvedFleet, cluster: ResolvedCluster, source: Sourced[Cluster],
+                      environment_leaves: dict[str, Any], app_sources: dict[str, Sourced[App]],
+                      support: dict[tuple[str, str], str] | None = None) -> dict[str, str]:
+    """What FLEET.md shows of one cluster, as finished text: its row of the version matrix, its override rows
+    without their last cell (``override <i>``: the position, ``override_positions``), its membership rows, its
+    label in the topology and the label of the hub's edge to it, and the teams with apps on it. A function of the
+    cluster, the fleet-level inventory and the positions ``enabled_positions`` lists (and the apps' ``clusters``
+    lines: ``app_sources``; ``support``: the support words of each (cloud, version) so far)."""
+    access = fleet.fleet.crossplane.hub if fleet.fleet.crossplane is not None else None
+    node = Node("", cluster.name, cluster.cluster.role, cluster.cluster.environment,
+                cluster.settings.kubernetes_version)
+    fragments = {
+        "version": markdown_row(_version_row(fleet, cluster, {} if support is None else support)),
+        "membership": "".join(markdown_row(row) for row in membership_rows(fleet, cluster, source, app_sources)),
+        "node": str(node_label(node)),
+        "edge": str(mermaid_label(reachability(cluster, access))),
+        "teams": "\n".join(cluster.teams),
+    }
+    for index, row in enumerate(override_rows(cluster, source, environment_leaves)):
+        fragments[f"override {index}"] = markdown_row(row[:-1]).removesuffix("\n")
+    return fragments
+
+
+def _memoized_overview(fleet: ResolvedFleet, codeowners: str, memo: PlannerMemo, clusters: list[ResolvedCluster],
+                       summary: str, drift_inputs: _DriftInputs, app_sources: dict[str, Sourced[App]]) -> Overview:
+    """``overview`` from each cluster's ``cluster_fragments``, through ``memo``."""
+    # where each app lists its clusters (membership rows show it): one digest, in every cluster's key
+    listed = hashlib.sha256(json.dumps([str(s.file.position((*s.path, "clusters")))
+                                        for s in fleet.inventory.apps]).encode()).digest()
+    fragments: dict[str, dict[str, str]] = {}
+    support: dict[tuple[str, str], str] = {}  # by (cloud, version): package data, the same for many clusters
+    for cluster in clusters:
+        source = drift_inputs.sources[cluster.name]
+
+        def part(cluster: ResolvedCluster = cluster, source: Sourced[Cluster] = source) -> dict[str, str]:
+            leaves = drift_inputs.environment_leaves(cluster.environment.name)
+            return cluster_fragments(fleet, cluster, source, leaves, app_sources, support)
+
+        fragments[cluster.name] = memo.cluster_part("overview", fleet, cluster, part, enabled_positions(source),
+                                                    listed)
+    overrides: list[str] = []
+    drifting: set[str] = set()
+    for cluster in clusters:
+        positions = override_positions(cluster, drift_inputs.sources[cluster.name])
+        if positions:  # as many as the rows (both follow the settings written on the entry)
+            known = fragments[cluster.name]
+            overrides += [f"{known[f'override {i}']} {markdown_cell(Code(where))} |\n"
+                          for i, where in enumerate(positions)]
+            drifting.add(cluster.name)
+    membership = [fragments[c.name]["membership"] for c in clusters if fragments[c.name]["membership"]]
+    drifting.update(c.name for c in clusters if fragments[c.name]["membership"])
+    same = [c.name for c in clusters if c.name not in drifting]
+    teams = {c.name: set(fragments[c.name]["teams"].split("\n")) for c in clusters}
+    matrix = Table(VERSIONS, _version_headers(fleet), [], lines=[fragments[c.name]["version"] for c in clusters])
     sections = [
-        Section("Versions", ["Chart versions are pinned fleet-wide in inventory/components.yaml; support dates are "
-                             "the cloud's published calendar for the cluster's Kubernetes minor."],
-                [_version_matrix(fleet, clusters)]),
-        drift,
+        _versions_section(matrix),
+        _drift_section(same, [], [], (overrides, membership)),
         _policy_section(fleet),
-        _teams_section(fleet, codeowners),
+        _teams_section(fleet, codeowners, teams, clusters),
     ]
-    return Overview(f"Fleet overview: {fleet.fleet.organization}", summary, topology(fleet), sections)
+    labels = {name: (Markup(f["node"]), Markup(f["edge"])) for name, f in fragments.items()}
+    return Overview(f"Fleet overview: {fleet.fleet.organization}", summary, topology(fleet, labels, clusters),
+                    sections)
 
 
 # --- formats --------------------------------------------------------------------------------------------------
@@ -504,7 +652,47 @@ def _environment(finalize: Any, autoescape: bool = False) -> jinja2.Environment:
     env.filters["dot"] = lambda *lines: dot_string(*lines)
     env.filters["id"] = lambda value: Markup(re.sub(r"[^A-Za-z0-9_]", "_", str(value)))
     env.tests["code"] = lambda value: isinstance(value, Code)
+    env.filters["markdown_rows"] = markdown_rows
+    env.filters["mermaid_nodes"] = mermaid_nodes
+    env.filters["mermaid_edges"] = mermaid_edges
     return env
+
+
+def markdown_cell(value: Cell) -> str:
+    """A table cell as FLEET.md shows it (what ``_markdown_finalize`` makes of it)."""
+    if isinstance(value, Markup):
+        return str(value)
+    if isinstance(value, Code):
+        return markdown_code(value.text)
+    return markdown_text(value)
+
+
+def markdown_row(row: tuple[Cell, ...]) -> str:
+    """One row of a Markdown table, with its line break."""
+    return "|" + "".join(f" {markdown_cell(cell)} |" for cell in row) + "\n"
+
+
+def markdown_rows(table: Table) -> Markup:
+    """A table's rows in FLEET.md (``table.lines`` when given), without the last line break (the template's)."""
+    lines = table.lines if table.lines is not None else [markdown_row(row) for row in table.rows]
+    return Markup("".join(lines).removesuffix("\n"))
+
+
+def _mermaid_id(value: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", value)
+
+
+def mermaid_nodes(nodes: list[Node]) -> Markup:
+    """A region's clusters in the Mermaid flowchart, one line each (without the last line break)."""
+    return Markup("\n".join(f"      {_mermaid_id(node.id)}[{node.label or node_label(node)}]" for node in nodes))
+
+
+def mermaid_edges(edges: list[Edge]) -> Markup:
+    """The hub → spoke edges of the Mermaid flowchart, one line each (without the last line break)."""
+    return Markup("\n".join(
+        f"  {_mermaid_id(edge.source)} -->|"
+        f"{edge.label if isinstance(edge.label, Markup) else mermaid_label(edge.label)}| {_mermaid_id(edge.target)}"
+        for edge in edges))
 
 
 def topology_mermaid(topo: Topology) -> str:
@@ -512,9 +700,9 @@ def topology_mermaid(topo: Topology) -> str:
     return _environment(_mermaid_finalize).get_template("overview/topology.mmd.j2").render(topology=topo)
 
 
-def fleet_markdown(fleet: ResolvedFleet, codeowners: str) -> str:
-    """The text of FLEET.md."""
-    view = overview(fleet, codeowners)
+def fleet_markdown(fleet: ResolvedFleet, codeowners: str, memo: PlannerMemo | None = None) -> str:
+    """The text of FLEET.md (each cluster's part through ``memo`` when given)."""
+    view = overview(fleet, codeowners, memo)
     env = _environment(_markdown_finalize)
     return env.get_template("overview/FLEET.md.j2").render(
         overview=view, mermaid=Markup(topology_mermaid(view.topology))

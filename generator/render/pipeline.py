@@ -19,6 +19,7 @@ from generator.render.imageautomation import plan_image_automation
 from generator.render.incremental import PlanCache
 from generator.render.ingest import plan_ingest
 from generator.render.issuers import plan_issuers
+from generator.render.memo import MemoizingPlanCache, PlannerMemo
 from generator.render.overview import FLEET_FILE, fleet_markdown
 from generator.render.parallel import ClusterFiles, run_planners
 from generator.render.planner import Contribution, merge_contributions, plan_fleet
@@ -59,22 +60,24 @@ def plan(root: Path, cache_dir: Path | None = None, *, store: bool = True, jobs:
     A large fleet is planned by ``jobs`` worker processes (generator/render/parallel.py; default ``$FLEETGEN_JOBS``
     or the CPUs): the fleet-wide planners at once, then the clusters' own files; the bytes are the same."""
     fleet = resolve(load_inventory(root))
-    cache = PlanCache(cache_dir)
+    cache = MemoizingPlanCache(cache_dir)  # with the fleet-wide planners' memo (generator/render/memo.py)
+    memoized = cache.memoized
     # fleet-wide planners, which read the resolved fleet only: by workers at once for a large fleet, each result
     # (or exception) taken below in a serial render's order: contributions, fleet repo, infrastructure, overview
     *contributed, infrastructure, overview = run_planners(fleet, [
-        plan_policies, plan_issuers, plan_canary, fleet_contribution, plan_argocd, plan_image_automation,
-        plan_ingest, plan_grafana_sso, plan_global_tls, plan_infrastructure, _overview,
+        memoized(plan_policies), memoized(plan_issuers), plan_canary, memoized(fleet_contribution), plan_argocd,
+        plan_image_automation, memoized(plan_ingest), plan_grafana_sso, plan_global_tls, memoized(plan_infrastructure),
+        memoized(_overview),
     ], jobs)
-    contributions: list[Contribution] = [outcome.result() for outcome in contributed]
+    contributions: list[Contribution] = [cache.take(outcome.result()) for outcome in contributed]
     with ClusterFiles(fleet, merge_contributions(contributions), cache, jobs) as cluster_files:
         fleet_files = plan_fleet(fleet, root / "charts", contributions, cluster_files)
     files = {f"fleet/{path}": text for path, text in fleet_files.items()}
-    infrastructure_files: dict[str, str] = infrastructure.result()
+    infrastructure_files: dict[str, str] = cache.take(infrastructure.result())
     files.update({f"infrastructure/{path}": text for path, text in infrastructure_files.items()})
     owners: str
     markdown: str
-    owners, markdown = overview.result()
+    owners, markdown = cache.take(overview.result())
     files["CODEOWNERS"] = owners  # at the output (repository) root, where GitHub and GitLab look
     files[FLEET_FILE] = markdown  # the overview people read, next to it
     cache.clusters = {c.name for c in fleet.clusters}
@@ -83,10 +86,10 @@ def plan(root: Path, cache_dir: Path | None = None, *, store: bool = True, jobs:
     return Rendered(fleet, dict(sorted(files.items())), cache.hits, cache.misses, cache, cluster_files.workers)
 
 
-def _overview(fleet: ResolvedFleet) -> tuple[str, str]:
-    """CODEOWNERS and FLEET.md (which lists each folder's owners)."""
+def _overview(fleet: ResolvedFleet, memo: PlannerMemo | None = None) -> tuple[str, str]:
+    """CODEOWNERS and FLEET.md (which lists each folder's owners; each cluster's part through ``memo``)."""
     owners = codeowners(fleet)
-    return owners, fleet_markdown(fleet, owners)
+    return owners, fleet_markdown(fleet, owners, memo)
 
 
 def render(

@@ -18,7 +18,7 @@ import functools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
@@ -28,6 +28,9 @@ from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
 from generator.render.externalsecrets import runs, secret_store
 from generator.render.planner import FLUX_NAMESPACE, TEAM_LABEL, Contribution, Planner, environment
 from generator.yamlio import load_documents
+
+if TYPE_CHECKING:
+    from generator.render.memo import PlannerMemo
 
 POLICY_DIR = "infrastructure/policies"
 STORE_DIR = "infrastructure/secret-stores"
@@ -366,24 +369,39 @@ def _check_clusters(fleet: ResolvedFleet) -> None:
         raise InventoryError(problems)
 
 
-def plan_policies(fleet: ResolvedFleet) -> Contribution:
+def plan_policies(fleet: ResolvedFleet, memo: PlannerMemo | None = None) -> Contribution:
     """Policies per environment and secret stores per cluster, as a Contribution to the fleet plan.
 
     Policies are rendered when the fleet installs Kyverno (a component from the ``kyverno`` chart); then
-    every cluster must run it. Secret stores go to the clusters that run External Secrets.
+    every cluster must run it. Secret stores go to the clusters that run External Secrets. With ``memo``
+    (generator/render/memo.py) the environments' files and each cluster's store are read from it where their
+    inputs did not change.
     """
     _check_clusters(fleet)
     planner = _planner()
     contribution = Contribution()
     if any(c.chart.name == "kyverno" for c in fleet.components):
+        def environments() -> dict[str, str]:  # fleet-level inputs only
+            files = Planner(planner.env)
+            for env in fleet.environments:
+                _plan_environment(files, fleet, env.name, env.settings)
+            return files.files
+
+        planner.files.update(environments() if memo is None else memo.fleet_part("policies", fleet, environments))
         for env in fleet.environments:
-            _plan_environment(planner, fleet, env.name, env.settings)
             contribution.env_configs[env.name] = [f"{POLICY_DIR}/{env.name}"]
     if fleet.fleet.security.secrets is not None:
         stores: dict[str, list[Any]] = {}
         for cluster in fleet.clusters:
             if runs(cluster, "external-secrets"):
-                contribution.cluster_configs[cluster.name] = [_plan_secret_store(planner, fleet, cluster, stores)]
+                def store(cluster: ResolvedCluster = cluster) -> dict[str, str]:  # this cluster, fleet-level inputs
+                    files = Planner(planner.env)
+                    _plan_secret_store(files, fleet, cluster, stores)
+                    return files.files
+
+                planned = store() if memo is None else memo.cluster_part("secret-store", fleet, cluster, store)
+                planner.files.update(planned)
+                contribution.cluster_configs[cluster.name] = [f"{STORE_DIR}/{cluster.name}"]
     contribution.files = dict(sorted(planner.files.items()))
     return contribution
 

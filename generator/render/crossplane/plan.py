@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from generator.inventory.crossplane_data import crossplane_data
 from generator.inventory.models import CrossplaneSettings
@@ -15,11 +17,20 @@ from generator.render.crossplane.common import Mode, Obj
 from generator.render.crossplane.failover import add_failover, check_failover, failover_apps
 from generator.render.crossplane.objects import FLEET_CLUSTER_LABEL, cluster_documents
 from generator.render.crossplane.objectstore import OBJECT_STORE_COMPOSITIONS, store_documents
-from generator.render.planner import Contribution, Planner
+from generator.render.planner import Contribution, Planner, environment
 from generator.render.sharding import hub_shards, spoke_shard
+
+if TYPE_CHECKING:
+    from generator.render.memo import PlannerMemo
 
 #: The objects the hub's federated Flux controllers mount, next to its FluxInstance (hub_identity.py).
 FEDERATION_FILE = "hub-federation.yaml"
+
+
+@functools.cache
+def _yaml_environment() -> Any:
+    """The template environment of the planners here, which add YAML data only (built once per process)."""
+    return environment()
 
 
 def mode_of(settings: CrossplaneSettings) -> Mode:
@@ -94,9 +105,10 @@ def build_infrastructure(fleet: ResolvedFleet) -> Infrastructure:
     return Infrastructure({path: (documents, sources) for path, documents, sources in _infrastructure_files(fleet)})
 
 
-def _infrastructure_files(fleet: ResolvedFleet) -> Iterator[tuple[str, list[Obj], list[str]]]:
+def _infrastructure_files(fleet: ResolvedFleet, *, clusters: bool = True) -> Iterator[tuple[str, list[Obj], list[str]]]:
     """The files of the infrastructure repo, one at a time (planning emits each before the next is built). Shared
-    documents are copied (``unshared``); a cluster's file is built for it alone, of JSON data, and kept as built."""
+    documents are copied (``unshared``); a cluster's file is built for it alone, of JSON data, and kept as built
+    (without ``clusters``, the workload clusters' own files are left out: ``_cluster_objects`` plans them)."""
     settings = fleet.fleet.crossplane
     workloads = workload_clusters(fleet)
     if settings is None or not workloads:
@@ -173,7 +185,7 @@ def _infrastructure_files(fleet: ResolvedFleet) -> Iterator[tuple[str, list[Obj]
     yield _copied("provider-configs/kustomization.yaml", [_kustomization(config_files)], [fleet_file])
 
     failover_files = {s.file.file for s in fleet.inventory.apps if s.item.failover is not None}
-    for cluster in workloads:
+    for cluster in workloads if clusters else ():
         yield (f"clusters/{cluster.name}.yaml",
                add_failover(fleet, cluster, mode, cluster_documents(fleet.fleet, cluster, mode, hub)),
                sorted({*cluster_files[cluster.name], *failover_files}))
@@ -186,12 +198,44 @@ def _infrastructure_files(fleet: ResolvedFleet) -> Iterator[tuple[str, list[Obj]
               sorted({declared[c.name] for c in workloads}))
 
 
-def plan_infrastructure(fleet: ResolvedFleet) -> dict[str, str]:
-    """Files of OUT/infrastructure/ (paths relative to it), each with the generated header."""
+def plan_infrastructure(fleet: ResolvedFleet, memo: PlannerMemo | None = None) -> dict[str, str]:
+    """Files of OUT/infrastructure/ (paths relative to it), each with the generated header; with ``memo``
+    (generator/render/memo.py) a workload cluster's file is read from it where its inputs did not change."""
     planner = Planner()
-    for path, documents, sources in _infrastructure_files(fleet):
+    for path, documents, sources in _infrastructure_files(fleet, clusters=memo is None):
         planner.add_yaml(path, documents, sources)
+    if memo is not None:
+        _cluster_objects(fleet, memo, planner)
     return dict(sorted(planner.files.items()))
+
+
+def _cluster_objects(fleet: ResolvedFleet, memo: PlannerMemo, planner: Planner) -> None:
+    """Each workload cluster's ``clusters/<cluster>.yaml`` (as ``_infrastructure_files`` plans it), through
+    ``memo``: a function of the cluster, the fleet-level inventory, the hub (how the hub reaches the cluster) and
+    the secondary cluster of each failover app whose primary it is (its database replicas' region and network)."""
+    settings = fleet.fleet.crossplane
+    workloads = workload_clusters(fleet)
+    if settings is None or not workloads:
+        return
+    mode = mode_of(settings)
+    hub = hub_cluster(fleet)
+    hub_input = (hub.name, memo.identity(fleet, hub.name)) if hub is not None else None
+    failover_files = {s.file.file for s in fleet.inventory.apps if s.item.failover is not None}
+    secondaries: dict[str, list[tuple[str, str, bytes | None]]] = {}
+    for app in failover_apps(fleet):  # checked by _infrastructure_files: both clusters exist
+        assert app.failover is not None
+        peer = app.failover.secondary
+        secondaries.setdefault(app.failover.primary, []).append((app.name, peer, memo.identity(fleet, peer)))
+    for cluster in workloads:
+        def part(cluster: ResolvedCluster = cluster) -> dict[str, str]:
+            files = Planner(planner.env)
+            files.add_yaml(f"clusters/{cluster.name}.yaml",
+                           add_failover(fleet, cluster, mode, cluster_documents(fleet.fleet, cluster, mode, hub)),
+                           sorted({*cluster.sources, *failover_files}))
+            return files.files
+
+        planner.files.update(memo.cluster_part("cluster-object", fleet, cluster, part, hub_input,
+                                               secondaries.get(cluster.name, [])))
 
 
 def _flux_path(prefix: str, path: str) -> str:
@@ -200,12 +244,15 @@ def _flux_path(prefix: str, path: str) -> str:
 
 def build_hub_bootstrap(fleet: ResolvedFleet) -> dict[str, tuple[list[Obj], list[str]]]:
     """The hub's extra fleet files as objects: ``{path relative to OUT/fleet: (documents, sources)}``."""
-    return {path: (documents, sources) for path, documents, sources in _hub_bootstrap_files(fleet)}
+    return {path: (documents, sources) for path, documents, sources in _hub_bootstrap_files(fleet)
+            if not isinstance(documents, str)}
 
 
-def _hub_bootstrap_files(fleet: ResolvedFleet) -> Iterator[tuple[str, list[Obj], list[str]]]:
+def _hub_bootstrap_files(fleet: ResolvedFleet, memo: PlannerMemo | None = None
+                         ) -> Iterator[tuple[str, list[Obj] | str, list[str]]]:
     """The hub's extra fleet files, one at a time (planning emits each before the next is built, so a fleet's
-    thousands of spoke documents are never all alive at once)."""
+    thousands of spoke documents are never all alive at once); with ``memo``, each spoke's file as planned text,
+    read from it where its inputs did not change."""
     settings = fleet.fleet.crossplane
     hub = hub_cluster(fleet)
     workloads = workload_clusters(fleet)
@@ -223,17 +270,35 @@ def _hub_bootstrap_files(fleet: ResolvedFleet) -> Iterator[tuple[str, list[Obj],
         {"fleet.gitops.io/layer": "crossplane"}), sources
     shards = hub_shards(len(workloads))
     for cluster in workloads:
-        yield f"{base}/spokes/{cluster.name}.yaml", bootstrap.spoke_documents(
-            settings, cluster, values, lambda path: _flux_path(fleet.fleet.git.path, path),
-            spoke_shard(cluster.name, shards)), sorted({*cluster.sources, fleet_file})
+        def spoke(cluster: ResolvedCluster = cluster) -> list[Obj]:
+            return bootstrap.spoke_documents(settings, cluster, values,
+                                             lambda folder: _flux_path(fleet.fleet.git.path, folder),
+                                             spoke_shard(cluster.name, shards))
+
+        path, spoke_sources = f"{base}/spokes/{cluster.name}.yaml", sorted({*cluster.sources, fleet_file})
+        if memo is None:
+            yield path, spoke(), spoke_sources
+            continue
+
+        def planned(cluster: ResolvedCluster = cluster, spoke_sources: list[str] = spoke_sources) -> dict[str, str]:
+            files = Planner(_yaml_environment())
+            files.add_yaml("spoke", spoke(cluster), spoke_sources)
+            return files.files
+
+        # a function of the cluster, the fleet-level inventory and the number of shards (its shard)
+        yield path, memo.cluster_part("hub-spoke", fleet, cluster, planned, len(shards))["spoke"], spoke_sources
     yield f"{base}/spokes/kustomization.yaml", [_kustomization([f"{c.name}.yaml" for c in workloads])], sources
 
 
-def plan_hub_bootstrap(fleet: ResolvedFleet) -> dict[str, str]:
-    """Extra files of OUT/fleet/ for the hub (paths relative to OUT/fleet), each with the generated header."""
-    planner = Planner()
-    for path, documents, sources in _hub_bootstrap_files(fleet):
-        planner.add_yaml(path, documents, sources)  # JSON data built per file (the emitter writes no aliases)
+def plan_hub_bootstrap(fleet: ResolvedFleet, memo: PlannerMemo | None = None) -> dict[str, str]:
+    """Extra files of OUT/fleet/ for the hub (paths relative to OUT/fleet), each with the generated header (the
+    spokes' through ``memo`` when given)."""
+    planner = Planner(_yaml_environment())
+    for path, documents, sources in _hub_bootstrap_files(fleet, memo):
+        if isinstance(documents, str):
+            planner.add_planned(path, documents)
+        else:
+            planner.add_yaml(path, documents, sources)  # JSON data built per file (the emitter writes no aliases)
     return dict(sorted(planner.files.items()))
 
 
@@ -246,9 +311,10 @@ def _hub_resources(bootstrapped: bool) -> list[str]:
     return ["crossplane.yaml", "spokes"] if bootstrapped else []
 
 
-def fleet_contribution(fleet: ResolvedFleet) -> Contribution:
-    """The hub bootstrap as a :class:`~generator.render.planner.Contribution` for ``plan_fleet``."""
-    files = plan_hub_bootstrap(fleet)
+def fleet_contribution(fleet: ResolvedFleet, memo: PlannerMemo | None = None) -> Contribution:
+    """The hub bootstrap as a :class:`~generator.render.planner.Contribution` for ``plan_fleet`` (the spokes'
+    files through ``memo`` when given)."""
+    files = plan_hub_bootstrap(fleet, memo)
     hub = hub_cluster(fleet)
     contribution = Contribution(files=files)
     if files and hub is not None:
