@@ -352,3 +352,26 @@ def test_escaping_in_one_pass_equals_escaping_per_character() -> None:
     for sample in samples:
         assert markdown_text(sample) == _markdown_text_per_character(sample), repr(sample)
         assert mermaid_escape(sample) == _mermaid_escape_per_character(sample), repr(sample)
+
+
+def test_override_positions_equal_the_provenance_of_each_written_setting(tmp_path: Path) -> None:
+    """The overview's override cells come from the entry's positions, not from each cluster's whole provenance
+    (built on first use): for every cluster of the reference fleet and of a synthetic one, the same strings."""
+    from generator.bench import make_fleet
+    from generator.inventory.loader import load_inventory
+    from generator.inventory.resolve import cluster_layer, resolve
+    from generator.render.overview import _where, _written_leaves, override_positions
+
+    compared = 0
+    for root in (REPO, tmp_path / "synthetic"):
+        if root != REPO:
+            make_fleet(REPO, root, 40)
+        inventory = load_inventory(root)
+        fleet = resolve(inventory)
+        sources = {s.item.name: s for s in inventory.clusters}
+        for cluster in fleet.clusters:
+            source = sources[cluster.name]
+            expected = [_where(cluster, source, key) for key, _ in _written_leaves(cluster_layer(source).data)]
+            assert override_positions(cluster, source) == expected, cluster.name
+            compared += len(expected)
+    assert compared > 40

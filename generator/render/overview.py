@@ -319,11 +319,33 @@ def _where(cluster: ResolvedCluster, source: Sourced[Cluster], key: str) -> str:
     return cluster.provenance.get(key) or str(source.file.position((*source.path, *key.split("."))))
 
 
+def _written_paths(data: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, tuple[tuple[str, ...], Any]]:
+    """``_flatten`` of ``data`` with each leaf's key path as written (a key may hold a dot) and its value."""
+    out: dict[str, tuple[tuple[str, ...], Any]] = {}
+    for key, child in data.items():
+        full = (*path, str(key))
+        if isinstance(child, dict) and child:
+            out.update(_written_paths(child, full))
+        else:
+            out[".".join(full)] = (full, child)
+    return out
+
+
 def override_positions(cluster: ResolvedCluster, source: Sourced[Cluster]) -> list[str]:
     """The file:line of each setting written on the cluster entry, in the order of its override rows (the last
     cell of each, filled in when FLEET.md is assembled from memoized rows: a line inserted above the entry moves
-    them all, its written values stay the same)."""
-    return [_where(cluster, source, key) for key, _ in _written_leaves(cluster_layer(source).data)]
+    them all, its written values stay the same).
+
+    Equal to ``_where`` for each (tests/test_overview.py), without building the cluster's whole provenance: the
+    cluster's own layer is its top one, so a leaf it writes (not null) has resolve's provenance of exactly its
+    position in the entry (``resolve._layer_provenance``)."""
+    written = _written_paths(cluster_layer(source).data)
+    positions = []
+    for key, _ in _written_leaves(cluster_layer(source).data):
+        full, value = written[key]
+        positions.append(str(source.file.position((*source.path, *full))) if value is not None
+                         else _where(cluster, source, key))
+    return positions
 
 
 def enabled_positions(source: Sourced[Cluster]) -> list[str]:
