@@ -312,14 +312,21 @@ def _stat_fields(stat: Path) -> list[str] | None:
     return text[text.rindex(")") + 2 :].split()
 
 
+#: checks in other modules that fork planning workers (and so skip under xdist), run again here with this module's
+FORKING_ELSEWHERE = [
+    str(REPO / "tests" / "test_planner_memo.py") + "::test_planners_in_worker_processes_send_their_parts_back",
+]
+
+
 @pytest.mark.skipif(not os.environ.get("PYTEST_XDIST_WORKER"), reason="the checks above ran in this process")
 def test_the_checks_above_run_in_a_process_without_threads() -> None:
     """Under pytest-xdist (how `invoke test` runs) a worker has threads of its own, so the checks that fork would
-    skip: run this module once more in a fresh pytest without xdist, where they run, and require that none skipped."""
+    skip: run this module (and ``FORKING_ELSEWHERE``) once more in a fresh pytest without xdist, where they run,
+    and require that none skipped."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:xdist", "-p", "no:cacheprovider", __file__,
-         "-k", "not process_without_threads"],
+         *FORKING_ELSEWHERE, "-k", "not process_without_threads"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=1800,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

@@ -10,6 +10,7 @@ catch it, and that corrupt or foreign memo files are ignored.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 from collections.abc import Callable
@@ -250,17 +251,33 @@ def test_render_stores_the_memo_only_when_it_succeeds(synthetic: tuple[Path, lis
     assert plan(root, plan_cache_dir(root)).files == plan(root).files
 
 
-def test_planners_in_worker_processes_send_their_parts_back(tmp_path: Path) -> None:
+_PIDS_ENV = "FLEETGEN_TEST_PLANNER_PIDS"
+_run_planner = parallel._run_planner
+
+
+def _recording_run_planner(*args: Any) -> Any:
+    """``parallel._run_planner``, noting the process it runs in (module level: the pool pickles it by name)."""
+    with open(os.environ[_PIDS_ENV], "a", encoding="utf-8") as handle:
+        handle.write(f"{os.getpid()}\n")
+    return _run_planner(*args)
+
+
+def test_planners_in_worker_processes_send_their_parts_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A fleet large enough for forked planners (generator/render/parallel.py): the parts they computed are stored by
     the parent (appended to files it never read), read by the next render's workers, and the bytes stay those of a
-    render without any cache."""
+    render without any cache. (Run by tests/test_parallel.py in a process without threads.)"""
     if not parallel.can_fork():
         pytest.skip("worker processes are forked on Linux only, from a process without threads")
+    ran_in = tmp_path / "planner-pids"
+    monkeypatch.setenv(_PIDS_ENV, str(ran_in))  # the forked workers inherit it, and the patched module
+    monkeypatch.setattr(parallel, "_run_planner", _recording_run_planner)
     root = tmp_path / "fleet"
     names = make_fleet(REPO, root, 40)
     cache = tmp_path / "cache"
     cold = plan(root, cache, jobs=2)
-    assert cold.workers == 2 and isinstance(cold.plan_cache, MemoizingPlanCache)
+    pids = set(ran_in.read_text(encoding="utf-8").split())
+    assert pids and str(os.getpid()) not in pids  # the fleet-wide planners ran in workers
+    assert isinstance(cold.plan_cache, MemoizingPlanCache)
     memo = cold.plan_cache.memo
     assert memo.hits == 0 and memo.misses > len(names)
     _edit(_clusters(root), lambda d: _cluster(d, names[5]).update(kubernetesVersion="1.33"))
