@@ -175,7 +175,7 @@ def _one_pass(text: str, display: str) -> LoadedFile:
         raise _Ruamel
     marks: Marks | None = None
     if kind is _ScalarEvent:  # a document that is one scalar: its value, nothing noted
-        data = _event_scalar(event)[0]
+        data = _scalar(event)[0]  # a scalar event has the node's style and value
     elif kind is _MappingStart:
         data, marks = reader.mapping((), 1)
     elif kind is _SequenceStart:
@@ -285,23 +285,8 @@ def _literal(lines: list[str], line: int, column: int) -> str:
     return _literal_at(text, column) if len(text) <= 200 else written_literal(lines, line, column)
 
 
-def _event_scalar(event: Any) -> tuple[Any, bool]:
-    """``_scalar`` of a scalar event."""
-    if event.style:
-        return event.value, False
-    value = event.value
-    if value == "":
-        raise _Ruamel
-    tag = _plain_tag(value)
-    if tag == _STR:
-        return value, True
-    if tag == _MERGE or tag == "tag:yaml.org,2002:value":
-        raise _Ruamel
-    return _typed(value), False
-
-
 def _scalar(node: Any) -> tuple[Any, bool]:
-    """A scalar's value and whether it is a string written unquoted."""
+    """A scalar's (node's or event's) value and whether it is a string written unquoted."""
     if node.style:  # quoted or block: a string (ruamel's ScalarString)
         return node.value, False
     value = node.value

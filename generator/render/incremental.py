@@ -34,7 +34,6 @@ import json
 import os
 import pickle
 import shutil
-import tempfile
 import zlib
 from collections.abc import Iterable, Mapping
 from importlib.metadata import PackageNotFoundError, version
@@ -45,6 +44,7 @@ from generator.fastload import collector_paused
 from generator.inventory.entries import Inventory, Layer, Sourced
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
 from generator.render.planner import Contribution, plan_cluster_files
+from generator.render.writer import atomic_write_bytes
 
 #: Bump when the store's layout or the meaning of a key changes.
 PLAN_CACHE_FORMAT = "fleetgen-plan-cache/2"
@@ -380,17 +380,7 @@ class PlanCache:
         ignore = self.directory / ".gitignore"
         if not ignore.exists():
             ignore.write_text("# fleetgen's plan cache: never commit it\n*\n", encoding="utf-8")
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(index.encode() + b"\n")
-                for data in texts:
-                    out.write(data)
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        atomic_write_bytes(path, b"".join([index.encode() + b"\n", *texts]))
 
 
 @dataclasses.dataclass(frozen=True)

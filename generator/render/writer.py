@@ -643,8 +643,13 @@ def _create(path: str, data: bytes) -> StatKey:
 
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and rename, so readers never see half a file."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """``atomic_write`` of bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _put(str(path), text.encode("utf-8"))
+    _put(str(path), data)
 
 
 def _make_folders(out: Path, files: Sequence[str], present: set[str], threads: int) -> None:
