@@ -94,15 +94,23 @@ def test_synthetic_fleet_reads_like_ruamel(tmp_path: Path) -> None:
     assert [path for path in files if assert_like_ruamel(path.read_text(encoding="utf-8")) is None] == []
 
 
-def test_bad_inputs_read_like_ruamel() -> None:
-    cases = REPO / "tests" / "bad_inputs"
-    files = [p for p in _yaml_files(cases) if p.name != "case.yaml"]
-    assert files
-    for path in files:
+def _bad_input_texts() -> list[tuple[Path, str]]:
+    """Every readable YAML file of tests/bad_inputs but the case descriptions, with its text."""
+    texts = []
+    for path in _yaml_files(REPO / "tests" / "bad_inputs"):
+        if path.name == "case.yaml":
+            continue
         try:
-            text = path.read_text(encoding="utf-8")
+            texts.append((path, path.read_text(encoding="utf-8")))
         except (UnicodeDecodeError, OSError):
             continue
+    return texts
+
+
+def test_bad_inputs_read_like_ruamel() -> None:
+    texts = _bad_input_texts()
+    assert texts
+    for path, text in texts:
         try:
             assert_like_ruamel(text, path.name)
         except RecursionError:
@@ -363,13 +371,7 @@ def test_errors_are_those_of_the_guard_and_the_readers(text: str) -> None:
 
 def test_bad_inputs_load_as_before() -> None:
     """Every bad-input file: ``load_text`` gives what the guard's scan and the readers gave (values or problems)."""
-    cases = REPO / "tests" / "bad_inputs"
-    files = [p for p in _yaml_files(cases) if p.name != "case.yaml"]
-    for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, OSError):
-            continue
+    for path, text in _bad_input_texts():
         try:
             expected = _reference_load(text)
         except RecursionError:

@@ -115,12 +115,7 @@ class FleetTree:
 
     def below(self, directory: str) -> list[str]:
         """Every file under a directory (recursively), sorted."""
-        if not directory:
-            return list(self.paths)
-        prefix = directory + "/"
-        start = bisect.bisect_left(self.paths, prefix)
-        end = bisect.bisect_left(self.paths, prefix + "\U0010ffff")
-        return self.paths[start:end]
+        return _below(self.paths, directory)
 
     def kustomization_file(self, directory: str) -> str | None:
         """The directory's kustomization file, if it has one."""
@@ -202,12 +197,7 @@ class FleetTree:
 
     def _kustomization_files_below(self, directory: str) -> list[str]:
         """The kustomization files under a directory (recursively), sorted."""
-        if not directory:
-            return list(self._kustomization_files)
-        prefix = directory + "/"
-        start = bisect.bisect_left(self._kustomization_files, prefix)
-        end = bisect.bisect_left(self._kustomization_files, prefix + "\U0010ffff")
-        return self._kustomization_files[start:end]
+        return _below(self._kustomization_files, directory)
 
     def references(self, rel: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(files, folders) of the repo that some string of the kustomization file ``rel`` names, relative to its
@@ -294,3 +284,11 @@ class FleetTree:
 
         walk(directory)
         return entries
+
+
+def _below(paths: list[str], directory: str) -> list[str]:
+    """The entries of the sorted ``paths`` under ``directory`` (recursively; all of them for the root)."""
+    if not directory:
+        return list(paths)
+    prefix = directory + "/"
+    return paths[bisect.bisect_left(paths, prefix):bisect.bisect_left(paths, prefix + "\U0010ffff")]
