@@ -38,6 +38,7 @@ from generator.inventory.resolve import (
 from generator.render.externalsecrets import app_external_secrets
 from generator.render.sharding import SHARD_KEY, hub_shards
 from generator.render.slo import slo_rule
+from generator.render.templatecache import template_cache
 from generator.templateyaml import load_template_documents
 from generator.yamlio import dump_documents, dump_flow
 
@@ -104,6 +105,7 @@ def template_environment(finalize: Any, *, autoescape: bool = False) -> jinja2.E
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=autoescape,
+        bytecode_cache=template_cache(),  # compiled code kept between processes (generator/render/templatecache.py)
     )
 
 
