@@ -126,3 +126,26 @@ def test_the_reference_fleet_plans_the_same_bytes_from_cached_code(tmp_path: Pat
     second, compiled_second = run()
     assert uncached == first == second
     assert compiled_uncached > 10 and compiled_second == 0
+
+
+def test_a_filter_folded_at_compile_time_is_in_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jinja's optimizer runs filters and finalize on constants while compiling: code compiled under other filter
+    code (another fleetgen) must not be read back."""
+    source = "{{ 'abc' | shout }}"
+
+    def render(shout: object, code: str) -> tuple[str, int]:
+        monkeypatch.setattr(templatecache, "package_fingerprint", lambda: code)
+        compiled: list[str] = []
+
+        class Counting(jinja2.Environment):
+            def _compile(self, source: str, filename: str) -> object:  # type: ignore[override]
+                compiled.append(filename)
+                return super()._compile(source, filename)
+
+        env = Counting(loader=jinja2.DictLoader({"t.j2": source}), bytecode_cache=SaltedBytecodeCache(str(tmp_path)))
+        env.filters["shout"] = shout
+        return env.get_template("t.j2").render(), len(compiled)
+
+    assert render(str.upper, "one") == ("ABC", 1)
+    assert render(str.upper, "one") == ("ABC", 0)  # read back
+    assert render(lambda text: text + "!", "two") == ("abc!", 1)  # other code: compiled, not the folded "ABC"

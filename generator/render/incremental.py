@@ -36,11 +36,11 @@ import pickle
 import shutil
 import zlib
 from collections.abc import Iterable, Mapping
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from generator.fastload import collector_paused
+from generator.fingerprint import package_fingerprint
 from generator.inventory.entries import Inventory, Layer, Sourced
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
 from generator.render.planner import Contribution, plan_cluster_files
@@ -50,7 +50,6 @@ from generator.render.writer import atomic_write_bytes
 PLAN_CACHE_FORMAT = "fleetgen-plan-cache/2"
 #: Pack files the clusters are spread over: a re-planned cluster rewrites one pack (a 64th of the store).
 PACKS = 64
-_DISTRIBUTIONS = ("jinja2", "pyyaml", "pydantic", "pydantic-core", "ruamel.yaml")
 #: Inventory fields not hashed into every cluster's key, and why; every other field is (one added later too).
 _NOT_IN_EVERY_KEY = {
     "root": "where the fleet is checked out: planned texts name inventory files relative to it",
@@ -64,23 +63,8 @@ _NOT_IN_EVERY_KEY = {
 
 @functools.cache
 def code_fingerprint() -> str:
-    """Hash of the generator package's modules, templates and data files (not the vendored schemas, which
-    planning does not read) and of the libraries that shape the rendered text."""
-    package = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256(PLAN_CACHE_FORMAT.encode())
-    files = [
-        *package.rglob("*.py"),
-        *(p for p in (package / "templates").rglob("*") if p.is_file()),
-        *(p for p in (package / "data").glob("*.yaml")),
-    ]
-    for path in sorted(p for p in files if "__pycache__" not in p.parts):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    for name in _DISTRIBUTIONS:
-        try:
-            digest.update(f"{name}={version(name)}\0".encode())
-        except PackageNotFoundError:
-            digest.update(f"{name}=\0".encode())
-    return digest.hexdigest()
+    """The plan cache's format and the code and libraries that shape planned text (``package_fingerprint``)."""
+    return hashlib.sha256(f"{PLAN_CACHE_FORMAT}\0{package_fingerprint()}".encode()).hexdigest()
 
 
 def _digest(*parts: bytes) -> bytes:

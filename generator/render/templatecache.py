@@ -6,9 +6,13 @@ Every fleetgen process compiles the templates it renders (0.01 s and more each: 
 source and against a magic holding Jinja's bytecode format and the running Python's bytecode magic. Its key is
 the template's name and file only, not the environment, although the lexer and code generator read the
 environment's settings (delimiters, ``trim_blocks``, ``lstrip_blocks``, ``keep_trailing_newline``, newline,
-``autoescape``, ``finalize``, extensions, ``optimized``, async) and Jinja's own code generator changes between
-releases without a new bytecode format. ``SaltedBytecodeCache`` therefore puts all of those and Jinja's version in
-the key: an environment of other settings, or another Jinja release, compiles afresh.
+``autoescape``, extensions, ``optimized``, async, how ``finalize`` and each filter and test take their arguments),
+Jinja's own code generator changes between releases without a new bytecode format, and the optimizer folds
+constant expressions at compile time through ``finalize`` and the filters, so their code is baked into the
+compiled template. ``SaltedBytecodeCache`` therefore puts all of those settings and fleetgen's code fingerprint
+(every module, template and data file of the package, and the versions of Jinja, MarkupSafe and the other
+libraries that shape planned text: ``generator.fingerprint``) in the key: another setting, another filter, any
+change of fleetgen's code or another library release compiles afresh.
 
 The files live in Jinja's default folder (``FileSystemBytecodeCache()``: ``$TMPDIR/_jinja2-cache-<uid>``, created
 mode 0700 and refused when another user owns it or can write to it), never in the fleet repository: loading
@@ -22,10 +26,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from typing import Any
 
 import jinja2
 from jinja2.bccache import Bucket
 from jinja2.utils import _PassArg
+
+from generator.fingerprint import package_fingerprint
 
 #: Bump when what a cached template is keyed by changes.
 TEMPLATE_CACHE_FORMAT = "fleetgen-template-cache/1"
@@ -34,7 +41,8 @@ TEMPLATE_CACHE_ENV = "FLEETGEN_TEMPLATE_CACHE"
 
 
 def compile_settings(environment: jinja2.Environment) -> str:
-    """Everything of ``environment`` that the code Jinja compiles a template into depends on."""
+    """Everything the code Jinja compiles a template into depends on, besides its source: ``environment``'s
+    settings, how its finalize, filters and tests take arguments, Jinja's release and fleetgen's code."""
     finalize = environment.finalize
     return repr((
         TEMPLATE_CACHE_FORMAT, jinja2.__version__,
@@ -43,9 +51,17 @@ def compile_settings(environment: jinja2.Environment) -> str:
         environment.line_statement_prefix, environment.line_comment_prefix, environment.trim_blocks,
         environment.lstrip_blocks, environment.newline_sequence, environment.keep_trailing_newline,
         environment.autoescape if isinstance(environment.autoescape, bool) else "callable",
-        None if finalize is None else str(_PassArg.from_obj(finalize)),
+        None if finalize is None else _pass_arg(finalize),
         sorted(environment.extensions), environment.optimized, environment.is_async,
+        sorted((name, _pass_arg(function)) for name, function in environment.filters.items()),
+        sorted((name, _pass_arg(function)) for name, function in environment.tests.items()),
+        package_fingerprint(),
     ))
+
+
+def _pass_arg(function: Any) -> str:
+    """What Jinja passes ``function`` first (a context, an eval context, the environment, or nothing)."""
+    return str(_PassArg.from_obj(function))
 
 
 class SaltedBytecodeCache(jinja2.FileSystemBytecodeCache):
