@@ -252,3 +252,19 @@ def test_a_failed_probe_is_not_remembered(empty_path: Path, tmp_path: Path, monk
     flag.touch()
     tools._probes.clear()
     assert find_tools().helm_version == "v4.3.1"
+
+
+def test_the_go_runtime_setting_reaches_the_tools_unless_the_user_sets_it(
+    installed: Path, empty_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """helm and kustomize run with GOGC=400 (fewer collections in their short runs), a user's own GOGC kept."""
+    _script(empty_path, "helm", 'case "$1" in version) echo v4.3.1;; *) echo "GOGC=${GOGC-unset}";; esac')
+    _script(empty_path, "kubectl", 'case "$1" in version) echo "Client Version: v1.37.1"; '
+            'echo "Kustomize Version: v5.8.1";; *) echo "GOGC=${GOGC-unset}";; esac')
+    _isolate(monkeypatch, tmp_path / "no-tools", empty_path)
+    monkeypatch.delenv("GOGC", raising=False)
+    toolset = find_tools()
+    assert toolset.helm.run("template").strip() == toolset.kustomize_build.run(".").strip() == "GOGC=400"
+    monkeypatch.setenv("GOGC", "150")
+    toolset = find_tools()
+    assert toolset.helm.run("template").strip() == toolset.kustomize_build.run(".").strip() == "GOGC=150"

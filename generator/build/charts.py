@@ -258,7 +258,8 @@ class ChartResolver:
         if keyring is not None:
             args += ["--verify", "--keyring", str(keyring)]
         with tempfile.TemporaryDirectory(prefix="fleetgen-pull-") as tmp:
-            helm = Command(self.tools.helm.argv, env={"HELM_CACHE_HOME": str(Path(tmp) / "helm-cache")})
+            helm = Command(self.tools.helm.argv,
+                           env={**self.tools.helm.env, "HELM_CACHE_HOME": str(Path(tmp) / "helm-cache")})
             target = Path(tmp) / "chart"
             target.mkdir()
             try:
