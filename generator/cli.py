@@ -145,6 +145,7 @@ def parser() -> argparse.ArgumentParser:
     tools.set_defaults(func=cmd_tools)
 
     register_build(sub)  # build, golden, diff
+    register_cache(sub)  # cache prune
     register_lock(sub)  # lock (upstream charts)
     register_policy_commands(sub)  # validate, policy test
     register_schemas(sub)  # schemas
@@ -258,6 +259,34 @@ def register_build(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     build.set_defaults(func=cmd_build)
     register_golden(subparsers)
     register_diff(subparsers)
+
+
+def register_cache(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``cache prune`` to fleetgen's parser."""
+    cache = subparsers.add_parser("cache", help="the build's step cache (cache prune)")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True)
+    prune = cache_sub.add_parser("prune", help="remove what no build has used for --max-age days (build does this "
+                                               "by itself once a day)")
+    prune.add_argument("root", nargs="?", type=_root_arg, default=Path.cwd(), help="fleet root")
+    prune.add_argument("--cache-dir", type=Path, metavar="DIR", help="step cache (default: ROOT/.cache/fleetgen)")
+    prune.add_argument("--max-age", type=float, default=14.0, metavar="DAYS",
+                       help="keep what a build used within this many days (default 14; 0 keeps only what the "
+                            "current builds name)")
+    prune.set_defaults(func=cmd_cache_prune)
+
+
+def cmd_cache_prune(args: argparse.Namespace) -> int:
+    """``fleetgen cache prune``: remove old step results and cluster builds; print what was removed and kept."""
+    from generator.build.fleet import default_cache_dir
+    from generator.build.prune import prune
+
+    if args.max_age < 0:
+        raise UsageError("--max-age must be 0 or more days")
+    cache_dir = args.cache_dir.resolve() if args.cache_dir else default_cache_dir(args.root)
+    if not cache_dir.is_dir():
+        raise UsageError(f"{cache_dir}: no step cache there")
+    print(f"{cache_dir}: {prune(cache_dir, max_age=args.max_age * 24 * 3600).summary()}")
+    return 0
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

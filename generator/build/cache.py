@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -39,6 +40,11 @@ def _engine_version() -> str:
         return ""
 
 
+#: A result read from the cache has its modification time moved to now when it is older than this (seconds): what
+#: builds keep reading is never pruned, and a result read many times a day is written at most once.
+TOUCH_AFTER = 24 * 3600
+
+
 class StepCache:
     """Content-addressed JSON results on disk (``<dir>/<k[:2]>/<k>.json``); None disables it."""
 
@@ -56,7 +62,11 @@ class StepCache:
             return None
         path = self._path(key)
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            with path.open("rb") as handle:
+                data = handle.read()
+                if time.time() - os.fstat(handle.fileno()).st_mtime > TOUCH_AFTER:
+                    os.utime(handle.fileno())  # used now: kept by ``prune`` (generator/build/prune.py)
+            return json.loads(data)
         except (OSError, ValueError):
             return None
 

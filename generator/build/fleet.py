@@ -125,6 +125,10 @@ def _build(root: Path, options: BuildOptions, files: Mapping[str, str], context:
         builder.store_cluster_index()
     finally:
         builder.close()
+    if options.use_cache and len(chosen) == len(context.clusters):  # every cluster built: prune once a day
+        from generator.build.prune import prune_if_due
+
+        prune_if_due(cache_dir, {builder.cluster_entry(name) for name in chosen})
     builder.stats.seconds = time.perf_counter() - started
     ordered = {name: results[name] for name in chosen}
     return FleetBuild(ordered, builder.stats, builder.naive)

@@ -59,6 +59,11 @@ class Builder(KustomizeSteps, HelmSteps, ComposeSteps):
 
     # -- one cluster --
 
+    def cluster_entry(self, name: str) -> str:
+        """The step-cache entry of a cluster's last build (``StepCache.get_cluster``) under this code and these
+        tools."""
+        return digest("cluster", self.fingerprint, name)
+
     def build_cluster(self, name: str, kube_version: str) -> ClusterBuild:
         """Walk one cluster's Flux graph and template its releases (or reuse its last build when none of
         the files, charts and settings that build read has changed: a lookup of its key, its resources read
@@ -66,7 +71,7 @@ class Builder(KustomizeSteps, HelmSteps, ComposeSteps):
         reused = self.reuse_cluster(name, kube_version)
         if reused is not None:
             return reused
-        entry = digest("cluster", self.fingerprint, name)
+        entry = self.cluster_entry(name)
         state = ClusterState(name, kube_version, build=ClusterBuild(name))
         self._walk(state)
         self._releases(state)
@@ -89,7 +94,7 @@ class Builder(KustomizeSteps, HelmSteps, ComposeSteps):
         """The last build of a cluster when nothing it read has changed, else None: its entry (from the index of
         every cluster's entry, else from the cluster's own file) whose key is that of the files, charts and
         settings it read now, with its resources still in the cache (read on first use)."""
-        entry = digest("cluster", self.fingerprint, name)
+        entry = self.cluster_entry(name)
         with self.stats.timed("lookup_cpu_seconds", time.thread_time):
             indexed = self._index.get(self.cache, entry)
             reused = self._reuse(name, kube_version, indexed)
