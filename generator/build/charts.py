@@ -44,8 +44,8 @@ from urllib.parse import urlsplit
 from generator.build.lock import ChartRequest, Lock, LockedChart
 from generator.command import Command
 from generator.errors import FleetgenError, ToolError
-from generator.inventory.models import is_loopback
 from generator.tools import Toolset
+from generator.urls import is_loopback
 from generator.yamlio import load_documents
 
 #: Environment variable that moves the chart cache (e.g. to a folder CI restores between runs).

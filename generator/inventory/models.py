@@ -7,12 +7,12 @@ import ipaddress
 import re
 import string
 from typing import Annotated, Any, Literal, get_args
-from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from generator.inventory.cidr import canonical_block
+from generator.urls import is_loopback
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 EXACT_VERSION = r"^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$"
@@ -983,14 +983,3 @@ class CrossplaneSettings(Model):
 
 Fleet.model_rebuild()
 Cluster.model_rebuild()
-
-
-def is_loopback(url: str) -> bool:
-    """Whether a URL's host is a loopback address (``localhost``, 127.0.0.0/8, ``::1``)."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -3,7 +3,8 @@
 ``render`` writes ``ROOT/.cache/fleetgen/record/render.json`` after its output tree is written:
 
 - the digest of every input the plan read (``inputs_digest``): the code and data of the generator package
-  (``generator.render.incremental.code_fingerprint``), the Python version, the fleet root's path, the date (it
+  (``generator.fingerprint.package_fingerprint``: ``build`` reads the record without importing the planner), the
+  Python version, the fleet root's path, the date (it
   decides expired policy exceptions and ended support windows, so whether the plan succeeds and what it warns),
   and every entry below ``inventory/``, ``overlays/`` and ``charts/`` (name, kind, symlink target, content);
 - the output folder and the sha256 of every file planned (from the manifest the writer has just written: the
@@ -33,11 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from generator.fingerprint import package_fingerprint
+
 if TYPE_CHECKING:
     from generator.inventory.resolve import ResolvedFleet
 
 #: Bump when the record's layout or the meaning of a field changes.
-RECORD_FORMAT = "fleetgen-render-record/1"
+RECORD_FORMAT = "fleetgen-render-record/2"
 #: The folders of the fleet root the plan reads (besides the generator's own code and data).
 INPUT_FOLDERS = ("inventory", "overlays", "charts")
 
@@ -53,10 +56,8 @@ def record_path(root: Path) -> Path:
 def inputs_digest(root: Path, today: datetime.date) -> str | None:
     """sha256 of everything the plan of the fleet at ``root`` reads on ``today``; None when a folder cannot be
     read (no record then)."""
-    from generator.render.incremental import code_fingerprint  # the planner's modules: imported when used
-
     digest = hashlib.sha256()
-    head = [RECORD_FORMAT, code_fingerprint(), sys.version, str(root.resolve()), today.isoformat()]
+    head = [RECORD_FORMAT, package_fingerprint(), sys.version, str(root.resolve()), today.isoformat()]
     digest.update("\0".join(head).encode("utf-8", "surrogatepass") + b"\0")
     try:
         for folder in INPUT_FOLDERS:
