@@ -176,3 +176,16 @@ def test_the_cli_prunes_and_refuses_what_it_cannot(fleet: tuple[Path, list[str],
     assert cli.main(["cache", "prune", str(root), "--max-age", "-1"]) == 2
     assert cli.main(["cache", "prune", str(tmp_path / "nowhere")]) == 2
     assert "no step cache" in capsys.readouterr().err
+
+
+def test_a_cache_that_cannot_be_touched_is_read_all_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    cache = StepCache(tmp_path)
+    cache.put("ab" + "0" * 62, {"value": 1})
+    _age(tmp_path, MONTH)
+
+    def refused(*_: object) -> None:
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(os, "utime", refused)
+    assert cache.get("ab" + "0" * 62) == {"value": 1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -65,7 +66,8 @@ class StepCache:
             with path.open("rb") as handle:
                 data = handle.read()
                 if time.time() - os.fstat(handle.fileno()).st_mtime > TOUCH_AFTER:
-                    os.utime(handle.fileno())  # used now: kept by ``prune`` (generator/build/prune.py)
+                    with contextlib.suppress(OSError):  # a read-only cache is read all the same
+                        os.utime(handle.fileno())  # used now: kept by ``prune`` (generator/build/prune.py)
             return json.loads(data)
         except (OSError, ValueError):
             return None
