@@ -205,6 +205,8 @@ def test_edit_loop_bench_measures_a_small_fleet(tmp_path: Path) -> None:
     assert (result["replanned"], result["clusters_rebuilt"]) == (1, 1)
     assert 1 <= result["edit_files"] < result["files"]
     assert report_edit_loop([result]).splitlines()[2].startswith("| 6 | ")
+    assert result["cli_render_s"] > 0 and result["cli_build_s"] > 0  # as commands: 5 of 6 unchanged, or it raises
+    assert "fleetgen render" in report_edit_loop([result])
 
 
 # --- a random walk over every kind of input: the cached render equals a full one after each edit ---------------
