@@ -621,3 +621,56 @@ def test_random_edits_give_the_same_changes_with_and_without_the_stat_cache(tmp_
         assert _changes(written[0]) == _changes(written[1]), (step, op)
         assert tree_digest(cached) == tree_digest(plain), (step, op)
         assert compare(cached, plan, stat_cache=cache).clean
+
+
+# --- the fast paths of a warm compare ---------------------------------------------------------------------------
+
+
+def test_stats_with_missing_files_anywhere_are_the_per_file_stats(tmp_path: Path) -> None:
+    """The stats are taken by C calls that stop at a missing file and resume after it: the result is a stat per
+    file in order, ``UNKNOWN`` and listed for each missing one, wherever the missing files are."""
+    names = [f"d{n % 3}/f{n}.yaml" for n in range(40)]
+    for gone in ([], [0], [39], [5, 6, 7], [0, 1, 20, 38, 39], list(range(40))):
+        for rel in names:
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).write_text(rel)
+        for index in gone:
+            (tmp_path / names[index]).unlink()
+        flat, missing = writer._stat_keys(str(tmp_path), names)
+        expected: list[int] = []
+        for index, rel in enumerate(names):
+            expected.extend(UNKNOWN if index in gone else writer._stat_key(os.stat(tmp_path / rel)))
+        assert (list(flat), missing) == (expected, gone)
+
+
+def test_known_digests_are_found_by_identity_only() -> None:
+    text = "".join(["kind: ", "Namespace\n"])  # built at run time: not a constant another object could share
+    equal = "".join(["kind: Name", "space\n"])
+    known = writer.TextDigests()
+    known.add(text, writer.sha256(text))
+    assert known.get(text) == writer.sha256(text) and known.get(equal) is None and len(known) == 1
+    plan = {"a.yaml": text, "b.yaml": equal, "c.yaml": "other\n"}
+    assert writer._planned_digests(plan, known) == writer._planned_digests(plan) == [
+        writer.sha256(t) for t in plan.values()]
+
+
+def test_writes_with_known_digests_are_the_writes_without(tmp_path: Path) -> None:
+    """Digests handed to the writer (as the plan cache does) change nothing: the same changes, the same trees,
+    through every kind of step (plan edits, hand edits, deleted and added files)."""
+    rng = random.Random(3)
+    plan = _plan(120)
+    cache = tmp_path / "cache"
+    for step in range(12):
+        known = writer.TextDigests()
+        for text in rng.sample(list(plan.values()), len(plan) // 2):
+            known.add(text, writer.sha256(text))
+        results, trees = [], []
+        for out, digests in ((tmp_path / "known", known), (tmp_path / "plain", None)):
+            if step % 4 == 3 and out.exists():  # a hand-deleted file, restored
+                (out / sorted(plan)[step]).unlink(missing_ok=True)
+            results.append(_changes(write(out, plan, force=True, stat_cache=cache if digests else None,
+                                          known=digests)))
+            trees.append(tree_digest(out))
+        assert results[0] == results[1] and trees[0] == trees[1], step
+        rel = rng.choice(sorted(plan))
+        plan = dict(sorted({**plan, rel: plan[rel] + f"# {step}\n", f"fleet/new-{step}/x.yaml": f"{step}\n"}.items()))

@@ -326,21 +326,16 @@ class StatCache:
         """The recorded stat of each of ``paths``."""
         return _key_tuples(self.flat)
 
+    def positions(self, names: list[str]) -> list[int]:
+        """The index of each of ``names`` among the recorded paths (``count`` for a path not recorded)."""
+        index = dict(zip(self.paths, range(self.count), strict=True))
+        return list(map(index.get, names, itertools.repeat(self.count)))
+
     def aligned(self, names: list[str]) -> tuple[list[StatKey], list[str | None]]:
         """The recorded stat and sha256 of each of ``names`` (``UNKNOWN`` and None for a path not recorded)."""
-        paths = self.paths
-        recorded = self.key_list()
-        if names == paths:
-            return recorded, list(self.digest_list())
-        index = {path: n for n, path in enumerate(paths)}
-        digests = self.digest_list()
-        keys: list[StatKey] = []
-        found: list[str | None] = []
-        for name in names:
-            n = index.get(name)
-            keys.append(UNKNOWN if n is None else recorded[n])
-            found.append(None if n is None else digests[n])
-        return keys, found
+        at = self.positions(names)
+        keys, digests = [*self.key_list(), UNKNOWN], [*self.digest_list(), None]
+        return list(map(keys.__getitem__, at)), list(map(digests.__getitem__, at))
 
     def racy_indexes(self) -> list[int]:
         """The indexes of the records changed in the tick the cache was written (none, most often: found in C)."""
@@ -498,23 +493,18 @@ _KEY_OF = operator.attrgetter("st_size", "st_mtime_ns", "st_ino", "st_ctime_ns")
 
 def _stat_keys(base: str, names: Sequence[str]) -> tuple[array[int], list[int]]:
     """The stat of ``base/NAME`` for each name (following symlinks, as reading does), four integers each, and the
-    indexes of the names missing (their integers ``UNKNOWN``)."""
-    try:  # every file there (the common case): no Python code per file
-        return array("q", itertools.chain.from_iterable(map(_KEY_OF, map(os.stat, map(f"{base}/".__add__, names))))), []
-    except FileNotFoundError:
-        pass
+    indexes of the names missing (their integers ``UNKNOWN``): no Python code per file, but per missing file."""
     flat = array("q")
     missing: list[int] = []
-    extend, stat_of = flat.extend, os.stat
-    for index, name in enumerate(names):
-        try:
-            st = stat_of(f"{base}/{name}")
+    paths = map(f"{base}/".__add__, names)
+    while True:
+        try:  # the keys before a missing file are in ``flat`` (extend appends one by one), and its name is consumed
+            flat.extend(itertools.chain.from_iterable(map(_KEY_OF, map(os.stat, paths))))
         except FileNotFoundError:
-            missing.append(index)
-            extend(UNKNOWN)
+            missing.append(len(flat) // 4)
+            flat.extend(UNKNOWN)
             continue
-        extend(_KEY_OF(st))
-    return flat, missing
+        return flat, missing
 
 
 def _manifest_key(out: Path) -> StatKey | None:
@@ -651,10 +641,13 @@ def _scan(out: Path, plan: dict[str, str], cache: StatCache, threads: int,
                 stale = set(_differing(cache.flat, keys, 4))
                 late = set(cache.racy_indexes())
             else:
-                recorded_keys, recorded_digests = cache.aligned(names)
-                stale = {index for index, (key, was) in enumerate(zip(_key_tuples(keys), recorded_keys, strict=True))
-                         if key != was}
-                late = {index for index, was in enumerate(recorded_keys) if was != UNKNOWN and cache.racy(was)}
+                at = cache.positions(names)  # C calls throughout: a created or dropped file is the common case here
+                recorded_keys = [*cache.key_list(), UNKNOWN]
+                recorded_digests = list(map([*cache.digest_list(), None].__getitem__, at))
+                stale = set(itertools.compress(range(count), map(
+                    operator.ne, _key_tuples(keys), map(recorded_keys.__getitem__, at))))
+                racy_records = set(cache.racy_indexes())
+                late = {index for index, record in enumerate(at) if record in racy_records} if racy_records else set()
             gone = set(missing)
             racy = len(late - stale - gone)
             unread = sorted((stale | late) - gone)
