@@ -39,7 +39,7 @@ def _plan(count: int = 300, seed: int = 1) -> dict[str, str]:
 
 
 def _cache_file(cache: Path) -> Path:
-    files = [p for p in cache.glob("*.json")]
+    files = [p for p in cache.glob("*.stat")]
     assert len(files) == 1, files
     return files[0]
 
@@ -72,27 +72,53 @@ def _settled(out: Path, plan: dict[str, str], cache: Path) -> None:
     write(out, plan, stat_cache=cache)
 
 
+def _read_cache(path: Path) -> dict[str, Any]:
+    """A stat cache file as its JSON header's fields, with ``paths`` (newline-joined), ``digests`` (hex,
+    concatenated) and ``keys`` (a list of integers): read here byte by byte, not by the writer's code."""
+    raw = path.read_bytes()
+    header, _, body = raw.partition(b"\n")
+    data: dict[str, Any] = json.loads(header)
+    count, size = data["count"], data["paths_bytes"]
+    assert len(body) == size + 64 * count
+    data["paths"] = body[:size].decode("utf-8")
+    data["digests"] = body[size : size + 32 * count].hex()
+    raw_keys = body[size + 32 * count :]
+    data["keys"] = [int.from_bytes(raw_keys[n : n + 8], "little", signed=True) for n in range(0, len(raw_keys), 8)]
+    return data
+
+
+def _raw_keys(data: dict[str, Any]) -> bytes:
+    return b"".join(n.to_bytes(8, "little", signed=True) for n in data["keys"])
+
+
+def _write_cache(path: Path, data: dict[str, Any]) -> None:
+    """``_read_cache`` reversed; ``raw_paths``, ``raw_digests`` or ``raw_keys`` (bytes) stand for those parts."""
+    parts = ("paths", "digests", "keys")
+    header = {key: value for key, value in data.items() if key not in parts and key.removeprefix("raw_") not in parts}
+    paths = data.get("raw_paths", data["paths"].encode("utf-8"))
+    digests = data.get("raw_digests", bytes.fromhex(data["digests"]))
+    path.write_bytes(json.dumps(header).encode() + b"\n" + paths + digests + data.get("raw_keys", _raw_keys(data)))
+
+
 def _record(data: dict[str, Any], rel: str) -> tuple[int, dict[str, Any]]:
-    """Where ``rel`` is in a stat cache's JSON (its index), and the JSON."""
+    """Where ``rel`` is in a stat cache's record (its index), and the record."""
     return data["paths"].split("\n").index(rel), data
 
 
 def _set_key(data: dict[str, Any], rel: str, key: list[int]) -> None:
-    """Record ``key`` as the stat of ``rel`` in a stat cache's JSON."""
+    """Record ``key`` as the stat of ``rel`` in a stat cache's record."""
     index, _ = _record(data, rel)
-    flat = list(writer._unpack_keys(data["keys"]))
-    flat[4 * index : 4 * index + 4] = key
-    data["keys"] = writer._pack_keys(array("q", flat))
+    data["keys"][4 * index : 4 * index + 4] = key
 
 
-def test_packed_stat_keys_round_trip() -> None:
+def test_stat_keys_as_stored_round_trip() -> None:
     flat = array("q", [0, -1, 2**63 - 1, -(2**63), 1796039607299533582, 5121376])
-    packed = writer._pack_keys(flat)
-    assert writer._unpack_keys(packed) == flat
-    assert writer._unpack_keys(packed).tobytes() == b"".join(n.to_bytes(8, "little", signed=True) for n in flat)
-    for bad in (packed[:-4], packed + "!", 7, "é"):
-        with pytest.raises((ValueError, TypeError)):
-            writer._unpack_keys(bad)
+    stored = writer._keys_bytes(flat)
+    assert writer._keys_from(stored) == flat
+    assert stored == b"".join(n.to_bytes(8, "little", signed=True) for n in flat)
+    for bad in (stored[:-4], stored + b"!"):
+        with pytest.raises(ValueError):
+            writer._keys_from(bad)
 
 
 def _changes(changes: writer.Changes) -> tuple[object, ...]:
@@ -221,25 +247,25 @@ def test_racy_edit_in_the_tick_of_the_cache_is_read_again(tmp_path: Path) -> Non
     path.write_bytes(path.read_bytes()[:-2] + b"X\n")
     st = path.stat()
     cache_file = _cache_file(cache)
-    data = json.loads(cache_file.read_bytes())
+    data = _read_cache(cache_file)
     # what the cache would hold had the edit landed in the tick of fleetgen's write and of the cache's stamp
     _set_key(data, rel, [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns])
     newest = max(st.st_mtime_ns, st.st_ctime_ns)
     for stamp, conflict in ((newest, [rel]), (newest + 1, [])):
         data["stamp_ns"] = stamp
-        cache_file.write_text(json.dumps(data))
+        _write_cache(cache_file, data)
         changes = compare(out, plan, stat_cache=cache)
         assert changes.conflicts == conflict  # not racy (stamp later than the edit): the record is trusted
     with pytest.raises(OutputConflict):
         data["stamp_ns"] = st.st_mtime_ns
-        cache_file.write_text(json.dumps(data))
+        _write_cache(cache_file, data)
         write(out, plan, stat_cache=cache)
 
 
 def test_the_cache_stamp_is_the_output_file_systems_time(tmp_path: Path) -> None:
     out, cache, plan = tmp_path / "out", tmp_path / "cache", _plan(40)
     write(out, plan, stat_cache=cache)
-    stamp = json.loads(_cache_file(cache).read_bytes())["stamp_ns"]
+    stamp = _read_cache(_cache_file(cache))["stamp_ns"]
     newest = max(max(p.stat().st_mtime_ns, p.stat().st_ctime_ns) for p in out.rglob("*") if p.is_file())
     assert stamp >= newest
     assert not [p for p in out.rglob("*.stamp")]  # the probe taking the time is removed
@@ -274,7 +300,7 @@ def test_corrupt_stat_cache_is_ignored_and_replaced(tmp_path: Path, corrupt: byt
     out, cache, plan = tmp_path / "out", tmp_path / "cache", _plan(80)
     write(out, plan, stat_cache=cache)
     cache_file = _cache_file(cache)
-    data = json.loads(cache_file.read_bytes())
+    data = _read_cache(cache_file)
     edited = sorted(plan)[4]
     (out / edited).write_text("# hand edit\n")
     if corrupt == "entries":  # each a well-formed cache but for one part; all with a matching record of the edit
@@ -282,24 +308,25 @@ def test_corrupt_stat_cache_is_ignored_and_replaced(tmp_path: Path, corrupt: byt
         _set_key(data, edited, [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns])
         data["stamp_ns"] = max(st.st_mtime_ns, st.st_ctime_ns) + 1
         broken = [
-            {**data, "keys": data["keys"][:-4] + "!!!!"},
-            {**data, "keys": writer._pack_keys(writer._unpack_keys(data["keys"])[:-4])},
-            {**data, "digests": data["digests"][:-1] + "X"}, {**data, "digests": data["digests"][:-64]},
+            {**data, "raw_keys": _raw_keys(data)[:-3]}, {**data, "keys": data["keys"][:-4]},
+            {**data, "raw_digests": bytes.fromhex(data["digests"])[:-1]}, {**data, "digests": data["digests"][:-64]},
             {**data, "paths": data["paths"] + "\n../escape"}, {**data, "paths": "/abs\n" + data["paths"]},
             {**data, "paths": data["paths"].replace("\n", "\n\n", 1)}, {**data, "manifest": [1, 2, "x", 4]},
             {**data, "paths": data["paths"].replace(edited, sorted(plan)[0])},  # a path twice
-            {**data, "keys": 7}, {key: value for key, value in data.items() if key != "manifest"},
+            {**data, "count": 7}, {**data, "paths_bytes": data["paths_bytes"] + 1},
+            {key: value for key, value in data.items() if key != "manifest"},
+            {**data, "raw_paths": data["paths"].encode()[:-1] + b"\xff"},  # not UTF-8
         ]
-        cache_file.write_text(json.dumps(data))  # whole, the forged record hides the edit: the cache is trusted
+        _write_cache(cache_file, data)  # whole, the forged record hides the edit: the cache is trusted
         assert compare(out, plan, stat_cache=cache).conflicts == []
         for bad in broken:
-            cache_file.write_text(json.dumps(bad))
+            _write_cache(cache_file, bad)
             assert _changes(compare(out, plan, stat_cache=cache)) == _changes(compare(out, plan))
-        cache_file.write_text(json.dumps(broken[0]))
+        _write_cache(cache_file, broken[0])
     elif corrupt == "stamp":
-        cache_file.write_text(json.dumps({**data, "stamp_ns": "soon"}))
+        _write_cache(cache_file, {**data, "stamp_ns": "soon"})
     elif corrupt == "other-output":
-        cache_file.write_text(json.dumps({**data, "out": str(tmp_path / "elsewhere")}))
+        _write_cache(cache_file, {**data, "out": str(tmp_path / "elsewhere")})
     elif corrupt == "symlink":
         cache_file.unlink()
         cache_file.symlink_to("/dev/zero")
@@ -314,7 +341,7 @@ def test_corrupt_stat_cache_is_ignored_and_replaced(tmp_path: Path, corrupt: byt
         write(out, plan, stat_cache=cache)
     write(out, plan, force=True, stat_cache=cache)
     assert cache_file.is_file() and not cache_file.is_symlink()
-    assert json.loads(cache_file.read_bytes())["format"] == writer.STAT_CACHE_FORMAT
+    assert _read_cache(cache_file)["format"] == writer.STAT_CACHE_FORMAT
     assert write(out, plan, stat_cache=cache).clean
 
 
@@ -419,7 +446,7 @@ def test_render_keeps_the_stat_cache_under_the_fleet_root(fleet_root: Path) -> N
     render(fleet_root, out)
     cache = stat_cache_dir(fleet_root)
     assert (cache / ".gitignore").read_text().endswith("*\n")
-    recorded = json.loads(_cache_file(cache).read_bytes())
+    recorded = _read_cache(_cache_file(cache))
     manifest = json.loads((out / MANIFEST).read_text())["files"]
     digests = [recorded["digests"][n : n + 64] for n in range(0, len(recorded["digests"]), 64)]
     assert dict(zip(recorded["paths"].split("\n"), digests, strict=True)) == manifest

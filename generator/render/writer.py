@@ -18,7 +18,6 @@ stat per file and one hash per planned text, the rest at C speed (lists and arra
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import itertools
@@ -40,7 +39,7 @@ from generator.errors import InventoryError, OutputConflict, Problem
 from generator.guard import MAX_MANIFEST_BYTES, read_text
 
 MANIFEST = ".fleetgen/manifest.json"
-STAT_CACHE_FORMAT = 2
+STAT_CACHE_FORMAT = 3
 """Version of the stat cache's layout: a cache of another version is ignored (and replaced)."""
 IO_THREADS = 4
 """Threads that read, hash and write files. On this project's 2-core machine (loaded) a cold write of 16 383 files
@@ -184,29 +183,18 @@ def _key_tuples(flat: array[int]) -> list[StatKey]:
     return list(zip(fields, fields, fields, fields, strict=True))
 
 
-def _lower_hex(text: str) -> bool:
-    """Whether ``text`` is lowercase hex digits only (as ``hexdigest`` writes), checked in C."""
-    try:
-        return bytes.fromhex(text).hex() == text  # fromhex skips whitespace and takes upper case: compared back
-    except ValueError:
-        return False
-
-
-def _pack_keys(flat: array[int]) -> str:
-    """Stat integers as the cache stores them: base64 of little-endian int64s (one C call each way, where a JSON
-    list of 65 000 integers costs milliseconds)."""
+def _keys_bytes(flat: array[int]) -> bytes:
+    """Stat integers as the cache stores them: little-endian int64s (one C call each way)."""
     if sys.byteorder == "big":
         flat = array("q", flat)
         flat.byteswap()
-    return base64.b64encode(flat.tobytes()).decode("ascii")
+    return flat.tobytes()
 
 
-def _unpack_keys(packed: object) -> array[int]:
-    """``_pack_keys`` reversed; ValueError or TypeError on anything else."""
-    if not isinstance(packed, str):
-        raise TypeError("packed stat keys must be a string")
+def _keys_from(data: bytes) -> array[int]:
+    """``_keys_bytes`` reversed; ValueError unless a whole number of int64s."""
     flat = array("q")
-    flat.frombytes(base64.b64decode(packed.encode("ascii"), validate=True))
+    flat.frombytes(data)
     if sys.byteorder == "big":
         flat.byteswap()
     return flat
@@ -230,15 +218,16 @@ class StatCache:
     cache (another output folder, another device, another format) is ignored; one that cannot be written only
     costs speed.
 
-    On disk (JSON): ``paths`` newline-joined (in plan order), ``digests`` their sha256 hex digests concatenated,
-    ``keys`` four integers per path (``UNKNOWN`` for a file whose stat is not known) packed as base64 of int64s,
-    and ``manifest`` the manifest's stat (or null): a layout that loads and compares at C speed (strings and
+    On disk: a JSON header line (format, output folder and device, stamp, the manifest's stat or null, how many
+    paths and how many bytes they take), then the paths newline-joined (UTF-8, in plan order), their sha256 digests
+    (32 bytes each) and their stats (four little-endian int64s each, ``UNKNOWN`` for a file whose stat is not
+    known): a layout read and written as a few slices (no escaping, no base64), compared at C speed (strings and
     arrays, not an object per file). The recorded paths are split and checked only when they are not exactly the
     planned names (``records``): the planned names are checked by the plan itself."""
 
     def __init__(self, directory: Path | None, out: Path) -> None:
         self.out = out
-        self.path = None if directory is None else directory / f"{sha256(str(out.resolve()))[:24]}.json"
+        self.path = None if directory is None else directory / f"{sha256(str(out.resolve()))[:24]}.stat"
         self.joined = ""
         self.digests = ""
         #: four integers per path (size, mtime, inode, ctime): ``UNKNOWN`` for a file whose stat is not known
@@ -260,36 +249,36 @@ class StatCache:
         if self.path is None:
             return
         try:
-            data = json.loads(_read_regular(self.path, 2 * MAX_MANIFEST_BYTES))
+            raw = _read_regular(self.path, 2 * MAX_MANIFEST_BYTES)
+            end = raw.find(b"\n")
+            header = json.loads(raw[:end]) if end >= 0 else None
             if not (
-                isinstance(data, dict)
-                and data.get("format") == STAT_CACHE_FORMAT
-                and data.get("out") == str(self.out.resolve())
-                and data.get("device") == os.stat(self.out).st_dev
-                and type(data.get("stamp_ns")) is int
+                isinstance(header, dict)
+                and header.get("format") == STAT_CACHE_FORMAT
+                and header.get("out") == str(self.out.resolve())
+                and header.get("device") == os.stat(self.out).st_dev
+                and type(header.get("stamp_ns")) is int
             ):
                 return
-            joined, digests, packed, manifest = data["paths"], data["digests"], data["keys"], data["manifest"]
-            flat = _unpack_keys(packed)
-        except (OSError, ValueError, RecursionError, KeyError, TypeError):
+            count, size, manifest = header["count"], header["paths_bytes"], header["manifest"]
+            if type(count) is not int or type(size) is not int or count < 0 or size < 0:
+                return
+            start = end + 1 + size
+            if len(raw) != start + 64 * count:
+                return
+            joined = raw[end + 1 : start].decode("utf-8", "surrogatepass")
+            digests = raw[start : start + 32 * count].hex()
+            flat = _keys_from(raw[start + 32 * count :])
+        except (OSError, ValueError, RecursionError, KeyError):
             return
-        if not (isinstance(joined, str) and isinstance(digests, str)):
-            return
-        count = len(digests) // 64
-        if (
-            len(digests) != 64 * count
-            or len(flat) != 4 * count
-            or joined.count("\n") != max(count - 1, 0)
-            or (count == 0 and joined)
-            or not _lower_hex(digests)
-        ):
+        if joined.count("\n") != max(count - 1, 0) or (count == 0 and joined):
             return
         if manifest is not None and not (type(manifest) is list and len(manifest) == 4
                                          and all(type(n) is int for n in manifest)):
             return
         self.joined, self.digests, self.flat, self._paths = joined, digests, flat, None
         self.manifest_key = None if manifest is None else (manifest[0], manifest[1], manifest[2], manifest[3])
-        self.stamp_ns, self.loaded = data["stamp_ns"], True
+        self.stamp_ns, self.loaded = header["stamp_ns"], True
         self.newest_ns = max(max(flat[1::4], default=0), max(flat[3::4], default=0),
                              *(self.manifest_key or (0, 0, 0, 0))[1::2])
 
@@ -370,20 +359,21 @@ class StatCache:
             return
         if joined.count("\n") != max(len(names) - 1, 0):
             return  # a name with a newline cannot be recorded in this layout: no cache (only speed is lost)
-        # the body first (the stamp, taken after it, is then most likely a later tick than every file's change),
-        # composed as json.dumps writes it: the hex digests and base64 need no escaping, nor a 1 MB scan
-        manifest = json.dumps(None if manifest_key is None else list(manifest_key), separators=(",", ":"))
-        body = (f'{{"paths":{encode_basestring_ascii(joined)},"digests":"{digests}","keys":"{_pack_keys(flat)}",'
-                f'"manifest":{manifest}}}')
+        # the body first (the stamp, taken after it, is then most likely a later tick than every file's change)
+        paths = joined.encode("utf-8", "surrogatepass")
+        body = [paths, bytes.fromhex(digests), _keys_bytes(flat)]
         try:
             stamp_ns = _filesystem_now(self.out / MANIFEST)
             header = json.dumps({"format": STAT_CACHE_FORMAT, "out": str(self.out.resolve()),
-                                 "device": os.stat(self.out).st_dev, "stamp_ns": stamp_ns}, separators=(",", ":"))
+                                 "device": os.stat(self.out).st_dev, "stamp_ns": stamp_ns,
+                                 "manifest": None if manifest_key is None else list(manifest_key),
+                                 "count": len(names), "paths_bytes": len(paths)}, separators=(",", ":"))
             self.path.parent.mkdir(parents=True, exist_ok=True)
             ignore = self.path.parent / ".gitignore"
             if not ignore.exists() and not ignore.is_symlink():
                 atomic_write(ignore, "# fleetgen's stat cache of rendered files (machine-local): never commit it\n*\n")
-            atomic_write(self.path, f"{header[:-1]},{body[1:]}")
+            atomic_write_bytes(self.path, b"".join([header.encode("ascii"), b"\n", *body]))
+            self.path.with_suffix(".json").unlink(missing_ok=True)  # the JSON cache of fleetgen before format 3
         except OSError:
             return
 
