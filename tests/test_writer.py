@@ -701,3 +701,25 @@ def test_writes_with_known_digests_are_the_writes_without(tmp_path: Path) -> Non
         assert results[0] == results[1] and trees[0] == trees[1], step
         rel = rng.choice(sorted(plan))
         plan = dict(sorted({**plan, rel: plan[rel] + f"# {step}\n", f"fleet/new-{step}/x.yaml": f"{step}\n"}.items()))
+
+
+def test_stale_records_found_by_runs_are_those_found_name_by_name(tmp_path: Path) -> None:
+    """Names aligned with the stat cache's record by runs (a created or dropped file splits a run) give the same
+    stale names as comparing each name's stat with its record one by one."""
+    out, cache_dir, plan = tmp_path / "out", tmp_path / "cache", _plan(200)
+    write(out, plan, stat_cache=cache_dir)
+    cache = StatCache(cache_dir, out)
+    cache.load()
+    rng = random.Random(7)
+    recorded = dict(zip(cache.paths, cache.key_list(), strict=True))
+    for _ in range(60):
+        names = [name for name in cache.paths if rng.random() > 0.05]  # some dropped
+        for _ in range(rng.randint(0, 4)):  # some created, anywhere
+            names.insert(rng.randint(0, len(names)), f"new/{rng.random()}.yaml")
+        if rng.random() < 0.3:
+            rng.shuffle(names)
+        keys = [recorded.get(name, UNKNOWN) if rng.random() > 0.1 else (rng.randint(0, 9), 1, 2, 3) for name in names]
+        flat = array("q", [n for key in keys for n in key])
+        expected = {index for index, (name, key) in enumerate(zip(names, keys, strict=True))
+                    if name not in recorded or recorded[name] != key}
+        assert cache.stale(names, flat) == expected

@@ -238,10 +238,11 @@ class StatCache:
         #: the newest mtime or ctime recorded (a racy record, if any, is not older than the stamp)
         self.newest_ns = 0
         self._paths: list[str] | None = None  # ``joined`` split, once checked
+        self._index: dict[str, int] | None = None
 
     def _forget(self) -> None:
         """Drop the record (a corrupt one): the cache is then empty, as if there were none."""
-        self.joined, self.digests, self.flat, self._paths = "", "", array("q"), []
+        self.joined, self.digests, self.flat, self._paths, self._index = "", "", array("q"), [], None
         self.manifest_key, self.stamp_ns, self.loaded, self.newest_ns = None, 0, False, 0
 
     def load(self) -> None:
@@ -276,7 +277,7 @@ class StatCache:
         if manifest is not None and not (type(manifest) is list and len(manifest) == 4
                                          and all(type(n) is int for n in manifest)):
             return
-        self.joined, self.digests, self.flat, self._paths = joined, digests, flat, None
+        self.joined, self.digests, self.flat, self._paths, self._index = joined, digests, flat, None, None
         self.manifest_key = None if manifest is None else (manifest[0], manifest[1], manifest[2], manifest[3])
         self.stamp_ns, self.loaded = header["stamp_ns"], True
         self.newest_ns = max(max(flat[1::4], default=0), max(flat[3::4], default=0),
@@ -315,10 +316,33 @@ class StatCache:
         """The recorded stat of each of ``paths``."""
         return _key_tuples(self.flat)
 
+    def index(self) -> dict[str, int]:
+        """The index of each recorded path (built once)."""
+        if self._index is None:
+            self._index = dict(zip(self.paths, range(self.count), strict=True))
+        return self._index
+
     def positions(self, names: list[str]) -> list[int]:
         """The index of each of ``names`` among the recorded paths (``count`` for a path not recorded)."""
-        index = dict(zip(self.paths, range(self.count), strict=True))
-        return list(map(index.get, names, itertools.repeat(self.count)))
+        return list(map(self.index().get, names, itertools.repeat(self.count)))
+
+    def stale(self, names: list[str], flat: array[int]) -> set[int]:
+        """The indexes of ``names`` whose stat (four integers each in ``flat``) is not the recorded one (a name not
+        recorded included): compared in C by runs of names recorded one after another (a created or dropped file
+        splits a run), each run against its slice of the record."""
+        count = self.count
+        at = self.positions(names)
+        shift = list(map(operator.sub, at, range(len(at))))  # constant along a run
+        starts = [0, *itertools.compress(range(1, len(at)), map(operator.ne, shift[1:], shift[:-1])), len(at)]
+        found: set[int] = set()
+        for start, end in itertools.pairwise(starts):
+            if at[start] == count:  # not recorded (one name: each has its own shift)
+                found.update(range(start, end))
+                continue
+            first = at[start]
+            found.update(start + n for n in _differing(self.flat[4 * first : 4 * (first + end - start)],
+                                                       flat[4 * start : 4 * end], 4))
+        return found
 
     def aligned(self, names: list[str]) -> tuple[list[StatKey], list[str | None]]:
         """The recorded stat and sha256 of each of ``names`` (``UNKNOWN`` and None for a path not recorded)."""
@@ -611,12 +635,10 @@ def _scan(out: Path, plan: dict[str, str], cache: StatCache, threads: int,
 
     def listed_digest(index: int) -> str | None:
         """What the manifest records for ``names[index]`` (from the stat cache when it knows the manifest)."""
-        nonlocal manifest
-        if recorded and manifest_known:
-            return cache.digests[64 * index : 64 * index + 64]
-        if manifest is None:
-            manifest = cache.manifest(manifest_key) or {}
-        return manifest.get(names[index])
+        if manifest_known:
+            at = index if recorded else cache.index().get(names[index])
+            return None if at is None else cache.digests[64 * at : 64 * at + 64]
+        return None if manifest is None else manifest.get(names[index])
 
     unread: list[int]
     current: list[str | None] | None = None  # None while every file is known to hold its recorded digest
@@ -632,10 +654,8 @@ def _scan(out: Path, plan: dict[str, str], cache: StatCache, threads: int,
                 late = set(cache.racy_indexes())
             else:
                 at = cache.positions(names)  # C calls throughout: a created or dropped file is the common case here
-                recorded_keys = [*cache.key_list(), UNKNOWN]
                 recorded_digests = list(map([*cache.digest_list(), None].__getitem__, at))
-                stale = set(itertools.compress(range(count), map(
-                    operator.ne, _key_tuples(keys), map(recorded_keys.__getitem__, at))))
+                stale = cache.stale(names, keys)
                 racy_records = set(cache.racy_indexes())
                 late = {index for index, record in enumerate(at) if record in racy_records} if racy_records else set()
             gone = set(missing)
@@ -678,13 +698,18 @@ def _scan(out: Path, plan: dict[str, str], cache: StatCache, threads: int,
             if listed_digest(index) != now:
                 changes.conflicts.append(rel)
     if not (manifest_known and recorded):  # else the manifest lists exactly the planned files
-        listed = manifest if manifest is not None else cache.manifest(manifest_key) or {}
-        for rel in listed.keys() - plan.keys():
+        if manifest_known:  # listed by the stat cache
+            where = cache.index()
+            dropped = [(rel, cache.digests[64 * where[rel] : 64 * where[rel] + 64])
+                       for rel in itertools.filterfalse(plan.__contains__, cache.paths)]
+        else:
+            dropped = [] if manifest is None else [(rel, manifest[rel]) for rel in manifest.keys() - plan.keys()]
+        for rel, listed in dropped:
             now = _current(out / rel)
             if now is None:
                 continue
             changes.deleted.append(rel)
-            if now != listed[rel]:
+            if now != listed:
                 changes.conflicts.append(rel)
     for group in (changes.created, changes.updated, changes.deleted, changes.conflicts):
         group.sort()
