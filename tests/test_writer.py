@@ -723,3 +723,44 @@ def test_stale_records_found_by_runs_are_those_found_name_by_name(tmp_path: Path
         expected = {index for index, (name, key) in enumerate(zip(names, keys, strict=True))
                     if name not in recorded or recorded[name] != key}
         assert cache.stale(names, flat) == expected
+
+
+def test_patched_manifest_is_the_manifest_written_anew(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A manifest known from the stat cache is patched where digests changed: byte for byte the manifest written
+    anew (``json.dumps``), also when a changed file already held its new text on disk (read, not reported, but
+    its line changes); a manifest not of the recorded length, or missing a changed line, is written anew."""
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    plan = {rel: text for rel, text in _plan(200).items() if rel.isascii()}
+    write(out, plan, stat_cache=cache)
+    _settled(out, plan, cache)
+    patched: list[bool] = []
+    real = writer._patched_manifest
+
+    def spy(*args: Any) -> bytes | None:
+        result = real(*args)
+        patched.append(result is not None)
+        return result
+
+    monkeypatch.setattr(writer, "_patched_manifest", spy)
+    rng = random.Random(9)
+    for step in range(8):
+        edited = rng.sample(sorted(plan), rng.randint(1, 3))
+        plan = {**plan, **{rel: plan[rel] + f"# {step}\n" for rel in edited}}
+        if step % 2:
+            (out / edited[0]).write_text(plan[edited[0]], encoding="utf-8")  # already on disk: unchanged
+        changes = write(out, plan, stat_cache=cache)
+        assert changes.updated == sorted(edited[step % 2 :])
+        expected = {"files": {rel: writer.sha256(text) for rel, text in plan.items()}, "generator": "fleetgen"}
+        assert (out / MANIFEST).read_text() == json.dumps(expected, indent=2, sort_keys=True) + "\n"
+        _settled(out, plan, cache)
+    assert patched and all(patched)
+    recorded = StatCache(cache, out)
+    recorded.load()
+    name = recorded.paths[0]
+    change = [(name, 0, "0" * 64)]
+    assert real(out / MANIFEST, recorded.joined, recorded.digests, change) is not None
+    (out / MANIFEST).write_bytes((out / MANIFEST).read_bytes() + b" ")
+    assert real(out / MANIFEST, recorded.joined, recorded.digests, change) is None  # not the recorded length
+    text = (out / MANIFEST).read_bytes()[:-1]
+    (out / MANIFEST).write_bytes(text.replace(recorded.digests[:64].encode(), b"f" * 64))
+    assert real(out / MANIFEST, recorded.joined, recorded.digests, change) is None  # the changed line not there

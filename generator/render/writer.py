@@ -163,6 +163,37 @@ def manifest_text(digests: dict[str, str]) -> str:
     return f'{{\n  "files": {{\n{lines}\n  }},\n  "generator": "fleetgen"\n}}\n'
 
 
+_PATCH_AT_MOST = 64
+"""Changed files up to which a manifest known from the stat cache is patched rather than written anew."""
+
+
+def _patched_manifest(path: Path, joined: str, recorded: str, changed: list[tuple[str, int, str]]) -> bytes | None:
+    """The manifest of the recorded paths (newline-joined: ``joined``) with the digest of each ``(name, index,
+    digest)`` of ``changed`` replaced, made from the manifest at ``path``, known from the stat cache to be the one
+    fleetgen wrote for the recorded paths and digests (``recorded``): each changed line replaced where it is, one
+    search each, where writing the manifest anew costs a line per file. None (write it anew) unless every name is
+    plain, the file has the length of that manifest and each changed line is in it exactly once."""
+    if not (joined.isascii() and not joined.encode("ascii").translate(None, _PLAIN_JSON)):
+        return None
+    count = len(recorded) // 64
+    # the lines ``    "NAME": "DIGEST"`` joined by ",\n", between the fixed head and tail of ``manifest_text``
+    length = len(joined) - (count - 1) + count * (4 + 2 + 2 + 2 + 64) + 2 * (count - 1) if count else -1
+    try:
+        old = _read_regular(path, MAX_MANIFEST_BYTES)
+    except (OSError, ValueError):
+        return None
+    if len(old) != len('{\n  "files": {\n') + length + len('\n  },\n  "generator": "fleetgen"\n}\n'):
+        return None
+    data = bytearray(old)
+    for name, index, digest in changed:
+        line = f'\n    "{name}": "{recorded[64 * index : 64 * index + 64]}"'.encode("ascii")
+        at = old.find(line)
+        if at < 0 or old.find(line, at + 1) >= 0:
+            return None
+        data[at + len(line) - 65 : at + len(line) - 1] = digest.encode("ascii")
+    return bytes(data)
+
+
 # --- the stat cache --------------------------------------------------------------------------------------------
 
 StatKey = tuple[int, int, int, int]
@@ -861,7 +892,14 @@ def _write_over(out: Path, plan: dict[str, str], force: bool, cache: StatCache, 
     if scan.manifest_known and scan.recorded and digests == cache.digests:
         manifest_written = False  # the manifest, known from the stat cache, records exactly this plan
     else:
-        data = manifest_text(dict(zip(names, wanted, strict=True))).encode("utf-8")
+        data = None
+        if scan.manifest_known and scan.recorded:  # the manifest records the planned paths: patch what differs
+            changed = _differing(cache.digests, digests, 64)
+            if len(changed) <= _PATCH_AT_MOST:
+                data = _patched_manifest(out / MANIFEST, scan.joined, cache.digests,
+                                         [(names[index], index, wanted[index]) for index in changed])
+        if data is None:
+            data = manifest_text(dict(zip(names, wanted, strict=True))).encode("utf-8")
         manifest_written = scan.manifest is None or scan.manifest.encode("utf-8") != data or (
             os.stat(out / MANIFEST).st_size != len(data))
         if manifest_written:
