@@ -6,14 +6,16 @@ files it did not write, and refuses to overwrite or delete a generated file edit
 
 At fleet scale (tens of thousands of files) the writer creates each folder once, writes each changed file
 through a temporary file opened next to it and renamed over it, on a few threads (the system calls release
-the GIL), and hashes each planned text once (the comparison and the manifest share it). A new output folder
+the GIL), and hashes each planned text once (the comparison and the manifest share it), or not at all when it comes
+with its digest (``TextDigests``: the plan cache hashes the texts it reads). A new output folder
 (missing) is written whole into a staging folder next to it, each file created in place (no temporary file, no
 rename: a third fewer system calls per file), and renamed into place once complete, so a failed first render
 leaves nothing. With a stat cache (``stat_cache``: a machine-local folder, never part of the output) a file
 whose size, mtime, inode and ctime are those recorded when fleetgen last wrote or read it is not read again,
 as git's index does, and a manifest whose stat is the recorded one is not parsed; a file changed within the same
 timestamp tick as that record ("racy", git's word) is always read again. An unchanged tree is compared with one
-stat per file and one hash per planned text, the rest at C speed (lists and arrays compared whole).
+stat per file and one hash per text planned in this run, the rest at C speed (arrays and strings compared whole,
+then by blocks), and a manifest known from the cache is patched where digests changed.
 """
 
 from __future__ import annotations
