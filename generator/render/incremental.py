@@ -31,7 +31,9 @@ import dataclasses
 import functools
 import hashlib
 import io
+import itertools
 import json
+import operator
 import os
 import pickle
 import shutil
@@ -47,6 +49,7 @@ from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
 from generator.render.planner import Contribution, plan_cluster_files
 from generator.render.writer import TextDigests, atomic_write_bytes
 
+_HEX_OF = operator.methodcaller("hexdigest")
 #: Bump when the store's layout or the meaning of a key changes.
 PLAN_CACHE_FORMAT = "fleetgen-plan-cache/3"
 #: Pack files the clusters are spread over: a re-planned cluster rewrites one pack (a 64th of the store).
@@ -229,33 +232,29 @@ def _files(entry: dict[str, Any], data: memoryview, known: TextDigests | None = 
         or type(digests) is not str or len(digests) != 64 * len(paths)
     ):
         return None
-    files: dict[str, str] = {}
-    found: list[str] = []
-    exact: list[bool] = []
-    ascii_only = text.isascii()  # then a text's bytes are at its characters' offsets
-    at = 0
-    for path, length in zip(paths, lengths, strict=True):
-        if type(path) is not str or type(length) is not int or length < 0:
-            return None
-        piece = files[path] = text[at : at + length]
-        if ascii_only:
-            found.append(hashlib.sha256(data[at : at + length]).hexdigest())
-        else:
+    if set(map(type, paths)) - {str} or set(map(type, lengths)) - {int} or min(lengths, default=0) < 0:
+        return None
+    ends = list(itertools.accumulate(lengths))
+    cuts = list(map(slice, [0, *ends[:-1]], ends))
+    pieces = list(map(text.__getitem__, cuts))
+    exact: list[str] | None = None  # the digests recorded for the writer (None: every text's)
+    if text.isascii():  # a text's bytes are its characters: each hashed where it lies in the pack (C calls)
+        found = list(map(_HEX_OF, map(hashlib.sha256, map(data.__getitem__, cuts))))
+    else:
+        found, exact = [], []
+        for piece in pieces:
             try:
                 found.append(hashlib.sha256(piece.encode("utf-8")).hexdigest())
             except UnicodeEncodeError:  # a lone surrogate: checked as stored, not recorded for the writer
                 found.append(hashlib.sha256(piece.encode("utf-8", "surrogatepass")).hexdigest())
-                exact.append(False)
+                exact.append("")
             else:
-                exact.append(True)
-        at += length
+                exact.append(found[-1])
     if "".join(found) != digests:
         return None
     if known is not None:
-        for index, (piece, digest) in enumerate(zip(files.values(), found, strict=True)):
-            if ascii_only or exact[index]:
-                known.add(piece, digest)
-    return files
+        known.add_all(pieces, found if exact is None else exact)
+    return dict(zip(paths, pieces, strict=True))
 
 
 class PlanCache:

@@ -581,6 +581,11 @@ class TextDigests:
         self._texts.append(text)
         self._by_id[id(text)] = digest
 
+    def add_all(self, texts: list[str], digests: list[str]) -> None:
+        """``add`` each text with its digest, as C calls; an empty digest records nothing."""
+        self._texts.extend(texts)
+        self._by_id.update(itertools.compress(zip(map(id, texts), digests, strict=True), digests))
+
     def get(self, text: str) -> str | None:
         """The recorded digest of this very text object (None for any other object, even an equal one)."""
         return self._by_id.get(id(text))
