@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import tree_digest
 
 from generator.bench import make_fleet
 from generator.errors import InventoryError
@@ -177,6 +178,51 @@ def test_corrupt_or_poisoned_entries_are_ignored(fleet: tuple[Path, list[str]], 
     assert not (cache / "packs" / "stray.pack").exists() and not garbage.exists()
     files, store = _cached(root, cache)  # the re-planned entries were stored again
     assert files == full and store.planned_clusters == 0
+
+
+def test_a_poisoned_digest_cannot_leave_a_wrong_file_in_place(tmp_path: Path) -> None:
+    """The writer takes each cached text's sha256 from the plan cache's reader, which hashes the bytes it read: a
+    pack whose stored digests claim the files already on disk (its entry digest recomputed to match) is refused,
+    where trusting those digests would leave the old files in place."""
+    root, out = tmp_path / "fleet", tmp_path / "out"
+    names = make_fleet(REPO, root, SIZE)
+    victim, cache = names[3], plan_cache_dir(root)
+
+    def replicas(count: int) -> Callable[[list[dict[str, Any]]], None]:
+        def change(clusters: list[dict[str, Any]]) -> None:
+            for cluster in clusters:
+                if cluster["name"] == victim:
+                    components = cluster.setdefault("components", {}).setdefault("envoy-gateway", {})
+                    components.setdefault("values", {}).setdefault("deployment", {})["replicas"] = count
+        return change
+
+    def entry() -> tuple[dict[str, Any], bytes]:
+        header, _, body = _pack_of(cache, victim).read_bytes().partition(b"\n")
+        found = json.loads(header)["entries"][victim]
+        return found, body[found["start"] : found["end"]]
+
+    _edit_clusters(root, replicas(5))
+    render(root, out)
+    five, texts_five = entry()
+    _edit_clusters(root, replicas(7))
+    render(root, out)  # the output and its stat cache now hold the files of 7 replicas
+    seven, _ = entry()
+    assert five["paths"] == seven["paths"] and five["digests"] != seven["digests"]
+
+    def poison(entries: dict[str, Any], texts: bytearray) -> None:  # 5's texts, claiming 7's digests
+        entries[victim] = {**five, "digests": seven["digests"], "start": len(texts),
+                           "end": len(texts) + len(texts_five),
+                           "digest": incremental._entry_digest(five["key"], five["paths"], five["lengths"],
+                                                               seven["digests"])}
+        texts.extend(texts_five)
+
+    _rewrite(_pack_of(cache, victim), poison)
+    _edit_clusters(root, replicas(5))
+    changes = render(root, out)
+    assert changes.updated  # the files of 5 replicas written over those of 7
+    fresh = tmp_path / "fresh"
+    render(root, fresh, cache_dir=tmp_path / "no-cache")
+    assert tree_digest(out) == tree_digest(fresh)
 
 
 def test_a_cross_cluster_error_is_still_refused_with_a_warm_cache(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def _plan(count: int = 300, seed: int = 1) -> dict[str, str]:
 
 
 def _cache_file(cache: Path) -> Path:
-    files = [p for p in cache.glob("*.json")]
+    files = [p for p in cache.glob("*.stat")]
     assert len(files) == 1, files
     return files[0]
 
@@ -72,27 +72,53 @@ def _settled(out: Path, plan: dict[str, str], cache: Path) -> None:
     write(out, plan, stat_cache=cache)
 
 
+def _read_cache(path: Path) -> dict[str, Any]:
+    """A stat cache file as its JSON header's fields, with ``paths`` (newline-joined), ``digests`` (hex,
+    concatenated) and ``keys`` (a list of integers): read here byte by byte, not by the writer's code."""
+    raw = path.read_bytes()
+    header, _, body = raw.partition(b"\n")
+    data: dict[str, Any] = json.loads(header)
+    count, size = data["count"], data["paths_bytes"]
+    assert len(body) == size + 64 * count
+    data["paths"] = body[:size].decode("utf-8")
+    data["digests"] = body[size : size + 32 * count].hex()
+    raw_keys = body[size + 32 * count :]
+    data["keys"] = [int.from_bytes(raw_keys[n : n + 8], "little", signed=True) for n in range(0, len(raw_keys), 8)]
+    return data
+
+
+def _raw_keys(data: dict[str, Any]) -> bytes:
+    return b"".join(n.to_bytes(8, "little", signed=True) for n in data["keys"])
+
+
+def _write_cache(path: Path, data: dict[str, Any]) -> None:
+    """``_read_cache`` reversed; ``raw_paths``, ``raw_digests`` or ``raw_keys`` (bytes) stand for those parts."""
+    parts = ("paths", "digests", "keys")
+    header = {key: value for key, value in data.items() if key not in parts and key.removeprefix("raw_") not in parts}
+    paths = data.get("raw_paths", data["paths"].encode("utf-8"))
+    digests = data.get("raw_digests", bytes.fromhex(data["digests"]))
+    path.write_bytes(json.dumps(header).encode() + b"\n" + paths + digests + data.get("raw_keys", _raw_keys(data)))
+
+
 def _record(data: dict[str, Any], rel: str) -> tuple[int, dict[str, Any]]:
-    """Where ``rel`` is in a stat cache's JSON (its index), and the JSON."""
+    """Where ``rel`` is in a stat cache's record (its index), and the record."""
     return data["paths"].split("\n").index(rel), data
 
 
 def _set_key(data: dict[str, Any], rel: str, key: list[int]) -> None:
-    """Record ``key`` as the stat of ``rel`` in a stat cache's JSON."""
+    """Record ``key`` as the stat of ``rel`` in a stat cache's record."""
     index, _ = _record(data, rel)
-    flat = list(writer._unpack_keys(data["keys"]))
-    flat[4 * index : 4 * index + 4] = key
-    data["keys"] = writer._pack_keys(array("q", flat))
+    data["keys"][4 * index : 4 * index + 4] = key
 
 
-def test_packed_stat_keys_round_trip() -> None:
+def test_stat_keys_as_stored_round_trip() -> None:
     flat = array("q", [0, -1, 2**63 - 1, -(2**63), 1796039607299533582, 5121376])
-    packed = writer._pack_keys(flat)
-    assert writer._unpack_keys(packed) == flat
-    assert writer._unpack_keys(packed).tobytes() == b"".join(n.to_bytes(8, "little", signed=True) for n in flat)
-    for bad in (packed[:-4], packed + "!", 7, "é"):
-        with pytest.raises((ValueError, TypeError)):
-            writer._unpack_keys(bad)
+    stored = writer._keys_bytes(flat)
+    assert writer._keys_from(stored) == flat
+    assert stored == b"".join(n.to_bytes(8, "little", signed=True) for n in flat)
+    for bad in (stored[:-4], stored + b"!"):
+        with pytest.raises(ValueError):
+            writer._keys_from(bad)
 
 
 def _changes(changes: writer.Changes) -> tuple[object, ...]:
@@ -221,25 +247,25 @@ def test_racy_edit_in_the_tick_of_the_cache_is_read_again(tmp_path: Path) -> Non
     path.write_bytes(path.read_bytes()[:-2] + b"X\n")
     st = path.stat()
     cache_file = _cache_file(cache)
-    data = json.loads(cache_file.read_bytes())
+    data = _read_cache(cache_file)
     # what the cache would hold had the edit landed in the tick of fleetgen's write and of the cache's stamp
     _set_key(data, rel, [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns])
     newest = max(st.st_mtime_ns, st.st_ctime_ns)
     for stamp, conflict in ((newest, [rel]), (newest + 1, [])):
         data["stamp_ns"] = stamp
-        cache_file.write_text(json.dumps(data))
+        _write_cache(cache_file, data)
         changes = compare(out, plan, stat_cache=cache)
         assert changes.conflicts == conflict  # not racy (stamp later than the edit): the record is trusted
     with pytest.raises(OutputConflict):
         data["stamp_ns"] = st.st_mtime_ns
-        cache_file.write_text(json.dumps(data))
+        _write_cache(cache_file, data)
         write(out, plan, stat_cache=cache)
 
 
 def test_the_cache_stamp_is_the_output_file_systems_time(tmp_path: Path) -> None:
     out, cache, plan = tmp_path / "out", tmp_path / "cache", _plan(40)
     write(out, plan, stat_cache=cache)
-    stamp = json.loads(_cache_file(cache).read_bytes())["stamp_ns"]
+    stamp = _read_cache(_cache_file(cache))["stamp_ns"]
     newest = max(max(p.stat().st_mtime_ns, p.stat().st_ctime_ns) for p in out.rglob("*") if p.is_file())
     assert stamp >= newest
     assert not [p for p in out.rglob("*.stamp")]  # the probe taking the time is removed
@@ -274,7 +300,7 @@ def test_corrupt_stat_cache_is_ignored_and_replaced(tmp_path: Path, corrupt: byt
     out, cache, plan = tmp_path / "out", tmp_path / "cache", _plan(80)
     write(out, plan, stat_cache=cache)
     cache_file = _cache_file(cache)
-    data = json.loads(cache_file.read_bytes())
+    data = _read_cache(cache_file)
     edited = sorted(plan)[4]
     (out / edited).write_text("# hand edit\n")
     if corrupt == "entries":  # each a well-formed cache but for one part; all with a matching record of the edit
@@ -282,24 +308,25 @@ def test_corrupt_stat_cache_is_ignored_and_replaced(tmp_path: Path, corrupt: byt
         _set_key(data, edited, [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns])
         data["stamp_ns"] = max(st.st_mtime_ns, st.st_ctime_ns) + 1
         broken = [
-            {**data, "keys": data["keys"][:-4] + "!!!!"},
-            {**data, "keys": writer._pack_keys(writer._unpack_keys(data["keys"])[:-4])},
-            {**data, "digests": data["digests"][:-1] + "X"}, {**data, "digests": data["digests"][:-64]},
+            {**data, "raw_keys": _raw_keys(data)[:-3]}, {**data, "keys": data["keys"][:-4]},
+            {**data, "raw_digests": bytes.fromhex(data["digests"])[:-1]}, {**data, "digests": data["digests"][:-64]},
             {**data, "paths": data["paths"] + "\n../escape"}, {**data, "paths": "/abs\n" + data["paths"]},
             {**data, "paths": data["paths"].replace("\n", "\n\n", 1)}, {**data, "manifest": [1, 2, "x", 4]},
             {**data, "paths": data["paths"].replace(edited, sorted(plan)[0])},  # a path twice
-            {**data, "keys": 7}, {key: value for key, value in data.items() if key != "manifest"},
+            {**data, "count": 7}, {**data, "paths_bytes": data["paths_bytes"] + 1},
+            {key: value for key, value in data.items() if key != "manifest"},
+            {**data, "raw_paths": data["paths"].encode()[:-1] + b"\xff"},  # not UTF-8
         ]
-        cache_file.write_text(json.dumps(data))  # whole, the forged record hides the edit: the cache is trusted
+        _write_cache(cache_file, data)  # whole, the forged record hides the edit: the cache is trusted
         assert compare(out, plan, stat_cache=cache).conflicts == []
         for bad in broken:
-            cache_file.write_text(json.dumps(bad))
+            _write_cache(cache_file, bad)
             assert _changes(compare(out, plan, stat_cache=cache)) == _changes(compare(out, plan))
-        cache_file.write_text(json.dumps(broken[0]))
+        _write_cache(cache_file, broken[0])
     elif corrupt == "stamp":
-        cache_file.write_text(json.dumps({**data, "stamp_ns": "soon"}))
+        _write_cache(cache_file, {**data, "stamp_ns": "soon"})
     elif corrupt == "other-output":
-        cache_file.write_text(json.dumps({**data, "out": str(tmp_path / "elsewhere")}))
+        _write_cache(cache_file, {**data, "out": str(tmp_path / "elsewhere")})
     elif corrupt == "symlink":
         cache_file.unlink()
         cache_file.symlink_to("/dev/zero")
@@ -314,7 +341,7 @@ def test_corrupt_stat_cache_is_ignored_and_replaced(tmp_path: Path, corrupt: byt
         write(out, plan, stat_cache=cache)
     write(out, plan, force=True, stat_cache=cache)
     assert cache_file.is_file() and not cache_file.is_symlink()
-    assert json.loads(cache_file.read_bytes())["format"] == writer.STAT_CACHE_FORMAT
+    assert _read_cache(cache_file)["format"] == writer.STAT_CACHE_FORMAT
     assert write(out, plan, stat_cache=cache).clean
 
 
@@ -419,7 +446,7 @@ def test_render_keeps_the_stat_cache_under_the_fleet_root(fleet_root: Path) -> N
     render(fleet_root, out)
     cache = stat_cache_dir(fleet_root)
     assert (cache / ".gitignore").read_text().endswith("*\n")
-    recorded = json.loads(_cache_file(cache).read_bytes())
+    recorded = _read_cache(_cache_file(cache))
     manifest = json.loads((out / MANIFEST).read_text())["files"]
     digests = [recorded["digests"][n : n + 64] for n in range(0, len(recorded["digests"]), 64)]
     assert dict(zip(recorded["paths"].split("\n"), digests, strict=True)) == manifest
@@ -621,3 +648,119 @@ def test_random_edits_give_the_same_changes_with_and_without_the_stat_cache(tmp_
         assert _changes(written[0]) == _changes(written[1]), (step, op)
         assert tree_digest(cached) == tree_digest(plain), (step, op)
         assert compare(cached, plan, stat_cache=cache).clean
+
+
+# --- the fast paths of a warm compare ---------------------------------------------------------------------------
+
+
+def test_stats_with_missing_files_anywhere_are_the_per_file_stats(tmp_path: Path) -> None:
+    """The stats are taken by C calls that stop at a missing file and resume after it: the result is a stat per
+    file in order, ``UNKNOWN`` and listed for each missing one, wherever the missing files are."""
+    names = [f"d{n % 3}/f{n}.yaml" for n in range(40)]
+    for gone in ([], [0], [39], [5, 6, 7], [0, 1, 20, 38, 39], list(range(40))):
+        for rel in names:
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).write_text(rel)
+        for index in gone:
+            (tmp_path / names[index]).unlink()
+        flat, missing = writer._stat_keys(str(tmp_path), names)
+        expected: list[int] = []
+        for index, rel in enumerate(names):
+            expected.extend(UNKNOWN if index in gone else writer._stat_key(os.stat(tmp_path / rel)))
+        assert (list(flat), missing) == (expected, gone)
+
+
+def test_known_digests_are_found_by_identity_only() -> None:
+    text = "".join(["kind: ", "Namespace\n"])  # built at run time: not a constant another object could share
+    equal = "".join(["kind: Name", "space\n"])
+    known = writer.TextDigests()
+    known.add(text, writer.sha256(text))
+    assert known.get(text) == writer.sha256(text) and known.get(equal) is None and len(known) == 1
+    plan = {"a.yaml": text, "b.yaml": equal, "c.yaml": "other\n"}
+    assert writer._planned_digests(plan, known) == writer._planned_digests(plan) == [
+        writer.sha256(t) for t in plan.values()]
+
+
+def test_writes_with_known_digests_are_the_writes_without(tmp_path: Path) -> None:
+    """Digests handed to the writer (as the plan cache does) change nothing: the same changes, the same trees,
+    through every kind of step (plan edits, hand edits, deleted and added files)."""
+    rng = random.Random(3)
+    plan = _plan(120)
+    cache = tmp_path / "cache"
+    for step in range(12):
+        known = writer.TextDigests()
+        for text in rng.sample(list(plan.values()), len(plan) // 2):
+            known.add(text, writer.sha256(text))
+        results, trees = [], []
+        for out, digests in ((tmp_path / "known", known), (tmp_path / "plain", None)):
+            if step % 4 == 3 and out.exists():  # a hand-deleted file, restored
+                (out / sorted(plan)[step]).unlink(missing_ok=True)
+            results.append(_changes(write(out, plan, force=True, stat_cache=cache if digests else None,
+                                          known=digests)))
+            trees.append(tree_digest(out))
+        assert results[0] == results[1] and trees[0] == trees[1], step
+        rel = rng.choice(sorted(plan))
+        plan = dict(sorted({**plan, rel: plan[rel] + f"# {step}\n", f"fleet/new-{step}/x.yaml": f"{step}\n"}.items()))
+
+
+def test_stale_records_found_by_runs_are_those_found_name_by_name(tmp_path: Path) -> None:
+    """Names aligned with the stat cache's record by runs (a created or dropped file splits a run) give the same
+    stale names as comparing each name's stat with its record one by one."""
+    out, cache_dir, plan = tmp_path / "out", tmp_path / "cache", _plan(200)
+    write(out, plan, stat_cache=cache_dir)
+    cache = StatCache(cache_dir, out)
+    cache.load()
+    rng = random.Random(7)
+    recorded = dict(zip(cache.paths, cache.key_list(), strict=True))
+    for _ in range(60):
+        names = [name for name in cache.paths if rng.random() > 0.05]  # some dropped
+        for _ in range(rng.randint(0, 4)):  # some created, anywhere
+            names.insert(rng.randint(0, len(names)), f"new/{rng.random()}.yaml")
+        if rng.random() < 0.3:
+            rng.shuffle(names)
+        keys = [recorded.get(name, UNKNOWN) if rng.random() > 0.1 else (rng.randint(0, 9), 1, 2, 3) for name in names]
+        flat = array("q", [n for key in keys for n in key])
+        expected = {index for index, (name, key) in enumerate(zip(names, keys, strict=True))
+                    if name not in recorded or recorded[name] != key}
+        assert cache.stale(names, flat) == expected
+
+
+def test_patched_manifest_is_the_manifest_written_anew(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A manifest known from the stat cache is patched where digests changed: byte for byte the manifest written
+    anew (``json.dumps``), also when a changed file already held its new text on disk (read, not reported, but
+    its line changes); a manifest not of the recorded length, or missing a changed line, is written anew."""
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    plan = {rel: text for rel, text in _plan(200).items() if rel.isascii()}
+    write(out, plan, stat_cache=cache)
+    _settled(out, plan, cache)
+    patched: list[bool] = []
+    real = writer._patched_manifest
+
+    def spy(*args: Any) -> bytes | None:
+        result = real(*args)
+        patched.append(result is not None)
+        return result
+
+    monkeypatch.setattr(writer, "_patched_manifest", spy)
+    rng = random.Random(9)
+    for step in range(8):
+        edited = rng.sample(sorted(plan), rng.randint(1, 3))
+        plan = {**plan, **{rel: plan[rel] + f"# {step}\n" for rel in edited}}
+        if step % 2:
+            (out / edited[0]).write_text(plan[edited[0]], encoding="utf-8")  # already on disk: unchanged
+        changes = write(out, plan, stat_cache=cache)
+        assert changes.updated == sorted(edited[step % 2 :])
+        expected = {"files": {rel: writer.sha256(text) for rel, text in plan.items()}, "generator": "fleetgen"}
+        assert (out / MANIFEST).read_text() == json.dumps(expected, indent=2, sort_keys=True) + "\n"
+        _settled(out, plan, cache)
+    assert patched and all(patched)
+    recorded = StatCache(cache, out)
+    recorded.load()
+    name = recorded.paths[0]
+    change = [(name, 0, "0" * 64)]
+    assert real(out / MANIFEST, recorded.joined, recorded.digests, change) is not None
+    (out / MANIFEST).write_bytes((out / MANIFEST).read_bytes() + b" ")
+    assert real(out / MANIFEST, recorded.joined, recorded.digests, change) is None  # not the recorded length
+    text = (out / MANIFEST).read_bytes()[:-1]
+    (out / MANIFEST).write_bytes(text.replace(recorded.digests[:64].encode(), b"f" * 64))
+    assert real(out / MANIFEST, recorded.joined, recorded.digests, change) is None  # the changed line not there

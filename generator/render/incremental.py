@@ -13,8 +13,9 @@ entries and the overlays of other environments, which resolving one cluster does
 its list) are not hashed: a line shift elsewhere in a file re-plans nothing.
 
 Entries live in ``<cache dir>/packs/<NN>.pack``: the clusters spread over a fixed number of pack files by a hash
-of their name, each pack a JSON index line (per cluster: the key it was planned under, its files' paths and
-lengths, where its texts are in the pack, a sha256 of all of that) then the texts, UTF-8. A render reads each
+of their name, each pack a JSON index line (per cluster: the key it was planned under, its files' paths,
+lengths and sha256, where its texts are in the pack, a sha256 of all of that) then the texts, UTF-8; the sha256
+of each text read goes on to the writer, which then does not hash it again. A render reads each
 pack once and writes back only the packs holding a re-planned cluster or one that left the fleet (atomically:
 a reader sees the old pack or the new one). An entry whose key, shape or digest does not match (a stale,
 truncated, hand-edited or poisoned pack) is ignored and the cluster re-planned, so the cache can make a render
@@ -30,7 +31,9 @@ import dataclasses
 import functools
 import hashlib
 import io
+import itertools
 import json
+import operator
 import os
 import pickle
 import shutil
@@ -44,10 +47,11 @@ from generator.fingerprint import package_fingerprint
 from generator.inventory.entries import Inventory, Layer, Sourced
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
 from generator.render.planner import Contribution, plan_cluster_files
-from generator.render.writer import atomic_write_bytes
+from generator.render.writer import TextDigests, atomic_write_bytes
 
+_HEX_OF = operator.methodcaller("hexdigest")
 #: Bump when the store's layout or the meaning of a key changes.
-PLAN_CACHE_FORMAT = "fleetgen-plan-cache/2"
+PLAN_CACHE_FORMAT = "fleetgen-plan-cache/3"
 #: Pack files the clusters are spread over: a re-planned cluster rewrites one pack (a 64th of the store).
 PACKS = 64
 #: Inventory fields not hashed into every cluster's key, and why; every other field is (one added later too).
@@ -120,11 +124,15 @@ def inventory_digest(inventory: Inventory) -> bytes:
     ))
 
 
-def _entry_digest(key: Any, paths: Any, lengths: Any, data: bytes | memoryview) -> str:
-    """sha256 binding a pack entry's key, paths, text lengths and texts together (any JSON values: as read)."""
-    digest = hashlib.sha256(json.dumps([PLAN_CACHE_FORMAT, key, paths, lengths]).encode() + b"\n")
-    digest.update(data)
-    return digest.hexdigest()
+def _entry_digest(key: Any, paths: Any, lengths: Any, digests: Any) -> str:
+    """sha256 binding a pack entry's key, paths, text lengths and the texts' own sha256 (hex, concatenated)
+    together (any JSON values: as read); each text is checked against its own sha256 when read (``_files``)."""
+    return hashlib.sha256(json.dumps([PLAN_CACHE_FORMAT, key, paths, lengths, digests]).encode()).hexdigest()
+
+
+def _text_digests(files: Iterable[str]) -> str:
+    """The sha256 hex digests of texts as a pack stores them (UTF-8, lone surrogates kept), concatenated."""
+    return "".join(hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() for text in files)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +144,8 @@ class _Pack:
 
     def data(self, cluster: str, key: str | None = None) -> tuple[dict[str, Any], memoryview] | None:
         """``cluster``'s entry and its texts' bytes, under ``key`` (any key if None), with the digest matching
-        (which binds the paths and lengths as written, their types included); else None."""
+        (which binds the paths, lengths and texts' digests as written, their types included); else None. The texts
+        are checked against their digests by ``_files``."""
         entry = self.entries.get(cluster)
         if not isinstance(entry, dict) or (key is not None and entry.get("key") != key):
             return None
@@ -144,7 +153,8 @@ class _Pack:
         if type(start) is not int or type(end) is not int or not 0 <= start <= end <= len(self.body):
             return None
         data = self.body[start:end]
-        if entry.get("digest") != _entry_digest(entry.get("key"), entry.get("paths"), entry.get("lengths"), data):
+        if entry.get("digest") != _entry_digest(entry.get("key"), entry.get("paths"), entry.get("lengths"),
+                                                entry.get("digests")):
             return None
         return entry, data
 
@@ -189,9 +199,13 @@ def _pack_number(name: str) -> int | None:
     return None
 
 
-def _files(entry: dict[str, Any], data: memoryview) -> dict[str, str] | None:
-    """The files of an entry whose digest matched (None if its paths, lengths and texts do not fit together)."""
-    paths, lengths = entry["paths"], entry["lengths"]
+def _files(entry: dict[str, Any], data: memoryview, known: TextDigests | None = None) -> dict[str, str] | None:
+    """The files of an entry whose digest matched, each text checked against its sha256 (None if its paths,
+    lengths, digests and texts do not fit together). With ``known``, each text's digest is recorded there for the
+    writer, which then does not hash it again: the digest of the bytes just read, which are the text's UTF-8 (an
+    ASCII text's bytes are its characters; another text is encoded, and one holding a lone surrogate, which the
+    writer cannot encode, is not recorded)."""
+    paths, lengths, digests = entry["paths"], entry["lengths"], entry.get("digests")
     try:
         text = str(data, "utf-8", "surrogatepass")
     except UnicodeDecodeError:
@@ -199,16 +213,32 @@ def _files(entry: dict[str, Any], data: memoryview) -> dict[str, str] | None:
     if (
         type(paths) is not list or type(lengths) is not list or len(paths) != len(lengths)
         or len(set(paths)) != len(paths) or sum(lengths) != len(text)
+        or type(digests) is not str or len(digests) != 64 * len(paths)
     ):
         return None
-    files: dict[str, str] = {}
-    at = 0
-    for path, length in zip(paths, lengths, strict=True):
-        if type(path) is not str or type(length) is not int or length < 0:
-            return None
-        files[path] = text[at : at + length]
-        at += length
-    return files
+    if set(map(type, paths)) - {str} or set(map(type, lengths)) - {int} or min(lengths, default=0) < 0:
+        return None
+    ends = list(itertools.accumulate(lengths))
+    cuts = list(map(slice, [0, *ends[:-1]], ends))
+    pieces = list(map(text.__getitem__, cuts))
+    exact: list[str] | None = None  # the digests recorded for the writer (None: every text's)
+    if text.isascii():  # a text's bytes are its characters: each hashed where it lies in the pack (C calls)
+        found = list(map(_HEX_OF, map(hashlib.sha256, map(data.__getitem__, cuts))))
+    else:
+        found, exact = [], []
+        for piece in pieces:
+            try:
+                found.append(hashlib.sha256(piece.encode("utf-8")).hexdigest())
+            except UnicodeEncodeError:  # a lone surrogate: checked as stored, not recorded for the writer
+                found.append(hashlib.sha256(piece.encode("utf-8", "surrogatepass")).hexdigest())
+                exact.append("")
+            else:
+                exact.append(found[-1])
+    if "".join(found) != digests:
+        return None
+    if known is not None:
+        known.add_all(pieces, found if exact is None else exact)
+    return dict(zip(paths, pieces, strict=True))
 
 
 class PlanCache:
@@ -222,6 +252,8 @@ class PlanCache:
         self.clusters: set[str] | None = None
         self._packs: dict[int, _Pack] = {}  # packs read whole (to be rewritten, or listed)
         self._names: dict[int, set[str]] = {}  # the clusters each pack read by ``get_many`` held
+        #: the sha256 of each text read, for the writer (which then does not hash it again)
+        self.text_digests = TextDigests()
 
     @staticmethod
     def pack_number(cluster: str) -> int:
@@ -267,7 +299,7 @@ class PlanCache:
             self._names[number] = set(pack.entries)
             for cluster in by_pack[number]:
                 entry = pack.data(cluster, keys[cluster])
-                files = None if entry is None else _files(*entry)
+                files = None if entry is None else _files(*entry, self.text_digests)
                 if files is not None:
                     found[cluster] = files
             pack.body.release()
@@ -280,7 +312,7 @@ class PlanCache:
                 pack = self._pack(number)
                 for cluster in pack.entries:
                     entry = pack.data(cluster)
-                    if entry is not None:
+                    if entry is not None and _files(*entry) is not None:
                         found[cluster] = entry[0]["key"]
         return found
 
@@ -341,17 +373,19 @@ class PlanCache:
                 key, files = self.pending[cluster]
                 paths, lengths = list(files), [len(text) for text in files.values()]
                 data: bytes | memoryview = "".join(files.values()).encode("utf-8", "surrogatepass")
-                digest = _entry_digest(key, paths, lengths, data)
+                digests = _text_digests(files.values())
+                digest = _entry_digest(key, paths, lengths, digests)
             elif self.clusters is None or cluster in self.clusters:
                 found = pack.data(cluster)
-                if found is None:
+                if found is None or _files(*found) is None:
                     continue
                 entry, data = found
                 key, digest, paths, lengths = entry["key"], entry["digest"], entry["paths"], entry["lengths"]
+                digests = entry["digests"]
             else:
                 continue
             entries[cluster] = {"key": key, "digest": digest, "paths": paths, "lengths": lengths,
-                                "start": offset, "end": offset + len(data)}
+                                "digests": digests, "start": offset, "end": offset + len(data)}
             texts.append(data)
             offset += len(data)
         self._packs.pop(number, None)

@@ -92,6 +92,11 @@ def _overview(fleet: ResolvedFleet, memo: PlannerMemo | None = None) -> tuple[st
     return owners, fleet_markdown(fleet, owners, memo)
 
 
+def _known(rendered: Rendered) -> writer.TextDigests | None:
+    """The sha256 of the planned texts the plan cache read (the writer does not hash them again)."""
+    return None if rendered.plan_cache is None else rendered.plan_cache.text_digests
+
+
 def render(
     root: Path, out: Path, *, check: bool = False, force: bool = False, cache_dir: Path | None = None,
     jobs: int | None = None,
@@ -101,7 +106,7 @@ def render(
     tree is compared through the stat cache in ``stat_cache_dir(root)``."""
     if check:  # writes nothing, the plan cache, the stat cache and the render record included
         rendered = plan(root, cache_dir or plan_cache_dir(root), store=False, jobs=jobs)
-        return writer.compare(out, rendered.files, stat_cache=stat_cache_dir(root))
+        return writer.compare(out, rendered.files, stat_cache=stat_cache_dir(root), known=_known(rendered))
     # the render record (generator/render/record.py) lets `build` skip its plan: the inputs are hashed before and
     # after planning (an edit meanwhile leaves no record) and the warnings kept to be shown again
     caught: list[warnings.WarningMessage] = []
@@ -113,7 +118,7 @@ def render(
             rendered = plan(root, cache_dir or plan_cache_dir(root), store=False, jobs=jobs)
     finally:
         reissue(caught)
-    changes = writer.write(out, rendered.files, force=force, stat_cache=stat_cache_dir(root))
+    changes = writer.write(out, rendered.files, force=force, stat_cache=stat_cache_dir(root), known=_known(rendered))
     if rendered.plan_cache is not None:
         rendered.plan_cache.store()
     if inputs is not None and inputs == inputs_digest(root, datetime.date.today()):

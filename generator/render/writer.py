@@ -6,19 +6,20 @@ files it did not write, and refuses to overwrite or delete a generated file edit
 
 At fleet scale (tens of thousands of files) the writer creates each folder once, writes each changed file
 through a temporary file opened next to it and renamed over it, on a few threads (the system calls release
-the GIL), and hashes each planned text once (the comparison and the manifest share it). A new output folder
+the GIL), and hashes each planned text once (the comparison and the manifest share it), or not at all when it comes
+with its digest (``TextDigests``: the plan cache hashes the texts it reads). A new output folder
 (missing) is written whole into a staging folder next to it, each file created in place (no temporary file, no
 rename: a third fewer system calls per file), and renamed into place once complete, so a failed first render
 leaves nothing. With a stat cache (``stat_cache``: a machine-local folder, never part of the output) a file
 whose size, mtime, inode and ctime are those recorded when fleetgen last wrote or read it is not read again,
 as git's index does, and a manifest whose stat is the recorded one is not parsed; a file changed within the same
 timestamp tick as that record ("racy", git's word) is always read again. An unchanged tree is compared with one
-stat per file and one hash per planned text, the rest at C speed (lists and arrays compared whole).
+stat per file and one hash per text planned in this run, the rest at C speed (arrays and strings compared whole,
+then by blocks), and a manifest known from the cache is patched where digests changed.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import itertools
@@ -40,7 +41,7 @@ from generator.errors import InventoryError, OutputConflict, Problem
 from generator.guard import MAX_MANIFEST_BYTES, read_text
 
 MANIFEST = ".fleetgen/manifest.json"
-STAT_CACHE_FORMAT = 2
+STAT_CACHE_FORMAT = 3
 """Version of the stat cache's layout: a cache of another version is ignored (and replaced)."""
 IO_THREADS = 4
 """Threads that read, hash and write files. On this project's 2-core machine (loaded) a cold write of 16 383 files
@@ -81,8 +82,8 @@ class Changes:
 
 _CONFLICT_MARKER = re.compile(r"^(<{7}|={7}|>{7}|\|{7})( |$)", re.M)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_PLAIN_JSON = re.compile(r'[^"\\\x00-\x09\x0b-\x1f\x7f]*')
-"""Names (newline-joined, ASCII) that ``json.dumps`` writes as they are, between quotes."""
+_PLAIN_JSON = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\') + b"\n"
+"""The bytes of names (newline-joined, ASCII) that ``json.dumps`` writes as they are, between quotes."""
 _MANIFEST_HELP = (
     "it records what fleetgen wrote, to prune old files and guard hand edits, so fleetgen will not guess it: "
     "take one side (git checkout --theirs -- FILE) and re-render, or delete it and run `fleetgen render --force` "
@@ -156,11 +157,43 @@ def manifest_text(digests: dict[str, str]) -> str:
         return '{\n  "files": {},\n  "generator": "fleetgen"\n}\n'
     names = sorted(digests)
     joined = "\n".join(names)
-    if joined.isascii() and _PLAIN_JSON.fullmatch(joined):  # no name needs escaping: one C call per line
-        lines = ",\n".join(map('    "{}": "{}"'.format, names, map(digests.__getitem__, names)))
+    if joined.isascii() and not joined.encode("ascii").translate(None, _PLAIN_JSON):  # no name needs escaping
+        pairs = zip(names, map(digests.__getitem__, names), strict=True)
+        lines = '    "' + '",\n    "'.join(map('": "'.join, pairs)) + '"'  # one C call per line
     else:
         lines = ",\n".join(f'    {encode_basestring_ascii(name)}: "{digests[name]}"' for name in names)
     return f'{{\n  "files": {{\n{lines}\n  }},\n  "generator": "fleetgen"\n}}\n'
+
+
+_PATCH_AT_MOST = 64
+"""Changed files up to which a manifest known from the stat cache is patched rather than written anew."""
+
+
+def _patched_manifest(path: Path, joined: str, recorded: str, changed: list[tuple[str, int, str]]) -> bytes | None:
+    """The manifest of the recorded paths (newline-joined: ``joined``) with the digest of each ``(name, index,
+    digest)`` of ``changed`` replaced, made from the manifest at ``path``, known from the stat cache to be the one
+    fleetgen wrote for the recorded paths and digests (``recorded``): each changed line replaced where it is, one
+    search each, where writing the manifest anew costs a line per file. None (write it anew) unless every name is
+    plain, the file has the length of that manifest and each changed line is in it exactly once."""
+    if not (joined.isascii() and not joined.encode("ascii").translate(None, _PLAIN_JSON)):
+        return None
+    count = len(recorded) // 64
+    # the lines ``    "NAME": "DIGEST"`` joined by ",\n", between the fixed head and tail of ``manifest_text``
+    length = len(joined) - (count - 1) + count * (4 + 2 + 2 + 2 + 64) + 2 * (count - 1) if count else -1
+    try:
+        old = _read_regular(path, MAX_MANIFEST_BYTES)
+    except (OSError, ValueError):
+        return None
+    if len(old) != len('{\n  "files": {\n') + length + len('\n  },\n  "generator": "fleetgen"\n}\n'):
+        return None
+    data = bytearray(old)
+    for name, index, digest in changed:
+        line = f'\n    "{name}": "{recorded[64 * index : 64 * index + 64]}"'.encode("ascii")
+        at = old.find(line)
+        if at < 0 or old.find(line, at + 1) >= 0:
+            return None
+        data[at + len(line) - 65 : at + len(line) - 1] = digest.encode("ascii")
+    return bytes(data)
 
 
 # --- the stat cache --------------------------------------------------------------------------------------------
@@ -169,6 +202,7 @@ StatKey = tuple[int, int, int, int]
 """What the stat cache compares: size, mtime (ns), inode, ctime (ns)."""
 UNKNOWN: StatKey = (-1, -1, -1, -1)
 """The recorded stat of a file whose stat is not known: equal to no file's."""
+_UNKNOWN_KEYS = array("q", UNKNOWN)
 
 
 
@@ -176,29 +210,24 @@ def _stat_key(st: os.stat_result) -> StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
-def _lower_hex(text: str) -> bool:
-    """Whether ``text`` is lowercase hex digits only (as ``hexdigest`` writes), checked in C."""
-    try:
-        return bytes.fromhex(text).hex() == text  # fromhex skips whitespace and takes upper case: compared back
-    except ValueError:
-        return False
+def _key_tuples(flat: array[int]) -> list[StatKey]:
+    """Four integers per file as one tuple per file."""
+    fields = iter(flat)
+    return list(zip(fields, fields, fields, fields, strict=True))
 
 
-def _pack_keys(flat: array[int]) -> str:
-    """Stat integers as the cache stores them: base64 of little-endian int64s (one C call each way, where a JSON
-    list of 65 000 integers costs milliseconds)."""
+def _keys_bytes(flat: array[int]) -> bytes:
+    """Stat integers as the cache stores them: little-endian int64s (one C call each way)."""
     if sys.byteorder == "big":
         flat = array("q", flat)
         flat.byteswap()
-    return base64.b64encode(flat.tobytes()).decode("ascii")
+    return flat.tobytes()
 
 
-def _unpack_keys(packed: object) -> array[int]:
-    """``_pack_keys`` reversed; ValueError or TypeError on anything else."""
-    if not isinstance(packed, str):
-        raise TypeError("packed stat keys must be a string")
+def _keys_from(data: bytes) -> array[int]:
+    """``_keys_bytes`` reversed; ValueError unless a whole number of int64s."""
     flat = array("q")
-    flat.frombytes(base64.b64decode(packed.encode("ascii"), validate=True))
+    flat.frombytes(data)
     if sys.byteorder == "big":
         flat.byteswap()
     return flat
@@ -222,15 +251,16 @@ class StatCache:
     cache (another output folder, another device, another format) is ignored; one that cannot be written only
     costs speed.
 
-    On disk (JSON): ``paths`` newline-joined (in plan order), ``digests`` their sha256 hex digests concatenated,
-    ``keys`` four integers per path (``UNKNOWN`` for a file whose stat is not known) packed as base64 of int64s,
-    and ``manifest`` the manifest's stat (or null): a layout that loads and compares at C speed (strings and
-    arrays, not an object per file)."""
+    On disk: a JSON header line (format, output folder and device, stamp, the manifest's stat or null, how many
+    paths and how many bytes they take), then the paths newline-joined (UTF-8, in plan order), their sha256 digests
+    (32 bytes each) and their stats (four little-endian int64s each, ``UNKNOWN`` for a file whose stat is not
+    known): a layout read and written as a few slices (no escaping, no base64), compared at C speed (strings and
+    arrays, not an object per file). The recorded paths are split and checked only when they are not exactly the
+    planned names (``records``): the planned names are checked by the plan itself."""
 
     def __init__(self, directory: Path | None, out: Path) -> None:
         self.out = out
-        self.path = None if directory is None else directory / f"{sha256(str(out.resolve()))[:24]}.json"
-        self.paths: list[str] = []
+        self.path = None if directory is None else directory / f"{sha256(str(out.resolve()))[:24]}.stat"
         self.joined = ""
         self.digests = ""
         #: four integers per path (size, mtime, inode, ctime): ``UNKNOWN`` for a file whose stat is not known
@@ -240,72 +270,127 @@ class StatCache:
         self.loaded = False
         #: the newest mtime or ctime recorded (a racy record, if any, is not older than the stamp)
         self.newest_ns = 0
+        self._paths: list[str] | None = None  # ``joined`` split, once checked
+        self._index: dict[str, int] | None = None
+
+    def _forget(self) -> None:
+        """Drop the record (a corrupt one): the cache is then empty, as if there were none."""
+        self.joined, self.digests, self.flat, self._paths, self._index = "", "", array("q"), [], None
+        self.manifest_key, self.stamp_ns, self.loaded, self.newest_ns = None, 0, False, 0
 
     def load(self) -> None:
         """Read the cache file, if any and if it is this output's; anything else leaves the cache empty."""
         if self.path is None:
             return
         try:
-            data = json.loads(_read_regular(self.path, 2 * MAX_MANIFEST_BYTES))
+            raw = _read_regular(self.path, 2 * MAX_MANIFEST_BYTES)
+            end = raw.find(b"\n")
+            header = json.loads(raw[:end]) if end >= 0 else None
             if not (
-                isinstance(data, dict)
-                and data.get("format") == STAT_CACHE_FORMAT
-                and data.get("out") == str(self.out.resolve())
-                and data.get("device") == os.stat(self.out).st_dev
-                and type(data.get("stamp_ns")) is int
+                isinstance(header, dict)
+                and header.get("format") == STAT_CACHE_FORMAT
+                and header.get("out") == str(self.out.resolve())
+                and header.get("device") == os.stat(self.out).st_dev
+                and type(header.get("stamp_ns")) is int
             ):
                 return
-            joined, digests, packed, manifest = data["paths"], data["digests"], data["keys"], data["manifest"]
-            flat = _unpack_keys(packed)
-        except (OSError, ValueError, RecursionError, KeyError, TypeError):
+            count, size, manifest = header["count"], header["paths_bytes"], header["manifest"]
+            if type(count) is not int or type(size) is not int or count < 0 or size < 0:
+                return
+            start = end + 1 + size
+            if len(raw) != start + 64 * count:
+                return
+            joined = raw[end + 1 : start].decode("utf-8", "surrogatepass")
+            digests = raw[start : start + 32 * count].hex()
+            flat = _keys_from(raw[start + 32 * count :])
+        except (OSError, ValueError, RecursionError, KeyError):
             return
-        if not (isinstance(joined, str) and isinstance(digests, str)):
-            return
-        paths = joined.split("\n") if joined else []
-        if (
-            (paths and not _safe_lines(joined))
-            or len(set(paths)) != len(paths)
-            or len(digests) != 64 * len(paths)
-            or not _lower_hex(digests)
-            or len(flat) != 4 * len(paths)
-        ):
+        if joined.count("\n") != max(count - 1, 0) or (count == 0 and joined):
             return
         if manifest is not None and not (type(manifest) is list and len(manifest) == 4
                                          and all(type(n) is int for n in manifest)):
             return
-        self.paths, self.joined, self.digests, self.flat = paths, joined, digests, flat
+        self.joined, self.digests, self.flat, self._paths, self._index = joined, digests, flat, None, None
         self.manifest_key = None if manifest is None else (manifest[0], manifest[1], manifest[2], manifest[3])
-        self.stamp_ns, self.loaded = data["stamp_ns"], True
+        self.stamp_ns, self.loaded = header["stamp_ns"], True
         self.newest_ns = max(max(flat[1::4], default=0), max(flat[3::4], default=0),
                              *(self.manifest_key or (0, 0, 0, 0))[1::2])
+
+    @property
+    def count(self) -> int:
+        """How many paths are recorded."""
+        return len(self.digests) // 64
+
+    @property
+    def paths(self) -> list[str]:
+        """The recorded paths, in plan order (split and checked on first use: an unsafe or repeated path makes
+        the whole record ignored)."""
+        if self._paths is None:
+            paths = self.joined.split("\n") if self.joined else []
+            if paths and (not _safe_lines(self.joined) or len(set(paths)) != len(paths)):
+                self._forget()
+            else:
+                self._paths = paths
+        assert self._paths is not None
+        return self._paths
+
+    def records(self, names: list[str], joined: str) -> bool:
+        """Whether ``names`` (newline-joined: ``joined``) are exactly the recorded paths, in order: compared as one
+        string (no name holds a newline when the counts of lines agree)."""
+        return (self.loaded and len(names) == self.count and joined == self.joined
+                and joined.count("\n") == max(len(names) - 1, 0))
 
     def digest_list(self) -> list[str]:
         """The recorded sha256 of each of ``paths``."""
         text = self.digests
         return [text[n : n + 64] for n in range(0, len(text), 64)]
 
+    def key_list(self) -> list[StatKey]:
+        """The recorded stat of each of ``paths``."""
+        return _key_tuples(self.flat)
+
+    def index(self) -> dict[str, int]:
+        """The index of each recorded path (built once)."""
+        if self._index is None:
+            self._index = dict(zip(self.paths, range(self.count), strict=True))
+        return self._index
+
+    def positions(self, names: list[str]) -> list[int]:
+        """The index of each of ``names`` among the recorded paths (``count`` for a path not recorded)."""
+        return list(map(self.index().get, names, itertools.repeat(self.count)))
+
+    def stale(self, names: list[str], flat: array[int]) -> set[int]:
+        """The indexes of ``names`` whose stat (four integers each in ``flat``) is not the recorded one (a name not
+        recorded included): compared in C by runs of names recorded one after another (a created or dropped file
+        splits a run), each run against its slice of the record."""
+        count = self.count
+        at = self.positions(names)
+        shift = list(map(operator.sub, at, range(len(at))))  # constant along a run
+        starts = [0, *itertools.compress(range(1, len(at)), map(operator.ne, shift[1:], shift[:-1])), len(at)]
+        found: set[int] = set()
+        for start, end in itertools.pairwise(starts):
+            if at[start] == count:  # not recorded (one name: each has its own shift)
+                found.update(range(start, end))
+                continue
+            first = at[start]
+            found.update(start + n for n in _differing(self.flat[4 * first : 4 * (first + end - start)],
+                                                       flat[4 * start : 4 * end], 4))
+        return found
+
     def aligned(self, names: list[str]) -> tuple[list[StatKey], list[str | None]]:
         """The recorded stat and sha256 of each of ``names`` (``UNKNOWN`` and None for a path not recorded)."""
-        fields = iter(self.flat)
-        recorded: list[StatKey] = list(zip(fields, fields, fields, fields, strict=True))
-        if names == self.paths:
-            return recorded, list(self.digest_list())
-        index = {path: n for n, path in enumerate(self.paths)}
-        digests = self.digest_list()
-        keys: list[StatKey] = []
-        found: list[str | None] = []
-        for name in names:
-            n = index.get(name)
-            keys.append(UNKNOWN if n is None else recorded[n])
-            found.append(None if n is None else digests[n])
-        return keys, found
+        at = self.positions(names)
+        keys, digests = [*self.key_list(), UNKNOWN], [*self.digest_list(), None]
+        return list(map(keys.__getitem__, at)), list(map(digests.__getitem__, at))
 
-    def unchanged(self, names: list[str], keys: list[StatKey | None]) -> bool:
-        """Whether ``names`` are the recorded paths, each with its recorded stat (``keys``), none of them racy:
-        compared in C (one array of integers against another)."""
-        if names != self.paths or self.newest_ns >= self.stamp_ns or None in keys:
-            return False
-        return array("q", itertools.chain.from_iterable(keys)) == self.flat  # type: ignore[arg-type]
+    def racy_indexes(self) -> list[int]:
+        """The indexes of the records changed in the tick the cache was written (none, most often: found in C)."""
+        if self.newest_ns < self.stamp_ns:
+            return []
+        late = self.stamp_ns.__le__
+        flat = self.flat
+        return sorted({*itertools.compress(range(self.count), map(late, flat[1::4])),
+                       *itertools.compress(range(self.count), map(late, flat[3::4]))})
 
     def racy(self, key: StatKey) -> bool:
         """Whether a file with this (recorded) stat changed in the tick the cache was written."""
@@ -317,32 +402,35 @@ class StatCache:
 
     def manifest(self, key: StatKey | None) -> dict[str, str] | None:
         """The manifest's ``{path: sha256}`` from the record when ``knows_manifest(key)`` (None: read it)."""
-        return dict(zip(self.paths, self.digest_list(), strict=True)) if self.knows_manifest(key) else None
+        if not self.knows_manifest(key):
+            return None
+        paths = self.paths
+        return dict(zip(paths, self.digest_list(), strict=True)) if self.loaded else None
 
-    def save(self, names: list[str], digests: str, keys: list[StatKey | None], manifest_key: StatKey | None) -> None:
-        """Replace the cache with this record (``names`` in plan order, ``digests`` their sha256 concatenated),
-        stamped with the output file system's time now (see the class)."""
+    def save(self, names: list[str], joined: str, digests: str, flat: array[int],
+             manifest_key: StatKey | None) -> None:
+        """Replace the cache with this record (``names`` in plan order, newline-joined ``joined``, ``digests``
+        their sha256 concatenated, ``flat`` four integers per name, ``UNKNOWN`` for a stat not known), stamped with
+        the output file system's time now (see the class)."""
         if self.path is None:
             return
-        joined = self.joined if names == self.paths else "\n".join(names)
         if joined.count("\n") != max(len(names) - 1, 0):
             return  # a name with a newline cannot be recorded in this layout: no cache (only speed is lost)
-        known = keys if None not in keys else [UNKNOWN if key is None else key for key in keys]
-        flat = array("q", itertools.chain.from_iterable(known))  # type: ignore[arg-type]
-        # the body first (the stamp, taken after it, is then most likely a later tick than every file's change),
-        # composed as json.dumps writes it: the hex digests and base64 need no escaping, nor a 1 MB scan
-        manifest = json.dumps(None if manifest_key is None else list(manifest_key), separators=(",", ":"))
-        body = (f'{{"paths":{encode_basestring_ascii(joined)},"digests":"{digests}","keys":"{_pack_keys(flat)}",'
-                f'"manifest":{manifest}}}')
+        # the body first (the stamp, taken after it, is then most likely a later tick than every file's change)
+        paths = joined.encode("utf-8", "surrogatepass")
+        body = [paths, bytes.fromhex(digests), _keys_bytes(flat)]
         try:
             stamp_ns = _filesystem_now(self.out / MANIFEST)
             header = json.dumps({"format": STAT_CACHE_FORMAT, "out": str(self.out.resolve()),
-                                 "device": os.stat(self.out).st_dev, "stamp_ns": stamp_ns}, separators=(",", ":"))
+                                 "device": os.stat(self.out).st_dev, "stamp_ns": stamp_ns,
+                                 "manifest": None if manifest_key is None else list(manifest_key),
+                                 "count": len(names), "paths_bytes": len(paths)}, separators=(",", ":"))
             self.path.parent.mkdir(parents=True, exist_ok=True)
             ignore = self.path.parent / ".gitignore"
             if not ignore.exists() and not ignore.is_symlink():
                 atomic_write(ignore, "# fleetgen's stat cache of rendered files (machine-local): never commit it\n*\n")
-            atomic_write(self.path, f"{header[:-1]},{body[1:]}")
+            atomic_write_bytes(self.path, b"".join([header.encode("ascii"), b"\n", *body]))
+            self.path.with_suffix(".json").unlink(missing_ok=True)  # the JSON cache of fleetgen before format 3
         except OSError:
             return
 
@@ -450,22 +538,20 @@ _KEY_OF = operator.attrgetter("st_size", "st_mtime_ns", "st_ino", "st_ctime_ns")
 """``_stat_key`` as one C call (for ``map``)."""
 
 
-def _stat_keys(base: str, names: Sequence[str]) -> list[StatKey | None]:
-    """The stat of ``base/NAME`` for each name (following symlinks, as reading does; None when missing)."""
-    try:  # every file there (the common case): no Python code per file
-        return list(map(_KEY_OF, map(os.stat, map(f"{base}/".__add__, names))))
-    except FileNotFoundError:
-        pass
-    keys: list[StatKey | None] = []
-    append, stat_of = keys.append, os.stat
-    for name in names:
-        try:
-            st = stat_of(f"{base}/{name}")
+def _stat_keys(base: str, names: Sequence[str]) -> tuple[array[int], list[int]]:
+    """The stat of ``base/NAME`` for each name (following symlinks, as reading does), four integers each, and the
+    indexes of the names missing (their integers ``UNKNOWN``): no Python code per file, but per missing file."""
+    flat = array("q")
+    missing: list[int] = []
+    paths = map(f"{base}/".__add__, names)
+    while True:
+        try:  # the keys before a missing file are in ``flat`` (extend appends one by one), and its name is consumed
+            flat.extend(itertools.chain.from_iterable(map(_KEY_OF, map(os.stat, paths))))
         except FileNotFoundError:
-            append(None)
+            missing.append(len(flat) // 4)
+            flat.extend(UNKNOWN)
             continue
-        append(_stat_key(st))
-    return keys
+        return flat, missing
 
 
 def _manifest_key(out: Path) -> StatKey | None:
@@ -480,9 +566,65 @@ def _manifest_key(out: Path) -> StatKey | None:
 _HEX_OF = operator.methodcaller("hexdigest")
 
 
-def _planned_digests(plan: dict[str, str]) -> list[str]:
-    """sha256 of each planned text, in plan order (``sha256`` of each, as C calls)."""
-    return list(map(_HEX_OF, map(hashlib.sha256, map(str.encode, plan.values()))))
+class TextDigests:
+    """sha256 hex digests of planned texts already hashed where they were made (the plan cache hashes each text it
+    reads: generator/render/incremental.py), so the writer does not hash them again. A digest is found by the
+    identity of the text object it was computed from, which this holds: no other live object has its identity,
+    so a digest can only ever be used for the very text it is the digest of."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, str] = {}
+        self._texts: list[str] = []  # holds each text, so its identity is never another object's
+
+    def add(self, text: str, digest: str) -> None:
+        """Record ``digest``, the sha256 hex digest of ``text.encode("utf-8")`` (the adder's promise)."""
+        self._texts.append(text)
+        self._by_id[id(text)] = digest
+
+    def add_all(self, texts: list[str], digests: list[str]) -> None:
+        """``add`` each text with its digest, as C calls; an empty digest records nothing."""
+        self._texts.extend(texts)
+        self._by_id.update(itertools.compress(zip(map(id, texts), digests, strict=True), digests))
+
+    def get(self, text: str) -> str | None:
+        """The recorded digest of this very text object (None for any other object, even an equal one)."""
+        return self._by_id.get(id(text))
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def lookup(self, texts: list[str]) -> list[str | None]:
+        """``get`` of each text, as C calls."""
+        return list(map(self._by_id.get, map(id, texts)))
+
+
+def _planned_digests(plan: dict[str, str], known: TextDigests | None = None) -> list[str]:
+    """sha256 of each planned text, in plan order: from ``known`` for a text hashed where it was made, else
+    ``sha256`` of the text (as C calls)."""
+    texts = list(plan.values())
+    if not known:
+        return list(map(_HEX_OF, map(hashlib.sha256, map(str.encode, texts))))
+    found = known.lookup(texts)
+    unknown = list(itertools.compress(range(len(texts)), map(operator.is_, found, itertools.repeat(None))))
+    hashed = map(_HEX_OF, map(hashlib.sha256, map(str.encode, map(texts.__getitem__, unknown))))
+    for index, digest in zip(unknown, hashed, strict=True):
+        found[index] = digest
+    return found  # type: ignore[return-value]  # every None replaced
+
+
+def _differing(old: Sequence[object], new: Sequence[object], width: int) -> list[int]:
+    """The indexes of the ``width``-long records that differ between two equally long sequences (strings or
+    arrays): blocks of records compared at C speed first, then the records of a differing block."""
+    if old == new:
+        return []
+    found: list[int] = []
+    block = width * 256
+    for start in range(0, len(old), block):
+        if old[start : start + block] != new[start : start + block]:
+            for at in range(start, min(start + block, len(old)), width):
+                if old[at : at + width] != new[at : at + width]:
+                    found.append(at // width)
+    return found
 
 
 @dataclass
@@ -491,108 +633,135 @@ class _Scan:
 
     changes: Changes
     names: list[str]
+    #: ``names`` newline-joined
+    joined: str
     #: sha256 of each planned text, in ``names`` order
     wanted: list[str]
-    #: each planned file's stat when it holds the planned text (None: not known, or to be written)
-    keys: list[StatKey | None]
+    #: each planned file's stat when it holds the planned text, four integers per name (``UNKNOWN``: not known,
+    #: or to be written)
+    keys: array[int]
     #: unchanged files known from the stat cache without reading them
     hits: int
     #: files read again because the stat cache's record of them was racy
     racy: int
-    #: folders (relative, "" for the output root) that held a planned file when compared (only with created files)
-    folders: set[str]
     #: the manifest's text as read (None: missing, or known from the stat cache without reading it)
     manifest: str | None
     #: whether the manifest was known from the stat cache, and its stat when compared
     manifest_known: bool
     manifest_key: StatKey | None
+    #: whether ``names`` are the paths the stat cache records, in order
+    recorded: bool
+    #: the index in ``names`` of each file to create or update
+    positions: dict[str, int]
 
 
-def _scan(out: Path, plan: dict[str, str], cache: StatCache, threads: int) -> _Scan:
+def _scan(out: Path, plan: dict[str, str], cache: StatCache, threads: int,
+          known: TextDigests | None = None) -> _Scan:
     names = list(plan)
+    joined = "\n".join(names)
     count = len(names)
     base = str(out)
-    wanted = _planned_digests(plan)
+    wanted = _planned_digests(plan, known)
+    recorded = cache.records(names, joined)
+    if cache.loaded and not recorded:
+        cache.paths  # noqa: B018  # checked before use: an unsafe record is forgotten (the cache is then empty)
     manifest_key = _manifest_key(out) if cache.loaded else None
     manifest_known, old_manifest = cache.knows_manifest(manifest_key), None
     manifest: dict[str, str] | None = None
     if not manifest_known:
         old_manifest, manifest = _read_manifest_text(out)
 
-    def listed_digest(rel: str) -> str | None:
-        """What the manifest records for ``rel`` (built from the stat cache on first use)."""
-        nonlocal manifest
-        if manifest is None:
-            manifest = cache.manifest(manifest_key) or {}
-        return manifest.get(rel)
-    current: list[str | None]
-    keys: list[StatKey | None]
+    def listed_digest(index: int) -> str | None:
+        """What the manifest records for ``names[index]`` (from the stat cache when it knows the manifest)."""
+        if manifest_known:
+            at = index if recorded else cache.index().get(names[index])
+            return None if at is None else cache.digests[64 * at : 64 * at + 64]
+        return None if manifest is None else manifest.get(names[index])
+
     unread: list[int]
+    current: list[str | None] | None = None  # None while every file is known to hold its recorded digest
     hits = racy = 0
     if cache.loaded:
-        keys = _stat_keys(base, names)
-        if cache.unchanged(names, keys):  # every file as recorded: the common case
-            current, hits, unread = list(cache.digest_list()), count, []
+        keys, missing = _stat_keys(base, names)
+        if recorded and not missing and cache.newest_ns < cache.stamp_ns and keys == cache.flat:
+            hits, unread = count, []  # every file as recorded: the common case, compared in C
         else:
-            recorded_keys, recorded = cache.aligned(names)
-            current, unread = [None] * count, []
-            for index, (key, known) in enumerate(zip(keys, recorded_keys, strict=True)):
-                if key is None:
-                    continue
-                if key == known:
-                    if not cache.racy(key):
-                        current[index] = recorded[index]
-                        hits += 1
-                        continue
-                    racy += 1
-                unread.append(index)
+            if recorded:
+                recorded_digests: list[str | None] = list(cache.digest_list())
+                stale = set(_differing(cache.flat, keys, 4))
+                late = set(cache.racy_indexes())
+            else:
+                at = cache.positions(names)  # C calls throughout: a created or dropped file is the common case here
+                recorded_digests = list(map([*cache.digest_list(), None].__getitem__, at))
+                stale = cache.stale(names, keys)
+                racy_records = set(cache.racy_indexes())
+                late = {index for index, record in enumerate(at) if record in racy_records} if racy_records else set()
+            gone = set(missing)
+            racy = len(late - stale - gone)
+            unread = sorted((stale | late) - gone)
+            hits = count - len(unread) - len(gone)
+            current = recorded_digests
+            for index in gone:
+                current[index] = None
     else:
-        current, keys, unread = [None] * count, [None] * count, list(range(count))
+        keys, unread = array("q", UNKNOWN * count), list(range(count))
+        current = [None] * count
 
     def read(position: int) -> None:
+        assert current is not None
         index = unread[position]
-        current[index], keys[index] = _hash_file(f"{base}/{names[index]}")
+        digest, key = _hash_file(f"{base}/{names[index]}")
+        current[index] = digest
+        keys[4 * index : 4 * index + 4] = array("q", UNKNOWN if key is None else key)
 
     _for_each(len(unread), read, threads)
     changes = Changes()
-    if current == wanted:  # compared in C: the common case of an unchanged tree
-        changes.unchanged = count
+    if current is None:  # every file holds its recorded digest: what differs is what the plan changed
+        differing = _differing(cache.digests, "".join(wanted), 64)
+    elif current == wanted:  # compared in C: the common case of an unchanged tree
+        differing = []
     else:
-        for index, (rel, digest, now) in enumerate(zip(names, wanted, current, strict=True)):
-            if now == digest:
-                changes.unchanged += 1
-                continue
-            keys[index] = None
-            if now is None:
-                changes.created.append(rel)
-            else:
-                changes.updated.append(rel)
-                if listed_digest(rel) != now:
-                    changes.conflicts.append(rel)
-    if not (manifest_known and names == cache.paths):  # else the manifest lists exactly the planned files
-        listed = manifest if manifest is not None else cache.manifest(manifest_key) or {}
-        for rel in listed.keys() - plan.keys():
+        differing = list(itertools.compress(range(count), map(operator.ne, current, wanted)))
+    changes.unchanged = count - len(differing)
+    positions: dict[str, int] = {}
+    for index in differing:
+        now = cache.digests[64 * index : 64 * index + 64] if current is None else current[index]
+        keys[4 * index : 4 * index + 4] = _UNKNOWN_KEYS
+        rel = names[index]
+        positions[rel] = index
+        if now is None:
+            changes.created.append(rel)
+        else:
+            changes.updated.append(rel)
+            if listed_digest(index) != now:
+                changes.conflicts.append(rel)
+    if not (manifest_known and recorded):  # else the manifest lists exactly the planned files
+        if manifest_known:  # listed by the stat cache
+            where = cache.index()
+            dropped = [(rel, cache.digests[64 * where[rel] : 64 * where[rel] + 64])
+                       for rel in itertools.filterfalse(plan.__contains__, cache.paths)]
+        else:
+            dropped = [] if manifest is None else [(rel, manifest[rel]) for rel in manifest.keys() - plan.keys()]
+        for rel, listed in dropped:
             now = _current(out / rel)
             if now is None:
                 continue
             changes.deleted.append(rel)
-            if now != listed[rel]:
+            if now != listed:
                 changes.conflicts.append(rel)
     for group in (changes.created, changes.updated, changes.deleted, changes.conflicts):
         group.sort()
-    folders = {""}
-    if changes.created:
-        folders.update(rel.rpartition("/")[0] for rel, now in zip(names, current, strict=True) if now is not None)
-    return _Scan(changes, names, wanted, keys, hits, racy, folders, old_manifest, manifest_known, manifest_key)
+    return _Scan(changes, names, joined, wanted, keys, hits, racy, old_manifest, manifest_known, manifest_key,
+                 recorded, positions)
 
 
 def compare(out: Path, plan: dict[str, str], *, stat_cache: Path | None = None,
-            threads: int = IO_THREADS) -> Changes:
+            threads: int = IO_THREADS, known: TextDigests | None = None) -> Changes:
     """Compare an output tree with a plan, without writing anything (the stat cache in ``stat_cache`` is read,
-    not written)."""
+    not written; ``known``: digests of planned texts already hashed)."""
     cache = StatCache(stat_cache, out)
     cache.load()
-    return _scan(out, plan, cache, threads).changes
+    return _scan(out, plan, cache, threads, known).changes
 
 
 # --- write -----------------------------------------------------------------------------------------------------
@@ -652,14 +821,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     _put(str(path), data)
 
 
-def _make_folders(out: Path, files: Sequence[str], present: set[str], threads: int) -> None:
+def _make_folders(out: Path, files: Sequence[str], present: set[str], threads: int,
+                  exists: Callable[[str], bool] | None = None) -> None:
     """Create the folders of ``files`` below ``out`` that are not in ``present`` (folders known to exist, so their
-    parents too), each once: level by level, parents first, the folders of a level on ``threads`` threads."""
+    parents too) and, with ``exists``, not found by it, each once: level by level, parents first, the folders of a
+    level on ``threads`` threads."""
     out.mkdir(parents=True, exist_ok=True)
     missing: set[str] = set()
     for rel in files:
         folder = rel.rpartition("/")[0]
         while folder not in present and folder not in missing:
+            if exists is not None and exists(folder):
+                present.add(folder)
+                break
             missing.add(folder)
             folder = folder.rpartition("/")[0]
     levels: dict[int, list[str]] = {}
@@ -679,29 +853,30 @@ def _make_folders(out: Path, files: Sequence[str], present: set[str], threads: i
 
 
 def write(out: Path, plan: dict[str, str], force: bool = False, *, stat_cache: Path | None = None,
-          threads: int = IO_THREADS) -> Changes:
+          threads: int = IO_THREADS, known: TextDigests | None = None) -> Changes:
     """Apply a plan to ``out``; raise OutputConflict (writing nothing) on hand-edited files unless forced. With
     ``stat_cache`` (a machine-local folder) unchanged files are recognised by their stat, and the cache is
     updated after a successful write. A new output folder (``out`` missing) is written whole into a staging
-    folder next to it, renamed into place once complete."""
+    folder next to it, renamed into place once complete. ``known``: digests of planned texts already hashed."""
     cache = StatCache(stat_cache, out)
     if not os.path.lexists(out):
-        written = _write_new(out, plan, cache, threads)
+        written = _write_new(out, plan, cache, threads, known)
         if written is not None:
             return written
     cache.load()
-    return _write_over(out, plan, force, cache, threads)
+    return _write_over(out, plan, force, cache, threads, known)
 
 
-def _write_over(out: Path, plan: dict[str, str], force: bool, cache: StatCache, threads: int) -> Changes:
+def _write_over(out: Path, plan: dict[str, str], force: bool, cache: StatCache, threads: int,
+                known: TextDigests | None) -> Changes:
     """``write`` into an output folder holding files: only what changed, each file replaced atomically."""
-    scan = _scan(out, plan, cache, threads)
+    scan = _scan(out, plan, cache, threads, known)
     changes = scan.changes
     if changes.conflicts and not force:
         raise OutputConflict(changes.conflicts)
     pending = [*changes.created, *changes.updated]
-    _make_folders(out, changes.created, scan.folders, threads)
     base = str(out)
+    _make_folders(out, changes.created, {""}, threads, lambda folder: os.path.isdir(f"{base}/{folder}"))
     written: list[StatKey | None] = [None] * len(pending)
 
     def put(index: int) -> None:
@@ -721,10 +896,17 @@ def _write_over(out: Path, plan: dict[str, str], force: bool, cache: StatCache, 
     names, wanted, keys = scan.names, scan.wanted, scan.keys
     manifest_key = scan.manifest_key
     digests = "".join(wanted)
-    if scan.manifest_known and names == cache.paths and digests == cache.digests:
+    if scan.manifest_known and scan.recorded and digests == cache.digests:
         manifest_written = False  # the manifest, known from the stat cache, records exactly this plan
     else:
-        data = manifest_text(dict(zip(names, wanted, strict=True))).encode("utf-8")
+        data = None
+        if scan.manifest_known and scan.recorded:  # the manifest records the planned paths: patch what differs
+            changed = _differing(cache.digests, digests, 64)
+            if len(changed) <= _PATCH_AT_MOST:
+                data = _patched_manifest(out / MANIFEST, scan.joined, cache.digests,
+                                         [(names[index], index, wanted[index]) for index in changed])
+        if data is None:
+            data = manifest_text(dict(zip(names, wanted, strict=True))).encode("utf-8")
         manifest_written = scan.manifest is None or scan.manifest.encode("utf-8") != data or (
             os.stat(out / MANIFEST).st_size != len(data))
         if manifest_written:
@@ -733,11 +915,10 @@ def _write_over(out: Path, plan: dict[str, str], force: bool, cache: StatCache, 
         manifest_key = _manifest_key(out) if cache.path is not None else None
     settled = not (pending or changes.deleted or manifest_written) and scan.hits == len(names)
     if cache.path is not None and not (settled and scan.manifest_known):
-        if pending:
-            position = {rel: index for index, rel in enumerate(names)}
-            for rel, key in zip(pending, written, strict=True):
-                keys[position[rel]] = key
-        cache.save(names, digests, keys, manifest_key)
+        for rel, key in zip(pending, written, strict=True):
+            index = scan.positions[rel]
+            keys[4 * index : 4 * index + 4] = array("q", UNKNOWN if key is None else key)
+        cache.save(names, scan.joined, digests, keys, manifest_key)
     return changes
 
 
@@ -753,18 +934,19 @@ def _staging(out: Path) -> Path:
     return staging
 
 
-def _write_new(out: Path, plan: dict[str, str], cache: StatCache, threads: int) -> Changes | None:
+def _write_new(out: Path, plan: dict[str, str], cache: StatCache, threads: int,
+               known: TextDigests | None) -> Changes | None:
     """``write`` into a missing ``out``: every file created (no temporary file, no rename) in a staging folder
     next to it, renamed to ``out`` once complete, so a failed or interrupted write leaves no ``out`` and no staging
     folder. None when ``out`` appeared meanwhile (then it is written as an existing tree)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     names = list(plan)
     texts = list(plan.values())
-    keys: list[StatKey | None] = [None] * len(names)
+    keys: list[StatKey] = [UNKNOWN] * len(names)
     staging = _staging(out)
     try:
         _make_folders(staging, [*names, MANIFEST], {""}, threads)
-        wanted = _planned_digests(plan)
+        wanted = _planned_digests(plan, known)
         base = str(staging)
         chunk = 32  # consecutive files (mostly one folder's) per task: threads rarely contend for a folder's lock
 
@@ -785,5 +967,6 @@ def _write_new(out: Path, plan: dict[str, str], cache: StatCache, threads: int) 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    cache.save(names, "".join(wanted), keys, manifest_key)
+    cache.save(names, "\n".join(names), "".join(wanted), array("q", itertools.chain.from_iterable(keys)),
+               manifest_key)
     return Changes(created=sorted(names))
