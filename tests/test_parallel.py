@@ -10,6 +10,7 @@ Small chunks and a threshold of 1 make the small fleets of these tests go throug
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import shutil
 import signal
@@ -310,6 +311,58 @@ def _stat_fields(stat: Path) -> list[str] | None:
     except OSError:
         return None
     return text[text.rindex(")") + 2 :].split()
+
+
+def _frozen(thing: object) -> bool:
+    """Whether ``thing`` is frozen: tracked by the collector but in none of its generations (``gc.freeze``)."""
+    return gc.is_tracked(thing) and not any(other is thing for other in gc.get_objects())
+
+
+def test_long_lived_freezes_what_was_built_until_it_ends() -> None:
+    """The render's inputs are built with the collector paused, then frozen until the render ends; an error before
+    ``keep`` freezes nothing; objects frozen by someone else stay as they are."""
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+    with parallel.LongLived() as inputs:
+        assert not gc.isenabled()
+        built = {"inventory": [1, 2]}
+        inputs.keep()
+        assert gc.isenabled() and _frozen(built)
+        later = {"planned": [3]}
+        assert not _frozen(later)
+    assert gc.get_freeze_count() == 0 and gc.isenabled() and not _frozen(built)
+
+    with pytest.raises(ValueError), parallel.LongLived():
+        raise ValueError("an inventory error")
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+
+    gc.disable()  # a caller's pause (collector_paused) outlives ``keep``
+    try:
+        with parallel.LongLived() as inputs:
+            inputs.keep()
+            assert not gc.isenabled() and gc.get_freeze_count() > 0
+        assert not gc.isenabled() and gc.get_freeze_count() == 0
+    finally:
+        gc.enable()
+
+    theirs = {"frozen by": ["the caller"]}
+    gc.freeze()
+    try:
+        with parallel.LongLived() as inputs:
+            ours: dict[str, list[int]] = {"inventory": []}
+            inputs.keep()
+            assert not _frozen(ours) and _frozen(theirs)
+        assert _frozen(theirs)
+    finally:
+        gc.unfreeze()
+
+
+def test_a_plan_leaves_nothing_frozen(
+    fleet: tuple[Path, list[str]], through_workers: None, no_leftover_process: None
+) -> None:
+    """Planning freezes its inputs (the forked planners too) and unfreezes them before it returns."""
+    root, _ = fleet
+    rendered = plan(root, None)
+    assert rendered.files and gc.get_freeze_count() == 0 and gc.isenabled()
 
 
 #: checks in other modules that fork planning workers (and so skip under xdist), run again here with this module's

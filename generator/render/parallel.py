@@ -170,7 +170,11 @@ def _fork_pool(jobs: int, inherited: _Inherited, tasks: list[tuple[Callable[...,
     """Fork ``jobs`` workers inheriting ``inherited`` and submit ``tasks`` (function, arguments), in order."""
     global _INHERITED
     _INHERITED = inherited
-    gc.freeze()  # the inherited objects stay out of the workers' collections: fewer pages copied on write
+    # the inherited objects stay out of the workers' collections: fewer pages copied on write (already so when the
+    # render froze its inputs, ``LongLived``: that freeze is left as it is)
+    freezing = gc.get_freeze_count() == 0
+    if freezing:
+        gc.freeze()
     try:
         pool = ProcessPoolExecutor(
             max_workers=jobs, mp_context=multiprocessing.get_context("fork"), initializer=_ignore_interrupts
@@ -188,8 +192,53 @@ def _fork_pool(jobs: int, inherited: _Inherited, tasks: list[tuple[Callable[...,
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     finally:
-        gc.unfreeze()
+        if freezing:
+            gc.unfreeze()
         _INHERITED = None
+
+
+class LongLived:
+    """The render's inputs (the loaded inventory, the resolved fleet) as the cyclic garbage collector's long-lived
+    objects: ``with LongLived() as inputs:`` pauses the collector while they are built, ``inputs.keep()`` then freezes
+    every object made so far (``gc.freeze``: no later collection scans them, nor copies their pages in a forked
+    worker) and resumes the collector; leaving unfreezes them (``gc.unfreeze``: collectable again, as before).
+
+    A collection's cost grows with the objects it scans: without this, the first full collection after loading
+    (0.07-0.08 s at 1000 clusters, during resolve) scanned the whole acyclic inventory to free nothing. Objects
+    still die by reference counting while frozen. Nothing is frozen when objects already are (the caller froze
+    its own): the collector only resumes then."""
+
+    def __init__(self) -> None:
+        self._enabled = gc.isenabled()
+        self._paused = False
+        self._frozen = False
+
+    def __enter__(self) -> LongLived:
+        self._enabled, self._paused = gc.isenabled(), True
+        gc.disable()
+        return self
+
+    def keep(self) -> None:
+        """Freeze every object made so far (unless something is frozen already) and resume the collector."""
+        if not self._paused:
+            return
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
+            self._frozen = True
+        self._paused = False
+        if self._enabled:
+            gc.enable()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if self._frozen:
+            gc.unfreeze()
+            self._frozen = False
+        if self._paused:
+            self._paused = False
+            if self._enabled:
+                gc.enable()
 
 
 def _result(future: Future[_TaskResult]) -> _TaskResult:
