@@ -106,6 +106,12 @@ class Identities:
 Texts = dict[str, str]
 
 
+def _part_prefix(name: str) -> bytes:
+    """What every key of part ``name`` starts with: a digest of the memo format, the code fingerprint and the name
+    (a key is the sha256 of it, the identity, a NUL and the pickled inputs)."""
+    return hashlib.sha256(f"{MEMO_FORMAT}\0{code_fingerprint()}\0{name}\0".encode()).digest()
+
+
 def _record(entry: str, key: str, texts: Texts) -> bytes:
     """One entry as stored: ``<sha256> <entry> <key> <index length> <length>`` on a line, then the index (each
     text's name and length in characters, tab-separated) and the texts themselves, back to back, in ``<length>``
@@ -163,12 +169,15 @@ def _read(path: Path) -> tuple[dict[str, tuple[str, Texts]], int]:
         last[fields[1]] = (fields, start, end)
         position = end
     entries: dict[str, tuple[str, Texts]] = {}
+    view = memoryview(data)  # each record's bytes hashed and decoded where they are, not copied first
     for fields, start, end in last.values():
-        chunk = data[start:end]
-        if hashlib.sha256(fields[1] + b" " + fields[2] + b"\n" + chunk).hexdigest().encode() != fields[0]:
+        chunk = view[start:end]
+        digest = hashlib.sha256(b"".join((fields[1], b" ", fields[2], b"\n")))
+        digest.update(chunk)
+        if digest.hexdigest().encode() != fields[0]:
             continue
         try:
-            text = chunk.decode("utf-8", "surrogatepass")
+            text = str(chunk, "utf-8", "surrogatepass")
             middle = int(fields[3])
             index = text[:middle].split("\t") if middle else []
             texts: Texts = {}
@@ -204,7 +213,7 @@ class PlannerMemo:
         self.directory = directory
         self._parts: dict[str, _Part] = {}
         self._identities: Identities | None = None
-        self._prefixes: dict[str, Any] = {}
+        self._prefixes: dict[str, bytes] = {}
         self.hits = 0
         self.misses = 0
 
@@ -232,10 +241,16 @@ class PlannerMemo:
             return None
         prefix = self._prefixes.get(name)
         if prefix is None:
-            prefix = self._prefixes[name] = hashlib.sha256(f"{MEMO_FORMAT}\0{code_fingerprint()}\0{name}\0".encode())
-        digest = prefix.copy()
-        digest.update(identity + b"\0" + extra)
-        return digest.hexdigest()
+            prefix = self._prefixes[name] = _part_prefix(name)
+        return hashlib.sha256(b"".join((prefix, identity, b"\0", extra))).hexdigest()
+
+    def prepare(self, fleet: ResolvedFleet) -> None:
+        """Compute now what every memoized planner reads first (the code fingerprint, the fleet's and its clusters'
+        digests): done once here, it is inherited by forked planners (``parallel.run_planners``) instead of being
+        computed again in each."""
+        if self.directory is not None:
+            code_fingerprint()
+            self._ids(fleet).cluster("")
 
     def identity(self, fleet: ResolvedFleet, cluster: str) -> bytes | None:
         """The digest of cluster ``cluster`` (its entry as written, its file and the fleet-level inventory), for a

@@ -69,6 +69,7 @@ def _planned(root: Path, fleet: ResolvedFleet, cache_dir: Path | None, *, store:
     """``plan`` of a loaded and resolved fleet."""
     cache = MemoizingPlanCache(cache_dir)  # with the fleet-wide planners' memo (generator/render/memo.py)
     memoized = cache.memoized
+    cache.memo.prepare(fleet)  # once here, not in each forked planner
     # fleet-wide planners, which read the resolved fleet only: by workers at once for a large fleet, each result
     # (or exception) taken below in a serial render's order: contributions, fleet repo, infrastructure, overview
     *contributed, infrastructure, overview = run_planners(fleet, [
