@@ -3,6 +3,7 @@ record per leaf, and the cluster layers merged as views instead of copies."""
 
 from __future__ import annotations
 
+import copy
 import random
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,50 @@ def test_layered_defaults_are_shared_not_copied() -> None:
         assert first == second and hash(first) == hash(second)
         weights = sorted(rng.sample(range(1, 60), rng.randint(0, 4)))
         assert hash(CanarySettings(step_weights=weights)) == hash(CanarySettings(step_weights=list(weights)))
+
+
+def _reference_merge(base: Any, patch: Any) -> Any:
+    """``merge`` as it was written first: copy ``base`` whole, then merge each patched key into the copy."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    if not isinstance(base, dict):
+        base = {}
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _reference_merge(out.get(key), value)
+    return out
+
+
+def _random_tree(rng: random.Random, depth: int) -> Any:
+    roll = rng.random()
+    if depth == 0 or roll < 0.3:
+        return rng.choice([None, None, True, False, 0, 1, 2.5, "x", "y", ""])
+    if roll < 0.45:
+        return [_random_tree(rng, depth - 1) for _ in range(rng.randint(0, 3))]
+    keys = rng.sample(["a", "b", "c", "d", "e", "f"], k=rng.randint(0, 5))
+    return {key: _random_tree(rng, depth - 1) for key in keys}
+
+
+def _containers(value: Any) -> list[int]:
+    if isinstance(value, dict):
+        return [id(value), *(i for child in value.values() for i in _containers(child))]
+    if isinstance(value, list):
+        return [id(value), *(i for child in value for i in _containers(child))]
+    return []
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_merge_equals_the_copy_then_patch_merge(seed: int) -> None:
+    """``merge`` gives what copying the base and patching the copy gives, key order included (compared as
+    ``repr``), changes neither input and shares no map or list with them."""
+    rng = random.Random(seed)
+    for _ in range(300):
+        base, patch = _random_tree(rng, 4), _random_tree(rng, 4)
+        before = repr((base, patch))
+        merged = resolve_module.merge(base, patch)
+        assert repr(merged) == repr(_reference_merge(base, patch))
+        assert repr((base, patch)) == before
+        assert not set(_containers(merged)) & set(_containers(base) + _containers(patch))

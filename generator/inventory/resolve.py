@@ -41,18 +41,41 @@ IDENTITY_FIELDS = {"name", "cloud", "region", "environment", "role", "networking
 _NO_SETTINGS = ComponentSettings()
 
 
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy of plain data (what the loader and ``model_dump`` give: maps, lists, scalars): each map and list
+    copied once, scalars shared; anything else through ``copy.deepcopy``."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _copied(child) for key, child in value.items()}
+    if kind is list:
+        return [_copied(child) for child in value]
+    if kind in _ATOMS:
+        return value
+    return copy.deepcopy(value)
+
+
 def merge(base: Any, patch: Any) -> Any:
-    """JSON-merge-patch ``patch`` onto ``base`` without changing either."""
+    """JSON-merge-patch ``patch`` onto ``base`` without changing either (the result shares no map or list with
+    them): ``base``'s keys in their order, each patched one in its place, then ``patch``'s new keys in theirs.
+    Every part is copied once (copying ``base`` whole, then each patched part again, grew with the depth)."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return _copied(patch)
     if not isinstance(base, dict):
         base = {}
-    out = copy.deepcopy(base)
+    elif type(base) is not dict:
+        base = copy.deepcopy(base)  # a map of another type: copied as it copies itself (never from the loader)
+    out = {}
+    for key, value in base.items():
+        if key not in patch:
+            out[key] = _copied(value)
+        elif patch[key] is not None:
+            out[key] = merge(value, patch[key])
     for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge(out.get(key), value)
+        if value is not None and key not in base:
+            out[key] = merge(None, value)
     return out
 
 
