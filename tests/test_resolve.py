@@ -17,7 +17,15 @@ from generator.bench import make_fleet
 from generator.inventory.entries import Layer, Sourced, settings_layers
 from generator.inventory.loader import load_inventory
 from generator.inventory.models import CanarySettings, Cluster, PolicySettings, Settings, built_in_node_groups
-from generator.inventory.resolve import IDENTITY_FIELDS, ResolvedFleet, _built_in, _layer_provenance, resolve
+from generator.inventory.resolve import (
+    IDENTITY_FIELDS,
+    LayeredValues,
+    ResolvedFleet,
+    _built_in,
+    _layer_provenance,
+    resolve,
+)
+from generator.yamlio import dump_documents, load_documents
 from generator.yamlsource import LoadedFile
 
 #: keys whose dotted names overlap ("a" + "b" and "a.b"), as label keys and free-form values can
@@ -213,3 +221,28 @@ def test_merge_equals_the_copy_then_patch_merge(seed: int) -> None:
         assert repr(merged) == repr(_reference_merge(base, patch))
         assert repr((base, patch)) == before
         assert not set(_containers(merged)) & set(_containers(base) + _containers(patch))
+
+
+def test_components_with_values_of_their_own_share_the_canonical_lower_layers(tmp_path: Path) -> None:
+    """A cluster's component with values of its own takes the component's and the environment's layers as the
+    environment resolved them (``LayeredValues.sharing``): equal to canonicalizing them afresh, key order included,
+    and its own layer canonical."""
+    root = tmp_path / "fleet"
+    make_fleet(REPO, root, 60)
+    path = root / "inventory" / "clusters" / "synthetic.yaml"
+    text = path.read_text(encoding="utf-8")
+    data = load_documents(text)[0]
+    for entry in data["clusters"][1::3]:
+        entry.setdefault("components", {})["envoy-gateway"] = {"values": {"z": 1, "deployment": {"replicas": 5}}}
+    path.write_text(dump_documents([data]), encoding="utf-8")
+    fleet = resolve(load_inventory(root))
+    own = 0
+    for cluster in fleet.clusters:
+        for resolved in cluster.components:
+            values = resolved.values
+            env_values = cluster.environment.settings.components.get(resolved.name)
+            expected = LayeredValues(resolved.component.values, env_values.values if env_values else {},
+                                     dict(reversed(list(values.cluster.items()))))
+            assert repr(values) == repr(expected)
+            own += bool(values.cluster)
+    assert own >= 20

@@ -166,6 +166,16 @@ class LayeredValues:
         for name in ("base", "environment", "cluster"):
             object.__setattr__(self, name, canonical(getattr(self, name)))
 
+    @classmethod
+    def sharing(cls, base: dict[str, Any], environment: dict[str, Any], cluster: dict[str, Any]) -> LayeredValues:
+        """``LayeredValues(base, environment, cluster)`` for ``base`` and ``environment`` that are ``canonical``
+        already (shared as they are, as the layers of clusters without values of their own are)."""
+        values = cls.__new__(cls)
+        object.__setattr__(values, "base", base)
+        object.__setattr__(values, "environment", environment)
+        object.__setattr__(values, "cluster", canonical(cluster))
+        return values
+
     @property
     def merged(self) -> dict[str, Any]:
         """What the HelmRelease ends up with after kustomize applies the overlays."""
@@ -314,38 +324,53 @@ class ResolvedFleet:
         return index
 
 
-def _settings_of(layers: list[Layer], cloud: str = "aws") -> tuple[dict[str, Any], dict[str, str]]:
-    """Built-in defaults (node groups per cloud) with ``layers`` merged on top, and where each value came from."""
-    built_in = Settings(node_groups=built_in_node_groups(cloud))
-    data: dict[str, Any] = built_in.model_dump(by_alias=True, mode="json")
-    provenance: dict[str, str] = {}
-    _built_in(provenance, "", data)
+def _settings_of(layers: list[Layer], cloud: str = "aws") -> dict[str, Any]:
+    """Built-in defaults (node groups per cloud) with ``layers`` merged on top."""
+    data: dict[str, Any] = Settings(node_groups=built_in_node_groups(cloud)).model_dump(by_alias=True, mode="json")
     for layer in layers:
-        if layer.file is None:
-            continue
-        data = merge(data, layer.data)
-        _layer_provenance(provenance, layer, layer.data)
-    return data, provenance
+        if layer.file is not None:
+            data = merge(data, layer.data)
+    return data
+
+
+def _provenance_of(layers: list[Layer], cloud: str = "aws") -> dict[str, str]:
+    """Where each value of ``_settings_of(layers, cloud)`` came from."""
+    provenance: dict[str, str] = {}
+    _built_in(provenance, "", Settings(node_groups=built_in_node_groups(cloud)).model_dump(by_alias=True, mode="json"))
+    for layer in layers:
+        if layer.file is not None:
+            _layer_provenance(provenance, layer, layer.data)
+    return provenance
 
 
 @dataclass(frozen=True)
 class _LowerLayers:
-    """The layers below a cluster's own, merged: the same for every cluster of a (cloud, environment)."""
+    """The layers below a cluster's own, merged: the same for every cluster of a (cloud, environment). Their
+    provenance is recorded on first use (``fleetgen explain``, a cluster's ``Provenance``), not by every render."""
 
     data: dict[str, Any]
-    provenance: dict[str, str]
-    #: every dotted name some name of ``provenance`` lies below (see ``_layer_provenance``)
-    parents: frozenset[str]
     settings: Settings
+    layers: tuple[Layer, ...]
+    cloud: str
 
     @classmethod
     def merge(cls, layers: list[Layer], cloud: str) -> _LowerLayers:
         """Built-in defaults with ``layers`` merged on top."""
-        data, provenance = _settings_of(layers, cloud)
+        data = _settings_of(layers, cloud)
+        return cls(data, Settings.model_validate(data), tuple(layers), cloud)
+
+    @functools.cached_property
+    def provenance(self) -> dict[str, str]:
+        """Where each value of ``data`` came from."""
+        return _provenance_of(list(self.layers), self.cloud)
+
+    @functools.cached_property
+    def parents(self) -> frozenset[str]:
+        """Every dotted name some name of ``provenance`` lies below (see ``_layer_provenance``)."""
         parents: set[str] = set()
-        for name in provenance:
+        for name in self.provenance:
             _add_prefixes(parents, name)
-        return cls(data, provenance, frozenset(parents), Settings.model_validate(data))
+        return frozenset(parents)
 
 
 class Provenance(Mapping[str, str]):
@@ -553,7 +578,7 @@ def resolve(inv: Inventory) -> ResolvedFleet:
 
     environments: dict[str, ResolvedEnvironment] = {}
     for env_name in fleet.environments:
-        data, _ = _settings_of([defaults_layer(inv), inv.overlays[env_name]])
+        data = _settings_of([defaults_layer(inv), inv.overlays[env_name]])
         settings = Settings.model_validate(data)
         env_components = tuple(
             ResolvedComponent(c, LayeredValues(c.values, settings.components.get(c.name, _NO_SETTINGS).values, {}))
@@ -586,13 +611,14 @@ def resolve(inv: Inventory) -> ResolvedFleet:
     base_values: dict[str, dict[str, Any]] = {}
 
     def shared_component(c: Component, env: ResolvedEnvironment, own: dict[str, Any]) -> ResolvedComponent:
-        env_values = env.settings.components.get(c.name, _NO_SETTINGS).values
-        if own:
-            return ResolvedComponent(c, LayeredValues(c.values, env_values, own))
         key = (c.name, env.name)
-        if key not in components_of_env:
-            components_of_env[key] = ResolvedComponent(c, LayeredValues(c.values, env_values, {}))
-        return components_of_env[key]
+        shared = components_of_env.get(key)
+        if shared is None:
+            env_values = env.settings.components.get(c.name, _NO_SETTINGS).values
+            shared = components_of_env[key] = ResolvedComponent(c, LayeredValues(c.values, env_values, {}))
+        if own:  # the component's and the environment's layers as canonical already, the cluster's own
+            return ResolvedComponent(c, LayeredValues.sharing(shared.values.base, shared.values.environment, own))
+        return shared
 
     def shared_app(a: App, env: ResolvedEnvironment, own: dict[str, Any]) -> ResolvedApp:
         key = (a.name, env.name)
