@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 import generator.inventory.resolve as resolve_module
 from generator.bench import make_fleet
+from generator.inventory import entries
 from generator.inventory.entries import Layer, Sourced, settings_layers
 from generator.inventory.loader import load_inventory
 from generator.inventory.models import CanarySettings, Cluster, PolicySettings, Settings, built_in_node_groups
@@ -246,3 +247,17 @@ def test_components_with_values_of_their_own_share_the_canonical_lower_layers(tm
             assert repr(values) == repr(expected)
             own += bool(values.cluster)
     assert own >= 20
+
+
+def test_a_cluster_settings_layer_is_made_once_and_equals_the_entry_filtered() -> None:
+    """``cluster_settings_layer`` is made on first use and kept with the entry: the same layer every time, equal to
+    the entry's settings keys as written (in their order), and the entry compares and prints as before."""
+    inventory = load_inventory(REPO)
+    keys = {*Settings.model_fields, *(f.alias for f in Settings.model_fields.values())}
+    for source in inventory.clusters:
+        layer = entries.cluster_settings_layer(source)
+        assert entries.cluster_settings_layer(source) is layer
+        assert list(layer.data.items()) == [(k, v) for k, v in source.raw.items() if k in keys]
+        assert (layer.name, layer.file, layer.path) == (f"cluster {source.item.name}", source.file, source.path)
+        fresh = Sourced(source.item, source.file, source.path, source.raw)
+        assert fresh == source and repr(fresh) == repr(source)
