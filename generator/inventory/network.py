@@ -49,12 +49,17 @@ class NetworkPlan:
     control_plane_cidr: str | None = None
 
     def routable(self, cluster: Cluster) -> list[tuple[str, Block]]:
-        """Ranges other networks reach when they peer: the VPC, and on GKE the pod and service ranges."""
-        net = cluster.networking
-        ranges = [("vpcCidr", block(net.vpc_cidr))]
-        if cluster.cloud == "gcp":
-            ranges += [("podCidr", block(net.pod_cidr)), ("serviceCidr", block(net.service_cidr))]
-        return ranges
+        """Ranges other networks reach when they peer (``routable_ranges``: the cluster's, not the plan's)."""
+        return routable_ranges(cluster)
+
+
+def routable_ranges(cluster: Cluster) -> list[tuple[str, Block]]:
+    """Ranges other networks reach when they peer: the VPC, and on GKE the pod and service ranges."""
+    net = cluster.networking
+    ranges = [("vpcCidr", block(net.vpc_cidr))]
+    if cluster.cloud == "gcp":
+        ranges += [("podCidr", block(net.pod_cidr)), ("serviceCidr", block(net.service_cidr))]
+    return ranges
 
 
 def default_zones(cluster: Cluster, region_zones: list[str]) -> list[str]:

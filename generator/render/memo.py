@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from generator.inventory import checkmemo
 from generator.inventory.entries import Inventory
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
 from generator.render.incremental import PlanCache, code_fingerprint
@@ -376,9 +377,10 @@ class MemoizingPlanCache(PlanCache):
     """The plan cache of a render together with the fleet-wide planners' memo in its ``planners`` folder: one
     ``store()`` writes both, once the command succeeded."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, checked: Inventory | None = None) -> None:
         super().__init__(directory)
         self.memo = PlannerMemo(None if directory is None else directory / "planners")
+        self.checked = checked
 
     def memoized(self, planner: Callable[..., Any]) -> Callable[[ResolvedFleet], Memoized]:
         """``planner(fleet, memo=...)`` as a fleet-wide planner whose value carries the parts it computed."""
@@ -403,6 +405,9 @@ class MemoizingPlanCache(PlanCache):
         return result
 
     def store(self) -> None:
-        """The plan cache's entries, then the memo's."""
+        """The plan cache's entries, then the memo's, then (``checked``: the inventory planned, every entry of which
+        passed every check) the keys of its cluster entries for the next load's checks (inventory/checkmemo.py)."""
         super().store()
         self.memo.store(self.clusters)
+        if self.directory is not None and self.checked is not None:
+            checkmemo.store(self.checked)

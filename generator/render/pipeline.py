@@ -67,7 +67,8 @@ def plan(root: Path, cache_dir: Path | None = None, *, store: bool = True, jobs:
 
 def _planned(root: Path, fleet: ResolvedFleet, cache_dir: Path | None, *, store: bool, jobs: int | None) -> Rendered:
     """``plan`` of a loaded and resolved fleet."""
-    cache = MemoizingPlanCache(cache_dir)  # with the fleet-wide planners' memo (generator/render/memo.py)
+    # with the fleet-wide planners' memo (generator/render/memo.py) and the checked entries' (inventory/checkmemo.py)
+    cache = MemoizingPlanCache(cache_dir, fleet.inventory)
     memoized = cache.memoized
     cache.memo.prepare(fleet)  # once here, not in each forked planner
     # fleet-wide planners, which read the resolved fleet only: by workers at once for a large fleet, each result
