@@ -142,3 +142,14 @@ def test_a_render_stores_the_checked_entries_and_a_check_does_not(fleet: tuple[P
     inventory = load_inventory(root)
     assert len(checkmemo.passed(inventory)) == len(names) == len(inventory.clusters)
     assert (checkmemo.memo_path(root).parent / ".gitignore").is_file()
+
+
+def test_a_plan_cache_elsewhere_writes_nothing_under_the_fleet_root(fleet: tuple[Path, list[str]],
+                                                                    tmp_path: Path) -> None:
+    """``--cache-dir`` (a plan cache outside ``ROOT/.cache/fleetgen``): the checked entries are not kept under the
+    fleet root."""
+    source, _ = fleet
+    root = tmp_path / "fleet"
+    shutil.copytree(source, root)
+    render(root, tmp_path / "out", cache_dir=tmp_path / "elsewhere")
+    assert (tmp_path / "elsewhere").is_dir() and not checkmemo.memo_path(root).exists()

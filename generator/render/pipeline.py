@@ -67,8 +67,11 @@ def plan(root: Path, cache_dir: Path | None = None, *, store: bool = True, jobs:
 
 def _planned(root: Path, fleet: ResolvedFleet, cache_dir: Path | None, *, store: bool, jobs: int | None) -> Rendered:
     """``plan`` of a loaded and resolved fleet."""
-    # with the fleet-wide planners' memo (generator/render/memo.py) and the checked entries' (inventory/checkmemo.py)
-    cache = MemoizingPlanCache(cache_dir, fleet.inventory)
+    # with the fleet-wide planners' memo (generator/render/memo.py) and, with the plan cache in its usual place under
+    # the fleet root, the memo of the checked entries (ROOT/.cache/fleetgen/checks, inventory/checkmemo.py)
+    usual = cache_dir is not None and cache_dir.resolve() == plan_cache_dir(fleet.inventory.root)
+    checked = fleet.inventory if usual else None
+    cache = MemoizingPlanCache(cache_dir, checked)
     memoized = cache.memoized
     cache.memo.prepare(fleet)  # once here, not in each forked planner
     # fleet-wide planners, which read the resolved fleet only: by workers at once for a large fleet, each result
