@@ -76,31 +76,34 @@ def _fleet_level(inventory: Inventory) -> bytes | None:
     return None if data is None else hashlib.sha256(fingerprint() + data).digest()
 
 
-#: the keys last computed, with the inventory they are of (held weakly: computed once per load, read by ``store``)
-_LAST: tuple[weakref.ref[Inventory], dict[int, str]] | None = None
+#: the entries' digests last computed, with the inventory they are of (held weakly: computed once per load, read
+#: by ``passed``, ``store`` and the planner memo's identities, generator/render/memo.py)
+_LAST: tuple[weakref.ref[Inventory], dict[int, bytes]] | None = None
 
 
-def keys(inventory: Inventory) -> dict[int, str]:
-    """Each cluster entry's key, by the entry's ``id`` (none when the inventory holds what pickle cannot write)."""
+def entry_digests(inventory: Inventory) -> dict[int, bytes]:
+    """A sha256 of each cluster entry as written with its file name, by the entry's ``id`` (none when the
+    inventory holds what pickle cannot write)."""
     global _LAST
     if _LAST is not None and _LAST[0]() is inventory:
         return _LAST[1]
-    found = _keys(inventory)
+    found: dict[int, bytes] = {}
+    for source in inventory.clusters:
+        data = _pickled((source.file.file, source.raw))
+        if data is None:
+            found = {}
+            break
+        found[id(source)] = hashlib.sha256(data).digest()
     _LAST = (weakref.ref(inventory), found)
     return found
 
 
-def _keys(inventory: Inventory) -> dict[int, str]:
+def keys(inventory: Inventory) -> dict[int, str]:
+    """Each cluster entry's key, by the entry's ``id`` (none when the inventory holds what pickle cannot write)."""
     base = _fleet_level(inventory)
     if base is None:
         return {}
-    found: dict[int, str] = {}
-    for source in inventory.clusters:
-        data = _pickled((source.file.file, source.raw))
-        if data is None:
-            return {}
-        found[id(source)] = hashlib.sha256(base + data).hexdigest()
-    return found
+    return {entry: hashlib.sha256(base + digest).hexdigest() for entry, digest in entry_digests(inventory).items()}
 
 
 def _stored(root: Path) -> set[str]:

@@ -94,13 +94,13 @@ class Identities:
             self._clusters = {}
             if base is None:
                 return None
+            # each entry's digest as the checks' memo computed it for this inventory (inventory/checkmemo.py)
+            entries = checkmemo.entry_digests(self.fleet.inventory)
+            if len(entries) != len(self.fleet.inventory.clusters):
+                self.usable = False
+                return None
             for source in self.fleet.inventory.clusters:
-                data = _pickled((source.file.file, source.raw))
-                if data is None:
-                    self.usable = False
-                    self._clusters = {}
-                    return None
-                self._clusters[source.item.name] = hashlib.sha256(base + data).digest()
+                self._clusters[source.item.name] = hashlib.sha256(base + entries[id(source)]).digest()
         return self._clusters.get(name)
 
 
