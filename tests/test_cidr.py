@@ -9,6 +9,7 @@ import random
 
 import pytest
 
+from generator.inventory import cidr
 from generator.inventory.cidr import Block, block, overlapping_pairs
 from generator.inventory.models import _cidr
 
@@ -94,3 +95,29 @@ def test_cidr_validation_takes_the_canonical_shortcut_only_when_ipaddress_agrees
     except ValueError:
         got = None
     assert got == expected
+
+
+def test_remembered_and_carved_blocks_read_as_ipaddress_reads_them() -> None:
+    """The memo of blocks read or carved (``block_at``, ``canonical_block``) gives what reading gives, whatever came
+    first: a carved block equals the block of its text read afresh, an unaligned carve is not remembered, and
+    non-canonical texts (``10.0.0.0/255.255.0.0``) stay ``ipaddress``'s even after their canonical form was seen."""
+    rng = random.Random(11)
+    for _ in range(2000):
+        prefix = rng.randint(0, 32)
+        first = rng.getrandbits(32) & ~((1 << (32 - prefix)) - 1)
+        carved = cidr.block_at(first, prefix)
+        network = ipaddress.IPv4Network((first, prefix))
+        assert tuple(carved) == _read(str(network)) and cidr._read_canonical(carved.text) == carved
+        assert block(carved.text) is carved and cidr.canonical_block(carved.text) is carved
+    unaligned = cidr.block_at(0x0A000001, 16)  # 10.0.0.1/16: host bits set
+    assert unaligned.text not in cidr._KNOWN and cidr.canonical_block(unaligned.text) is None
+    with pytest.raises(ValueError):
+        block(unaligned.text)
+    block("10.0.0.0/16")
+    for text in WRITTEN:
+        try:
+            got: tuple[object, ...] = tuple(block(text))
+        except ValueError as exc:
+            got = (type(exc), str(exc))
+        assert got == _read(text)
+        assert (cidr.canonical_block(text) is not None) == (_read(text)[-1] == text)

@@ -10,6 +10,7 @@ Small chunks and a threshold of 1 make the small fleets of these tests go throug
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import shutil
 import signal
@@ -86,8 +87,9 @@ def test_workers_plan_the_reference_fleet_byte_for_byte(through_workers: None, n
     workers = plan(REPO, jobs=2)
     assert (serial.workers, workers.workers) == (0, 2)
     assert list(workers.files.items()) == list(serial.files.items())  # same paths, bytes and order
-    # two workers for the fleet-wide planners, then two for the clusters, forked while no other thread ran
-    assert FORKS[forks:] == [1, 1, 1, 1]
+    # one worker for the fleet-wide planners (beside this process), then two for the clusters, forked while no
+    # other thread ran
+    assert FORKS[forks:] == [1, 1, 1]
 
 
 def test_workers_plan_a_synthetic_fleet_byte_for_byte(
@@ -182,11 +184,43 @@ def test_a_fleet_wide_planner_failing_in_a_worker_raises_the_serial_error(
     assert type(workers.value) is type(serial.value) and str(workers.value) == str(serial.value)
     assert isinstance(serial.value, InventoryError if failing == "plan_issuers" else TemplateError)
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
-    failed_in = {int(pid) for pid in pids.read_text().split()}
-    if failing == "plan_issuers":  # failed in a worker, raised by the parent running it again
-        assert os.getpid() in failed_in and len(failed_in) > 1
-    else:  # failed in a worker only: as in a serial render, the cluster's error comes first
+    failed_in = [int(pid) for pid in pids.read_text().split()]
+    if failing == "plan_issuers":  # a contribution: failed where it ran first (here, which takes the first
+        # planners, or a worker), then raised by this process running it again
+        assert failed_in[0] == os.getpid() and len(failed_in) == 3  # the serial render's, then the render's two
+        assert failed_in[2] == os.getpid()
+    else:  # failed in a worker only (the workers start from the last planners): as in a serial render, the
+        # cluster's error comes first
         assert len(failed_in) == 1 and os.getpid() not in failed_in
+
+
+def test_the_overview_failing_in_a_worker_is_run_again_and_raised_here(
+    fleet: tuple[Path, list[str]], through_workers: None, no_leftover_process: None,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """The workers take the last planner (the overview) first: failing there, it is run again by this process,
+    which raises the serial render's error, and nothing is written."""
+    root, names = fleet
+    pids = tmp_path / "pids"
+    overview = pipeline._overview
+
+    def failing(fleet: ResolvedFleet, memo: Any = None) -> Any:
+        with pids.open("a", encoding="utf-8") as out:
+            out.write(f"{os.getpid()}\n")
+        if any(c.name == names[3] for c in fleet.clusters):
+            raise _inventory_error(fleet, next(c for c in fleet.clusters if c.name == names[3]))
+        return overview(fleet, memo)
+
+    monkeypatch.setattr(pipeline, "_overview", failing)
+    with pytest.raises(FleetgenError) as serial:
+        plan(root, jobs=1)
+    pids.unlink()
+    with pytest.raises(FleetgenError) as workers:
+        render(root, tmp_path / "out", cache_dir=tmp_path / "cache", jobs=2)
+    assert type(workers.value) is type(serial.value) and str(workers.value) == str(serial.value)
+    failed_in = [int(pid) for pid in pids.read_text().split()]
+    assert len(failed_in) == 2 and failed_in[0] != os.getpid() and failed_in[1] == os.getpid()
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
 
 
 def test_warnings_raised_in_workers_are_shown_once(
@@ -234,12 +268,13 @@ def test_the_parent_reads_the_plan_cache_and_workers_plan_the_misses(
     edited = plan(root, cache, jobs=2, store=False)
     assert (edited.workers, edited.reused_clusters, edited.planned_clusters) == (2, SIZE - 2, 2)
     assert edited.files == plan(root, jobs=1).files != reference
-    # with the shipped threshold, two clusters to plan are planned here: only the fleet-wide planners fork
+    # with the shipped threshold, two clusters to plan are planned here: only the fleet-wide planners fork (one
+    # worker, beside this process)
     monkeypatch.setattr(parallel, "MIN_PARALLEL_MISSES", 64)
     forks = len(FORKS)
     edited = plan(root, cache, jobs=2)
     assert (edited.workers, edited.reused_clusters, edited.planned_clusters) == (0, SIZE - 2, 2)
-    assert len(FORKS) - forks == 2 and edited.files == plan(root, jobs=1).files
+    assert len(FORKS) - forks == 1 and edited.files == plan(root, jobs=1).files
 
 
 def test_small_fleets_one_job_and_the_jobs_setting(
@@ -310,6 +345,58 @@ def _stat_fields(stat: Path) -> list[str] | None:
     except OSError:
         return None
     return text[text.rindex(")") + 2 :].split()
+
+
+def _frozen(thing: object) -> bool:
+    """Whether ``thing`` is frozen: tracked by the collector but in none of its generations (``gc.freeze``)."""
+    return gc.is_tracked(thing) and not any(other is thing for other in gc.get_objects())
+
+
+def test_long_lived_freezes_what_was_built_until_it_ends() -> None:
+    """The render's inputs are built with the collector paused, then frozen until the render ends; an error before
+    ``keep`` freezes nothing; objects frozen by someone else stay as they are."""
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+    with parallel.LongLived() as inputs:
+        assert not gc.isenabled()
+        built = {"inventory": [1, 2]}
+        inputs.keep()
+        assert gc.isenabled() and _frozen(built)
+        later = {"planned": [3]}
+        assert not _frozen(later)
+    assert gc.get_freeze_count() == 0 and gc.isenabled() and not _frozen(built)
+
+    with pytest.raises(ValueError), parallel.LongLived():
+        raise ValueError("an inventory error")
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+
+    gc.disable()  # a caller's pause (collector_paused) outlives ``keep``
+    try:
+        with parallel.LongLived() as inputs:
+            inputs.keep()
+            assert not gc.isenabled() and gc.get_freeze_count() > 0
+        assert not gc.isenabled() and gc.get_freeze_count() == 0
+    finally:
+        gc.enable()
+
+    theirs = {"frozen by": ["the caller"]}
+    gc.freeze()
+    try:
+        with parallel.LongLived() as inputs:
+            ours: dict[str, list[int]] = {"inventory": []}
+            inputs.keep()
+            assert not _frozen(ours) and _frozen(theirs)
+        assert _frozen(theirs)
+    finally:
+        gc.unfreeze()
+
+
+def test_a_plan_leaves_nothing_frozen(
+    fleet: tuple[Path, list[str]], through_workers: None, no_leftover_process: None
+) -> None:
+    """Planning freezes its inputs (the forked planners too) and unfreezes them before it returns."""
+    root, _ = fleet
+    rendered = plan(root, None)
+    assert rendered.files and gc.get_freeze_count() == 0 and gc.isenabled()
 
 
 #: checks in other modules that fork planning workers (and so skip under xdist), run again here with this module's

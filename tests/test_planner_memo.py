@@ -10,6 +10,7 @@ catch it, and that corrupt or foreign memo files are ignored.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import shutil
@@ -286,3 +287,47 @@ def test_planners_in_worker_processes_send_their_parts_back(tmp_path: Path, monk
     memo = warm.plan_cache.memo
     assert 0 < memo.misses < 10 and memo.hits > 5 * len(names)
     assert warm.files == plan(root).files
+
+
+def test_a_prepared_memo_keys_parts_as_one_computing_on_first_use(synthetic: tuple[Path, list[str]],
+                                                                    tmp_path: Path) -> None:
+    """``prepare`` (the digests computed before the planners fork) changes no key: every part's key of every
+    cluster, with and without inputs, equals the key of a memo computing them on first use, and the fleet-level
+    key too; a key is the sha256 of the part's prefix, the identity, a NUL and the pickled inputs."""
+    root, _ = synthetic
+    fleet = resolve(load_inventory(root))
+    lazy, prepared = memo_module.PlannerMemo(tmp_path / "a"), memo_module.PlannerMemo(tmp_path / "b")
+    prepared.prepare(fleet)
+    for cluster in fleet.clusters:
+        for name, inputs in (("issuer", ()), ("overview", ([1, "two"], b"\x00three"))):
+            key = lazy.key(fleet, name, cluster, inputs)
+            assert key == prepared.key(fleet, name, cluster, inputs) is not None
+            identity = prepared.identity(fleet, cluster.name)
+            assert identity is not None
+            extra = memo_module._pickled(tuple(inputs)) if inputs else b""
+            assert extra is not None
+            expected = hashlib.sha256(memo_module._part_prefix(name) + identity + b"\0" + extra).hexdigest()
+            assert key == expected
+    assert lazy.key(fleet, "policies", None, ()) == prepared.key(fleet, "policies", None, ())
+
+
+def test_records_read_in_place_equal_the_texts_written(tmp_path: Path) -> None:
+    """``_read`` hashes and decodes each record where it lies in the file: texts with multi-byte characters and
+    lone surrogates come back as written, the last record of an entry wins, and a record whose bytes were changed
+    is dropped."""
+    texts = {
+        "a": {"clusters/a.yaml": "naïve: ✓\n", "empty": "", "surrogate": "\udcff-kept"},
+        "b": {"x": "plain"},
+        "": {"fleet": "level \N{SNOWMAN}"},
+    }
+    path = tmp_path / "part.memo"
+    records = [memo_module._record(entry, f"key-{entry}", value) for entry, value in texts.items()]
+    newer = {"x": "newer ünïcode"}
+    path.write_bytes(b"".join(records) + memo_module._record("b", "key-b2", newer))
+    entries, count = memo_module._read(path)
+    assert count == 4
+    assert entries == {"a": ("key-a", texts["a"]), "b": ("key-b2", newer), "": ("key-", texts[""])}
+    changed = path.read_bytes().replace("naïve".encode(), b"naive" + b"\xc3")
+    path.write_bytes(changed)
+    entries, _ = memo_module._read(path)
+    assert "a" not in entries and entries["b"] == ("key-b2", newer)

@@ -3,6 +3,7 @@ record per leaf, and the cluster layers merged as views instead of copies."""
 
 from __future__ import annotations
 
+import copy
 import random
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,19 @@ from pydantic import ValidationError
 
 import generator.inventory.resolve as resolve_module
 from generator.bench import make_fleet
+from generator.inventory import entries
 from generator.inventory.entries import Layer, Sourced, settings_layers
 from generator.inventory.loader import load_inventory
 from generator.inventory.models import CanarySettings, Cluster, PolicySettings, Settings, built_in_node_groups
-from generator.inventory.resolve import IDENTITY_FIELDS, ResolvedFleet, _built_in, _layer_provenance, resolve
+from generator.inventory.resolve import (
+    IDENTITY_FIELDS,
+    LayeredValues,
+    ResolvedFleet,
+    _built_in,
+    _layer_provenance,
+    resolve,
+)
+from generator.yamlio import dump_documents, load_documents
 from generator.yamlsource import LoadedFile
 
 #: keys whose dotted names overlap ("a" + "b" and "a.b"), as label keys and free-form values can
@@ -165,3 +175,89 @@ def test_layered_defaults_are_shared_not_copied() -> None:
         assert first == second and hash(first) == hash(second)
         weights = sorted(rng.sample(range(1, 60), rng.randint(0, 4)))
         assert hash(CanarySettings(step_weights=weights)) == hash(CanarySettings(step_weights=list(weights)))
+
+
+def _reference_merge(base: Any, patch: Any) -> Any:
+    """``merge`` as it was written first: copy ``base`` whole, then merge each patched key into the copy."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    if not isinstance(base, dict):
+        base = {}
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _reference_merge(out.get(key), value)
+    return out
+
+
+def _random_tree(rng: random.Random, depth: int) -> Any:
+    roll = rng.random()
+    if depth == 0 or roll < 0.3:
+        return rng.choice([None, None, True, False, 0, 1, 2.5, "x", "y", ""])
+    if roll < 0.45:
+        return [_random_tree(rng, depth - 1) for _ in range(rng.randint(0, 3))]
+    keys = rng.sample(["a", "b", "c", "d", "e", "f"], k=rng.randint(0, 5))
+    return {key: _random_tree(rng, depth - 1) for key in keys}
+
+
+def _containers(value: Any) -> list[int]:
+    if isinstance(value, dict):
+        return [id(value), *(i for child in value.values() for i in _containers(child))]
+    if isinstance(value, list):
+        return [id(value), *(i for child in value for i in _containers(child))]
+    return []
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_merge_equals_the_copy_then_patch_merge(seed: int) -> None:
+    """``merge`` gives what copying the base and patching the copy gives, key order included (compared as
+    ``repr``), changes neither input and shares no map or list with them."""
+    rng = random.Random(seed)
+    for _ in range(300):
+        base, patch = _random_tree(rng, 4), _random_tree(rng, 4)
+        before = repr((base, patch))
+        merged = resolve_module.merge(base, patch)
+        assert repr(merged) == repr(_reference_merge(base, patch))
+        assert repr((base, patch)) == before
+        assert not set(_containers(merged)) & set(_containers(base) + _containers(patch))
+
+
+def test_components_with_values_of_their_own_share_the_canonical_lower_layers(tmp_path: Path) -> None:
+    """A cluster's component with values of its own takes the component's and the environment's layers as the
+    environment resolved them (``LayeredValues.sharing``): equal to canonicalizing them afresh, key order included,
+    and its own layer canonical."""
+    root = tmp_path / "fleet"
+    make_fleet(REPO, root, 60)
+    path = root / "inventory" / "clusters" / "synthetic.yaml"
+    text = path.read_text(encoding="utf-8")
+    data = load_documents(text)[0]
+    for entry in data["clusters"][1::3]:
+        entry.setdefault("components", {})["envoy-gateway"] = {"values": {"z": 1, "deployment": {"replicas": 5}}}
+    path.write_text(dump_documents([data]), encoding="utf-8")
+    fleet = resolve(load_inventory(root))
+    own = 0
+    for cluster in fleet.clusters:
+        for resolved in cluster.components:
+            values = resolved.values
+            env_values = cluster.environment.settings.components.get(resolved.name)
+            expected = LayeredValues(resolved.component.values, env_values.values if env_values else {},
+                                     dict(reversed(list(values.cluster.items()))))
+            assert repr(values) == repr(expected)
+            own += bool(values.cluster)
+    assert own >= 20
+
+
+def test_a_cluster_settings_layer_is_made_once_and_equals_the_entry_filtered() -> None:
+    """``cluster_settings_layer`` is made on first use and kept with the entry: the same layer every time, equal to
+    the entry's settings keys as written (in their order), and the entry compares and prints as before."""
+    inventory = load_inventory(REPO)
+    keys = {*Settings.model_fields, *(f.alias for f in Settings.model_fields.values())}
+    for source in inventory.clusters:
+        layer = entries.cluster_settings_layer(source)
+        assert entries.cluster_settings_layer(source) is layer
+        assert list(layer.data.items()) == [(k, v) for k, v in source.raw.items() if k in keys]
+        assert (layer.name, layer.file, layer.path) == (f"cluster {source.item.name}", source.file, source.path)
+        fresh = Sourced(source.item, source.file, source.path, source.raw)
+        assert fresh == source and repr(fresh) == repr(source)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from generator.errors import Problem
+from generator.inventory import checkmemo
 from generator.inventory.cidr import Block, block, overlapping_pairs
 from generator.inventory.compat import check_compatibility, kubernetes_versions
 from generator.inventory.crossplane_checks import check_inventory as check_crossplane
@@ -128,8 +129,13 @@ def check_names(inv: Inventory) -> list[Problem]:
 
 
 def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[Problem]:
-    """Rules across items: names, references, regions, overlays, CIDRs, versions, variables, security."""
+    """Rules across items: names, references, regions, overlays, CIDRs, versions, variables, security.
+
+    The rules of one cluster entry alone (``ENTRY_RULES``) are skipped for an entry that passed them as it is
+    written now, with the same fleet-level inventory and code (generator/inventory/checkmemo.py): it gives no
+    problem either way."""
     problems: list[Problem] = []
+    known = checkmemo.passed(inv)
     platform = platforms()
     fleet = inv.fleet.item
     envs = set(fleet.environments)
@@ -178,6 +184,9 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
     settings_keys = {*Settings.model_fields, *(f.alias for f in Settings.model_fields.values())}
     for source in sorted(inv.clusters, key=lambda s: (s.file.file, s.where()[1])):
         cluster = source.item
+        if id(source) in known:
+            networks.append((block(cluster.networking.vpc_cidr), source))
+            continue
         regions = platform["clouds"][cluster.cloud]["regions"]
         if cluster.region not in regions:
             problems.append(
@@ -314,7 +323,7 @@ def cross_check(inv: Inventory, *, today: datetime.date | None = None) -> list[P
             if variable not in substitution_variables():
                 problems.append(problem_at(app_source, ("values", *path), _unknown_variable(variable)))
     for area_check in AREA_CHECKS:
-        problems.extend(area_check(inv, today or datetime.date.today()))
+        problems.extend(area_check(inv, today or datetime.date.today(), known))
     return problems
 
 
@@ -415,8 +424,9 @@ def _layer_value(layers: Iterable[Layer], key: str, default: Any) -> Any:
     return value
 
 
-def _check_security(inv: Inventory, today: datetime.date) -> list[Problem]:
-    """Policy exceptions (owner, policies, expiry), policy settings, and the secrets backend of every cluster."""
+def _check_security(inv: Inventory, today: datetime.date, known: frozenset[int] = frozenset()) -> list[Problem]:
+    """Policy exceptions (owner, policies, expiry), policy settings, and the secrets backend of every cluster (but
+    the ``known`` entries, which passed)."""
     problems: list[Problem] = []
     fleet = inv.fleet.item
     security = fleet.security
@@ -496,6 +506,8 @@ def _check_security(inv: Inventory, today: datetime.date) -> list[Problem]:
     backend = security.secrets
     for cluster_source in inv.clusters:
         cluster = cluster_source.item
+        if id(cluster_source) in known:
+            continue
         if "policies" in cluster_source.raw:
             problems.append(
                 problem_at(
@@ -543,11 +555,22 @@ def _check_security(inv: Inventory, today: datetime.date) -> list[Problem]:
     return problems
 
 
-#: Each area's rules, after the general ones, in this order; each takes the inventory and today's date.
-AREA_CHECKS: tuple[Callable[[Inventory, datetime.date], list[Problem]], ...] = (
-    lambda inv, _today: _check_gateway(inv),
+#: Each area's rules, after the general ones, in this order; each takes the inventory, today's date and the cluster
+#: entries (by ``id``) whose rules of one entry alone passed (``checkmemo.passed``: those are skipped).
+AREA_CHECKS: tuple[Callable[[Inventory, datetime.date, frozenset[int]], list[Problem]], ...] = (
+    lambda inv, _today, _known: _check_gateway(inv),
     _check_security,
-    check_compatibility,
-    lambda inv, _today: check_crossplane(inv),
-    lambda inv, _today: check_storage(inv),
+    lambda inv, today, _known: check_compatibility(inv, today),
+    lambda inv, _today, known: check_crossplane(inv, known),
+    lambda inv, _today, _known: check_storage(inv),
+)
+
+#: The rules that read one cluster entry alone (with the fleet-level inventory, the code and its data), skipped for
+#: an entry that passed them as written (generator/inventory/checkmemo.py); every other rule runs on every load.
+ENTRY_RULES = (
+    "region, environment and overlay of the entry; its settings layer (unknown components and apps, variables, "
+    "Kubernetes version, node group sizes); its own CIDRs overlapping each other",
+    "policies set on the entry; its secrets backend configured",
+    "its network plan (zones, subnets, control-plane range); its node groups; its databases and caches; a GKE "
+    "cluster's name",
 )

@@ -38,9 +38,44 @@ class Block(NamedTuple):
         return self.text
 
 
+#: Blocks already read or made, by their text (bounded): the loader's validation reads every CIDR of the inventory
+#: (``canonical_block``) before the checks and the network plans read them again, and the network plans parse the
+#: subnets they carve (``block_at``). A block is kept under its own text only, so a hit is what reading gives.
+_KNOWN: dict[str, Block] = {}
+_KNOWN_LIMIT = 1 << 16
+
+
+def _remember(found: Block) -> Block:
+    if len(_KNOWN) >= _KNOWN_LIMIT:
+        _KNOWN.clear()
+    _KNOWN[found.text] = found
+    return found
+
+
+def block_at(first: int, prefixlen: int) -> Block:
+    """The block of prefix length ``prefixlen`` starting at address ``first`` (remembered when aligned to it: then
+    its text is canonical and reads as this block)."""
+    text = f"{first >> 24}.{(first >> 16) & 255}.{(first >> 8) & 255}.{first & 255}/{prefixlen}"
+    known = _KNOWN.get(text)
+    if known is not None:
+        return known
+    size = 1 << (32 - prefixlen)
+    made = Block(first, first + size - 1, prefixlen, text)
+    return _remember(made) if first & (size - 1) == 0 else made
+
+
 def canonical_block(cidr: str) -> Block | None:
     """The block of a CIDR written the way ``ipaddress`` writes it (``10.0.0.0/16``: octets 0..255 in plain
     decimal, a prefix length, no host bits set), else None."""
+    known = _KNOWN.get(cidr)
+    if known is not None:
+        return known
+    found = _read_canonical(cidr)
+    return None if found is None else _remember(found)
+
+
+def _read_canonical(cidr: str) -> Block | None:
+    """``canonical_block`` without the memo."""
     address, _, prefix = cidr.partition("/")
     try:
         a, b, c, d = map(int, address.split("."))
@@ -55,13 +90,18 @@ def canonical_block(cidr: str) -> Block | None:
     return None
 
 
-@lru_cache(maxsize=1 << 16)
 def block(cidr: str) -> Block:
     """The block of a CIDR string, exactly as ``ipaddress.IPv4Network(cidr)`` reads it (its errors included):
     the canonical form (what validated inventory holds) is read directly, anything else by ``ipaddress``."""
     found = canonical_block(cidr)
     if found is not None:
         return found
+    return _other_block(cidr)
+
+
+@lru_cache(maxsize=1 << 10)
+def _other_block(cidr: str) -> Block:
+    """``block`` of a CIDR not in the canonical form (``10.0.0.0/255.255.0.0``), by ``ipaddress``."""
     network = ipaddress.IPv4Network(cidr)
     return Block(int(network.network_address), int(network.broadcast_address), network.prefixlen, str(network))
 

@@ -10,11 +10,11 @@ import re
 from typing import Any
 
 from generator.errors import Problem
-from generator.inventory.cidr import overlapping_pairs
+from generator.inventory.cidr import Block, overlapping_pairs
 from generator.inventory.crossplane_data import crossplane_data
 from generator.inventory.entries import Inventory, Layer, Sourced, platforms, problem_at, settings_layers
 from generator.inventory.models import Cluster, NodeGroup, built_in_node_groups
-from generator.inventory.network import NetworkPlan, check_plan, plan_network
+from generator.inventory.network import check_plan, routable_ranges
 
 FLEET_TOP_DIRS = ("apps", "charts", "clusters", "infrastructure")
 AKS_POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
@@ -292,7 +292,7 @@ def _check_federation_limit(inv: Inventory, workloads: list[Sourced[Cluster]]) -
                        f"{AZURE_FEDERATED_CREDENTIALS} federated credentials per identity")]
 
 
-def _check_peering(clusters: list[Sourced[Cluster]], plans: dict[str, NetworkPlan]) -> list[Problem]:
+def _check_peering(clusters: list[Sourced[Cluster]], routable: dict[str, list[tuple[str, Block]]]) -> list[Problem]:
     """Routable ranges of clusters that may peer (same environment, or the hub with anyone) must not overlap.
 
     One sweep per environment over its clusters' routable ranges and the hub's (inventory/cidr.py), so the check
@@ -303,7 +303,7 @@ def _check_peering(clusters: list[Sourced[Cluster]], plans: dict[str, NetworkPla
     for environment in environments:
         members = [s for s in clusters if s.item.environment == environment or s.item.role == "hub"]
         ranges = [(net, (source, key, net))
-                  for source in members for key, net in plans[source.item.name].routable(source.item)]
+                  for source in members for key, net in routable[source.item.name]]
         for (a, key_a, net_a), (b, key_b, net_b) in overlapping_pairs(ranges):
             if a is b or key_a == key_b == "vpcCidr":
                 continue
@@ -399,13 +399,16 @@ def _check_engine(inv: Inventory) -> list[Problem]:
         "pin that release (or upgrade fleetgen)"))]
 
 
-def check_inventory(inv: Inventory) -> list[Problem]:
-    """Every infrastructure-repo rule: paths, identities, node groups, network plans, peering, data services."""
+def check_inventory(inv: Inventory, known: frozenset[int] = frozenset()) -> list[Problem]:
+    """Every infrastructure-repo rule: paths, identities, node groups, network plans, peering, data services; the
+    rules of one entry alone (network plan, node groups, data services, a GKE name) skipped for the ``known``
+    entries, which passed them (generator/inventory/checkmemo.py)."""
     fleet = inv.fleet.item
     settings = fleet.crossplane
     problems: list[Problem] = []
     for source in inv.clusters:
-        problems.extend(_check_data_services(source, settings is not None, settings))
+        if id(source) not in known:
+            problems.extend(_check_data_services(source, settings is not None, settings))
     if settings is None:
         return problems
     problems.extend(_check_path(inv))
@@ -419,21 +422,20 @@ def check_inventory(inv: Inventory) -> list[Problem]:
     problems.extend(_check_reachability(inv, hub_source, workloads))
     problems.extend(_check_hub_flux_identity(inv, workloads))
     problems.extend(_check_engine(inv))
-    plans: dict[str, NetworkPlan] = {}
+    routable: dict[str, list[tuple[str, Block]]] = {}
     validated: dict[str, NodeGroup] = {}
     for source in inv.clusters:
         cluster = source.item
         zones = regions[cluster.cloud]["regions"].get(cluster.region)
         if zones is None:
             continue  # an unknown region is reported by the loader
-        plans[cluster.name] = plan_network(cluster, zones)
-        if cluster.role != "workload":
+        routable[cluster.name] = routable_ranges(cluster)
+        if cluster.role != "workload" or id(source) in known:
             continue
         for sub, message in check_plan(cluster, zones):
             problems.append(problem_at(source, sub, message))
         problems.extend(_check_node_groups(inv, source, validated))
         if cluster.cloud == "gcp" and not cluster.name[0].isalpha():
             problems.append(problem_at(source, ("name",), "GKE cluster names start with a letter"))
-    known = [c for c in inv.clusters if c.item.name in plans]
-    problems.extend(_check_peering(known, plans))
+    problems.extend(_check_peering([c for c in inv.clusters if c.item.name in routable], routable))
     return sorted(set(problems), key=lambda p: (p.file, p.line, p.column, p.field, p.message))

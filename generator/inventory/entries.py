@@ -53,6 +53,9 @@ class Sourced(Generic[T]):
     file: LoadedFile
     path: Path_
     raw: dict[str, Any]
+    #: ``cluster_settings_layer`` of a cluster entry, made on first use (resolve, the checks and the overview ask
+    #: for it several times per render)
+    _settings_layer: Layer | None = field(default=None, init=False, repr=False, compare=False)
 
     def where(self, *sub: str | int) -> tuple[str, int, int]:
         """File, line and column of a key below this item."""
@@ -119,11 +122,16 @@ def defaults_layer(inv: Inventory) -> Layer:
 
 
 def cluster_settings_layer(source: Sourced[Cluster]) -> Layer:
-    """The settings written directly on a cluster entry, as a layer."""
-    keys = _settings_keys()
-    return Layer(
-        f"cluster {source.item.name}", {k: v for k, v in source.raw.items() if k in keys}, source.file, source.path
-    )
+    """The settings written directly on a cluster entry, as a layer (made once per entry: read it, never change
+    it)."""
+    layer = source._settings_layer
+    if layer is None:
+        keys = _settings_keys()
+        layer = Layer(
+            f"cluster {source.item.name}", {k: v for k, v in source.raw.items() if k in keys}, source.file, source.path
+        )
+        object.__setattr__(source, "_settings_layer", layer)  # frozen: set once, as a cached property would
+    return layer
 
 
 def lower_layers(inv: Inventory, cloud: str, environment: str) -> list[Layer]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from generator.inventory.cidr import Block, block
+from generator.inventory.cidr import Block, block, block_at
 from generator.inventory.models import Cluster
 
 ZONES = 3
@@ -49,12 +49,17 @@ class NetworkPlan:
     control_plane_cidr: str | None = None
 
     def routable(self, cluster: Cluster) -> list[tuple[str, Block]]:
-        """Ranges other networks reach when they peer: the VPC, and on GKE the pod and service ranges."""
-        net = cluster.networking
-        ranges = [("vpcCidr", block(net.vpc_cidr))]
-        if cluster.cloud == "gcp":
-            ranges += [("podCidr", block(net.pod_cidr)), ("serviceCidr", block(net.service_cidr))]
-        return ranges
+        """Ranges other networks reach when they peer (``routable_ranges``: the cluster's, not the plan's)."""
+        return routable_ranges(cluster)
+
+
+def routable_ranges(cluster: Cluster) -> list[tuple[str, Block]]:
+    """Ranges other networks reach when they peer: the VPC, and on GKE the pod and service ranges."""
+    net = cluster.networking
+    ranges = [("vpcCidr", block(net.vpc_cidr))]
+    if cluster.cloud == "gcp":
+        ranges += [("podCidr", block(net.pod_cidr)), ("serviceCidr", block(net.service_cidr))]
+    return ranges
 
 
 def default_zones(cluster: Cluster, region_zones: list[str]) -> list[str]:
@@ -76,12 +81,7 @@ def _split(network: Block, extra_bits: int) -> list[Block]:
     if prefixlen > 28:
         return []
     size = 1 << (32 - prefixlen)
-    return [_block_at(network.first + index * size, prefixlen) for index in range(1 << extra_bits)]
-
-
-def _block_at(first: int, prefixlen: int) -> Block:
-    text = f"{first >> 24}.{(first >> 16) & 255}.{(first >> 8) & 255}.{first & 255}/{prefixlen}"
-    return Block(first, first + (1 << (32 - prefixlen)) - 1, prefixlen, text)
+    return [block_at(network.first + index * size, prefixlen) for index in range(1 << extra_bits)]
 
 
 def last_slash28(vpc: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
@@ -130,7 +130,7 @@ def network_plan(cluster: Cluster, region_zones: list[str]) -> NetworkPlan:
     nodes = net.private_subnets[0] if net.private_subnets else (str(halves[0]) if halves else str(vpc))
     control_plane = None
     if cluster.cloud == "gcp":
-        control_plane = str(_block_at(vpc.last - 15, 28)) if vpc.prefixlen <= 28 else None  # the last /28
+        control_plane = str(block_at(vpc.last - 15, 28)) if vpc.prefixlen <= 28 else None  # the last /28
     return NetworkPlan(tuple(zones), (Subnet("nodes", "private", nodes),), control_plane)
 
 

@@ -41,18 +41,41 @@ IDENTITY_FIELDS = {"name", "cloud", "region", "environment", "role", "networking
 _NO_SETTINGS = ComponentSettings()
 
 
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy of plain data (what the loader and ``model_dump`` give: maps, lists, scalars): each map and list
+    copied once, scalars shared; anything else through ``copy.deepcopy``."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _copied(child) for key, child in value.items()}
+    if kind is list:
+        return [_copied(child) for child in value]
+    if kind in _ATOMS:
+        return value
+    return copy.deepcopy(value)
+
+
 def merge(base: Any, patch: Any) -> Any:
-    """JSON-merge-patch ``patch`` onto ``base`` without changing either."""
+    """JSON-merge-patch ``patch`` onto ``base`` without changing either (the result shares no map or list with
+    them): ``base``'s keys in their order, each patched one in its place, then ``patch``'s new keys in theirs.
+    Every part is copied once (copying ``base`` whole, then each patched part again, grew with the depth)."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return _copied(patch)
     if not isinstance(base, dict):
         base = {}
-    out = copy.deepcopy(base)
+    elif type(base) is not dict:
+        base = copy.deepcopy(base)  # a map of another type: copied as it copies itself (never from the loader)
+    out = {}
+    for key, value in base.items():
+        if key not in patch:
+            out[key] = _copied(value)
+        elif patch[key] is not None:
+            out[key] = merge(value, patch[key])
     for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge(out.get(key), value)
+        if value is not None and key not in base:
+            out[key] = merge(None, value)
     return out
 
 
@@ -142,6 +165,16 @@ class LayeredValues:
     def __post_init__(self) -> None:
         for name in ("base", "environment", "cluster"):
             object.__setattr__(self, name, canonical(getattr(self, name)))
+
+    @classmethod
+    def sharing(cls, base: dict[str, Any], environment: dict[str, Any], cluster: dict[str, Any]) -> LayeredValues:
+        """``LayeredValues(base, environment, cluster)`` for ``base`` and ``environment`` that are ``canonical``
+        already (shared as they are, as the layers of clusters without values of their own are)."""
+        values = cls.__new__(cls)
+        object.__setattr__(values, "base", base)
+        object.__setattr__(values, "environment", environment)
+        object.__setattr__(values, "cluster", canonical(cluster))
+        return values
 
     @property
     def merged(self) -> dict[str, Any]:
@@ -291,38 +324,53 @@ class ResolvedFleet:
         return index
 
 
-def _settings_of(layers: list[Layer], cloud: str = "aws") -> tuple[dict[str, Any], dict[str, str]]:
-    """Built-in defaults (node groups per cloud) with ``layers`` merged on top, and where each value came from."""
-    built_in = Settings(node_groups=built_in_node_groups(cloud))
-    data: dict[str, Any] = built_in.model_dump(by_alias=True, mode="json")
-    provenance: dict[str, str] = {}
-    _built_in(provenance, "", data)
+def _settings_of(layers: list[Layer], cloud: str = "aws") -> dict[str, Any]:
+    """Built-in defaults (node groups per cloud) with ``layers`` merged on top."""
+    data: dict[str, Any] = Settings(node_groups=built_in_node_groups(cloud)).model_dump(by_alias=True, mode="json")
     for layer in layers:
-        if layer.file is None:
-            continue
-        data = merge(data, layer.data)
-        _layer_provenance(provenance, layer, layer.data)
-    return data, provenance
+        if layer.file is not None:
+            data = merge(data, layer.data)
+    return data
+
+
+def _provenance_of(layers: list[Layer], cloud: str = "aws") -> dict[str, str]:
+    """Where each value of ``_settings_of(layers, cloud)`` came from."""
+    provenance: dict[str, str] = {}
+    _built_in(provenance, "", Settings(node_groups=built_in_node_groups(cloud)).model_dump(by_alias=True, mode="json"))
+    for layer in layers:
+        if layer.file is not None:
+            _layer_provenance(provenance, layer, layer.data)
+    return provenance
 
 
 @dataclass(frozen=True)
 class _LowerLayers:
-    """The layers below a cluster's own, merged: the same for every cluster of a (cloud, environment)."""
+    """The layers below a cluster's own, merged: the same for every cluster of a (cloud, environment). Their
+    provenance is recorded on first use (``fleetgen explain``, a cluster's ``Provenance``), not by every render."""
 
     data: dict[str, Any]
-    provenance: dict[str, str]
-    #: every dotted name some name of ``provenance`` lies below (see ``_layer_provenance``)
-    parents: frozenset[str]
     settings: Settings
+    layers: tuple[Layer, ...]
+    cloud: str
 
     @classmethod
     def merge(cls, layers: list[Layer], cloud: str) -> _LowerLayers:
         """Built-in defaults with ``layers`` merged on top."""
-        data, provenance = _settings_of(layers, cloud)
+        data = _settings_of(layers, cloud)
+        return cls(data, Settings.model_validate(data), tuple(layers), cloud)
+
+    @functools.cached_property
+    def provenance(self) -> dict[str, str]:
+        """Where each value of ``data`` came from."""
+        return _provenance_of(list(self.layers), self.cloud)
+
+    @functools.cached_property
+    def parents(self) -> frozenset[str]:
+        """Every dotted name some name of ``provenance`` lies below (see ``_layer_provenance``)."""
         parents: set[str] = set()
-        for name in provenance:
+        for name in self.provenance:
             _add_prefixes(parents, name)
-        return cls(data, provenance, frozenset(parents), Settings.model_validate(data))
+        return frozenset(parents)
 
 
 class Provenance(Mapping[str, str]):
@@ -530,7 +578,7 @@ def resolve(inv: Inventory) -> ResolvedFleet:
 
     environments: dict[str, ResolvedEnvironment] = {}
     for env_name in fleet.environments:
-        data, _ = _settings_of([defaults_layer(inv), inv.overlays[env_name]])
+        data = _settings_of([defaults_layer(inv), inv.overlays[env_name]])
         settings = Settings.model_validate(data)
         env_components = tuple(
             ResolvedComponent(c, LayeredValues(c.values, settings.components.get(c.name, _NO_SETTINGS).values, {}))
@@ -563,13 +611,14 @@ def resolve(inv: Inventory) -> ResolvedFleet:
     base_values: dict[str, dict[str, Any]] = {}
 
     def shared_component(c: Component, env: ResolvedEnvironment, own: dict[str, Any]) -> ResolvedComponent:
-        env_values = env.settings.components.get(c.name, _NO_SETTINGS).values
-        if own:
-            return ResolvedComponent(c, LayeredValues(c.values, env_values, own))
         key = (c.name, env.name)
-        if key not in components_of_env:
-            components_of_env[key] = ResolvedComponent(c, LayeredValues(c.values, env_values, {}))
-        return components_of_env[key]
+        shared = components_of_env.get(key)
+        if shared is None:
+            env_values = env.settings.components.get(c.name, _NO_SETTINGS).values
+            shared = components_of_env[key] = ResolvedComponent(c, LayeredValues(c.values, env_values, {}))
+        if own:  # the component's and the environment's layers as canonical already, the cluster's own
+            return ResolvedComponent(c, LayeredValues.sharing(shared.values.base, shared.values.environment, own))
+        return shared
 
     def shared_app(a: App, env: ResolvedEnvironment, own: dict[str, Any]) -> ResolvedApp:
         key = (a.name, env.name)

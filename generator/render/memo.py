@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from generator.inventory import checkmemo
 from generator.inventory.entries import Inventory
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
 from generator.render.incremental import PlanCache, code_fingerprint
@@ -93,17 +94,23 @@ class Identities:
             self._clusters = {}
             if base is None:
                 return None
+            # each entry's digest as the checks' memo computed it for this inventory (inventory/checkmemo.py)
+            entries = checkmemo.entry_digests(self.fleet.inventory)
+            if len(entries) != len(self.fleet.inventory.clusters):
+                self.usable = False
+                return None
             for source in self.fleet.inventory.clusters:
-                data = _pickled((source.file.file, source.raw))
-                if data is None:
-                    self.usable = False
-                    self._clusters = {}
-                    return None
-                self._clusters[source.item.name] = hashlib.sha256(base + data).digest()
+                self._clusters[source.item.name] = hashlib.sha256(base + entries[id(source)]).digest()
         return self._clusters.get(name)
 
 
 Texts = dict[str, str]
+
+
+def _part_prefix(name: str) -> bytes:
+    """What every key of part ``name`` starts with: a digest of the memo format, the code fingerprint and the name
+    (a key is the sha256 of it, the identity, a NUL and the pickled inputs)."""
+    return hashlib.sha256(f"{MEMO_FORMAT}\0{code_fingerprint()}\0{name}\0".encode()).digest()
 
 
 def _record(entry: str, key: str, texts: Texts) -> bytes:
@@ -163,12 +170,15 @@ def _read(path: Path) -> tuple[dict[str, tuple[str, Texts]], int]:
         last[fields[1]] = (fields, start, end)
         position = end
     entries: dict[str, tuple[str, Texts]] = {}
+    view = memoryview(data)  # each record's bytes hashed and decoded where they are, not copied first
     for fields, start, end in last.values():
-        chunk = data[start:end]
-        if hashlib.sha256(fields[1] + b" " + fields[2] + b"\n" + chunk).hexdigest().encode() != fields[0]:
+        chunk = view[start:end]
+        digest = hashlib.sha256(b"".join((fields[1], b" ", fields[2], b"\n")))
+        digest.update(chunk)
+        if digest.hexdigest().encode() != fields[0]:
             continue
         try:
-            text = chunk.decode("utf-8", "surrogatepass")
+            text = str(chunk, "utf-8", "surrogatepass")
             middle = int(fields[3])
             index = text[:middle].split("\t") if middle else []
             texts: Texts = {}
@@ -204,7 +214,7 @@ class PlannerMemo:
         self.directory = directory
         self._parts: dict[str, _Part] = {}
         self._identities: Identities | None = None
-        self._prefixes: dict[str, Any] = {}
+        self._prefixes: dict[str, bytes] = {}
         self.hits = 0
         self.misses = 0
 
@@ -232,10 +242,16 @@ class PlannerMemo:
             return None
         prefix = self._prefixes.get(name)
         if prefix is None:
-            prefix = self._prefixes[name] = hashlib.sha256(f"{MEMO_FORMAT}\0{code_fingerprint()}\0{name}\0".encode())
-        digest = prefix.copy()
-        digest.update(identity + b"\0" + extra)
-        return digest.hexdigest()
+            prefix = self._prefixes[name] = _part_prefix(name)
+        return hashlib.sha256(b"".join((prefix, identity, b"\0", extra))).hexdigest()
+
+    def prepare(self, fleet: ResolvedFleet) -> None:
+        """Compute now what every memoized planner reads first (the code fingerprint, the fleet's and its clusters'
+        digests): done once here, it is inherited by forked planners (``parallel.run_planners``) instead of being
+        computed again in each."""
+        if self.directory is not None:
+            code_fingerprint()
+            self._ids(fleet).cluster("")
 
     def identity(self, fleet: ResolvedFleet, cluster: str) -> bytes | None:
         """The digest of cluster ``cluster`` (its entry as written, its file and the fleet-level inventory), for a
@@ -361,9 +377,10 @@ class MemoizingPlanCache(PlanCache):
     """The plan cache of a render together with the fleet-wide planners' memo in its ``planners`` folder: one
     ``store()`` writes both, once the command succeeded."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, checked: Inventory | None = None) -> None:
         super().__init__(directory)
         self.memo = PlannerMemo(None if directory is None else directory / "planners")
+        self.checked = checked
 
     def memoized(self, planner: Callable[..., Any]) -> Callable[[ResolvedFleet], Memoized]:
         """``planner(fleet, memo=...)`` as a fleet-wide planner whose value carries the parts it computed."""
@@ -388,6 +405,9 @@ class MemoizingPlanCache(PlanCache):
         return result
 
     def store(self) -> None:
-        """The plan cache's entries, then the memo's."""
+        """The plan cache's entries, then the memo's, then (``checked``: the inventory planned, every entry of which
+        passed every check) the keys of its cluster entries for the next load's checks (inventory/checkmemo.py)."""
         super().store()
         self.memo.store(self.clusters)
+        if self.directory is not None and self.checked is not None:
+            checkmemo.store(self.checked)

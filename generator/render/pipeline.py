@@ -21,7 +21,7 @@ from generator.render.ingest import plan_ingest
 from generator.render.issuers import plan_issuers
 from generator.render.memo import MemoizingPlanCache, PlannerMemo
 from generator.render.overview import FLEET_FILE, fleet_markdown
-from generator.render.parallel import ClusterFiles, run_planners
+from generator.render.parallel import ClusterFiles, LongLived, run_planners
 from generator.render.planner import Contribution, merge_contributions, plan_fleet
 from generator.render.policies import codeowners, plan_policies
 from generator.render.record import inputs_digest, recorded_warnings, reissue, remove_record, save_record
@@ -59,9 +59,21 @@ def plan(root: Path, cache_dir: Path | None = None, *, store: bool = True, jobs:
     at the end, or with ``store=False`` when the caller calls ``plan_cache.store()`` after its own work succeeded.
     A large fleet is planned by ``jobs`` worker processes (generator/render/parallel.py; default ``$FLEETGEN_JOBS``
     or the CPUs): the fleet-wide planners at once, then the clusters' own files; the bytes are the same."""
-    fleet = resolve(load_inventory(root))
-    cache = MemoizingPlanCache(cache_dir)  # with the fleet-wide planners' memo (generator/render/memo.py)
+    with LongLived() as inputs:  # the inventory and the resolved fleet: out of the collector's passes until the end
+        fleet = resolve(load_inventory(root))
+        inputs.keep()
+        return _planned(root, fleet, cache_dir, store=store, jobs=jobs)
+
+
+def _planned(root: Path, fleet: ResolvedFleet, cache_dir: Path | None, *, store: bool, jobs: int | None) -> Rendered:
+    """``plan`` of a loaded and resolved fleet."""
+    # with the fleet-wide planners' memo (generator/render/memo.py) and, with the plan cache in its usual place under
+    # the fleet root, the memo of the checked entries (ROOT/.cache/fleetgen/checks, inventory/checkmemo.py)
+    usual = cache_dir is not None and cache_dir.resolve() == plan_cache_dir(fleet.inventory.root)
+    checked = fleet.inventory if usual else None
+    cache = MemoizingPlanCache(cache_dir, checked)
     memoized = cache.memoized
+    cache.memo.prepare(fleet)  # once here, not in each forked planner
     # fleet-wide planners, which read the resolved fleet only: by workers at once for a large fleet, each result
     # (or exception) taken below in a serial render's order: contributions, fleet repo, infrastructure, overview
     *contributed, infrastructure, overview = run_planners(fleet, [
