@@ -105,6 +105,10 @@ def split_items(text: str) -> list[Section] | None:
     line = 0  # the 0-based line at ``counted``
     counted = 0
     index = 1 if text[tops[0][0] : tops[0][1]] == "---" else 0
+    if _BLANK_OR_COMMENT.match(text).end() != tops[0][0] or (  # type: ignore[union-attr]
+        index and (len(tops) < 2 or _BLANK_OR_COMMENT.match(text, tops[0][1] + 1).end() != tops[1][0])  # type: ignore[union-attr]
+    ):
+        return None  # only blank and comment lines (and a first ``---``) before the first key
     while index < len(tops):
         start, end = tops[index]
         key_match = _KEY_LINE.fullmatch(text, start, end)
