@@ -19,7 +19,7 @@ from generator.errors import InventoryError
 from generator.fastload import one_pass_parts
 from generator.guard import MAX_NODES
 from generator.inventory import loadcache
-from generator.inventory.loadcache import LoadCache, load_cache_dir, split_items
+from generator.inventory.loadcache import LoadCache, split_items
 from generator.inventory.loader import load_inventory
 from generator.render import pipeline
 from generator.yamlio import dump_documents, load_text
@@ -262,13 +262,13 @@ def test_the_store_stays_bounded(tmp_path: Path) -> None:
 
 
 def test_inventory_errors_are_those_of_a_full_load(tmp_path: Path) -> None:
-    """A fleet loaded through a warm cache after an edit that breaks it: the same problems as without the cache,
-    and nothing stored for the broken text."""
+    """A fleet loaded through a warm cache after an edit that breaks it: the same problems as without the cache."""
     root = tmp_path / "fleet"
     make_fleet(REPO, root, 6)
-    load_inventory(root)
-    store = load_cache_dir(root) / "records.jsonl"
-    before = store.read_bytes()
+    directory = tmp_path / "cache"
+    warm = LoadCache(directory)
+    load_inventory(root, load_cache=warm)
+    warm.store()
     path = root / "inventory" / "clusters" / "synthetic.yaml"
     text = path.read_text(encoding="utf-8")
     for broken in (
@@ -279,12 +279,11 @@ def test_inventory_errors_are_those_of_a_full_load(tmp_path: Path) -> None:
         text.replace("minSize: 2", "minSize: two", 1),
     ):
         path.write_text(broken, encoding="utf-8")
-        with pytest.raises(InventoryError) as cold:
-            load_inventory(root, cache=False)
-        with pytest.raises(InventoryError) as warm:
+        with pytest.raises(InventoryError) as without:
             load_inventory(root)
-        assert [str(p) for p in warm.value.problems] == [str(p) for p in cold.value.problems]
-        assert store.read_bytes() == before
+        with pytest.raises(InventoryError) as through:
+            load_inventory(root, load_cache=LoadCache(directory))
+        assert [str(p) for p in through.value.problems] == [str(p) for p in without.value.problems]
 
 
 def test_renders_through_the_cache_are_byte_identical(tmp_path: Path) -> None:
@@ -306,6 +305,7 @@ def test_renders_through_the_cache_are_byte_identical(tmp_path: Path) -> None:
     warm_files = sorted(p.relative_to(warm / "out") for p in (warm / "out").rglob("*") if p.is_file())
     cold_files = sorted(p.relative_to(cold / "out") for p in (cold / "out").rglob("*") if p.is_file())
     assert warm_files == cold_files
+    assert (warm / ".cache" / "fleetgen" / "plan" / "load" / "records.jsonl").is_file()  # the cache was used
     for rel in warm_files:
         assert (warm / "out" / rel).read_bytes() == (cold / "out" / rel).read_bytes(), rel
 

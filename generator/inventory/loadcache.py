@@ -2,7 +2,8 @@
 
 ``LoadCache.load`` gives exactly what ``yamlio.load_text`` gives for a text (the same data, positions, written
 literals and ambiguous words; the same errors, which only the reference path ever reports), reading what it can
-from records kept under ``ROOT/.cache/fleetgen/load`` (machine-local, never committed):
+from records kept in a folder of the render's plan cache (``ROOT/.cache/fleetgen/plan/load``: machine-local,
+never committed):
 
 - a **file record** per text the one-pass reader (``fastload.one_pass_load``) reads, keyed by a hash of the text;
 - an **item record** per top-level sequence item, keyed by a hash of the item's text (its lines, up to the next
@@ -19,9 +20,9 @@ from records kept under ``ROOT/.cache/fleetgen/load`` (machine-local, never comm
 Records are JSON (no pickle: a record can hold data only), one a line after a header line naming the cache
 format and a fingerprint of the reading code and libraries, each line with a sha256 of its JSON; a record whose
 digest does not match (a torn append, a hand edit) is ignored, and a store of another format or code version is
-ignored whole, so the cache can make a load faster, never different. New records are appended once the
-inventory loaded and checked without problems (``LoadCache.store``); the store is rewritten with the records
-in use when the unused ones outnumber them.
+ignored whole, so the cache can make a load faster, never different. New records are appended when the command
+that loaded the inventory succeeded (``LoadCache.store``, called with the plan cache's store); the store is
+rewritten with the records in use when the unused ones outnumber them.
 """
 
 from __future__ import annotations
@@ -64,11 +65,6 @@ _KEY_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?: +#.*)?")
 #: Blank and comment lines (between a key line and its first item).
 _BLANK_OR_COMMENT = re.compile(r"(?: *(?:#.*)?\n)*")
 _FIRST_ITEM = re.compile(r"( *)-(?: |\n|$)")
-
-
-def load_cache_dir(root: Path) -> Path:
-    """Where the load cache of the fleet at ``root`` lives: ``ROOT/.cache/fleetgen/load`` (machine-local)."""
-    return root / ".cache" / "fleetgen" / "load"
 
 
 @cache

@@ -22,7 +22,7 @@ from generator.fastload import collector_paused
 from generator.guard import read_text, walk_files
 from generator.inventory.checks import check_names, cross_check
 from generator.inventory.entries import LAYERED, LIST_SECTIONS, SECTIONS, Inventory, Layer, Sourced, T
-from generator.inventory.loadcache import LoadCache, load_cache_dir
+from generator.inventory.loadcache import LoadCache
 from generator.inventory.models import Defaults, Fleet, Settings
 from generator.yamlsource import LoadedFile, Path_
 
@@ -169,23 +169,23 @@ def _relative(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-def load_inventory(root: Path, *, today: datetime.date | None = None, cache: bool = True) -> Inventory:
+def load_inventory(
+    root: Path, *, today: datetime.date | None = None, load_cache: LoadCache | None = None
+) -> Inventory:
     """Read and validate the fleet at ``root`` (``inventory/`` and ``overlays/``); raise InventoryError.
 
     Stages, as the README documents: ``load_entries`` reads every file through the input guard and checks
     every entry and overlay against its schema; only when all pass does ``check_names`` look for duplicate
     names, and only when names are unique does ``cross_check`` run the rules across entries, so one mistake
     gives one message. ``today`` (default: the current date) decides which policy
-    exceptions have expired. With ``cache`` the files are read through the fleet's load cache
-    (``loadcache``: the same result, parsing only what changed since the last load that passed).
+    exceptions have expired. With ``load_cache`` the files are read through it (``loadcache``: the same result,
+    parsing only what changed); the caller stores it (``load_cache.store()``) once its own work succeeded.
     """
-    load_cache = LoadCache(load_cache_dir(root.resolve()) if cache else None)
     with collector_paused():  # the loaded tree and the checks' objects are acyclic: nothing for it to find
         inventory = load_entries(root, load_cache)
         problems = check_names(inventory) or cross_check(inventory, today=today)
     if problems:
         raise InventoryError(problems)
-    load_cache.store()
     for warning in sorted(inventory.warnings, key=lambda p: (p.file, p.line, p.column, p.message)):
         warnings.warn(InventoryWarning(str(warning)), stacklevel=2)
     return inventory
@@ -211,7 +211,7 @@ def _read_files(
 
 
 def load_entries(root: Path, load_cache: LoadCache | None = None) -> Inventory:
-    """Stage 1: read every inventory and overlay file (through ``load_cache`` if given; it stores nothing here)
+    """Stage 1: read every inventory and overlay file (through ``load_cache`` if given; nothing is stored here)
     and validate each entry against its schema; raise InventoryError with every problem found, before any rule
     across entries runs."""
     root = root.resolve()
