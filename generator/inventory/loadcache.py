@@ -58,8 +58,8 @@ _DIGEST_HEX = 64
 #: Line breaks other than ``\n`` (libyaml's and ``str.splitlines``' differ from a split on ``\n``): such a text is
 #: read whole.
 _OTHER_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
-#: A line at the top level (not indented, not a comment, not blank).
-_TOP_LINE = re.compile(r"^[^ \n#].*$", re.M)
+#: A line break and a line at the top level (not indented, not a comment, not blank).
+_TOP_LINE_AFTER_BREAK = re.compile(r"\n[^ \n#]")
 #: A top-level key opening a block value on the next lines: a plain word, optionally a comment.
 _KEY_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?: +#.*)?")
 #: Blank and comment lines (between a key line and its first item).
@@ -93,20 +93,22 @@ def split_items(text: str) -> list[Section] | None:
     reading items one at a time (see the module's docstring)."""
     if not plain_candidate(text) or _OTHER_BREAKS.search(text) or text.startswith("\ufeff"):
         return None
-    tops = [(m.start(), m.end()) for m in _TOP_LINE.finditer(text)]
+    tops = [0] if text[:1] not in ("", " ", "\n", "#") else []  # where top-level lines start
+    tops += [m.start() + 1 for m in _TOP_LINE_AFTER_BREAK.finditer(text)]
     if not tops:
         return None
+    index = 1 if _line(text, tops[0]) == "---" else 0
+    if _BLANK_OR_COMMENT.match(text).end() != tops[0] or (  # type: ignore[union-attr]
+        index and (len(tops) < 2 or _BLANK_OR_COMMENT.match(text, _end(text, tops[0]) + 1).end() != tops[1])  # type: ignore[union-attr]
+    ):
+        return None  # only blank and comment lines (and a first ``---``) before the first key
     sections: list[Section] = []
     keys: set[str] = set()
     line = 0  # the 0-based line at ``counted``
     counted = 0
-    index = 1 if text[tops[0][0] : tops[0][1]] == "---" else 0
-    if _BLANK_OR_COMMENT.match(text).end() != tops[0][0] or (  # type: ignore[union-attr]
-        index and (len(tops) < 2 or _BLANK_OR_COMMENT.match(text, tops[0][1] + 1).end() != tops[1][0])  # type: ignore[union-attr]
-    ):
-        return None  # only blank and comment lines (and a first ``---``) before the first key
     while index < len(tops):
-        start, end = tops[index]
+        start = tops[index]
+        end = _end(text, start)
         key_match = _KEY_LINE.fullmatch(text, start, end)
         if key_match is None or key_match[1] in keys or not plain_string(key_match[1]):
             return None
@@ -115,22 +117,30 @@ def split_items(text: str) -> list[Section] | None:
         line += text.count("\n", counted, start)
         counted = start
         key_line = line
-        body = end + 1  # after the key line's break
-        if body > len(text):
+        if end >= len(text):
             return None
-        first = _FIRST_ITEM.match(text, _BLANK_OR_COMMENT.match(text, body).end())  # type: ignore[union-attr]
+        first = _FIRST_ITEM.match(text, _BLANK_OR_COMMENT.match(text, end + 1).end())  # type: ignore[union-attr]
         if first is None:
             return None
         indent = len(first[1])
-        # the section runs to the next top-level line that is not one of its items
         index += 1
-        if indent == 0:
-            while index < len(tops) and re.match(r"-(?: |$)", text[tops[index][0] : tops[index][1]]):
+        if indent == 0:  # the items are top-level lines: the section runs to the first other one
+            starts = []
+            while index < len(tops) and _is_item(text, tops[index], 0):
+                starts.append(tops[index])
                 index += 1
-        stop = tops[index][0] if index < len(tops) else len(text)
-        if indent > 1 and re.compile(rf"^ {{1,{indent - 1}}}[^ #\n]", re.M).search(text, first.start(), stop):
-            return None  # a line less indented than the items: not a plain list of items
-        starts = [m.start() for m in re.compile(rf"^ {{{indent}}}-(?: |$)", re.M).finditer(text, first.start(), stop)]
+            stop = tops[index] if index < len(tops) else len(text)
+        else:  # the section runs to the next top-level line
+            stop = tops[index] if index < len(tops) else len(text)
+            if indent > 1 and _less_indented(indent).search(text, first.start(), stop):
+                return None  # a line less indented than the items: not a plain list of items
+            starts = [first.start()]
+            needle = "\n" + " " * indent + "-"
+            at = text.find(needle, first.start(), stop)
+            while at >= 0:
+                if _is_item(text, at + 1, indent):
+                    starts.append(at + 1)
+                at = text.find(needle, at + 1, stop)
         items: list[tuple[int, str]] = []
         for item_start, item_end in zip(starts, [*starts[1:], stop], strict=True):
             line += text.count("\n", counted, item_start)
@@ -138,6 +148,28 @@ def split_items(text: str) -> list[Section] | None:
             items.append((line, text[item_start:item_end]))
         sections.append(Section(key, key_line, items))
     return sections
+
+
+def _end(text: str, start: int) -> int:
+    """Where the line starting at ``start`` ends (its break, or the text's end)."""
+    end = text.find("\n", start)
+    return len(text) if end < 0 else end
+
+
+def _line(text: str, start: int) -> str:
+    return text[start : _end(text, start)]
+
+
+def _is_item(text: str, start: int, indent: int) -> bool:
+    """Whether the line at ``start`` opens a sequence item at ``indent``: that many spaces, ``-``, then a space or
+    the line's end."""
+    dash = start + indent
+    return text.startswith("-", dash) and text[dash + 1 : dash + 2] in ("", " ", "\n")
+
+
+@cache
+def _less_indented(indent: int) -> re.Pattern[str]:
+    return re.compile(rf"^ {{1,{indent - 1}}}[^ #\n]", re.M)
 
 
 def _item_record(item_text: str) -> list[Any] | None:
