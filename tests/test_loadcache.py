@@ -5,6 +5,7 @@ edits, tricky texts and damaged stores; and it re-reads only the items an edit c
 from __future__ import annotations
 
 import io
+import itertools
 import pickle
 import random
 import shutil
@@ -251,14 +252,17 @@ def test_a_flipped_record_is_read_again(tmp_path: Path) -> None:
 
 
 def test_the_store_stays_bounded(tmp_path: Path) -> None:
-    """Records no load uses any more are dropped once they outnumber the used ones (plus some slack)."""
+    """Records no load uses any more are dropped once they pass an eighth of the used ones (plus some slack)."""
     directory = tmp_path / "cache"
-    for value in range(loadcache.SLACK_RECORDS + 40):
+    items = "".join(f"- name: item{i}\n" for i in range(800))
+    counts = []
+    for value in range(loadcache.SLACK_RECORDS + 200):
         cache = LoadCache(directory)
-        cache.load(f"clusters:\n- name: a\n  v: {value}\n- name: b\n", "f.yaml")
+        cache.load(f"clusters:\n- name: a\n  v: {value}\n{items}", "f.yaml")
         cache.store()
-    lines = (directory / "records.jsonl").read_bytes().count(b"\n")
-    assert lines <= loadcache.SLACK_RECORDS + 2 + 1
+        counts.append((directory / "records.jsonl").read_bytes().count(b"\n"))
+    assert max(counts) <= 1 + 801 + loadcache.SLACK_RECORDS + 801 // 8 + 1
+    assert any(later < earlier for earlier, later in itertools.pairwise(counts))  # rewritten
 
 
 def test_inventory_errors_are_those_of_a_full_load(tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ format and a fingerprint of the reading code and libraries, each line with a sha
 digest does not match (a torn append, a hand edit) is ignored, and a store of another format or code version is
 ignored whole, so the cache can make a load faster, never different. New records are appended when the command
 that loaded the inventory succeeded (``LoadCache.store``, called with the plan cache's store); the store is
-rewritten with the records in use when the unused ones outnumber them.
+rewritten with the records in use when the unused ones pass an eighth of them (plus some slack): each is read
+by every load.
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ from generator.yamlsource import MARK_BITS, LoadedFile, MarkedPositions, Path_, 
 
 #: Bump when the records' layout or meaning changes.
 LOAD_CACHE_FORMAT = "fleetgen-load-cache/1"
-#: Unused records tolerated before the store is rewritten: beyond this many plus the used ones.
-SLACK_RECORDS = 256
+#: Unused records tolerated before the store is rewritten: beyond this many plus an eighth of the used ones (every
+#: load reads them all: an edit loop's dead records cost at most about an eighth more reading).
+SLACK_RECORDS = 64
 #: A store larger than this is not read (and is rewritten).
 MAX_STORE_BYTES = 256 * 1024 * 1024
 _STORE_NAME = "records.jsonl"
@@ -343,7 +345,8 @@ class LoadCache:
         if self.directory is None or self._records is None:
             return
         unused = len(self._lines.keys() - self._used)
-        if not self._new and not self._fresh_store and unused <= len(self._used) + SLACK_RECORDS:
+        compact = unused > SLACK_RECORDS + len(self._used) // 8
+        if not self._new and not self._fresh_store and not compact:
             return
         lines = [hashlib.sha256(body).hexdigest().encode() + b" " + body + b"\n" for body in self._new.values()]
         try:
@@ -352,7 +355,7 @@ class LoadCache:
             if not ignore.exists():
                 ignore.write_text("# fleetgen's load cache (machine-local): never commit it\n*\n", encoding="utf-8")
             path = self.directory / _STORE_NAME
-            if self._fresh_store or unused > len(self._used) + SLACK_RECORDS:
+            if self._fresh_store or compact:
                 kept = [
                     hashlib.sha256(body).hexdigest().encode() + b" " + body + b"\n"
                     for key, body in self._lines.items()
