@@ -22,7 +22,9 @@ from generator.guard import MAX_NODES
 from generator.inventory import loadcache
 from generator.inventory.loadcache import LoadCache, split_items
 from generator.inventory.loader import load_inventory
+from generator.inventory.resolve import resolve
 from generator.render import pipeline
+from generator.render.memo import Identities
 from generator.yamlio import dump_documents, load_text
 from generator.yamlsource import LoadedFile
 
@@ -321,3 +323,20 @@ def test_lines_out_of_step_with_indented_items_load_as_a_full_load(tmp_path: Pat
     lines.append("    - e")
     for at in range(1, len(lines) + 1):
         assert_like_full_load(tmp_path / "cache", "\n".join([*lines[:at], line, *lines[at:]]) + "\n")
+
+
+def test_the_planner_memo_keys_do_not_depend_on_the_cache(tmp_path: Path) -> None:
+    """Entries read from records share their keys' strings, entries parsed afresh do not: the planner memo's
+    digests (pickles of the entries) are the same either way, so a render after an edit finds what it stored."""
+    root = tmp_path / "fleet"
+    make_fleet(REPO, root, 8)
+    directory = tmp_path / "cache"
+    first = LoadCache(directory)
+    load_inventory(root, load_cache=first)
+    first.store()
+    fresh = Identities(resolve(load_inventory(root)))
+    cached = Identities(resolve(load_inventory(root, load_cache=LoadCache(directory))))
+    assert fresh.fleet_level is not None and fresh.fleet_level == cached.fleet_level
+    names = [c.name for c in fresh.fleet.clusters]
+    assert [fresh.cluster(n) for n in names] == [cached.cluster(n) for n in names]
+    assert None not in [fresh.cluster(n) for n in names]

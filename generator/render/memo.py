@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import pickle
 from collections.abc import Callable, Sequence
@@ -47,11 +48,17 @@ SLACK_LINES = 64
 
 
 def _pickled(value: Any) -> bytes | None:
-    """Bytes equal only for equal plain data (types, key order and all); None when pickle cannot write it."""
+    """Bytes equal only for equal plain data (types, key order and all), however its objects are shared (no memo:
+    an entry read from the load cache shares its keys' strings, one parsed afresh does not); None when pickle
+    cannot write it (or a cycle)."""
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=5)
+    pickler.fast = True  # each occurrence written out in full
     try:
-        return pickle.dumps(value, protocol=5)
-    except (pickle.PicklingError, TypeError, AttributeError):
+        pickler.dump(value)
+    except (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError):
         return None
+    return buffer.getvalue()
 
 
 def fleet_digest(inventory: Inventory) -> bytes | None:
