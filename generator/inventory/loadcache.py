@@ -5,7 +5,8 @@ literals and ambiguous words; the same errors, which only the reference path eve
 from records kept in a folder of the render's plan cache (``ROOT/.cache/fleetgen/plan/load``: machine-local,
 never committed):
 
-- a **file record** per text the one-pass reader (``fastload.one_pass_load``) reads, keyed by a hash of the text;
+- a **file record** per text, keyed by a hash of the text: the one-pass reader's data and packed marks
+  (``fastload.one_pass_load``), or for a text only the composer reads (anchors, aliases) its data and positions;
 - an **item record** per top-level sequence item, keyed by a hash of the item's text (its lines, up to the next
   item's), when the file's shape lets items be read one at a time (``split_items``): every top-level key opens a
   block sequence (``clusters:`` then ``- name: ...`` lines at one indent), the text is within the one-pass reader's
