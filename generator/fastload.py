@@ -30,6 +30,7 @@ import gc
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import yaml  # type: ignore[import-untyped,unused-ignore]
@@ -148,25 +149,58 @@ def one_pass_load(text: str, display: str) -> LoadedFile | None:
     anchor, alias or merge key, a tag, several documents, an empty value, a key that is not a string, a duplicate
     key), anything past a limit, and every syntax error. The parser is iterative (no recursion on deep input) and
     is left as soon as a limit is passed. ``tests/test_fastload.py`` compares it with ``fast_load``."""
+    parts = one_pass_parts(text)
+    if parts is None:
+        return None
+    return LoadedFile(
+        display, parts.data, MarkedPositions(display, parts.marks), parts.literals, tuple(parts.ambiguous)
+    )
+
+
+@dataclass(frozen=True)
+class OnePassParts:
+    """What ``one_pass_load`` reads of a text: the data, its packed marks (``MarkedPositions``), the written literals
+    and ambiguous words by path, and the input guard's count of nodes."""
+
+    data: Any
+    marks: Marks | None
+    literals: dict[Path_, str]
+    ambiguous: list[Path_]
+    nodes: int
+
+
+def plain_candidate(text: str) -> bool:
+    """Whether ``one_pass_load`` reads ``text`` itself as far as a textual look tells (no tag, explicit key,
+    directive or tab: those are ruamel's)."""
+    return not _ruamel_only(text)
+
+
+def plain_string(value: str) -> bool:
+    """Whether ``value`` written unquoted reads as a string (YAML 1.2, as ruamel resolves it), not a merge key."""
+    return value != "<<" and _plain_tag(value) == _STR
+
+
+def one_pass_parts(text: str) -> OnePassParts | None:
+    """The parts ``one_pass_load`` makes a ``LoadedFile`` of, or None where it returns None."""
     if _ruamel_only(text):
         return None
     with collector_paused():
         try:
-            return _one_pass(text, display)
+            return _one_pass(text)
         except (_Ruamel, yaml.YAMLError):
             return None
         except (ValueError, IndexError):
             return None  # a scalar ruamel types but cannot construct (``._`` as a float): ruamel's to answer
 
 
-def _one_pass(text: str, display: str) -> LoadedFile:
+def _one_pass(text: str) -> OnePassParts:
     """The work of ``one_pass_load``; raises ``_Ruamel`` (or the parser's error) for what it leaves to the others."""
     reader = _OnePass(yaml.CSafeLoader(text).get_event, text)
     get = reader.get
     get()  # the stream's start
     event = get()
     if type(event) is _StreamEnd:
-        return LoadedFile(display, None, MarkedPositions(display, None), reader.literals, ())
+        return OnePassParts(None, None, reader.literals, [], reader.nodes)
     if type(event) is not _DocumentStart:
         raise _Ruamel
     event = get()
@@ -185,7 +219,7 @@ def _one_pass(text: str, display: str) -> LoadedFile:
     get()  # the document's end
     if type(get()) is not _StreamEnd:
         raise _Ruamel  # several documents: ruamel's error
-    return LoadedFile(display, data, MarkedPositions(display, marks), reader.literals, tuple(reader.ambiguous))
+    return OnePassParts(data, marks, reader.literals, reader.ambiguous, reader.nodes)
 
 
 class _OnePass:

@@ -1,11 +1,14 @@
-"""The identity of fleetgen's own code: what every cache of planned output is keyed by."""
+"""The identity of fleetgen's own code and of plain data: what every cache of planned output is keyed by."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import io
+import pickle
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 #: The libraries whose code shapes planned text (templates compiled and run, YAML read and written, models).
 SHAPING_DISTRIBUTIONS = ("jinja2", "markupsafe", "pyyaml", "pydantic", "pydantic-core", "ruamel.yaml")
@@ -30,3 +33,18 @@ def package_fingerprint() -> str:
         except PackageNotFoundError:
             digest.update(f"{name}=\0".encode())
     return digest.hexdigest()
+
+
+def plain_bytes(value: Any) -> bytes | None:
+    """Bytes equal only for equal plain data (pickle tells str from int keys and keeps insertion order), and the
+    same for equal data however its objects are shared (no memo: an entry read from the load cache shares its keys'
+    strings, one parsed afresh does not; a value sent back by a worker shares nothing); None when pickle cannot
+    write it (or it holds a cycle)."""
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=5)
+    pickler.fast = True  # no memo: each occurrence written out in full
+    try:
+        pickler.dump(value)
+    except (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError):
+        return None
+    return buffer.getvalue()

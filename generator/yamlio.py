@@ -38,12 +38,19 @@ def load_text(text: str, display: str) -> LoadedFile:
     """Parse one YAML document with positions: pre-scanned by the guard (depth, alias budget) first; syntax
     errors become InventoryError. Plain files (no anchors, tags or errors: the common case) are read in one pass
     that checks the guard's limits itself; everything else by the guard's scan, then the composer."""
-    from generator.fastload import fast_load, one_pass_load
-    from generator.guard import prescan_yaml
+    from generator.fastload import one_pass_load
 
     quick = one_pass_load(text, display)
     if quick is not None:
         return quick
+    return load_text_composed(text, display)
+
+
+def load_text_composed(text: str, display: str) -> LoadedFile:
+    """``load_text`` for a text its one-pass reader leaves to the others: the guard's scan, then the composer."""
+    from generator.fastload import fast_load
+    from generator.guard import prescan_yaml
+
     prescan_yaml(text, display)
     fast = fast_load(text, display)
     if fast is not None:

@@ -56,7 +56,8 @@ class LoadedFile:
 MARK_BITS = 23
 """A packed mark is ``line << MARK_BITS | column`` (both 0-based; a file fleetgen reads is at most 4 MiB)."""
 #: The marks of one collection: per key (mapping) or item (sequence), its packed mark, or for a collection value
-#: ``[its packed mark, its own marks]``.
+#: ``[its packed mark, its own marks]`` or ``[its packed mark, its own marks, shift]``, where the marks below were
+#: counted from another line (a cached item: ``loadcache``) and ``shift`` (a line count, packed) is added to each.
 Marks = dict[str, Any] | list[Any]
 
 
@@ -81,6 +82,7 @@ class MarkedPositions(Mapping[Path_, Position]):
             return Position(self._file, 1, 1)
         node: Any = self._marks
         last = len(path) - 1
+        shift = 0
         for index, part in enumerate(path):
             if type(node) is dict:
                 entry = node.get(part) if isinstance(part, str) else None
@@ -91,9 +93,11 @@ class MarkedPositions(Mapping[Path_, Position]):
             if entry is None:
                 return default
             if index == last:
-                return self._position(entry if type(entry) is int else entry[0])
+                return self._position(shift + (entry if type(entry) is int else entry[0]))
             if type(entry) is int:
                 return default
+            if len(entry) > 2:
+                shift += entry[2]
             node = entry[1]
         return default
 
@@ -110,15 +114,15 @@ class MarkedPositions(Mapping[Path_, Position]):
         if self._all is None:
             found: dict[Path_, Position] = {(): Position(self._file, 1, 1)}
 
-            def visit(path: Path_, marks: Marks) -> None:
+            def visit(path: Path_, marks: Marks, shift: int) -> None:
                 for at, entry in marks.items() if isinstance(marks, dict) else enumerate(marks):
                     child = (*path, at)
-                    found[child] = self._position(entry if type(entry) is int else entry[0])
+                    found[child] = self._position(shift + (entry if type(entry) is int else entry[0]))
                     if type(entry) is not int:
-                        visit(child, entry[1])
+                        visit(child, entry[1], shift + entry[2] if len(entry) > 2 else shift)
 
             if self._marks is not None:
-                visit((), self._marks)
+                visit((), self._marks, 0)
             self._all = found
         return self._all
 

@@ -304,7 +304,7 @@ def test_a_prepared_memo_keys_parts_as_one_computing_on_first_use(synthetic: tup
             assert key == prepared.key(fleet, name, cluster, inputs) is not None
             identity = prepared.identity(fleet, cluster.name)
             assert identity is not None
-            extra = memo_module._pickled(tuple(inputs)) if inputs else b""
+            extra = memo_module.plain_bytes(tuple(inputs)) if inputs else b""
             assert extra is not None
             expected = hashlib.sha256(memo_module._part_prefix(name) + identity + b"\0" + extra).hexdigest()
             assert key == expected

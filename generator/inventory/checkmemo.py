@@ -20,17 +20,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import pickle
 import weakref
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
 
+from generator.fingerprint import package_fingerprint, plain_bytes
 from generator.inventory.entries import Inventory
 
 #: Bump when the file's layout or the meaning of a key changes.
 MEMO_FORMAT = "fleetgen-checked-entries/1"
-_DISTRIBUTIONS = ("pydantic", "pydantic-core")
 
 
 def memo_path(root: Path) -> Path:
@@ -40,28 +37,9 @@ def memo_path(root: Path) -> Path:
 
 @functools.cache
 def fingerprint() -> bytes:
-    """A digest of the code and data the entry rules read: the inventory package, the data files, the error
-    type and the validation library's versions."""
-    package = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256(MEMO_FORMAT.encode() + b"\0")
-    files = [*(package / "inventory").glob("*.py"), *(package / "data").glob("*.yaml"), package / "errors.py",
-             package / "yamlsource.py"]
-    for path in sorted(files):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    for name in _DISTRIBUTIONS:
-        try:
-            digest.update(f"{name}={version(name)}\0".encode())
-        except PackageNotFoundError:
-            digest.update(f"{name}=\0".encode())
-    return digest.digest()
-
-
-def _pickled(value: Any) -> bytes | None:
-    """Bytes equal only for equal plain data (types and key order included); None when pickle cannot write it."""
-    try:
-        return pickle.dumps(value, protocol=5)
-    except (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError):
-        return None
+    """A digest of the code and data the entry rules read: every module and data file of the generator package
+    and the versions of the libraries that shape what it reads (``package_fingerprint``)."""
+    return hashlib.sha256(f"{MEMO_FORMAT}\0{package_fingerprint()}".encode()).digest()
 
 
 def _fleet_level(inventory: Inventory) -> bytes | None:
@@ -72,7 +50,7 @@ def _fleet_level(inventory: Inventory) -> bytes | None:
                for name, layer in sorted(inventory.overlays.items())]
     entries = [(section, [(s.file.file, s.raw) for s in getattr(inventory, section)])
                for section in ("components", "apps", "teams", "exceptions")]
-    data = _pickled((inventory.fleet.file.file, inventory.fleet.raw, layers, entries))
+    data = plain_bytes((inventory.fleet.file.file, inventory.fleet.raw, layers, entries))
     return None if data is None else hashlib.sha256(fingerprint() + data).digest()
 
 
@@ -89,7 +67,7 @@ def entry_digests(inventory: Inventory) -> dict[int, bytes]:
         return _LAST[1]
     found: dict[int, bytes] = {}
     for source in inventory.clusters:
-        data = _pickled((source.file.file, source.raw))
+        data = plain_bytes((source.file.file, source.raw))
         if data is None:
             found = {}
             break

@@ -19,11 +19,11 @@ from pydantic.alias_generators import to_camel
 
 from generator.errors import InventoryError, InventoryWarning, Problem
 from generator.fastload import collector_paused
-from generator.guard import walk_files
+from generator.guard import read_text, walk_files
 from generator.inventory.checks import check_names, cross_check
 from generator.inventory.entries import LAYERED, LIST_SECTIONS, SECTIONS, Inventory, Layer, Sourced, T
+from generator.inventory.loadcache import LoadCache
 from generator.inventory.models import Defaults, Fleet, Settings
-from generator.yamlio import load_file
 from generator.yamlsource import LoadedFile, Path_
 
 """Models whose raw keys are layered by resolve: only their camelCase keys are accepted."""
@@ -169,17 +169,20 @@ def _relative(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-def load_inventory(root: Path, *, today: datetime.date | None = None) -> Inventory:
+def load_inventory(
+    root: Path, *, today: datetime.date | None = None, load_cache: LoadCache | None = None
+) -> Inventory:
     """Read and validate the fleet at ``root`` (``inventory/`` and ``overlays/``); raise InventoryError.
 
     Stages, as the README documents: ``load_entries`` reads every file through the input guard and checks
     every entry and overlay against its schema; only when all pass does ``check_names`` look for duplicate
     names, and only when names are unique does ``cross_check`` run the rules across entries, so one mistake
     gives one message. ``today`` (default: the current date) decides which policy
-    exceptions have expired.
+    exceptions have expired. With ``load_cache`` the files are read through it (``loadcache``: the same result,
+    parsing only what changed); the caller stores it (``load_cache.store()``) once its own work succeeded.
     """
     with collector_paused():  # the loaded tree and the checks' objects are acyclic: nothing for it to find
-        inventory = load_entries(root)
+        inventory = load_entries(root, load_cache)
         problems = check_names(inventory) or cross_check(inventory, today=today)
     if problems:
         raise InventoryError(problems)
@@ -188,14 +191,17 @@ def load_inventory(root: Path, *, today: datetime.date | None = None) -> Invento
     return inventory
 
 
-def _read_files(folder: Path, root: Path, problems: list[Problem], *, recursive: bool = True) -> list[LoadedFile]:
+def _read_files(
+    folder: Path, root: Path, problems: list[Problem], load_cache: LoadCache, *, recursive: bool = True
+) -> list[LoadedFile]:
     """Every YAML file in (or below) ``folder``, through the input guard (problems collected, not raised)."""
     paths, refused = walk_files(folder, root, (".yaml", ".yml"), recursive=recursive)
     problems.extend(refused)
     loaded: list[LoadedFile] = []
     for path in paths:
+        display = _relative(path, root)
         try:
-            file = load_file(path, _relative(path, root), root)
+            file = load_cache.load(read_text(path, root, display), display)
         except InventoryError as exc:
             problems.extend(exc.problems)
             continue
@@ -204,15 +210,17 @@ def _read_files(folder: Path, root: Path, problems: list[Problem], *, recursive:
     return loaded
 
 
-def load_entries(root: Path) -> Inventory:
-    """Stage 1: read every inventory and overlay file and validate each entry against its schema; raise
-    InventoryError with every problem found, before any rule across entries runs."""
+def load_entries(root: Path, load_cache: LoadCache | None = None) -> Inventory:
+    """Stage 1: read every inventory and overlay file (through ``load_cache`` if given; nothing is stored here)
+    and validate each entry against its schema; raise InventoryError with every problem found, before any rule
+    across entries runs."""
     root = root.resolve()
+    load_cache = load_cache or LoadCache(None)
     inventory_dir, overlay_dir = root / "inventory", root / "overlays"
     problems: list[Problem] = []
     if not inventory_dir.is_dir():
         raise InventoryError([Problem(_relative(inventory_dir, root), 0, 0, "", "no inventory/ folder here")])
-    loaded = _read_files(inventory_dir, root, problems)
+    loaded = _read_files(inventory_dir, root, problems, load_cache)
 
     fleet_items: list[Sourced[Fleet]] = []
     defaults: list[Layer] = []
@@ -263,7 +271,7 @@ def load_entries(root: Path) -> Inventory:
         problems.append(Problem(pos.file, pos.line, pos.column, "defaults", "'defaults' is given more than once"))
 
     overlays: dict[str, Layer] = {}
-    for file in _read_files(overlay_dir, root, problems, recursive=False):
+    for file in _read_files(overlay_dir, root, problems, load_cache, recursive=False):
         data = file.data if file.data is not None else {}
         if validate_item(Settings, data, file, (), problems) is not None:
             overlays[Path(file.file).stem] = Layer(f"overlays/{Path(file.file).name}", data, file)

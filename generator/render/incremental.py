@@ -30,12 +30,10 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
-import io
 import itertools
 import json
 import operator
 import os
-import pickle
 import shutil
 import zlib
 from collections.abc import Iterable, Mapping
@@ -43,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.fastload import collector_paused
-from generator.fingerprint import package_fingerprint
+from generator.fingerprint import package_fingerprint, plain_bytes
 from generator.inventory.entries import Inventory, Layer, Sourced
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
 from generator.render.planner import Contribution, plan_cluster_files
@@ -81,17 +79,10 @@ def _digest(*parts: bytes) -> bytes:
 
 
 def _pickled(value: Any) -> bytes:
-    """Bytes equal only for equal values (pickle tells str from int keys and keeps insertion order), and the same
-    for equal values however they share objects (no memo: a value computed here and one sent back by a worker
-    give the same bytes); for a value pickle cannot write (or a cycle), bytes that match nothing (a miss)."""
-    buffer = io.BytesIO()
-    pickler = pickle.Pickler(buffer, protocol=5)
-    pickler.fast = True  # no memo: each occurrence written out in full
-    try:
-        pickler.dump(value)
-    except (pickle.PicklingError, TypeError, AttributeError, ValueError, RecursionError):
-        return b"unpicklable\0" + os.urandom(16)
-    return buffer.getvalue()
+    """``plain_bytes`` of ``value``; for a value pickle cannot write (or a cycle), bytes that match nothing (a
+    miss)."""
+    data = plain_bytes(value)
+    return b"unpicklable\0" + os.urandom(16) if data is None else data
 
 
 def input_digest(value: Any) -> bytes:

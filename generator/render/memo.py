@@ -30,12 +30,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from generator.fingerprint import plain_bytes
 from generator.inventory import checkmemo
 from generator.inventory.entries import Inventory
 from generator.inventory.resolve import ResolvedCluster, ResolvedFleet
@@ -45,14 +45,6 @@ from generator.render.incremental import PlanCache, code_fingerprint
 MEMO_FORMAT = "fleetgen-planner-memo/1"
 #: Dead lines tolerated before a part's file is rewritten: beyond this many plus the live entries.
 SLACK_LINES = 64
-
-
-def _pickled(value: Any) -> bytes | None:
-    """Bytes equal only for equal plain data (types, key order and all); None when pickle cannot write it."""
-    try:
-        return pickle.dumps(value, protocol=5)
-    except (pickle.PicklingError, TypeError, AttributeError):
-        return None
 
 
 def fleet_digest(inventory: Inventory) -> bytes | None:
@@ -65,7 +57,7 @@ def fleet_digest(inventory: Inventory) -> bytes | None:
                for name, layer in sorted(inventory.overlays.items())]
     entries = [(section, [(s.file.file, s.path[0], s.raw) for s in getattr(inventory, section)])
                for section in ("components", "apps", "teams", "exceptions")]
-    data = _pickled((MEMO_FORMAT, inventory.fleet.file.file, inventory.fleet.raw, layers, entries))
+    data = plain_bytes((MEMO_FORMAT, inventory.fleet.file.file, inventory.fleet.raw, layers, entries))
     return None if data is None else hashlib.sha256(data).digest()
 
 
@@ -237,7 +229,7 @@ class PlannerMemo:
         None when it cannot be memoized."""
         ids = self._ids(fleet)
         identity = ids.fleet_level if cluster is None else ids.cluster(cluster.name)
-        extra = _pickled(tuple(inputs)) if inputs else b""
+        extra = plain_bytes(tuple(inputs)) if inputs else b""
         if identity is None or extra is None:
             return None
         prefix = self._prefixes.get(name)

@@ -7,6 +7,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from generator.inventory.loadcache import LoadCache
 from generator.inventory.loader import load_inventory
 from generator.inventory.resolve import ResolvedFleet, resolve
 from generator.render import writer
@@ -40,6 +41,8 @@ class Rendered:
     plan_cache: PlanCache | None = field(default=None, compare=False, repr=False)
     #: worker processes that planned the clusters' own files (0: planned in this process)
     workers: int = field(default=0, compare=False)
+    #: the load cache the inventory was read through, holding its new records until ``load_cache.store()``
+    load_cache: LoadCache | None = field(default=None, compare=False, repr=False)
 
 
 def plan_cache_dir(root: Path) -> Path:
@@ -56,16 +59,20 @@ def stat_cache_dir(root: Path) -> Path:
 def plan(root: Path, cache_dir: Path | None = None, *, store: bool = True, jobs: int | None = None) -> Rendered:
     """Everything a render would write for the fleet at ``root``; writes nothing but, with ``cache_dir``, the
     per-cluster plan cache (generator/render/incremental.py: the same files, re-planned only where inputs changed),
-    at the end, or with ``store=False`` when the caller calls ``plan_cache.store()`` after its own work succeeded.
+    at the end, or with ``store=False`` when the caller calls ``plan_cache.store()`` (and ``load_cache.store()``)
+    after its own work succeeded.
     A large fleet is planned by ``jobs`` worker processes (generator/render/parallel.py; default ``$FLEETGEN_JOBS``
     or the CPUs): the fleet-wide planners at once, then the clusters' own files; the bytes are the same."""
+    # the inventory's files read through the load cache (generator/inventory/loadcache.py), kept with the plan cache
+    load_cache = LoadCache(cache_dir / "load" if cache_dir is not None else None)
     with LongLived() as inputs:  # the inventory and the resolved fleet: out of the collector's passes until the end
-        fleet = resolve(load_inventory(root))
+        fleet = resolve(load_inventory(root, load_cache=load_cache))
         inputs.keep()
-        return _planned(root, fleet, cache_dir, store=store, jobs=jobs)
+        return _planned(root, fleet, cache_dir, load_cache, store=store, jobs=jobs)
 
 
-def _planned(root: Path, fleet: ResolvedFleet, cache_dir: Path | None, *, store: bool, jobs: int | None) -> Rendered:
+def _planned(root: Path, fleet: ResolvedFleet, cache_dir: Path | None, load_cache: LoadCache, *, store: bool,
+             jobs: int | None) -> Rendered:
     """``plan`` of a loaded and resolved fleet."""
     # with the fleet-wide planners' memo (generator/render/memo.py) and, with the plan cache in its usual place under
     # the fleet root, the memo of the checked entries (ROOT/.cache/fleetgen/checks, inventory/checkmemo.py)
@@ -95,7 +102,10 @@ def _planned(root: Path, fleet: ResolvedFleet, cache_dir: Path | None, *, store:
     cache.clusters = {c.name for c in fleet.clusters}
     if store:
         cache.store()
-    return Rendered(fleet, dict(sorted(files.items())), cache.hits, cache.misses, cache, cluster_files.workers)
+        load_cache.store()
+    return Rendered(
+        fleet, dict(sorted(files.items())), cache.hits, cache.misses, cache, cluster_files.workers, load_cache
+    )
 
 
 def _overview(fleet: ResolvedFleet, memo: PlannerMemo | None = None) -> tuple[str, str]:
@@ -133,6 +143,8 @@ def render(
     changes = writer.write(out, rendered.files, force=force, stat_cache=stat_cache_dir(root), known=_known(rendered))
     if rendered.plan_cache is not None:
         rendered.plan_cache.store()
+    if rendered.load_cache is not None:
+        rendered.load_cache.store()
     if inputs is not None and inputs == inputs_digest(root, datetime.date.today()):
         save_record(root, out, rendered, inputs, recorded_warnings(caught))
     return changes
