@@ -437,12 +437,10 @@ class FleetTree:
         # a folder is added when no earlier file is below it (the folders of the earlier tree, as in ``__init__``)
         new_folders = {folder for rel in added for folder in _ancestors(rel)
                        if folder and not _below(earlier, folder)}
-        novel = {rel.rpartition("/")[2] for rel in (*added, *new_folders)}
-        if novel:
-            names = {rel.rpartition("/")[2] for rel in earlier}
-            names |= {folder.rpartition("/")[2] for folder in self.dirs if folder not in new_folders}
-            names |= {folder.rpartition("/")[2] for rel in removed for folder in _ancestors(rel)}
-            if not novel <= names:
+        # each a name some earlier file or folder had: a component of an earlier path (one a line, no empty one)
+        lines = f"\n{paths}\n"
+        for name in {rel.rpartition("/")[2] for rel in (*added, *new_folders)}:
+            if not any(f"{before}{name}{after}" in lines for before in "/\n" for after in "/\n"):
                 return None
         return changed + added + removed, {*added, *new_folders}
 
