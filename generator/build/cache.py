@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import tempfile
@@ -95,11 +96,16 @@ class StepCache:
         if self.directory is None:
             return False
         head = _build_head(key)
-        try:
-            with self.build_path(key).open("rb") as handle:
-                return handle.read(len(head)) == head
+        try:  # (os-level and a string path: this runs for every unchanged cluster)
+            fd = os.open(os.path.join(self.directory, "builds", key[:2], f"{key}.json"), os.O_RDONLY)
         except OSError:
             return False
+        try:
+            return os.read(fd, len(head)) == head
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
 
     def get_build(self, key: str) -> Any | None:
         """The resources stored under ``key``, or None."""
@@ -125,6 +131,35 @@ class StepCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def put_checked(self, key: str, value: Any) -> None:
+        """Store a result atomically, headed by the sha256 of its JSON text (``get_checked`` refuses a stored
+        result that does not match it: truncated, damaged)."""
+        if self.directory is None:
+            return
+        body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:8]}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(hashlib.sha256(body).hexdigest().encode("ascii") + b"\n" + body)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get_checked(self, key: str) -> Any | None:
+        """The result ``put_checked`` stored for key when it matches its sha256, else None."""
+        if self.directory is None:
+            return None
+        try:
+            check, _, body = self._path(key).read_bytes().partition(b"\n")
+            if check != hashlib.sha256(body).hexdigest().encode("ascii"):
+                return None
+            return json.loads(body)
+        except (OSError, ValueError, RecursionError):
+            return None
 
 
 class ClusterIndex:
@@ -194,8 +229,8 @@ class ClusterIndex:
 
 
 def _build_head(key: str) -> bytes:
-    """How a stored cluster build starts (``put`` writes the key first, compactly)."""
-    return json.dumps({"key": key}, separators=(",", ":"))[:-1].encode("utf-8")
+    """How a stored cluster build starts (``put`` writes the key first, compactly: ``{"key":"..."``)."""
+    return ('{"key":' + json.dumps(key, ensure_ascii=False)).encode("utf-8")
 
 
 class SingleFlight:

@@ -121,7 +121,9 @@ def _build(root: Path, options: BuildOptions, files: Mapping[str, str], context:
                     results[name] = reused
                     advance(name)
             _build_in_threads(builder, [n for n in chosen if n not in results], versions, jobs, results, advance)
+        builder.stats.hashes_computed = builder.tree.hashes_computed
         builder.store_references()
+        builder.store_tree_hashes()
         builder.store_cluster_index()
     finally:
         builder.close()

@@ -210,6 +210,9 @@ class BuildStats:
     setup_seconds: float = 0.0
     #: CPU seconds, summed over the build threads, of deciding whether each cluster changed (its key, its entry)
     lookup_cpu_seconds: float = 0.0
+    #: closure and tree hashes of the rendered fleet computed in this run (the others were the last run's, for files
+    #: unchanged since: ``FleetTree.adopt_hashes``)
+    hashes_computed: int = 0
     #: seconds, summed over the build threads, of waiting for kustomize and helm
     tool_seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)

@@ -40,6 +40,9 @@ from generator.yamlio import dump_documents
 #: Where the step cache keeps what each kustomization file of the last tree names (``FleetTree.references``).
 _REFERENCES_KEY = "tree/references"
 _REFERENCES_RESAVE_FROM = 16
+#: Where the step cache keeps the closure and tree hashes of the last tree (``FleetTree.stored_hashes``).
+_HASHES_KEY = "tree/hashes"
+_HASHES_RESAVE_FROM = 16
 
 
 class StepRunner:
@@ -70,11 +73,13 @@ class StepRunner:
         self.tools = tools
         self.options = options
         self.cache = StepCache(cache_dir if options.use_cache else None)
-        self.tree.adopt_references(self.cache.get(_REFERENCES_KEY))
+        self.tree.adopt_references(lambda: self.cache.get(_REFERENCES_KEY))  # read when many files are to be read
         self.flight = SingleFlight()
         self.stats = BuildStats()
         self.naive: list[NaiveStep] = []
         self.fingerprint = digest(tools.fingerprint(), code_fingerprint())
+        if self.tree.recorded:
+            self.tree.adopt_hashes(self.cache.get_checked(_HASHES_KEY), self.fingerprint)
         self._index = ClusterIndex(self.fingerprint)
         self._work: Path | None = None
         self._written: set[str] = set()
@@ -84,6 +89,8 @@ class StepRunner:
         self._dumped: dict[bytes, str] = {}
         self._chart_hashes: dict[str, str] = {}
         self._charts_hash: str | None = None
+        #: what a cluster's key holds besides the cluster and what it read (``Builder._cluster_key``)
+        self._key_settings: list[str] | None = None
         #: (hub, folder of the hub's Argo CD objects) when Argo CD delivers the apps
         self.argocd: tuple[str, str] | None = None
         self.charts = charts or offline_resolver(tools)
@@ -121,8 +128,18 @@ class StepRunner:
     def store_references(self) -> None:
         """Keep what the kustomization files of this tree name for the next run, when this run had to read more
         than a few of them (fewer cost less to read again than to rewrite the whole record)."""
-        if self.tree.references_found >= _REFERENCES_RESAVE_FROM:
+        if self.tree.references_unknown >= _REFERENCES_RESAVE_FROM:
             self.cache.put(_REFERENCES_KEY, self.tree.stored_references())
+
+    def store_tree_hashes(self) -> None:
+        """Keep the closure and tree hashes of this tree for the next run, when none were taken from the last run
+        or more than a few had to be computed (fewer cost less to compute again than the whole record to rewrite;
+        the next run takes the stored ones that still hold, and computes the others)."""
+        computed = self.tree.hashes_computed
+        if computed >= _HASHES_RESAVE_FROM or (computed and not self.tree.hashes_adopted):
+            stored = self.tree.stored_hashes(self.fingerprint)
+            if stored is not None:
+                self.cache.put_checked(_HASHES_KEY, stored)
 
     def close(self) -> None:
         """Remove the temporary work tree."""

@@ -143,8 +143,10 @@ class Builder(KustomizeSteps, HelmSteps, ComposeSteps):
         it templated, its Kubernetes version, the --charts folder, the code and tools. Empty if unknowable."""
         if not isinstance(trace, Mapping):
             return ""
-        parts = [self.fingerprint, name, kube_version, self.git_url, canonical(self.mounts), self._charts_listing(),
-                 self.charts.fingerprint()]
+        if self._key_settings is None:  # the same for every cluster of the run
+            self._key_settings = [self.git_url, canonical(self.mounts), self._charts_listing(),
+                                  self.charts.fingerprint()]
+        parts = [self.fingerprint, name, kube_version, *self._key_settings]
         for directory in trace.get("dirs") or []:
             if directory not in self.tree.dirs:
                 return ""
