@@ -40,3 +40,16 @@ def options(**overrides: Any) -> BuildOptions:
 def reference_build() -> FleetBuild:
     """The reference fleet (this repository), built once per session."""
     return build_fleet(REPO, options(), tools=tools())
+
+
+def warm_synthetic_fleet(base: Path, count: int = 3, seed: int = 7) -> tuple[Path, list[str]]:
+    """A synthetic fleet of ``count`` clusters at ``base/fleet``, rendered into its ``out/`` and built once (its
+    step cache, render record and build state written under its ``.cache``); with its cluster names."""
+    from generator.bench import make_fleet
+    from generator.render.pipeline import render
+
+    root = base / "fleet"
+    names = make_fleet(REPO, root, count, seed=seed)
+    render(root, root / "out")
+    build_fleet(root, BuildOptions(progress=False, jobs=2), tools=tools())
+    return root, names

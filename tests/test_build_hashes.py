@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from _buildkit import tools
+from _buildkit import tools, warm_synthetic_fleet
 from conftest import REPO
 
 from generator.bench import edit_one_cluster, make_fleet
@@ -256,12 +256,9 @@ def _hashes_path(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def warm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """A three-cluster synthetic fleet, rendered and built (its step cache and stored hashes written)."""
-    base = tmp_path_factory.mktemp("build-hashes")
-    names = make_fleet(REPO, base / "fleet", 3, seed=7)
-    render(base / "fleet", base / "fleet" / "out")
-    _build(base / "fleet")
-    assert _hashes_path(base / "fleet").is_file()
-    return base / "fleet", names
+    root, names = warm_synthetic_fleet(tmp_path_factory.mktemp("build-hashes"))
+    assert _hashes_path(root).is_file()
+    return root, names
 
 
 def _copy(warm: tuple[Path, list[str]], dest: Path) -> Path:

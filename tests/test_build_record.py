@@ -17,10 +17,10 @@ import warnings
 from pathlib import Path
 
 import pytest
-from _buildkit import tools
+from _buildkit import tools, warm_synthetic_fleet
 from conftest import REPO
 
-from generator.bench import edit_one_cluster, make_fleet
+from generator.bench import edit_one_cluster
 from generator.build.fleet import build_fleet
 from generator.build.model import BuildOptions, FleetBuild
 from generator.errors import InventoryError, InventoryWarning
@@ -68,11 +68,7 @@ def _through_record(build: FleetBuild) -> bool:
 @pytest.fixture(scope="module")
 def warm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """A three-cluster synthetic fleet, rendered, with its step cache warmed by a build."""
-    base = tmp_path_factory.mktemp("build-record")
-    names = make_fleet(REPO, base / "fleet", 3, seed=7)
-    render(base / "fleet", base / "fleet" / "out")
-    _build(base / "fleet")
-    return base / "fleet", names
+    return warm_synthetic_fleet(tmp_path_factory.mktemp("build-record"))
 
 
 @pytest.fixture()

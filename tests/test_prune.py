@@ -11,11 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from _buildkit import tools
-from conftest import REPO
+from _buildkit import tools, warm_synthetic_fleet
 
 from generator import cli
-from generator.bench import edit_one_cluster, make_fleet
+from generator.bench import edit_one_cluster
 from generator.build import prune as pruning
 from generator.build.cache import TOUCH_AFTER, StepCache
 from generator.build.fleet import build_fleet, default_cache_dir
@@ -62,11 +61,7 @@ def _kind(rel: str) -> str:
 def edited(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str], dict[str, str]]:
     """A three-cluster fleet built, one cluster edited and built again (its first build and the steps it no longer
     reads left in the cache), with the resources of that second build."""
-    base = tmp_path_factory.mktemp("prune")
-    names = make_fleet(REPO, base / "fleet", 3, seed=7)
-    root = base / "fleet"
-    render(root, root / "out")
-    _build(root)
+    root, names = warm_synthetic_fleet(tmp_path_factory.mktemp("prune"))
     edit_one_cluster(root, names[0])
     render(root, root / "out")
     return root, names, _digests(_build(root))
