@@ -7,7 +7,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.build.model import BUILD_FORMAT, T, digest
+from generator.files import replace_file
 
 
 @functools.cache
@@ -120,17 +120,7 @@ class StepCache:
         """Store a result atomically (safe with concurrent writers)."""
         if self.directory is None:
             return
-        path = self._path(key)
-        folder = path.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:8]}.", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(value, handle, ensure_ascii=False, separators=(",", ":"))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_file(self._path(key), json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
 
     def put_checked(self, key: str, value: Any) -> None:
         """Store a result atomically, headed by the sha256 of its JSON text (``get_checked`` refuses a stored
@@ -138,16 +128,7 @@ class StepCache:
         if self.directory is None:
             return
         body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:8]}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(hashlib.sha256(body).hexdigest().encode("ascii") + b"\n" + body)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_file(self._path(key), hashlib.sha256(body).hexdigest().encode("ascii") + b"\n" + body)
 
     def get_checked(self, key: str) -> Any | None:
         """The result ``put_checked`` stored for key when it matches its sha256, else None."""

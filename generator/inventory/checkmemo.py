@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import weakref
 from pathlib import Path
 
+from generator.files import replace_file
 from generator.fingerprint import package_fingerprint, plain_bytes
 from generator.inventory.entries import Inventory
 
@@ -115,16 +115,12 @@ def store(inventory: Inventory) -> None:
             return
     except (OSError, UnicodeDecodeError):
         pass
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         ignore = path.parent / ".gitignore"
         if not ignore.exists():
             ignore.write_text("# fleetgen's memo of the checked inventory entries: never commit it\n*\n",
                               encoding="utf-8")
-        temporary.write_text(text, encoding="ascii")
-        os.replace(temporary, path)
+        replace_file(path, text.encode("ascii"))
     except OSError:
         pass
-    finally:
-        temporary.unlink(missing_ok=True)

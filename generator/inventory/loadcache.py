@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -45,6 +43,7 @@ from ruamel.yaml import __version__ as ruamel_version
 
 from generator import fastload, guard, yamlio, yamlsource
 from generator.fastload import one_pass_parts, plain_candidate, plain_string
+from generator.files import replace_file
 from generator.guard import MAX_NODES
 from generator.yamlio import load_text_composed
 from generator.yamlsource import MARK_BITS, LoadedFile, MarkedPositions, Path_, Position
@@ -363,7 +362,7 @@ class LoadCache:
                     if key in self._used and key not in self._new
                 ]
                 header = json.dumps({"format": LOAD_CACHE_FORMAT, "fingerprint": code_fingerprint()}).encode()
-                _atomic_write(path, b"".join([header, b"\n", *kept, *lines]))
+                replace_file(path, b"".join([header, b"\n", *kept, *lines]))
             else:
                 with path.open("ab") as handle:
                     handle.write(b"".join(lines))
@@ -376,15 +375,3 @@ class LoadCache:
 
 def _loaded(display: str, data: Any, marks: Any, literals: dict[Path_, str], ambiguous: list[Path_]) -> LoadedFile:
     return LoadedFile(display, data, MarkedPositions(display, marks), literals, tuple(ambiguous))
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``path`` whole or not at all (a temporary file in its folder, then a rename)."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

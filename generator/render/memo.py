@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from generator.files import replace_file
 from generator.fingerprint import plain_bytes
 from generator.inventory import checkmemo
 from generator.inventory.entries import Inventory
@@ -322,7 +323,7 @@ class PlannerMemo:
                     if clusters is not None:
                         kept = {c: e for c, e in kept.items() if c in clusters or c == ""}
                     self._prepare()
-                    _replace(path, b"".join(_record(c, *e) for c, e in sorted(kept.items())))
+                    replace_file(path, b"".join(_record(c, *e) for c, e in sorted(kept.items())))
                     part.entries, part.lines = kept, len(kept)
                 else:
                     self._prepare()
@@ -341,16 +342,6 @@ class PlannerMemo:
         if not ignore.exists():
             with contextlib.suppress(OSError):
                 ignore.write_text("# fleetgen's planner memo: never commit it\n*\n", encoding="utf-8")
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """Write ``path`` through a temporary file and a rename: a reader sees the old file or the new one."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
