@@ -123,14 +123,18 @@ class OciRegistry:
         self.binary = binary
         self.directory = directory
         self.tools = tools
-        self.port = _free_port()
         self._process: subprocess.Popen[bytes] | None = None
         directory.mkdir(parents=True, exist_ok=True)
         self.config = directory / "config.yml"
+        self._configure()
+
+    def _configure(self) -> None:
+        """Pick a free port and write the registry's configuration for it."""
+        self.port = _free_port()
         self.config.write_text(dump_documents([{
             "version": 0.1,
             "log": {"level": "error"},
-            "storage": {"filesystem": {"rootdirectory": str(directory / "data")}, "delete": {"enabled": True}},
+            "storage": {"filesystem": {"rootdirectory": str(self.directory / "data")}, "delete": {"enabled": True}},
             "http": {"addr": f"127.0.0.1:{self.port}"},
         }]))
 
@@ -139,18 +143,25 @@ class OciRegistry:
         return f"oci://127.0.0.1:{self.port}/charts"
 
     def start(self) -> None:
-        # A long-running server: Command runs to completion, so this one process is started directly.
-        self._process = subprocess.Popen([self.binary, "serve", str(self.config)], stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v2/", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
+        # A long-running server: Command runs to completion, so this one process is started directly. The port was
+        # free when picked, but another process may take it before the registry binds it (an outgoing connection
+        # gets a port of the same range): a registry that exits at once is started again on another port.
+        for _ in range(3):
+            self._process = subprocess.Popen([self.binary, "serve", str(self.config)], stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and self._process.poll() is None:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v2/", timeout=2) as answer:
+                        if answer.status == 200:
+                            return
+                except OSError:
+                    time.sleep(0.1)
+            exited = self._process.poll() is not None
+            self.stop()
+            if not exited:
+                break
+            self._configure()
         raise RuntimeError(f"{self.binary} did not answer on 127.0.0.1:{self.port}")
 
     def push(self, archive: Path) -> str:
